@@ -1,0 +1,473 @@
+//! Configuration as data: [`ClientConfig`] and [`BusConfig`].
+//!
+//! Every binding hands courier a plain dict/object, a JSON or TOML file, or the
+//! environment; all of them go through one path here (a `serde_json::Value`, then a
+//! path-tracking deserializer, then [`Validate`]), so a mistake is reported the same way
+//! in every language, naming the field path and the reason:
+//! `services.orders.deadline_ms: must be at least 1, got 0`.
+//!
+//! Unknown fields are errors rather than silently ignored: a misspelt `dedline_ms` that
+//! fell back to the default would be a production incident, not a typo.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Config for a [`crate::Client`]: the services it calls, by name.
+///
+/// # Examples
+/// ```
+/// use courier::{ClientConfig, Validate};
+/// let cfg = ClientConfig::from_json(r#"{"services": {"orders": {"endpoints": ["http://127.0.0.1:8081"]}}}"#).unwrap();
+/// assert_eq!(cfg.services["orders"].deadline_ms, 10_000);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    /// Services by name; a request's `target` is one of these names or an absolute URL.
+    #[serde(default)]
+    pub services: BTreeMap<String, ServiceConfig>,
+}
+
+/// How to reach and call one service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// The service's endpoints; at least one.
+    pub endpoints: Vec<EndpointConfig>,
+    /// Per-attempt timeout. Default: none (the deadline bounds the attempt).
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// Whole-call deadline. Default 10 000 ms, the value gRPC and Finagle users expect
+    /// for a synchronous service call.
+    #[serde(default = "default_deadline_ms")]
+    pub deadline_ms: u64,
+    /// Headers sent with every request to this service.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+fn default_deadline_ms() -> u64 {
+    10_000
+}
+
+/// One endpoint: a base URL, written either as a string or as
+/// `{"url": ..., "version": ..., "weight": ...}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EndpointConfig {
+    /// Base URL (`http://host:port` with an optional path prefix).
+    pub url: String,
+    /// Service version label used for version routing.
+    pub version: Option<String>,
+    /// Relative weight, at least 1. Default 1.
+    pub weight: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EndpointFields {
+    url: String,
+    #[serde(default)]
+    version: Option<String>,
+    #[serde(default = "default_weight")]
+    weight: u32,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+impl From<EndpointFields> for EndpointConfig {
+    fn from(f: EndpointFields) -> Self {
+        EndpointConfig {
+            url: f.url,
+            version: f.version,
+            weight: f.weight,
+        }
+    }
+}
+
+// A hand-written visitor instead of `#[serde(untagged)]`: untagged enums report only
+// "data did not match any variant", which loses the field and the reason.
+impl<'de> Deserialize<'de> for EndpointConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct EndpointVisitor;
+        impl<'de> Visitor<'de> for EndpointVisitor {
+            type Value = EndpointConfig;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a URL string or {\"url\", \"version\", \"weight\"}")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Self::Value, E> {
+                Ok(EndpointConfig {
+                    url: v.to_owned(),
+                    version: None,
+                    weight: default_weight(),
+                })
+            }
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> std::result::Result<Self::Value, A::Error> {
+                EndpointFields::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(Into::into)
+            }
+        }
+        d.deserialize_any(EndpointVisitor)
+    }
+}
+
+/// Config for a [`crate::Bus`].
+///
+/// # Examples
+/// ```
+/// use courier::{BusConfig, Validate};
+/// let cfg = BusConfig::from_json(r#"{"urls": ["amqp://guest:guest@127.0.0.1:5672/%2f"]}"#).unwrap();
+/// assert_eq!(cfg.prefetch, 100);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BusConfig {
+    /// Broker URLs (`amqp://` or `amqps://`), tried in order when connecting.
+    pub urls: Vec<String>,
+    /// Unacknowledged deliveries per consumer. Default 100: enough to hide a round trip
+    /// on a LAN without letting one slow consumer hoard a queue.
+    #[serde(default = "default_prefetch")]
+    pub prefetch: u16,
+    /// Publishes awaiting their broker confirm at once; further publishes wait.
+    /// Default 256, where RabbitMQ's confirm throughput levels off on one channel.
+    #[serde(default = "default_max_unconfirmed")]
+    pub max_unconfirmed: u32,
+}
+
+fn default_prefetch() -> u16 {
+    100
+}
+
+fn default_max_unconfirmed() -> u32 {
+    256
+}
+
+/// Semantic checks that serde cannot express, run after every load.
+pub trait Validate: DeserializeOwned {
+    /// Environment variable read by [`Validate::from_env`].
+    const ENV_VAR: &'static str;
+
+    /// Checks the values; the error names the field path.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for the first invalid value.
+    fn validate(&self) -> Result<()>;
+
+    /// Loads from a JSON value (what the bindings build from a dict or object).
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the field path for a wrong shape or an invalid value.
+    fn from_value(value: serde_json::Value) -> Result<Self> {
+        let cfg: Self = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let field = if path == "." {
+                "config".to_owned()
+            } else {
+                path
+            };
+            Error::config(field, e.into_inner().to_string())
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Loads from JSON text.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for malformed JSON or an invalid value.
+    fn from_json(text: &str) -> Result<Self> {
+        let value = serde_json::from_str(text)
+            .map_err(|e| Error::config("config", format!("invalid JSON: {e}")))?;
+        Self::from_value(value)
+    }
+
+    /// Loads from TOML text.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for malformed TOML or an invalid value.
+    fn from_toml(text: &str) -> Result<Self> {
+        let value: serde_json::Value = toml::from_str(text)
+            .map_err(|e| Error::config("config", format!("invalid TOML: {}", e.message())))?;
+        Self::from_value(value)
+    }
+
+    /// Loads a `.toml` file as TOML and anything else as JSON.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the file cannot be read or holds an invalid config.
+    fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::config("config", format!("cannot read {}: {e}", path.display())))?;
+        if path.extension().is_some_and(|ext| ext == "toml") {
+            Self::from_toml(&text)
+        } else {
+            Self::from_json(&text)
+        }
+    }
+
+    /// Loads from [`Validate::ENV_VAR`]: inline JSON when it starts with `{`, else a file path.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the variable is unset or its config is invalid.
+    fn from_env() -> Result<Self> {
+        let raw =
+            std::env::var(Self::ENV_VAR).map_err(|_| Error::config(Self::ENV_VAR, "is not set"))?;
+        if raw.trim_start().starts_with('{') {
+            Self::from_json(&raw)
+        } else {
+            Self::from_file(raw.trim())
+        }
+    }
+}
+
+impl Validate for ClientConfig {
+    const ENV_VAR: &'static str = "COURIER_CONFIG";
+
+    fn validate(&self) -> Result<()> {
+        for (name, svc) in &self.services {
+            let at = format!("services.{name}");
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+            {
+                return Err(Error::config(
+                    at,
+                    "a service name uses only letters, digits, '.', '_' and '-'",
+                ));
+            }
+            svc.validate(&at)?;
+        }
+        Ok(())
+    }
+}
+
+impl ServiceConfig {
+    fn validate(&self, at: &str) -> Result<()> {
+        if self.endpoints.is_empty() {
+            return Err(Error::config(
+                format!("{at}.endpoints"),
+                "must list at least one endpoint",
+            ));
+        }
+        for (i, ep) in self.endpoints.iter().enumerate() {
+            let field = format!("{at}.endpoints[{i}]");
+            parse_http_url(&ep.url)
+                .map_err(|reason| Error::config(format!("{field}.url"), reason))?;
+            if ep.weight == 0 {
+                return Err(Error::config(
+                    format!("{field}.weight"),
+                    "must be at least 1, got 0",
+                ));
+            }
+            if ep.version.as_deref() == Some("") {
+                return Err(Error::config(
+                    format!("{field}.version"),
+                    "must not be empty",
+                ));
+            }
+        }
+        if self.deadline_ms == 0 {
+            return Err(Error::config(
+                format!("{at}.deadline_ms"),
+                "must be at least 1, got 0",
+            ));
+        }
+        if self.timeout_ms == Some(0) {
+            return Err(Error::config(
+                format!("{at}.timeout_ms"),
+                "must be at least 1 or null, got 0",
+            ));
+        }
+        for (name, value) in &self.headers {
+            crate::http::check_header(name, value)
+                .map_err(|reason| Error::config(format!("{at}.headers.{name}"), reason))?;
+        }
+        Ok(())
+    }
+}
+
+impl Validate for BusConfig {
+    const ENV_VAR: &'static str = "COURIER_BUS_CONFIG";
+
+    fn validate(&self) -> Result<()> {
+        if self.urls.is_empty() {
+            return Err(Error::config("urls", "must list at least one broker URL"));
+        }
+        for (i, raw) in self.urls.iter().enumerate() {
+            let field = format!("urls[{i}]");
+            let url = url::Url::parse(raw).map_err(|e| {
+                Error::config(&field, format!("not a URL ({e}): {}", redact_url(raw)))
+            })?;
+            if !matches!(url.scheme(), "amqp" | "amqps") {
+                return Err(Error::config(
+                    field,
+                    format!("scheme must be amqp or amqps, got {:?}", url.scheme()),
+                ));
+            }
+            if url.host_str().is_none_or(str::is_empty) {
+                return Err(Error::config(field, "has no host"));
+            }
+        }
+        if self.prefetch == 0 {
+            return Err(Error::config(
+                "prefetch",
+                "must be 1..=65535, got 0 (0 would mean unlimited)",
+            ));
+        }
+        if !(1..=65_535).contains(&self.max_unconfirmed) {
+            return Err(Error::config(
+                "max_unconfirmed",
+                format!("must be 1..=65535, got {}", self.max_unconfirmed),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Parses an absolute http(s) URL, with a reason suitable for a config error.
+pub(crate) fn parse_http_url(raw: &str) -> std::result::Result<url::Url, String> {
+    let url =
+        url::Url::parse(raw).map_err(|e| format!("not a URL ({e}): {:?}", redact_url(raw)))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "scheme must be http or https, got {:?}",
+            url.scheme()
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("has no host".to_owned());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("an endpoint URL takes no query or fragment".to_owned());
+    }
+    Ok(url)
+}
+
+/// Returns `raw` with any password replaced by `***`, for messages, logs and spans.
+///
+/// Text that does not parse as a URL has everything between `://` and `@` masked, so a
+/// malformed URL that still holds a password does not leak it either.
+pub fn redact_url(raw: &str) -> String {
+    if let Ok(mut url) = url::Url::parse(raw) {
+        if url.password().is_some() {
+            // Cannot fail: a URL with a password has a host.
+            let _ = url.set_password(Some("***"));
+        }
+        return url.to_string();
+    }
+    match (raw.find("://"), raw.rfind('@')) {
+        (Some(start), Some(at)) if at > start => format!("{}://***{}", &raw[..start], &raw[at..]),
+        _ => raw.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client_err(json: &str) -> String {
+        ClientConfig::from_json(json).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn empty_endpoints_names_the_field() {
+        assert_eq!(
+            client_err(r#"{"services": {"a": {"endpoints": []}}}"#),
+            "services.a.endpoints: must list at least one endpoint"
+        );
+    }
+
+    #[test]
+    fn non_url_endpoint_names_the_index() {
+        let msg = client_err(r#"{"services": {"a": {"endpoints": ["http://ok:1", "not a url"]}}}"#);
+        assert!(
+            msg.starts_with("services.a.endpoints[1].url: not a URL"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn wrong_type_and_unknown_field_name_the_path() {
+        let msg = client_err(
+            r#"{"services": {"a": {"endpoints": ["http://x:1"], "deadline_ms": "soon"}}}"#,
+        );
+        assert!(
+            msg.starts_with("services.a.deadline_ms: invalid type"),
+            "{msg}"
+        );
+        let msg =
+            client_err(r#"{"services": {"a": {"endpoints": ["http://x:1"], "dedline_ms": 5}}}"#);
+        assert!(
+            msg.starts_with("services.a.dedline_ms: unknown field `dedline_ms`"),
+            "{msg}"
+        );
+        let msg = client_err(
+            r#"{"services": {"a": {"endpoints": [{"url": "http://x:1", "weight": 0}]}}}"#,
+        );
+        assert_eq!(
+            msg,
+            "services.a.endpoints[0].weight: must be at least 1, got 0"
+        );
+    }
+
+    #[test]
+    fn endpoint_accepts_string_and_object_forms() {
+        let cfg = ClientConfig::from_json(
+            r#"{"services": {"a": {"endpoints": ["http://h:1", {"url": "http://h:2", "version": "v2", "weight": 3}]}}}"#,
+        )
+        .unwrap();
+        let eps = &cfg.services["a"].endpoints;
+        assert_eq!((eps[0].weight, eps[0].version.as_deref()), (1, None));
+        assert_eq!((eps[1].weight, eps[1].version.as_deref()), (3, Some("v2")));
+    }
+
+    #[test]
+    fn toml_and_json_load_the_same_config() {
+        let toml = "[services.a]\nendpoints = [\"http://h:1\"]\ndeadline_ms = 500\n";
+        let json = r#"{"services": {"a": {"endpoints": ["http://h:1"], "deadline_ms": 500}}}"#;
+        assert_eq!(
+            ClientConfig::from_toml(toml).unwrap(),
+            ClientConfig::from_json(json).unwrap()
+        );
+    }
+
+    #[test]
+    fn bus_urls_are_checked_and_passwords_never_echoed() {
+        let msg = BusConfig::from_json(r#"{"urls": ["http://u:hunter2@h/"]}"#)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(msg, "urls[0]: scheme must be amqp or amqps, got \"http\"");
+        let msg = BusConfig::from_json(r#"{"urls": ["amqp://u:hunter2@[bad/"]}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.starts_with("urls[0]: not a URL") && !msg.contains("hunter2"),
+            "{msg}"
+        );
+        let msg = BusConfig::from_json(r#"{"urls": []}"#)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(msg, "urls: must list at least one broker URL");
+    }
+
+    #[test]
+    fn redact_url_masks_passwords() {
+        assert_eq!(
+            redact_url("amqp://guest:secret@h:5672/%2f"),
+            "amqp://guest:***@h:5672/%2f"
+        );
+        assert_eq!(redact_url("amqp://h:5672"), "amqp://h:5672");
+        assert_eq!(redact_url("amqp://u:p@[x/"), "amqp://***@[x/");
+    }
+}

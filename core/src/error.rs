@@ -1,0 +1,242 @@
+//! The one public error type.
+//!
+//! Every failure courier reports is an [`Error`] variant carrying the data a caller
+//! branches on (the field that failed validation, how long a timeout ran, the broker's
+//! reply code). Each variant maps to exactly one stable [`ErrorKind`], and the bindings
+//! map kinds one-to-one to exception classes (Python), `err.code` (Node) and the
+//! `CourierException` hierarchy (Kotlin, Swift), so no binding parses messages.
+//!
+//! `Display` is lowercase, names the field or operation, and never includes secrets:
+//! URLs pass through [`crate::redact_url`] before they reach a message.
+
+use std::time::Duration;
+
+/// A boxed source error, kept for `source()` chains.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Result alias used across courier.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Every failure courier reports.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Invalid configuration or argument. `field` is the path of the offending value
+    /// (`services.orders.endpoints[0]`, `headers.x-id`, `routing_key`).
+    #[error("{field}: {reason}")]
+    Config {
+        /// Path of the offending value.
+        field: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// The operation did not finish in time.
+    #[error("{operation} timed out after {} ms", .after.as_millis())]
+    Timeout {
+        /// What was being waited for (`call`, `attempt`, `publish confirm`, `next delivery`).
+        operation: &'static str,
+        /// The limit that passed.
+        after: Duration,
+    },
+    /// Nothing to route the request to.
+    #[error("no endpoint for {service}: {reason}")]
+    NoEndpoint {
+        /// The target service.
+        service: String,
+        /// Why no endpoint qualified.
+        reason: String,
+    },
+    /// A transport failure: refused or reset connection, I/O error, broken stream.
+    #[error("{operation} to {target} failed: {reason}")]
+    Connect {
+        /// What was attempted (`request`, `connect`).
+        operation: &'static str,
+        /// The peer, with credentials redacted.
+        target: String,
+        /// What went wrong, without secrets.
+        reason: String,
+        /// The underlying error.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// A TLS handshake or certificate failure.
+    #[error("tls: {reason}")]
+    Tls {
+        /// What the TLS layer reported.
+        reason: String,
+    },
+    /// A mandatory publish that no queue took; the broker returned it.
+    #[error(
+        "message {message_id} to exchange {exchange:?} with routing key {routing_key:?} was unroutable: {reply_text}"
+    )]
+    Unroutable {
+        /// The message's id.
+        message_id: String,
+        /// The exchange it was published to (`""` is the default exchange).
+        exchange: String,
+        /// Its routing key.
+        routing_key: String,
+        /// The broker's reply text (`NO_ROUTE`).
+        reply_text: String,
+    },
+    /// The broker negatively acknowledged a publish.
+    #[error("broker rejected message {message_id} to exchange {exchange:?}")]
+    PublishRejected {
+        /// The message's id.
+        message_id: String,
+        /// The exchange it was published to.
+        exchange: String,
+    },
+    /// The broker refused an operation on a channel (for example `404 NOT_FOUND` for a
+    /// missing queue, `406 PRECONDITION_FAILED` for redeclaring with other arguments).
+    /// Kept apart from [`Error::Connect`] because retrying does not help.
+    #[error("broker refused {operation}: {reply_code} {reply_text}")]
+    Broker {
+        /// The AMQP method that was refused.
+        operation: &'static str,
+        /// The AMQP reply code.
+        reply_code: u16,
+        /// The broker's reply text.
+        reply_text: String,
+    },
+    /// The object was used after `close()`.
+    #[error("{what} is closed")]
+    Closed {
+        /// What was closed (`client`, `bus`, `consumer`).
+        what: &'static str,
+    },
+    /// A bug in courier, including a panic caught at an FFI boundary.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The stable, language-independent code of an [`Error`].
+///
+/// Bindings turn kinds into exception classes and error codes, so the set and the
+/// [`ErrorKind::code`] strings are part of the public API in every language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// Invalid configuration or argument.
+    Config,
+    /// A deadline or timeout passed.
+    Timeout,
+    /// The circuit breaker is open.
+    CircuitOpen,
+    /// The retry budget denied a retry.
+    BudgetExhausted,
+    /// The concurrency limit was reached.
+    Overloaded,
+    /// Nothing to route to.
+    NoEndpoint,
+    /// A transport failure.
+    Connect,
+    /// A TLS failure.
+    Tls,
+    /// A mandatory publish was returned.
+    Unroutable,
+    /// The broker nacked a publish.
+    PublishRejected,
+    /// The broker refused a channel operation.
+    Broker,
+    /// Used after close.
+    Closed,
+    /// A bug.
+    Internal,
+}
+
+impl ErrorKind {
+    /// Every kind, for bindings that build their class table from core.
+    pub const ALL: [ErrorKind; 13] = [
+        ErrorKind::Config,
+        ErrorKind::Timeout,
+        ErrorKind::CircuitOpen,
+        ErrorKind::BudgetExhausted,
+        ErrorKind::Overloaded,
+        ErrorKind::NoEndpoint,
+        ErrorKind::Connect,
+        ErrorKind::Tls,
+        ErrorKind::Unroutable,
+        ErrorKind::PublishRejected,
+        ErrorKind::Broker,
+        ErrorKind::Closed,
+        ErrorKind::Internal,
+    ];
+
+    /// The snake_case code shared by every language (`circuit_open`).
+    pub fn code(self) -> &'static str {
+        match self {
+            ErrorKind::Config => "config",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::CircuitOpen => "circuit_open",
+            ErrorKind::BudgetExhausted => "budget_exhausted",
+            ErrorKind::Overloaded => "overloaded",
+            ErrorKind::NoEndpoint => "no_endpoint",
+            ErrorKind::Connect => "connect",
+            ErrorKind::Tls => "tls",
+            ErrorKind::Unroutable => "unroutable",
+            ErrorKind::PublishRejected => "publish_rejected",
+            ErrorKind::Broker => "broker",
+            ErrorKind::Closed => "closed",
+            ErrorKind::Internal => "internal",
+        }
+    }
+}
+
+impl Error {
+    /// The stable kind of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Config { .. } => ErrorKind::Config,
+            Error::Timeout { .. } => ErrorKind::Timeout,
+            Error::NoEndpoint { .. } => ErrorKind::NoEndpoint,
+            Error::Connect { .. } => ErrorKind::Connect,
+            Error::Tls { .. } => ErrorKind::Tls,
+            Error::Unroutable { .. } => ErrorKind::Unroutable,
+            Error::PublishRejected { .. } => ErrorKind::PublishRejected,
+            Error::Broker { .. } => ErrorKind::Broker,
+            Error::Closed { .. } => ErrorKind::Closed,
+            Error::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// Shorthand for a [`Error::Config`] about `field`.
+    pub fn config(field: impl Into<String>, reason: impl Into<String>) -> Error {
+        Error::Config {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Whether this is a timeout (hyper's `is_timeout` idiom).
+    pub fn is_timeout(&self) -> bool {
+        self.kind() == ErrorKind::Timeout
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_and_snake_case() {
+        let codes: std::collections::HashSet<_> = ErrorKind::ALL.iter().map(|k| k.code()).collect();
+        assert_eq!(
+            codes.len(),
+            ErrorKind::ALL.len(),
+            "every kind needs its own code"
+        );
+        assert!(
+            codes
+                .iter()
+                .all(|c| c.chars().all(|ch| ch.is_ascii_lowercase() || ch == '_'))
+        );
+    }
+
+    #[test]
+    fn config_error_names_the_field_first() {
+        let e = Error::config("services.a.endpoints", "must not be empty");
+        assert_eq!(e.to_string(), "services.a.endpoints: must not be empty");
+        assert_eq!(e.kind().code(), "config");
+    }
+}

@@ -1,0 +1,33 @@
+//! What came back.
+
+use bytes::Bytes;
+
+/// A completed HTTP exchange, whatever its status.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// HTTP status code.
+    pub status: u16,
+    /// Response headers with lowercase names, in the order received.
+    pub headers: Vec<(String, String)>,
+    /// Response body.
+    pub body: Bytes,
+    /// Attempts made, 1 when the first attempt answered.
+    pub attempts: u32,
+    /// Base URL of the endpoint that answered, credentials redacted.
+    pub endpoint: String,
+}
+
+impl Response {
+    /// The first header called `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as UTF-8, with invalid sequences replaced.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}

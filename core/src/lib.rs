@@ -1,0 +1,26 @@
+//! courier: resilient service-to-service calls over HTTP and messaging over AMQP,
+//! one core for Rust, Python, Node, Kotlin and Swift.
+//!
+//! - [`Client`] sends [`Request`]s to named services (see [`ClientConfig`]) under a
+//!   deadline and returns [`Response`]s.
+//! - [`Bus`] connects to RabbitMQ: [`Bus::publish`] returns after the broker's confirm,
+//!   [`Bus::consume`] yields [`Delivery`]s acknowledged by hand.
+//! - Every failure is an [`Error`] with a stable [`ErrorKind`], which every binding maps
+//!   to its own exception or error code.
+//!
+//! The bindings drive core futures on one process-wide runtime ([`runtime`]).
+
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod config;
+mod error;
+mod http;
+mod messaging;
+pub mod runtime;
+mod tls;
+
+pub use config::{BusConfig, ClientConfig, EndpointConfig, ServiceConfig, Validate, redact_url};
+pub use error::{BoxError, Error, ErrorKind, Result};
+pub use http::{Client, Request, Response};
+pub use messaging::{Bus, Consumer, Delivery, ExchangeKind, PublishOptions, QueueOptions, Receipt};

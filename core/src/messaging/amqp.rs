@@ -1,0 +1,123 @@
+//! Conversions between lapin's types and courier's: errors and header tables.
+
+use std::collections::BTreeMap;
+
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+
+use crate::error::Error;
+
+/// Maps a lapin error for `operation`, keeping broker refusals apart from transport
+/// failures so callers (and later, retry policy) can tell them apart.
+pub(crate) fn error(operation: &'static str, target: &str, e: lapin::Error) -> Error {
+    match e.kind() {
+        lapin::ErrorKind::ProtocolError(amqp) => Error::Broker {
+            operation,
+            reply_code: amqp.get_id(),
+            reply_text: amqp.get_message().to_string(),
+        },
+        lapin::ErrorKind::InvalidChannelState(..)
+        | lapin::ErrorKind::InvalidConnectionState(..) => Error::Connect {
+            operation,
+            target: target.to_owned(),
+            reason: format!("connection or channel is not open ({e})"),
+            source: Some(Box::new(e)),
+        },
+        _ => {
+            if crate::tls::is_tls_failure(&e) {
+                return Error::Tls {
+                    reason: e.to_string(),
+                };
+            }
+            Error::Connect {
+                operation,
+                target: target.to_owned(),
+                reason: e.to_string(),
+                source: Some(Box::new(e)),
+            }
+        }
+    }
+}
+
+/// Builds an AMQP header table of long strings, the type every AMQP client can read.
+pub(crate) fn to_table(headers: &BTreeMap<String, String>) -> FieldTable {
+    let mut table = FieldTable::default();
+    for (k, v) in headers {
+        table.insert(
+            ShortString::from(k.as_str()),
+            AMQPValue::LongString(LongString::from(v.as_str())),
+        );
+    }
+    table
+}
+
+/// Reads an AMQP header table as strings. Text and numbers keep their value; byte
+/// arrays are read as UTF-8 (lossily), which is how other clients send text in
+/// `bytes` fields; nested tables and arrays are rendered as debug text rather than lost.
+pub(crate) fn from_table(table: Option<&FieldTable>) -> BTreeMap<String, String> {
+    let Some(table) = table else {
+        return BTreeMap::new();
+    };
+    table
+        .inner()
+        .iter()
+        .map(|(k, v)| (k.to_string(), value_text(v)))
+        .collect()
+}
+
+fn value_text(v: &AMQPValue) -> String {
+    match v {
+        AMQPValue::LongString(s) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
+        AMQPValue::ShortString(s) => s.to_string(),
+        AMQPValue::ByteArray(b) => String::from_utf8_lossy(b.as_slice()).into_owned(),
+        AMQPValue::Boolean(b) => b.to_string(),
+        AMQPValue::ShortShortInt(n) => n.to_string(),
+        AMQPValue::ShortShortUInt(n) => n.to_string(),
+        AMQPValue::ShortInt(n) => n.to_string(),
+        AMQPValue::ShortUInt(n) => n.to_string(),
+        AMQPValue::LongInt(n) => n.to_string(),
+        AMQPValue::LongUInt(n) => n.to_string(),
+        AMQPValue::LongLongInt(n) => n.to_string(),
+        AMQPValue::Timestamp(n) => n.to_string(),
+        AMQPValue::Float(n) => n.to_string(),
+        AMQPValue::Double(n) => n.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The quorum-queue delivery count (`x-delivery-count`), if the broker set one.
+pub(crate) fn delivery_count(table: Option<&FieldTable>) -> Option<u32> {
+    let v = table?.inner().get("x-delivery-count")?;
+    match v {
+        AMQPValue::LongLongInt(n) => u32::try_from(*n).ok(),
+        AMQPValue::LongInt(n) => u32::try_from(*n).ok(),
+        AMQPValue::LongUInt(n) => Some(*n),
+        AMQPValue::ShortInt(n) => u32::try_from(*n).ok(),
+        AMQPValue::ShortUInt(n) => Some(u32::from(*n)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_round_trip_as_strings() {
+        let headers = BTreeMap::from([
+            ("a".to_owned(), "1".to_owned()),
+            ("b".to_owned(), "x y".to_owned()),
+        ]);
+        assert_eq!(from_table(Some(&to_table(&headers))), headers);
+    }
+
+    #[test]
+    fn numbers_and_bytes_read_as_text() {
+        let mut t = FieldTable::default();
+        t.insert("n".into(), AMQPValue::LongLongInt(7));
+        t.insert("b".into(), AMQPValue::ByteArray(b"hi".to_vec().into()));
+        t.insert("x-delivery-count".into(), AMQPValue::LongInt(2));
+        let m = from_table(Some(&t));
+        assert_eq!((m["n"].as_str(), m["b"].as_str()), ("7", "hi"));
+        assert_eq!(delivery_count(Some(&t)), Some(2));
+    }
+}

@@ -1,0 +1,157 @@
+//! Queue and exchange declaration options.
+
+use lapin::types::{AMQPValue, FieldTable, LongString};
+
+use crate::error::{Error, Result};
+
+/// How to declare a queue. The default is what a service's work queue wants: durable,
+/// quorum (replicated, with poison-message counting), a delivery limit of 5, and a
+/// `<name>.dlq` dead-letter queue so a poison message is parked, not lost or looped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueOptions {
+    /// Quorum queue (`x-queue-type: quorum`); classic when false.
+    pub quorum: bool,
+    /// Deliveries before a message is dead-lettered (quorum queues only).
+    pub delivery_limit: Option<u32>,
+    /// Create `<name>.dlq` and route rejected or expired messages to it.
+    pub dead_letter: bool,
+    /// Message time-to-live in the queue.
+    pub ttl_ms: Option<u64>,
+}
+
+impl Default for QueueOptions {
+    fn default() -> Self {
+        QueueOptions {
+            quorum: true,
+            delivery_limit: Some(5),
+            dead_letter: true,
+            ttl_ms: None,
+        }
+    }
+}
+
+impl QueueOptions {
+    /// The `x-` arguments for declaring `name`.
+    pub(crate) fn arguments(&self, name: &str) -> Result<FieldTable> {
+        let mut args = FieldTable::default();
+        if self.quorum {
+            args.insert(
+                "x-queue-type".into(),
+                AMQPValue::LongString(LongString::from("quorum")),
+            );
+            if let Some(limit) = self.delivery_limit {
+                args.insert(
+                    "x-delivery-limit".into(),
+                    AMQPValue::LongLongInt(i64::from(limit)),
+                );
+            }
+        } else if self.delivery_limit.is_some() {
+            return Err(Error::config(
+                "delivery_limit",
+                "needs a quorum queue (quorum=true)",
+            ));
+        }
+        if self.dead_letter {
+            // Through the default exchange: no extra exchange to declare or recover.
+            args.insert(
+                "x-dead-letter-exchange".into(),
+                AMQPValue::LongString(LongString::from("")),
+            );
+            args.insert(
+                "x-dead-letter-routing-key".into(),
+                AMQPValue::LongString(LongString::from(dead_letter_queue(name).as_str())),
+            );
+        }
+        if let Some(ttl) = self.ttl_ms {
+            let ttl = i64::try_from(ttl).map_err(|_| Error::config("ttl_ms", "too large"))?;
+            args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ttl));
+        }
+        Ok(args)
+    }
+}
+
+/// The dead-letter queue's name for `queue`.
+pub(crate) fn dead_letter_queue(queue: &str) -> String {
+    format!("{queue}.dlq")
+}
+
+/// Checks a queue, exchange or routing-key name: AMQP short strings are at most 255 bytes.
+pub(crate) fn check_name(field: &'static str, name: &str) -> Result<()> {
+    if name.len() > 255 {
+        return Err(Error::config(
+            field,
+            format!("must be at most 255 bytes, got {}", name.len()),
+        ));
+    }
+    Ok(())
+}
+
+/// Exchange types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExchangeKind {
+    /// Routes by exact routing key.
+    Direct,
+    /// Routes to every bound queue.
+    Fanout,
+    /// Routes by routing-key pattern (`order.*`).
+    Topic,
+    /// Routes by header values.
+    Headers,
+}
+
+impl std::str::FromStr for ExchangeKind {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "direct" => Ok(ExchangeKind::Direct),
+            "fanout" => Ok(ExchangeKind::Fanout),
+            "topic" => Ok(ExchangeKind::Topic),
+            "headers" => Ok(ExchangeKind::Headers),
+            other => Err(Error::config(
+                "kind",
+                format!("must be direct, fanout, topic or headers, got {other:?}"),
+            )),
+        }
+    }
+}
+
+impl From<ExchangeKind> for lapin::ExchangeKind {
+    fn from(k: ExchangeKind) -> Self {
+        match k {
+            ExchangeKind::Direct => lapin::ExchangeKind::Direct,
+            ExchangeKind::Fanout => lapin::ExchangeKind::Fanout,
+            ExchangeKind::Topic => lapin::ExchangeKind::Topic,
+            ExchangeKind::Headers => lapin::ExchangeKind::Headers,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_queue_is_quorum_with_dead_letter_queue() {
+        let args = QueueOptions::default().arguments("orders").unwrap();
+        let inner = args.inner();
+        assert!(
+            matches!(inner.get("x-queue-type"), Some(AMQPValue::LongString(s)) if s.as_bytes() == b"quorum")
+        );
+        assert!(
+            matches!(inner.get("x-dead-letter-routing-key"), Some(AMQPValue::LongString(s)) if s.as_bytes() == b"orders.dlq")
+        );
+    }
+
+    #[test]
+    fn delivery_limit_on_classic_queue_is_rejected() {
+        let opts = QueueOptions {
+            quorum: false,
+            ..QueueOptions::default()
+        };
+        assert_eq!(
+            opts.arguments("q").unwrap_err().to_string(),
+            "delivery_limit: needs a quorum queue (quorum=true)"
+        );
+    }
+}

@@ -1,0 +1,164 @@
+//! The process-wide tokio runtime every binding shares.
+//!
+//! Bindings never create runtimes: a Python program with three Clients and a Bus still
+//! runs one pool of worker threads. The runtime is created on first use.
+//!
+//! Fork safety: after `fork()` only the forking thread exists in the child, so the
+//! parent's runtime has no workers there and any wait on it would hang forever. The
+//! runtime therefore remembers the pid that built it, and a child that asks for it gets a
+//! fresh one. The stale runtime is leaked, not dropped, because dropping it would join
+//! worker threads that do not exist in the child (the same hazard lancedb documents in
+//! `python/src/runtime.rs`).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::runtime::{Builder, Handle, Runtime};
+use tokio::task::JoinHandle;
+
+use crate::error::{Error, Result};
+
+struct Owned {
+    pid: u32,
+    runtime: Runtime,
+}
+
+static RUNTIME: Mutex<Option<Owned>> = Mutex::new(None);
+
+/// A handle to the process-wide runtime, created (or re-created after a fork) on demand.
+///
+/// # Errors
+/// [`Error::Internal`] when the operating system refuses to start worker threads.
+pub fn handle() -> Result<Handle> {
+    let mut slot = RUNTIME.lock().unwrap_or_else(PoisonError::into_inner);
+    let pid = std::process::id();
+    if let Some(owned) = slot.as_ref().filter(|o| o.pid == pid) {
+        return Ok(owned.runtime.handle().clone());
+    }
+    if let Some(stale) = slot.take() {
+        std::mem::forget(stale.runtime);
+    }
+    let runtime = Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("courier-worker")
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot start the tokio runtime: {e}")))?;
+    let handle = runtime.handle().clone();
+    *slot = Some(Owned { pid, runtime });
+    Ok(handle)
+}
+
+/// Runs `fut` on the process-wide runtime and returns a [`Task`] for its output.
+///
+/// This is how every binding drives core futures: the [`Task`] can be awaited from any
+/// executor (asyncio's bridge, napi's, uniffi's), and dropping it cancels the work.
+///
+/// # Errors
+/// [`Error::Internal`] when the runtime cannot start.
+pub fn spawn<F>(fut: F) -> Result<Task<F::Output>>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    Ok(Task(handle()?.spawn(fut)))
+}
+
+/// A future running on the process-wide runtime.
+///
+/// # Cancel safety
+/// Dropping a `Task` aborts the underlying future at its next await point, which drops
+/// it and releases what it held; this is how an asyncio cancel, an abandoned Promise or a
+/// cancelled coroutine stops work in core.
+#[must_use = "dropping a Task cancels it"]
+#[derive(Debug)]
+pub struct Task<T>(JoinHandle<T>);
+
+impl<T> Future for Task<T> {
+    type Output = Result<T>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx).map(|joined| {
+            joined.map_err(|e| {
+                if e.is_panic() {
+                    Error::Internal(format!("task panicked: {}", panic_message(e.into_panic())))
+                } else {
+                    Error::Closed { what: "runtime" }
+                }
+            })
+        })
+    }
+}
+
+impl<T> Drop for Task<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> Task<T> {
+    /// Blocks the calling thread until the task finishes or `tick` passes, whichever is
+    /// first; `None` means the tick passed and the task is still running.
+    ///
+    /// Synchronous bindings loop on this so they can check for signals (Ctrl-C) between
+    /// ticks instead of blocking uninterruptibly. Must not be called from inside a tokio
+    /// runtime.
+    pub fn wait_tick(&mut self, tick: Duration) -> Option<Result<T>> {
+        let handle = match handle() {
+            Ok(h) => h,
+            Err(e) => return Some(Err(e)),
+        };
+        handle.block_on(async { tokio::time::timeout(tick, &mut *self).await.ok() })
+    }
+}
+
+/// The text of a caught panic payload.
+pub fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_runtime_per_process() {
+        let a = handle().unwrap();
+        let b = handle().unwrap();
+        assert_eq!(a.id(), b.id(), "every caller must share one runtime");
+    }
+
+    #[test]
+    fn a_task_panic_becomes_an_internal_error() {
+        let mut task = spawn(async { panic!("boom") }).unwrap();
+        let out: Result<()> = loop {
+            if let Some(done) = task.wait_tick(Duration::from_millis(100)) {
+                break done;
+            }
+        };
+        let err = out.unwrap_err();
+        assert_eq!(err.to_string(), "internal error: task panicked: boom");
+    }
+
+    #[test]
+    fn dropping_a_task_cancels_it() {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let task = spawn(async move {
+            let _tx = tx; // dropped when the future is dropped
+            std::future::pending::<()>().await;
+        })
+        .unwrap();
+        drop(task);
+        // recv() returns Err only once the sender is gone, i.e. the future was dropped.
+        assert!(
+            rx.recv().is_err(),
+            "abort must drop the future and what it owns"
+        );
+    }
+}
