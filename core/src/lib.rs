@@ -23,4 +23,7 @@ mod tls;
 pub use config::{BusConfig, ClientConfig, EndpointConfig, ServiceConfig, Validate, redact_url};
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use http::{Client, Request, Response};
-pub use messaging::{Bus, Consumer, Delivery, ExchangeKind, PublishOptions, QueueOptions, Receipt};
+pub use messaging::{
+    Bus, Consumer, DEFAULT_DELIVERY_LIMIT, Delivery, ExchangeKind, PublishOptions, QueueOptions,
+    Receipt,
+};

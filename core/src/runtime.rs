@@ -63,7 +63,10 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    Ok(Task(handle()?.spawn(fut)))
+    Ok(Task {
+        handle: handle()?.spawn(fut),
+        abort_on_drop: true,
+    })
 }
 
 /// A future running on the process-wide runtime.
@@ -74,13 +77,16 @@ where
 /// cancelled coroutine stops work in core.
 #[must_use = "dropping a Task cancels it"]
 #[derive(Debug)]
-pub struct Task<T>(JoinHandle<T>);
+pub struct Task<T> {
+    handle: JoinHandle<T>,
+    abort_on_drop: bool,
+}
 
 impl<T> Future for Task<T> {
     type Output = Result<T>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.0).poll(cx).map(|joined| {
+        Pin::new(&mut self.handle).poll(cx).map(|joined| {
             joined.map_err(|e| {
                 if e.is_panic() {
                     Error::Internal(format!("task panicked: {}", panic_message(e.into_panic())))
@@ -94,11 +100,20 @@ impl<T> Future for Task<T> {
 
 impl<T> Drop for Task<T> {
     fn drop(&mut self) {
-        self.0.abort();
+        if self.abort_on_drop {
+            self.handle.abort();
+        }
     }
 }
 
 impl<T> Task<T> {
+    /// Lets the task run to completion even if this handle is dropped, for bridges
+    /// (such as pyo3-async-runtimes) that drop the handle and watch the result elsewhere.
+    pub fn detach(mut self) -> Task<T> {
+        self.abort_on_drop = false;
+        self
+    }
+
     /// Blocks the calling thread until the task finishes or `tick` passes, whichever is
     /// first; `None` means the tick passed and the task is still running.
     ///

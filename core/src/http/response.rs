@@ -1,5 +1,7 @@
 //! What came back.
 
+use std::collections::BTreeMap;
+
 use bytes::Bytes;
 
 /// A completed HTTP exchange, whatever its status.
@@ -24,6 +26,21 @@ impl Response {
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
+    }
+
+    /// Headers as one map, repeated names joined with `", "` (RFC 9110 section 5.3), the
+    /// shape every binding's `headers` property exposes.
+    pub fn header_map(&self) -> BTreeMap<String, String> {
+        let mut map: BTreeMap<String, String> = BTreeMap::new();
+        for (k, v) in &self.headers {
+            map.entry(k.clone())
+                .and_modify(|joined| {
+                    joined.push_str(", ");
+                    joined.push_str(v);
+                })
+                .or_insert_with(|| v.clone());
+        }
+        map
     }
 
     /// The body as UTF-8, with invalid sequences replaced.

@@ -14,4 +14,4 @@ mod queue;
 pub use bus::{Bus, PublishOptions, Receipt};
 pub use consumer::Consumer;
 pub use delivery::Delivery;
-pub use queue::{ExchangeKind, QueueOptions};
+pub use queue::{DEFAULT_DELIVERY_LIMIT, ExchangeKind, QueueOptions};

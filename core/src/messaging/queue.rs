@@ -4,6 +4,10 @@ use lapin::types::{AMQPValue, FieldTable, LongString};
 
 use crate::error::{Error, Result};
 
+/// Deliveries of one message before a quorum queue dead-letters it: a poison message
+/// costs five attempts, not an endless redelivery loop.
+pub const DEFAULT_DELIVERY_LIMIT: u32 = 5;
+
 /// How to declare a queue. The default is what a service's work queue wants: durable,
 /// quorum (replicated, with poison-message counting), a delivery limit of 5, and a
 /// `<name>.dlq` dead-letter queue so a poison message is parked, not lost or looped.
@@ -11,7 +15,9 @@ use crate::error::{Error, Result};
 pub struct QueueOptions {
     /// Quorum queue (`x-queue-type: quorum`); classic when false.
     pub quorum: bool,
-    /// Deliveries before a message is dead-lettered (quorum queues only).
+    /// Deliveries before a message is dead-lettered (quorum queues only). `None` means
+    /// [`DEFAULT_DELIVERY_LIMIT`] on a quorum queue and no limit on a classic one, so
+    /// asking for a classic queue does not also require clearing the limit.
     pub delivery_limit: Option<u32>,
     /// Create `<name>.dlq` and route rejected or expired messages to it.
     pub dead_letter: bool,
@@ -23,7 +29,7 @@ impl Default for QueueOptions {
     fn default() -> Self {
         QueueOptions {
             quorum: true,
-            delivery_limit: Some(5),
+            delivery_limit: None,
             dead_letter: true,
             ttl_ms: None,
         }
@@ -147,8 +153,21 @@ mod tests {
     fn delivery_limit_on_classic_queue_is_rejected() {
         let opts = QueueOptions {
             quorum: false,
+            delivery_limit: Some(3),
             ..QueueOptions::default()
         };
+        let classic = QueueOptions {
+            quorum: false,
+            ..QueueOptions::default()
+        };
+        assert!(
+            classic
+                .arguments("q")
+                .unwrap()
+                .inner()
+                .get("x-delivery-limit")
+                .is_none()
+        );
         assert_eq!(
             opts.arguments("q").unwrap_err().to_string(),
             "delivery_limit: needs a quorum queue (quorum=true)"

@@ -1,0 +1,246 @@
+"""``Bus``/``AsyncBus``, ``Consumer``/``AsyncConsumer`` and ``Delivery``.
+
+Consumers are iterators (sync) and async iterators (asyncio) over the core's pull-based
+``next()``; no callback ever runs on a Rust thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any, Literal, Union
+
+from typing_extensions import Self
+
+from . import _courier
+from ._config import to_json
+
+ExchangeKind = Literal["direct", "fanout", "topic", "headers"]
+Body = Union[bytes, bytearray, memoryview, str]
+
+
+def _bytes(body: Body) -> bytes:
+    return body.encode() if isinstance(body, str) else bytes(body)
+
+
+class Receipt:
+    """Proof that the broker confirmed a publish."""
+
+    __slots__ = ("message_id",)
+
+    def __init__(self, message_id: str) -> None:
+        self.message_id = message_id
+
+    def __repr__(self) -> str:
+        return f"<Receipt {self.message_id}>"
+
+
+class Delivery:
+    """A received message. Settle it once: ``ack()``, ``nack(requeue=...)`` or ``reject()``."""
+
+    __slots__ = ("_native",)
+
+    def __init__(self, native: _courier.Delivery) -> None:
+        self._native = native
+
+    body = property(lambda self: self._native.body, doc="Message body (bytes).")
+    headers = property(lambda self: self._native.headers, doc="Application headers as text.")
+    message_id = property(lambda self: self._native.message_id)
+    correlation_id = property(lambda self: self._native.correlation_id)
+    exchange = property(lambda self: self._native.exchange)
+    routing_key = property(lambda self: self._native.routing_key)
+    redelivered = property(lambda self: self._native.redelivered)
+    delivery_count = property(
+        lambda self: self._native.delivery_count, doc="Earlier deliveries (quorum queues)."
+    )
+
+    def ack(self) -> None:
+        self._native.ack(False)
+
+    def nack(self, requeue: bool = True) -> None:
+        self._native.nack(requeue, False)
+
+    def reject(self) -> None:
+        """Reject without requeue: the message goes to the dead-letter queue."""
+        self._native.reject(False)
+
+    async def ack_async(self) -> None:
+        await self._native.ack(True)
+
+    async def nack_async(self, requeue: bool = True) -> None:
+        await self._native.nack(requeue, True)
+
+    async def reject_async(self) -> None:
+        await self._native.reject(True)
+
+    def __repr__(self) -> str:
+        return f"<Delivery {self.message_id} from {self.exchange!r}/{self.routing_key!r}>"
+
+
+class Consumer:
+    """Deliveries from one queue: ``for d in consumer`` or ``consumer.next(timeout_ms=...)``."""
+
+    def __init__(self, native: _courier.Consumer) -> None:
+        self._native = native
+
+    def next(self, timeout_ms: int | None = None) -> Delivery | None:
+        """The next delivery; None once closed. Raises :class:`courier.TimeoutError` on timeout."""
+        native = self._native.next(timeout_ms, False)
+        return None if native is None else Delivery(native)
+
+    def close(self) -> None:
+        """Stop consuming; unacknowledged deliveries return to the queue."""
+        self._native.close(False)
+
+    def __iter__(self) -> Iterator[Delivery]:
+        while (d := self.next()) is not None:
+            yield d
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncConsumer:
+    """Deliveries from one queue: ``async for d in consumer``."""
+
+    def __init__(self, native: _courier.Consumer) -> None:
+        self._native = native
+
+    async def next(self, timeout_ms: int | None = None) -> Delivery | None:
+        native = await self._native.next(timeout_ms, True)
+        return None if native is None else Delivery(native)
+
+    async def close(self) -> None:
+        await self._native.close(True)
+
+    def __aiter__(self) -> AsyncIterator[Delivery]:
+        return self
+
+    async def __anext__(self) -> Delivery:
+        d = await self.next()
+        if d is None:
+            raise StopAsyncIteration
+        return d
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+class Bus:
+    """A connection to RabbitMQ, blocking API. Thread-safe."""
+
+    def __init__(self, native: _courier.Bus) -> None:
+        self._native = native
+
+    @classmethod
+    def connect(cls, config: Mapping[str, Any]) -> Bus:
+        return cls(_courier.Bus.connect(to_json(config), False))
+
+    def declare_queue(
+        self,
+        name: str,
+        *,
+        quorum: bool = True,
+        delivery_limit: int | None = None,
+        dead_letter: bool = True,
+        ttl_ms: int | None = None,
+    ) -> None:
+        self._native.declare_queue(name, quorum, delivery_limit, dead_letter, ttl_ms, False)
+
+    def declare_exchange(self, name: str, kind: ExchangeKind = "topic") -> None:
+        self._native.declare_exchange(name, kind, False)
+
+    def bind(self, queue: str, exchange: str, routing_key: str) -> None:
+        self._native.bind(queue, exchange, routing_key, False)
+
+    def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: Body,
+        *,
+        headers: Mapping[str, str] | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        persistent: bool = True,
+    ) -> Receipt:
+        """Publishes and returns once the broker confirms."""
+        hdrs = None if headers is None else dict(headers)
+        mid = self._native.publish(
+            exchange, routing_key, _bytes(body), hdrs, message_id, correlation_id, persistent, False
+        )
+        return Receipt(mid)
+
+    def consume(self, queue: str, *, prefetch: int | None = None) -> Consumer:
+        return Consumer(self._native.consume(queue, prefetch, False))
+
+    def close(self) -> None:
+        self._native.close(False)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncBus:
+    """A connection to RabbitMQ for asyncio."""
+
+    def __init__(self, native: _courier.Bus) -> None:
+        self._native = native
+
+    @classmethod
+    async def connect(cls, config: Mapping[str, Any]) -> AsyncBus:
+        return cls(await _courier.Bus.connect(to_json(config), True))
+
+    async def declare_queue(
+        self,
+        name: str,
+        *,
+        quorum: bool = True,
+        delivery_limit: int | None = None,
+        dead_letter: bool = True,
+        ttl_ms: int | None = None,
+    ) -> None:
+        await self._native.declare_queue(name, quorum, delivery_limit, dead_letter, ttl_ms, True)
+
+    async def declare_exchange(self, name: str, kind: ExchangeKind = "topic") -> None:
+        await self._native.declare_exchange(name, kind, True)
+
+    async def bind(self, queue: str, exchange: str, routing_key: str) -> None:
+        await self._native.bind(queue, exchange, routing_key, True)
+
+    async def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: Body,
+        *,
+        headers: Mapping[str, str] | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        persistent: bool = True,
+    ) -> Receipt:
+        hdrs = None if headers is None else dict(headers)
+        mid = await self._native.publish(
+            exchange, routing_key, _bytes(body), hdrs, message_id, correlation_id, persistent, True
+        )
+        return Receipt(mid)
+
+    async def consume(self, queue: str, *, prefetch: int | None = None) -> AsyncConsumer:
+        return AsyncConsumer(await self._native.consume(queue, prefetch, True))
+
+    async def close(self) -> None:
+        await self._native.close(True)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

@@ -1,0 +1,129 @@
+"""courier's exceptions, one class per stable error kind.
+
+They are defined here, not in Rust, so they can subclass the stdlib exceptions callers
+already catch (``ValueError``, ``TimeoutError``, ``ConnectionError``). The native module
+picks the class from :data:`BY_KIND` by the error's kind code.
+"""
+
+from __future__ import annotations
+
+import builtins
+
+
+class CourierError(Exception):
+    """Base class of every courier error. ``kind`` is the language-independent code."""
+
+    kind = "internal"
+
+
+class ConfigError(CourierError, ValueError):
+    """Invalid config or argument; the message starts with the field path.
+
+    ``field`` and ``reason`` hold the two parts.
+    """
+
+    kind = "config"
+    field: str = ""
+    reason: str = ""
+
+
+class TimeoutError(CourierError, builtins.TimeoutError):  # noqa: A001 - mirrors the stdlib name on purpose
+    """A deadline or per-attempt timeout passed."""
+
+    kind = "timeout"
+
+
+class CircuitOpenError(CourierError):
+    """The circuit breaker is open; the call failed fast without touching the network."""
+
+    kind = "circuit_open"
+
+
+class RetryBudgetExhausted(CourierError):
+    """A retry was needed but the retry budget refused it."""
+
+    kind = "budget_exhausted"
+
+
+class OverloadedError(CourierError):
+    """The concurrency limit was reached; the call failed fast."""
+
+    kind = "overloaded"
+
+
+class NoEndpointError(CourierError):
+    """No endpoint qualifies for the request (for example, none has the version)."""
+
+    kind = "no_endpoint"
+
+
+class ConnectError(CourierError, ConnectionError):
+    """A transport failure: refused or reset connection, broken stream."""
+
+    kind = "connect"
+
+
+class TlsError(CourierError):
+    """A TLS handshake or certificate failure."""
+
+    kind = "tls"
+
+
+class UnroutableError(CourierError):
+    """A mandatory publish that no queue accepted; the broker returned it."""
+
+    kind = "unroutable"
+
+
+class PublishRejectedError(CourierError):
+    """The broker negatively acknowledged a publish."""
+
+    kind = "publish_rejected"
+
+
+class BrokerError(CourierError):
+    """The broker refused an operation (missing queue, mismatched declaration...)."""
+
+    kind = "broker"
+
+
+class ClosedError(CourierError):
+    """The object was used after ``close()``."""
+
+    kind = "closed"
+
+
+class InternalError(CourierError):
+    """A bug in courier, including a caught panic. Please report it."""
+
+    kind = "internal"
+
+
+class HTTPStatusError(CourierError):
+    """Raised by ``Response.raise_for_status()`` for a 4xx or 5xx status."""
+
+    kind = "http_status"
+
+    def __init__(self, message: str, response: object) -> None:
+        super().__init__(message)
+        self.response = response
+
+
+BY_KIND: dict[str, type[CourierError]] = {
+    cls.kind: cls
+    for cls in (
+        ConfigError,
+        TimeoutError,
+        CircuitOpenError,
+        RetryBudgetExhausted,
+        OverloadedError,
+        NoEndpointError,
+        ConnectError,
+        TlsError,
+        UnroutableError,
+        PublishRejectedError,
+        BrokerError,
+        ClosedError,
+        InternalError,
+    )
+}

@@ -1,0 +1,229 @@
+//! `Bus`, `Consumer` and `Delivery`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use courier::{BusConfig, ExchangeKind, PublishOptions, QueueOptions, Validate};
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use crate::error::IntoPyResult;
+use crate::wait::run;
+
+/// The native bus; `courier.Bus` and `courier.AsyncBus` wrap it.
+#[pyclass(frozen, module = "courier._courier")]
+pub(crate) struct Bus {
+    inner: courier::Bus,
+}
+
+#[pymethods]
+impl Bus {
+    /// Connects; with `asynchronous` returns an awaitable of the Bus.
+    #[staticmethod]
+    fn connect(py: Python<'_>, config_json: &str, asynchronous: bool) -> PyResult<Py<PyAny>> {
+        let config = BusConfig::from_json(config_json).py()?;
+        let fut = async move {
+            courier::Bus::connect(config)
+                .await
+                .map(|inner| Bus { inner })
+        };
+        run(py, asynchronous, fut)
+    }
+
+    #[pyo3(signature = (name, quorum, delivery_limit, dead_letter, ttl_ms, asynchronous))]
+    fn declare_queue(
+        &self,
+        py: Python<'_>,
+        name: String,
+        quorum: bool,
+        delivery_limit: Option<u32>,
+        dead_letter: bool,
+        ttl_ms: Option<u64>,
+        asynchronous: bool,
+    ) -> PyResult<Py<PyAny>> {
+        let bus = self.inner.clone();
+        let options = QueueOptions {
+            quorum,
+            delivery_limit,
+            dead_letter,
+            ttl_ms,
+        };
+        run(py, asynchronous, async move {
+            bus.declare_queue(&name, &options).await
+        })
+    }
+
+    fn declare_exchange(
+        &self,
+        py: Python<'_>,
+        name: String,
+        kind: &str,
+        asynchronous: bool,
+    ) -> PyResult<Py<PyAny>> {
+        let kind: ExchangeKind = kind.parse().py()?;
+        let bus = self.inner.clone();
+        run(py, asynchronous, async move {
+            bus.declare_exchange(&name, kind).await
+        })
+    }
+
+    fn bind(
+        &self,
+        py: Python<'_>,
+        queue: String,
+        exchange: String,
+        routing_key: String,
+        asynchronous: bool,
+    ) -> PyResult<Py<PyAny>> {
+        let bus = self.inner.clone();
+        run(py, asynchronous, async move {
+            bus.bind(&queue, &exchange, &routing_key).await
+        })
+    }
+
+    /// Returns the confirmed message id.
+    #[pyo3(signature = (exchange, routing_key, body, headers, message_id, correlation_id, persistent, asynchronous))]
+    fn publish(
+        &self,
+        py: Python<'_>,
+        exchange: String,
+        routing_key: String,
+        body: Vec<u8>,
+        headers: Option<BTreeMap<String, String>>,
+        message_id: Option<String>,
+        correlation_id: Option<String>,
+        persistent: bool,
+        asynchronous: bool,
+    ) -> PyResult<Py<PyAny>> {
+        let bus = self.inner.clone();
+        let options = PublishOptions {
+            headers: headers.unwrap_or_default(),
+            message_id,
+            correlation_id,
+            persistent,
+        };
+        let fut = async move {
+            let receipt = bus
+                .publish(&exchange, &routing_key, body.into(), options)
+                .await?;
+            Ok(receipt.message_id)
+        };
+        run(py, asynchronous, fut)
+    }
+
+    fn consume(
+        &self,
+        py: Python<'_>,
+        queue: String,
+        prefetch: Option<u16>,
+        asynchronous: bool,
+    ) -> PyResult<Py<PyAny>> {
+        let bus = self.inner.clone();
+        let fut = async move {
+            let inner = bus.consume(&queue, prefetch).await?;
+            Ok(Consumer {
+                inner: Arc::new(inner),
+            })
+        };
+        run(py, asynchronous, fut)
+    }
+
+    fn close(&self, py: Python<'_>, asynchronous: bool) -> PyResult<Py<PyAny>> {
+        let bus = self.inner.clone();
+        run(py, asynchronous, async move { bus.close().await })
+    }
+}
+
+/// The native consumer.
+#[pyclass(frozen, module = "courier._courier")]
+pub(crate) struct Consumer {
+    inner: Arc<courier::Consumer>,
+}
+
+#[pymethods]
+impl Consumer {
+    /// The next delivery, or None once closed.
+    fn next(
+        &self,
+        py: Python<'_>,
+        timeout_ms: Option<u64>,
+        asynchronous: bool,
+    ) -> PyResult<Py<PyAny>> {
+        let consumer = self.inner.clone();
+        let fut = async move {
+            let next = consumer.next(timeout_ms.map(Duration::from_millis)).await?;
+            Ok(next.map(|d| Delivery { inner: Arc::new(d) }))
+        };
+        run(py, asynchronous, fut)
+    }
+
+    fn close(&self, py: Python<'_>, asynchronous: bool) -> PyResult<Py<PyAny>> {
+        let consumer = self.inner.clone();
+        run(py, asynchronous, async move { consumer.close().await })
+    }
+}
+
+/// The native delivery.
+#[pyclass(frozen, module = "courier._courier")]
+pub(crate) struct Delivery {
+    inner: Arc<courier::Delivery>,
+}
+
+#[pymethods]
+impl Delivery {
+    #[getter]
+    fn body<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.inner.body)
+    }
+
+    #[getter]
+    fn headers(&self) -> BTreeMap<String, String> {
+        self.inner.headers.clone()
+    }
+
+    #[getter]
+    fn message_id(&self) -> Option<&str> {
+        self.inner.message_id.as_deref()
+    }
+
+    #[getter]
+    fn correlation_id(&self) -> Option<&str> {
+        self.inner.correlation_id.as_deref()
+    }
+
+    #[getter]
+    fn exchange(&self) -> &str {
+        &self.inner.exchange
+    }
+
+    #[getter]
+    fn routing_key(&self) -> &str {
+        &self.inner.routing_key
+    }
+
+    #[getter]
+    fn redelivered(&self) -> bool {
+        self.inner.redelivered
+    }
+
+    #[getter]
+    fn delivery_count(&self) -> Option<u32> {
+        self.inner.delivery_count
+    }
+
+    fn ack(&self, py: Python<'_>, asynchronous: bool) -> PyResult<Py<PyAny>> {
+        let d = self.inner.clone();
+        run(py, asynchronous, async move { d.ack().await })
+    }
+
+    fn nack(&self, py: Python<'_>, requeue: bool, asynchronous: bool) -> PyResult<Py<PyAny>> {
+        let d = self.inner.clone();
+        run(py, asynchronous, async move { d.nack(requeue).await })
+    }
+
+    fn reject(&self, py: Python<'_>, asynchronous: bool) -> PyResult<Py<PyAny>> {
+        let d = self.inner.clone();
+        run(py, asynchronous, async move { d.reject().await })
+    }
+}

@@ -1,0 +1,160 @@
+//! `Client` and `Response`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use courier::{ClientConfig, Request, Validate};
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use crate::error::IntoPyResult;
+use crate::wait::run;
+
+/// The native HTTP client; `courier.Client` and `courier.AsyncClient` wrap it.
+#[pyclass(frozen, module = "courier._courier")]
+pub(crate) struct Client {
+    inner: Arc<courier::Client>,
+}
+
+/// Request fields in the order `courier/_client.py` passes them.
+type CallArgs = (
+    String,
+    String,
+    String,
+    Option<Vec<(String, String)>>,
+    Option<Vec<u8>>,
+    Option<Vec<(String, String)>>,
+    Option<u64>,
+    Option<u64>,
+    Option<String>,
+    Option<String>,
+);
+
+fn request(args: CallArgs) -> Request {
+    let (
+        method,
+        target,
+        path,
+        headers,
+        body,
+        query,
+        deadline_ms,
+        timeout_ms,
+        idempotency_key,
+        version,
+    ) = args;
+    Request {
+        method,
+        target,
+        path,
+        headers: headers.unwrap_or_default(),
+        body: body.map(Into::into).unwrap_or_default(),
+        query: query.unwrap_or_default(),
+        deadline_ms,
+        timeout_ms,
+        idempotency_key,
+        version,
+    }
+}
+
+#[pymethods]
+impl Client {
+    #[new]
+    fn new(config_json: &str) -> PyResult<Self> {
+        let config = ClientConfig::from_json(config_json).py()?;
+        Ok(Client {
+            inner: Arc::new(courier::Client::new(config).py()?),
+        })
+    }
+
+    /// Loads a `.toml` or JSON config file through core's loader.
+    #[staticmethod]
+    fn from_file(path: std::path::PathBuf) -> PyResult<Self> {
+        let config = ClientConfig::from_file(path).py()?;
+        Ok(Client {
+            inner: Arc::new(courier::Client::new(config).py()?),
+        })
+    }
+
+    #[pyo3(signature = (method, target, path, headers, body, query, deadline_ms, timeout_ms, idempotency_key, version, asynchronous))]
+    fn call(
+        &self,
+        py: Python<'_>,
+        method: String,
+        target: String,
+        path: String,
+        headers: Option<Vec<(String, String)>>,
+        body: Option<Vec<u8>>,
+        query: Option<Vec<(String, String)>>,
+        deadline_ms: Option<u64>,
+        timeout_ms: Option<u64>,
+        idempotency_key: Option<String>,
+        version: Option<String>,
+        asynchronous: bool,
+    ) -> PyResult<Py<PyAny>> {
+        let req = request((
+            method,
+            target,
+            path,
+            headers,
+            body,
+            query,
+            deadline_ms,
+            timeout_ms,
+            idempotency_key,
+            version,
+        ));
+        let client = self.inner.clone();
+        run(py, asynchronous, async move {
+            client.call(req).await.map(Response::from)
+        })
+    }
+
+    fn close(&self) {
+        self.inner.close();
+    }
+}
+
+/// A completed HTTP exchange.
+#[pyclass(frozen, module = "courier._courier")]
+pub(crate) struct Response {
+    inner: courier::Response,
+}
+
+impl From<courier::Response> for Response {
+    fn from(inner: courier::Response) -> Self {
+        Response { inner }
+    }
+}
+
+#[pymethods]
+impl Response {
+    #[getter]
+    fn status(&self) -> u16 {
+        self.inner.status
+    }
+
+    #[getter]
+    fn headers(&self) -> BTreeMap<String, String> {
+        self.inner.header_map()
+    }
+
+    #[getter]
+    fn body<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.inner.body)
+    }
+
+    #[getter]
+    fn attempts(&self) -> u32 {
+        self.inner.attempts
+    }
+
+    #[getter]
+    fn endpoint(&self) -> &str {
+        &self.inner.endpoint
+    }
+
+    fn text(&self) -> String {
+        self.inner.text()
+    }
+}

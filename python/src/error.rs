@@ -1,0 +1,51 @@
+//! Core errors to the exception classes defined in `courier/_errors.py`.
+//!
+//! The classes live in Python so they can subclass stdlib bases (`ValueError`,
+//! `TimeoutError`, `ConnectionError`) and be documented and pickled like any other
+//! Python exception; Rust only picks the class by the error's stable kind code and
+//! attaches the structured fields.
+
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyDict;
+
+static BY_KIND: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
+
+/// Converts a core error into the matching `courier` exception.
+pub(crate) fn to_py(err: courier::Error) -> PyErr {
+    Python::attach(|py| build(py, &err).unwrap_or_else(|e| e))
+}
+
+fn build(py: Python<'_>, err: &courier::Error) -> PyResult<PyErr> {
+    let table = BY_KIND.get_or_try_init(py, || -> PyResult<Py<PyDict>> {
+        Ok(py
+            .import("courier._errors")?
+            .getattr("BY_KIND")?
+            .cast_into::<PyDict>()?
+            .unbind())
+    })?;
+    let code = err.kind().code();
+    let Some(class) = table.bind(py).get_item(code)? else {
+        return Ok(PyRuntimeError::new_err(format!(
+            "courier: no exception class for kind {code:?}: {err}"
+        )));
+    };
+    let exc = class.call1((err.to_string(),))?;
+    if let courier::Error::Config { field, reason } = err {
+        exc.setattr("field", field)?;
+        exc.setattr("reason", reason)?;
+    }
+    Ok(PyErr::from_value(exc))
+}
+
+/// `map_err(to_py)` with less noise.
+pub(crate) trait IntoPyResult<T> {
+    fn py(self) -> PyResult<T>;
+}
+
+impl<T> IntoPyResult<T> for courier::Result<T> {
+    fn py(self) -> PyResult<T> {
+        self.map_err(to_py)
+    }
+}

@@ -1,0 +1,28 @@
+//! `courier._courier`: the native half of the Python package.
+//!
+//! This crate only converts types, maps errors and drives core futures: sync methods
+//! block with the GIL released ([`wait::block`]), `*_async` methods return awaitables
+//! ([`wait::awaitable`]). The public API (keyword arguments, `json=`, context managers,
+//! iterators) is the Python layer in `courier/`.
+
+// Native methods take the Python keyword arguments one by one; bundling them into a
+// struct would only move the conversion somewhere less obvious.
+#![allow(clippy::too_many_arguments)]
+
+use pyo3::prelude::*;
+
+mod bus;
+mod client;
+mod error;
+mod wait;
+
+#[pymodule]
+fn _courier(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<client::Client>()?;
+    m.add_class::<client::Response>()?;
+    m.add_class::<bus::Bus>()?;
+    m.add_class::<bus::Consumer>()?;
+    m.add_class::<bus::Delivery>()?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

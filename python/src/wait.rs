@@ -1,0 +1,131 @@
+//! Driving core futures from Python, on core's one runtime.
+//!
+//! Sync methods block in [`block`]: the GIL is released while waiting and re-taken
+//! every 100 ms to run signal handlers, so Ctrl-C interrupts a long call or
+//! `consumer.next()` with `KeyboardInterrupt` (and dropping the task cancels the work).
+//!
+//! Async methods return an asyncio future through pyo3-async-runtimes' *generic*
+//! bridge, with [`CoreRuntime`] spawning onto core's runtime: its ready-made tokio
+//! bridge would start a second runtime of its own, which also would not survive `fork()`.
+
+use std::any::Any;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use pyo3::IntoPyObjectExt;
+use pyo3::prelude::*;
+use pyo3_async_runtimes::TaskLocals;
+use pyo3_async_runtimes::generic::{ContextExt, JoinError, Runtime};
+use tokio::sync::OnceCell;
+
+use crate::error::IntoPyResult;
+
+/// How often a blocked sync call wakes to check for signals.
+const SIGNAL_TICK: Duration = Duration::from_millis(100);
+
+/// Runs `fut` blocking, or returns an awaitable of it when `asynchronous`: each native
+/// method serves both `courier.Bus` and `courier.AsyncBus` this way.
+pub(crate) fn run<F, T>(py: Python<'_>, asynchronous: bool, fut: F) -> PyResult<Py<PyAny>>
+where
+    F: Future<Output = courier::Result<T>> + Send + 'static,
+    T: for<'a> IntoPyObject<'a> + Send + 'static,
+{
+    if asynchronous {
+        return awaitable(py, fut).map(Bound::unbind);
+    }
+    Ok(block(py, fut)?.into_bound_py_any(py)?.unbind())
+}
+
+/// Runs `fut` on core's runtime and blocks until it ends, without holding the GIL.
+fn block<F, T>(py: Python<'_>, fut: F) -> PyResult<T>
+where
+    F: Future<Output = courier::Result<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    let mut task = courier::runtime::spawn(fut).py()?;
+    loop {
+        if let Some(done) = py.detach(|| task.wait_tick(SIGNAL_TICK)) {
+            return done.and_then(|r| r).py();
+        }
+        // Raises KeyboardInterrupt on Ctrl-C; returning drops `task`, which cancels it.
+        py.check_signals()?;
+    }
+}
+
+/// Runs `fut` on core's runtime and returns an asyncio awaitable of its result.
+/// Cancelling the awaitable drops the future.
+fn awaitable<'py, F, T>(py: Python<'py>, fut: F) -> PyResult<Bound<'py, PyAny>>
+where
+    F: Future<Output = courier::Result<T>> + Send + 'static,
+    T: for<'a> IntoPyObject<'a> + Send + 'static,
+{
+    pyo3_async_runtimes::generic::future_into_py::<CoreRuntime, _, T>(
+        py,
+        async move { fut.await.py() },
+    )
+}
+
+/// pyo3-async-runtimes' view of core's runtime.
+pub(crate) struct CoreRuntime;
+
+tokio::task_local! {
+    static TASK_LOCALS: OnceCell<TaskLocals>;
+}
+
+/// Why a bridged task did not finish.
+pub(crate) struct TaskFailed(Box<dyn Any + Send>);
+
+impl JoinError for TaskFailed {
+    fn is_panic(&self) -> bool {
+        true
+    }
+    fn into_panic(self) -> Box<dyn Any + Send + 'static> {
+        self.0
+    }
+}
+
+type BridgeHandle = Pin<Box<dyn Future<Output = Result<(), TaskFailed>> + Send>>;
+
+impl Runtime for CoreRuntime {
+    type JoinError = TaskFailed;
+    type JoinHandle = BridgeHandle;
+
+    fn spawn<F>(fut: F) -> Self::JoinHandle
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        match courier::runtime::spawn(fut) {
+            // The bridge's handle must not cancel the task when dropped: the bridge
+            // drops it right away and relies on the task to resolve the asyncio future.
+            Ok(task) => {
+                let task = task.detach();
+                Box::pin(async move { task.await.map_err(|e| TaskFailed(Box::new(e.to_string()))) })
+            }
+            Err(e) => Box::pin(std::future::ready(Err(TaskFailed(Box::new(e.to_string()))))),
+        }
+    }
+
+    fn spawn_blocking<F>(f: F) -> Self::JoinHandle
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        Self::spawn(async move { f() })
+    }
+}
+
+impl ContextExt for CoreRuntime {
+    fn scope<F, R>(locals: TaskLocals, fut: F) -> Pin<Box<dyn Future<Output = R> + Send>>
+    where
+        F: Future<Output = R> + Send + 'static,
+    {
+        let cell = OnceCell::new_with(Some(locals));
+        Box::pin(TASK_LOCALS.scope(cell, fut))
+    }
+
+    fn get_task_locals() -> Option<TaskLocals> {
+        TASK_LOCALS
+            .try_with(|cell| cell.get().cloned())
+            .unwrap_or_default()
+    }
+}

@@ -1,0 +1,79 @@
+"""Fixtures: the courier-testkit binary (HTTP upstreams with fault injection) and RabbitMQ."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+def testkit_binary() -> str:
+    if path := os.environ.get("COURIER_TESTKIT"):
+        return path
+    target = os.environ.get("CARGO_TARGET_DIR", str(Path.home() / ".cache/courier/target"))
+    return str(Path(target) / "debug" / "courier-testkit")
+
+
+class Testkit:
+    """Drives a courier-testkit process over its control API."""
+
+    def __init__(self, upstreams: int) -> None:
+        # The process exits when its stdin closes, so it cannot outlive the test run.
+        self.proc = subprocess.Popen(
+            [testkit_binary(), "--upstreams", str(upstreams)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        info = json.loads(self.proc.stdout.readline())
+        self.control: str = info["control"]
+        self.urls: list[str] = info["upstreams"]
+
+    def _send(self, method: str, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.control + path, data=data, method=method)
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            raw = resp.read()
+        return json.loads(raw) if raw else None
+
+    def behave(self, upstream: int, **behavior: Any) -> None:
+        self._send("PUT", f"/upstreams/{upstream}/behavior", behavior)
+
+    def requests(self, upstream: int) -> dict[str, Any]:
+        return self._send("GET", f"/upstreams/{upstream}/requests")
+
+    def stop(self, upstream: int) -> None:
+        self._send("POST", f"/upstreams/{upstream}/stop")
+
+    def reset(self) -> None:
+        self._send("POST", "/reset")
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def _testkit_process() -> Iterator[Testkit]:
+    kit = Testkit(upstreams=3)
+    yield kit
+    kit.close()
+
+
+@pytest.fixture
+def testkit(_testkit_process: Testkit) -> Testkit:
+    _testkit_process.reset()
+    return _testkit_process
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> str:
+    return os.environ.get("COURIER_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f")

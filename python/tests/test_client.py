@@ -1,0 +1,118 @@
+import asyncio
+import builtins
+
+import pytest
+
+import courier
+
+
+def config(testkit, **service):
+    return {"services": {"orders": {"endpoints": [testkit.urls[0]], **service}}}
+
+
+def test_get_through_a_service(testkit):
+    with courier.Client(config(testkit)) as client:
+        resp = client.get("orders", "/v1/items", query={"page": 2}, headers={"x-trace": "t1"})
+    assert resp.status == 200
+    assert resp.attempts == 1
+    assert resp.endpoint.rstrip("/") == testkit.urls[0]
+    echo = resp.json()
+    assert (echo["method"], echo["path"], echo["query"]) == ("GET", "/v1/items", "page=2")
+    assert echo["headers"]["x-trace"] == "t1"
+    assert testkit.requests(0)["by_path"] == {"/v1/items": 1}
+
+
+async def test_async_get_and_post_with_idempotency_key(testkit):
+    client = courier.AsyncClient(config(testkit))
+    resp = await client.post("orders", "/v1/orders", json={"sku": "a"}, idempotency_key="k-1")
+    assert resp.status == 200
+    assert resp.json()["headers"]["content-type"] == "application/json"
+    # Two concurrent calls share the one runtime.
+    a, b = await asyncio.gather(client.get("orders", "/a"), client.get(testkit.urls[1], "/b"))
+    assert (a.status, b.status) == (200, 200)
+    assert testkit.requests(0)["by_idempotency_key"] == {"k-1": 1}
+    client.close()
+
+
+def test_final_error_status_is_a_response(testkit):
+    testkit.behave(0, default={"status": 503, "retry_after": "1"})
+    resp = courier.Client(config(testkit)).get("orders", "/x")
+    assert resp.status == 503
+    assert resp.headers["retry-after"] == "1"
+    with pytest.raises(courier.HTTPStatusError) as info:
+        resp.raise_for_status()
+    assert info.value.response is resp
+
+
+@pytest.mark.parametrize(
+    ("cfg", "field"),
+    [
+        ({"services": {"a": {"endpoints": []}}}, "services.a.endpoints"),
+        ({"services": {"a": {"endpoints": ["not a url"]}}}, "services.a.endpoints[0].url"),
+        ({"services": {"a": {"endpoints": ["http://h:1"], "deadline_ms": 0}}}, "services.a.deadline_ms"),
+    ],
+)
+def test_bad_config_names_the_field(cfg, field):
+    with pytest.raises(courier.ConfigError) as info:
+        courier.Client(cfg)
+    assert isinstance(info.value, ValueError)
+    assert info.value.field == field
+    assert str(info.value).startswith(field + ":")
+
+
+def test_deadline_raises_timeout(testkit):
+    testkit.behave(0, default={"latency_ms": 5000})
+    client = courier.Client(config(testkit, deadline_ms=200))
+    with pytest.raises(courier.TimeoutError) as info:
+        client.get("orders", "/slow")
+    assert isinstance(info.value, builtins.TimeoutError)
+    assert info.value.kind == "timeout"
+
+
+async def test_async_per_call_deadline(testkit):
+    testkit.behave(0, default={"latency_ms": 5000})
+    client = courier.AsyncClient(config(testkit))
+    with pytest.raises(courier.TimeoutError):
+        await client.get("orders", "/slow", deadline_ms=200)
+
+
+def test_refused_connection_is_a_connect_error(testkit):
+    testkit.stop(2)
+    with pytest.raises(courier.ConnectError) as info:
+        courier.Client({"services": {}}).get(testkit.urls[2] + "/x")
+    assert isinstance(info.value, ConnectionError)
+
+
+def test_credentials_never_appear_in_errors(testkit):
+    testkit.stop(2)
+    url = testkit.urls[2].replace("http://", "http://user:s3cret-pw@")
+    with pytest.raises(courier.ConnectError) as info:
+        courier.Client({"services": {}}).get(url)
+    assert "s3cret-pw" not in str(info.value)
+
+
+def test_unknown_service_and_closed_client(testkit):
+    client = courier.Client(config(testkit))
+    with pytest.raises(courier.ConfigError, match="unknown service"):
+        client.get("nope")
+    client.close()
+    with pytest.raises(courier.ClosedError):
+        client.get("orders")
+
+
+def test_from_file_reads_toml(testkit, tmp_path):
+    path = tmp_path / "courier.toml"
+    path.write_text(f'[services.orders]\nendpoints = ["{testkit.urls[0]}"]\n')
+    assert courier.Client.from_file(path).get("orders", "/").status == 200
+
+
+async def test_cancelling_an_async_call_does_not_break_the_client(testkit):
+    testkit.behave(0, default={"latency_ms": 3000})
+    client = courier.AsyncClient(config(testkit))
+    task = asyncio.ensure_future(client.get("orders", "/slow"))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    testkit.behave(0, default={})
+    assert (await client.get("orders", "/fast")).status == 200

@@ -1,0 +1,25 @@
+//! Fake HTTP upstreams with fault injection, shared by courier's integration tests in
+//! every language.
+//!
+//! Rust tests start a [`Testkit`] in-process. Python, Node and Kotlin tests spawn the
+//! `courier-testkit` binary, which prints its URLs as one JSON line on stdout and lives
+//! until its stdin closes, and drive it through the control API on the same types
+//! ([`Behavior`], [`RequestLog`]) serialized as JSON. One implementation keeps the
+//! faults identical across bindings, so a behaviour difference is the binding's fault.
+//!
+//! The HTTP server is hand-written because the interesting faults (a TCP reset before
+//! any response byte, or in the middle of a body) need control of the raw socket.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod behavior;
+mod control;
+mod http1;
+mod log;
+mod testkit;
+mod upstream;
+
+pub use behavior::{Action, Behavior, Reset};
+pub use log::{RecordedRequest, RequestLog};
+pub use testkit::{Testkit, closed_port};

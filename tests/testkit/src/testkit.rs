@@ -1,0 +1,136 @@
+//! The in-process handle Rust tests hold; the binary wraps the same thing.
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::behavior::Behavior;
+use crate::control;
+use crate::http1;
+use crate::log::RequestLog;
+use crate::upstream::Upstream;
+
+/// A set of fake upstreams plus their control API, all on 127.0.0.1.
+///
+/// Dropping it shuts everything down, so a test cannot leak listeners into the next.
+pub struct Testkit {
+    upstreams: Arc<[Upstream]>,
+    control_addr: SocketAddr,
+    control_task: JoinHandle<()>,
+}
+
+impl Testkit {
+    /// Starts `upstreams` upstreams and the control server on ephemeral ports of
+    /// 127.0.0.1, serving from the current tokio runtime.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
+    pub async fn start(upstreams: usize) -> io::Result<Testkit> {
+        let upstreams: Arc<[Upstream]> = (0..upstreams)
+            .map(Upstream::bind)
+            .collect::<io::Result<Vec<_>>>()?
+            .into();
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        let control_addr = listener.local_addr()?;
+        let shared = Arc::clone(&upstreams);
+        let control_task = tokio::spawn(http1::serve(
+            listener,
+            std::future::pending(),
+            move |stream| control::serve_connection(Arc::clone(&shared), stream),
+        ));
+        Ok(Testkit {
+            upstreams,
+            control_addr,
+            control_task,
+        })
+    }
+
+    /// Base URLs (`http://127.0.0.1:port`, no trailing slash), indexed like upstreams.
+    pub fn urls(&self) -> Vec<String> {
+        self.upstreams.iter().map(Upstream::url).collect()
+    }
+
+    /// Base URL of the control API.
+    pub fn control_url(&self) -> String {
+        format!("http://{}", self.control_addr)
+    }
+
+    /// Replaces an upstream's behaviour, restarting its script and random sequence.
+    ///
+    /// # Panics
+    ///
+    /// If there is no upstream `upstream`.
+    pub fn set_behavior(&self, upstream: usize, behavior: Behavior) {
+        self.upstream(upstream).set_behavior(behavior);
+    }
+
+    /// A snapshot of what an upstream has received since its last reset.
+    ///
+    /// # Panics
+    ///
+    /// If there is no upstream `upstream`.
+    pub fn requests(&self, upstream: usize) -> RequestLog {
+        self.upstream(upstream).requests()
+    }
+
+    /// Restores every upstream's default behaviour and clears every log; listeners that
+    /// were stopped stay stopped.
+    pub fn reset(&self) {
+        self.upstreams.iter().for_each(Upstream::reset);
+    }
+
+    /// Closes an upstream's listener and open connections; returns once connecting to
+    /// its port is refused. Stopping a stopped upstream does nothing.
+    ///
+    /// # Panics
+    ///
+    /// If there is no upstream `upstream`.
+    pub async fn stop_upstream(&self, upstream: usize) {
+        self.upstream(upstream).stop().await;
+    }
+
+    /// Listens again on the port the upstream had; fails (`AddrInUse`) if something
+    /// else took it meanwhile. Starting a running upstream does nothing.
+    ///
+    /// # Panics
+    ///
+    /// If there is no upstream `upstream`.
+    pub async fn start_upstream(&self, upstream: usize) -> io::Result<()> {
+        self.upstream(upstream).start()
+    }
+
+    fn upstream(&self, index: usize) -> &Upstream {
+        self.upstreams.get(index).unwrap_or_else(|| {
+            panic!(
+                "no upstream {index}: this testkit has {}",
+                self.upstreams.len()
+            )
+        })
+    }
+}
+
+impl Drop for Testkit {
+    fn drop(&mut self) {
+        self.control_task.abort();
+        self.upstreams.iter().for_each(Upstream::abort);
+    }
+}
+
+/// A port on 127.0.0.1 where nothing listens, for connection-refused tests.
+///
+/// The port is free when returned but not reserved: another process could take it,
+/// which on a test machine is rare enough not to matter.
+///
+/// # Panics
+///
+/// If no ephemeral port can be bound at all.
+pub fn closed_port() -> u16 {
+    std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("binding an ephemeral port on 127.0.0.1")
+}
