@@ -1,0 +1,41 @@
+//! uniffi exports of courier for Kotlin and Swift: crate `courier-ffi`.
+//!
+//! This crate only converts types, maps errors and drives core futures; every behaviour
+//! (retries, deadlines, routing, confirms) lives in `courier` (see DESIGN.md rule 1).
+//!
+//! # Async
+//! Exported `async fn`s become Kotlin `suspend fun`s and Swift `async throws` functions.
+//! They do not use `#[uniffi::export(async_runtime = "tokio")]`, which would poll core
+//! futures on a second runtime (async_compat's); instead each one hands its core future
+//! to the process-wide runtime with [`courier::runtime::spawn`] and awaits the task.
+//! The task is `Send`, as uniffi requires, and dropping it (a cancelled coroutine or
+//! Swift `Task`) aborts the core future, which releases what it held.
+//!
+//! # Errors
+//! Every failure is a [`CourierError`], one variant per core `ErrorKind`, which Kotlin
+//! sees as the sealed `CourierException` hierarchy and Swift as the `CourierError` enum.
+
+#![warn(missing_docs)]
+
+mod bus;
+mod client;
+mod error;
+
+pub use bus::{Bus, Consumer, Delivery, PublishOptions, QueueOptions};
+pub use client::{Client, HttpRequest, HttpResponse, QueryParam};
+pub use error::CourierError;
+
+uniffi::setup_scaffolding!();
+
+/// Runs `fut` on core's runtime and waits for it from whichever executor polls the
+/// returned future (Kotlin's coroutine, Swift's task).
+///
+/// # Cancel safety
+/// Dropping the returned future aborts `fut` at its next await point.
+async fn run<T, F>(fut: F) -> Result<T, CourierError>
+where
+    F: Future<Output = courier::Result<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    Ok(courier::runtime::spawn(fut)?.await??)
+}

@@ -1,0 +1,122 @@
+/// <reference types="node" />
+import type { NativeDelivery } from './native'
+
+/** An error from courier: `code` is stable across versions and languages. */
+export interface CourierError extends Error {
+  code:
+    | 'COURIER_CONFIG' | 'COURIER_TIMEOUT' | 'COURIER_CIRCUIT_OPEN' | 'COURIER_BUDGET' | 'COURIER_OVERLOADED'
+    | 'COURIER_NO_ENDPOINT' | 'COURIER_CONNECT' | 'COURIER_TLS' | 'COURIER_UNROUTABLE' | 'COURIER_PUBLISH_REJECTED'
+    | 'COURIER_BROKER' | 'COURIER_CLOSED' | 'COURIER_INTERNAL'
+  /** The snake_case kind shared with every other language (`circuit_open`). */
+  kind: string
+  /** For COURIER_CONFIG: the path of the invalid value, e.g. `services.orders.endpoints[0].url`. */
+  field?: string
+  reason?: string
+}
+
+export type Endpoint = string | { url: string; version?: string; weight?: number }
+
+export interface ServiceConfig {
+  endpoints: Endpoint[]
+  timeout_ms?: number | null
+  deadline_ms?: number
+  headers?: Record<string, string>
+}
+
+export interface ClientConfig {
+  services?: Record<string, ServiceConfig>
+}
+
+export interface BusConfig {
+  urls: string[]
+  prefetch?: number
+  max_unconfirmed?: number
+}
+
+export type Body = string | Buffer | ArrayBufferView | ArrayBuffer
+export type Pairs = Record<string, string | number> | Map<string, string> | Array<[string, string]>
+
+export interface CallOptions {
+  headers?: Pairs
+  query?: Pairs
+  body?: Body
+  /** Serialised with JSON.stringify; sets content-type when absent. */
+  json?: unknown
+  deadlineMs?: number
+  timeoutMs?: number
+  /** Sent as Idempotency-Key. */
+  idempotencyKey?: string
+  /** Route only to endpoints of this version. */
+  version?: string
+}
+
+export interface CallRequest extends CallOptions {
+  method: string
+  /** A service name from the config, or an absolute http(s) URL. */
+  target: string
+  path?: string
+}
+
+export declare class Response {
+  readonly status: number
+  readonly headers: Record<string, string>
+  readonly body: Buffer
+  /** Attempts made; 1 when the first attempt answered. */
+  readonly attempts: number
+  /** Base URL of the endpoint that answered. */
+  readonly endpoint: string
+  text(): string
+  json<T = unknown>(): T
+}
+
+export declare class Client {
+  /** @throws {CourierError} COURIER_CONFIG naming the field path. */
+  constructor(config: ClientConfig)
+  static fromFile(path: string): Client
+  call(request: CallRequest): Promise<Response>
+  get(target: string, path?: string, opts?: CallOptions): Promise<Response>
+  head(target: string, path?: string, opts?: CallOptions): Promise<Response>
+  options(target: string, path?: string, opts?: CallOptions): Promise<Response>
+  delete(target: string, path?: string, opts?: CallOptions): Promise<Response>
+  post(target: string, path?: string, opts?: CallOptions): Promise<Response>
+  put(target: string, path?: string, opts?: CallOptions): Promise<Response>
+  patch(target: string, path?: string, opts?: CallOptions): Promise<Response>
+  close(): void
+}
+
+export type Delivery = NativeDelivery
+
+export declare class Consumer implements AsyncIterable<Delivery> {
+  next(opts?: { timeoutMs?: number }): Promise<Delivery | null>
+  close(): Promise<void>
+  [Symbol.asyncIterator](): AsyncIterator<Delivery>
+}
+
+export interface QueueOptions {
+  quorum?: boolean
+  /** Default 5 on quorum queues. */
+  deliveryLimit?: number
+  /** Create `<name>.dlq` for rejected messages. Default true. */
+  deadLetter?: boolean
+  ttlMs?: number
+}
+
+export interface PublishMessage {
+  exchange?: string
+  routingKey: string
+  body?: Body
+  headers?: Record<string, string>
+  messageId?: string
+  correlationId?: string
+  persistent?: boolean
+}
+
+export declare class Bus {
+  static connect(config: BusConfig): Promise<Bus>
+  declareQueue(name: string, opts?: QueueOptions): Promise<void>
+  declareExchange(name: string, kind?: 'direct' | 'fanout' | 'topic' | 'headers'): Promise<void>
+  bind(queue: string, exchange: string, routingKey: string): Promise<void>
+  publish(msg: PublishMessage): Promise<{ messageId: string }>
+  consume(queue: string, opts?: { prefetch?: number }): Promise<Consumer>
+  close(): Promise<void>
+}

@@ -1,0 +1,141 @@
+'use strict'
+// courier for Node: options objects, async iterators and Buffers over the native core.
+// Behaviour (routing, deadlines, confirms, errors) lives in the Rust core; this file
+// only shapes arguments and results. Errors are `Error`s with a stable `code`
+// (`COURIER_TIMEOUT`, ...), plus `field`/`reason` for `COURIER_CONFIG`.
+
+const native = require('./native.js')
+
+function configJson(config) {
+  if (config === null || typeof config !== 'object' || Array.isArray(config)) {
+    const err = new TypeError(`config: expected an object, got ${config === null ? 'null' : typeof config}`)
+    err.code = 'COURIER_CONFIG'
+    err.field = 'config'
+    throw err
+  }
+  return JSON.stringify(config)
+}
+
+function pairs(items) {
+  if (items == null) return undefined
+  const entries = items instanceof Map || Array.isArray(items) ? [...items] : Object.entries(items)
+  return entries.map(([k, v]) => [String(k), String(v)])
+}
+
+function toBuffer(body) {
+  if (body == null) return undefined
+  if (typeof body === 'string') return Buffer.from(body)
+  if (Buffer.isBuffer(body)) return body
+  if (ArrayBuffer.isView(body)) return Buffer.from(body.buffer, body.byteOffset, body.byteLength)
+  if (body instanceof ArrayBuffer) return Buffer.from(body)
+  throw new TypeError('body must be a string, Buffer, TypedArray or ArrayBuffer')
+}
+
+class Response {
+  #native
+  constructor(n) {
+    this.#native = n
+    this.status = n.status
+    this.attempts = n.attempts
+    this.endpoint = n.endpoint
+  }
+  /** Lowercase names; repeated headers joined with ", ". */
+  get headers() { return this.#native.headers }
+  get body() { return this.#native.body }
+  text() { return this.body.toString('utf8') }
+  json() { return JSON.parse(this.text()) }
+}
+
+class Client {
+  #native
+  constructor(config, native_ = undefined) {
+    this.#native = native_ ?? new native.NativeClient(configJson(config))
+  }
+
+  /** Loads a `.toml` or JSON config file. */
+  static fromFile(path) { return new Client(undefined, native.NativeClient.fromFile(String(path))) }
+
+  async call(opts) {
+    const headers = pairs(opts.headers) ?? []
+    let body = opts.body
+    if (opts.json !== undefined) {
+      if (body != null) throw new TypeError('pass body or json, not both')
+      body = JSON.stringify(opts.json)
+      if (!headers.some(([k]) => k.toLowerCase() === 'content-type')) headers.push(['content-type', 'application/json'])
+    }
+    const n = await this.#native.call({
+      method: opts.method,
+      target: opts.target,
+      path: opts.path,
+      headers,
+      query: pairs(opts.query),
+      body: toBuffer(body),
+      deadlineMs: opts.deadlineMs,
+      timeoutMs: opts.timeoutMs,
+      idempotencyKey: opts.idempotencyKey,
+      version: opts.version,
+    })
+    return new Response(n)
+  }
+
+  get(target, path = '', opts = {}) { return this.call({ ...opts, method: 'GET', target, path }) }
+  head(target, path = '', opts = {}) { return this.call({ ...opts, method: 'HEAD', target, path }) }
+  options(target, path = '', opts = {}) { return this.call({ ...opts, method: 'OPTIONS', target, path }) }
+  delete(target, path = '', opts = {}) { return this.call({ ...opts, method: 'DELETE', target, path }) }
+  post(target, path = '', opts = {}) { return this.call({ ...opts, method: 'POST', target, path }) }
+  put(target, path = '', opts = {}) { return this.call({ ...opts, method: 'PUT', target, path }) }
+  patch(target, path = '', opts = {}) { return this.call({ ...opts, method: 'PATCH', target, path }) }
+
+  /** Later calls reject with COURIER_CLOSED; calls in flight finish. */
+  close() { this.#native.close() }
+}
+
+class Consumer {
+  #native
+  constructor(n) { this.#native = n }
+  /** The next delivery, or null once closed; rejects with COURIER_TIMEOUT after timeoutMs. */
+  next(opts = {}) { return this.#native.next(opts.timeoutMs) }
+  /** Stops consuming; unacknowledged deliveries return to the queue. */
+  close() { return this.#native.close() }
+  async *[Symbol.asyncIterator]() {
+    for (let d = await this.next(); d !== null; d = await this.next()) yield d
+  }
+}
+
+class Bus {
+  #native
+  constructor(n) { this.#native = n }
+
+  static async connect(config) { return new Bus(await native.NativeBus.connect(configJson(config))) }
+
+  declareQueue(name, opts = {}) {
+    return this.#native.declareQueue(name, {
+      quorum: opts.quorum,
+      deliveryLimit: opts.deliveryLimit,
+      deadLetter: opts.deadLetter,
+      ttlMs: opts.ttlMs,
+    })
+  }
+
+  declareExchange(name, kind = 'topic') { return this.#native.declareExchange(name, kind) }
+  bind(queue, exchange, routingKey) { return this.#native.bind(queue, exchange, routingKey) }
+
+  /** Resolves once the broker confirms, with the message id. */
+  async publish(msg) {
+    const messageId = await this.#native.publish({
+      exchange: msg.exchange ?? '',
+      routingKey: msg.routingKey,
+      body: toBuffer(msg.body) ?? Buffer.alloc(0),
+      headers: msg.headers,
+      messageId: msg.messageId,
+      correlationId: msg.correlationId,
+      persistent: msg.persistent,
+    })
+    return { messageId }
+  }
+
+  async consume(queue, opts = {}) { return new Consumer(await this.#native.consume(queue, opts.prefetch)) }
+  close() { return this.#native.close() }
+}
+
+module.exports = { Client, Bus, Consumer, Response }

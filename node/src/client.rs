@@ -1,0 +1,126 @@
+//! `NativeClient` and `NativeResponse`.
+
+use std::collections::HashMap;
+
+use courier::{ClientConfig, Request, Validate};
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+use crate::error::OrThrow;
+use crate::promise;
+
+/// Request fields as `index.js` passes them.
+#[napi(object)]
+pub struct NativeRequest {
+    pub method: String,
+    pub target: String,
+    pub path: Option<String>,
+    pub headers: Option<Vec<Vec<String>>>,
+    pub query: Option<Vec<Vec<String>>>,
+    pub body: Option<Buffer>,
+    pub deadline_ms: Option<u32>,
+    pub timeout_ms: Option<u32>,
+    pub idempotency_key: Option<String>,
+    pub version: Option<String>,
+}
+
+fn pairs(field: &str, list: Option<Vec<Vec<String>>>) -> courier::Result<Vec<(String, String)>> {
+    list.unwrap_or_default()
+        .into_iter()
+        .map(|pair| match <[String; 2]>::try_from(pair) {
+            Ok([k, v]) => Ok((k, v)),
+            Err(_) => Err(courier::Error::config(
+                field,
+                "each entry must be a [name, value] pair",
+            )),
+        })
+        .collect()
+}
+
+impl NativeRequest {
+    fn into_core(self) -> courier::Result<Request> {
+        Ok(Request {
+            method: self.method,
+            target: self.target,
+            path: self.path.unwrap_or_default(),
+            headers: pairs("headers", self.headers)?,
+            query: pairs("query", self.query)?,
+            body: self.body.map(|b| b.to_vec().into()).unwrap_or_default(),
+            deadline_ms: self.deadline_ms.map(u64::from),
+            timeout_ms: self.timeout_ms.map(u64::from),
+            idempotency_key: self.idempotency_key,
+            version: self.version,
+        })
+    }
+}
+
+#[napi]
+pub struct NativeClient {
+    inner: courier::Client,
+}
+
+#[napi]
+impl NativeClient {
+    #[napi(constructor)]
+    pub fn new(env: Env, config_json: String) -> Result<Self> {
+        let config = ClientConfig::from_json(&config_json).or_throw(&env)?;
+        Ok(NativeClient {
+            inner: courier::Client::new(config).or_throw(&env)?,
+        })
+    }
+
+    #[napi(factory)]
+    pub fn from_file(env: Env, path: String) -> Result<Self> {
+        let config = ClientConfig::from_file(path).or_throw(&env)?;
+        Ok(NativeClient {
+            inner: courier::Client::new(config).or_throw(&env)?,
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<NativeResponse>")]
+    pub fn call<'env>(&self, env: &'env Env, request: NativeRequest) -> Result<Object<'env>> {
+        let req = request.into_core().or_throw(env)?;
+        let client = self.inner.clone();
+        promise::spawn(env, async move {
+            client.call(req).await.map(|inner| NativeResponse { inner })
+        })
+    }
+
+    #[napi]
+    pub fn close(&self) {
+        self.inner.close();
+    }
+}
+
+#[napi]
+pub struct NativeResponse {
+    inner: courier::Response,
+}
+
+#[napi]
+impl NativeResponse {
+    #[napi(getter)]
+    pub fn status(&self) -> u32 {
+        u32::from(self.inner.status)
+    }
+
+    #[napi(getter)]
+    pub fn headers(&self) -> HashMap<String, String> {
+        self.inner.header_map().into_iter().collect()
+    }
+
+    #[napi(getter)]
+    pub fn body(&self) -> Buffer {
+        self.inner.body.to_vec().into()
+    }
+
+    #[napi(getter)]
+    pub fn attempts(&self) -> u32 {
+        self.inner.attempts
+    }
+
+    #[napi(getter)]
+    pub fn endpoint(&self) -> String {
+        self.inner.endpoint.clone()
+    }
+}

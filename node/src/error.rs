@@ -1,0 +1,44 @@
+//! Core errors to JavaScript `Error`s with a stable `code` (`COURIER_TIMEOUT`, ...).
+//!
+//! The error object is built here, with `code`, `kind` and (for config errors) `field`
+//! and `reason` as properties, and handed to napi as the value to throw or reject
+//! with, so callers branch on `err.code` instead of parsing messages.
+
+use napi::bindgen_prelude::*;
+
+/// The `err.code` for a core error kind.
+pub(crate) fn code(kind: courier::ErrorKind) -> String {
+    let code = match kind {
+        courier::ErrorKind::BudgetExhausted => "budget",
+        other => other.code(),
+    };
+    format!("COURIER_{}", code.to_ascii_uppercase())
+}
+
+/// Builds the JavaScript error for `err`; falls back to a plain error if the engine
+/// refuses to allocate (napi is then failing anyway).
+pub(crate) fn to_js(env: &Env, err: courier::Error) -> Error {
+    build(env, &err).unwrap_or_else(|e| e)
+}
+
+fn build(env: &Env, err: &courier::Error) -> Result<Error> {
+    let mut obj = env.create_error(Error::new(Status::GenericFailure, err.to_string()))?;
+    obj.set_named_property("code", code(err.kind()))?;
+    obj.set_named_property("kind", err.kind().code())?;
+    if let courier::Error::Config { field, reason } = err {
+        obj.set_named_property("field", field.as_str())?;
+        obj.set_named_property("reason", reason.as_str())?;
+    }
+    Ok(Error::from(obj.to_unknown()))
+}
+
+/// `map_err` for synchronous methods, which throw.
+pub(crate) trait OrThrow<T> {
+    fn or_throw(self, env: &Env) -> Result<T>;
+}
+
+impl<T> OrThrow<T> for courier::Result<T> {
+    fn or_throw(self, env: &Env) -> Result<T> {
+        self.map_err(|e| to_js(env, e))
+    }
+}

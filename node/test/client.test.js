@@ -1,0 +1,79 @@
+'use strict'
+const { test, before, after, beforeEach } = require('node:test')
+const assert = require('node:assert/strict')
+const { Client } = require('..')
+const { startTestkit } = require('./support')
+
+let kit
+before(async () => { kit = await startTestkit(3) })
+after(async () => { await kit.close() })
+beforeEach(async () => { await kit.reset() })
+
+const config = (extra = {}) => ({ services: { orders: { endpoints: [kit.urls[0]], ...extra } } })
+
+test('GET through a service', async () => {
+  const client = new Client(config())
+  const resp = await client.get('orders', '/v1/items', { query: { page: 2 }, headers: { 'x-trace': 't1' } })
+  assert.equal(resp.status, 200)
+  assert.equal(resp.attempts, 1)
+  assert.equal(resp.endpoint.replace(/\/$/, ''), kit.urls[0])
+  const echo = resp.json()
+  assert.deepEqual([echo.method, echo.path, echo.query], ['GET', '/v1/items', 'page=2'])
+  assert.equal(echo.headers['x-trace'], 't1')
+  assert.deepEqual((await kit.requests(0)).by_path, { '/v1/items': 1 })
+  client.close()
+})
+
+test('POST json with an idempotency key, and concurrent calls', async () => {
+  const client = new Client(config())
+  const resp = await client.post('orders', '/v1/orders', { json: { sku: 'a' }, idempotencyKey: 'k-1' })
+  assert.equal(resp.json().headers['content-type'], 'application/json')
+  const [a, b] = await Promise.all([client.get('orders', '/a'), client.get(kit.urls[1], '/b')])
+  assert.deepEqual([a.status, b.status], [200, 200])
+  assert.deepEqual((await kit.requests(0)).by_idempotency_key, { 'k-1': 1 })
+})
+
+test('a final 503 is a response, not an error', async () => {
+  await kit.behave(0, { default: { status: 503, retry_after: '1' } })
+  const resp = await new Client(config()).get('orders', '/x')
+  assert.equal(resp.status, 503)
+  assert.equal(resp.headers['retry-after'], '1')
+})
+
+test('bad config throws COURIER_CONFIG naming the field', () => {
+  for (const [cfg, field] of [
+    [{ services: { a: { endpoints: [] } } }, 'services.a.endpoints'],
+    [{ services: { a: { endpoints: ['not a url'] } } }, 'services.a.endpoints[0].url'],
+  ]) {
+    assert.throws(() => new Client(cfg), (err) => {
+      assert.ok(err instanceof Error)
+      assert.equal(err.code, 'COURIER_CONFIG')
+      assert.equal(err.field, field)
+      assert.ok(err.message.startsWith(field + ':'), err.message)
+      return true
+    })
+  }
+})
+
+test('deadline rejects with COURIER_TIMEOUT', async () => {
+  await kit.behave(0, { default: { latency_ms: 5000 } })
+  const client = new Client(config({ deadline_ms: 200 }))
+  await assert.rejects(client.get('orders', '/slow'), { code: 'COURIER_TIMEOUT', kind: 'timeout' })
+  await assert.rejects(new Client(config()).get('orders', '/slow', { deadlineMs: 200 }), { code: 'COURIER_TIMEOUT' })
+})
+
+test('refused connection rejects with COURIER_CONNECT without leaking credentials', async () => {
+  await kit.stop(2)
+  const url = kit.urls[2].replace('http://', 'http://user:s3cret-pw@')
+  await assert.rejects(new Client({}).get(url), (err) => {
+    assert.equal(err.code, 'COURIER_CONNECT')
+    assert.ok(!err.message.includes('s3cret-pw'), err.message)
+    return true
+  })
+})
+
+test('closed client rejects with COURIER_CLOSED', async () => {
+  const client = new Client(config())
+  client.close()
+  await assert.rejects(client.get('orders'), { code: 'COURIER_CLOSED' })
+})

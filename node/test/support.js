@@ -1,0 +1,42 @@
+'use strict'
+// Shared fixtures: the courier-testkit binary and the RabbitMQ URL.
+const { spawn } = require('node:child_process')
+const { createInterface } = require('node:readline')
+const os = require('node:os')
+const path = require('node:path')
+
+function testkitBinary() {
+  if (process.env.COURIER_TESTKIT) return process.env.COURIER_TESTKIT
+  const target = process.env.CARGO_TARGET_DIR || path.join(os.homedir(), '.cache/courier/target')
+  return path.join(target, 'debug', 'courier-testkit')
+}
+
+/** Starts a testkit; it exits when we close its stdin, so it cannot outlive the tests. */
+async function startTestkit(upstreams = 3) {
+  const proc = spawn(testkitBinary(), ['--upstreams', String(upstreams)], { stdio: ['pipe', 'pipe', 'inherit'] })
+  const line = await new Promise((resolve, reject) => {
+    const rl = createInterface({ input: proc.stdout })
+    rl.once('line', (l) => { rl.close(); resolve(l) })
+    proc.once('error', reject)
+    proc.once('exit', (code) => reject(new Error(`courier-testkit exited with ${code}`)))
+  })
+  const info = JSON.parse(line)
+  const send = async (method, p, body) => {
+    const res = await fetch(info.control + p, { method, body: body === undefined ? undefined : JSON.stringify(body) })
+    if (!res.ok) throw new Error(`testkit ${method} ${p}: ${res.status} ${await res.text()}`)
+    const text = await res.text()
+    return text ? JSON.parse(text) : null
+  }
+  return {
+    urls: info.upstreams,
+    behave: (i, behavior) => send('PUT', `/upstreams/${i}/behavior`, behavior),
+    requests: (i) => send('GET', `/upstreams/${i}/requests`),
+    stop: (i) => send('POST', `/upstreams/${i}/stop`),
+    reset: () => send('POST', '/reset'),
+    close: () => new Promise((resolve) => { proc.once('exit', resolve); proc.stdin.end() }),
+  }
+}
+
+const amqpUrl = process.env.COURIER_AMQP_URL || 'amqp://guest:guest@127.0.0.1:5672/%2f'
+
+module.exports = { startTestkit, amqpUrl }
