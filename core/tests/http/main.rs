@@ -1,0 +1,225 @@
+//! HTTP behaviour against the testkit's loopback upstreams (in-process, fault-injecting).
+
+use courier::{Client, ClientConfig, ErrorKind, Request, Validate};
+use courier_testkit::{Action, Behavior, Reset, Testkit, closed_port};
+
+fn client(kit: &Testkit, service: serde_json::Value) -> Client {
+    let mut svc = serde_json::json!({ "endpoints": [kit.urls()[0]] });
+    if let (Some(base), Some(extra)) = (svc.as_object_mut(), service.as_object()) {
+        base.extend(extra.clone());
+    }
+    let config =
+        ClientConfig::from_value(serde_json::json!({ "services": { "orders": svc } })).unwrap();
+    Client::new(config).unwrap()
+}
+
+fn behave(kit: &Testkit, default: Action) {
+    kit.set_behavior(
+        0,
+        Behavior {
+            default,
+            ..Behavior::default()
+        },
+    );
+}
+
+#[tokio::test]
+async fn get_reaches_the_service_endpoint_once() {
+    let kit = Testkit::start(1).await.unwrap();
+    let c = client(
+        &kit,
+        serde_json::json!({ "headers": { "x-from": "config" } }),
+    );
+    let mut req = Request::new("GET", "orders", "/v1/items").header("x-trace", "t1");
+    req.query.push(("page".into(), "2".into()));
+    let resp = c.call(req).await.unwrap();
+    assert_eq!((resp.status, resp.attempts), (200, 1));
+    assert_eq!(resp.endpoint.trim_end_matches('/'), kit.urls()[0]);
+    let echo: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
+    assert_eq!(echo["path"], "/v1/items");
+    assert_eq!(echo["query"], "page=2");
+    assert_eq!(echo["headers"]["x-trace"], "t1");
+    assert_eq!(
+        echo["headers"]["x-from"], "config",
+        "service headers are sent"
+    );
+    let log = kit.requests(0);
+    assert_eq!(log.total(), 1, "exactly one request reached the server");
+    assert_eq!(log.by_method.get("GET"), Some(&1));
+}
+
+#[tokio::test]
+async fn idempotency_key_and_body_are_sent() {
+    let kit = Testkit::start(1).await.unwrap();
+    let c = client(&kit, serde_json::json!({}));
+    let mut req = Request::new("POST", "orders", "/v1/orders").body(&b"{\"sku\":1}"[..]);
+    req.idempotency_key = Some("k-1".into());
+    let resp = c.call(req).await.unwrap();
+    let echo: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
+    assert_eq!(echo["body_len"], 9);
+    assert_eq!(kit.requests(0).by_idempotency_key.get("k-1"), Some(&1));
+}
+
+#[tokio::test]
+async fn error_status_is_a_response_with_its_headers() {
+    let kit = Testkit::start(1).await.unwrap();
+    behave(
+        &kit,
+        Action {
+            status: 503,
+            retry_after: Some("2".into()),
+            ..Action::default()
+        },
+    );
+    let resp = client(&kit, serde_json::json!({}))
+        .call(Request::new("GET", "orders", "/"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status, 503);
+    assert_eq!(resp.header("Retry-After"), Some("2"));
+}
+
+#[tokio::test]
+async fn deadline_and_attempt_timeout_are_timeouts() {
+    let kit = Testkit::start(1).await.unwrap();
+    behave(
+        &kit,
+        Action {
+            latency_ms: 5_000,
+            ..Action::default()
+        },
+    );
+    let c = client(&kit, serde_json::json!({ "deadline_ms": 100 }));
+    let err = c
+        .call(Request::new("GET", "orders", "/"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            courier::Error::Timeout {
+                operation: "call",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let mut req = Request::new("GET", "orders", "/");
+    req.deadline_ms = Some(5_000);
+    req.timeout_ms = Some(100);
+    let err = c.call(req).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            courier::Error::Timeout {
+                operation: "attempt",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn resets_and_refused_connections_are_connect_errors() {
+    let kit = Testkit::start(1).await.unwrap();
+    let c = client(&kit, serde_json::json!({}));
+    for reset in [Reset::BeforeHeaders, Reset::MidResponse] {
+        behave(
+            &kit,
+            Action {
+                reset: Some(reset),
+                ..Action::default()
+            },
+        );
+        let err = c
+            .call(Request::new("GET", "orders", "/"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Connect, "{reset:?}: {err}");
+    }
+    let url = format!("http://user:s3cret-pw@127.0.0.1:{}/", closed_port());
+    let err = c.call(Request::new("GET", url, "")).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            courier::Error::Connect {
+                operation: "connect",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        !format!("{err} {err:?}").contains("s3cret-pw"),
+        "credentials leaked: {err:?}"
+    );
+}
+
+#[tokio::test]
+async fn bad_requests_name_the_field() {
+    let kit = Testkit::start(1).await.unwrap();
+    let c = client(&kit, serde_json::json!({}));
+    let cases = [
+        (Request::new("GET", "nope", "/"), "target"),
+        (Request::new("GET", "ftp://h/x", ""), "target"),
+        (Request::new("GE T", "orders", "/"), "method"),
+        (
+            Request::new("GET", "orders", "/").header("x-bad", "a\nb"),
+            "headers.x-bad",
+        ),
+    ];
+    for (req, field) in cases {
+        match c.call(req).await.unwrap_err() {
+            courier::Error::Config { field: f, .. } => assert_eq!(f, field),
+            other => panic!("expected a config error on {field}, got {other}"),
+        }
+    }
+    assert_eq!(
+        kit.requests(0).total(),
+        0,
+        "invalid requests never reach the network"
+    );
+}
+
+#[tokio::test]
+async fn version_routing_and_no_endpoint() {
+    let kit = Testkit::start(2).await.unwrap();
+    let urls = kit.urls();
+    let config =
+        ClientConfig::from_value(serde_json::json!({ "services": { "orders": { "endpoints": [
+        { "url": urls[0], "version": "v1" }, { "url": urls[1], "version": "v2" }
+    ] } } }))
+        .unwrap();
+    let c = Client::new(config).unwrap();
+    for _ in 0..4 {
+        let mut req = Request::new("GET", "orders", "/");
+        req.version = Some("v2".into());
+        assert_eq!(
+            c.call(req).await.unwrap().endpoint.trim_end_matches('/'),
+            urls[1]
+        );
+    }
+    assert_eq!(
+        kit.requests(0).total(),
+        0,
+        "v1 endpoint must not receive v2 traffic"
+    );
+    let mut req = Request::new("GET", "orders", "/");
+    req.version = Some("v3".into());
+    assert_eq!(c.call(req).await.unwrap_err().kind(), ErrorKind::NoEndpoint);
+}
+
+#[tokio::test]
+async fn closed_client_fails_fast() {
+    let kit = Testkit::start(1).await.unwrap();
+    let c = client(&kit, serde_json::json!({}));
+    c.close();
+    assert_eq!(
+        c.call(Request::new("GET", "orders", "/"))
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Closed
+    );
+}
