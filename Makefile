@@ -1,0 +1,27 @@
+# courier: `make demo` runs the demo, `make test` runs every test in every language.
+SHELL := /bin/bash
+# Outside the clone, so repeated CI runs and fresh clones reuse compiled dependencies.
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/courier/target
+
+.PHONY: demo test test-rust test-python test-node test-kotlin test-swift fmt lint rabbitmq
+
+demo:
+	@COURIER_AMQP_URL="$$(bash tests/scripts/ensure-rabbitmq.sh)" cargo run -q -p courier --example demo
+
+test:
+	bash tests/scripts/test-all.sh
+
+test-rust test-python test-node test-kotlin test-swift:
+	bash tests/scripts/test-all.sh $(@:test-%=%)
+
+fmt:
+	cargo fmt --all
+	.venv/bin/ruff format python
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cd python && ../.venv/bin/ruff check .
+
+rabbitmq:
+	@bash tests/scripts/ensure-rabbitmq.sh

@@ -1,0 +1,93 @@
+//! `make demo`: one resilient HTTP call and one confirmed message, printed step by step.
+//!
+//! The HTTP upstream is courier's testkit running in this process on 127.0.0.1; the
+//! broker is the RabbitMQ that `tests/scripts/ensure-rabbitmq.sh` started (or
+//! `COURIER_AMQP_URL`).
+
+use std::time::Duration;
+
+use courier::{
+    Bus, BusConfig, Client, ClientConfig, PublishOptions, QueueOptions, Request, Validate,
+};
+use courier_testkit::{Action, Behavior, Testkit};
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let kit = Testkit::start(1).await?;
+    let upstream = &kit.urls()[0];
+    println!("== HTTP: service \"inventory\" at {upstream} (testkit upstream on loopback)");
+
+    let config = ClientConfig::from_value(serde_json::json!({
+        "services": { "inventory": { "endpoints": [upstream], "deadline_ms": 2000 } }
+    }))?;
+    let client = Client::new(config)?;
+    let resp = client
+        .call(Request::new("GET", "inventory", "/v1/items/42"))
+        .await?;
+    println!(
+        "GET inventory /v1/items/42 -> {} from {} in {} attempt(s)",
+        resp.status, resp.endpoint, resp.attempts
+    );
+    println!("   body: {}", resp.text());
+
+    kit.set_behavior(
+        0,
+        Behavior {
+            default: Action {
+                latency_ms: 3_000,
+                ..Action::default()
+            },
+            ..Behavior::default()
+        },
+    );
+    let mut slow = Request::new("GET", "inventory", "/v1/slow");
+    slow.deadline_ms = Some(300);
+    match client.call(slow).await {
+        Err(e) => println!(
+            "GET inventory /v1/slow with a 300 ms deadline -> {} error: {e}",
+            e.kind().code()
+        ),
+        Ok(r) => println!(
+            "GET inventory /v1/slow -> unexpectedly answered {}",
+            r.status
+        ),
+    }
+
+    let url = std::env::var("COURIER_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+    println!("\n== AMQP: broker {}", courier::redact_url(&url));
+    let bus = Bus::connect(BusConfig::from_value(serde_json::json!({ "urls": [url] }))?).await?;
+    let queue = "courier-demo.orders";
+    bus.declare_queue(queue, &QueueOptions::default()).await?;
+    println!("declared quorum queue {queue} (with dead-letter queue {queue}.dlq)");
+    let receipt = bus
+        .publish(
+            "",
+            queue,
+            br#"{"order": 42}"#.to_vec().into(),
+            PublishOptions::default(),
+        )
+        .await?;
+    println!("published {} -> broker confirmed", receipt.message_id);
+    let consumer = bus.consume(queue, None).await?;
+    loop {
+        let Some(d) = consumer.next(Some(Duration::from_secs(5))).await? else {
+            break;
+        };
+        let mine = d.message_id.as_deref() == Some(receipt.message_id.as_str());
+        d.ack().await?;
+        if mine {
+            println!(
+                "consumed {} body={} redelivered={} -> acked",
+                receipt.message_id,
+                String::from_utf8_lossy(&d.body),
+                d.redelivered
+            );
+            break;
+        }
+    }
+    consumer.close().await?;
+    bus.close().await?;
+    println!("\ndone: one real HTTP call, one confirmed and acknowledged message");
+    Ok(())
+}

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# `make test`: sets up what a fresh machine lacks (RabbitMQ, a Python virtualenv, npm and
+# Maven packages), then runs every suite in every language. Stops at the first failure
+# and ends with one line per language saying how many tests passed.
+#
+# Usage: test-all.sh [rust] [python] [node] [kotlin] [swift]   (default: all of them)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$PWD
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/courier/target}"
+export COURIER_TESTKIT="$CARGO_TARGET_DIR/debug/courier-testkit"
+logs=$(mktemp -d)
+summary=()
+langs=("$@")
+[ ${#langs[@]} -gt 0 ] || langs=(rust python node kotlin swift)
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+# Runs a command with its output shown and kept in $logs/$1.log.
+logged() {
+  local name=$1; shift
+  "$@" 2>&1 | tee "$logs/$name.log"
+}
+
+setup_common() {
+  step "RabbitMQ"
+  COURIER_AMQP_URL=$(bash tests/scripts/ensure-rabbitmq.sh)
+  export COURIER_AMQP_URL
+  echo "broker: ${COURIER_AMQP_URL/\/\/*@///***@}"
+  step "testkit"
+  cargo build -q -p courier-testkit
+}
+
+run_rust() {
+  step "rust: fmt, clippy, tests"
+  cargo fmt --all -- --check
+  cargo clippy -q --workspace --all-targets -- -D warnings
+  logged rust cargo test -q --workspace
+  local n
+  n=$(grep -Eo 'test result: ok\. [0-9]+ passed' "$logs/rust.log" | awk '{s+=$4} END {print s+0}')
+  summary+=("rust:   $n passed")
+}
+
+run_python() {
+  step "python: venv, build, lint, tests"
+  if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
+  .venv/bin/pip install -q --disable-pip-version-check -r python/requirements-dev.txt
+  (cd python && VIRTUAL_ENV="$root/.venv" PATH="$root/.venv/bin:$PATH" maturin develop -q)
+  (cd python && ../.venv/bin/ruff check . && ../.venv/bin/ruff format --check .)
+  (cd python && ../.venv/bin/python -m mypy.stubtest courier._courier --allowlist stubtest-allowlist.txt)
+  logged python bash -c "cd python && ../.venv/bin/python -m pytest -q -p no:cacheprovider"
+  local n
+  n=$(grep -Eo '[0-9]+ passed' "$logs/python.log" | tail -1 | awk '{print $1}')
+  summary+=("python: ${n:-0} passed")
+}
+
+run_node() {
+  step "node: install, build, typecheck, tests"
+  (cd node && npm ci --no-fund --no-audit --loglevel=error)
+  logged node bash -c "cd node && npm test --silent"
+  local n
+  n=$(grep -Eo 'ℹ pass [0-9]+' "$logs/node.log" | awk '{print $3}')
+  summary+=("node:   ${n:-0} passed")
+}
+
+run_kotlin() {
+  step "kotlin: cargo build, uniffi-bindgen, maven tests"
+  logged kotlin mvn -B -ntp -f bindings/kotlin/pom.xml test
+  local n
+  n=$(grep -E 'Tests run: [0-9]+, Failures: 0, Errors: 0' "$logs/kotlin.log" | tail -1 | grep -Eo 'Tests run: [0-9]+' | awk '{print $3}')
+  local skipped
+  skipped=$(grep -E 'Tests run: [0-9]+, Failures: 0, Errors: 0' "$logs/kotlin.log" | tail -1 | grep -Eo 'Skipped: [0-9]+' | awk '{print $2}')
+  summary+=("kotlin: $(( ${n:-0} - ${skipped:-0} )) passed")
+}
+
+run_swift() {
+  step "swift: generate bindings, swift test"
+  logged swift bash bindings/swift/test.sh
+  if grep -q '^swift: SKIPPED' "$logs/swift.log"; then
+    summary+=("swift:  $(grep '^swift: SKIPPED' "$logs/swift.log" | head -1 | sed 's/^swift: //')")
+  else
+    local n
+    n=$(grep -Eo 'Executed [0-9]+ tests?, with 0 failures' "$logs/swift.log" | tail -1 | awk '{print $2}')
+    summary+=("swift:  ${n:-0} passed")
+  fi
+}
+
+setup_common
+for lang in "${langs[@]}"; do
+  "run_$lang"
+done
+
+step "summary"
+printf '%s\n' "${summary[@]}"
