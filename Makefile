@@ -3,7 +3,10 @@ SHELL := /bin/bash
 # Outside the clone, so repeated CI runs and fresh clones reuse compiled dependencies.
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/courier/target
 
-.PHONY: demo test test-rust test-python test-node test-kotlin test-swift fmt lint rabbitmq
+bench:
+	@COURIER_AMQP_URL="$$(bash tests/scripts/ensure-rabbitmq.sh)" cargo run -q --release -p courier-bench -- all --json bench/latest.json
+
+.PHONY: bench demo test test-rust test-python test-node test-kotlin test-swift fmt lint rabbitmq
 
 demo:
 	@COURIER_AMQP_URL="$$(bash tests/scripts/ensure-rabbitmq.sh)" cargo run -q -p courier --example demo

@@ -35,6 +35,11 @@ run_rust() {
   step "rust: fmt, clippy, tests"
   cargo fmt --all -- --check
   cargo clippy -q --workspace --all-targets -- -D warnings
+  # Exactly one rustls crypto provider: a second one makes rustls refuse to choose at run time.
+  if cargo tree -q --workspace -e normal -i aws-lc-rs >/dev/null 2>&1; then
+    echo "aws-lc-rs is in the dependency tree; only ring is allowed (cargo tree -i aws-lc-rs)" >&2
+    exit 1
+  fi
   logged rust cargo test -q --workspace
   local n
   n=$(grep -Eo 'test result: ok\. [0-9]+ passed' "$logs/rust.log" | awk '{s+=$4} END {print s+0}')

@@ -1,0 +1,219 @@
+//! `make bench`: courier's overhead against the libraries it is built on, measured in
+//! the same process against the same loopback server or broker, so the ratio is the
+//! number to read (absolute figures depend on the machine).
+//!
+//! - http: N GET calls at concurrency 1 and 64 against a testkit upstream, courier's
+//!   `Client` against a bare `reqwest::Client`.
+//! - amqp: N confirmed publishes of 256-byte persistent messages with 256 in flight,
+//!   courier's `Bus::publish` against lapin publishing on one confirm channel.
+//!
+//! Usage: `courier-bench [http|amqp|all] [--json PATH]`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use courier::{
+    Bus, BusConfig, Client, ClientConfig, PublishOptions, QueueOptions, Request, Validate,
+};
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, QueueDeleteOptions, QueuePurgeOptions,
+};
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+use tokio::task::JoinSet;
+
+const HTTP_CALLS: usize = 20_000;
+const AMQP_MESSAGES: usize = 20_000;
+const IN_FLIGHT: usize = 256;
+
+struct Row {
+    scenario: String,
+    peer: &'static str,
+    peer_per_sec: f64,
+    courier_per_sec: f64,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // The bare reqwest peer needs a process-default provider; courier passes its own.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let which = args.first().map(String::as_str).unwrap_or("all");
+    let json_path = args
+        .iter()
+        .position(|a| a == "--json")
+        .and_then(|i| args.get(i + 1));
+    let mut rows = Vec::new();
+    if matches!(which, "http" | "all") {
+        for concurrency in [1, 64] {
+            rows.push(http(concurrency).await?);
+        }
+    }
+    if matches!(which, "amqp" | "all") {
+        rows.push(amqp().await?);
+    }
+    println!(
+        "{:<34} {:>14} {:>14} {:>8}  peer",
+        "scenario", "peer/s", "courier/s", "ratio"
+    );
+    for r in &rows {
+        println!(
+            "{:<34} {:>14.0} {:>14.0} {:>8.2}  {}",
+            r.scenario,
+            r.peer_per_sec,
+            r.courier_per_sec,
+            r.courier_per_sec / r.peer_per_sec,
+            r.peer
+        );
+    }
+    if let Some(path) = json_path {
+        let out: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                serde_json::json!({"scenario": r.scenario, "peer": r.peer, "peer_per_sec": r.peer_per_sec,
+                    "courier_per_sec": r.courier_per_sec, "ratio": r.courier_per_sec / r.peer_per_sec})
+            })
+            .collect();
+        std::fs::write(path, serde_json::to_string_pretty(&out)?)?;
+    }
+    Ok(())
+}
+
+/// Runs `total` operations with `concurrency` workers pulling from a shared counter;
+/// returns operations per second.
+async fn rate<F, Fut>(total: usize, concurrency: usize, op: F) -> Result<f64, String>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), String>> + Send,
+{
+    let op = Arc::new(op);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut workers = JoinSet::new();
+    for _ in 0..concurrency {
+        let (op, next) = (op.clone(), next.clone());
+        workers.spawn(async move {
+            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < total {
+                op().await?;
+            }
+            Ok::<(), String>(())
+        });
+    }
+    while let Some(done) = workers.join_next().await {
+        done.map_err(|e| e.to_string())??;
+    }
+    Ok(total as f64 / start.elapsed().as_secs_f64())
+}
+
+async fn http(concurrency: usize) -> Result<Row, Box<dyn std::error::Error>> {
+    let kit = courier_testkit::Testkit::start(1).await?;
+    let url = kit.urls()[0].clone();
+    let config =
+        ClientConfig::from_value(serde_json::json!({"services": {"svc": {"endpoints": [url]}}}))?;
+    let client = Client::new(config)?;
+    let raw = reqwest::Client::builder().build()?;
+    let target = format!("{url}/bench");
+    // Warm both connection pools so neither pays for connects inside the timing.
+    for _ in 0..concurrency.max(8) {
+        raw.get(&target).send().await?.bytes().await?;
+        client.call(Request::new("GET", "svc", "/bench")).await?;
+    }
+    let peer = rate(HTTP_CALLS, concurrency, move || {
+        let (raw, target) = (raw.clone(), target.clone());
+        async move {
+            let resp = raw.get(&target).send().await.map_err(|e| e.to_string())?;
+            resp.bytes().await.map(drop).map_err(|e| e.to_string())
+        }
+    })
+    .await?;
+    let ours = rate(HTTP_CALLS, concurrency, move || {
+        let client = client.clone();
+        async move {
+            client
+                .call(Request::new("GET", "svc", "/bench"))
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string())
+        }
+    })
+    .await?;
+    Ok(Row {
+        scenario: format!("http GET, concurrency {concurrency}"),
+        peer: "reqwest 0.13",
+        peer_per_sec: peer,
+        courier_per_sec: ours,
+    })
+}
+
+async fn amqp() -> Result<Row, Box<dyn std::error::Error>> {
+    let url = std::env::var("COURIER_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+    let queue = "courier-bench.publish";
+    let body = vec![b'x'; 256];
+    let bus = Bus::connect(BusConfig::from_value(
+        serde_json::json!({"urls": [url], "max_unconfirmed": IN_FLIGHT}),
+    )?)
+    .await?;
+    bus.declare_queue(
+        queue,
+        &QueueOptions {
+            dead_letter: false,
+            ..QueueOptions::default()
+        },
+    )
+    .await?;
+
+    let conn = Connection::connect(&url, ConnectionProperties::default()).await?;
+    let admin = conn.create_channel().await?;
+    let channel = conn.create_channel().await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+
+    let raw_body = body.clone();
+    let peer = rate(AMQP_MESSAGES, IN_FLIGHT, move || {
+        let (channel, body) = (channel.clone(), raw_body.clone());
+        async move {
+            let confirm = channel
+                .basic_publish(
+                    "".into(),
+                    queue.into(),
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..Default::default()
+                    },
+                    &body,
+                    BasicProperties::default().with_delivery_mode(2),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            confirm.await.map(drop).map_err(|e| e.to_string())
+        }
+    })
+    .await?;
+    admin
+        .queue_purge(queue.into(), QueuePurgeOptions::default())
+        .await?;
+
+    let shared = bus.clone();
+    let ours = rate(AMQP_MESSAGES, IN_FLIGHT, move || {
+        let (bus, body) = (shared.clone(), body.clone());
+        async move {
+            bus.publish("", queue, body.into(), PublishOptions::default())
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string())
+        }
+    })
+    .await?;
+    admin
+        .queue_delete(queue.into(), QueueDeleteOptions::default())
+        .await?;
+    conn.close(200, "bench done".into()).await?;
+    bus.close().await?;
+    Ok(Row {
+        scenario: format!("amqp publish+confirm, {IN_FLIGHT} in flight"),
+        peer: "lapin 4.12",
+        peer_per_sec: peer,
+        courier_per_sec: ours,
+    })
+}
