@@ -72,7 +72,7 @@ impl From<PublishOptions> for courier::PublishOptions {
 /// A connection to RabbitMQ (or `memory://`).
 ///
 /// Kotlin: `Bus.connect(configJson)` is a `suspend fun` on the companion, and `close()`
-/// is renamed `shutdown()` (see [`crate::Client`]). Swift: `try await Bus.connect(configJson:)`.
+/// is renamed `shutdown()` (see `Client`). Swift: `try await Bus.connect(configJson:)`.
 #[derive(uniffi::Object)]
 pub struct Bus {
     inner: courier::Bus,

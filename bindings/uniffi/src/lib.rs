@@ -8,8 +8,15 @@
 //! They do not use `#[uniffi::export(async_runtime = "tokio")]`, which would poll core
 //! futures on a second runtime (async_compat's); instead each one hands its core future
 //! to the process-wide runtime with [`courier::runtime::spawn`] and awaits the task.
-//! The task is `Send`, as uniffi requires, and dropping it (a cancelled coroutine or
-//! Swift `Task`) aborts the core future, which releases what it held.
+//! The task is `Send`, as uniffi requires, and dropping it aborts the core future, which
+//! releases what it held. A cancelled Kotlin coroutine drops it. uniffi 0.32's Swift
+//! bindings do not forward `Task` cancellation, so a cancelled Swift task waits for the
+//! call to end (at the latest at its deadline); the Swift `AsyncSequence` over
+//! [`Consumer`] closes the consumer on cancellation instead.
+//!
+//! # Names
+//! uniffi's Kotlin objects already implement `AutoCloseable.close()` (it frees the Rust
+//! handle), so `uniffi.toml` renames courier's `close()` to `shutdown()` for Kotlin only.
 //!
 //! # Errors
 //! Every failure is a [`CourierError`], one variant per core `ErrorKind`, which Kotlin

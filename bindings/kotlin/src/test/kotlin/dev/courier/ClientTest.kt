@@ -1,0 +1,91 @@
+package dev.courier
+
+import dev.courier.ffi.Client
+import dev.courier.ffi.CourierException
+import dev.courier.ffi.HttpRequest
+import kotlinx.coroutines.runBlocking
+import org.junit.jupiter.api.AfterAll
+import org.junit.jupiter.api.Assertions.assertEquals
+import org.junit.jupiter.api.Assertions.assertTrue
+import org.junit.jupiter.api.BeforeAll
+import org.junit.jupiter.api.BeforeEach
+import org.junit.jupiter.api.Test
+import org.junit.jupiter.api.TestInstance
+import org.junit.jupiter.api.Timeout
+import org.junit.jupiter.api.assertThrows
+
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+@Timeout(30)
+class ClientTest {
+    private lateinit var kit: Testkit
+    private lateinit var client: Client
+
+    @BeforeAll
+    fun start() {
+        kit = Testkit.start(upstreams = 2)
+        client = Client("""{"services": {"echo": {"endpoints": ["${kit.upstreams[0]}"]}}}""")
+    }
+
+    @AfterAll
+    fun stop() {
+        if (::client.isInitialized) client.close()
+        if (::kit.isInitialized) kit.close()
+    }
+
+    @BeforeEach
+    fun resetUpstreams() = kit.reset()
+
+    @Test
+    fun `a GET reaches the configured upstream once`() = runBlocking {
+        val response = client.get("echo", "/v1/items", headers = mapOf("x-test" to "kotlin"))
+
+        assertEquals(200.toUShort(), response.status)
+        assertEquals(1u, response.attempts, "a 200 on the first attempt needs no retry")
+        assertTrue(response.endpoint.startsWith(kit.upstreams[0].trimEnd('/')), "endpoint: ${response.endpoint}")
+        val echo = response.text()
+        assertTrue(echo.contains("\"/v1/items\""), "the testkit echoes the path: $echo")
+        assertTrue(echo.contains("kotlin"), "the testkit echoes headers: $echo")
+        assertEquals(1L, kit.requestCount(0), "the upstream saw exactly one request")
+    }
+
+    @Test
+    fun `a call slower than its deadline fails with Timeout`() {
+        kit.behave(0, """{"default": {"latency_ms": 3000}}""")
+
+        val started = System.nanoTime()
+        val error = assertThrows<CourierException.Timeout> {
+            runBlocking { client.call(HttpRequest(method = "GET", target = "echo", path = "/slow", deadlineMs = 200uL)) }
+        }
+        val elapsedMs = (System.nanoTime() - started) / 1_000_000
+
+        assertTrue(error.detail.contains("timed out"), "detail is core's message: ${error.detail}")
+        assertTrue(elapsedMs < 2000, "the deadline, not the upstream, ends the call (took $elapsedMs ms)")
+    }
+
+    @Test
+    fun `a service without endpoints is a Config error naming the field`() {
+        val error = assertThrows<CourierException.Config> {
+            Client("""{"services": {"a": {"endpoints": []}}}""")
+        }
+        assertEquals("services.a.endpoints", error.field)
+    }
+
+    @Test
+    fun `an endpoint that is not a URL is a Config error naming the field`() {
+        val error = assertThrows<CourierException.Config> {
+            Client("""{"services": {"a": {"endpoints": ["not a url"]}}}""")
+        }
+        assertEquals("services.a.endpoints[0].url", error.field)
+        assertTrue(error.reason.isNotEmpty())
+    }
+
+    @Test
+    fun `calls after shutdown fail with Closed`() {
+        val closing = Client("""{"services": {"echo": {"endpoints": ["${kit.upstreams[1]}"]}}}""")
+        closing.use {
+            it.shutdown()
+            assertThrows<CourierException.Closed> { runBlocking { it.get("echo", "/") } }
+        }
+        assertEquals(0L, kit.requestCount(1), "a closed client sends nothing")
+    }
+}
