@@ -27,3 +27,14 @@ pub use messaging::{
     Bus, Consumer, DEFAULT_DELIVERY_LIMIT, Delivery, ExchangeKind, PublishOptions, QueueOptions,
     Receipt,
 };
+
+// Bindings share these across threads (Python threads, napi's pool, Kotlin dispatchers);
+// losing Send or Sync must fail the build, not a binding (tokio `tests/async_send_sync.rs`).
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Client>();
+    send_sync::<Bus>();
+    send_sync::<Consumer>();
+    send_sync::<Delivery>();
+    send_sync::<Error>();
+};
