@@ -59,22 +59,23 @@ pub struct NativeClient {
     inner: courier::Client,
 }
 
+impl NativeClient {
+    fn build(env: &Env, config: courier::Result<ClientConfig>) -> Result<Self> {
+        let inner = config.and_then(courier::Client::new).or_throw(env)?;
+        Ok(NativeClient { inner })
+    }
+}
+
 #[napi]
 impl NativeClient {
     #[napi(constructor)]
     pub fn new(env: Env, config_json: String) -> Result<Self> {
-        let config = ClientConfig::from_json(&config_json).or_throw(&env)?;
-        Ok(NativeClient {
-            inner: courier::Client::new(config).or_throw(&env)?,
-        })
+        Self::build(&env, ClientConfig::from_json(&config_json))
     }
 
     #[napi(factory)]
     pub fn from_file(env: Env, path: String) -> Result<Self> {
-        let config = ClientConfig::from_file(path).or_throw(&env)?;
-        Ok(NativeClient {
-            inner: courier::Client::new(config).or_throw(&env)?,
-        })
+        Self::build(&env, ClientConfig::from_file(path))
     }
 
     #[napi(ts_return_type = "Promise<NativeResponse>")]

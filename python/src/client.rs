@@ -1,7 +1,6 @@
 //! `Client` and `Response`.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use courier::{ClientConfig, Request, Validate};
 use pyo3::prelude::*;
@@ -13,7 +12,8 @@ use crate::wait::run;
 /// The native HTTP client; `courier.Client` and `courier.AsyncClient` wrap it.
 #[pyclass(frozen, module = "courier._courier")]
 pub(crate) struct Client {
-    inner: Arc<courier::Client>,
+    /// Cheap to clone: clones share one connection pool.
+    inner: courier::Client,
 }
 
 /// Request fields in the order `courier/_client.py` passes them.
@@ -57,23 +57,24 @@ fn request(args: CallArgs) -> Request {
     }
 }
 
+impl Client {
+    fn build(config: courier::Result<ClientConfig>) -> PyResult<Self> {
+        let inner = config.and_then(courier::Client::new).py()?;
+        Ok(Client { inner })
+    }
+}
+
 #[pymethods]
 impl Client {
     #[new]
     fn new(config_json: &str) -> PyResult<Self> {
-        let config = ClientConfig::from_json(config_json).py()?;
-        Ok(Client {
-            inner: Arc::new(courier::Client::new(config).py()?),
-        })
+        Self::build(ClientConfig::from_json(config_json))
     }
 
     /// Loads a `.toml` or JSON config file through core's loader.
     #[staticmethod]
     fn from_file(path: std::path::PathBuf) -> PyResult<Self> {
-        let config = ClientConfig::from_file(path).py()?;
-        Ok(Client {
-            inner: Arc::new(courier::Client::new(config).py()?),
-        })
+        Self::build(ClientConfig::from_file(path))
     }
 
     #[pyo3(signature = (method, target, path, headers, body, query, deadline_ms, timeout_ms, idempotency_key, version, asynchronous))]

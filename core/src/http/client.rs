@@ -49,6 +49,8 @@ struct Service {
 
 struct Endpoint {
     url: Url,
+    /// `url` with credentials redacted, computed once: it goes into every response.
+    display: String,
     version: Option<String>,
 }
 
@@ -188,7 +190,7 @@ impl Client {
             })?;
         Ok(Route {
             url: join(&endpoint.url, &req.path, &req.query),
-            endpoint: redact_url(endpoint.url.as_str()),
+            endpoint: endpoint.display.clone(),
             deadline: svc.deadline,
             timeout: svc.timeout,
             headers: Some(&svc.headers),
@@ -245,6 +247,7 @@ impl Service {
                 let url =
                     parse_http_url(&ep.url).map_err(|reason| Error::config("endpoints", reason))?;
                 Ok(Endpoint {
+                    display: redact_url(url.as_str()),
                     url,
                     version: ep.version,
                 })
@@ -266,16 +269,20 @@ impl Service {
     }
 
     fn pick(&self, version: Option<&str>) -> Option<&Endpoint> {
-        let candidates: Vec<&Endpoint> = self
-            .endpoints
-            .iter()
-            .filter(|ep| version.is_none_or(|v| ep.version.as_deref() == Some(v)))
-            .collect();
-        if candidates.is_empty() {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let Some(version) = version else {
+            return Some(&self.endpoints[n % self.endpoints.len()]);
+        };
+        let matching = || {
+            self.endpoints
+                .iter()
+                .filter(|ep| ep.version.as_deref() == Some(version))
+        };
+        let count = matching().count();
+        if count == 0 {
             return None;
         }
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        Some(candidates[n % candidates.len()])
+        matching().nth(n % count)
     }
 }
 
