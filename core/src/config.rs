@@ -16,6 +16,7 @@ use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::resilience::{BreakerConfig, BudgetConfig, RetryConfig};
 
 /// Config for a [`crate::Client`]: the services it calls, by name.
 ///
@@ -49,10 +50,31 @@ pub struct ServiceConfig {
     /// Headers sent with every request to this service.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// Retries: attempts, backoff, what is retried.
+    #[serde(default)]
+    pub retry: RetryConfig,
+    /// The retry budget, shared by every client in the process calling this service.
+    #[serde(default)]
+    pub budget: BudgetConfig,
+    /// The circuit breaker; `null` disables it.
+    #[serde(default = "default_breaker")]
+    pub breaker: Option<BreakerConfig>,
+    /// Calls in flight at once; the next fails fast with `Overloaded`. Default 1024:
+    /// far above healthy concurrency, low enough to stop a pile-up on a stuck service.
+    #[serde(default = "default_max_concurrency")]
+    pub max_concurrency: u32,
 }
 
 fn default_deadline_ms() -> u64 {
     10_000
+}
+
+fn default_breaker() -> Option<BreakerConfig> {
+    Some(BreakerConfig::default())
+}
+
+fn default_max_concurrency() -> u32 {
+    1024
 }
 
 /// One endpoint: a base URL, written either as a string or as
@@ -287,6 +309,17 @@ impl ServiceConfig {
             return Err(Error::config(
                 format!("{at}.timeout_ms"),
                 "must be at least 1 or null, got 0",
+            ));
+        }
+        self.retry.validate(&format!("{at}.retry"))?;
+        self.budget.validate(&format!("{at}.budget"))?;
+        if let Some(breaker) = &self.breaker {
+            breaker.validate(&format!("{at}.breaker"))?;
+        }
+        if !(1..=1_000_000).contains(&self.max_concurrency) {
+            return Err(Error::config(
+                format!("{at}.max_concurrency"),
+                format!("must be 1..=1000000, got {}", self.max_concurrency),
             ));
         }
         for (name, value) in &self.headers {

@@ -38,6 +38,35 @@ pub enum Error {
         /// The limit that passed.
         after: Duration,
     },
+    /// The service's circuit breaker is open: the call failed fast without touching
+    /// the network.
+    #[error("circuit open for {service}; next probe in {} ms", .retry_after.as_millis())]
+    CircuitOpen {
+        /// The service (or `host:port` for an absolute URL).
+        service: String,
+        /// When the breaker will let a probe through.
+        retry_after: Duration,
+    },
+    /// A retry was needed but the service's retry budget refused it; `last` is the
+    /// failure that would have been retried.
+    #[error("retry budget for {service} exhausted after {attempts} attempt(s): {last}")]
+    BudgetExhausted {
+        /// The service.
+        service: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The last attempt's failure.
+        #[source]
+        last: Box<Error>,
+    },
+    /// The service's concurrency limit was reached; the call failed fast.
+    #[error("{service} has {limit} calls in flight (max_concurrency)")]
+    Overloaded {
+        /// The service.
+        service: String,
+        /// Its `max_concurrency`.
+        limit: u32,
+    },
     /// Nothing to route the request to.
     #[error("no endpoint for {service}: {reason}")]
     NoEndpoint {
@@ -189,6 +218,9 @@ impl Error {
         match self {
             Error::Config { .. } => ErrorKind::Config,
             Error::Timeout { .. } => ErrorKind::Timeout,
+            Error::CircuitOpen { .. } => ErrorKind::CircuitOpen,
+            Error::BudgetExhausted { .. } => ErrorKind::BudgetExhausted,
+            Error::Overloaded { .. } => ErrorKind::Overloaded,
             Error::NoEndpoint { .. } => ErrorKind::NoEndpoint,
             Error::Connect { .. } => ErrorKind::Connect,
             Error::Tls { .. } => ErrorKind::Tls,

@@ -17,6 +17,7 @@ mod config;
 mod error;
 mod http;
 mod messaging;
+mod resilience;
 pub mod runtime;
 mod tls;
 
@@ -26,6 +27,10 @@ pub use http::{Client, Request, Response};
 pub use messaging::{
     Bus, Consumer, DEFAULT_DELIVERY_LIMIT, Delivery, ExchangeKind, PublishOptions, QueueOptions,
     Receipt,
+};
+pub use resilience::{
+    BreakerConfig, BudgetConfig, ClientStats, MAX_RETRY_AFTER_MS, RetryConfig, RetryOn,
+    ServiceStats,
 };
 
 // Bindings share these across threads (Python threads, napi's pool, Kotlin dispatchers);

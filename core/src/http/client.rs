@@ -1,21 +1,40 @@
-//! The HTTP client: routing a request to an endpoint and running it under a deadline.
+//! The HTTP client: routing each attempt to an endpoint and running the resilience
+//! loop (breaker, retry with backoff and budget, Retry-After, deadline) around it.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, Url};
+use tokio::time::Instant;
 
 use super::request::check_header;
 use super::{Request, Response};
 use crate::config::{ClientConfig, ServiceConfig, Validate, parse_http_url, redact_url};
 use crate::error::{Error, Result};
+use crate::resilience::{
+    BreakerConfig, BudgetConfig, ClientStats, Counters, MAX_RETRY_AFTER_MS, Outcome, Policy,
+    RetryConfig, is_idempotent, parse_retry_after,
+};
 
 const DEFAULT_DEADLINE: Duration = Duration::from_millis(10_000);
+const DEFAULT_MAX_CONCURRENCY: u32 = 1024;
+
+/// The remaining deadline, sent on every attempt so a courier-based server can stop
+/// working on a request its caller has given up on.
+const DEADLINE_HEADER: HeaderName = HeaderName::from_static("x-courier-deadline-ms");
 
 /// Calls services over HTTP. Cheap to clone: clones share connections and state.
+///
+/// Each call: fails fast with [`Error::Overloaded`] past the service's
+/// `max_concurrency`; then per attempt asks the circuit breaker (failing fast with
+/// [`Error::CircuitOpen`]), picks an endpoint, and sends the request under the
+/// per-attempt timeout and the remaining deadline. A retryable failure is retried
+/// after a full-jitter backoff (at least the `Retry-After` of a 429 or 503) when the
+/// request is safe to repeat, attempts remain, the wait fits in the deadline and the
+/// retry budget allows it; otherwise the last response or error is returned.
 ///
 /// # Examples
 /// ```no_run
@@ -24,7 +43,7 @@ const DEFAULT_DEADLINE: Duration = Duration::from_millis(10_000);
 /// let config = ClientConfig::from_json(r#"{"services": {"orders": {"endpoints": ["http://127.0.0.1:8081"]}}}"#)?;
 /// let client = Client::new(config)?;
 /// let resp = client.call(Request::new("GET", "orders", "/v1/items")).await?;
-/// println!("{} from {}", resp.status, resp.endpoint);
+/// println!("{} from {} after {} attempt(s)", resp.status, resp.endpoint, resp.attempts);
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
@@ -35,6 +54,8 @@ pub struct Client {
 struct Inner {
     http: reqwest::Client,
     services: HashMap<String, Service>,
+    /// Policies for absolute-URL targets, by `host:port`, created on first use.
+    hosts: Mutex<HashMap<String, Arc<Policy>>>,
     closed: AtomicBool,
 }
 
@@ -45,6 +66,7 @@ struct Service {
     deadline: Duration,
     timeout: Option<Duration>,
     headers: HeaderMap,
+    policy: Arc<Policy>,
 }
 
 struct Endpoint {
@@ -54,13 +76,10 @@ struct Endpoint {
     version: Option<String>,
 }
 
-/// Where one attempt goes, and the limits it runs under.
-struct Route<'a> {
-    url: Url,
-    endpoint: String,
-    deadline: Duration,
-    timeout: Option<Duration>,
-    headers: Option<&'a HeaderMap>,
+/// Where a call goes: a configured service or an absolute URL.
+enum Target<'a> {
+    Service(&'a Service),
+    Url { base: Url, display: String },
 }
 
 impl Client {
@@ -78,27 +97,31 @@ impl Client {
         let services = config
             .services
             .into_iter()
-            .map(|(name, svc)| Service::new(svc).map(|s| (name, s)))
+            .map(|(name, svc)| Service::new(&name, svc).map(|s| (name, s)))
             .collect::<Result<_>>()?;
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
                 services,
+                hosts: Mutex::new(HashMap::new()),
                 closed: AtomicBool::new(false),
             }),
         })
     }
 
-    /// Sends `req` and returns the response, whatever its status.
+    /// Sends `req` with retries and returns the final response, whatever its status.
     ///
     /// # Errors
-    /// [`Error::Config`] for an invalid request or unknown service, [`Error::NoEndpoint`]
-    /// when no endpoint has the requested version, [`Error::Timeout`] when the deadline or
-    /// per-attempt timeout passes, [`Error::Connect`] or [`Error::Tls`] for transport
-    /// failures, [`Error::Closed`] after [`Client::close`].
+    /// [`Error::Config`] for an invalid request or unknown service,
+    /// [`Error::Overloaded`], [`Error::CircuitOpen`], [`Error::NoEndpoint`],
+    /// [`Error::Timeout`] when the deadline (or the last per-attempt timeout) passes,
+    /// [`Error::BudgetExhausted`] carrying the failure the budget would not retry,
+    /// [`Error::Connect`] or [`Error::Tls`] for the last transport failure,
+    /// [`Error::Closed`] after [`Client::close`].
     ///
     /// # Cancel safety
-    /// Dropping the future aborts the request; the connection is discarded, not reused.
+    /// Dropping the future aborts the attempt in flight (its connection is discarded)
+    /// and releases the concurrency slot and any breaker probe it held.
     pub async fn call(&self, req: Request) -> Result<Response> {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(Error::Closed { what: "client" });
@@ -107,40 +130,124 @@ impl Client {
             Method::from_bytes(req.method.to_ascii_uppercase().as_bytes()).map_err(|_| {
                 Error::config("method", format!("not an HTTP method: {:?}", req.method))
             })?;
-        let route = self.route(&req)?;
-        let deadline = req
-            .deadline_ms
-            .map_or(route.deadline, Duration::from_millis);
-        let timeout = req.timeout_ms.map(Duration::from_millis).or(route.timeout);
-        let mut headers = route.headers.cloned().unwrap_or_default();
-        for (name, value) in &req.headers {
-            let (n, v) = check_header(name, value)
-                .map_err(|reason| Error::config(format!("headers.{name}"), reason))?;
-            headers.insert(n, v);
-        }
-        if let Some(key) = &req.idempotency_key {
-            let value = HeaderValue::from_str(key)
-                .map_err(|_| Error::config("idempotency_key", "not a valid header value"))?;
-            headers.insert(HeaderName::from_static("idempotency-key"), value);
-        }
-        let attempt = self.attempt(method, route.url, headers, req.body, &route.endpoint);
-        let attempt = async {
-            match timeout {
-                Some(t) => tokio::time::timeout(t, attempt)
-                    .await
-                    .unwrap_or(Err(Error::Timeout {
-                        operation: "attempt",
-                        after: t,
-                    })),
-                None => attempt.await,
-            }
+        let target = self.target(&req)?;
+        let (deadline, per_try, base_headers, policy) = match &target {
+            Target::Service(svc) => (
+                svc.deadline,
+                svc.timeout,
+                Some(&svc.headers),
+                svc.policy.clone(),
+            ),
+            Target::Url { base, .. } => (DEFAULT_DEADLINE, None, None, self.host_policy(base)),
         };
-        tokio::time::timeout(deadline, attempt)
-            .await
-            .unwrap_or(Err(Error::Timeout {
-                operation: "call",
-                after: deadline,
-            }))
+        let deadline = req.deadline_ms.map_or(deadline, Duration::from_millis);
+        let per_try = req.timeout_ms.map(Duration::from_millis).or(per_try);
+        let headers = request_headers(base_headers, &req)?;
+        let repeatable = is_idempotent(&method) || req.idempotency_key.is_some();
+
+        let _slot = policy.admit()?;
+        Counters::bump(&policy.counters.requests);
+        policy.budget.deposit();
+        let deadline_at = Instant::now() + deadline;
+        let mut attempts = 0u32;
+        let mut last: Option<Result<Response>> = None;
+        loop {
+            let permit = match policy.breaker.as_ref().map(|b| b.acquire()).transpose() {
+                Ok(permit) => permit,
+                Err(retry_after) => {
+                    Counters::bump(&policy.counters.circuit_rejected);
+                    return last.unwrap_or_else(|| {
+                        Err(Error::CircuitOpen {
+                            service: policy.service.clone(),
+                            retry_after,
+                        })
+                    });
+                }
+            };
+            let (url, endpoint) = self.pick(&target, &req)?;
+            let remaining = deadline_at.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(Error::Timeout {
+                    operation: "call",
+                    after: deadline,
+                });
+            }
+            let limit = per_try.map_or(remaining, |t| t.min(remaining));
+            let mut attempt_headers = headers.clone();
+            attempt_headers.insert(DEADLINE_HEADER, HeaderValue::from(limit.as_millis() as u64));
+            attempts += 1;
+            Counters::bump(&policy.counters.attempts);
+            let sent = self.attempt(
+                method.clone(),
+                url,
+                attempt_headers,
+                req.body.clone(),
+                &endpoint,
+            );
+            let result = match tokio::time::timeout(limit, sent).await {
+                Ok(result) => result,
+                Err(_) if limit < remaining => Err(Error::Timeout {
+                    operation: "attempt",
+                    after: limit,
+                }),
+                Err(_) => Err(Error::Timeout {
+                    operation: "call",
+                    after: deadline,
+                }),
+            };
+            let outcome = match &result {
+                Ok(resp) => Outcome::Status(resp.status),
+                Err(e) => Outcome::of_error(e),
+            };
+            if let Some(permit) = permit {
+                permit.record(outcome.is_service_failure());
+            }
+            let result = result.map(|mut resp| {
+                resp.attempts = attempts;
+                resp
+            });
+            if attempts >= policy.retry.max_attempts
+                || !outcome.is_retryable(&policy.retry, repeatable)
+            {
+                return result;
+            }
+            let Some(wait) = retry_wait(&policy, attempts, &result) else {
+                return result;
+            };
+            if Instant::now() + wait >= deadline_at {
+                // Sleeping would use up the deadline: the caller gets the failure now.
+                return result;
+            }
+            if !policy.budget.withdraw() {
+                Counters::bump(&policy.counters.budget_denied);
+                return result.map_err(|last| Error::BudgetExhausted {
+                    service: policy.service.clone(),
+                    attempts,
+                    last: Box::new(last),
+                });
+            }
+            Counters::bump(&policy.counters.retries);
+            tracing::debug!(service = %policy.service, attempt = attempts, wait_ms = wait.as_millis() as u64, ?outcome, "retry");
+            tokio::time::sleep(wait).await;
+            last = Some(result);
+        }
+    }
+
+    /// Counters per service since the client was created.
+    pub fn stats(&self) -> ClientStats {
+        let mut stats = ClientStats::default();
+        for (name, svc) in &self.inner.services {
+            stats.services.insert(name.clone(), svc.policy.stats());
+        }
+        let hosts = self
+            .inner
+            .hosts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for (host, policy) in hosts.iter() {
+            stats.services.insert(host.clone(), policy.stats());
+        }
+        stats
     }
 
     /// Marks the client closed; later calls fail with [`Error::Closed`]. Calls in flight finish.
@@ -148,7 +255,7 @@ impl Client {
         self.inner.closed.store(true, Ordering::Release);
     }
 
-    fn route<'a>(&'a self, req: &Request) -> Result<Route<'a>> {
+    fn target<'a>(&'a self, req: &Request) -> Result<Target<'a>> {
         if req.target.contains("://") {
             let base = Url::parse(&req.target)
                 .ok()
@@ -159,42 +266,75 @@ impl Client {
                         format!("not an http(s) URL: {}", redact_url(&req.target)),
                     )
                 })?;
-            return Ok(Route {
-                url: join(&base, &req.path, &req.query),
-                endpoint: redact_url(base.as_str()),
-                deadline: DEFAULT_DEADLINE,
-                timeout: None,
-                headers: None,
-            });
+            let display = redact_url(base.as_str());
+            return Ok(Target::Url { base, display });
         }
-        let svc = self.inner.services.get(&req.target).ok_or_else(|| {
-            let mut known: Vec<_> = self.inner.services.keys().map(String::as_str).collect();
-            known.sort_unstable();
-            Error::config(
-                "target",
-                format!(
-                    "unknown service {:?} (configured: {})",
-                    req.target,
-                    known.join(", ")
-                ),
-            )
-        })?;
-        let endpoint = svc
-            .pick(req.version.as_deref())
-            .ok_or_else(|| Error::NoEndpoint {
-                service: req.target.clone(),
-                reason: format!(
-                    "no endpoint has version {:?}",
-                    req.version.as_deref().unwrap_or_default()
-                ),
-            })?;
-        Ok(Route {
-            url: join(&endpoint.url, &req.path, &req.query),
-            endpoint: endpoint.display.clone(),
-            deadline: svc.deadline,
-            timeout: svc.timeout,
-            headers: Some(&svc.headers),
-        })
+        self.inner
+            .services
+            .get(&req.target)
+            .map(Target::Service)
+            .ok_or_else(|| {
+                let mut known: Vec<_> = self.inner.services.keys().map(String::as_str).collect();
+                known.sort_unstable();
+                Error::config(
+                    "target",
+                    format!(
+                        "unknown service {:?} (configured: {})",
+                        req.target,
+                        known.join(", ")
+                    ),
+                )
+            })
+    }
+
+    /// The URL and displayed endpoint of the next attempt.
+    fn pick(&self, target: &Target<'_>, req: &Request) -> Result<(Url, String)> {
+        match target {
+            Target::Url { base, display } => {
+                Ok((join(base, &req.path, &req.query), display.clone()))
+            }
+            Target::Service(svc) => {
+                let endpoint =
+                    svc.pick(req.version.as_deref())
+                        .ok_or_else(|| Error::NoEndpoint {
+                            service: req.target.clone(),
+                            reason: format!(
+                                "no endpoint has version {:?}",
+                                req.version.as_deref().unwrap_or_default()
+                            ),
+                        })?;
+                Ok((
+                    join(&endpoint.url, &req.path, &req.query),
+                    endpoint.display.clone(),
+                ))
+            }
+        }
+    }
+
+    /// Absolute-URL targets still get retries, a budget and a breaker, keyed by host.
+    fn host_policy(&self, base: &Url) -> Arc<Policy> {
+        let key = format!(
+            "{}:{}",
+            base.host_str().unwrap_or_default(),
+            base.port_or_known_default().unwrap_or(0)
+        );
+        let mut hosts = self
+            .inner
+            .hosts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        hosts
+            .entry(key)
+            .or_insert_with_key(|key| {
+                Arc::new(Policy::new(
+                    key,
+                    RetryConfig::default(),
+                    &BudgetConfig::default(),
+                    Some(BreakerConfig::default()),
+                    DEFAULT_MAX_CONCURRENCY,
+                ))
+            })
+            .clone()
     }
 
     async fn attempt(
@@ -238,7 +378,7 @@ impl Client {
 }
 
 impl Service {
-    fn new(cfg: ServiceConfig) -> Result<Service> {
+    fn new(name: &str, cfg: ServiceConfig) -> Result<Service> {
         let endpoints = cfg
             .endpoints
             .into_iter()
@@ -265,6 +405,13 @@ impl Service {
             deadline: Duration::from_millis(cfg.deadline_ms),
             timeout: cfg.timeout_ms.map(Duration::from_millis),
             headers,
+            policy: Arc::new(Policy::new(
+                name,
+                cfg.retry,
+                &cfg.budget,
+                cfg.breaker,
+                cfg.max_concurrency,
+            )),
         })
     }
 
@@ -283,6 +430,40 @@ impl Service {
             return None;
         }
         matching().nth(n % count)
+    }
+}
+
+/// The service's headers overlaid with the request's, plus `Idempotency-Key`.
+fn request_headers(base: Option<&HeaderMap>, req: &Request) -> Result<HeaderMap> {
+    let mut headers = base.cloned().unwrap_or_default();
+    for (name, value) in &req.headers {
+        let (n, v) = check_header(name, value)
+            .map_err(|reason| Error::config(format!("headers.{name}"), reason))?;
+        headers.insert(n, v);
+    }
+    if let Some(key) = &req.idempotency_key {
+        let value = HeaderValue::from_str(key)
+            .map_err(|_| Error::config("idempotency_key", "not a valid header value"))?;
+        headers.insert(HeaderName::from_static("idempotency-key"), value);
+    }
+    Ok(headers)
+}
+
+/// How long to wait before the next attempt: full-jitter backoff, but at least the
+/// `Retry-After` of a 429 or 503. `None` when the server asks for longer than courier
+/// ever waits ([`MAX_RETRY_AFTER_MS`]).
+fn retry_wait(policy: &Policy, attempts: u32, result: &Result<Response>) -> Option<Duration> {
+    let backoff = policy.backoff.delay(attempts - 1, &mut rand::rng());
+    let retry_after = result
+        .as_ref()
+        .ok()
+        .filter(|resp| matches!(resp.status, 429 | 503))
+        .and_then(|resp| resp.header("retry-after"))
+        .and_then(|value| parse_retry_after(value, SystemTime::now()));
+    match retry_after {
+        Some(asked) if asked > Duration::from_millis(MAX_RETRY_AFTER_MS) => None,
+        Some(asked) => Some(backoff.max(asked)),
+        None => Some(backoff),
     }
 }
 

@@ -1,5 +1,7 @@
 //! HTTP behaviour against the testkit's loopback upstreams (in-process, fault-injecting).
 
+mod resilience;
+
 use courier::{Client, ClientConfig, ErrorKind, Request, Validate};
 use courier_testkit::{Action, Behavior, Reset, Testkit, closed_port};
 

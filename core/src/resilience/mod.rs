@@ -1,0 +1,23 @@
+//! Resilience for HTTP calls: retries with backoff and a budget, a circuit breaker and
+//! a concurrency limit, all per service.
+//!
+//! The pieces and where each comes from are documented in their modules:
+//! [`backoff`] (full jitter), [`budget`] (Finagle's retry budget), [`breaker`]
+//! (count-over-window breaker with a growing open period), [`classify`] (what is safe
+//! to retry). `http::Client` runs the loop; nothing here does I/O.
+
+mod backoff;
+mod breaker;
+mod budget;
+mod classify;
+mod config;
+mod policy;
+mod retry_after;
+mod stats;
+mod window;
+
+pub(crate) use classify::{Outcome, is_idempotent};
+pub use config::{BreakerConfig, BudgetConfig, MAX_RETRY_AFTER_MS, RetryConfig, RetryOn};
+pub(crate) use policy::{Counters, Policy};
+pub(crate) use retry_after::parse as parse_retry_after;
+pub use stats::{ClientStats, ServiceStats};

@@ -1,0 +1,106 @@
+//! Everything that guards calls to one service: retry settings, the shared retry
+//! budget, the breaker, the concurrency limit and the counters behind `stats()`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::backoff::Backoff;
+use super::breaker::CircuitBreaker;
+use super::budget::{self, RetryBudget};
+use super::config::{BreakerConfig, BudgetConfig, RetryConfig};
+use super::stats::ServiceStats;
+use crate::error::Error;
+
+/// The resilience state of one service (or one host, for absolute-URL targets).
+#[derive(Debug)]
+pub(crate) struct Policy {
+    pub(crate) service: String,
+    pub(crate) retry: RetryConfig,
+    pub(crate) backoff: Backoff,
+    pub(crate) budget: Arc<RetryBudget>,
+    pub(crate) breaker: Option<Arc<CircuitBreaker>>,
+    limit: Arc<Semaphore>,
+    max_concurrency: u32,
+    pub(crate) counters: Counters,
+}
+
+/// Monotonic counters; relaxed ordering is enough for statistics.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) requests: AtomicU64,
+    pub(crate) attempts: AtomicU64,
+    pub(crate) retries: AtomicU64,
+    pub(crate) budget_denied: AtomicU64,
+    pub(crate) overloaded: AtomicU64,
+    pub(crate) circuit_rejected: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl Policy {
+    pub(crate) fn new(
+        service: &str,
+        retry: RetryConfig,
+        budget: &BudgetConfig,
+        breaker: Option<BreakerConfig>,
+        max_concurrency: u32,
+    ) -> Policy {
+        Policy {
+            service: service.to_owned(),
+            backoff: Backoff::new(
+                Duration::from_millis(retry.base_delay_ms),
+                Duration::from_millis(retry.max_delay_ms),
+            ),
+            retry,
+            budget: budget::shared(service, budget),
+            breaker: breaker.map(|cfg| Arc::new(CircuitBreaker::new(service, cfg))),
+            limit: Arc::new(Semaphore::new(max_concurrency as usize)),
+            max_concurrency,
+            counters: Counters::default(),
+        }
+    }
+
+    /// A slot under the concurrency limit, held for the whole call (all attempts).
+    ///
+    /// # Errors
+    /// [`Error::Overloaded`] when `max_concurrency` calls are already in flight.
+    pub(crate) fn admit(&self) -> Result<OwnedSemaphorePermit, Error> {
+        self.limit.clone().try_acquire_owned().map_err(|_| {
+            Counters::bump(&self.counters.overloaded);
+            Error::Overloaded {
+                service: self.service.clone(),
+                limit: self.max_concurrency,
+            }
+        })
+    }
+
+    pub(crate) fn stats(&self) -> ServiceStats {
+        let c = &self.counters;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let breaker = self.breaker.as_ref();
+        ServiceStats {
+            requests: load(&c.requests),
+            attempts: load(&c.attempts),
+            retries: load(&c.retries),
+            budget_denied: load(&c.budget_denied),
+            overloaded: load(&c.overloaded),
+            circuit_rejected: load(&c.circuit_rejected),
+            in_flight: u64::from(self.max_concurrency)
+                .saturating_sub(self.limit.available_permits() as u64),
+            breaker_state: breaker
+                .map(|b| b.state().as_str())
+                .unwrap_or("disabled")
+                .to_owned(),
+            breaker_opened: breaker.map_or(0, |b| load(&b.transitions.opened)),
+            breaker_half_opened: breaker.map_or(0, |b| load(&b.transitions.half_opened)),
+            breaker_closed: breaker.map_or(0, |b| load(&b.transitions.closed)),
+        }
+    }
+}
