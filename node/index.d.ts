@@ -9,6 +9,11 @@ export interface CourierError extends Error {
     | 'COURIER_BROKER' | 'COURIER_CLOSED' | 'COURIER_INTERNAL'
   /** The snake_case kind shared with every other language (`circuit_open`). */
   kind: string
+  /** For COURIER_CIRCUIT_OPEN: when the breaker lets a probe through. */
+  retryAfterMs?: number
+  /** For COURIER_BUDGET: attempts made; `cause` is the failure that was not retried. */
+  attempts?: number
+  cause?: CourierError
   /** For COURIER_CONFIG: the path of the invalid value, e.g. `services.orders.endpoints[0].url`. */
   field?: string
   reason?: string
@@ -16,11 +21,35 @@ export interface CourierError extends Error {
 
 export type Endpoint = string | { url: string; version?: string; weight?: number }
 
+export type RetryOn = 'connect' | 'reset' | 'timeout' | number
+
 export interface ServiceConfig {
   endpoints: Endpoint[]
   timeout_ms?: number | null
   deadline_ms?: number
   headers?: Record<string, string>
+  retry?: { max_attempts?: number; base_delay_ms?: number; max_delay_ms?: number; retry_on?: RetryOn[] }
+  budget?: { ratio?: number; min_per_sec?: number; window_ms?: number }
+  /** null disables the breaker. */
+  breaker?: {
+    window_ms?: number; min_calls?: number; failure_ratio?: number
+    open_ms?: number; max_open_ms?: number; probes?: number
+  } | null
+  max_concurrency?: number
+}
+
+export interface ServiceStats {
+  requests: number
+  attempts: number
+  retries: number
+  budget_denied: number
+  overloaded: number
+  circuit_rejected: number
+  in_flight: number
+  breaker_state: 'closed' | 'open' | 'half_open' | 'disabled'
+  breaker_opened: number
+  breaker_half_opened: number
+  breaker_closed: number
 }
 
 export interface ClientConfig {
@@ -81,6 +110,7 @@ export declare class Client {
   post(target: string, path?: string, opts?: CallOptions): Promise<Response>
   put(target: string, path?: string, opts?: CallOptions): Promise<Response>
   patch(target: string, path?: string, opts?: CallOptions): Promise<Response>
+  stats(): { services: Record<string, ServiceStats> }
   close(): void
 }
 

@@ -86,6 +86,9 @@ class Client {
   put(target, path = '', opts = {}) { return this.call({ ...opts, method: 'PUT', target, path }) }
   patch(target, path = '', opts = {}) { return this.call({ ...opts, method: 'PATCH', target, path }) }
 
+  /** Counters per service: `{ services: { [name]: { requests, attempts, retries, ... } } }`. */
+  stats() { return JSON.parse(this.#native.statsJson()) }
+
   /** Later calls reject with COURIER_CLOSED; calls in flight finish. */
   close() { this.#native.close() }
 }

@@ -87,6 +87,13 @@ impl NativeClient {
         })
     }
 
+    /// Counters per service, as JSON (index.js returns the parsed object).
+    #[napi]
+    pub fn stats_json(&self) -> String {
+        // ClientStats holds only numbers and strings: serialising cannot fail.
+        serde_json::to_string(&self.inner.stats()).unwrap_or_default()
+    }
+
     #[napi]
     pub fn close(&self) {
         self.inner.close();

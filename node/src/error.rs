@@ -25,9 +25,24 @@ fn build(env: &Env, err: &courier::Error) -> Result<Error> {
     let mut obj = env.create_error(Error::new(Status::GenericFailure, err.to_string()))?;
     obj.set_named_property("code", code(err.kind()))?;
     obj.set_named_property("kind", err.kind().code())?;
-    if let courier::Error::Config { field, reason } = err {
-        obj.set_named_property("field", field.as_str())?;
-        obj.set_named_property("reason", reason.as_str())?;
+    match err {
+        courier::Error::Config { field, reason } => {
+            obj.set_named_property("field", field.as_str())?;
+            obj.set_named_property("reason", reason.as_str())?;
+        }
+        courier::Error::CircuitOpen { retry_after, .. } => {
+            obj.set_named_property("retryAfterMs", retry_after.as_millis() as f64)?;
+        }
+        courier::Error::BudgetExhausted { attempts, last, .. } => {
+            obj.set_named_property("attempts", *attempts)?;
+            // The failure the budget would not retry, as the standard `cause`.
+            let mut cause =
+                env.create_error(Error::new(Status::GenericFailure, last.to_string()))?;
+            cause.set_named_property("code", code(last.kind()))?;
+            cause.set_named_property("kind", last.kind().code())?;
+            obj.set_named_property("cause", cause)?;
+        }
+        _ => {}
     }
     Ok(Error::from(obj.to_unknown()))
 }

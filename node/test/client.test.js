@@ -33,10 +33,10 @@ test('POST json with an idempotency key, and concurrent calls', async () => {
   assert.deepEqual((await kit.requests(0)).by_idempotency_key, { 'k-1': 1 })
 })
 
-test('a final 503 is a response, not an error', async () => {
-  await kit.behave(0, { default: { status: 503, retry_after: '1' } })
+test('a final 500 is a response, not an error', async () => {
+  await kit.behave(0, { default: { status: 500, retry_after: '1' } })
   const resp = await new Client(config()).get('orders', '/x')
-  assert.equal(resp.status, 503)
+  assert.equal(resp.status, 500)
   assert.equal(resp.headers['retry-after'], '1')
 })
 

@@ -123,6 +123,12 @@ class _Base:
         """Loads a ``.toml`` or JSON config file."""
         return cls({}, _native=_courier.Client.from_file(os.fspath(path)))
 
+    def stats(self) -> dict[str, Any]:
+        """Counters per service: ``{"services": {name: {"requests", "attempts", "retries",
+        "budget_denied", "overloaded", "circuit_rejected", "in_flight", "breaker_state",
+        "breaker_opened", "breaker_half_opened", "breaker_closed"}}}``."""
+        return _json.loads(self._native.stats_json())
+
     def close(self) -> None:
         """Later calls raise :class:`courier.ClosedError`; calls in flight finish."""
         self._native.close()

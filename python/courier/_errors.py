@@ -34,15 +34,25 @@ class TimeoutError(CourierError, builtins.TimeoutError):  # noqa: A001 - mirrors
 
 
 class CircuitOpenError(CourierError):
-    """The circuit breaker is open; the call failed fast without touching the network."""
+    """The circuit breaker is open; the call failed fast without touching the network.
+
+    ``retry_after_ms`` says when the breaker will let a probe through.
+    """
 
     kind = "circuit_open"
+    retry_after_ms: int = 0
 
 
 class RetryBudgetExhausted(CourierError):
-    """A retry was needed but the retry budget refused it."""
+    """A retry was needed but the retry budget refused it.
+
+    ``last`` (also ``__cause__``) is the failure that was not retried; ``attempts`` how
+    many were made.
+    """
 
     kind = "budget_exhausted"
+    attempts: int = 0
+    last: CourierError | None = None
 
 
 class OverloadedError(CourierError):

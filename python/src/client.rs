@@ -111,6 +111,12 @@ impl Client {
         })
     }
 
+    /// Counters per service, as JSON (the Python layer returns a dict).
+    fn stats_json(&self) -> String {
+        // ClientStats holds only numbers and strings: serialising cannot fail.
+        serde_json::to_string(&self.inner.stats()).unwrap_or_default()
+    }
+
     fn close(&self) {
         self.inner.close();
     }

@@ -32,9 +32,22 @@ fn build(py: Python<'_>, err: &courier::Error) -> PyResult<PyErr> {
         )));
     };
     let exc = class.call1((err.to_string(),))?;
-    if let courier::Error::Config { field, reason } = err {
-        exc.setattr("field", field)?;
-        exc.setattr("reason", reason)?;
+    match err {
+        courier::Error::Config { field, reason } => {
+            exc.setattr("field", field)?;
+            exc.setattr("reason", reason)?;
+        }
+        courier::Error::CircuitOpen { retry_after, .. } => {
+            exc.setattr("retry_after_ms", retry_after.as_millis() as u64)?;
+        }
+        courier::Error::BudgetExhausted { attempts, last, .. } => {
+            // The failure the budget would not retry, as the exception's cause.
+            let cause = build(py, last)?.into_value(py);
+            exc.setattr("attempts", attempts)?;
+            exc.setattr("last", &cause)?;
+            exc.setattr("__cause__", cause)?;
+        }
+        _ => {}
     }
     Ok(PyErr::from_value(exc))
 }
