@@ -126,10 +126,7 @@ impl Client {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(Error::Closed { what: "client" });
         }
-        let method =
-            Method::from_bytes(req.method.to_ascii_uppercase().as_bytes()).map_err(|_| {
-                Error::config("method", format!("not an HTTP method: {:?}", req.method))
-            })?;
+        let method = parse_method(&req.method)?;
         let target = self.target(&req)?;
         let (deadline, per_try, base_headers, policy) = match &target {
             Target::Service(svc) => (
@@ -431,6 +428,16 @@ impl Service {
         }
         matching().nth(n % count)
     }
+}
+
+/// Parses a method case-insensitively; the uppercase copy is made only when needed.
+fn parse_method(raw: &str) -> Result<Method> {
+    let parsed = if raw.bytes().any(|b| b.is_ascii_lowercase()) {
+        Method::from_bytes(raw.to_ascii_uppercase().as_bytes())
+    } else {
+        Method::from_bytes(raw.as_bytes())
+    };
+    parsed.map_err(|_| Error::config("method", format!("not an HTTP method: {raw:?}")))
 }
 
 /// The service's headers overlaid with the request's, plus `Idempotency-Key`.
