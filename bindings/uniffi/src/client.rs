@@ -95,6 +95,81 @@ impl From<courier::Response> for HttpResponse {
     }
 }
 
+/// Resilience counters for one service, as core's `ServiceStats`.
+///
+/// Counters keep core's `u64` (Kotlin `ULong`, Swift `UInt64`) rather than a signed
+/// type, so the values match core's exactly and can never read as negative. Unlike
+/// `CourierError`, the breaker state stays core's string rather than a generated enum:
+/// dashboards and logs compare it with what Python and Node report, and a state core
+/// adds later reaches callers without a binding release.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ServiceStats {
+    /// Calls started; a call counts once however many attempts it took.
+    pub requests: u64,
+    /// Attempts sent to the network.
+    pub attempts: u64,
+    /// Attempts beyond each call's first.
+    pub retries: u64,
+    /// Retries the retry budget refused.
+    pub budget_denied: u64,
+    /// Calls refused by the concurrency limit (`Overloaded`).
+    pub overloaded: u64,
+    /// Attempts refused because the breaker was open (`CircuitOpen`).
+    pub circuit_rejected: u64,
+    /// Calls in flight when the snapshot was taken.
+    pub in_flight: u64,
+    /// `closed`, `open`, `half_open`, or `disabled` (no breaker configured).
+    pub breaker_state: String,
+    /// Transitions to open.
+    pub breaker_opened: u64,
+    /// Transitions to half-open.
+    pub breaker_half_opened: u64,
+    /// Transitions back to closed.
+    pub breaker_closed: u64,
+}
+
+impl From<courier::ServiceStats> for ServiceStats {
+    fn from(s: courier::ServiceStats) -> Self {
+        ServiceStats {
+            requests: s.requests,
+            attempts: s.attempts,
+            retries: s.retries,
+            budget_denied: s.budget_denied,
+            overloaded: s.overloaded,
+            circuit_rejected: s.circuit_rejected,
+            in_flight: s.in_flight,
+            breaker_state: s.breaker_state,
+            breaker_opened: s.breaker_opened,
+            breaker_half_opened: s.breaker_half_opened,
+            breaker_closed: s.breaker_closed,
+        }
+    }
+}
+
+/// A snapshot of [`Client::stats`], as core's `ClientStats`.
+///
+/// A record rather than a live object, so reading it takes no further FFI calls and it
+/// cannot change while a test or a metrics exporter walks it.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ClientStats {
+    /// By service name; absolute-URL targets appear under `host:port`. A map rather than
+    /// core's sorted map because uniffi maps are unordered in Kotlin and Swift anyway;
+    /// sort the keys to print them stably.
+    pub services: HashMap<String, ServiceStats>,
+}
+
+impl From<courier::ClientStats> for ClientStats {
+    fn from(s: courier::ClientStats) -> Self {
+        ClientStats {
+            services: s
+                .services
+                .into_iter()
+                .map(|(name, stats)| (name, stats.into()))
+                .collect(),
+        }
+    }
+}
+
 /// Sends requests to the services named in its config.
 ///
 /// Kotlin: `Client(configJson)` and `suspend fun call`; its `close()` is renamed
@@ -135,6 +210,15 @@ impl Client {
         crate::run(async move { client.call(request).await })
             .await
             .map(HttpResponse::from)
+    }
+
+    /// Counters per service since the client was created.
+    ///
+    /// Synchronous (not `suspend`/`async`): it reads atomic counters and takes core's
+    /// short-held locks, never waits on I/O, so a metrics scrape or a UI thread can call
+    /// it directly. It still answers after `close()`, so the final counts can be read.
+    pub fn stats(&self) -> ClientStats {
+        self.inner.stats().into()
     }
 
     /// Marks the client closed: later calls fail with `Closed`; calls in flight finish.

@@ -33,16 +33,22 @@ pub enum CourierError {
     CircuitOpen {
         /// Core's message.
         detail: String,
+        /// When the breaker lets a probe through.
+        retry_after_ms: u64,
     },
     /// A retry was needed and the retry budget denied it.
     BudgetExhausted {
         /// Core's message, including the last failure.
         detail: String,
+        /// Attempts made before the budget refused a retry.
+        attempts: u32,
     },
     /// The concurrency limit was reached.
     Overloaded {
         /// Core's message.
         detail: String,
+        /// The service's `max_concurrency`.
+        limit: u32,
     },
     /// Nothing to route the request to.
     NoEndpoint {
@@ -88,36 +94,32 @@ pub enum CourierError {
 
 impl From<courier::Error> for CourierError {
     fn from(err: courier::Error) -> Self {
-        let err = match err {
-            courier::Error::Config { field, reason } => {
-                return CourierError::Config { field, reason };
-            }
-            other => other,
-        };
         let detail = err.to_string();
-        match err.kind() {
-            // Only `Error::Config` has this kind, and it returned above; kept so the match
-            // stays total if core adds another config-kind variant.
-            ErrorKind::Config => CourierError::Config {
-                field: "config".to_owned(),
-                reason: detail,
+        match err {
+            courier::Error::Config { field, reason } => CourierError::Config { field, reason },
+            courier::Error::CircuitOpen { retry_after, .. } => CourierError::CircuitOpen {
+                detail,
+                retry_after_ms: retry_after.as_millis() as u64,
             },
-            ErrorKind::Timeout => CourierError::Timeout { detail },
-            ErrorKind::CircuitOpen => CourierError::CircuitOpen { detail },
-            ErrorKind::BudgetExhausted => CourierError::BudgetExhausted { detail },
-            ErrorKind::Overloaded => CourierError::Overloaded { detail },
-            ErrorKind::NoEndpoint => CourierError::NoEndpoint { detail },
-            ErrorKind::Connect => CourierError::Connect { detail },
-            ErrorKind::Tls => CourierError::Tls { detail },
-            ErrorKind::Unroutable => CourierError::Unroutable { detail },
-            ErrorKind::PublishRejected => CourierError::PublishRejected { detail },
-            ErrorKind::Broker => CourierError::Broker { detail },
-            ErrorKind::Closed => CourierError::Closed { detail },
-            ErrorKind::Internal => CourierError::Internal { detail },
-            // `ErrorKind` is non_exhaustive: a kind added to core without a variant here
-            // is a binding bug, reported as one rather than failing to build.
-            _ => CourierError::Internal {
-                detail: format!("unmapped error kind {:?}: {detail}", err.kind().code()),
+            courier::Error::BudgetExhausted { attempts, .. } => {
+                CourierError::BudgetExhausted { detail, attempts }
+            }
+            courier::Error::Overloaded { limit, .. } => CourierError::Overloaded { detail, limit },
+            other => match other.kind() {
+                ErrorKind::Timeout => CourierError::Timeout { detail },
+                ErrorKind::NoEndpoint => CourierError::NoEndpoint { detail },
+                ErrorKind::Connect => CourierError::Connect { detail },
+                ErrorKind::Tls => CourierError::Tls { detail },
+                ErrorKind::Unroutable => CourierError::Unroutable { detail },
+                ErrorKind::PublishRejected => CourierError::PublishRejected { detail },
+                ErrorKind::Broker => CourierError::Broker { detail },
+                ErrorKind::Closed => CourierError::Closed { detail },
+                ErrorKind::Internal => CourierError::Internal { detail },
+                // `courier::Error` is non_exhaustive: a variant added to core without a
+                // mapping here is a binding bug, reported as one rather than misfiled.
+                kind => CourierError::Internal {
+                    detail: format!("unmapped error kind {:?}: {detail}", kind.code()),
+                },
             },
         }
     }
@@ -151,9 +153,9 @@ impl fmt::Display for CourierError {
         match self {
             CourierError::Config { field, reason } => write!(f, "{field}: {reason}"),
             CourierError::Timeout { detail }
-            | CourierError::CircuitOpen { detail }
-            | CourierError::BudgetExhausted { detail }
-            | CourierError::Overloaded { detail }
+            | CourierError::CircuitOpen { detail, .. }
+            | CourierError::BudgetExhausted { detail, .. }
+            | CourierError::Overloaded { detail, .. }
             | CourierError::NoEndpoint { detail }
             | CourierError::Connect { detail }
             | CourierError::Tls { detail }
@@ -181,9 +183,18 @@ mod tests {
                 reason: d(),
             },
             CourierError::Timeout { detail: d() },
-            CourierError::CircuitOpen { detail: d() },
-            CourierError::BudgetExhausted { detail: d() },
-            CourierError::Overloaded { detail: d() },
+            CourierError::CircuitOpen {
+                detail: d(),
+                retry_after_ms: 1,
+            },
+            CourierError::BudgetExhausted {
+                detail: d(),
+                attempts: 1,
+            },
+            CourierError::Overloaded {
+                detail: d(),
+                limit: 1,
+            },
             CourierError::NoEndpoint { detail: d() },
             CourierError::Connect { detail: d() },
             CourierError::Tls { detail: d() },

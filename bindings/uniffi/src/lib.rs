@@ -29,7 +29,7 @@ mod client;
 mod error;
 
 pub use bus::{Bus, Consumer, Delivery, PublishOptions, QueueOptions};
-pub use client::{Client, HttpRequest, HttpResponse, QueryParam};
+pub use client::{Client, ClientStats, HttpRequest, HttpResponse, QueryParam, ServiceStats};
 pub use error::CourierError;
 
 uniffi::setup_scaffolding!();

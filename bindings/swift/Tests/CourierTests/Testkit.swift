@@ -49,7 +49,7 @@ final class Testkit {
         self.controlClient = try Client(configJson: #"{"services": {}}"#)
     }
 
-    /// PUTs a behaviour (`{"default": {...}}`) for upstream `index`.
+    /// PUTs a behaviour (`{"default": {...}, "script": [...]}`) for upstream `index`.
     func behave(_ index: Int, _ behaviorJson: String) async throws {
         _ = try await send("PUT", "/upstreams/\(index)/behavior", Data(behaviorJson.utf8))
     }
@@ -62,6 +62,17 @@ final class Testkit {
             throw TestkitError.badReply(String(decoding: log, as: UTF8.self))
         }
         return total
+    }
+
+    /// Requests upstream `index` received, counted by `Idempotency-Key` (requests without
+    /// one are not counted).
+    func idempotencyKeyCounts(_ index: Int) async throws -> [String: Int] {
+        let log = try await send("GET", "/upstreams/\(index)/requests", nil)
+        let json = try JSONSerialization.jsonObject(with: log) as? [String: Any]
+        guard let counts = json?["by_idempotency_key"] as? [String: Int] else {
+            throw TestkitError.badReply(String(decoding: log, as: UTF8.self))
+        }
+        return counts
     }
 
     private func send(_ method: String, _ path: String, _ body: Data?) async throws -> Data {

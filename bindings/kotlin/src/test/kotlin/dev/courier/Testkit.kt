@@ -36,6 +36,19 @@ class Testkit private constructor(private val process: Process, val control: Str
         return total.groupValues[1].toLong()
     }
 
+    /**
+     * Requests upstream [index] received since the last reset, counted by `Idempotency-Key`
+     * (requests without one are not counted). Parsed with a regex like [requestCount], so
+     * keys must not contain `"` or `}`; test keys are plain ASCII.
+     */
+    fun idempotencyKeyCounts(index: Int): Map<String, Long> {
+        val log = send("GET", "/upstreams/$index/requests", null)
+        val byKey = Regex("\"by_idempotency_key\"\\s*:\\s*\\{([^}]*)}").find(log)
+            ?: error("no by_idempotency_key in the testkit's request log: $log")
+        return Regex("\"([^\"]*)\"\\s*:\\s*(\\d+)").findAll(byKey.groupValues[1])
+            .associate { it.groupValues[1] to it.groupValues[2].toLong() }
+    }
+
     private fun send(method: String, path: String, body: String?): String {
         val publisher = body?.let { HttpRequest.BodyPublishers.ofString(it) } ?: HttpRequest.BodyPublishers.noBody()
         val request = HttpRequest.newBuilder(URI.create(control + path))
