@@ -2,10 +2,15 @@
 //! the same process against the same loopback server or broker, so the ratio is the
 //! number to read (absolute figures depend on the machine).
 //!
-//! - http: N GET calls at concurrency 1 and 64 against a testkit upstream, courier's
-//!   `Client` against a bare `reqwest::Client`.
+//! - http: N GET calls at concurrency 1 and 64 against a lean loopback upstream (a fixed
+//!   response, no parsing beyond the header end, no logging: the testkit records every
+//!   header and would bill its own cost to whichever client sends more headers),
+//!   courier's `Client` with its full policy stack (retry, budget, breaker, limit,
+//!   deadline header) against a bare `reqwest::Client`.
 //! - amqp: N confirmed publishes of 256-byte persistent messages with 256 in flight,
 //!   courier's `Bus::publish` against lapin publishing on one confirm channel.
+//!
+//! Each figure is the median of [`ROUNDS`] alternating rounds (peer, courier, ...).
 //!
 //! Usage: `courier-bench [http|amqp|all] [--json PATH]`.
 
@@ -21,9 +26,12 @@ use lapin::options::{
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use tokio::task::JoinSet;
 
-const HTTP_CALLS: usize = 20_000;
-const AMQP_MESSAGES: usize = 20_000;
+const HTTP_CALLS: usize = 10_000;
+const AMQP_MESSAGES: usize = 10_000;
 const IN_FLIGHT: usize = 256;
+/// Peer and courier alternate for this many rounds (odd, so the median is a round's
+/// figure): one short run of each is at the mercy of whatever else the two cores do.
+const ROUNDS: usize = 5;
 
 struct Row {
     scenario: String,
@@ -78,6 +86,38 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// Alternates `peer` and `ours` for [`ROUNDS`] rounds; returns both median rates.
+async fn compare<P, PF, O, OF>(
+    total: usize,
+    concurrency: usize,
+    peer: P,
+    ours: O,
+) -> Result<(f64, f64), String>
+where
+    P: Fn() -> PF + Clone + Send + Sync + 'static,
+    PF: std::future::Future<Output = Result<(), String>> + Send,
+    O: Fn() -> OF + Clone + Send + Sync + 'static,
+    OF: std::future::Future<Output = Result<(), String>> + Send,
+{
+    let (mut p, mut o) = (Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        // Alternate who goes first so neither always runs on a warmer machine.
+        if round % 2 == 0 {
+            p.push(rate(total, concurrency, peer.clone()).await?);
+            o.push(rate(total, concurrency, ours.clone()).await?);
+        } else {
+            o.push(rate(total, concurrency, ours.clone()).await?);
+            p.push(rate(total, concurrency, peer.clone()).await?);
+        }
+    }
+    Ok((median(p), median(o)))
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
 /// Runs `total` operations with `concurrency` workers pulling from a shared counter;
 /// returns operations per second.
 async fn rate<F, Fut>(total: usize, concurrency: usize, op: F) -> Result<f64, String>
@@ -105,8 +145,7 @@ where
 }
 
 async fn http(concurrency: usize) -> Result<Row, Box<dyn std::error::Error>> {
-    let kit = courier_testkit::Testkit::start(1).await?;
-    let url = kit.urls()[0].clone();
+    let url = lean_upstream().await?;
     let config =
         ClientConfig::from_value(serde_json::json!({"services": {"svc": {"endpoints": [url]}}}))?;
     let client = Client::new(config)?;
@@ -117,15 +156,14 @@ async fn http(concurrency: usize) -> Result<Row, Box<dyn std::error::Error>> {
         raw.get(&target).send().await?.bytes().await?;
         client.call(Request::new("GET", "svc", "/bench")).await?;
     }
-    let peer = rate(HTTP_CALLS, concurrency, move || {
+    let peer = move || {
         let (raw, target) = (raw.clone(), target.clone());
         async move {
             let resp = raw.get(&target).send().await.map_err(|e| e.to_string())?;
             resp.bytes().await.map(drop).map_err(|e| e.to_string())
         }
-    })
-    .await?;
-    let ours = rate(HTTP_CALLS, concurrency, move || {
+    };
+    let ours = move || {
         let client = client.clone();
         async move {
             client
@@ -134,14 +172,51 @@ async fn http(concurrency: usize) -> Result<Row, Box<dyn std::error::Error>> {
                 .map(drop)
                 .map_err(|e| e.to_string())
         }
-    })
-    .await?;
+    };
+    let (peer, ours) = compare(HTTP_CALLS, concurrency, peer, ours).await?;
     Ok(Row {
         scenario: format!("http GET, concurrency {concurrency}"),
         peer: "reqwest 0.13",
         peer_per_sec: peer,
         courier_per_sec: ours,
     })
+}
+
+/// Answers every request on a keep-alive connection with a fixed 200, and returns its
+/// base URL. Requests are GETs without bodies, so the end of the headers ends a request.
+async fn lean_upstream() -> std::io::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16 * 1024];
+                let mut filled = 0;
+                loop {
+                    let Ok(n) = socket.read(&mut buf[filled..]).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    filled += n;
+                    while let Some(end) = buf[..filled].windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.copy_within(end + 4..filled, 0);
+                        filled -= end + 4;
+                        if socket.write_all(RESPONSE).await.is_err() {
+                            return;
+                        }
+                    }
+                    if filled == buf.len() {
+                        return; // a header block larger than any client here sends
+                    }
+                }
+            });
+        }
+    });
+    Ok(url)
 }
 
 async fn amqp() -> Result<Row, Box<dyn std::error::Error>> {
@@ -170,7 +245,7 @@ async fn amqp() -> Result<Row, Box<dyn std::error::Error>> {
         .await?;
 
     let raw_body = body.clone();
-    let peer = rate(AMQP_MESSAGES, IN_FLIGHT, move || {
+    let peer = move || {
         let (channel, body) = (channel.clone(), raw_body.clone());
         async move {
             let confirm = channel
@@ -188,14 +263,9 @@ async fn amqp() -> Result<Row, Box<dyn std::error::Error>> {
                 .map_err(|e| e.to_string())?;
             confirm.await.map(drop).map_err(|e| e.to_string())
         }
-    })
-    .await?;
-    admin
-        .queue_purge(queue.into(), QueuePurgeOptions::default())
-        .await?;
-
+    };
     let shared = bus.clone();
-    let ours = rate(AMQP_MESSAGES, IN_FLIGHT, move || {
+    let ours = move || {
         let (bus, body) = (shared.clone(), body.clone());
         async move {
             bus.publish("", queue, body.into(), PublishOptions::default())
@@ -203,8 +273,11 @@ async fn amqp() -> Result<Row, Box<dyn std::error::Error>> {
                 .map(drop)
                 .map_err(|e| e.to_string())
         }
-    })
-    .await?;
+    };
+    let (peer, ours) = compare(AMQP_MESSAGES, IN_FLIGHT, peer, ours).await?;
+    admin
+        .queue_purge(queue.into(), QueuePurgeOptions::default())
+        .await?;
     admin
         .queue_delete(queue.into(), QueueDeleteOptions::default())
         .await?;

@@ -128,14 +128,13 @@ impl Client {
         }
         let method = parse_method(&req.method)?;
         let target = self.target(&req)?;
-        let (deadline, per_try, base_headers, policy) = match &target {
-            Target::Service(svc) => (
-                svc.deadline,
-                svc.timeout,
-                Some(&svc.headers),
-                svc.policy.clone(),
-            ),
-            Target::Url { base, .. } => (DEFAULT_DEADLINE, None, None, self.host_policy(base)),
+        let host_policy;
+        let (deadline, per_try, base_headers, policy): (_, _, _, &Policy) = match &target {
+            Target::Service(svc) => (svc.deadline, svc.timeout, Some(&svc.headers), &svc.policy),
+            Target::Url { base, .. } => {
+                host_policy = self.host_policy(base);
+                (DEFAULT_DEADLINE, None, None, &host_policy)
+            }
         };
         let deadline = req.deadline_ms.map_or(deadline, Duration::from_millis);
         let per_try = req.timeout_ms.map(Duration::from_millis).or(per_try);
@@ -208,7 +207,7 @@ impl Client {
             {
                 return result;
             }
-            let Some(wait) = retry_wait(&policy, attempts, &result) else {
+            let Some(wait) = retry_wait(policy, attempts, &result) else {
                 return result;
             };
             if Instant::now() + wait >= deadline_at {

@@ -13,7 +13,7 @@
 //! cancelled (dropped) reports nothing but releases its probe slot.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use rand::RngExt;
@@ -82,8 +82,8 @@ pub(crate) struct CircuitBreaker {
 /// Leave to make one attempt; report how it went with [`Permit::record`].
 #[must_use = "an attempt's outcome must be recorded"]
 #[derive(Debug)]
-pub(crate) struct Permit {
-    breaker: Arc<CircuitBreaker>,
+pub(crate) struct Permit<'a> {
+    breaker: &'a CircuitBreaker,
     probe: bool,
     recorded: bool,
 }
@@ -115,7 +115,7 @@ impl CircuitBreaker {
     }
 
     /// A permit for one attempt, or how long until the breaker may let one through.
-    pub(crate) fn acquire(self: &Arc<Self>) -> Result<Permit, Duration> {
+    pub(crate) fn acquire(&self) -> Result<Permit<'_>, Duration> {
         let mut inner = self.lock();
         let now = Instant::now();
         let probe = match inner.state {
@@ -145,7 +145,7 @@ impl CircuitBreaker {
             }
         };
         Ok(Permit {
-            breaker: self.clone(),
+            breaker: self,
             probe,
             recorded: false,
         })
@@ -217,7 +217,7 @@ impl CircuitBreaker {
     }
 }
 
-impl Permit {
+impl Permit<'_> {
     /// Reports the attempt's outcome: `failed` when it counts against the service.
     pub(crate) fn record(mut self, failed: bool) {
         self.recorded = true;
@@ -225,7 +225,7 @@ impl Permit {
     }
 }
 
-impl Drop for Permit {
+impl Drop for Permit<'_> {
     fn drop(&mut self) {
         if !self.recorded && self.probe {
             self.breaker.release_probe();
@@ -237,8 +237,8 @@ impl Drop for Permit {
 mod tests {
     use super::*;
 
-    fn breaker() -> Arc<CircuitBreaker> {
-        Arc::new(CircuitBreaker::new(
+    fn breaker() -> CircuitBreaker {
+        CircuitBreaker::new(
             "svc",
             BreakerConfig {
                 window_ms: 10_000,
@@ -248,7 +248,7 @@ mod tests {
                 max_open_ms: 4_000,
                 probes: 2,
             },
-        ))
+        )
     }
 
     #[tokio::test(start_paused = true)]

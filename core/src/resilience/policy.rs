@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::backoff::Backoff;
 use super::breaker::CircuitBreaker;
@@ -21,8 +21,8 @@ pub(crate) struct Policy {
     pub(crate) retry: RetryConfig,
     pub(crate) backoff: Backoff,
     pub(crate) budget: Arc<RetryBudget>,
-    pub(crate) breaker: Option<Arc<CircuitBreaker>>,
-    limit: Arc<Semaphore>,
+    pub(crate) breaker: Option<CircuitBreaker>,
+    limit: Semaphore,
     max_concurrency: u32,
     pub(crate) counters: Counters,
 }
@@ -60,8 +60,8 @@ impl Policy {
             ),
             retry,
             budget: budget::shared(service, budget),
-            breaker: breaker.map(|cfg| Arc::new(CircuitBreaker::new(service, cfg))),
-            limit: Arc::new(Semaphore::new(max_concurrency as usize)),
+            breaker: breaker.map(|cfg| CircuitBreaker::new(service, cfg)),
+            limit: Semaphore::new(max_concurrency as usize),
             max_concurrency,
             counters: Counters::default(),
         }
@@ -71,8 +71,8 @@ impl Policy {
     ///
     /// # Errors
     /// [`Error::Overloaded`] when `max_concurrency` calls are already in flight.
-    pub(crate) fn admit(&self) -> Result<OwnedSemaphorePermit, Error> {
-        self.limit.clone().try_acquire_owned().map_err(|_| {
+    pub(crate) fn admit(&self) -> Result<SemaphorePermit<'_>, Error> {
+        self.limit.try_acquire().map_err(|_| {
             Counters::bump(&self.counters.overloaded);
             Error::Overloaded {
                 service: self.service.clone(),
