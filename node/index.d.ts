@@ -77,6 +77,8 @@ export interface CallOptions {
   idempotencyKey?: string
   /** Route only to endpoints of this version. */
   version?: string
+  /** Aborting rejects the call with the signal's reason and cancels the request. */
+  signal?: AbortSignal
 }
 
 export interface CallRequest extends CallOptions {

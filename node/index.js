@@ -63,7 +63,10 @@ class Client {
       body = JSON.stringify(opts.json)
       if (!headers.some(([k]) => k.toLowerCase() === 'content-type')) headers.push(['content-type', 'application/json'])
     }
-    const n = await this.#native.call({
+    const signal = opts.signal
+    signal?.throwIfAborted()
+    const token = signal ? new native.CancelToken() : undefined
+    const pending = this.#native.call({
       method: opts.method,
       target: opts.target,
       path: opts.path,
@@ -74,8 +77,18 @@ class Client {
       timeoutMs: opts.timeoutMs,
       idempotencyKey: opts.idempotencyKey,
       version: opts.version,
+    }, token)
+    if (!signal) return new Response(await pending)
+    // Reject at once with the signal's reason, like fetch; cancelling the token drops
+    // the Rust future (aborting the request); its own late rejection is ignored.
+    return new Promise((resolve, reject) => {
+      const onAbort = () => { token.cancel(); reject(signal.reason) }
+      signal.addEventListener('abort', onAbort, { once: true })
+      pending.then(
+        (n) => { signal.removeEventListener('abort', onAbort); resolve(new Response(n)) },
+        (e) => { signal.removeEventListener('abort', onAbort); reject(e) },
+      )
     })
-    return new Response(n)
   }
 
   get(target, path = '', opts = {}) { return this.call({ ...opts, method: 'GET', target, path }) }

@@ -6,6 +6,7 @@ use courier::{ClientConfig, Request, Validate};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
+use crate::cancel::{CancelToken, cancellable};
 use crate::error::OrThrow;
 use crate::promise;
 
@@ -79,12 +80,16 @@ impl NativeClient {
     }
 
     #[napi(ts_return_type = "Promise<NativeResponse>")]
-    pub fn call<'env>(&self, env: &'env Env, request: NativeRequest) -> Result<Object<'env>> {
+    pub fn call<'env>(
+        &self,
+        env: &'env Env,
+        request: NativeRequest,
+        cancel: Option<&CancelToken>,
+    ) -> Result<Object<'env>> {
         let req = request.into_core().or_throw(env)?;
         let client = self.inner.clone();
-        promise::spawn(env, async move {
-            client.call(req).await.map(|inner| NativeResponse { inner })
-        })
+        let call = async move { client.call(req).await.map(|inner| NativeResponse { inner }) };
+        promise::spawn(env, cancellable(cancel, call))
     }
 
     /// Counters per service, as JSON (index.js returns the parsed object).

@@ -8,6 +8,7 @@
 #![deny(clippy::all)]
 
 mod bus;
+mod cancel;
 mod client;
 mod error;
 mod promise;

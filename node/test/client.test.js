@@ -77,3 +77,21 @@ test('closed client rejects with COURIER_CLOSED', async () => {
   client.close()
   await assert.rejects(client.get('orders'), { code: 'COURIER_CLOSED' })
 })
+
+test('an AbortSignal rejects the call and cancels the request', async () => {
+  await kit.behave(0, { default: { latency_ms: 5000 } })
+  const client = new Client(config({ max_concurrency: 1 }))
+  const controller = new AbortController()
+  const pending = client.get('orders', '/slow', { signal: controller.signal })
+  setTimeout(() => controller.abort(new Error('user gave up')), 100)
+  await assert.rejects(pending, { message: 'user gave up' })
+  // Cancelling drops the Rust future on core's runtime, which releases the only
+  // concurrency slot; wait for that signal (bounded), then the next call is admitted.
+  for (let i = 0; i < 200 && client.stats().services.orders.in_flight > 0; i++) {
+    await new Promise((r) => setTimeout(r, 10))
+  }
+  assert.equal(client.stats().services.orders.in_flight, 0, 'the aborted request was dropped')
+  await kit.behave(0, { default: {} })
+  assert.equal((await client.get('orders', '/fast')).status, 200)
+  await assert.rejects(client.get('orders', '/x', { signal: AbortSignal.abort() }), { name: 'AbortError' })
+})

@@ -1,0 +1,55 @@
+//! `CancelToken`: how an `AbortSignal` reaches the Rust future.
+//!
+//! index.js creates a token per call that has a `signal`, and cancels it when the
+//! signal aborts; the call's future is then dropped on core's runtime, which aborts the
+//! request and releases its concurrency slot and breaker probe (DESIGN rule 5).
+
+use std::future::Future;
+
+use napi_derive::napi;
+use tokio_util::sync::CancellationToken;
+
+#[napi]
+#[derive(Default)]
+pub struct CancelToken {
+    inner: CancellationToken,
+}
+
+#[napi]
+impl CancelToken {
+    #[napi(constructor)]
+    pub fn new() -> Self {
+        CancelToken::default()
+    }
+
+    #[napi]
+    pub fn cancel(&self) {
+        self.inner.cancel();
+    }
+}
+
+/// `fut`, or an error as soon as `token` is cancelled (dropping `fut`). The JavaScript
+/// caller has already rejected with the signal's reason by then; this error is ignored.
+pub(crate) fn cancellable<T, F>(
+    token: Option<&CancelToken>,
+    fut: F,
+) -> impl Future<Output = courier::Result<T>> + Send + 'static
+where
+    F: Future<Output = courier::Result<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    let token = token.map(|t| t.inner.clone());
+    async move {
+        match token {
+            None => fut.await,
+            Some(token) => {
+                token
+                    .run_until_cancelled(fut)
+                    .await
+                    .unwrap_or(Err(courier::Error::Closed {
+                        what: "call (aborted by its AbortSignal)",
+                    }))
+            }
+        }
+    }
+}
