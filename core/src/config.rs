@@ -15,6 +15,7 @@ use std::path::Path;
 use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
+use crate::balance::{Balancer, OutlierConfig, VersionConfig};
 use crate::error::{Error, Result};
 use crate::resilience::{BreakerConfig, BudgetConfig, RetryConfig};
 
@@ -63,6 +64,19 @@ pub struct ServiceConfig {
     /// far above healthy concurrency, low enough to stop a pile-up on a stuck service.
     #[serde(default = "default_max_concurrency")]
     pub max_concurrency: u32,
+    /// How an endpoint is chosen. Default `p2c_ewma`.
+    #[serde(default)]
+    pub balancer: Balancer,
+    /// Outlier ejection; `null` disables it.
+    #[serde(default = "default_outlier")]
+    pub outlier: Option<OutlierConfig>,
+    /// Routing of requests that name no version.
+    #[serde(default)]
+    pub versions: VersionConfig,
+}
+
+fn default_outlier() -> Option<OutlierConfig> {
+    Some(OutlierConfig::default())
 }
 
 fn default_deadline_ms() -> u64 {
@@ -311,6 +325,16 @@ impl ServiceConfig {
                 "must be at least 1 or null, got 0",
             ));
         }
+        if let Some(outlier) = &self.outlier {
+            outlier.validate(&format!("{at}.outlier"))?;
+        }
+        let known: Vec<&str> = self
+            .endpoints
+            .iter()
+            .filter_map(|ep| ep.version.as_deref())
+            .collect();
+        self.versions
+            .validate(&format!("{at}.versions"), Some(&known))?;
         self.retry.validate(&format!("{at}.retry"))?;
         self.budget.validate(&format!("{at}.budget"))?;
         if let Some(breaker) = &self.breaker {

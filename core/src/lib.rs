@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod balance;
 mod config;
 mod error;
 mod http;
@@ -21,6 +22,7 @@ mod resilience;
 pub mod runtime;
 mod tls;
 
+pub use balance::{Balancer, EndpointStats, OutlierConfig, VersionConfig};
 pub use config::{BusConfig, ClientConfig, EndpointConfig, ServiceConfig, Validate, redact_url};
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use http::{Client, Request, Response};

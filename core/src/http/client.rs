@@ -2,7 +2,7 @@
 //! loop (breaker, retry with backoff and budget, Retry-After, deadline) around it.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 use super::request::check_header;
 use super::{Request, Response};
+use crate::balance::{Endpoint, EndpointSet, InFlight};
 use crate::config::{ClientConfig, ServiceConfig, Validate, parse_http_url, redact_url};
 use crate::error::{Error, Result};
 use crate::resilience::{
@@ -60,20 +61,11 @@ struct Inner {
 }
 
 struct Service {
-    endpoints: Vec<Endpoint>,
-    /// Rotates through endpoints; weighted balancing replaces this in `balance/`.
-    next: AtomicUsize,
+    endpoints: EndpointSet,
     deadline: Duration,
     timeout: Option<Duration>,
     headers: HeaderMap,
     policy: Arc<Policy>,
-}
-
-struct Endpoint {
-    url: Url,
-    /// `url` with credentials redacted, computed once: it goes into every response.
-    display: String,
-    version: Option<String>,
 }
 
 /// Where a call goes: a configured service or an absolute URL.
@@ -146,6 +138,8 @@ impl Client {
         policy.budget.deposit();
         let deadline_at = Instant::now() + deadline;
         let mut attempts = 0u32;
+        // Endpoints this call already tried: a retry goes elsewhere when it can.
+        let mut tried: Vec<Arc<Endpoint>> = Vec::new();
         let mut last: Option<Result<Response>> = None;
         loop {
             let permit = match policy.breaker.as_ref().map(|b| b.acquire()).transpose() {
@@ -160,7 +154,7 @@ impl Client {
                     });
                 }
             };
-            let (url, endpoint) = self.pick(&target, &req)?;
+            let (url, endpoint, flight) = self.pick(&target, &req, &tried)?;
             let remaining = deadline_at.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
                 return Err(Error::Timeout {
@@ -198,6 +192,17 @@ impl Client {
             if let Some(permit) = permit {
                 permit.record(outcome.is_service_failure());
             }
+            if let (Some(flight), Target::Service(svc)) = (flight, &target) {
+                // Errors, 5xx and 429 count as a slow, failed sample for balancing.
+                let failed = result
+                    .as_ref()
+                    .map_or(true, |r| r.status >= 500 || r.status == 429);
+                let endpoint = flight.endpoint.clone();
+                if flight.finish(failed, svc.endpoints.outlier()) {
+                    svc.endpoints.try_eject(&endpoint);
+                }
+                tried.push(endpoint);
+            }
             let result = result.map(|mut resp| {
                 resp.attempts = attempts;
                 resp
@@ -233,7 +238,9 @@ impl Client {
     pub fn stats(&self) -> ClientStats {
         let mut stats = ClientStats::default();
         for (name, svc) in &self.inner.services {
-            stats.services.insert(name.clone(), svc.policy.stats());
+            let mut service = svc.policy.stats();
+            service.endpoints = svc.endpoints.stats();
+            stats.services.insert(name.clone(), service);
         }
         let hosts = self
             .inner
@@ -284,25 +291,29 @@ impl Client {
     }
 
     /// The URL and displayed endpoint of the next attempt.
-    fn pick(&self, target: &Target<'_>, req: &Request) -> Result<(Url, String)> {
+    /// The URL and displayed endpoint of the next attempt, and for a balanced service
+    /// the in-flight guard that reports its outcome.
+    fn pick(
+        &self,
+        target: &Target<'_>,
+        req: &Request,
+        tried: &[Arc<Endpoint>],
+    ) -> Result<(Url, String, Option<InFlight>)> {
         match target {
             Target::Url { base, display } => {
-                Ok((join(base, &req.path, &req.query), display.clone()))
+                Ok((join(base, &req.path, &req.query), display.clone(), None))
             }
             Target::Service(svc) => {
-                let endpoint =
-                    svc.pick(req.version.as_deref())
-                        .ok_or_else(|| Error::NoEndpoint {
-                            service: req.target.clone(),
-                            reason: format!(
-                                "no endpoint has version {:?}",
-                                req.version.as_deref().unwrap_or_default()
-                            ),
-                        })?;
-                Ok((
-                    join(&endpoint.url, &req.path, &req.query),
-                    endpoint.display.clone(),
-                ))
+                let endpoint = svc
+                    .endpoints
+                    .select(req.version.as_deref(), tried)
+                    .map_err(|reason| Error::NoEndpoint {
+                        service: req.target.clone(),
+                        reason,
+                    })?;
+                let url = join(&endpoint.url, &req.path, &req.query);
+                let display = endpoint.display.clone();
+                Ok((url, display, Some(endpoint.start())))
             }
         }
     }
@@ -382,11 +393,12 @@ impl Service {
                 // Validated already; the error arm only guards hand-built configs.
                 let url =
                     parse_http_url(&ep.url).map_err(|reason| Error::config("endpoints", reason))?;
-                Ok(Endpoint {
-                    display: redact_url(url.as_str()),
-                    url,
-                    version: ep.version,
-                })
+                Ok(Arc::new(Endpoint::new(
+                    url.clone(),
+                    redact_url(url.as_str()),
+                    ep.version,
+                    ep.weight,
+                )))
             })
             .collect::<Result<_>>()?;
         let mut headers = HeaderMap::new();
@@ -396,8 +408,7 @@ impl Service {
             headers.insert(n, v);
         }
         Ok(Service {
-            endpoints,
-            next: AtomicUsize::new(0),
+            endpoints: EndpointSet::new(endpoints, cfg.balancer, cfg.outlier, cfg.versions),
             deadline: Duration::from_millis(cfg.deadline_ms),
             timeout: cfg.timeout_ms.map(Duration::from_millis),
             headers,
@@ -409,23 +420,6 @@ impl Service {
                 cfg.max_concurrency,
             )),
         })
-    }
-
-    fn pick(&self, version: Option<&str>) -> Option<&Endpoint> {
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let Some(version) = version else {
-            return Some(&self.endpoints[n % self.endpoints.len()]);
-        };
-        let matching = || {
-            self.endpoints
-                .iter()
-                .filter(|ep| ep.version.as_deref() == Some(version))
-        };
-        let count = matching().count();
-        if count == 0 {
-            return None;
-        }
-        matching().nth(n % count)
     }
 }
 

@@ -101,6 +101,7 @@ impl Policy {
             breaker_opened: breaker.map_or(0, |b| load(&b.transitions.opened)),
             breaker_half_opened: breaker.map_or(0, |b| load(&b.transitions.half_opened)),
             breaker_closed: breaker.map_or(0, |b| load(&b.transitions.closed)),
+            endpoints: Vec::new(),
         }
     }
 }

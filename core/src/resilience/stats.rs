@@ -4,8 +4,10 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::balance::EndpointStats;
+
 /// Counters for one service since the client was created.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ServiceStats {
     /// Calls started (each counts once, however many attempts it took).
     pub requests: u64,
@@ -29,10 +31,12 @@ pub struct ServiceStats {
     pub breaker_half_opened: u64,
     /// Transitions back to closed.
     pub breaker_closed: u64,
+    /// Per endpoint (empty for absolute-URL targets, which are not balanced).
+    pub endpoints: Vec<EndpointStats>,
 }
 
 /// Counters per service (absolute-URL targets appear under `host:port`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ClientStats {
     /// By service name.
     pub services: BTreeMap<String, ServiceStats>,
