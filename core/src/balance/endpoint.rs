@@ -92,7 +92,7 @@ impl Endpoint {
 
     /// Peak-EWMA cost: latency estimate times (in-flight + 1), divided by weight.
     pub(crate) fn cost(&self) -> f64 {
-        let estimate = self.state().ewma.estimate_ns();
+        let estimate = self.state().ewma.decayed_ns(Instant::now());
         estimate * (self.in_flight() + 1) as f64 / f64::from(self.weight)
     }
 
@@ -156,7 +156,7 @@ impl Endpoint {
             weight: self.weight,
             requests: self.requests.load(Ordering::Relaxed),
             failures: self.failures.load(Ordering::Relaxed),
-            ewma_ms: s.ewma.estimate_ns() / 1e6,
+            ewma_ms: s.ewma.decayed_ns(Instant::now()) / 1e6,
             in_flight: self.in_flight(),
             ejected: s.ejected_until.is_some_and(|until| Instant::now() < until),
             times_ejected: s.times_ejected,

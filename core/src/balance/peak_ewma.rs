@@ -46,9 +46,18 @@ impl PeakEwma {
         self.stamp = now;
     }
 
-    /// The estimate in nanoseconds.
-    pub(crate) fn estimate_ns(&self) -> f64 {
+    /// The estimate in nanoseconds as of the last sample.
+    #[cfg(test)]
+    fn estimate_ns(&self) -> f64 {
         self.estimate_ns
+    }
+
+    /// The estimate decayed toward zero for the time since the last sample. Without
+    /// this an endpoint penalised by a failure would never be chosen again to show it
+    /// recovered; with it, an idle endpoint becomes worth a probe after a while
+    /// (Finagle decays the same way when it reads the load).
+    pub(crate) fn decayed_ns(&self, now: Instant) -> f64 {
+        self.estimate_ns * self.decay(now)
     }
 
     fn decay(&self, now: Instant) -> f64 {
@@ -74,6 +83,18 @@ mod tests {
             "one time constant later: {}",
             e.estimate_ns()
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_estimate_decays_toward_zero() {
+        let mut e = PeakEwma::new(Instant::now());
+        e.observe(FAILURE_PENALTY, Instant::now());
+        tokio::time::advance(TAU * 7).await;
+        assert!(
+            e.decayed_ns(Instant::now()) < 1e6,
+            "after 7 tau a failed endpoint is worth a probe"
+        );
+        assert_eq!(e.estimate_ns(), 1e9, "reading does not change the estimate");
     }
 
     #[tokio::test(start_paused = true)]

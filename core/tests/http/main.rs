@@ -1,5 +1,6 @@
 //! HTTP behaviour against the testkit's loopback upstreams (in-process, fault-injecting).
 
+mod balance;
 mod resilience;
 
 use courier::{Client, ClientConfig, ErrorKind, Request, Validate};

@@ -1,0 +1,205 @@
+//! Load balancing across testkit upstreams, asserted by counting requests at each
+//! upstream. Loops are bounded by call count; no timing assertions.
+
+use courier::{Client, ClientConfig, Request, Validate};
+use courier_testkit::{Action, Behavior, Testkit};
+
+fn service(name: &str, service: serde_json::Value) -> Client {
+    let config =
+        ClientConfig::from_value(serde_json::json!({ "services": { name: service } })).unwrap();
+    Client::new(config).unwrap()
+}
+
+fn behave(kit: &Testkit, upstream: usize, default: Action) {
+    kit.set_behavior(
+        upstream,
+        Behavior {
+            default,
+            ..Behavior::default()
+        },
+    );
+}
+
+/// Runs `calls` GETs to `name` with `concurrency` workers; returns how many succeeded
+/// (final status 200).
+async fn run(client: &Client, name: &str, calls: usize, concurrency: usize) -> usize {
+    let mut workers = tokio::task::JoinSet::new();
+    for worker in 0..concurrency {
+        let (client, name) = (client.clone(), name.to_owned());
+        workers.spawn(async move {
+            let mut ok = 0;
+            for _ in (worker..calls).step_by(concurrency) {
+                if let Ok(resp) = client.call(Request::new("GET", &name, "/")).await
+                    && resp.status == 200
+                {
+                    ok += 1;
+                }
+            }
+            ok
+        });
+    }
+    let mut ok = 0;
+    while let Some(done) = workers.join_next().await {
+        ok += done.unwrap();
+    }
+    ok
+}
+
+async fn slow_endpoint_share(balancer: &str) -> (u64, u64) {
+    let kit = Testkit::start(4).await.unwrap();
+    behave(
+        &kit,
+        3,
+        Action {
+            latency_ms: 50,
+            ..Action::default()
+        },
+    );
+    let name = format!("slow-{balancer}");
+    let client = service(
+        &name,
+        serde_json::json!({ "endpoints": kit.urls(), "balancer": balancer }),
+    );
+    assert_eq!(run(&client, &name, 2_000, 16).await, 2_000);
+    let total: u64 = (0..4).map(|i| kit.requests(i).total()).sum();
+    (kit.requests(3).total(), total)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p2c_ewma_starves_a_slow_endpoint_that_round_robin_feeds() {
+    let (slow, total) = slow_endpoint_share("p2c_ewma").await;
+    assert_eq!(total, 2_000);
+    assert!(
+        slow <= 100,
+        "p2c_ewma sent {slow} of 2000 calls (> 5%) to the +50 ms endpoint"
+    );
+
+    let (slow, total) = slow_endpoint_share("round_robin").await;
+    assert_eq!(total, 2_000);
+    assert!(
+        (450..=550).contains(&slow),
+        "round robin (the control) sent {slow} of 2000, not ~25%"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_failing_fast_is_ejected_and_calls_still_succeed() {
+    let kit = Testkit::start(4).await.unwrap();
+    behave(
+        &kit,
+        0,
+        Action {
+            status: 503,
+            ..Action::default()
+        },
+    );
+    let client = service("fast-503", serde_json::json!({ "endpoints": kit.urls() }));
+    let ok = run(&client, "fast-503", 2_000, 16).await;
+    assert!(
+        ok >= 1_980,
+        "retries on other endpoints keep success at 99%+, got {ok}/2000"
+    );
+    let failing = kit.requests(0).total();
+    assert!(
+        failing <= 20,
+        "the 503 endpoint got {failing} requests (> 1%)"
+    );
+    let stats = &client.stats().services["fast-503"];
+    let bad = stats
+        .endpoints
+        .iter()
+        .find(|e| e.url.trim_end_matches('/') == kit.urls()[0])
+        .unwrap();
+    assert_eq!(bad.requests, failing, "stats count what the server saw");
+    assert!(
+        bad.ewma_ms >= 500.0,
+        "failures weigh like a 1 s sample (decaying while idle), got {} ms",
+        bad.ewma_ms
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn panic_mode_keeps_serving_with_three_of_four_down() {
+    let kit = Testkit::start(4).await.unwrap();
+    for i in 0..3 {
+        behave(
+            &kit,
+            i,
+            Action {
+                status: 503,
+                ..Action::default()
+            },
+        );
+    }
+    // An ample budget: this test is about routing, not about the budget (which would
+    // rightly refuse some of the many retries a mostly-down service needs).
+    let client = service(
+        "mostly-down",
+        serde_json::json!({ "endpoints": kit.urls(), "breaker": null, "budget": { "ratio": 1.0 } }),
+    );
+    let ok = run(&client, "mostly-down", 300, 4).await;
+    assert_eq!(
+        ok, 300,
+        "the third attempt reaches the healthy endpoint every time"
+    );
+    let stats = &client.stats().services["mostly-down"];
+    let ejected = stats.endpoints.iter().filter(|e| e.ejected).count();
+    assert!(
+        ejected <= 1,
+        "at most one of four may be ejected, got {ejected}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_route_by_default_and_split() {
+    let kit = Testkit::start(2).await.unwrap();
+    let urls = kit.urls();
+    let endpoints = serde_json::json!([{ "url": urls[0], "version": "v1" }, { "url": urls[1], "version": "v2" }]);
+    let client = service(
+        "split",
+        serde_json::json!({ "endpoints": endpoints, "versions": { "split": { "v1": 90, "v2": 10 } } }),
+    );
+    assert_eq!(run(&client, "split", 2_000, 8).await, 2_000);
+    let v2 = kit.requests(1).total();
+    assert!(
+        (140..=260).contains(&v2),
+        "10% ± 3% to v2, got {v2} of 2000"
+    );
+
+    kit.reset();
+    let client = service(
+        "default-v",
+        serde_json::json!({ "endpoints": endpoints, "versions": { "default": "v2" } }),
+    );
+    assert_eq!(run(&client, "default-v", 50, 2).await, 50);
+    assert_eq!((kit.requests(0).total(), kit.requests(1).total()), (0, 50));
+
+    let err = ClientConfig::from_value(serde_json::json!({ "services": { "s": {
+        "endpoints": endpoints, "versions": { "default": "v9" } } } }))
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "services.s.versions: version \"v9\" has no endpoint"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weights_shape_the_share() {
+    let kit = Testkit::start(2).await.unwrap();
+    let urls = kit.urls();
+    for balancer in ["round_robin", "random", "least_request", "p2c_ewma"] {
+        kit.reset();
+        let name = format!("weighted-{balancer}");
+        let client = service(
+            &name,
+            serde_json::json!({ "balancer": balancer,
+                "endpoints": [{ "url": urls[0], "weight": 3 }, { "url": urls[1], "weight": 1 }] }),
+        );
+        assert_eq!(run(&client, &name, 800, 1).await, 800);
+        let heavy = kit.requests(0).total();
+        assert!(
+            heavy > 400,
+            "{balancer}: the weight-3 endpoint got only {heavy} of 800"
+        );
+    }
+}
