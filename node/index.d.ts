@@ -36,6 +36,25 @@ export interface ServiceConfig {
     open_ms?: number; max_open_ms?: number; probes?: number
   } | null
   max_concurrency?: number
+  balancer?: 'p2c_ewma' | 'round_robin' | 'least_request' | 'random'
+  /** null disables outlier ejection. */
+  outlier?: {
+    consecutive_failures?: number; base_ejection_ms?: number; max_ejection_ms?: number; max_ejected_ratio?: number
+  } | null
+  /** Routing of requests that name no version. */
+  versions?: { default?: string; split?: Record<string, number> }
+}
+
+export interface EndpointStats {
+  url: string
+  version: string | null
+  weight: number
+  requests: number
+  failures: number
+  ewma_ms: number
+  in_flight: number
+  ejected: boolean
+  times_ejected: number
 }
 
 export interface ServiceStats {
@@ -50,6 +69,7 @@ export interface ServiceStats {
   breaker_opened: number
   breaker_half_opened: number
   breaker_closed: number
+  endpoints: EndpointStats[]
 }
 
 export interface ClientConfig {

@@ -10,9 +10,13 @@
 //! - amqp: N confirmed publishes of 256-byte persistent messages with 256 in flight,
 //!   courier's `Bus::publish` against lapin publishing on one confirm channel.
 //!
+//! - balance: 4 testkit upstreams, one answering 50 ms slower; 2,000 calls at
+//!   concurrency 16 per balancer; prints the slow endpoint's share of the calls and
+//!   p50/p95 call latency (a table of courier against itself: the balancers differ).
+//!
 //! Each figure is the median of [`ROUNDS`] alternating rounds (peer, courier, ...).
 //!
-//! Usage: `courier-bench [http|amqp|all] [--json PATH]`.
+//! Usage: `courier-bench [http|amqp|balance|all] [--json PATH]`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -58,6 +62,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     if matches!(which, "amqp" | "all") {
         rows.push(amqp().await?);
+    }
+    if matches!(which, "balance" | "all") {
+        balance().await?;
+    }
+    if rows.is_empty() {
+        return Ok(());
     }
     println!(
         "{:<34} {:>14} {:>14} {:>8}  peer",
@@ -217,6 +227,63 @@ async fn lean_upstream() -> std::io::Result<String> {
         }
     });
     Ok(url)
+}
+
+/// The slow-endpoint scenario for every balancer, printed as its own table.
+async fn balance() -> Result<(), Box<dyn std::error::Error>> {
+    const CALLS: usize = 2_000;
+    const CONCURRENCY: usize = 16;
+    println!(
+        "{:<16} {:>12} {:>9} {:>9}",
+        "balancer", "slow share", "p50 ms", "p95 ms"
+    );
+    for balancer in ["p2c_ewma", "least_request", "round_robin", "random"] {
+        let kit = courier_testkit::Testkit::start(4).await?;
+        kit.set_behavior(
+            3,
+            courier_testkit::Behavior {
+                default: courier_testkit::Action {
+                    latency_ms: 50,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        );
+        let config = ClientConfig::from_value(serde_json::json!({
+            "services": { "svc": { "endpoints": kit.urls(), "balancer": balancer } }
+        }))?;
+        let client = Client::new(config)?;
+        let mut workers = JoinSet::new();
+        for worker in 0..CONCURRENCY {
+            let client = client.clone();
+            workers.spawn(async move {
+                let mut latencies = Vec::new();
+                for _ in (worker..CALLS).step_by(CONCURRENCY) {
+                    let start = Instant::now();
+                    client
+                        .call(Request::new("GET", "svc", "/"))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    latencies.push(start.elapsed().as_secs_f64() * 1e3);
+                }
+                Ok::<_, String>(latencies)
+            });
+        }
+        let mut latencies = Vec::with_capacity(CALLS);
+        while let Some(done) = workers.join_next().await {
+            latencies.extend(done??);
+        }
+        latencies.sort_by(f64::total_cmp);
+        let slow = kit.requests(3).total() as f64 / CALLS as f64;
+        println!(
+            "{:<16} {:>11.1}% {:>9.2} {:>9.2}",
+            balancer,
+            slow * 100.0,
+            latencies[latencies.len() / 2],
+            latencies[latencies.len() * 95 / 100]
+        );
+    }
+    Ok(())
 }
 
 async fn amqp() -> Result<Row, Box<dyn std::error::Error>> {
