@@ -126,7 +126,9 @@ class _Base:
     def stats(self) -> dict[str, Any]:
         """Counters per service: ``{"services": {name: {"requests", "attempts", "retries",
         "budget_denied", "overloaded", "circuit_rejected", "in_flight", "breaker_state",
-        "breaker_opened", "breaker_half_opened", "breaker_closed"}}}``."""
+        "breaker_opened", "breaker_half_opened", "breaker_closed", "endpoints": [{"url",
+        "version", "weight", "requests", "failures", "ewma_ms", "in_flight", "ejected",
+        "times_ejected"}]}}}``."""
         return _json.loads(self._native.stats_json())
 
     def close(self) -> None:
