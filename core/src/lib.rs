@@ -21,6 +21,7 @@ mod messaging;
 mod resilience;
 pub mod runtime;
 mod tls;
+mod trace;
 
 pub use balance::{Balancer, EndpointStats, OutlierConfig, VersionConfig};
 pub use config::{BusConfig, ClientConfig, EndpointConfig, ServiceConfig, Validate, redact_url};
@@ -34,6 +35,7 @@ pub use resilience::{
     BreakerConfig, BudgetConfig, ClientStats, MAX_RETRY_AFTER_MS, RetryConfig, RetryOn,
     ServiceStats,
 };
+pub use trace::{Baggage, TraceContext, TraceState};
 
 // Bindings share these across threads (Python threads, napi's pool, Kotlin dispatchers);
 // losing Send or Sync must fail the build, not a binding (tokio `tests/async_send_sync.rs`).
