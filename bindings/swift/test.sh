@@ -45,7 +45,8 @@ done
 grep -q 'module CourierFFI' "$ffi_dir/module.modulemap" || fail "module map does not declare module CourierFFI"
 for decl in 'open class Client' 'open class Bus' 'open class Consumer' 'open class Delivery' \
             'enum CourierError' 'public struct HttpRequest' 'func next(timeoutMs' \
-            'func stats() -> ClientStats' 'public struct ServiceStats'; do
+            'func stats() -> ClientStats' 'public struct ServiceStats' 'public struct EndpointStats' \
+            'public var endpoints: \[EndpointStats\]'; do
   grep -q "$decl" "$gen_dir/Courier.swift" || fail "Courier.swift lacks '$decl'"
 done
 # Every FFI function the Swift code calls must be declared in the header and exported by

@@ -102,7 +102,9 @@ impl From<courier::Response> for HttpResponse {
 /// `CourierError`, the breaker state stays core's string rather than a generated enum:
 /// dashboards and logs compare it with what Python and Node report, and a state core
 /// adds later reaches callers without a binding release.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+///
+/// `PartialEq` but not `Eq`: each endpoint's `ewma_ms` is a float.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct ServiceStats {
     /// Calls started; a call counts once however many attempts it took.
     pub requests: u64,
@@ -126,6 +128,9 @@ pub struct ServiceStats {
     pub breaker_half_opened: u64,
     /// Transitions back to closed.
     pub breaker_closed: u64,
+    /// Per endpoint, in core's order; empty for absolute-URL targets, which are not
+    /// balanced.
+    pub endpoints: Vec<EndpointStats>,
 }
 
 impl From<courier::ServiceStats> for ServiceStats {
@@ -142,6 +147,48 @@ impl From<courier::ServiceStats> for ServiceStats {
             breaker_opened: s.breaker_opened,
             breaker_half_opened: s.breaker_half_opened,
             breaker_closed: s.breaker_closed,
+            endpoints: s.endpoints.into_iter().map(EndpointStats::from).collect(),
+        }
+    }
+}
+
+/// One endpoint of a service, as core's `EndpointStats`.
+///
+/// Counters keep core's unsigned types, as in [`ServiceStats`].
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct EndpointStats {
+    /// Base URL, credentials redacted.
+    pub url: String,
+    /// Version label, if any.
+    pub version: Option<String>,
+    /// Balancing weight.
+    pub weight: u32,
+    /// Attempts sent to it (retries included, so they sum to the service's `attempts`).
+    pub requests: u64,
+    /// Attempts that failed (errors, 5xx, 429).
+    pub failures: u64,
+    /// Current peak-EWMA latency estimate, in milliseconds.
+    pub ewma_ms: f64,
+    /// Attempts in flight when the snapshot was taken.
+    pub in_flight: u64,
+    /// Whether outlier ejection has taken it out of rotation now.
+    pub ejected: bool,
+    /// Times outlier ejection took it out of rotation.
+    pub times_ejected: u32,
+}
+
+impl From<courier::EndpointStats> for EndpointStats {
+    fn from(e: courier::EndpointStats) -> Self {
+        EndpointStats {
+            url: e.url,
+            version: e.version,
+            weight: e.weight,
+            requests: e.requests,
+            failures: e.failures,
+            ewma_ms: e.ewma_ms,
+            in_flight: e.in_flight,
+            ejected: e.ejected,
+            times_ejected: e.times_ejected,
         }
     }
 }
@@ -150,7 +197,7 @@ impl From<courier::ServiceStats> for ServiceStats {
 ///
 /// A record rather than a live object, so reading it takes no further FFI calls and it
 /// cannot change while a test or a metrics exporter walks it.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct ClientStats {
     /// By service name; absolute-URL targets appear under `host:port`. A map rather than
     /// core's sorted map because uniffi maps are unordered in Kotlin and Swift anyway;

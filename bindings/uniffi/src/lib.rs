@@ -29,7 +29,9 @@ mod client;
 mod error;
 
 pub use bus::{Bus, Consumer, Delivery, PublishOptions, QueueOptions};
-pub use client::{Client, ClientStats, HttpRequest, HttpResponse, QueryParam, ServiceStats};
+pub use client::{
+    Client, ClientStats, EndpointStats, HttpRequest, HttpResponse, QueryParam, ServiceStats,
+};
 pub use error::CourierError;
 
 uniffi::setup_scaffolding!();
