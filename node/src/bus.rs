@@ -103,6 +103,7 @@ impl NativeBus {
             message_id: message.message_id,
             correlation_id: message.correlation_id,
             persistent: message.persistent.unwrap_or(defaults.persistent),
+            trace: None,
         };
         let body = message.body.to_vec().into();
         let (exchange, routing_key) = (message.exchange, message.routing_key);

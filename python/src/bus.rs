@@ -102,6 +102,7 @@ impl Bus {
             message_id,
             correlation_id,
             persistent,
+            trace: None,
         };
         let fut = async move {
             let receipt = bus

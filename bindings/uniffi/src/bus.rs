@@ -65,6 +65,7 @@ impl From<PublishOptions> for courier::PublishOptions {
             message_id: o.message_id,
             correlation_id: o.correlation_id,
             persistent: o.persistent,
+            trace: None,
         }
     }
 }

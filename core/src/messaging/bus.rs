@@ -18,6 +18,7 @@ use super::consumer::Consumer;
 use super::queue::{ExchangeKind, QueueOptions, check_name, dead_letter_queue};
 use crate::config::{BusConfig, Validate, redact_url};
 use crate::error::{Error, Result};
+use crate::trace::TraceContext;
 
 /// A connection to a RabbitMQ broker. Cheap to clone: clones share the connection.
 ///
@@ -65,6 +66,9 @@ pub struct PublishOptions {
     pub correlation_id: Option<String>,
     /// Persist the message to disk (delivery mode 2). Default true.
     pub persistent: bool,
+    /// The caller's trace context; the message carries a child of it (a new trace
+    /// when `None`) in its `traceparent`, `tracestate` and `baggage` headers.
+    pub trace: Option<TraceContext>,
 }
 
 impl Default for PublishOptions {
@@ -74,6 +78,7 @@ impl Default for PublishOptions {
             message_id: None,
             correlation_id: None,
             persistent: true,
+            trace: None,
         }
     }
 }
@@ -83,6 +88,8 @@ impl Default for PublishOptions {
 pub struct Receipt {
     /// The message's id, generated or given.
     pub message_id: String,
+    /// The trace context the message carries.
+    pub trace: TraceContext,
 }
 
 impl Bus {
@@ -239,10 +246,16 @@ impl Bus {
             Some(id) => id,
             None => uuid::Uuid::now_v7().to_string(),
         };
+        let trace = options
+            .trace
+            .as_ref()
+            .map_or_else(TraceContext::new_root, TraceContext::child);
+        let mut headers = options.headers;
+        headers.extend(trace.to_carrier());
         let mut props = BasicProperties::default()
             .with_message_id(message_id.as_str().into())
             .with_delivery_mode(if options.persistent { 2 } else { 1 })
-            .with_headers(amqp::to_table(&options.headers));
+            .with_headers(amqp::to_table(&headers));
         if let Some(cid) = &options.correlation_id {
             check_name("correlation_id", cid)?;
             props = props.with_correlation_id(cid.as_str().into());
@@ -270,7 +283,7 @@ impl Bus {
             .await
             .map_err(|e| self.error("basic.publish", e))?;
         match confirm {
-            Confirmation::Ack(None) => Ok(Receipt { message_id }),
+            Confirmation::Ack(None) => Ok(Receipt { message_id, trace }),
             Confirmation::Ack(Some(returned)) => Err(Error::Unroutable {
                 message_id,
                 exchange: exchange.to_owned(),

@@ -7,6 +7,7 @@ use lapin::options::{BasicAckOptions, BasicNackOptions, BasicRejectOptions};
 
 use super::amqp;
 use crate::error::{Error, Result};
+use crate::trace::TraceContext;
 
 /// A message delivered to a [`super::Consumer`]. Settle it exactly once with
 /// [`Delivery::ack`], [`Delivery::nack`] or [`Delivery::reject`].
@@ -28,6 +29,9 @@ pub struct Delivery {
     pub redelivered: bool,
     /// Earlier delivery attempts, from quorum queues' `x-delivery-count`.
     pub delivery_count: Option<u32>,
+    /// The trace context the publisher sent (a new trace when it sent none or an
+    /// invalid one); a consumer continues the trace with `trace.child()`.
+    pub trace: TraceContext,
     acker: lapin::Acker,
     target: String,
 }
@@ -35,8 +39,12 @@ pub struct Delivery {
 impl Delivery {
     pub(crate) fn new(d: lapin::message::Delivery, target: String) -> Delivery {
         let props = &d.properties;
+        let headers = amqp::from_table(props.headers().as_ref());
         Delivery {
-            headers: amqp::from_table(props.headers().as_ref()),
+            trace: TraceContext::from_carrier(
+                headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            ),
+            headers,
             delivery_count: amqp::delivery_count(props.headers().as_ref()),
             message_id: props.message_id().as_ref().map(ToString::to_string),
             correlation_id: props.correlation_id().as_ref().map(ToString::to_string),

@@ -218,3 +218,57 @@ async fn closed_bus_refuses_work() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Closed);
 }
+
+#[tokio::test]
+async fn a_message_carries_its_trace_to_the_consumer() {
+    let bus = bus().await;
+    let q = unique("trace");
+    bus.declare_queue(&q, &QueueOptions::default())
+        .await
+        .unwrap();
+    let parent = courier::TraceContext::parse(
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        Some("vendor=1"),
+    )
+    .unwrap();
+    let opts = PublishOptions {
+        trace: Some(parent.clone()),
+        ..PublishOptions::default()
+    };
+    let receipt = bus
+        .publish("", &q, b"traced".to_vec().into(), opts)
+        .await
+        .unwrap();
+    assert_eq!(
+        receipt.trace.trace_id(),
+        parent.trace_id(),
+        "the message continues the caller's trace"
+    );
+    assert_ne!(receipt.trace.span_id(), parent.span_id(), "as a child span");
+
+    let untraced = bus
+        .publish("", &q, b"root".to_vec().into(), PublishOptions::default())
+        .await
+        .unwrap();
+    let consumer = bus.consume(&q, None).await.unwrap();
+    let d = consumer.next(SHORT).await.unwrap().unwrap();
+    assert_eq!(
+        d.trace, receipt.trace,
+        "the consumer sees exactly what the publisher sent"
+    );
+    assert_eq!(d.trace.tracestate().get("vendor"), Some("1"));
+    assert_eq!(
+        d.headers.get("traceparent"),
+        Some(&receipt.trace.traceparent())
+    );
+    d.ack().await.unwrap();
+    let d = consumer.next(SHORT).await.unwrap().unwrap();
+    assert_eq!(
+        d.trace.trace_id(),
+        untraced.trace.trace_id(),
+        "a message without a caller trace starts one"
+    );
+    d.ack().await.unwrap();
+    bus.close().await.unwrap();
+    delete_queues(&[&q, &format!("{q}.dlq")]).await;
+}
