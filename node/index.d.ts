@@ -161,6 +161,8 @@ export interface PublishMessage {
   messageId?: string
   correlationId?: string
   persistent?: boolean
+  /** The caller's trace carrier; the message carries a child of it, or a new trace. */
+  trace?: Record<string, string>
 }
 
 export declare class Bus {
@@ -168,7 +170,7 @@ export declare class Bus {
   declareQueue(name: string, opts?: QueueOptions): Promise<void>
   declareExchange(name: string, kind?: 'direct' | 'fanout' | 'topic' | 'headers'): Promise<void>
   bind(queue: string, exchange: string, routingKey: string): Promise<void>
-  publish(msg: PublishMessage): Promise<{ messageId: string }>
+  publish(msg: PublishMessage): Promise<{ messageId: string; trace: Record<string, string> }>
   consume(queue: string, opts?: { prefetch?: number }): Promise<Consumer>
   close(): Promise<void>
 }

@@ -136,9 +136,9 @@ class Bus {
   declareExchange(name, kind = 'topic') { return this.#native.declareExchange(name, kind) }
   bind(queue, exchange, routingKey) { return this.#native.bind(queue, exchange, routingKey) }
 
-  /** Resolves once the broker confirms, with the message id. */
-  async publish(msg) {
-    const messageId = await this.#native.publish({
+  /** Resolves once the broker confirms, with the message id and the trace carrier sent. */
+  publish(msg) {
+    return this.#native.publish({
       exchange: msg.exchange ?? '',
       routingKey: msg.routingKey,
       body: toBuffer(msg.body) ?? Buffer.alloc(0),
@@ -146,8 +146,8 @@ class Bus {
       messageId: msg.messageId,
       correlationId: msg.correlationId,
       persistent: msg.persistent,
+      trace: msg.trace,
     })
-    return { messageId }
   }
 
   async consume(queue, opts = {}) { return new Consumer(await this.#native.consume(queue, opts.prefetch)) }

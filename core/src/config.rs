@@ -15,7 +15,7 @@ use std::path::Path;
 use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
-use crate::balance::{Balancer, OutlierConfig, VersionConfig};
+use crate::balance::{Balancer, DiscoveryConfig, OutlierConfig, VersionConfig};
 use crate::error::{Error, Result};
 use crate::resilience::{BreakerConfig, BudgetConfig, RetryConfig};
 
@@ -39,8 +39,13 @@ pub struct ClientConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceConfig {
-    /// The service's endpoints; at least one.
+    /// The service's endpoints. Give these or `discovery`, not both.
+    #[serde(default)]
     pub endpoints: Vec<EndpointConfig>,
+    /// Find the endpoints in DNS instead of listing them (see [`DiscoveryConfig`]).
+    /// Default: none.
+    #[serde(default)]
+    pub discovery: Option<DiscoveryConfig>,
     /// Per-attempt timeout. Default: none (the deadline bounds the attempt).
     #[serde(default)]
     pub timeout_ms: Option<u64>,
@@ -290,11 +295,18 @@ impl Validate for ClientConfig {
 
 impl ServiceConfig {
     fn validate(&self, at: &str) -> Result<()> {
-        if self.endpoints.is_empty() {
-            return Err(Error::config(
-                format!("{at}.endpoints"),
-                "must list at least one endpoint",
-            ));
+        match (&self.discovery, self.endpoints.is_empty()) {
+            (None, true) => {
+                return Err(Error::config(
+                    format!("{at}.endpoints"),
+                    "must list at least one endpoint (or set discovery)",
+                ));
+            }
+            (Some(_), false) => {
+                return Err(Error::config(at, "give endpoints or discovery, not both"));
+            }
+            (Some(discovery), true) => discovery.validate(&format!("{at}.discovery"))?,
+            (None, false) => {}
         }
         for (i, ep) in self.endpoints.iter().enumerate() {
             let field = format!("{at}.endpoints[{i}]");
@@ -333,8 +345,7 @@ impl ServiceConfig {
             .iter()
             .filter_map(|ep| ep.version.as_deref())
             .collect();
-        self.versions
-            .validate(&format!("{at}.versions"), Some(&known))?;
+        self.versions.validate(&format!("{at}.versions"), &known)?;
         self.retry.validate(&format!("{at}.retry"))?;
         self.budget.validate(&format!("{at}.budget"))?;
         if let Some(breaker) = &self.breaker {
@@ -441,7 +452,72 @@ mod tests {
     fn empty_endpoints_names_the_field() {
         assert_eq!(
             client_err(r#"{"services": {"a": {"endpoints": []}}}"#),
-            "services.a.endpoints: must list at least one endpoint"
+            "services.a.endpoints: must list at least one endpoint (or set discovery)"
+        );
+        assert_eq!(
+            client_err(r#"{"services": {"a": {}}}"#),
+            "services.a.endpoints: must list at least one endpoint (or set discovery)"
+        );
+    }
+
+    #[test]
+    fn discovery_replaces_endpoints_and_names_its_fields() {
+        let cfg = ClientConfig::from_json(
+            r#"{"services": {"a": {"discovery": {"dns": "_http._tcp.a.svc.local.", "resolver": "127.0.0.1:5353"}}}}"#,
+        )
+        .unwrap();
+        let discovery = cfg.services["a"].discovery.as_ref().unwrap();
+        assert_eq!(
+            (
+                discovery.port,
+                discovery.refresh_ms,
+                discovery.scheme.as_str()
+            ),
+            (None, 5_000, "http"),
+            "documented defaults"
+        );
+        assert_eq!(
+            client_err(
+                r#"{"services": {"a": {"endpoints": ["http://h:1"], "discovery": {"dns": "a.local"}}}}"#
+            ),
+            "services.a: give endpoints or discovery, not both"
+        );
+        let cases = [
+            (
+                r#"{"dns": "a.local", "refresh_ms": 0}"#,
+                "services.a.discovery.refresh_ms: must be at least 1, got 0",
+            ),
+            (
+                r#"{"dns": "a.local", "port": 0}"#,
+                "services.a.discovery.port: must be 1..=65535 or absent (SRV), got 0",
+            ),
+            (
+                r#"{"dns": "a..local"}"#,
+                "services.a.discovery.dns: not a DNS name: \"a..local\"",
+            ),
+            (
+                r#"{"dns": "a.local", "resolver": "localhost:53"}"#,
+                "services.a.discovery.resolver: must be an IP address with an optional port, got \"localhost:53\"",
+            ),
+            (
+                r#"{"dns": "a.local", "scheme": "ftp"}"#,
+                "services.a.discovery.scheme: must be http or https, got \"ftp\"",
+            ),
+            (
+                r#"{"dns": "a.local", "dsn": "x"}"#,
+                "services.a.discovery.dsn: unknown field `dsn`, expected one of `dns`, `port`, `refresh_ms`, `resolver`, `scheme`",
+            ),
+        ];
+        for (discovery, expected) in cases {
+            let json = format!(r#"{{"services": {{"a": {{"discovery": {discovery}}}}}}}"#);
+            assert_eq!(client_err(&json), expected, "{discovery}");
+        }
+        let msg = client_err(
+            r#"{"services": {"a": {"discovery": {"dns": "a.local", "port": 80}, "versions": {"default": "v1"}}}}"#,
+        );
+        assert_eq!(
+            msg, "services.a.versions: version \"v1\" has no endpoint",
+            "discovered endpoints carry no version"
         );
     }
 

@@ -23,7 +23,7 @@ pub mod runtime;
 mod tls;
 mod trace;
 
-pub use balance::{Balancer, EndpointStats, OutlierConfig, VersionConfig};
+pub use balance::{Balancer, DiscoveryConfig, EndpointStats, OutlierConfig, VersionConfig};
 pub use config::{BusConfig, ClientConfig, EndpointConfig, ServiceConfig, Validate, redact_url};
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use http::{Client, Request, Response};

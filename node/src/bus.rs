@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use courier::{BusConfig, ExchangeKind, PublishOptions, QueueOptions, Validate};
+use courier::{BusConfig, ExchangeKind, PublishOptions, QueueOptions, TraceContext, Validate};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -28,6 +28,15 @@ pub struct NativePublish {
     pub message_id: Option<String>,
     pub correlation_id: Option<String>,
     pub persistent: Option<bool>,
+    /// The caller's trace carrier (`traceparent`, `tracestate`, `baggage`).
+    pub trace: Option<HashMap<String, String>>,
+}
+
+/// A confirmed publish: its id and the trace carrier it sent.
+#[napi(object)]
+pub struct NativeReceipt {
+    pub message_id: String,
+    pub trace: HashMap<String, String>,
 }
 
 #[napi]
@@ -94,8 +103,8 @@ impl NativeBus {
         })
     }
 
-    /// Resolves to the confirmed message id.
-    #[napi(ts_return_type = "Promise<string>")]
+    /// Resolves once confirmed, with the message id and its trace carrier.
+    #[napi(ts_return_type = "Promise<NativeReceipt>")]
     pub fn publish<'env>(&self, env: &'env Env, message: NativePublish) -> Result<Object<'env>> {
         let defaults = PublishOptions::default();
         let options = PublishOptions {
@@ -103,14 +112,19 @@ impl NativeBus {
             message_id: message.message_id,
             correlation_id: message.correlation_id,
             persistent: message.persistent.unwrap_or(defaults.persistent),
-            trace: None,
+            trace: message.trace.map(|carrier| {
+                TraceContext::from_carrier(carrier.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            }),
         };
         let body = message.body.to_vec().into();
         let (exchange, routing_key) = (message.exchange, message.routing_key);
         let bus = self.inner.clone();
         promise::spawn(env, async move {
             let receipt = bus.publish(&exchange, &routing_key, body, options).await?;
-            Ok(receipt.message_id)
+            Ok(NativeReceipt {
+                message_id: receipt.message_id,
+                trace: receipt.trace.to_carrier().into_iter().collect(),
+            })
         })
     }
 
@@ -216,6 +230,12 @@ impl NativeDelivery {
     #[napi(getter)]
     pub fn delivery_count(&self) -> Option<u32> {
         self.inner.delivery_count
+    }
+
+    /// The trace context the message carried, as a carrier object.
+    #[napi(getter)]
+    pub fn trace(&self) -> HashMap<String, String> {
+        self.inner.trace.to_carrier().into_iter().collect()
     }
 
     #[napi(ts_return_type = "Promise<void>")]

@@ -21,7 +21,8 @@ test('publish → consume → ack with for await', async () => {
   const consumer = await bus.consume(q, { prefetch: 10 })
   const d = await take(consumer, messageId)
   assert.equal(d.body.toString(), 'hello')
-  assert.deepEqual(d.headers, { 'x-n': '1' })
+  assert.equal(d.headers['x-n'], '1')
+  assert.deepEqual(Object.keys(d.headers).sort(), ['traceparent', 'x-n'], 'application headers plus the trace')
   assert.deepEqual([d.correlationId, d.routingKey, d.redelivered], ['c1', q, false])
   await d.ack()
   await assert.rejects(d.ack(), { code: 'COURIER_CLOSED' })
@@ -42,4 +43,20 @@ test('unroutable publish and missing queue are typed errors', async () => {
 test('bad bus config rejects with the field path', async () => {
   await assert.rejects(Bus.connect({ urls: ['http://nope'] }), { code: 'COURIER_CONFIG', field: 'urls[0]' })
   await assert.rejects(Bus.connect({ urls: [] }), { code: 'COURIER_CONFIG', field: 'urls' })
+})
+
+test('a message carries the caller trace to the consumer', async () => {
+  const bus = await Bus.connect({ urls: [amqpUrl] })
+  const q = 'courier-test.node.trace'
+  await bus.declareQueue(q)
+  const parent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'
+  const receipt = await bus.publish({ routingKey: q, body: 'x', trace: { traceparent: parent, baggage: 'k=v' } })
+  assert.equal(receipt.trace.traceparent.split('-')[1], '4bf92f3577b34da6a3ce929d0e0e4736')
+  assert.notEqual(receipt.trace.traceparent, parent, 'the message is a child span')
+  const consumer = await bus.consume(q)
+  const d = await take(consumer, receipt.messageId)
+  assert.deepEqual(d.trace, receipt.trace)
+  await d.ack()
+  await consumer.close()
+  await bus.close()
 })

@@ -18,17 +18,22 @@ ExchangeKind = Literal["direct", "fanout", "topic", "headers"]
 Body = Union[bytes, bytearray, memoryview, str]
 
 
+def _carrier(trace: Mapping[str, str] | None) -> dict[str, str] | None:
+    return None if trace is None else dict(trace)
+
+
 def _bytes(body: Body) -> bytes:
     return body.encode() if isinstance(body, str) else bytes(body)
 
 
 class Receipt:
-    """Proof that the broker confirmed a publish."""
+    """Proof that the broker confirmed a publish; ``trace`` is the carrier it sent."""
 
-    __slots__ = ("message_id",)
+    __slots__ = ("message_id", "trace")
 
-    def __init__(self, message_id: str) -> None:
+    def __init__(self, message_id: str, trace: dict[str, str]) -> None:
         self.message_id = message_id
+        self.trace = trace
 
     def __repr__(self) -> str:
         return f"<Receipt {self.message_id}>"
@@ -51,6 +56,10 @@ class Delivery:
     redelivered = property(lambda self: self._native.redelivered)
     delivery_count = property(
         lambda self: self._native.delivery_count, doc="Earlier deliveries (quorum queues)."
+    )
+    trace = property(
+        lambda self: self._native.trace,
+        doc="The trace context the message carried: a carrier dict (traceparent, tracestate, baggage).",
     )
 
     def ack(self) -> None:
@@ -168,13 +177,26 @@ class Bus:
         message_id: str | None = None,
         correlation_id: str | None = None,
         persistent: bool = True,
+        trace: Mapping[str, str] | None = None,
     ) -> Receipt:
-        """Publishes and returns once the broker confirms."""
+        """Publishes and returns once the broker confirms.
+
+        ``trace`` is the caller's carrier (``traceparent``, ...): the message carries a
+        child of it, or starts a new trace.
+        """
         hdrs = None if headers is None else dict(headers)
-        mid = self._native.publish(
-            exchange, routing_key, _bytes(body), hdrs, message_id, correlation_id, persistent, False
+        mid, carrier = self._native.publish(
+            exchange,
+            routing_key,
+            _bytes(body),
+            hdrs,
+            message_id,
+            correlation_id,
+            persistent,
+            _carrier(trace),
+            False,
         )
-        return Receipt(mid)
+        return Receipt(mid, carrier)
 
     def consume(self, queue: str, *, prefetch: int | None = None) -> Consumer:
         return Consumer(self._native.consume(queue, prefetch, False))
@@ -226,12 +248,21 @@ class AsyncBus:
         message_id: str | None = None,
         correlation_id: str | None = None,
         persistent: bool = True,
+        trace: Mapping[str, str] | None = None,
     ) -> Receipt:
         hdrs = None if headers is None else dict(headers)
-        mid = await self._native.publish(
-            exchange, routing_key, _bytes(body), hdrs, message_id, correlation_id, persistent, True
+        mid, carrier = await self._native.publish(
+            exchange,
+            routing_key,
+            _bytes(body),
+            hdrs,
+            message_id,
+            correlation_id,
+            persistent,
+            _carrier(trace),
+            True,
         )
-        return Receipt(mid)
+        return Receipt(mid, carrier)
 
     async def consume(self, queue: str, *, prefetch: int | None = None) -> AsyncConsumer:
         return AsyncConsumer(await self._native.consume(queue, prefetch, True))

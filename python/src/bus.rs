@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use courier::{BusConfig, ExchangeKind, PublishOptions, QueueOptions, Validate};
+use courier::{BusConfig, ExchangeKind, PublishOptions, QueueOptions, TraceContext, Validate};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
@@ -83,7 +83,7 @@ impl Bus {
     }
 
     /// Returns the confirmed message id.
-    #[pyo3(signature = (exchange, routing_key, body, headers, message_id, correlation_id, persistent, asynchronous))]
+    #[pyo3(signature = (exchange, routing_key, body, headers, message_id, correlation_id, persistent, trace, asynchronous))]
     fn publish(
         &self,
         py: Python<'_>,
@@ -94,6 +94,7 @@ impl Bus {
         message_id: Option<String>,
         correlation_id: Option<String>,
         persistent: bool,
+        trace: Option<BTreeMap<String, String>>,
         asynchronous: bool,
     ) -> PyResult<Py<PyAny>> {
         let bus = self.inner.clone();
@@ -102,13 +103,15 @@ impl Bus {
             message_id,
             correlation_id,
             persistent,
-            trace: None,
+            trace: trace.map(|carrier| {
+                TraceContext::from_carrier(carrier.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            }),
         };
         let fut = async move {
             let receipt = bus
                 .publish(&exchange, &routing_key, body.into(), options)
                 .await?;
-            Ok(receipt.message_id)
+            Ok((receipt.message_id, receipt.trace.to_carrier()))
         };
         run(py, asynchronous, fut)
     }
@@ -211,6 +214,12 @@ impl Delivery {
     #[getter]
     fn delivery_count(&self) -> Option<u32> {
         self.inner.delivery_count
+    }
+
+    /// The trace context the message carried, as a carrier dict.
+    #[getter]
+    fn trace(&self) -> BTreeMap<String, String> {
+        self.inner.trace.to_carrier()
     }
 
     fn ack(&self, py: Python<'_>, asynchronous: bool) -> PyResult<Py<PyAny>> {

@@ -23,6 +23,8 @@ def testkit_binary() -> str:
 class Testkit:
     """Drives a courier-testkit process over its control API."""
 
+    __test__ = False  # a fixture class, not a test class, wherever it is imported
+
     def __init__(self, upstreams: int) -> None:
         # The process exits when its stdin closes, so it cannot outlive the test run.
         self.proc = subprocess.Popen(

@@ -31,7 +31,8 @@ def test_publish_consume_ack(amqp_url):
         with bus.consume("courier-test.py.sync", prefetch=10) as consumer:
             d = take(consumer, receipt.message_id)
             assert d.body == b"hello"
-            assert d.headers == {"x-n": "1"}
+            assert d.headers["x-n"] == "1"
+            assert set(d.headers) == {"x-n", "traceparent"}, "application headers plus the trace"
             assert (d.correlation_id, d.routing_key, d.redelivered) == ("c1", "courier-test.py.sync", False)
             d.ack()
             with pytest.raises(courier.ClosedError):
@@ -64,3 +65,19 @@ def test_unroutable_and_bad_config(amqp_url):
     assert info.value.field == "urls[0]"
     with pytest.raises(courier.ClosedError):
         bus.publish("", "q", b"x")
+
+
+def test_a_message_carries_the_callers_trace(amqp_url):
+    parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    with courier.Bus.connect({"urls": [amqp_url]}) as bus:
+        bus.declare_queue("courier-test.py.trace")
+        receipt = bus.publish(
+            "", "courier-test.py.trace", b"x", trace={"traceparent": parent, "baggage": "k=v"}
+        )
+        assert receipt.trace["traceparent"].split("-")[1] == "4bf92f3577b34da6a3ce929d0e0e4736"
+        assert receipt.trace["traceparent"] != parent, "the message is a child span"
+        with bus.consume("courier-test.py.trace") as consumer:
+            d = take(consumer, receipt.message_id)
+            assert d.trace == receipt.trace
+            assert d.trace["baggage"] == "k=v"
+            d.ack()

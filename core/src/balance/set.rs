@@ -10,6 +10,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use rand::RngExt;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::config::{Balancer, OutlierConfig, VersionConfig};
@@ -20,9 +21,12 @@ pub(crate) struct EndpointSet {
     balancer: Balancer,
     outlier: Option<OutlierConfig>,
     versions: VersionConfig,
-    /// Readers take a cheap snapshot; discovery will replace the list as a whole.
+    /// Readers take a cheap snapshot; discovery replaces the list as a whole.
     endpoints: RwLock<Arc<Vec<Arc<Endpoint>>>>,
     round_robin: Mutex<()>,
+    /// False until discovery's first resolution has finished; calls wait for it (see
+    /// [`EndpointSet::ready`]). A configured list is ready from the start.
+    ready: watch::Sender<bool>,
 }
 
 impl EndpointSet {
@@ -36,9 +40,43 @@ impl EndpointSet {
             balancer,
             outlier,
             versions,
+            // Only a discovered service starts empty (validation requires a configured
+            // list to have an endpoint), so an empty set awaits discovery.
+            ready: watch::Sender::new(!endpoints.is_empty()),
             endpoints: RwLock::new(Arc::new(endpoints)),
             round_robin: Mutex::new(()),
         }
+    }
+
+    /// Swaps in discovery's new list and marks the set ready. Calls in flight keep
+    /// their endpoint's `Arc`, so a removed endpoint drains instead of failing them.
+    pub(crate) fn replace(&self, endpoints: Vec<Arc<Endpoint>>) {
+        *self
+            .endpoints
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(endpoints);
+        self.mark_ready();
+    }
+
+    /// Releases calls waiting in [`EndpointSet::ready`]: discovery's first resolution
+    /// has finished, whether or not it found endpoints.
+    pub(crate) fn mark_ready(&self) {
+        self.ready
+            .send_if_modified(|ready| !std::mem::replace(ready, true));
+    }
+
+    pub(crate) fn is_ready(&self) -> bool {
+        *self.ready.borrow()
+    }
+
+    /// Waits until the set has been resolved once; returns at once for configured
+    /// endpoints.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: dropping the future only stops waiting.
+    pub(crate) async fn ready(&self) {
+        // `wait_for` fails only once the sender is dropped, and `self` owns it.
+        let _ = self.ready.subscribe().wait_for(|ready| *ready).await;
     }
 
     pub(crate) fn snapshot(&self) -> Arc<Vec<Arc<Endpoint>>> {

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use super::request::check_header;
 use super::{Request, Response};
-use crate::balance::{Endpoint, EndpointSet, InFlight};
+use crate::balance::{Discovery, Endpoint, EndpointSet, InFlight};
 use crate::config::{ClientConfig, ServiceConfig, Validate, parse_http_url, redact_url};
 use crate::error::{Error, Result};
 use crate::resilience::{
@@ -36,6 +36,10 @@ const DEADLINE_HEADER: HeaderName = HeaderName::from_static("x-courier-deadline-
 /// after a full-jitter backoff (at least the `Retry-After` of a 429 or 503) when the
 /// request is safe to repeat, attempts remain, the wait fits in the deadline and the
 /// retry budget allows it; otherwise the last response or error is returned.
+///
+/// A service configured with `discovery` finds its endpoints in DNS (see
+/// [`crate::DiscoveryConfig`]); its first calls wait, within their deadline, for the
+/// first resolution.
 ///
 /// # Examples
 /// ```no_run
@@ -61,11 +65,15 @@ struct Inner {
 }
 
 struct Service {
-    endpoints: EndpointSet,
+    /// Shared with the discovery task, if any, which replaces its list.
+    endpoints: Arc<EndpointSet>,
     deadline: Duration,
     timeout: Option<Duration>,
     headers: HeaderMap,
     policy: Arc<Policy>,
+    /// Keeps a discovered service's DNS task running; dropping it (with the client's
+    /// last clone) aborts the task.
+    _discovery: Option<Discovery>,
 }
 
 /// Where a call goes: a configured service or an absolute URL.
@@ -78,7 +86,9 @@ impl Client {
     /// Builds a client; validates `config` again, since Rust callers can build one by hand.
     ///
     /// # Errors
-    /// [`Error::Config`] for an invalid config, [`Error::Tls`] when TLS cannot be set up.
+    /// [`Error::Config`] for an invalid config, or when a discovered service names no
+    /// resolver and the system's DNS configuration cannot be read; [`Error::Tls`] when
+    /// TLS cannot be set up.
     pub fn new(config: ClientConfig) -> Result<Client> {
         config.validate()?;
         let tls = crate::tls::client_config(&[b"h2", b"http/1.1"])?;
@@ -137,6 +147,17 @@ impl Client {
         Counters::bump(&policy.counters.requests);
         policy.budget.deposit();
         let deadline_at = Instant::now() + deadline;
+        if let Target::Service(svc) = &target
+            && !svc.endpoints.is_ready()
+        {
+            // A discovered service's first DNS answer is still on its way.
+            tokio::time::timeout_at(deadline_at, svc.endpoints.ready())
+                .await
+                .map_err(|_| Error::Timeout {
+                    operation: "call",
+                    after: deadline,
+                })?;
+        }
         let mut attempts = 0u32;
         // Endpoints this call already tried: a retry goes elsewhere when it can.
         let mut tried: Vec<Arc<Endpoint>> = Vec::new();
@@ -407,8 +428,21 @@ impl Service {
                 .map_err(|reason| Error::config(format!("headers.{name}"), reason))?;
             headers.insert(n, v);
         }
+        let endpoints = Arc::new(EndpointSet::new(
+            endpoints,
+            cfg.balancer,
+            cfg.outlier,
+            cfg.versions,
+        ));
+        let discovery = cfg
+            .discovery
+            .map(|d| {
+                let at = format!("services.{name}.discovery");
+                Discovery::spawn(name, &at, &d, Arc::clone(&endpoints))
+            })
+            .transpose()?;
         Ok(Service {
-            endpoints: EndpointSet::new(endpoints, cfg.balancer, cfg.outlier, cfg.versions),
+            endpoints,
             deadline: Duration::from_millis(cfg.deadline_ms),
             timeout: cfg.timeout_ms.map(Duration::from_millis),
             headers,
@@ -419,6 +453,7 @@ impl Service {
                 cfg.breaker,
                 cfg.max_concurrency,
             )),
+            _discovery: discovery,
         })
     }
 }

@@ -1,6 +1,7 @@
 //! HTTP behaviour against the testkit's loopback upstreams (in-process, fault-injecting).
 
 mod balance;
+mod discovery;
 mod resilience;
 
 use courier::{Client, ClientConfig, ErrorKind, Request, Validate};

@@ -8,13 +8,18 @@ use serde::Serialize;
 use tokio::net::TcpStream;
 
 use crate::behavior::Behavior;
+use crate::dns::{DnsRecords, DnsTable};
 use crate::http1::{Conn, Request, Response};
 use crate::upstream::Upstream;
 
-pub(crate) async fn serve_connection(upstreams: Arc<[Upstream]>, stream: TcpStream) {
+pub(crate) async fn serve_connection(
+    upstreams: Arc<[Upstream]>,
+    dns: Arc<DnsTable>,
+    stream: TcpStream,
+) {
     let mut conn = Conn::new(stream);
     while let Some(request) = conn.next_request().await {
-        let response = route(&upstreams, &request).await;
+        let response = route(&upstreams, &dns, &request).await;
         let close = !request.keep_alive;
         let head_only = request.method == "HEAD";
         if conn.respond(&response, head_only, close).await.is_err() || close {
@@ -29,7 +34,7 @@ struct Listing {
     url: String,
 }
 
-async fn route(upstreams: &[Upstream], request: &Request) -> Response {
+async fn route(upstreams: &[Upstream], dns: &DnsTable, request: &Request) -> Response {
     let segments: Vec<&str> = request.path.trim_matches('/').split('/').collect();
     match (request.method.as_str(), segments.as_slice()) {
         ("GET", ["upstreams"]) => {
@@ -42,6 +47,7 @@ async fn route(upstreams: &[Upstream], request: &Request) -> Response {
                 .collect();
             Response::json(200, &listing)
         }
+        ("PUT", ["dns", name]) => put_dns(dns, name, &request.body),
         ("POST", ["reset"]) => {
             upstreams.iter().for_each(Upstream::reset);
             Response::empty(204)
@@ -89,6 +95,17 @@ fn put_behavior(upstream: &Upstream, body: &[u8]) -> Response {
     }
     upstream.set_behavior(behavior);
     Response::empty(204)
+}
+
+fn put_dns(dns: &DnsTable, name: &str, body: &[u8]) -> Response {
+    let records: DnsRecords = match serde_json::from_slice(body) {
+        Ok(records) => records,
+        Err(e) => return Response::error(400, format!("invalid DNS records: {e}")),
+    };
+    match dns.set(name, records) {
+        Ok(()) => Response::empty(204),
+        Err(e) => Response::error(400, format!("invalid DNS records: {e}")),
+    }
 }
 
 fn not_found(request: &Request) -> Response {

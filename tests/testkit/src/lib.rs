@@ -7,6 +7,9 @@
 //! ([`Behavior`], [`RequestLog`]) serialized as JSON. One implementation keeps the
 //! faults identical across bindings, so a behaviour difference is the binding's fault.
 //!
+//! A DNS server on 127.0.0.1 (UDP) answers from a table the test sets
+//! ([`Testkit::set_dns`], `PUT /dns/{name}`), for courier's DNS discovery.
+//!
 //! The HTTP server is hand-written because the interesting faults (a TCP reset before
 //! any response byte, or in the middle of a body) need control of the raw socket.
 
@@ -15,11 +18,13 @@
 
 mod behavior;
 mod control;
+mod dns;
 mod http1;
 mod log;
 mod testkit;
 mod upstream;
 
 pub use behavior::{Action, Behavior, Reset};
+pub use dns::{DnsRecords, SrvRecord};
 pub use log::{RecordedRequest, RequestLog};
 pub use testkit::{Testkit, closed_port};

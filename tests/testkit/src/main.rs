@@ -1,6 +1,7 @@
 //! `courier-testkit [--upstreams N]`: the testkit as a process, for the bindings' tests.
 //!
-//! It prints `{"control": url, "upstreams": [url, ...]}` as one line on stdout, then
+//! It prints `{"control": url, "upstreams": [url, ...], "dns": "127.0.0.1:port"}` as
+//! one line on stdout (`dns` is the UDP DNS server's address), then
 //! runs until its stdin reaches EOF or it gets SIGINT/SIGTERM. Tying the lifetime to
 //! stdin means a test runner that dies without cleaning up still takes the testkit
 //! with it, since the kernel closes the pipe.
@@ -37,7 +38,11 @@ async fn main() -> ExitCode {
         }
     };
     let terminated = on_termination();
-    let ready = serde_json::json!({ "control": kit.control_url(), "upstreams": kit.urls() });
+    let ready = serde_json::json!({
+        "control": kit.control_url(),
+        "upstreams": kit.urls(),
+        "dns": kit.dns_addr().to_string(),
+    });
     let mut stdout = std::io::stdout().lock();
     if writeln!(stdout, "{ready}")
         .and_then(|()| stdout.flush())

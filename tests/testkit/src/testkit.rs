@@ -4,27 +4,31 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinHandle;
 
 use crate::behavior::Behavior;
 use crate::control;
+use crate::dns::{self, DnsRecords, DnsTable};
 use crate::http1;
 use crate::log::RequestLog;
 use crate::upstream::Upstream;
 
-/// A set of fake upstreams plus their control API, all on 127.0.0.1.
+/// A set of fake upstreams plus their control API and a DNS server, all on 127.0.0.1.
 ///
 /// Dropping it shuts everything down, so a test cannot leak listeners into the next.
 pub struct Testkit {
     upstreams: Arc<[Upstream]>,
     control_addr: SocketAddr,
     control_task: JoinHandle<()>,
+    dns: Arc<DnsTable>,
+    dns_addr: SocketAddr,
+    dns_task: JoinHandle<()>,
 }
 
 impl Testkit {
-    /// Starts `upstreams` upstreams and the control server on ephemeral ports of
-    /// 127.0.0.1, serving from the current tokio runtime.
+    /// Starts `upstreams` upstreams, the control server and the DNS server (UDP) on
+    /// ephemeral ports of 127.0.0.1, serving from the current tokio runtime.
     ///
     /// # Panics
     ///
@@ -36,16 +40,26 @@ impl Testkit {
             .into();
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
         let control_addr = listener.local_addr()?;
+        let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        let dns_addr = socket.local_addr()?;
+        let dns = Arc::new(DnsTable::default());
+        let dns_task = tokio::spawn(dns::serve(socket, Arc::clone(&dns)));
         let shared = Arc::clone(&upstreams);
+        let table = Arc::clone(&dns);
         let control_task = tokio::spawn(http1::serve(
             listener,
             std::future::pending(),
-            move |stream| control::serve_connection(Arc::clone(&shared), stream),
+            move |stream| {
+                control::serve_connection(Arc::clone(&shared), Arc::clone(&table), stream)
+            },
         ));
         Ok(Testkit {
             upstreams,
             control_addr,
             control_task,
+            dns,
+            dns_addr,
+            dns_task,
         })
     }
 
@@ -57,6 +71,23 @@ impl Testkit {
     /// Base URL of the control API.
     pub fn control_url(&self) -> String {
         format!("http://{}", self.control_addr)
+    }
+
+    /// Address of the DNS server (UDP), `127.0.0.1:port`.
+    pub fn dns_addr(&self) -> SocketAddr {
+        self.dns_addr
+    }
+
+    /// Sets what the DNS server answers for `name` (case-insensitive, trailing dot
+    /// optional), replacing any earlier answer. Every answer has TTL 0.
+    ///
+    /// # Panics
+    ///
+    /// If `name` or an SRV target is not a valid DNS name.
+    pub fn set_dns(&self, name: &str, records: DnsRecords) {
+        if let Err(e) = self.dns.set(name, records) {
+            panic!("invalid DNS records: {e}");
+        }
     }
 
     /// Replaces an upstream's behaviour, restarting its script and random sequence.
@@ -116,6 +147,7 @@ impl Testkit {
 impl Drop for Testkit {
     fn drop(&mut self) {
         self.control_task.abort();
+        self.dns_task.abort();
         self.upstreams.iter().for_each(Upstream::abort);
     }
 }

@@ -185,3 +185,22 @@ async fn p2c_ewma_avoids_an_endpoint_that_fails_fast() {
         "a fast failure costs like a 1 s response, so it never wins"
     );
 }
+
+#[tokio::test]
+async fn an_empty_set_waits_for_discovery_and_replace_releases_it() {
+    assert!(
+        set(vec![ep(1, None, 1)], Balancer::P2cEwma).is_ready(),
+        "configured endpoints are ready at once"
+    );
+    let s = Arc::new(set(vec![], Balancer::P2cEwma));
+    assert!(!s.is_ready(), "a discovered service starts unresolved");
+    let waiter = tokio::spawn({
+        let s = Arc::clone(&s);
+        async move { s.ready().await }
+    });
+    let found = ep(2, None, 1);
+    s.replace(vec![found.clone()]);
+    waiter.await.unwrap();
+    assert!(s.is_ready());
+    assert!(Arc::ptr_eq(&s.select(None, &[]).unwrap(), &found));
+}

@@ -10,6 +10,7 @@ struct Started {
     child: Child,
     control: String,
     upstreams: Vec<String>,
+    dns: String,
 }
 
 async fn spawn(args: &[&str]) -> Started {
@@ -34,6 +35,7 @@ async fn spawn(args: &[&str]) -> Started {
     let text = |v: &serde_json::Value| v.as_str().expect("a URL string").to_owned();
     Started {
         control: text(&ready["control"]),
+        dns: text(&ready["dns"]),
         upstreams: ready["upstreams"]
             .as_array()
             .expect("upstreams array")
@@ -78,6 +80,11 @@ async fn exits_when_stdin_closes() {
 async fn defaults_to_three_upstreams() {
     let mut started = spawn(&[]).await;
     assert_eq!(started.upstreams.len(), 3);
+    assert!(
+        started.dns.starts_with("127.0.0.1:"),
+        "the ready line names the DNS server: {}",
+        started.dns
+    );
     drop(started.child.stdin.take());
     assert!(exit_status(&mut started.child).await.success());
 }

@@ -165,3 +165,53 @@ async fn stop_and_start_over_http() {
     );
     assert_eq!(get(url, "/").await.status, 200);
 }
+
+/// Asks the testkit's DNS server for `name`'s A records (id 7, one question) and
+/// returns the reply's rcode and addresses.
+async fn query_a(server: std::net::SocketAddr, name: &str) -> (u8, Vec<[u8; 4]>) {
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut query = vec![0, 7, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in name.split('.') {
+        query.push(label.len() as u8);
+        query.extend_from_slice(label.as_bytes());
+    }
+    query.extend_from_slice(&[0, 0, 1, 0, 1]);
+    socket.send_to(&query, server).await.unwrap();
+    let mut reply = [0u8; 512];
+    let len = tokio::time::timeout(client::PATIENCE, socket.recv(&mut reply))
+        .await
+        .expect("a DNS reply within the time limit")
+        .unwrap();
+    let reply = &reply[..len];
+    assert_eq!(&reply[..2], &[0, 7], "the reply answers this query");
+    let count = usize::from(u16::from_be_bytes([reply[6], reply[7]]));
+    // Each A answer: a 2-byte name pointer, type, class, TTL, length, then 4 bytes.
+    let addresses = (0..count)
+        .map(|i| {
+            let at = query.len() + i * 16 + 12;
+            [reply[at], reply[at + 1], reply[at + 2], reply[at + 3]]
+        })
+        .collect();
+    (reply[3] & 0x0f, addresses)
+}
+
+#[tokio::test]
+async fn dns_answers_change_over_http() {
+    let kit = courier_testkit::Testkit::start(0).await.expect("start");
+    let control = kit.control_url();
+    assert_eq!(
+        query_a(kit.dns_addr(), "orders.test").await,
+        (3, vec![]),
+        "unknown names are NXDOMAIN"
+    );
+    let body = br#"{"a": ["127.0.0.1", "127.0.0.2"], "srv": [{"target": "host.", "port": 1234}]}"#;
+    let put = send(&control, "PUT", "/dns/Orders.Test.", &[], body).await;
+    assert_eq!(put.status, 204);
+    assert_eq!(
+        query_a(kit.dns_addr(), "orders.test").await,
+        (0, vec![[127, 0, 0, 1], [127, 0, 0, 2]]),
+        "names are case-insensitive and the trailing dot optional"
+    );
+    let bad = send(&control, "PUT", "/dns/orders.test", &[], br#"{"mx": []}"#).await;
+    assert_eq!(bad.status, 400, "unknown record kinds are refused");
+}
