@@ -24,7 +24,10 @@ export type Endpoint = string | { url: string; version?: string; weight?: number
 export type RetryOn = 'connect' | 'reset' | 'timeout' | number
 
 export interface ServiceConfig {
-  endpoints: Endpoint[]
+  /** The endpoints; or set `discovery` instead. */
+  endpoints?: Endpoint[]
+  /** Endpoints from DNS: A/AAAA with `port`, SRV without; re-resolved every refresh_ms. */
+  discovery?: { dns: string; port?: number; refresh_ms?: number; resolver?: string; scheme?: 'http' | 'https' }
   timeout_ms?: number | null
   deadline_ms?: number
   headers?: Record<string, string>
