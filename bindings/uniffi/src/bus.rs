@@ -56,6 +56,10 @@ pub struct PublishOptions {
     /// Persist the message to disk.
     #[uniffi(default = true)]
     pub persistent: bool,
+    /// The caller's trace carrier (`traceparent`, `tracestate`, `baggage`); the message
+    /// carries a child of it, or starts a new trace.
+    #[uniffi(default = None)]
+    pub trace: Option<HashMap<String, String>>,
 }
 
 impl From<PublishOptions> for courier::PublishOptions {
@@ -65,12 +69,14 @@ impl From<PublishOptions> for courier::PublishOptions {
             message_id: o.message_id,
             correlation_id: o.correlation_id,
             persistent: o.persistent,
-            trace: None,
+            trace: o.trace.map(|c| {
+                courier::TraceContext::from_carrier(c.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            }),
         }
     }
 }
 
-/// A connection to RabbitMQ (or `memory://`).
+/// A connection to RabbitMQ.
 ///
 /// Kotlin: `Bus.connect(configJson)` is a `suspend fun` on the companion, and `close()`
 /// is renamed `shutdown()` (see `Client`). Swift: `try await Bus.connect(configJson:)`.
@@ -278,6 +284,11 @@ impl Delivery {
     /// Earlier delivery attempts (quorum queues' `x-delivery-count`).
     pub fn delivery_count(&self) -> Option<u32> {
         self.inner.delivery_count
+    }
+
+    /// The trace context the message carried, as a carrier map.
+    pub fn trace(&self) -> HashMap<String, String> {
+        self.inner.trace.to_carrier().into_iter().collect()
     }
 
     /// Acknowledges: the broker forgets the message.

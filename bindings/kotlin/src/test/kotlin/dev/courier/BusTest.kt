@@ -44,7 +44,11 @@ class BusTest {
         bus.declareQueue(queue)
         val id = bus.publish(
             "", queue, "hello from kotlin".toByteArray(),
-            PublishOptions(headers = mapOf("x-lang" to "kotlin"), correlationId = "c-1"),
+            PublishOptions(
+                headers = mapOf("x-lang" to "kotlin"),
+                correlationId = "c-1",
+                trace = mapOf("traceparent" to "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+            ),
         )
 
         val consumer = bus.consume(queue, prefetch = 10u)
@@ -58,6 +62,8 @@ class BusTest {
             assertEquals("c-1", delivery.correlationId())
             assertEquals("", delivery.exchange())
             assertEquals(queue, delivery.routingKey())
+            val traceparent = delivery.trace()["traceparent"]!!
+            assertEquals("4bf92f3577b34da6a3ce929d0e0e4736", traceparent.split("-")[1], "the caller's trace continues")
             delivery.ack()
         } finally {
             consumer.shutdown()
