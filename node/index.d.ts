@@ -102,6 +102,8 @@ export interface CallOptions {
   version?: string
   /** Aborting rejects the call with the signal's reason and cancels the request. */
   signal?: AbortSignal
+  /** The caller's trace carrier; every attempt sends a child of it, or a new trace. */
+  trace?: Record<string, string>
 }
 
 export interface CallRequest extends CallOptions {
@@ -119,6 +121,8 @@ export declare class Response {
   readonly attempts: number
   /** Base URL of the endpoint that answered. */
   readonly endpoint: string
+  /** The trace carrier the answered attempt sent. */
+  readonly trace: Record<string, string>
   text(): string
   json<T = unknown>(): T
 }

@@ -38,6 +38,7 @@ class Response {
     this.status = n.status
     this.attempts = n.attempts
     this.endpoint = n.endpoint
+    this.trace = n.trace
   }
   /** Lowercase names; repeated headers joined with ", ". */
   get headers() { return this.#native.headers }
@@ -77,6 +78,7 @@ class Client {
       timeoutMs: opts.timeoutMs,
       idempotencyKey: opts.idempotencyKey,
       version: opts.version,
+      trace: opts.trace,
     }, token)
     if (!signal) return new Response(await pending)
     // Reject at once with the signal's reason, like fetch; cancelling the token drops

@@ -112,9 +112,9 @@ impl NativeBus {
             message_id: message.message_id,
             correlation_id: message.correlation_id,
             persistent: message.persistent.unwrap_or(defaults.persistent),
-            trace: message.trace.map(|carrier| {
-                TraceContext::from_carrier(carrier.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            }),
+            trace: message
+                .trace
+                .map(|carrier| TraceContext::from_carrier(&carrier)),
         };
         let body = message.body.to_vec().into();
         let (exchange, routing_key) = (message.exchange, message.routing_key);

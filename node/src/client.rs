@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use courier::{ClientConfig, Request, Validate};
+use courier::{ClientConfig, Request, TraceContext, Validate};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -23,6 +23,7 @@ pub struct NativeRequest {
     pub timeout_ms: Option<u32>,
     pub idempotency_key: Option<String>,
     pub version: Option<String>,
+    pub trace: Option<HashMap<String, String>>,
 }
 
 fn pairs(field: &str, list: Option<Vec<Vec<String>>>) -> courier::Result<Vec<(String, String)>> {
@@ -51,6 +52,7 @@ impl NativeRequest {
             timeout_ms: self.timeout_ms.map(u64::from),
             idempotency_key: self.idempotency_key,
             version: self.version,
+            trace: self.trace.map(TraceContext::from_carrier),
         })
     }
 }
@@ -135,5 +137,11 @@ impl NativeResponse {
     #[napi(getter)]
     pub fn endpoint(&self) -> String {
         self.inner.endpoint.clone()
+    }
+
+    /// The trace carrier the answered attempt sent.
+    #[napi(getter)]
+    pub fn trace(&self) -> HashMap<String, String> {
+        self.inner.trace.to_carrier().into_iter().collect()
     }
 }

@@ -95,3 +95,14 @@ test('an AbortSignal rejects the call and cancels the request', async () => {
   assert.equal((await client.get('orders', '/fast')).status, 200)
   await assert.rejects(client.get('orders', '/x', { signal: AbortSignal.abort() }), { name: 'AbortError' })
 })
+
+test('every attempt continues the caller trace with its own parent-id', async () => {
+  await kit.behave(0, { script: [{ status: 503 }], default: { status: 200 } })
+  const parent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'
+  const resp = await new Client(config()).get('orders', '/t', { trace: { traceparent: parent } })
+  const sent = (await kit.requests(0)).requests.map((r) => r.headers.traceparent)
+  assert.equal(sent.length, 2)
+  assert.deepEqual([...new Set(sent.map((tp) => tp.split('-')[1]))], ['4bf92f3577b34da6a3ce929d0e0e4736'])
+  assert.equal(new Set(sent.map((tp) => tp.split('-')[2])).size, 2, 'a new parent-id per attempt')
+  assert.equal(resp.trace.traceparent, sent[1])
+})

@@ -53,6 +53,11 @@ class Response:
         """Base URL of the endpoint that answered."""
         return self._native.endpoint
 
+    @property
+    def trace(self) -> dict[str, str]:
+        """The trace carrier the answered attempt sent (``traceparent``...)."""
+        return self._native.trace
+
     def text(self) -> str:
         return self._native.text()
 
@@ -88,6 +93,7 @@ def _request_args(
     timeout_ms: int | None,
     idempotency_key: str | None,
     version: str | None,
+    trace: Mapping[str, str] | None,
 ) -> tuple[Any, ...]:
     header_list = _pairs(headers) or []
     if json is not None:
@@ -111,6 +117,7 @@ def _request_args(
         timeout_ms,
         idempotency_key,
         version,
+        None if trace is None else dict(trace),
     )
 
 
@@ -153,6 +160,7 @@ class Client(_Base):
         timeout_ms: int | None = None,
         idempotency_key: str | None = None,
         version: str | None = None,
+        trace: Mapping[str, str] | None = None,
     ) -> Response:
         args = _request_args(
             method,
@@ -166,6 +174,7 @@ class Client(_Base):
             timeout_ms,
             idempotency_key,
             version,
+            trace,
         )
         return Response(self._native.call(*args, False))
 
@@ -214,6 +223,7 @@ class AsyncClient(_Base):
         timeout_ms: int | None = None,
         idempotency_key: str | None = None,
         version: str | None = None,
+        trace: Mapping[str, str] | None = None,
     ) -> Response:
         args = _request_args(
             method,
@@ -227,6 +237,7 @@ class AsyncClient(_Base):
             timeout_ms,
             idempotency_key,
             version,
+            trace,
         )
         return Response(await self._native.call(*args, True))
 

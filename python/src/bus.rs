@@ -103,9 +103,7 @@ impl Bus {
             message_id,
             correlation_id,
             persistent,
-            trace: trace.map(|carrier| {
-                TraceContext::from_carrier(carrier.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            }),
+            trace: trace.map(|carrier| TraceContext::from_carrier(&carrier)),
         };
         let fut = async move {
             let receipt = bus

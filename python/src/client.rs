@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use courier::{ClientConfig, Request, Validate};
+use courier::{ClientConfig, Request, TraceContext, Validate};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
@@ -28,6 +28,7 @@ type CallArgs = (
     Option<u64>,
     Option<String>,
     Option<String>,
+    Option<BTreeMap<String, String>>,
 );
 
 fn request(args: CallArgs) -> Request {
@@ -42,6 +43,7 @@ fn request(args: CallArgs) -> Request {
         timeout_ms,
         idempotency_key,
         version,
+        trace,
     ) = args;
     Request {
         method,
@@ -54,6 +56,7 @@ fn request(args: CallArgs) -> Request {
         timeout_ms,
         idempotency_key,
         version,
+        trace: trace.map(TraceContext::from_carrier),
     }
 }
 
@@ -77,7 +80,7 @@ impl Client {
         Self::build(ClientConfig::from_file(path))
     }
 
-    #[pyo3(signature = (method, target, path, headers, body, query, deadline_ms, timeout_ms, idempotency_key, version, asynchronous))]
+    #[pyo3(signature = (method, target, path, headers, body, query, deadline_ms, timeout_ms, idempotency_key, version, trace, asynchronous))]
     fn call(
         &self,
         py: Python<'_>,
@@ -91,6 +94,7 @@ impl Client {
         timeout_ms: Option<u64>,
         idempotency_key: Option<String>,
         version: Option<String>,
+        trace: Option<BTreeMap<String, String>>,
         asynchronous: bool,
     ) -> PyResult<Py<PyAny>> {
         let req = request((
@@ -104,6 +108,7 @@ impl Client {
             timeout_ms,
             idempotency_key,
             version,
+            trace,
         ));
         let client = self.inner.clone();
         run(py, asynchronous, async move {
@@ -159,6 +164,12 @@ impl Response {
     #[getter]
     fn endpoint(&self) -> &str {
         &self.inner.endpoint
+    }
+
+    /// The trace carrier the answered attempt sent.
+    #[getter]
+    fn trace(&self) -> BTreeMap<String, String> {
+        self.inner.trace.to_carrier()
     }
 
     fn text(&self) -> String {

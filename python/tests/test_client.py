@@ -116,3 +116,14 @@ async def test_cancelling_an_async_call_does_not_break_the_client(testkit):
         await task
     testkit.behave(0, default={})
     assert (await client.get("orders", "/fast")).status == 200
+
+
+def test_every_attempt_continues_the_callers_trace(testkit):
+    testkit.behave(0, script=[{"status": 503}], default={"status": 200})
+    parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    resp = courier.Client(config(testkit)).get("orders", "/t", trace={"traceparent": parent})
+    sent = [r["headers"]["traceparent"] for r in testkit.requests(0)["requests"]]
+    assert len(sent) == 2
+    assert {tp.split("-")[1] for tp in sent} == {"4bf92f3577b34da6a3ce929d0e0e4736"}
+    assert len({tp.split("-")[2] for tp in sent}) == 2, "a new parent-id per attempt"
+    assert resp.trace["traceparent"] == sent[-1]

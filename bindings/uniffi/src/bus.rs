@@ -69,9 +69,7 @@ impl From<PublishOptions> for courier::PublishOptions {
             message_id: o.message_id,
             correlation_id: o.correlation_id,
             persistent: o.persistent,
-            trace: o.trace.map(|c| {
-                courier::TraceContext::from_carrier(c.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            }),
+            trace: o.trace.map(|c| courier::TraceContext::from_carrier(&c)),
         }
     }
 }

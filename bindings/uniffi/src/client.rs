@@ -48,6 +48,10 @@ pub struct HttpRequest {
     /// Route only to endpoints labelled with this version.
     #[uniffi(default = None)]
     pub version: Option<String>,
+    /// The caller's trace carrier (`traceparent`, `tracestate`, `baggage`); every attempt
+    /// sends a child of it, or a new trace.
+    #[uniffi(default = None)]
+    pub trace: Option<HashMap<String, String>>,
 }
 
 impl From<HttpRequest> for courier::Request {
@@ -63,6 +67,7 @@ impl From<HttpRequest> for courier::Request {
             timeout_ms: r.timeout_ms,
             idempotency_key: r.idempotency_key,
             version: r.version,
+            trace: r.trace.map(courier::TraceContext::from_carrier),
         }
     }
 }
@@ -81,6 +86,8 @@ pub struct HttpResponse {
     pub attempts: u32,
     /// Base URL of the endpoint that answered, credentials redacted.
     pub endpoint: String,
+    /// The trace carrier the answered attempt sent.
+    pub trace: HashMap<String, String>,
 }
 
 impl From<courier::Response> for HttpResponse {
@@ -91,6 +98,7 @@ impl From<courier::Response> for HttpResponse {
             body: r.body.into(),
             attempts: r.attempts,
             endpoint: r.endpoint,
+            trace: r.trace.to_carrier().into_iter().collect(),
         }
     }
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, Url};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::request::check_header;
 use super::{Request, Response};
@@ -19,6 +20,7 @@ use crate::resilience::{
     BreakerConfig, BudgetConfig, ClientStats, Counters, MAX_RETRY_AFTER_MS, Outcome, Policy,
     RetryConfig, is_idempotent, parse_retry_after,
 };
+use crate::trace::TraceContext;
 
 const DEFAULT_DEADLINE: Duration = Duration::from_millis(10_000);
 const DEFAULT_MAX_CONCURRENCY: u32 = 1024;
@@ -158,6 +160,7 @@ impl Client {
                     after: deadline,
                 })?;
         }
+        let call_trace = req.trace.clone().unwrap_or_else(TraceContext::new_root);
         let mut attempts = 0u32;
         // Endpoints this call already tried: a retry goes elsewhere when it can.
         let mut tried: Vec<Arc<Endpoint>> = Vec::new();
@@ -186,16 +189,28 @@ impl Client {
             let limit = per_try.map_or(remaining, |t| t.min(remaining));
             let mut attempt_headers = headers.clone();
             attempt_headers.insert(DEADLINE_HEADER, HeaderValue::from(limit.as_millis() as u64));
+            // Each attempt is a span of its own: same trace, new parent-id.
+            let attempt_trace = call_trace.child();
+            for (name, value) in attempt_trace.to_carrier() {
+                if let (Ok(n), Ok(v)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+                    attempt_headers.insert(n, v);
+                }
+            }
             attempts += 1;
             Counters::bump(&policy.counters.attempts);
+            let span = attempt_span(&method, &url, &endpoint, attempts, &attempt_trace);
             let sent = self.attempt(
                 method.clone(),
                 url,
                 attempt_headers,
                 req.body.clone(),
                 &endpoint,
+                attempt_trace,
             );
-            let result = match tokio::time::timeout(limit, sent).await {
+            let result = match tokio::time::timeout(limit, sent)
+                .instrument(span.clone())
+                .await
+            {
                 Ok(result) => result,
                 Err(_) if limit < remaining => Err(Error::Timeout {
                     operation: "attempt",
@@ -210,6 +225,17 @@ impl Client {
                 Ok(resp) => Outcome::Status(resp.status),
                 Err(e) => Outcome::of_error(e),
             };
+            match &result {
+                Ok(resp) => {
+                    span.record("http.response.status_code", resp.status);
+                    if resp.status >= 500 {
+                        span.record("error.type", resp.status);
+                    }
+                }
+                Err(e) => {
+                    span.record("error.type", e.kind().code());
+                }
+            }
             if let Some(permit) = permit {
                 permit.record(outcome.is_service_failure());
             }
@@ -372,6 +398,7 @@ impl Client {
         headers: HeaderMap,
         body: bytes::Bytes,
         endpoint: &str,
+        trace: TraceContext,
     ) -> Result<Response> {
         let transport = |e: reqwest::Error| transport_error(e, endpoint);
         let resp = self
@@ -401,6 +428,7 @@ impl Client {
             body,
             attempts: 1,
             endpoint: endpoint.to_owned(),
+            trace,
         })
     }
 }
@@ -456,6 +484,38 @@ impl Service {
             _discovery: discovery,
         })
     }
+}
+
+/// A CLIENT span for one attempt, named and attributed by the OpenTelemetry HTTP
+/// semantic conventions (<https://opentelemetry.io/docs/specs/semconv/http/http-spans/>).
+/// The status and error fields are recorded when the attempt ends. Without a
+/// subscriber this is a disabled span and costs a branch.
+fn attempt_span(
+    method: &Method,
+    url: &Url,
+    endpoint: &str,
+    attempt: u32,
+    trace: &TraceContext,
+) -> tracing::Span {
+    let span = tracing::info_span!(
+        "http.client",
+        otel.name = %method,
+        otel.kind = "client",
+        http.request.method = %method,
+        server.address = url.host_str().unwrap_or_default(),
+        server.port = url.port_or_known_default().unwrap_or_default(),
+        url.full = %redact_url(url.as_str()),
+        network.peer.address = endpoint,
+        trace_id = %trace.trace_id(),
+        span_id = %trace.span_id(),
+        http.request.resend_count = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
+        error.type = tracing::field::Empty,
+    );
+    if attempt > 1 {
+        span.record("http.request.resend_count", attempt - 1);
+    }
+    span
 }
 
 /// Parses a method case-insensitively; the uppercase copy is made only when needed.

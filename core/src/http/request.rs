@@ -1,6 +1,8 @@
 //! What a caller asks for; validated when the call starts.
 
 use bytes::Bytes;
+
+use crate::trace::TraceContext;
 use reqwest::header::{HeaderName, HeaderValue};
 
 /// One HTTP call to a service or an absolute URL.
@@ -32,6 +34,9 @@ pub struct Request {
     pub idempotency_key: Option<String>,
     /// Route only to endpoints labelled with this version.
     pub version: Option<String>,
+    /// The caller's trace context: every attempt sends a child of it (a new trace
+    /// when `None`).
+    pub trace: Option<TraceContext>,
 }
 
 impl Request {

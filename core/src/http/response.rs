@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
+use crate::trace::TraceContext;
+
 /// A completed HTTP exchange, whatever its status.
 #[derive(Debug, Clone)]
 pub struct Response {
@@ -17,6 +19,8 @@ pub struct Response {
     pub attempts: u32,
     /// Base URL of the endpoint that answered, credentials redacted.
     pub endpoint: String,
+    /// The trace context the answered attempt sent (`traceparent` of its span).
+    pub trace: TraceContext,
 }
 
 impl Response {

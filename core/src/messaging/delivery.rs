@@ -41,9 +41,7 @@ impl Delivery {
         let props = &d.properties;
         let headers = amqp::from_table(props.headers().as_ref());
         Delivery {
-            trace: TraceContext::from_carrier(
-                headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-            ),
+            trace: TraceContext::from_carrier(&headers),
             headers,
             delivery_count: amqp::delivery_count(props.headers().as_ref()),
             message_id: props.message_id().as_ref().map(ToString::to_string),

@@ -87,11 +87,16 @@ impl TraceContext {
         }
     }
 
-    /// Extracts from a carrier map (`traceparent`, `tracestate`, `baggage`; keys
-    /// compared case-insensitively, as HTTP header names are).
-    pub fn from_carrier<'a>(carrier: impl IntoIterator<Item = (&'a str, &'a str)>) -> TraceContext {
+    /// Extracts from a carrier (`traceparent`, `tracestate`, `baggage`; keys compared
+    /// case-insensitively, as HTTP header names are): any map or list of string pairs,
+    /// which is what every binding and AMQP header table hands over.
+    pub fn from_carrier<K: AsRef<str>, V: AsRef<str>>(
+        carrier: impl IntoIterator<Item = (K, V)>,
+    ) -> TraceContext {
+        let pairs: Vec<(K, V)> = carrier.into_iter().collect();
         let (mut tp, mut ts, mut bg) = (Vec::new(), Vec::new(), Vec::new());
-        for (k, v) in carrier {
+        for (k, v) in &pairs {
+            let (k, v) = (k.as_ref(), v.as_ref());
             if k.eq_ignore_ascii_case("traceparent") {
                 tp.push(v);
             } else if k.eq_ignore_ascii_case("tracestate") {

@@ -47,8 +47,7 @@ mod properties {
             );
             let ctx = TraceContext::extract(&[&a], &[&b], &[&c]);
             let carrier = ctx.to_carrier();
-            let again =
-                TraceContext::from_carrier(carrier.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            let again = TraceContext::from_carrier(&carrier);
             assert_eq!(again, ctx, "round trip of {carrier:?}");
             if let Some(ts) = TraceState::parse([b.as_str()]) {
                 assert_eq!(TraceState::parse([ts.header().as_str()]), Some(ts));

@@ -407,3 +407,57 @@ async fn invalid_resilience_config_names_the_field() {
         }
     }
 }
+
+#[tokio::test]
+async fn every_attempt_sends_a_child_of_the_callers_trace() {
+    let kit = Testkit::start(1).await.unwrap();
+    script(&kit, vec![status(503), status(503)], status(200));
+    let c = client_for("traced", &kit.urls(), serde_json::json!({}));
+    let parent = courier::TraceContext::parse(
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        Some("vendor=1"),
+    )
+    .unwrap();
+    let mut req = Request::new("GET", "traced", "/");
+    req.trace = Some(parent.clone());
+    let resp = c.call(req).await.unwrap();
+    let sent: Vec<String> = kit
+        .requests(0)
+        .requests
+        .iter()
+        .map(|r| r.headers["traceparent"].clone())
+        .collect();
+    assert_eq!(sent.len(), 3);
+    let ids: Vec<&str> = sent
+        .iter()
+        .map(|tp| tp.split('-').nth(1).unwrap())
+        .collect();
+    assert!(
+        ids.iter().all(|id| *id == parent.trace_id()),
+        "one trace across attempts: {sent:?}"
+    );
+    let spans: std::collections::HashSet<&str> = sent
+        .iter()
+        .map(|tp| tp.split('-').nth(2).unwrap())
+        .collect();
+    assert_eq!(spans.len(), 3, "a new parent-id per attempt: {sent:?}");
+    assert!(!spans.contains(parent.span_id().as_str()));
+    assert_eq!(
+        resp.trace.traceparent(),
+        sent[2],
+        "the response carries the answered attempt's context"
+    );
+    assert!(
+        kit.requests(0)
+            .requests
+            .iter()
+            .all(|r| r.headers["tracestate"] == "vendor=1")
+    );
+
+    let untraced = c.call(Request::new("GET", "traced", "/")).await.unwrap();
+    assert_ne!(
+        untraced.trace.trace_id(),
+        parent.trace_id(),
+        "no caller context starts a new trace"
+    );
+}

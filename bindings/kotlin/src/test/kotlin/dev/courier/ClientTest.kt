@@ -49,6 +49,18 @@ class ClientTest {
     }
 
     @Test
+    fun `a trace carrier round-trips through a call`() = runBlocking {
+        val parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        val response = client.call(
+            HttpRequest(method = "GET", target = "echo", path = "/t", trace = mapOf("traceparent" to parent)),
+        )
+        val sent = response.trace["traceparent"]!!.split("-")
+        assertEquals("4bf92f3577b34da6a3ce929d0e0e4736", sent[1], "the call continues the caller's trace")
+        assertTrue(sent[2] != "00f067aa0ba902b7", "as a child span")
+        assertTrue(response.text().contains(response.trace["traceparent"]!!), "the upstream received it")
+    }
+
+    @Test
     fun `a call slower than its deadline fails with Timeout`() {
         kit.behave(0, """{"default": {"latency_ms": 3000}}""")
 
