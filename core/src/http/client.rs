@@ -191,11 +191,8 @@ impl Client {
             attempt_headers.insert(DEADLINE_HEADER, HeaderValue::from(limit.as_millis() as u64));
             // Each attempt is a span of its own: same trace, new parent-id.
             let attempt_trace = call_trace.child();
-            for (name, value) in attempt_trace.to_carrier() {
-                if let (Ok(n), Ok(v)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
-                    attempt_headers.insert(n, v);
-                }
-            }
+            insert_trace(&mut attempt_headers, &attempt_trace);
+
             attempts += 1;
             Counters::bump(&policy.counters.attempts);
             let span = attempt_span(&method, &url, &endpoint, attempts, &attempt_trace);
@@ -483,6 +480,30 @@ impl Service {
             )),
             _discovery: discovery,
         })
+    }
+}
+
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+const BAGGAGE: HeaderName = HeaderName::from_static("baggage");
+
+/// Adds the W3C headers for `trace`. Written here rather than through a carrier map:
+/// this runs on every attempt, and the names are static.
+fn insert_trace(headers: &mut HeaderMap, trace: &TraceContext) {
+    // courier writes these values itself from validated parts: they are always valid
+    // header values, so a failed conversion cannot happen and would only drop a header.
+    if let Ok(v) = HeaderValue::try_from(trace.traceparent()) {
+        headers.insert(TRACEPARENT, v);
+    }
+    if !trace.tracestate().is_empty()
+        && let Ok(v) = HeaderValue::try_from(trace.tracestate().header())
+    {
+        headers.insert(TRACESTATE, v);
+    }
+    if !trace.baggage().is_empty()
+        && let Ok(v) = HeaderValue::try_from(trace.baggage().header())
+    {
+        headers.insert(BAGGAGE, v);
     }
 }
 
