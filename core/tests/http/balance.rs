@@ -2,23 +2,9 @@
 //! upstream. Loops are bounded by call count; no timing assertions.
 
 use courier::{Client, ClientConfig, Request, Validate};
-use courier_testkit::{Action, Behavior, Testkit};
+use courier_testkit::{Action, Testkit};
 
-fn service(name: &str, service: serde_json::Value) -> Client {
-    let config =
-        ClientConfig::from_value(serde_json::json!({ "services": { name: service } })).unwrap();
-    Client::new(config).unwrap()
-}
-
-fn behave(kit: &Testkit, upstream: usize, default: Action) {
-    kit.set_behavior(
-        upstream,
-        Behavior {
-            default,
-            ..Behavior::default()
-        },
-    );
-}
+use super::support;
 
 /// Runs `calls` GETs to `name` with `concurrency` workers; returns how many succeeded
 /// (final status 200).
@@ -47,16 +33,17 @@ async fn run(client: &Client, name: &str, calls: usize, concurrency: usize) -> u
 
 async fn slow_endpoint_share(balancer: &str) -> (u64, u64) {
     let kit = Testkit::start(4).await.unwrap();
-    behave(
+    support::behave(
         &kit,
         3,
+        vec![],
         Action {
             latency_ms: 50,
             ..Action::default()
         },
     );
     let name = format!("slow-{balancer}");
-    let client = service(
+    let client = support::client(
         &name,
         serde_json::json!({ "endpoints": kit.urls(), "balancer": balancer }),
     );
@@ -85,15 +72,16 @@ async fn p2c_ewma_starves_a_slow_endpoint_that_round_robin_feeds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_endpoint_failing_fast_is_ejected_and_calls_still_succeed() {
     let kit = Testkit::start(4).await.unwrap();
-    behave(
+    support::behave(
         &kit,
         0,
+        vec![],
         Action {
             status: 503,
             ..Action::default()
         },
     );
-    let client = service("fast-503", serde_json::json!({ "endpoints": kit.urls() }));
+    let client = support::client("fast-503", serde_json::json!({ "endpoints": kit.urls() }));
     let ok = run(&client, "fast-503", 2_000, 16).await;
     assert!(
         ok >= 1_980,
@@ -122,9 +110,10 @@ async fn an_endpoint_failing_fast_is_ejected_and_calls_still_succeed() {
 async fn panic_mode_keeps_serving_with_three_of_four_down() {
     let kit = Testkit::start(4).await.unwrap();
     for i in 0..3 {
-        behave(
+        support::behave(
             &kit,
             i,
+            vec![],
             Action {
                 status: 503,
                 ..Action::default()
@@ -133,7 +122,7 @@ async fn panic_mode_keeps_serving_with_three_of_four_down() {
     }
     // An ample budget: this test is about routing, not about the budget (which would
     // rightly refuse some of the many retries a mostly-down service needs).
-    let client = service(
+    let client = support::client(
         "mostly-down",
         serde_json::json!({ "endpoints": kit.urls(), "breaker": null, "budget": { "ratio": 1.0 } }),
     );
@@ -155,7 +144,7 @@ async fn versions_route_by_default_and_split() {
     let kit = Testkit::start(2).await.unwrap();
     let urls = kit.urls();
     let endpoints = serde_json::json!([{ "url": urls[0], "version": "v1" }, { "url": urls[1], "version": "v2" }]);
-    let client = service(
+    let client = support::client(
         "split",
         serde_json::json!({ "endpoints": endpoints, "versions": { "split": { "v1": 90, "v2": 10 } } }),
     );
@@ -167,7 +156,7 @@ async fn versions_route_by_default_and_split() {
     );
 
     kit.reset();
-    let client = service(
+    let client = support::client(
         "default-v",
         serde_json::json!({ "endpoints": endpoints, "versions": { "default": "v2" } }),
     );
@@ -190,7 +179,7 @@ async fn weights_shape_the_share() {
     for balancer in ["round_robin", "random", "least_request", "p2c_ewma"] {
         kit.reset();
         let name = format!("weighted-{balancer}");
-        let client = service(
+        let client = support::client(
             &name,
             serde_json::json!({ "balancer": balancer,
                 "endpoints": [{ "url": urls[0], "weight": 3 }, { "url": urls[1], "weight": 1 }] }),

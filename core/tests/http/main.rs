@@ -3,28 +3,17 @@
 mod balance;
 mod discovery;
 mod resilience;
+mod support;
 
 use courier::{Client, ClientConfig, ErrorKind, Request, Validate};
-use courier_testkit::{Action, Behavior, Reset, Testkit, closed_port};
+use courier_testkit::{Action, Reset, Testkit, closed_port};
 
 fn client(kit: &Testkit, service: serde_json::Value) -> Client {
-    let mut svc = serde_json::json!({ "endpoints": [kit.urls()[0]] });
-    if let (Some(base), Some(extra)) = (svc.as_object_mut(), service.as_object()) {
-        base.extend(extra.clone());
-    }
-    let config =
-        ClientConfig::from_value(serde_json::json!({ "services": { "orders": svc } })).unwrap();
-    Client::new(config).unwrap()
+    support::client_for("orders", &kit.urls()[..1], service)
 }
 
 fn behave(kit: &Testkit, default: Action) {
-    kit.set_behavior(
-        0,
-        Behavior {
-            default,
-            ..Behavior::default()
-        },
-    );
+    support::behave(kit, 0, Vec::new(), default);
 }
 
 #[tokio::test]

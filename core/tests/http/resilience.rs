@@ -3,36 +3,16 @@
 
 use std::time::{Duration, Instant};
 
-use courier::{Client, ClientConfig, ErrorKind, Request, Validate};
-use courier_testkit::{Action, Behavior, Reset, Testkit, closed_port};
+use courier::{ClientConfig, ErrorKind, Request, Validate};
+use courier_testkit::{Action, Reset, Testkit, closed_port};
 
-/// A client for service `name` at `urls` with extra service settings.
-fn client_for(name: &str, urls: &[String], extra: serde_json::Value) -> Client {
-    let mut svc = serde_json::json!({ "endpoints": urls });
-    if let (Some(base), Some(extra)) = (svc.as_object_mut(), extra.as_object()) {
-        base.extend(extra.clone());
-    }
-    let config =
-        ClientConfig::from_value(serde_json::json!({ "services": { name: svc } })).unwrap();
-    Client::new(config).unwrap()
-}
+use super::support;
 
 fn status(code: u16) -> Action {
     Action {
         status: code,
         ..Action::default()
     }
-}
-
-fn script(kit: &Testkit, script: Vec<Action>, default: Action) {
-    kit.set_behavior(
-        0,
-        Behavior {
-            script,
-            default,
-            ..Behavior::default()
-        },
-    );
 }
 
 fn post_with_key(key: Option<&str>) -> Request {
@@ -44,8 +24,8 @@ fn post_with_key(key: Option<&str>) -> Request {
 #[tokio::test]
 async fn retries_503_until_success() {
     let kit = Testkit::start(1).await.unwrap();
-    script(&kit, vec![status(503), status(503)], status(200));
-    let c = client_for("retry-503", &kit.urls(), serde_json::json!({}));
+    support::behave(&kit, 0, vec![status(503), status(503)], status(200));
+    let c = support::client_for("retry-503", &kit.urls(), serde_json::json!({}));
     let resp = c
         .call(Request::new("GET", "retry-503", "/x"))
         .await
@@ -63,8 +43,8 @@ async fn post_without_key_is_not_resent_after_a_reset() {
         reset: Some(Reset::MidResponse),
         ..Action::default()
     };
-    script(&kit, vec![], mid_reset.clone());
-    let c = client_for("svc", &kit.urls(), serde_json::json!({}));
+    support::behave(&kit, 0, vec![], mid_reset.clone());
+    let c = support::client_for("svc", &kit.urls(), serde_json::json!({}));
     let err = c.call(post_with_key(None)).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Connect, "{err}");
     assert_eq!(
@@ -74,7 +54,7 @@ async fn post_without_key_is_not_resent_after_a_reset() {
     );
 
     kit.reset();
-    script(&kit, vec![], mid_reset);
+    support::behave(&kit, 0, vec![], mid_reset);
     let mut req = post_with_key(Some("order-7"));
     req.path = "/orders".into();
     let err = c.call(req).await.unwrap_err();
@@ -95,7 +75,7 @@ async fn post_without_key_is_not_resent_after_a_reset() {
 #[tokio::test]
 async fn post_is_retried_when_nothing_was_sent() {
     let url = format!("http://127.0.0.1:{}", closed_port());
-    let c = client_for(
+    let c = support::client_for(
         "closed-port",
         &[url],
         serde_json::json!({ "retry": { "base_delay_ms": 1, "max_delay_ms": 5 } }),
@@ -128,8 +108,8 @@ async fn retry_after_is_honoured_and_never_slept_past_the_deadline() {
         retry_after: Some("2".into()),
         ..Action::default()
     };
-    script(&kit, vec![busy.clone()], status(200));
-    let c = client_for("retry-after", &kit.urls(), serde_json::json!({}));
+    support::behave(&kit, 0, vec![busy.clone()], status(200));
+    let c = support::client_for("retry-after", &kit.urls(), serde_json::json!({}));
     let started = Instant::now();
     let resp = c
         .call(Request::new("GET", "retry-after", "/"))
@@ -142,7 +122,7 @@ async fn retry_after_is_honoured_and_never_slept_past_the_deadline() {
     );
 
     kit.reset();
-    script(&kit, vec![busy], status(200));
+    support::behave(&kit, 0, vec![busy], status(200));
     let mut req = Request::new("GET", "retry-after", "/");
     req.deadline_ms = Some(1_000);
     let resp = c
@@ -156,15 +136,16 @@ async fn retry_after_is_honoured_and_never_slept_past_the_deadline() {
 #[tokio::test]
 async fn hanging_upstream_times_out_at_the_deadline_with_the_header_sent() {
     let kit = Testkit::start(1).await.unwrap();
-    script(
+    support::behave(
         &kit,
+        0,
         vec![],
         Action {
             latency_ms: 10_000,
             ..Action::default()
         },
     );
-    let c = client_for(
+    let c = support::client_for(
         "hang",
         &kit.urls(),
         serde_json::json!({ "deadline_ms": 300 }),
@@ -199,9 +180,9 @@ async fn hanging_upstream_times_out_at_the_deadline_with_the_header_sent() {
 #[tokio::test]
 async fn retry_budget_bounds_load_during_an_outage() {
     let kit = Testkit::start(1).await.unwrap();
-    script(&kit, vec![], status(503));
+    support::behave(&kit, 0, vec![], status(503));
     // A service name of its own: budgets are per process and per service.
-    let c = client_for(
+    let c = support::client_for(
         "outage",
         &kit.urls(),
         serde_json::json!({ "retry": { "base_delay_ms": 1, "max_delay_ms": 2 }, "breaker": null }),
@@ -235,7 +216,7 @@ async fn retry_budget_bounds_load_during_an_outage() {
 #[tokio::test]
 async fn budget_denial_of_an_error_is_budget_exhausted() {
     let url = format!("http://127.0.0.1:{}", closed_port());
-    let c = client_for(
+    let c = support::client_for(
         "no-budget",
         &[url],
         serde_json::json!({ "budget": { "ratio": 0.0, "min_per_sec": 0 }, "breaker": null }),
@@ -255,8 +236,8 @@ async fn budget_denial_of_an_error_is_budget_exhausted() {
 #[tokio::test]
 async fn breaker_opens_fails_fast_then_probes_and_closes() {
     let kit = Testkit::start(1).await.unwrap();
-    script(&kit, vec![], status(503));
-    let c = client_for(
+    support::behave(&kit, 0, vec![], status(503));
+    let c = support::client_for(
         "breaker",
         &kit.urls(),
         serde_json::json!({
@@ -286,7 +267,7 @@ async fn breaker_opens_fails_fast_then_probes_and_closes() {
         "an open breaker does not touch the network"
     );
 
-    script(&kit, vec![], status(200));
+    support::behave(&kit, 0, vec![], status(200));
     // The open period is 200 ms ±20%; after it, probes go through.
     tokio::time::sleep(Duration::from_millis(400)).await;
     for _ in 0..2 {
@@ -314,15 +295,16 @@ async fn breaker_opens_fails_fast_then_probes_and_closes() {
 #[tokio::test]
 async fn concurrency_limit_rejects_the_call_over_it() {
     let kit = Testkit::start(1).await.unwrap();
-    script(
+    support::behave(
         &kit,
+        0,
         vec![],
         Action {
             latency_ms: 2_000,
             ..Action::default()
         },
     );
-    let c = client_for(
+    let c = support::client_for(
         "limited",
         &kit.urls(),
         serde_json::json!({ "max_concurrency": 4 }),
@@ -362,8 +344,8 @@ async fn concurrency_limit_rejects_the_call_over_it() {
 #[tokio::test]
 async fn absolute_urls_get_policies_keyed_by_host() {
     let kit = Testkit::start(1).await.unwrap();
-    script(&kit, vec![status(502)], status(200));
-    let c = client_for("unused", &kit.urls(), serde_json::json!({}));
+    support::behave(&kit, 0, vec![status(502)], status(200));
+    let c = support::client_for("unused", &kit.urls(), serde_json::json!({}));
     let resp = c
         .call(Request::new("GET", format!("{}/health", kit.urls()[0]), ""))
         .await
@@ -411,8 +393,8 @@ async fn invalid_resilience_config_names_the_field() {
 #[tokio::test]
 async fn every_attempt_sends_a_child_of_the_callers_trace() {
     let kit = Testkit::start(1).await.unwrap();
-    script(&kit, vec![status(503), status(503)], status(200));
-    let c = client_for("traced", &kit.urls(), serde_json::json!({}));
+    support::behave(&kit, 0, vec![status(503), status(503)], status(200));
+    let c = support::client_for("traced", &kit.urls(), serde_json::json!({}));
     let parent = courier::TraceContext::parse(
         "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
         Some("vendor=1"),
