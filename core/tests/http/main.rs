@@ -3,6 +3,7 @@
 mod balance;
 mod discovery;
 mod resilience;
+mod spans;
 mod support;
 
 use courier::{Client, ClientConfig, ErrorKind, Request, Validate};
