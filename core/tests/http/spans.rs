@@ -11,10 +11,13 @@ use tracing::{Event, Metadata, Subscriber};
 
 use super::support;
 
+/// A span's name and its fields, rendered as text.
+type CapturedSpan = (String, BTreeMap<String, String>);
+
 /// Every span's name and fields (recorded values overwrite), in creation order.
 #[derive(Clone, Default)]
 struct Capture {
-    spans: Arc<Mutex<Vec<(String, BTreeMap<String, String>)>>>,
+    spans: Arc<Mutex<Vec<CapturedSpan>>>,
 }
 
 struct Fields<'a>(&'a mut BTreeMap<String, String>);
