@@ -12,6 +12,7 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
 use tokio::sync::{RwLock, Semaphore};
+use tracing::Instrument;
 
 use super::amqp;
 use super::consumer::Consumer;
@@ -260,6 +261,48 @@ impl Bus {
             check_name("correlation_id", cid)?;
             props = props.with_correlation_id(cid.as_str().into());
         }
+        let span = producer_span(
+            exchange,
+            routing_key,
+            &message_id,
+            options.correlation_id.as_deref(),
+            &trace,
+        );
+        let outcome = async {
+            match self.send(exchange, routing_key, &body, props).await? {
+                Confirmation::Ack(None) => Ok(Receipt { message_id, trace }),
+                Confirmation::Ack(Some(returned)) => Err(Error::Unroutable {
+                    message_id,
+                    exchange: exchange.to_owned(),
+                    routing_key: routing_key.to_owned(),
+                    reply_text: returned.reply_text.to_string(),
+                }),
+                Confirmation::Nack(_) => Err(Error::PublishRejected {
+                    message_id,
+                    exchange: exchange.to_owned(),
+                }),
+                Confirmation::NotRequested => Err(Error::Internal(
+                    "publisher confirms were not enabled".to_owned(),
+                )),
+            }
+        }
+        .instrument(span.clone())
+        .await;
+        if let Err(e) = &outcome {
+            span.record("error.type", e.kind().code());
+        }
+        outcome
+    }
+
+    /// Writes one message on the confirm channel and waits for the broker's answer,
+    /// holding one of the `max_unconfirmed` slots meanwhile.
+    async fn send(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        props: BasicProperties,
+    ) -> Result<Confirmation> {
         let _permit = self
             .inner
             .unconfirmed
@@ -267,7 +310,7 @@ impl Bus {
             .await
             .map_err(|_| Error::Closed { what: "bus" })?;
         let channel = self.publisher().await?;
-        let confirm = channel
+        channel
             .basic_publish(
                 exchange.into(),
                 routing_key.into(),
@@ -275,29 +318,13 @@ impl Bus {
                     mandatory: true,
                     ..BasicPublishOptions::default()
                 },
-                &body,
+                body,
                 props,
             )
             .await
             .map_err(|e| self.error("basic.publish", e))?
             .await
-            .map_err(|e| self.error("basic.publish", e))?;
-        match confirm {
-            Confirmation::Ack(None) => Ok(Receipt { message_id, trace }),
-            Confirmation::Ack(Some(returned)) => Err(Error::Unroutable {
-                message_id,
-                exchange: exchange.to_owned(),
-                routing_key: routing_key.to_owned(),
-                reply_text: returned.reply_text.to_string(),
-            }),
-            Confirmation::Nack(_) => Err(Error::PublishRejected {
-                message_id,
-                exchange: exchange.to_owned(),
-            }),
-            Confirmation::NotRequested => Err(Error::Internal(
-                "publisher confirms were not enabled".to_owned(),
-            )),
-        }
+            .map_err(|e| self.error("basic.publish", e))
     }
 
     /// Starts consuming `queue` with manual acknowledgement on a channel of its own.
@@ -398,6 +425,42 @@ impl Bus {
         }
         Ok(slot.clone())
     }
+}
+
+/// The PRODUCER span of one publish, named and attributed by the OpenTelemetry
+/// messaging semantic conventions (<https://opentelemetry.io/docs/specs/semconv/messaging/rabbitmq/>).
+/// Its ids are the message's own context, the parent of whatever the consumer does.
+fn producer_span(
+    exchange: &str,
+    routing_key: &str,
+    message_id: &str,
+    correlation_id: Option<&str>,
+    trace: &TraceContext,
+) -> tracing::Span {
+    // The default exchange routes by queue name, so the routing key is the destination.
+    let destination = if exchange.is_empty() {
+        routing_key
+    } else {
+        exchange
+    };
+    let span = tracing::info_span!(
+        "amqp.publish",
+        otel.name = %format_args!("publish {destination}"),
+        otel.kind = "producer",
+        messaging.system = "rabbitmq",
+        messaging.operation.type = "send",
+        messaging.destination.name = destination,
+        messaging.rabbitmq.destination.routing_key = routing_key,
+        messaging.message.id = message_id,
+        messaging.message.conversation_id = tracing::field::Empty,
+        trace_id = %trace.trace_id(),
+        span_id = %trace.span_id(),
+        error.type = tracing::field::Empty,
+    );
+    if let Some(cid) = correlation_id {
+        span.record("messaging.message.conversation_id", cid);
+    }
+    span
 }
 
 async fn confirm_channel(connection: &Connection, target: &str) -> Result<Channel> {

@@ -3,7 +3,6 @@
 mod balance;
 mod discovery;
 mod resilience;
-mod spans;
 mod support;
 
 use courier::{Client, ClientConfig, ErrorKind, Request, Validate};
