@@ -74,6 +74,15 @@ impl From<PublishOptions> for courier::PublishOptions {
     }
 }
 
+/// Proof that the broker confirmed a publish.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct Receipt {
+    /// The message's id, generated or given.
+    pub message_id: String,
+    /// The trace carrier the message carries (a child of the caller's, or a new trace).
+    pub trace: HashMap<String, String>,
+}
+
 /// A connection to RabbitMQ.
 ///
 /// Kotlin: `Bus.connect(configJson)` is a `suspend fun` on the companion, and `close()`
@@ -155,7 +164,7 @@ impl Bus {
         routing_key: String,
         body: Vec<u8>,
         options: PublishOptions,
-    ) -> Result<String, CourierError> {
+    ) -> Result<Receipt, CourierError> {
         let bus = self.inner.clone();
         let options = courier::PublishOptions::from(options);
         let receipt = crate::run(async move {
@@ -163,7 +172,10 @@ impl Bus {
                 .await
         })
         .await?;
-        Ok(receipt.message_id)
+        Ok(Receipt {
+            message_id: receipt.message_id,
+            trace: receipt.trace.to_carrier().into_iter().collect(),
+        })
     }
 
     /// Starts consuming `queue` with manual acknowledgement; `prefetch` overrides the

@@ -59,7 +59,7 @@ final class BusTests: XCTestCase {
         let id = try await bus.publish(
             exchange: "", routingKey: queue, body: Data("hello from swift".utf8),
             options: PublishOptions(headers: ["x-lang": "swift"])
-        )
+        ).messageId
 
         let consumer = try await bus.consume(queue: queue, prefetch: 10)
         var mine: Delivery?

@@ -42,7 +42,7 @@ class BusTest {
     fun `a published message is consumed and acked`() = runBlocking {
         val queue = "courier-test.kotlin.roundtrip"
         bus.declareQueue(queue)
-        val id = bus.publish(
+        val receipt = bus.publish(
             "", queue, "hello from kotlin".toByteArray(),
             PublishOptions(
                 headers = mapOf("x-lang" to "kotlin"),
@@ -55,13 +55,14 @@ class BusTest {
         try {
             // Messages left by an interrupted earlier run are acked away, not asserted on.
             val delivery = consumer.asFlow(timeoutMs = 10_000uL).first { d ->
-                (d.messageId() == id).also { mine -> if (!mine) d.ack() }
+                (d.messageId() == receipt.messageId).also { mine -> if (!mine) d.ack() }
             }
             assertArrayEquals("hello from kotlin".toByteArray(), delivery.body())
             assertEquals("kotlin", delivery.headers()["x-lang"])
             assertEquals("c-1", delivery.correlationId())
             assertEquals("", delivery.exchange())
             assertEquals(queue, delivery.routingKey())
+            assertEquals(receipt.trace, delivery.trace(), "the consumer sees the trace the publisher sent")
             val traceparent = delivery.trace()["traceparent"]!!
             assertEquals("4bf92f3577b34da6a3ce929d0e0e4736", traceparent.split("-")[1], "the caller's trace continues")
             delivery.ack()
