@@ -16,50 +16,6 @@ pub(crate) struct Client {
     inner: courier::Client,
 }
 
-/// Request fields in the order `courier/_client.py` passes them.
-type CallArgs = (
-    String,
-    String,
-    String,
-    Option<Vec<(String, String)>>,
-    Option<Vec<u8>>,
-    Option<Vec<(String, String)>>,
-    Option<u64>,
-    Option<u64>,
-    Option<String>,
-    Option<String>,
-    Option<BTreeMap<String, String>>,
-);
-
-fn request(args: CallArgs) -> Request {
-    let (
-        method,
-        target,
-        path,
-        headers,
-        body,
-        query,
-        deadline_ms,
-        timeout_ms,
-        idempotency_key,
-        version,
-        trace,
-    ) = args;
-    Request {
-        method,
-        target,
-        path,
-        headers: headers.unwrap_or_default(),
-        body: body.map(Into::into).unwrap_or_default(),
-        query: query.unwrap_or_default(),
-        deadline_ms,
-        timeout_ms,
-        idempotency_key,
-        version,
-        trace: trace.map(TraceContext::from_carrier),
-    }
-}
-
 impl Client {
     fn build(config: courier::Result<ClientConfig>) -> PyResult<Self> {
         let inner = config.and_then(courier::Client::new).py()?;
@@ -97,19 +53,19 @@ impl Client {
         trace: Option<BTreeMap<String, String>>,
         asynchronous: bool,
     ) -> PyResult<Py<PyAny>> {
-        let req = request((
+        let req = Request {
             method,
             target,
             path,
-            headers,
-            body,
-            query,
+            headers: headers.unwrap_or_default(),
+            body: body.map(Into::into).unwrap_or_default(),
+            query: query.unwrap_or_default(),
             deadline_ms,
             timeout_ms,
             idempotency_key,
             version,
-            trace,
-        ));
+            trace: trace.map(TraceContext::from_carrier),
+        };
         let client = self.inner.clone();
         run(py, asynchronous, async move {
             client.call(req).await.map(Response::from)
