@@ -235,6 +235,14 @@ pub struct Client {
     inner: courier::Client,
 }
 
+impl Client {
+    fn build(config: courier::Result<ClientConfig>) -> Result<Self, CourierError> {
+        Ok(Client {
+            inner: config.and_then(courier::Client::new)?,
+        })
+    }
+}
+
 #[uniffi::export]
 impl Client {
     /// Builds a client from a `ClientConfig` as JSON text (see API.md for the schema).
@@ -244,10 +252,16 @@ impl Client {
     /// cannot be set up.
     #[uniffi::constructor]
     pub fn new(config_json: String) -> Result<Self, CourierError> {
-        let config = ClientConfig::from_json(&config_json)?;
-        Ok(Client {
-            inner: courier::Client::new(config)?,
-        })
+        Self::build(ClientConfig::from_json(&config_json))
+    }
+
+    /// Builds a client from a `.toml` or JSON config file, through core's loader.
+    ///
+    /// # Errors
+    /// `Config` when the file cannot be read or holds an invalid config.
+    #[uniffi::constructor]
+    pub fn from_file(path: String) -> Result<Self, CourierError> {
+        Self::build(ClientConfig::from_file(path))
     }
 
     /// Sends `request` and returns the response, whatever its status.

@@ -37,6 +37,15 @@ final class ClientTests: XCTestCase {
         }
     }
 
+    func testClientLoadsItsConfigFromATomlFile() async throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("courier-\(UUID().uuidString).toml")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try "[services.fromfile]\nendpoints = [\"\(kit.upstreams[0])\"]\n".write(to: file, atomically: true, encoding: .utf8)
+        let client = try Client.fromFile(path: file.path)
+        let response = try await client.get("fromfile", "/")
+        XCTAssertEqual(response.status, 200)
+    }
+
     func testConfigErrorNamesTheField() throws {
         XCTAssertThrowsError(try Client(configJson: #"{"services": {"a": {"endpoints": []}}}"#)) { error in
             guard case CourierError.Config(let field, _) = error else {

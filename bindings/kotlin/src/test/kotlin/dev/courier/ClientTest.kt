@@ -49,6 +49,22 @@ class ClientTest {
     }
 
     @Test
+    fun `a client loads its config from a TOML file`() = runBlocking {
+        val file = kotlin.io.path.createTempFile(suffix = ".toml").toFile()
+        try {
+            file.writeText("[services.fromfile]\nendpoints = [\"${kit.upstreams[0]}\"]\n")
+            Client.fromFile(file.path).use { fromFile ->
+                assertEquals(200.toUShort(), fromFile.get("fromfile", "/").status)
+            }
+            file.writeText("[services.bad]\nendpoints = []\n")
+            val err = assertThrows<CourierException.Config> { Client.fromFile(file.path) }
+            assertEquals("services.bad.endpoints", err.field)
+        } finally {
+            file.delete()
+        }
+    }
+
+    @Test
     fun `a trace carrier round-trips through a call`() = runBlocking {
         val parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
         val response = client.call(
