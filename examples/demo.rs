@@ -7,7 +7,8 @@
 use std::time::Duration;
 
 use courier::{
-    Bus, BusConfig, Client, ClientConfig, PublishOptions, QueueOptions, Request, Validate,
+    Bus, BusConfig, Client, ClientConfig, ConsumeOptions, PublishOptions, QueueOptions, Request,
+    RequestOptions, Validate,
 };
 use courier_testkit::{Action, Behavior, Testkit};
 
@@ -57,7 +58,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
     println!("\n== AMQP: broker {}", courier::redact_url(&url));
     let bus = Bus::connect(BusConfig::from_value(serde_json::json!({ "urls": [url] }))?).await?;
-    let queue = "courier-demo.orders";
+    let queue = "courier-demo.work";
     bus.declare_queue(queue, &QueueOptions::default()).await?;
     println!("declared quorum queue {queue} (with dead-letter queue {queue}.dlq)");
     let receipt = bus
@@ -69,7 +70,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .await?;
     println!("published {} -> broker confirmed", receipt.message_id);
-    let consumer = bus.consume(queue, None).await?;
+    // The same message again (a publisher retry): the consumer's dedup skips it.
+    let again = PublishOptions {
+        message_id: Some(receipt.message_id.clone()),
+        ..PublishOptions::default()
+    };
+    bus.publish("", queue, br#"{"order": 42}"#.to_vec().into(), again)
+        .await?;
+    println!("published {} again -> broker confirmed", receipt.message_id);
+    let consumer = bus.consume(queue, ConsumeOptions::default()).await?;
     loop {
         let Some(d) = consumer.next(Some(Duration::from_secs(5))).await? else {
             break;
@@ -86,8 +95,43 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             break;
         }
     }
+    if let Err(e) = consumer.next(Some(Duration::from_millis(500))).await {
+        println!("no second delivery ({e}): the duplicate was skipped");
+    }
+    println!("bus stats: deduplicated={}", bus.stats().deduplicated);
     consumer.close().await?;
+
+    let pricing = "courier-demo.pricing";
+    let classic = QueueOptions {
+        quorum: false,
+        dead_letter: false,
+        ..QueueOptions::default()
+    };
+    bus.declare_queue(pricing, &classic).await?;
+    let server = bus.serve(pricing).await?;
+    let serving = tokio::spawn(async move {
+        if let Ok(Some(request)) = server.next(Some(Duration::from_secs(5))).await {
+            let quote = format!("quote for {}", String::from_utf8_lossy(&request.body));
+            let _ = request
+                .reply(quote.into_bytes().into(), Default::default())
+                .await;
+            let _ = request.ack().await;
+        }
+    });
+    let reply = bus
+        .request(
+            pricing,
+            b"order 42".to_vec().into(),
+            RequestOptions::default(),
+        )
+        .await?;
+    println!(
+        "request {pricing} -> reply {:?} (correlation id {})",
+        String::from_utf8_lossy(&reply.body),
+        reply.correlation_id.as_deref().unwrap_or("-")
+    );
+    serving.await?;
     bus.close().await?;
-    println!("\ndone: one real HTTP call, one confirmed and acknowledged message");
+    println!("\ndone: one real HTTP call, one confirmed message (its duplicate skipped), one RPC");
     Ok(())
 }

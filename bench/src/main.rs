@@ -10,23 +10,30 @@
 //! - amqp: N confirmed publishes of 256-byte persistent messages with 256 in flight,
 //!   courier's `Bus::publish` against lapin publishing on one confirm channel.
 //!
+//! - rpc: sequential request/reply round trips against one raw-lapin echo server,
+//!   courier's `Bus::request` against a raw lapin direct reply-to loop; prints p50/p99.
+//!
 //! - balance: 4 testkit upstreams, one answering 50 ms slower; 2,000 calls at
 //!   concurrency 16 per balancer; prints the slow endpoint's share of the calls and
 //!   p50/p95 call latency (a table of courier against itself: the balancers differ).
 //!
 //! Each figure is the median of [`ROUNDS`] alternating rounds (peer, courier, ...).
 //!
-//! Usage: `courier-bench [http|amqp|balance|all] [--json PATH]`.
+//! Usage: `courier-bench [http|amqp|rpc|balance|all] [--json PATH]`.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use courier::{
-    Bus, BusConfig, Client, ClientConfig, PublishOptions, QueueOptions, Request, Validate,
+    Bus, BusConfig, Client, ClientConfig, PublishOptions, QueueOptions, Request, RequestOptions,
+    Validate,
 };
+use futures_util::StreamExt;
 use lapin::options::{
-    BasicPublishOptions, ConfirmSelectOptions, QueueDeleteOptions, QueuePurgeOptions,
+    BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions,
+    QueueDeleteOptions, QueuePurgeOptions,
 };
+use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use tokio::task::JoinSet;
 
@@ -62,6 +69,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     if matches!(which, "amqp" | "all") {
         rows.push(amqp().await?);
+    }
+    if matches!(which, "rpc" | "all") {
+        rpc().await?;
     }
     if matches!(which, "balance" | "all") {
         balance().await?;
@@ -287,8 +297,7 @@ async fn balance() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 async fn amqp() -> Result<Row, Box<dyn std::error::Error>> {
-    let url = std::env::var("COURIER_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+    let url = amqp_url();
     let queue = "courier-bench.publish";
     let body = vec![b'x'; 256];
     let bus = Bus::connect(BusConfig::from_value(
@@ -356,4 +365,144 @@ async fn amqp() -> Result<Row, Box<dyn std::error::Error>> {
         peer_per_sec: peer,
         courier_per_sec: ours,
     })
+}
+
+/// Round trips per client in [`rpc`], after a warm-up of a tenth as many.
+const RPC_CALLS: usize = 2_000;
+
+fn amqp_url() -> String {
+    std::env::var("COURIER_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+/// Request/reply latency: both clients call the same raw-lapin echo server, one call at
+/// a time, so the difference is the client side (courier: confirm-mode request channel,
+/// correlation map, trace headers).
+async fn rpc() -> Result<(), Box<dyn std::error::Error>> {
+    let url = amqp_url();
+    let queue = "courier-bench.rpc";
+    let conn = Connection::connect(&url, ConnectionProperties::default()).await?;
+    let server = conn.create_channel().await?;
+    server
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let mut requests = server
+        .basic_consume(
+            queue.into(),
+            "bench-server".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    let replier = server.clone();
+    let echo = tokio::spawn(async move {
+        while let Some(Ok(d)) = requests.next().await {
+            let (Some(reply_to), Some(cid)) = (
+                d.properties.reply_to().clone(),
+                d.properties.correlation_id().clone(),
+            ) else {
+                continue;
+            };
+            let props = BasicProperties::default().with_correlation_id(cid);
+            let sent = replier
+                .basic_publish(
+                    "".into(),
+                    reply_to,
+                    BasicPublishOptions::default(),
+                    &d.data,
+                    props,
+                )
+                .await;
+            if sent.is_err() {
+                break;
+            }
+        }
+    });
+
+    // The peer: direct reply-to on one channel, one request at a time.
+    let client = conn.create_channel().await?;
+    let mut replies = client
+        .basic_consume(
+            "amq.rabbitmq.reply-to".into(),
+            "".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    let body = vec![b'x'; 256];
+    let mut peer = Vec::with_capacity(RPC_CALLS);
+    for i in 0..RPC_CALLS + RPC_CALLS / 10 {
+        let start = Instant::now();
+        let cid = format!("c-{i}");
+        let props = BasicProperties::default()
+            .with_reply_to("amq.rabbitmq.reply-to".into())
+            .with_correlation_id(cid.as_str().into());
+        client
+            .basic_publish(
+                "".into(),
+                queue.into(),
+                BasicPublishOptions::default(),
+                &body,
+                props,
+            )
+            .await?;
+        let reply = replies.next().await.ok_or("reply stream ended")??;
+        assert_eq!(
+            reply
+                .properties
+                .correlation_id()
+                .as_ref()
+                .map(|c| c.as_str()),
+            Some(cid.as_str())
+        );
+        if i >= RPC_CALLS / 10 {
+            peer.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+
+    let bus = Bus::connect(BusConfig::from_value(serde_json::json!({"urls": [url]}))?).await?;
+    let mut ours = Vec::with_capacity(RPC_CALLS);
+    for i in 0..RPC_CALLS + RPC_CALLS / 10 {
+        let start = Instant::now();
+        bus.request(queue, body.clone().into(), RequestOptions::default())
+            .await?;
+        if i >= RPC_CALLS / 10 {
+            ours.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    bus.close().await?;
+    echo.abort();
+    server
+        .queue_delete(queue.into(), QueueDeleteOptions::default())
+        .await?;
+    conn.close(200, "bench done".into()).await?;
+
+    println!(
+        "{:<34} {:>9} {:>9}  client",
+        "rpc round trip, 256 B, sequential", "p50 ms", "p99 ms"
+    );
+    for (name, mut xs) in [
+        ("lapin 4.12 direct reply-to", peer),
+        ("courier Bus::request", ours),
+    ] {
+        xs.sort_by(f64::total_cmp);
+        println!(
+            "{:<34} {:>9.3} {:>9.3}  {}",
+            "",
+            xs[xs.len() / 2],
+            xs[xs.len() * 99 / 100],
+            name
+        );
+    }
+    Ok(())
 }

@@ -24,12 +24,15 @@ mod tls;
 mod trace;
 
 pub use balance::{Balancer, DiscoveryConfig, EndpointStats, OutlierConfig, VersionConfig};
-pub use config::{BusConfig, ClientConfig, EndpointConfig, ServiceConfig, Validate, redact_url};
+pub use config::{
+    BusConfig, ClientConfig, DedupConfig, EndpointConfig, ReconnectConfig, ServiceConfig, Validate,
+    redact_url,
+};
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use http::{Client, Request, Response};
 pub use messaging::{
-    Bus, Consumer, DEFAULT_DELIVERY_LIMIT, Delivery, ExchangeKind, PublishOptions, QueueOptions,
-    Receipt,
+    Bus, BusStats, ConsumeOptions, Consumer, DEFAULT_DELIVERY_LIMIT, Delivery, ExchangeKind,
+    PublishOptions, QueueOptions, Receipt, RequestOptions,
 };
 pub use resilience::{
     BreakerConfig, BudgetConfig, ClientStats, MAX_RETRY_AFTER_MS, RetryConfig, RetryOn,

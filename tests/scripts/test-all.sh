@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make test`: sets up what a fresh machine lacks (RabbitMQ, a Python virtualenv, npm and
+# `make test`: sets up what a fresh machine lacks (RabbitMQ, Redis, a Python virtualenv, npm and
 # Maven packages), then runs every suite in every language. Stops at the first failure
 # and ends with one line per language saying how many tests passed.
 #
@@ -27,6 +27,9 @@ setup_common() {
   COURIER_AMQP_URL=$(bash tests/scripts/ensure-rabbitmq.sh)
   export COURIER_AMQP_URL
   echo "broker: ${COURIER_AMQP_URL/\/\/*@///***@}"
+  step "Redis (dedup store)"
+  bash tests/scripts/ensure-redis.sh
+  export COURIER_REDIS_URL="${COURIER_REDIS_URL:-redis://127.0.0.1:6379/0}"
   step "testkit"
   cargo build -q -p courier-testkit
 }

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 
+use super::message::{Incoming, Settle};
 use crate::error::Error;
 
 /// Maps a lapin error for `operation`, keeping broker refusals apart from transport
@@ -81,6 +82,30 @@ fn value_text(v: &AMQPValue) -> String {
         AMQPValue::Float(n) => n.to_string(),
         AMQPValue::Double(n) => n.to_string(),
         other => format!("{other:?}"),
+    }
+}
+
+/// A lapin delivery in courier's transport-neutral shape. `generation` is the
+/// connection it came on; `None` for deliveries consumed without acks (RPC replies).
+pub(crate) fn incoming(d: lapin::message::Delivery, generation: Option<u64>) -> Incoming {
+    let props = &d.properties;
+    Incoming {
+        headers: from_table(props.headers().as_ref()),
+        delivery_count: delivery_count(props.headers().as_ref()),
+        message_id: props.message_id().as_ref().map(ToString::to_string),
+        correlation_id: props.correlation_id().as_ref().map(ToString::to_string),
+        reply_to: props.reply_to().as_ref().map(ToString::to_string),
+        exchange: d.exchange.to_string(),
+        routing_key: d.routing_key.to_string(),
+        redelivered: d.redelivered,
+        body: bytes::Bytes::from(d.data),
+        settle: match generation {
+            Some(generation) => Settle::Amqp {
+                acker: d.acker,
+                generation,
+            },
+            None => Settle::Auto,
+        },
     }
 }
 

@@ -1,15 +1,29 @@
-//! Pulling deliveries from a queue.
+//! Pulling deliveries from a queue: resubscribing after a reconnect, and skipping or
+//! holding back duplicates (the idempotent consumer).
 
+use std::sync::{Arc, Mutex as SyncMutex, PoisonError};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use lapin::Channel;
-use lapin::options::BasicCancelOptions;
-use tokio::sync::Mutex;
+use lapin::options::{BasicConsumeOptions, BasicQosOptions};
+use lapin::types::FieldTable;
+use tokio::sync::{Mutex, mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use super::amqp;
-use super::delivery::Delivery;
+use super::bus::{Bus, Transport};
+use super::dedup::Claim as Claimed;
+use super::delivery::{Claim, Delivery};
+use super::link::Link;
+use super::memory::Subscription;
+use super::message::{Incoming, Outcome};
 use crate::error::{Error, Result};
+use crate::runtime::{self, Task};
+
+/// How long a consumer waits for a reconnecting broker before reporting it.
+const RESUBSCRIBE_DEADLINE: Duration = Duration::from_secs(3600);
 
 /// Deliveries from one queue, pulled with [`Consumer::next`].
 ///
@@ -17,47 +31,170 @@ use crate::error::{Error, Result};
 /// idiom (Python iterators, Node async iterators, Kotlin Flow, Swift AsyncSequence)
 /// without calling into foreign code from Rust threads.
 pub struct Consumer {
+    shared: Arc<Shared>,
+    state: Mutex<State>,
+}
+
+struct Shared {
+    bus: Bus,
+    queue: String,
+    dedup: bool,
+    /// Duplicates whose first copy was nacked come back through here.
+    released: mpsc::UnboundedSender<Delivery>,
+    /// Tasks holding duplicates back until their first copy settles.
+    holders: SyncMutex<JoinSet<()>>,
+    /// Set by `close()`; wakes a `next()` blocked on the broker.
+    closed: watch::Sender<bool>,
+}
+
+struct State {
+    source: Source,
+    released: mpsc::UnboundedReceiver<Delivery>,
+    /// A delivery being checked against the dedup store. The check runs as a task so
+    /// that a `next()` dropped halfway (a timeout, a cancelled coroutine) neither loses
+    /// the delivery nor leaves a claim behind: the next call picks the result up.
+    admitting: Option<Task<Result<Option<Delivery>>>>,
+}
+
+enum Source {
+    Amqp {
+        link: Arc<Link>,
+        prefetch: u16,
+        subscription: Option<Box<AmqpSubscription>>,
+    },
+    Memory(Subscription),
+}
+
+/// A subscription on one channel of one connection generation.
+struct AmqpSubscription {
+    generation: u64,
     channel: Channel,
-    stream: Mutex<lapin::Consumer>,
-    target: String,
+    stream: Option<lapin::Consumer>,
+}
+
+impl Drop for AmqpSubscription {
+    fn drop(&mut self) {
+        // Closing the channel returns its unacknowledged deliveries to the queue; an
+        // abandoned open channel would keep them (and the prefetch window) forever.
+        if self.channel.status().connected() {
+            let channel = self.channel.clone();
+            let closing = runtime::spawn(async move {
+                if let Err(e) = channel.close(200, "consumer closed".into()).await {
+                    tracing::debug!(error = %e, "amqp channel close");
+                }
+            });
+            if let Ok(task) = closing {
+                drop(task.detach());
+            }
+        }
+    }
 }
 
 impl Consumer {
-    pub(crate) fn new(channel: Channel, stream: lapin::Consumer, target: String) -> Consumer {
-        Consumer {
-            channel,
-            stream: Mutex::new(stream),
-            target,
-        }
+    pub(crate) async fn start(
+        bus: Bus,
+        queue: &str,
+        prefetch: u16,
+        dedup: bool,
+    ) -> Result<Consumer> {
+        let source = match &bus.inner.transport {
+            Transport::Amqp(link) => {
+                let deadline = Instant::now() + RESUBSCRIBE_DEADLINE;
+                let subscription = subscribe(link, queue, prefetch, deadline).await?;
+                Source::Amqp {
+                    link: link.clone(),
+                    prefetch,
+                    subscription: Some(Box::new(subscription)),
+                }
+            }
+            Transport::Memory(broker) => Source::Memory(broker.subscribe(queue, prefetch)?),
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        Ok(Consumer {
+            shared: Arc::new(Shared {
+                bus,
+                queue: queue.to_owned(),
+                dedup,
+                released: tx,
+                holders: SyncMutex::new(JoinSet::new()),
+                closed: watch::Sender::new(false),
+            }),
+            state: Mutex::new(State {
+                source,
+                released: rx,
+                admitting: None,
+            }),
+        })
     }
 
-    /// The next delivery; `None` once the consumer is closed or cancelled by the broker.
+    /// The next delivery; `None` once the consumer or its bus is closed, or the broker
+    /// cancelled the subscription (its queue was deleted). A lost connection is not the
+    /// end: the consumer subscribes again once the bus has reconnected.
     ///
     /// # Errors
     /// [`Error::Timeout`] when `timeout` passes with nothing delivered;
-    /// [`Error::Connect`] when the connection failed.
+    /// [`Error::Connect`] when the dedup store cannot be reached (the delivery is
+    /// returned to the queue first).
     ///
     /// # Cancel safety
-    /// Cancel safe: a delivery is taken from the stream only when this future completes,
-    /// so dropping it (or timing out) loses nothing.
+    /// Cancel safe: a delivery taken from the broker is kept for the next call.
     pub async fn next(&self, timeout: Option<Duration>) -> Result<Option<Delivery>> {
-        let mut stream = self.stream.lock().await;
-        let item = match timeout {
-            Some(t) => {
-                tokio::time::timeout(t, stream.next())
-                    .await
-                    .map_err(|_| Error::Timeout {
-                        operation: "next delivery",
-                        after: t,
-                    })?
-            }
-            None => stream.next().await,
-        };
-        match item {
-            None => Ok(None),
-            Some(Ok(d)) => Ok(Some(Delivery::new(d, self.target.clone()))),
-            Some(Err(e)) => Err(amqp::error("basic.consume", &self.target, e)),
+        match timeout {
+            Some(t) => tokio::time::timeout(t, self.pull())
+                .await
+                .map_err(|_| Error::Timeout {
+                    operation: "next delivery",
+                    after: t,
+                })?,
+            None => self.pull().await,
         }
+    }
+
+    async fn pull(&self) -> Result<Option<Delivery>> {
+        let mut state = self.state.lock().await;
+        let State {
+            source,
+            released,
+            admitting,
+        } = &mut *state;
+        loop {
+            if let Some(task) = admitting.as_mut() {
+                let admitted = task.await;
+                *admitting = None;
+                match admitted? {
+                    Ok(Some(delivery)) => return Ok(Some(self.shared.hand_over(delivery))),
+                    Ok(None) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            if self.is_closed() {
+                return Ok(None);
+            }
+            let incoming = tokio::select! {
+                biased;
+                () = self.shared.bus.closing() => return Ok(None),
+                () = self.shared.closing() => return Ok(None),
+                Some(delivery) = released.recv() => return Ok(Some(self.shared.hand_over(delivery))),
+                incoming = source.next(&self.shared.queue) => incoming?,
+            };
+            let Some(incoming) = incoming else {
+                return Ok(None);
+            };
+            match incoming.message_id.clone() {
+                Some(id) if self.shared.dedup => {
+                    let shared = self.shared.clone();
+                    *admitting = Some(runtime::spawn(shared.admit(incoming, id))?);
+                }
+                _ => {
+                    let delivery = Delivery::new(incoming, self.shared.bus.clone(), None);
+                    return Ok(Some(self.shared.hand_over(delivery)));
+                }
+            }
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        *self.shared.closed.borrow() || self.shared.bus.is_closed()
     }
 
     /// Cancels the subscription and closes its channel. Deliveries not yet acknowledged
@@ -66,20 +203,196 @@ impl Consumer {
     /// # Errors
     /// None in practice: an already-closed channel counts as closed.
     pub async fn close(&self) -> Result<()> {
-        if !self.channel.status().connected() {
-            return Ok(());
-        }
-        let tag = self.stream.lock().await.tag();
-        if let Err(e) = self
-            .channel
-            .basic_cancel(tag, BasicCancelOptions::default())
-            .await
-        {
-            tracing::debug!(error = %e, "amqp basic.cancel");
-        }
-        if let Err(e) = self.channel.close(200, "consumer closed".into()).await {
-            tracing::debug!(error = %e, "amqp channel close");
+        self.shared.closed.send_replace(true);
+        self.shared
+            .holders
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .abort_all();
+        let mut state = self.state.lock().await;
+        state.admitting = None;
+        match &mut state.source {
+            Source::Amqp { subscription, .. } => drop(subscription.take()),
+            Source::Memory(subscription) => subscription.cancel(),
         }
         Ok(())
     }
+}
+
+impl Shared {
+    async fn closing(&self) {
+        let mut rx = self.closed.subscribe();
+        // The sender lives as long as `self`: an error cannot happen while we wait.
+        let _ = rx.wait_for(|closed| *closed).await;
+    }
+
+    fn hand_over(&self, delivery: Delivery) -> Delivery {
+        let counters = &self.bus.inner.counters;
+        counters.delivered.inc();
+        if delivery.redelivered {
+            counters.redelivered.inc();
+        }
+        delivery
+    }
+
+    /// Checks a delivery against the dedup store: a first copy is handed over holding
+    /// the claim; an already-processed copy is acked and skipped; a copy of a message
+    /// still being processed is held back until that one settles.
+    async fn admit(self: Arc<Self>, incoming: Incoming, id: String) -> Result<Option<Delivery>> {
+        let store = self.bus.inner.dedup.clone();
+        match store.claim(&self.queue, &id).await {
+            Ok(Claimed::Fresh) => Ok(Some(self.claimed(incoming, id))),
+            Ok(Claimed::Processed) => {
+                self.skip(incoming).await;
+                Ok(None)
+            }
+            Ok(Claimed::InProgress) => {
+                let shared = self.clone();
+                let handle = runtime::handle()?;
+                self.holders
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .spawn_on(shared.hold(incoming, id), &handle);
+                Ok(None)
+            }
+            Err(e) => {
+                // Without the store nothing can be promised: give the message back.
+                let _ = settle_raw(&self.bus, incoming, Outcome::Nack { requeue: true }).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn hold(self: Arc<Self>, incoming: Incoming, id: String) {
+        let store = self.bus.inner.dedup.clone();
+        loop {
+            store.wait_settled(&self.queue, &id).await;
+            match store.claim(&self.queue, &id).await {
+                Ok(Claimed::Fresh) => {
+                    let delivery = self.claimed(incoming, id);
+                    // The consumer may be gone; the delivery's drop then releases it.
+                    let _ = self.released.send(delivery);
+                    return;
+                }
+                Ok(Claimed::Processed) => {
+                    self.skip(incoming).await;
+                    return;
+                }
+                Ok(Claimed::InProgress) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, message_id = %id, "dedup store unreachable; requeueing a held duplicate");
+                    let _ = settle_raw(&self.bus, incoming, Outcome::Nack { requeue: true }).await;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn claimed(&self, incoming: Incoming, id: String) -> Delivery {
+        let claim = Claim {
+            store: self.bus.inner.dedup.clone(),
+            queue: self.queue.clone(),
+            id,
+        };
+        Delivery::new(incoming, self.bus.clone(), Some(claim))
+    }
+
+    /// Acks a duplicate the application never sees.
+    async fn skip(&self, incoming: Incoming) {
+        tracing::debug!(message_id = ?incoming.message_id, queue = %self.queue, "duplicate skipped");
+        self.bus.inner.counters.deduplicated.inc();
+        if let Err(e) = settle_raw(&self.bus, incoming, Outcome::Ack).await {
+            tracing::debug!(error = %e, "ack of a duplicate failed; the broker redelivers it");
+        }
+    }
+}
+
+/// Settles a delivery courier handles itself, outside the application's counters.
+async fn settle_raw(bus: &Bus, incoming: Incoming, outcome: Outcome) -> Result<()> {
+    Delivery::new(incoming, bus.clone(), None)
+        .settle_quietly(outcome)
+        .await
+}
+
+impl Source {
+    /// The next delivery from the broker, resubscribing after a reconnect.
+    async fn next(&mut self, queue: &str) -> Result<Option<Incoming>> {
+        match self {
+            Source::Memory(subscription) => Ok(subscription.next().await),
+            Source::Amqp {
+                link,
+                prefetch,
+                subscription,
+            } => loop {
+                let Some(current) = subscription.as_mut() else {
+                    let deadline = Instant::now() + RESUBSCRIBE_DEADLINE;
+                    match subscribe(link, queue, *prefetch, deadline).await {
+                        Ok(s) => *subscription = Some(Box::new(s)),
+                        Err(Error::Closed { .. }) => return Ok(None),
+                        Err(e) => return Err(e),
+                    }
+                    continue;
+                };
+                let generation = current.generation;
+                let item = match current.stream.as_mut() {
+                    Some(stream) => stream.next().await,
+                    None => None,
+                };
+                match item {
+                    Some(Ok(d)) => return Ok(Some(amqp::incoming(d, Some(generation)))),
+                    Some(Err(e)) => {
+                        tracing::debug!(error = %e, queue, "consumer stream failed");
+                        current.stream = None;
+                    }
+                    None => current.stream = None,
+                }
+                if link.generation() == Some(generation) && current.channel.status().connected() {
+                    // The connection is fine and the channel open: the broker cancelled
+                    // the subscription (its queue was deleted).
+                    return Ok(None);
+                }
+                // The connection (or channel) went away: wait for the next one.
+                let deadline = Instant::now() + RESUBSCRIBE_DEADLINE;
+                *subscription = None;
+                match link.newer_than(generation, deadline, "resubscribe").await {
+                    Ok(_) => {}
+                    Err(Error::Closed { .. }) => return Ok(None),
+                    Err(e) => return Err(e),
+                }
+            },
+        }
+    }
+}
+
+/// Opens a channel, sets its prefetch and starts consuming with manual acks.
+async fn subscribe(
+    link: &Link,
+    queue: &str,
+    prefetch: u16,
+    deadline: Instant,
+) -> Result<AmqpSubscription> {
+    let (live, channel) = link.channel(deadline).await?;
+    let mut subscription = AmqpSubscription {
+        generation: live.generation,
+        channel,
+        stream: None,
+    };
+    let target = &live.target;
+    subscription
+        .channel
+        .basic_qos(prefetch, BasicQosOptions::default())
+        .await
+        .map_err(|e| amqp::error("basic.qos", target, e))?;
+    let stream = subscription
+        .channel
+        .basic_consume(
+            queue.into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(|e| amqp::error("basic.consume", target, e))?;
+    subscription.stream = Some(stream);
+    Ok(subscription)
 }

@@ -1,17 +1,25 @@
-//! One received message and its acknowledgement.
+//! One received message, its settlement and its reply.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use lapin::options::{BasicAckOptions, BasicNackOptions, BasicRejectOptions};
 
 use super::amqp;
+use super::bus::{Bus, Transport};
+use super::dedup::DedupStore;
+use super::message::{Incoming, Outcome, Outgoing, Settle};
+use super::stats::{Counter, Counters};
 use crate::error::{Error, Result};
 use crate::trace::TraceContext;
 
-/// A message delivered to a [`super::Consumer`]. Settle it exactly once with
-/// [`Delivery::ack`], [`Delivery::nack`] or [`Delivery::reject`].
-#[derive(Debug)]
+/// A message delivered to a [`super::Consumer`] (or the reply to a request, which the
+/// broker settled already: settling it is a no-op). Settle it exactly once with
+/// [`Delivery::ack`], [`Delivery::nack`] or [`Delivery::reject`];
+/// dropping it unsettled leaves it to the broker, which redelivers it once the
+/// consumer closes.
 pub struct Delivery {
     /// Message body.
     pub body: Bytes,
@@ -21,6 +29,8 @@ pub struct Delivery {
     pub message_id: Option<String>,
     /// The correlation id, if set.
     pub correlation_id: Option<String>,
+    /// Where the sender wants a reply, for requests.
+    pub reply_to: Option<String>,
     /// The exchange it was published to (`""` is the default exchange).
     pub exchange: String,
     /// Its routing key.
@@ -32,37 +42,72 @@ pub struct Delivery {
     /// The trace context the publisher sent (a new trace when it sent none or an
     /// invalid one); a consumer continues the trace with `trace.child()`.
     pub trace: TraceContext,
-    acker: lapin::Acker,
-    target: String,
+    settle: Settle,
+    claim: Option<Claim>,
+    bus: Bus,
+    settled: AtomicBool,
+}
+
+/// The dedup claim a delivery holds until it is settled.
+pub(crate) struct Claim {
+    pub store: Arc<DedupStore>,
+    pub queue: String,
+    pub id: String,
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery")
+            .field("message_id", &self.message_id)
+            .field("correlation_id", &self.correlation_id)
+            .field("exchange", &self.exchange)
+            .field("routing_key", &self.routing_key)
+            .field("redelivered", &self.redelivered)
+            .field("delivery_count", &self.delivery_count)
+            .field("body_len", &self.body.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Delivery {
-    pub(crate) fn new(d: lapin::message::Delivery, target: String) -> Delivery {
-        let props = &d.properties;
-        let headers = amqp::from_table(props.headers().as_ref());
+    pub(crate) fn new(incoming: Incoming, bus: Bus, claim: Option<Claim>) -> Delivery {
         Delivery {
-            trace: TraceContext::from_carrier(&headers),
-            headers,
-            delivery_count: amqp::delivery_count(props.headers().as_ref()),
-            message_id: props.message_id().as_ref().map(ToString::to_string),
-            correlation_id: props.correlation_id().as_ref().map(ToString::to_string),
-            exchange: d.exchange.to_string(),
-            routing_key: d.routing_key.to_string(),
-            redelivered: d.redelivered,
-            body: Bytes::from(d.data),
-            acker: d.acker,
-            target,
+            trace: TraceContext::from_carrier(&incoming.headers),
+            body: incoming.body,
+            headers: incoming.headers,
+            message_id: incoming.message_id,
+            correlation_id: incoming.correlation_id,
+            reply_to: incoming.reply_to,
+            exchange: incoming.exchange,
+            routing_key: incoming.routing_key,
+            redelivered: incoming.redelivered,
+            delivery_count: incoming.delivery_count,
+            settle: incoming.settle,
+            claim,
+            bus,
+            settled: AtomicBool::new(false),
         }
     }
 
-    /// Acknowledges: the broker forgets the message.
+    /// Acknowledges: the broker forgets the message, and with dedup on, its id is
+    /// remembered so a redelivered copy is skipped.
     ///
     /// # Errors
-    /// [`Error::Closed`] when already settled; [`Error::Connect`] when the channel is
-    /// gone (the broker will redeliver the message).
+    /// [`Error::Closed`] when already settled; [`Error::Connect`] when the delivery came
+    /// on a connection that has since been lost (the broker redelivers it; dedup then
+    /// skips it, because the id was recorded first).
     pub async fn ack(&self) -> Result<()> {
-        let done = self.acker.ack(BasicAckOptions::default()).await;
-        self.settled("basic.ack", done)
+        self.take()?;
+        if let Some(claim) = &self.claim {
+            if let Err(e) = claim.store.complete(&claim.queue, &claim.id).await {
+                // Nothing was settled: the caller may ack again or nack.
+                self.settled.store(false, Ordering::Release);
+                return Err(e);
+            }
+        }
+        self.finish(Outcome::Ack).await?;
+        self.count(|c| &c.acked);
+        Ok(())
     }
 
     /// Negatively acknowledges; with `requeue` the message goes back to the queue,
@@ -71,14 +116,11 @@ impl Delivery {
     /// # Errors
     /// As [`Delivery::ack`].
     pub async fn nack(&self, requeue: bool) -> Result<()> {
-        let done = self
-            .acker
-            .nack(BasicNackOptions {
-                requeue,
-                ..Default::default()
-            })
-            .await;
-        self.settled("basic.nack", done)
+        self.take()?;
+        self.release();
+        self.finish(Outcome::Nack { requeue }).await?;
+        self.count(|c| &c.nacked);
+        Ok(())
     }
 
     /// Rejects without requeueing: a poison message goes to the dead-letter queue.
@@ -86,20 +128,127 @@ impl Delivery {
     /// # Errors
     /// As [`Delivery::ack`].
     pub async fn reject(&self) -> Result<()> {
-        let done = self
-            .acker
-            .reject(BasicRejectOptions { requeue: false })
-            .await;
-        self.settled("basic.reject", done)
+        self.take()?;
+        self.release();
+        self.finish(Outcome::Reject).await?;
+        self.count(|c| &c.rejected);
+        Ok(())
     }
 
-    fn settled(&self, operation: &'static str, done: lapin::Result<bool>) -> Result<()> {
-        match done {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(Error::Closed {
+    /// Answers a request (a delivery from [`Bus::serve`]) on its `reply_to` with the same
+    /// correlation id, continuing its trace. Does not settle the request.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the delivery is not a request (no `reply_to` or no
+    /// correlation id); publish errors as [`Bus::publish`].
+    pub async fn reply(&self, body: Bytes, headers: BTreeMap<String, String>) -> Result<()> {
+        let (Some(reply_to), Some(correlation_id)) = (&self.reply_to, &self.correlation_id) else {
+            return Err(Error::config(
+                "reply",
+                "the delivery is not a request: it has no reply_to or no correlation_id",
+            ));
+        };
+        let mut headers = headers;
+        headers.extend(self.trace.child().to_carrier());
+        self.bus
+            .publish_reply(Outgoing {
+                exchange: String::new(),
+                routing_key: reply_to.clone(),
+                body,
+                headers,
+                message_id: uuid::Uuid::now_v7().to_string(),
+                correlation_id: Some(correlation_id.clone()),
+                reply_to: None,
+                expiration_ms: None,
+                persistent: false,
+                mandatory: false,
+            })
+            .await
+    }
+
+    /// Settles a delivery courier handled itself (a skipped duplicate, a message given
+    /// back because the dedup store failed): not counted as the application's.
+    pub(crate) async fn settle_quietly(&self, outcome: Outcome) -> Result<()> {
+        self.take()?;
+        self.finish(outcome).await
+    }
+
+    /// Counts an application's settlement; replies (settled by the broker) don't count.
+    fn count(&self, counter: impl Fn(&Counters) -> &Counter) {
+        if !matches!(self.settle, Settle::Auto) {
+            counter(&self.bus.inner.counters).inc();
+        }
+    }
+
+    fn take(&self) -> Result<()> {
+        if self.settled.swap(true, Ordering::AcqRel) {
+            return Err(Error::Closed {
                 what: "delivery (already settled)",
-            }),
-            Err(e) => Err(amqp::error(operation, &self.target, e)),
+            });
+        }
+        Ok(())
+    }
+
+    fn release(&self) {
+        if let Some(claim) = &self.claim {
+            claim.store.release(&claim.queue, &claim.id);
+        }
+    }
+
+    async fn finish(&self, outcome: Outcome) -> Result<()> {
+        let operation = match outcome {
+            Outcome::Ack => "basic.ack",
+            Outcome::Nack { .. } => "basic.nack",
+            Outcome::Reject => "basic.reject",
+        };
+        match &self.settle {
+            Settle::Auto => Ok(()),
+            Settle::Memory(ticket) => ticket.settle(outcome),
+            Settle::Amqp { acker, generation } => {
+                let Transport::Amqp(link) = &self.bus.inner.transport else {
+                    return Err(Error::Internal(
+                        "AMQP delivery on another transport".to_owned(),
+                    ));
+                };
+                if link.generation() != Some(*generation) || acker.poisoned() {
+                    // Its delivery tag belonged to a lost channel: sending it on another
+                    // could settle a different message.
+                    return Err(Error::Connect {
+                        operation,
+                        target: "broker".to_owned(),
+                        reason: "the delivery came on a connection or channel that was lost; the broker redelivers it".to_owned(),
+                        source: None,
+                    });
+                }
+                let done = match outcome {
+                    Outcome::Ack => acker.ack(BasicAckOptions::default()).await,
+                    Outcome::Nack { requeue } => {
+                        acker
+                            .nack(BasicNackOptions {
+                                requeue,
+                                ..Default::default()
+                            })
+                            .await
+                    }
+                    Outcome::Reject => acker.reject(BasicRejectOptions { requeue: false }).await,
+                };
+                match done {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err(Error::Closed {
+                        what: "delivery (already settled)",
+                    }),
+                    Err(e) => Err(amqp::error(operation, "broker", e)),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Delivery {
+    fn drop(&mut self) {
+        // An unsettled delivery's claim must not hold its duplicates back forever.
+        if !self.settled.load(Ordering::Acquire) {
+            self.release();
         }
     }
 }

@@ -4,8 +4,9 @@ use lapin::types::{AMQPValue, FieldTable, LongString};
 
 use crate::error::{Error, Result};
 
-/// Deliveries of one message before a quorum queue dead-letters it: a poison message
-/// costs five attempts, not an endless redelivery loop.
+/// Returns of one message to a quorum queue before it is dead-lettered instead
+/// (RabbitMQ's rule: returned more times than the limit), so a poison message costs six
+/// deliveries, not an endless redelivery loop.
 pub const DEFAULT_DELIVERY_LIMIT: u32 = 5;
 
 /// How to declare a queue. The default is what a service's work queue wants: durable,
@@ -45,12 +46,13 @@ impl QueueOptions {
                 "x-queue-type".into(),
                 AMQPValue::LongString(LongString::from("quorum")),
             );
-            if let Some(limit) = self.delivery_limit {
-                args.insert(
-                    "x-delivery-limit".into(),
-                    AMQPValue::LongLongInt(i64::from(limit)),
-                );
-            }
+            // Sent even when defaulted: brokers differ in their own default (none on
+            // RabbitMQ 3.x, 20 on 4.x), and the in-process broker must match.
+            let limit = self.delivery_limit.unwrap_or(DEFAULT_DELIVERY_LIMIT);
+            args.insert(
+                "x-delivery-limit".into(),
+                AMQPValue::LongLongInt(i64::from(limit)),
+            );
         } else if self.delivery_limit.is_some() {
             return Err(Error::config(
                 "delivery_limit",

@@ -16,6 +16,7 @@ mod retry_after;
 mod stats;
 mod window;
 
+pub(crate) use backoff::Backoff;
 pub(crate) use classify::{Outcome, is_idempotent};
 pub use config::{BreakerConfig, BudgetConfig, MAX_RETRY_AFTER_MS, RetryConfig, RetryOn};
 pub(crate) use policy::{Counters, Policy};

@@ -3,9 +3,11 @@
 
 use std::time::Duration;
 
-use courier::{Bus, BusConfig, ErrorKind, PublishOptions, QueueOptions, Validate};
+use courier::{Bus, BusConfig, ConsumeOptions, ErrorKind, PublishOptions, QueueOptions, Validate};
 
-fn amqp_url() -> String {
+mod suite;
+
+pub(crate) fn amqp_url() -> String {
     std::env::var("COURIER_AMQP_URL")
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
 }
@@ -18,12 +20,12 @@ async fn bus() -> Bus {
 }
 
 /// A queue name no other test run uses, so runs never see each other's messages.
-fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     format!("courier-test.{prefix}.{}", uuid::Uuid::now_v7())
 }
 
 /// Removes a test's queues; the tests leave nothing behind on a shared broker.
-async fn delete_queues(names: &[&str]) {
+pub(crate) async fn delete_queues(names: &[&str]) {
     let conn = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
         .await
         .unwrap();
@@ -39,7 +41,7 @@ async fn delete_queues(names: &[&str]) {
     conn.close(200, "bye".into()).await.unwrap();
 }
 
-const SHORT: Option<Duration> = Some(Duration::from_secs(5));
+pub(crate) const SHORT: Option<Duration> = Some(Duration::from_secs(5));
 
 #[tokio::test]
 async fn publish_consume_ack_round_trip() {
@@ -65,7 +67,16 @@ async fn publish_consume_ack_round_trip() {
         "ids are UUIDv7"
     );
 
-    let consumer = bus.consume(&q, Some(10)).await.unwrap();
+    let consumer = bus
+        .consume(
+            &q,
+            ConsumeOptions {
+                prefetch: Some(10),
+                ..ConsumeOptions::default()
+            },
+        )
+        .await
+        .unwrap();
     let d = consumer.next(SHORT).await.unwrap().expect("a delivery");
     assert_eq!(&d.body[..], b"hello");
     assert_eq!(d.message_id.as_deref(), Some(receipt.message_id.as_str()));
@@ -98,102 +109,6 @@ async fn publish_consume_ack_round_trip() {
     );
     bus.close().await.unwrap();
     delete_queues(&[&q, &format!("{q}.dlq")]).await;
-}
-
-#[tokio::test]
-async fn nack_requeues_and_reject_dead_letters() {
-    let bus = bus().await;
-    let q = unique("poison");
-    let dlq = format!("{q}.dlq");
-    bus.declare_queue(&q, &QueueOptions::default())
-        .await
-        .unwrap();
-    let receipt = bus
-        .publish("", &q, b"bad".to_vec().into(), PublishOptions::default())
-        .await
-        .unwrap();
-
-    let consumer = bus.consume(&q, None).await.unwrap();
-    let first = consumer.next(SHORT).await.unwrap().unwrap();
-    first.nack(true).await.unwrap();
-    let again = consumer.next(SHORT).await.unwrap().unwrap();
-    assert!(
-        again.redelivered,
-        "a requeued message comes back marked redelivered"
-    );
-    assert_eq!(
-        again.delivery_count,
-        Some(1),
-        "quorum queues count deliveries"
-    );
-    again.reject().await.unwrap();
-
-    let dead = bus.consume(&dlq, None).await.unwrap();
-    let parked = dead
-        .next(SHORT)
-        .await
-        .unwrap()
-        .expect("rejected message in the dead-letter queue");
-    assert_eq!(
-        parked.message_id.as_deref(),
-        Some(receipt.message_id.as_str())
-    );
-    parked.ack().await.unwrap();
-    bus.close().await.unwrap();
-    delete_queues(&[&q, &dlq]).await;
-}
-
-#[tokio::test]
-async fn unroutable_and_missing_exchange_are_typed_errors() {
-    let bus = bus().await;
-    let nowhere = unique("nowhere");
-    let err = bus
-        .publish(
-            "",
-            &nowhere,
-            b"x".to_vec().into(),
-            PublishOptions::default(),
-        )
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Unroutable, "{err}");
-
-    let err = bus
-        .publish(
-            &unique("no-exchange"),
-            "k",
-            b"x".to_vec().into(),
-            PublishOptions::default(),
-        )
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            courier::Error::Broker {
-                reply_code: 404,
-                ..
-            }
-        ),
-        "{err}"
-    );
-
-    // The 404 closed the publishing channel; the next publish must reopen it.
-    let q = unique("after-404");
-    bus.declare_queue(
-        &q,
-        &QueueOptions {
-            dead_letter: false,
-            ..QueueOptions::default()
-        },
-    )
-    .await
-    .unwrap();
-    bus.publish("", &q, b"ok".to_vec().into(), PublishOptions::default())
-        .await
-        .unwrap();
-    bus.close().await.unwrap();
-    delete_queues(&[&q]).await;
 }
 
 #[tokio::test]
@@ -250,7 +165,7 @@ async fn a_message_carries_its_trace_to_the_consumer() {
         .publish("", &q, b"root".to_vec().into(), PublishOptions::default())
         .await
         .unwrap();
-    let consumer = bus.consume(&q, None).await.unwrap();
+    let consumer = bus.consume(&q, ConsumeOptions::default()).await.unwrap();
     let d = consumer.next(SHORT).await.unwrap().unwrap();
     assert_eq!(
         d.trace, receipt.trace,
@@ -270,5 +185,94 @@ async fn a_message_carries_its_trace_to_the_consumer() {
     );
     d.ack().await.unwrap();
     bus.close().await.unwrap();
+    delete_queues(&[&q, &format!("{q}.dlq")]).await;
+}
+
+/// Two consumers with their own connections and their own Redis clients (as two
+/// processes would have) share one queue and one Redis dedup window: every message id,
+/// each published twice, is processed exactly once across both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_dedup_is_shared_by_consumers() {
+    const IDS: usize = 300;
+    let redis = std::env::var("COURIER_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_owned());
+    let prefix = format!("courier-test:{}:", uuid::Uuid::now_v7());
+    let config = || {
+        BusConfig::from_value(serde_json::json!({
+            "urls": [amqp_url()],
+            "dedup": {"store": "redis", "url": redis, "prefix": prefix},
+        }))
+        .unwrap()
+    };
+    let q = unique("redis-dedup");
+    let publisher = bus().await;
+    publisher
+        .declare_queue(&q, &QueueOptions::default())
+        .await
+        .unwrap();
+    for round in 0..2 {
+        for i in 0..IDS {
+            let options = PublishOptions {
+                message_id: Some(format!("d-{i}")),
+                ..PublishOptions::default()
+            };
+            let body = format!("{round}").into_bytes().into();
+            publisher.publish("", &q, body, options).await.unwrap();
+        }
+    }
+
+    let processed = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::<
+        String,
+        usize,
+    >::new()));
+    let mut workers = Vec::new();
+    for _ in 0..2 {
+        let bus = Bus::connect(config())
+            .await
+            .expect("Redis must be running (tests/scripts/ensure-redis.sh)");
+        let q = q.clone();
+        let processed = processed.clone();
+        workers.push(tokio::spawn(async move {
+            let options = ConsumeOptions {
+                prefetch: Some(20),
+                ..ConsumeOptions::default()
+            };
+            let consumer = bus.consume(&q, options).await.unwrap();
+            loop {
+                match consumer.next(Some(Duration::from_secs(2))).await {
+                    Ok(Some(d)) => {
+                        let id = d.message_id.clone().unwrap();
+                        *processed.lock().unwrap().entry(id).or_default() += 1;
+                        // Processing takes a moment, so copies meet in-progress claims.
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                        d.ack().await.unwrap();
+                    }
+                    Err(e) if e.kind() == ErrorKind::Timeout => {
+                        if processed.lock().unwrap().len() == IDS {
+                            break;
+                        }
+                    }
+                    other => panic!("consumer failed: {other:?}"),
+                }
+            }
+            let stats = bus.stats();
+            bus.close().await.unwrap();
+            stats
+        }));
+    }
+    let mut deduplicated = 0;
+    for worker in workers {
+        let stats = tokio::time::timeout(Duration::from_secs(120), worker)
+            .await
+            .expect("workers finish")
+            .unwrap();
+        deduplicated += stats.deduplicated;
+    }
+    let processed = processed.lock().unwrap().clone();
+    assert_eq!(processed.len(), IDS);
+    let repeated: Vec<_> = processed.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(repeated.is_empty(), "processed twice: {repeated:?}");
+    assert_eq!(deduplicated, IDS as u64, "every second copy was skipped");
+    publisher.close().await.unwrap();
     delete_queues(&[&q, &format!("{q}.dlq")]).await;
 }

@@ -1,0 +1,553 @@
+//! The AMQP connection that heals itself.
+//!
+//! lapin's own recovery fails publishes that were awaiting a confirm, cannot redeclare
+//! server-named queues and knows one URI, so courier keeps the connection itself: a
+//! supervisor task notices a lost connection, reconnects to the next broker in `urls`
+//! with jittered exponential backoff, redeclares the recorded topology, and publishes
+//! the new connection under a higher *generation*. Publishers and consumers hold no
+//! channel across a reconnect; they ask the link for the live connection and compare
+//! generations to tell "my channel broke" from "the broker refused me".
+
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
+use tokio::sync::{RwLock, watch};
+use tokio::time::Instant;
+
+use super::amqp;
+use super::message::{Confirm, Outgoing};
+use super::queue::{ExchangeKind, QueueOptions, dead_letter_queue};
+use super::stats::Counters;
+use crate::config::{ReconnectConfig, redact_url};
+use crate::error::{Error, Result};
+use crate::resilience::Backoff;
+use crate::runtime::{self, Task};
+
+/// One live connection and the publisher channel opened on it.
+pub(crate) struct Live {
+    pub connection: Connection,
+    /// Increases with every reconnect; deliveries and RPC entries remember theirs.
+    pub generation: u64,
+    /// The broker URL, password redacted: the only form that may reach a message.
+    pub target: String,
+    url_index: usize,
+    /// The confirm-mode channel for publishes, replaced when the broker closes it (a
+    /// publish to a missing exchange closes the channel with 404).
+    publisher: RwLock<Channel>,
+}
+
+#[derive(Clone)]
+enum State {
+    Up(Arc<Live>),
+    Down,
+    Closed,
+}
+
+/// A declaration to replay after a reconnect. Declarations are idempotent on the
+/// broker, so replaying them in their original order rebuilds the topology.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Declaration {
+    Exchange {
+        name: String,
+        kind: ExchangeKind,
+    },
+    Queue {
+        name: String,
+        options: QueueOptions,
+    },
+    Bind {
+        queue: String,
+        exchange: String,
+        routing_key: String,
+    },
+}
+
+pub(crate) struct Link {
+    urls: Vec<String>,
+    backoff: Backoff,
+    state: watch::Sender<State>,
+    topology: Mutex<Vec<Declaration>>,
+    counters: Arc<Counters>,
+    supervisor: Mutex<Option<Task<()>>>,
+}
+
+impl Link {
+    /// Connects to the first broker in `urls` that accepts, then keeps the connection.
+    pub(crate) async fn connect(
+        urls: Vec<String>,
+        reconnect: &ReconnectConfig,
+        counters: Arc<Counters>,
+    ) -> Result<Arc<Link>> {
+        let mut last = None;
+        let mut first = None;
+        for index in 0..urls.len() {
+            match open(&urls, index, 1, &[]).await {
+                Ok(live) => {
+                    first = Some(live);
+                    break;
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        let Some(live) = first else {
+            return Err(
+                last.unwrap_or_else(|| Error::config("urls", "must list at least one broker URL"))
+            );
+        };
+        let link = Arc::new(Link {
+            urls,
+            backoff: Backoff::new(
+                Duration::from_millis(reconnect.base_delay_ms),
+                Duration::from_millis(reconnect.max_delay_ms),
+            ),
+            state: watch::Sender::new(State::Up(Arc::new(live))),
+            topology: Mutex::new(Vec::new()),
+            counters,
+            supervisor: Mutex::new(None),
+        });
+        let task = runtime::spawn(supervise(Arc::downgrade(&link)))?;
+        *link
+            .supervisor
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(task);
+        Ok(link)
+    }
+
+    /// The live connection, waiting (up to `deadline`) while the link reconnects.
+    pub(crate) async fn live(
+        &self,
+        deadline: Instant,
+        operation: &'static str,
+    ) -> Result<Arc<Live>> {
+        self.newer_than(0, deadline, operation).await
+    }
+
+    /// A live connection of a later generation than `generation`: what a publisher
+    /// whose channel broke waits for before re-sending.
+    pub(crate) async fn newer_than(
+        &self,
+        generation: u64,
+        deadline: Instant,
+        operation: &'static str,
+    ) -> Result<Arc<Live>> {
+        let mut rx = self.state.subscribe();
+        let wait = rx.wait_for(|s| match s {
+            State::Up(live) => live.generation > generation,
+            State::Closed => true,
+            State::Down => false,
+        });
+        let started = Instant::now();
+        let state = match tokio::time::timeout_at(deadline, wait).await {
+            Ok(Ok(state)) => state.clone(),
+            Ok(Err(_)) => State::Closed,
+            Err(_) => {
+                return Err(Error::Timeout {
+                    operation,
+                    after: started.elapsed(),
+                });
+            }
+        };
+        match state {
+            State::Up(live) => Ok(live),
+            State::Closed | State::Down => Err(Error::Closed { what: "bus" }),
+        }
+    }
+
+    /// The generation of the connection in use now, `None` while reconnecting.
+    pub(crate) fn generation(&self) -> Option<u64> {
+        match &*self.state.borrow() {
+            State::Up(live) => Some(live.generation),
+            State::Down | State::Closed => None,
+        }
+    }
+
+    /// Declares on the live connection and records the declaration for replay.
+    pub(crate) async fn declare(&self, declaration: Declaration, deadline: Instant) -> Result<()> {
+        let live = self.live(deadline, "declare").await?;
+        apply(&live, std::slice::from_ref(&declaration), true).await?;
+        let mut topology = self.topology.lock().unwrap_or_else(PoisonError::into_inner);
+        if !topology.contains(&declaration) {
+            topology.push(declaration);
+        }
+        Ok(())
+    }
+
+    /// Publishes and waits for the confirm; when the connection is lost before the
+    /// confirm, waits for the next connection and sends the message again with the same
+    /// message id (the consumer's dedup absorbs a copy the broker did keep).
+    pub(crate) async fn publish(&self, message: &Outgoing, deadline: Instant) -> Result<Confirm> {
+        let mut live = self.live(deadline, "publish").await?;
+        let mut sent = false;
+        let mut same_connection = 0;
+        loop {
+            if sent {
+                self.counters.resent.inc();
+            }
+            sent = true;
+            let outcome = async {
+                let channel = live.publisher().await?;
+                publish_on(&channel, message, &live.target).await
+            };
+            let result = tokio::time::timeout_at(deadline, outcome)
+                .await
+                .map_err(|_| Error::Timeout {
+                    operation: "publish confirm",
+                    after: Duration::ZERO,
+                })?;
+            match result {
+                Err(e) if is_transport(&e) && self.is_open() => {
+                    tracing::debug!(error = %e, message_id = %message.message_id,
+                        "connection lost before the confirm; re-sending");
+                    // The error can arrive before the connection's status says so: try
+                    // the same connection (a new channel) a few times before waiting for
+                    // the next one.
+                    if live.connection.status().connected() && same_connection < 3 {
+                        same_connection += 1;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    } else {
+                        live = self
+                            .newer_than(live.generation, deadline, "publish")
+                            .await?;
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+/// A failure of the connection rather than a refusal of the message: I/O errors,
+/// closed channels or connections, and the broker closing the connection (320
+/// CONNECTION_FORCED, which `rabbitmqctl close_connection` and a shutdown send).
+fn is_transport(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Connect { .. }
+            | Error::Broker {
+                reply_code: 320,
+                ..
+            }
+    )
+}
+
+impl Link {
+    /// Opens a channel on the live connection.
+    pub(crate) async fn channel(&self, deadline: Instant) -> Result<(Arc<Live>, Channel)> {
+        let live = self.live(deadline, "channel.open").await?;
+        let channel = live
+            .connection
+            .create_channel()
+            .await
+            .map_err(|e| amqp::error("channel.open", &live.target, e))?;
+        Ok((live, channel))
+    }
+
+    fn is_open(&self) -> bool {
+        !matches!(*self.state.borrow(), State::Closed)
+    }
+
+    /// Stops reconnecting and closes the connection.
+    pub(crate) async fn close(&self) {
+        let previous = self.state.send_replace(State::Closed);
+        drop(
+            self.supervisor
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
+        if let State::Up(live) = previous {
+            if let Err(e) = live.connection.close(200, "closed by courier".into()).await {
+                tracing::debug!(error = %e, "amqp close");
+            }
+        }
+    }
+}
+
+impl Live {
+    /// The publishing channel, reopened if the broker closed it.
+    async fn publisher(&self) -> Result<Channel> {
+        {
+            let current = self.publisher.read().await;
+            if current.status().connected() {
+                return Ok(current.clone());
+            }
+        }
+        let mut slot = self.publisher.write().await;
+        if !slot.status().connected() {
+            *slot = confirm_channel(&self.connection, &self.target).await?;
+        }
+        Ok(slot.clone())
+    }
+}
+
+/// Watches the live connection; when it is lost, reconnects with backoff over the
+/// URLs, starting with the one after the broker that failed.
+async fn supervise(link: Weak<Link>) {
+    loop {
+        let Some(live) = current(&link) else { return };
+        lost(&live).await;
+        let Some(strong) = link.upgrade() else { return };
+        if !strong.is_open() {
+            return;
+        }
+        tracing::warn!(broker = %live.target, "amqp connection lost; reconnecting");
+        strong.state.send_replace(State::Down);
+        drop(strong);
+        let mut attempt = 0u32;
+        let mut index = live.url_index;
+        loop {
+            let Some(strong) = link.upgrade() else { return };
+            if !strong.is_open() {
+                return;
+            }
+            index = (index + 1) % strong.urls.len();
+            let topology = strong
+                .topology
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            match open(&strong.urls, index, live.generation + 1, &topology).await {
+                Ok(next) => {
+                    tracing::info!(broker = %next.target, generation = next.generation, "amqp reconnected");
+                    strong.counters.reconnects.inc();
+                    let next = State::Up(Arc::new(next));
+                    // close() may have run meanwhile: never resurrect a closed link.
+                    let replaced = strong.state.send_if_modified(|s| {
+                        if matches!(s, State::Closed) {
+                            false
+                        } else {
+                            *s = next.clone();
+                            true
+                        }
+                    });
+                    if !replaced {
+                        if let State::Up(orphan) = next {
+                            let _ = orphan.connection.close(200, "closed".into()).await;
+                        }
+                        return;
+                    }
+                    break;
+                }
+                Err(e) => {
+                    let delay = strong.backoff.delay(attempt, &mut rand::rng());
+                    tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "amqp reconnect failed");
+                    attempt = attempt.saturating_add(1);
+                    drop(strong);
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+}
+
+fn current(link: &Weak<Link>) -> Option<Arc<Live>> {
+    let link = link.upgrade()?;
+    let state = link.state.borrow().clone();
+    match state {
+        State::Up(live) => Some(live),
+        State::Down | State::Closed => None,
+    }
+}
+
+/// Returns once `live`'s connection is gone. Channel-level errors (a 404 on one
+/// channel) also arrive as events, so each event is checked against the connection's
+/// status; the periodic check covers a connection that fails without an event.
+async fn lost(live: &Live) {
+    let mut events = live.connection.events_listener();
+    loop {
+        if !live.connection.status().connected() {
+            return;
+        }
+        if let Ok(None) = tokio::time::timeout(Duration::from_secs(1), events.next()).await {
+            // The connection dropped its event sender: it is gone.
+            return;
+        }
+    }
+}
+
+/// Connects to `urls[index]`, opens the publisher channel and replays `topology`.
+async fn open(
+    urls: &[String],
+    index: usize,
+    generation: u64,
+    topology: &[Declaration],
+) -> Result<Live> {
+    let url = &urls[index];
+    let target = redact_url(url);
+    let props = ConnectionProperties::default().with_connection_name("courier".into());
+    let connection = Connection::connect(url, props).await.map_err(|e| {
+        tracing::warn!(broker = %target, error = %e, "amqp connect failed");
+        amqp::error("connect", &target, e)
+    })?;
+    let publisher = confirm_channel(&connection, &target).await?;
+    let live = Live {
+        connection,
+        generation,
+        target,
+        url_index: index,
+        publisher: RwLock::new(publisher),
+    };
+    apply(&live, topology, false).await?;
+    Ok(live)
+}
+
+/// Applies declarations on a short-lived channel: a refused declaration closes its
+/// channel, and that must not take the publisher or a consumer down with it. During
+/// replay (`strict` false) a refusal is logged and the rest still applied: one queue
+/// someone redeclared differently must not keep the whole bus offline.
+async fn apply(live: &Live, declarations: &[Declaration], strict: bool) -> Result<()> {
+    let target = &live.target;
+    let mut channel = None;
+    for declaration in declarations {
+        let ch = match channel.take() {
+            Some(ch) => ch,
+            None => live
+                .connection
+                .create_channel()
+                .await
+                .map_err(|e| amqp::error("channel.open", target, e))?,
+        };
+        match declare_on(&ch, declaration, target).await {
+            Ok(()) => channel = Some(ch),
+            Err(e) if strict => return Err(e),
+            Err(e) => {
+                tracing::warn!(?declaration, error = %e, "redeclaration refused after reconnect")
+            }
+        }
+    }
+    if let Some(ch) = channel {
+        if let Err(e) = ch.close(200, "done".into()).await {
+            tracing::debug!(error = %e, "amqp channel close");
+        }
+    }
+    Ok(())
+}
+
+async fn declare_on(channel: &Channel, declaration: &Declaration, target: &str) -> Result<()> {
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    };
+    match declaration {
+        Declaration::Exchange { name, kind } => {
+            let options = ExchangeDeclareOptions {
+                durable: true,
+                ..ExchangeDeclareOptions::default()
+            };
+            channel
+                .exchange_declare(
+                    name.as_str().into(),
+                    (*kind).into(),
+                    options,
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(|e| amqp::error("exchange.declare", target, e))
+        }
+        Declaration::Queue { name, options } => {
+            let args = options.arguments(name)?;
+            if options.dead_letter {
+                let mut dlq_args = FieldTable::default();
+                if options.quorum {
+                    dlq_args.insert(
+                        "x-queue-type".into(),
+                        AMQPValue::LongString(LongString::from("quorum")),
+                    );
+                }
+                channel
+                    .queue_declare(dead_letter_queue(name).as_str().into(), durable, dlq_args)
+                    .await
+                    .map_err(|e| amqp::error("queue.declare", target, e))?;
+            }
+            channel
+                .queue_declare(name.as_str().into(), durable, args)
+                .await
+                .map(drop)
+                .map_err(|e| amqp::error("queue.declare", target, e))
+        }
+        Declaration::Bind {
+            queue,
+            exchange,
+            routing_key,
+        } => channel
+            .queue_bind(
+                queue.as_str().into(),
+                exchange.as_str().into(),
+                routing_key.as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|e| amqp::error("queue.bind", target, e)),
+    }
+}
+
+/// Writes `message` on a confirm channel and waits for the broker's answer.
+pub(crate) async fn publish_on(
+    channel: &Channel,
+    message: &Outgoing,
+    target: &str,
+) -> Result<Confirm> {
+    let confirm = channel
+        .basic_publish(
+            message.exchange.as_str().into(),
+            message.routing_key.as_str().into(),
+            BasicPublishOptions {
+                mandatory: message.mandatory,
+                ..BasicPublishOptions::default()
+            },
+            &message.body,
+            properties(message),
+        )
+        .await
+        .map_err(|e| amqp::error("basic.publish", target, e))?
+        .await
+        .map_err(|e| amqp::error("basic.publish", target, e))?;
+    Ok(match confirm {
+        Confirmation::Ack(None) => Confirm::Ack,
+        Confirmation::Ack(Some(returned)) => Confirm::Returned(returned.reply_text.to_string()),
+        Confirmation::Nack(_) => Confirm::Nack,
+        Confirmation::NotRequested => {
+            return Err(Error::Internal(
+                "publisher confirms were not enabled".to_owned(),
+            ));
+        }
+    })
+}
+
+/// The AMQP properties of `message`.
+pub(crate) fn properties(message: &Outgoing) -> BasicProperties {
+    let mut props = BasicProperties::default()
+        .with_message_id(message.message_id.as_str().into())
+        .with_delivery_mode(if message.persistent { 2 } else { 1 })
+        .with_headers(amqp::to_table(&message.headers));
+    if let Some(cid) = &message.correlation_id {
+        props = props.with_correlation_id(cid.as_str().into());
+    }
+    if let Some(reply_to) = &message.reply_to {
+        props = props.with_reply_to(reply_to.as_str().into());
+    }
+    if let Some(ms) = message.expiration_ms {
+        props = props.with_expiration(ms.to_string().as_str().into());
+    }
+    props
+}
+
+pub(crate) async fn confirm_channel(connection: &Connection, target: &str) -> Result<Channel> {
+    let channel = connection
+        .create_channel()
+        .await
+        .map_err(|e| amqp::error("channel.open", target, e))?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .map_err(|e| amqp::error("confirm.select", target, e))?;
+    Ok(channel)
+}

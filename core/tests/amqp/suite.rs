@@ -1,0 +1,555 @@
+//! One behavioural suite, run against RabbitMQ (`amqp://`) and the in-process broker
+//! (`memory://`): the two transports must be indistinguishable to an application.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use courier::{
+    Bus, BusConfig, ConsumeOptions, ErrorKind, ExchangeKind, PublishOptions, QueueOptions,
+    RequestOptions, Validate,
+};
+use futures_util::StreamExt;
+
+use super::{SHORT, amqp_url, delete_queues, unique};
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Transport {
+    Amqp,
+    Memory,
+}
+
+impl Transport {
+    /// A bus on this transport; every memory bus gets a broker of its own so tests
+    /// running in parallel never share queues.
+    pub(crate) async fn bus(self) -> Bus {
+        self.bus_with(serde_json::json!({})).await
+    }
+
+    pub(crate) async fn bus_with(self, extra: serde_json::Value) -> Bus {
+        let url = match self {
+            Transport::Amqp => amqp_url(),
+            Transport::Memory => format!("memory://{}", uuid::Uuid::new_v4().simple()),
+        };
+        let mut config = serde_json::json!({ "urls": [url] });
+        if let (Some(c), Some(e)) = (config.as_object_mut(), extra.as_object()) {
+            c.extend(e.clone());
+        }
+        Bus::connect(BusConfig::from_value(config).unwrap())
+            .await
+            .expect("RabbitMQ must be running (tests/scripts/ensure-rabbitmq.sh)")
+    }
+
+    /// Removes a test's queues from a shared broker.
+    pub(crate) async fn cleanup(self, queues: &[&str]) {
+        if let Transport::Amqp = self {
+            delete_queues(queues).await;
+        }
+    }
+}
+
+/// Generates `amqp_<case>` and `memory_<case>` tests for each case.
+macro_rules! on_both_transports {
+    ($($case:ident),* $(,)?) => {
+        mod amqp_transport {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() { super::$case(super::Transport::Amqp).await })*
+        }
+        mod memory_transport {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() { super::$case(super::Transport::Memory).await })*
+        }
+    };
+}
+
+on_both_transports!(
+    topic_routing_round_trip,
+    nack_requeues_and_reject_dead_letters,
+    unroutable_and_missing_exchange,
+    dedup_skips_ids_already_processed,
+    dedup_holds_a_copy_back_until_the_first_settles,
+    dedup_off_delivers_every_copy,
+    poison_message_ends_in_the_dead_letter_queue,
+    request_reply_and_timeout,
+    many_requests_in_flight_with_unanswered_ones,
+    close_wakes_a_waiting_next,
+);
+
+fn body(s: &str) -> bytes::Bytes {
+    bytes::Bytes::copy_from_slice(s.as_bytes())
+}
+
+fn with_id(id: &str) -> PublishOptions {
+    PublishOptions {
+        message_id: Some(id.to_owned()),
+        ..PublishOptions::default()
+    }
+}
+
+async fn topic_routing_round_trip(t: Transport) {
+    let bus = t.bus().await;
+    let q = unique("topic");
+    let ex = unique("events");
+    bus.declare_exchange(&ex, ExchangeKind::Topic)
+        .await
+        .unwrap();
+    bus.declare_queue(&q, &QueueOptions::default())
+        .await
+        .unwrap();
+    bus.bind(&q, &ex, "order.*").await.unwrap();
+    let opts = PublishOptions {
+        headers: BTreeMap::from([("x-tenant".to_owned(), "acme".to_owned())]),
+        correlation_id: Some("c-1".to_owned()),
+        ..PublishOptions::default()
+    };
+    let receipt = bus
+        .publish(&ex, "order.placed", body("o1"), opts)
+        .await
+        .unwrap();
+    let err = bus
+        .publish(&ex, "invoice.sent", body("i1"), PublishOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unroutable, "{err}");
+
+    let consumer = bus.consume(&q, ConsumeOptions::default()).await.unwrap();
+    let d = consumer.next(SHORT).await.unwrap().expect("a delivery");
+    assert_eq!(&d.body[..], b"o1");
+    assert_eq!(d.message_id.as_deref(), Some(receipt.message_id.as_str()));
+    assert_eq!(d.correlation_id.as_deref(), Some("c-1"));
+    assert_eq!(d.headers.get("x-tenant").map(String::as_str), Some("acme"));
+    assert_eq!(
+        (d.exchange.as_str(), d.routing_key.as_str()),
+        (ex.as_str(), "order.placed")
+    );
+    assert!(!d.redelivered);
+    assert_eq!(d.delivery_count, None, "a first delivery has no count");
+    assert_eq!(d.trace.trace_id(), receipt.trace.trace_id());
+    d.ack().await.unwrap();
+    assert_eq!(d.ack().await.unwrap_err().kind(), ErrorKind::Closed);
+
+    let stats = bus.stats();
+    assert_eq!(
+        (
+            stats.published,
+            stats.confirmed,
+            stats.returned,
+            stats.delivered,
+            stats.acked
+        ),
+        (2, 2, 1, 1, 1),
+        "{stats:?}"
+    );
+    consumer.close().await.unwrap();
+    assert!(
+        consumer.next(SHORT).await.unwrap().is_none(),
+        "closed consumers end"
+    );
+    bus.close().await.unwrap();
+    t.cleanup(&[&q, &format!("{q}.dlq")]).await;
+}
+
+async fn nack_requeues_and_reject_dead_letters(t: Transport) {
+    let bus = t.bus().await;
+    let q = unique("nack");
+    let dlq = format!("{q}.dlq");
+    bus.declare_queue(&q, &QueueOptions::default())
+        .await
+        .unwrap();
+    let receipt = bus
+        .publish("", &q, body("bad"), PublishOptions::default())
+        .await
+        .unwrap();
+    let consumer = bus.consume(&q, ConsumeOptions::default()).await.unwrap();
+    let first = consumer.next(SHORT).await.unwrap().unwrap();
+    first.nack(true).await.unwrap();
+    let again = consumer.next(SHORT).await.unwrap().unwrap();
+    assert!(
+        again.redelivered,
+        "a requeued message comes back marked redelivered"
+    );
+    assert_eq!(
+        again.delivery_count,
+        Some(1),
+        "quorum queues count deliveries"
+    );
+    again.reject().await.unwrap();
+
+    let dead = bus.consume(&dlq, ConsumeOptions::default()).await.unwrap();
+    let parked = dead
+        .next(SHORT)
+        .await
+        .unwrap()
+        .expect("rejected message in the DLQ");
+    assert_eq!(
+        parked.message_id.as_deref(),
+        Some(receipt.message_id.as_str())
+    );
+    parked.ack().await.unwrap();
+    let stats = bus.stats();
+    assert_eq!(
+        (stats.nacked, stats.rejected, stats.redelivered),
+        (1, 1, 1),
+        "{stats:?}"
+    );
+    bus.close().await.unwrap();
+    t.cleanup(&[&q, &dlq]).await;
+}
+
+async fn unroutable_and_missing_exchange(t: Transport) {
+    let bus = t.bus().await;
+    let err = bus
+        .publish("", &unique("nowhere"), body("x"), PublishOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unroutable, "{err}");
+    let err = bus
+        .publish(
+            &unique("no-exchange"),
+            "k",
+            body("x"),
+            PublishOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            courier::Error::Broker {
+                reply_code: 404,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // The 404 closed the publishing channel on RabbitMQ; the next publish reopens it.
+    let q = unique("after-404");
+    let classic = QueueOptions {
+        quorum: false,
+        dead_letter: false,
+        ..QueueOptions::default()
+    };
+    bus.declare_queue(&q, &classic).await.unwrap();
+    bus.publish("", &q, body("ok"), PublishOptions::default())
+        .await
+        .unwrap();
+    let err = bus
+        .declare_queue(&q, &QueueOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            courier::Error::Broker {
+                reply_code: 406,
+                ..
+            }
+        ),
+        "redeclaring with other arguments is refused: {err}"
+    );
+    bus.close().await.unwrap();
+    t.cleanup(&[&q]).await;
+}
+
+async fn dedup_skips_ids_already_processed(t: Transport) {
+    let bus = t.bus().await;
+    let q = unique("dedup");
+    bus.declare_queue(&q, &QueueOptions::default())
+        .await
+        .unwrap();
+    for id in ["a", "b", "a", "c", "b"] {
+        bus.publish("", &q, body(id), with_id(id)).await.unwrap();
+    }
+    let consumer = bus.consume(&q, ConsumeOptions::default()).await.unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let d = consumer.next(SHORT).await.unwrap().unwrap();
+        seen.push(d.message_id.clone().unwrap());
+        d.ack().await.unwrap();
+    }
+    assert_eq!(seen, ["a", "b", "c"]);
+    let err = consumer
+        .next(Some(Duration::from_millis(300)))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::Timeout,
+        "the copies never reach the application"
+    );
+    let stats = bus.stats();
+    assert_eq!((stats.delivered, stats.deduplicated), (3, 2), "{stats:?}");
+    bus.close().await.unwrap();
+    t.cleanup(&[&q, &format!("{q}.dlq")]).await;
+}
+
+async fn dedup_holds_a_copy_back_until_the_first_settles(t: Transport) {
+    let bus = t.bus().await;
+    let q = unique("hold");
+    bus.declare_queue(&q, &QueueOptions::default())
+        .await
+        .unwrap();
+    bus.publish("", &q, body("1"), with_id("x")).await.unwrap();
+    bus.publish("", &q, body("2"), with_id("x")).await.unwrap();
+    let consumer = bus.consume(&q, ConsumeOptions::default()).await.unwrap();
+    let first = consumer.next(SHORT).await.unwrap().unwrap();
+    assert_eq!(&first.body[..], b"1");
+    let err = consumer
+        .next(Some(Duration::from_millis(300)))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::Timeout,
+        "the copy waits while the first is processed"
+    );
+    // The first failed: the held copy is delivered.
+    first.nack(true).await.unwrap();
+    let copy = consumer.next(SHORT).await.unwrap().unwrap();
+    assert_eq!(copy.message_id.as_deref(), Some("x"));
+    copy.ack().await.unwrap();
+    // The requeued first copy is now a duplicate of a processed message: skipped.
+    let err = consumer
+        .next(Some(Duration::from_millis(500)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout);
+    assert_eq!(bus.stats().deduplicated, 1);
+    bus.close().await.unwrap();
+    t.cleanup(&[&q, &format!("{q}.dlq")]).await;
+}
+
+async fn dedup_off_delivers_every_copy(t: Transport) {
+    let bus = t.bus().await;
+    let q = unique("nodedup");
+    bus.declare_queue(&q, &QueueOptions::default())
+        .await
+        .unwrap();
+    bus.publish("", &q, body("1"), with_id("same"))
+        .await
+        .unwrap();
+    bus.publish("", &q, body("2"), with_id("same"))
+        .await
+        .unwrap();
+    let options = ConsumeOptions {
+        dedup: false,
+        ..ConsumeOptions::default()
+    };
+    let consumer = bus.consume(&q, options).await.unwrap();
+    for expected in ["1", "2"] {
+        let d = consumer.next(SHORT).await.unwrap().unwrap();
+        assert_eq!(&d.body[..], expected.as_bytes());
+        d.ack().await.unwrap();
+    }
+    bus.close().await.unwrap();
+    t.cleanup(&[&q, &format!("{q}.dlq")]).await;
+}
+
+/// 1,000 messages, one of them poison: the handler nacks it every time; after the
+/// queue's delivery limit it is parked in `<queue>.dlq` and the other 999 are processed.
+async fn poison_message_ends_in_the_dead_letter_queue(t: Transport) {
+    let bus = t.bus().await;
+    let q = unique("poison");
+    let dlq = format!("{q}.dlq");
+    let options = QueueOptions {
+        delivery_limit: Some(3),
+        ..QueueOptions::default()
+    };
+    bus.declare_queue(&q, &options).await.unwrap();
+    let publishes = (0..1000).map(|i| {
+        let id = if i == 500 {
+            "poison".to_owned()
+        } else {
+            format!("m-{i}")
+        };
+        let bus = bus.clone();
+        let q = q.clone();
+        async move { bus.publish("", &q, body(&id), with_id(&id)).await }
+    });
+    let results: Vec<_> = futures_util::stream::iter(publishes)
+        .buffer_unordered(128)
+        .collect()
+        .await;
+    assert!(results.iter().all(Result::is_ok));
+
+    let consumer = bus.consume(&q, ConsumeOptions::default()).await.unwrap();
+    let mut processed = 0;
+    let mut poison_deliveries = 0;
+    while processed < 999 {
+        let d = consumer.next(SHORT).await.unwrap().expect("a delivery");
+        if d.message_id.as_deref() == Some("poison") {
+            poison_deliveries += 1;
+            d.nack(true).await.unwrap();
+        } else {
+            processed += 1;
+            d.ack().await.unwrap();
+        }
+    }
+    let dead = bus.consume(&dlq, ConsumeOptions::default()).await.unwrap();
+    let parked = dead
+        .next(Some(Duration::from_secs(10)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(parked.message_id.as_deref(), Some("poison"));
+    parked.ack().await.unwrap();
+    // Deliveries still in flight when the 999th arrived may include more poison copies;
+    // drain what is left so the count is final.
+    while let Ok(Some(d)) = consumer.next(Some(Duration::from_millis(300))).await {
+        poison_deliveries += 1;
+        d.nack(true).await.unwrap();
+    }
+    assert_eq!(
+        poison_deliveries, 4,
+        "delivery_limit 3: the first delivery and 3 more"
+    );
+    bus.close().await.unwrap();
+    t.cleanup(&[&q, &dlq]).await;
+}
+
+/// Serves `queue` until the bus closes: echoes the body upper-cased, and leaves
+/// requests whose body starts with "ignore" unanswered (acked, never replied).
+fn spawn_server(bus: &Bus, queue: &str) -> tokio::task::JoinHandle<()> {
+    let bus = bus.clone();
+    let queue = queue.to_owned();
+    tokio::spawn(async move {
+        let server = bus.serve(&queue).await.unwrap();
+        while let Ok(Some(request)) = server.next(None).await {
+            if !request.body.starts_with(b"ignore") {
+                let reply = request.body.to_ascii_uppercase();
+                let headers = BTreeMap::from([("x-served".to_owned(), "yes".to_owned())]);
+                request.reply(reply.into(), headers).await.unwrap();
+            }
+            request.ack().await.unwrap();
+        }
+    })
+}
+
+async fn request_reply_and_timeout(t: Transport) {
+    let bus = t.bus().await;
+    let q = unique("pricing");
+    let classic = QueueOptions {
+        quorum: false,
+        dead_letter: false,
+        ..QueueOptions::default()
+    };
+    bus.declare_queue(&q, &classic).await.unwrap();
+    let server = spawn_server(&bus, &q);
+
+    let parent = courier::TraceContext::new_root();
+    let options = RequestOptions {
+        trace: Some(parent.clone()),
+        ..RequestOptions::default()
+    };
+    let reply = bus.request(&q, body("quote"), options).await.unwrap();
+    assert_eq!(&reply.body[..], b"QUOTE");
+    assert_eq!(
+        reply.headers.get("x-served").map(String::as_str),
+        Some("yes")
+    );
+    assert!(reply.correlation_id.is_some());
+    assert_eq!(
+        reply.trace.trace_id(),
+        parent.trace_id(),
+        "the reply continues the request's trace"
+    );
+    reply.ack().await.unwrap();
+
+    let options = RequestOptions {
+        timeout: Duration::from_millis(300),
+        ..RequestOptions::default()
+    };
+    let err = bus
+        .request(&q, body("ignore me"), options)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+
+    let err = bus
+        .request(&unique("nobody"), body("x"), RequestOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unroutable, "{err}");
+    assert_eq!(bus.stats().rpc_in_flight, 0);
+    bus.close().await.unwrap();
+    server.await.unwrap();
+    t.cleanup(&[&q]).await;
+}
+
+/// 5,000 requests, 10% deliberately unanswered: each of those times out, every other
+/// one gets its own reply, and nothing is left in flight.
+async fn many_requests_in_flight_with_unanswered_ones(t: Transport) {
+    let bus = t.bus().await;
+    let q = unique("rpc-load");
+    let classic = QueueOptions {
+        quorum: false,
+        dead_letter: false,
+        ..QueueOptions::default()
+    };
+    bus.declare_queue(&q, &classic).await.unwrap();
+    let server = spawn_server(&bus, &q);
+    let outcomes = Arc::new(std::sync::Mutex::new(HashMap::<&'static str, usize>::new()));
+    let requests = (0..5000).map(|i| {
+        let bus = bus.clone();
+        let q = q.clone();
+        let outcomes = outcomes.clone();
+        async move {
+            let text = if i % 10 == 0 {
+                format!("ignore-{i}")
+            } else {
+                format!("req-{i}")
+            };
+            let options = RequestOptions {
+                timeout: Duration::from_secs(2),
+                ..RequestOptions::default()
+            };
+            let key = match bus.request(&q, body(&text), options).await {
+                Ok(reply) if reply.body[..] == *text.to_ascii_uppercase().as_bytes() => "answered",
+                Ok(_) => "wrong reply",
+                Err(e) if e.kind() == ErrorKind::Timeout && text.starts_with("ignore") => {
+                    "timed out"
+                }
+                Err(_) => "failed",
+            };
+            *outcomes.lock().unwrap().entry(key).or_default() += 1;
+        }
+    });
+    futures_util::stream::iter(requests)
+        .buffer_unordered(250)
+        .collect::<Vec<()>>()
+        .await;
+    let outcomes = outcomes.lock().unwrap().clone();
+    assert_eq!(
+        outcomes,
+        HashMap::from([("answered", 4500), ("timed out", 500)]),
+    );
+    assert_eq!(bus.stats().rpc_in_flight, 0);
+    bus.close().await.unwrap();
+    server.await.unwrap();
+    t.cleanup(&[&q]).await;
+}
+
+async fn close_wakes_a_waiting_next(t: Transport) {
+    let bus = t.bus().await;
+    let q = unique("idle");
+    bus.declare_queue(&q, &QueueOptions::default())
+        .await
+        .unwrap();
+    let consumer = Arc::new(bus.consume(&q, ConsumeOptions::default()).await.unwrap());
+    let waiting = {
+        let consumer = consumer.clone();
+        tokio::spawn(async move { consumer.next(None).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    tokio::time::timeout(Duration::from_secs(5), consumer.close())
+        .await
+        .expect("close does not wait for the blocked next()")
+        .unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("the blocked next() ends")
+        .unwrap();
+    assert!(ended.unwrap().is_none());
+    bus.close().await.unwrap();
+    t.cleanup(&[&q, &format!("{q}.dlq")]).await;
+}

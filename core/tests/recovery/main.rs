@@ -1,0 +1,232 @@
+//! Recovery against a real RabbitMQ that the test disturbs with `rabbitmqctl`: the
+//! connection is force-closed, or the broker application restarted, while 10,000
+//! confirmed publishes and a dedup consumer are running. No message may be lost, and
+//! each must be processed exactly once.
+//!
+//! These tests disturb every courier connection on the broker, so they live in their
+//! own test binary (cargo runs test binaries one at a time) and take a lock so they
+//! also run one at a time within it.
+
+use std::collections::HashMap;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use courier::{Bus, BusConfig, ConsumeOptions, PublishOptions, QueueOptions, Validate};
+use futures_util::StreamExt;
+use tokio::sync::Mutex;
+use tokio::time::{Instant, sleep};
+
+const MESSAGES: usize = 10_000;
+const PACE: Duration = Duration::from_micros(600);
+
+static SERIAL: Mutex<()> = Mutex::const_new(());
+
+fn amqp_url() -> String {
+    std::env::var("COURIER_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+}
+
+fn rabbitmqctl(args: &[&str]) -> String {
+    let out = Command::new("rabbitmqctl")
+        .args(args)
+        .output()
+        .expect("rabbitmqctl must be on PATH (tests/scripts/ensure-rabbitmq.sh installs it)");
+    assert!(
+        out.status.success(),
+        "rabbitmqctl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Force-closes every connection courier opened (their client properties name them "courier").
+fn close_courier_connections() -> usize {
+    let listing = rabbitmqctl(&["list_connections", "-q", "pid", "client_properties"]);
+    let pids: Vec<&str> = listing
+        .lines()
+        .filter(|l| l.contains("courier"))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    for pid in &pids {
+        rabbitmqctl(&["close_connection", pid, "closed by the recovery test"]);
+    }
+    pids.len()
+}
+
+async fn bus() -> Bus {
+    let config = BusConfig::from_value(serde_json::json!({
+        "urls": [amqp_url()],
+        "reconnect": {"base_delay_ms": 50, "max_delay_ms": 1000},
+        "publish_deadline_ms": 120_000,
+    }))
+    .unwrap();
+    Bus::connect(config)
+        .await
+        .expect("RabbitMQ must be running")
+}
+
+async fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "gave up waiting for {what}");
+        sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Publishes `MESSAGES` messages with known ids while a dedup consumer processes them;
+/// `disturb` runs once a fifth of them are confirmed. Returns how often each id was
+/// processed.
+async fn publish_and_consume_through(disturb: impl AsyncFnOnce()) -> HashMap<String, usize> {
+    let bus = bus().await;
+    let q = format!("courier-test.recovery.{}", uuid::Uuid::now_v7());
+    bus.declare_queue(&q, &QueueOptions::default())
+        .await
+        .unwrap();
+
+    let processed = Arc::new(std::sync::Mutex::new(HashMap::<String, usize>::new()));
+    let consumer = {
+        let bus = bus.clone();
+        let q = q.clone();
+        let processed = processed.clone();
+        tokio::spawn(async move {
+            let consumer = bus.consume(&q, ConsumeOptions::default()).await.unwrap();
+            loop {
+                let unique = processed.lock().unwrap().len();
+                if unique == MESSAGES {
+                    // Anything still coming is a duplicate the dedup must swallow.
+                    match consumer.next(Some(Duration::from_secs(2))).await {
+                        Err(e) if e.kind() == courier::ErrorKind::Timeout => return,
+                        Ok(Some(d)) => {
+                            *processed
+                                .lock()
+                                .unwrap()
+                                .entry(d.message_id.clone().unwrap())
+                                .or_default() += 1;
+                            let _ = d.ack().await;
+                        }
+                        other => panic!("consumer ended: {other:?}"),
+                    }
+                    continue;
+                }
+                let d = consumer
+                    .next(Some(Duration::from_secs(60)))
+                    .await
+                    .unwrap()
+                    .expect("the consumer survives the disturbance");
+                *processed
+                    .lock()
+                    .unwrap()
+                    .entry(d.message_id.clone().unwrap())
+                    .or_default() += 1;
+                // An ack on a lost connection fails; the broker redelivers and the
+                // dedup store, which recorded the id first, skips the copy.
+                let _ = d.ack().await;
+            }
+        })
+    };
+
+    let publisher = {
+        let bus = bus.clone();
+        let q = q.clone();
+        tokio::spawn(async move {
+            // Paced over about six seconds, so that the disturbance (rabbitmqctl takes
+            // a second to start) lands while publishes are in flight.
+            let start = Instant::now();
+            let publishes = (0..MESSAGES).map(move |i| {
+                let bus = bus.clone();
+                let q = q.clone();
+                async move {
+                    tokio::time::sleep_until(start + PACE * i as u32).await;
+                    let options = PublishOptions {
+                        message_id: Some(format!("m-{i}")),
+                        ..PublishOptions::default()
+                    };
+                    bus.publish("", &q, bytes::Bytes::from(vec![b'x'; 256]), options)
+                        .await
+                }
+            });
+            futures_util::stream::iter(publishes)
+                .buffer_unordered(256)
+                .collect::<Vec<_>>()
+                .await
+        })
+    };
+
+    wait_for("a fifth of the publishes", Duration::from_secs(60), || {
+        bus.stats().confirmed >= (MESSAGES / 5) as u64
+    })
+    .await;
+    disturb().await;
+
+    let results = tokio::time::timeout(Duration::from_secs(240), publisher)
+        .await
+        .expect("publishing finishes")
+        .unwrap();
+    let failed: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(
+        failed.is_empty(),
+        "publishes failed: {:?}",
+        &failed[..failed.len().min(3)]
+    );
+    tokio::time::timeout(Duration::from_secs(240), consumer)
+        .await
+        .expect("consuming finishes")
+        .unwrap();
+
+    let stats = bus.stats();
+    assert!(stats.reconnects >= 1, "{stats:?}");
+    eprintln!("recovery stats: {stats:?}");
+    bus.close().await.unwrap();
+    let cleanup = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let ch = cleanup.create_channel().await.unwrap();
+    for name in [q.clone(), format!("{q}.dlq")] {
+        ch.queue_delete(
+            name.as_str().into(),
+            lapin::options::QueueDeleteOptions::default(),
+        )
+        .await
+        .unwrap();
+    }
+    processed.lock().unwrap().clone()
+}
+
+fn assert_exactly_once(processed: &HashMap<String, usize>) {
+    let missing: Vec<_> = (0..MESSAGES)
+        .map(|i| format!("m-{i}"))
+        .filter(|id| !processed.contains_key(id))
+        .take(5)
+        .collect();
+    assert!(missing.is_empty(), "lost: {missing:?}");
+    let twice: Vec<_> = processed.iter().filter(|(_, n)| **n != 1).take(5).collect();
+    assert!(twice.is_empty(), "processed more than once: {twice:?}");
+    assert_eq!(processed.len(), MESSAGES);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forced_connection_close_loses_and_duplicates_nothing() {
+    let _serial = SERIAL.lock().await;
+    let processed = publish_and_consume_through(async || {
+        let closed = close_courier_connections();
+        assert!(
+            closed >= 1,
+            "the test must have closed the bus's connection"
+        );
+    })
+    .await;
+    assert_exactly_once(&processed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_restart_loses_and_duplicates_nothing() {
+    let _serial = SERIAL.lock().await;
+    let processed = publish_and_consume_through(async || {
+        rabbitmqctl(&["stop_app"]);
+        sleep(Duration::from_secs(1)).await;
+        rabbitmqctl(&["start_app"]);
+    })
+    .await;
+    assert_exactly_once(&processed);
+}
