@@ -276,3 +276,22 @@ async fn redis_dedup_is_shared_by_consumers() {
     publisher.close().await.unwrap();
     delete_queues(&[&q, &format!("{q}.dlq")]).await;
 }
+
+#[tokio::test]
+async fn connect_skips_brokers_that_refuse_and_server_named_queues_are_refused() {
+    // A closed port first: the bus moves on to the next URL of the cluster.
+    let config = BusConfig::from_value(serde_json::json!({
+        "urls": ["amqp://guest:guest@127.0.0.1:1/%2f", amqp_url()],
+    }))
+    .unwrap();
+    let bus = Bus::connect(config)
+        .await
+        .expect("the second broker accepts");
+    let err = bus
+        .declare_queue("", &QueueOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config);
+    assert!(err.to_string().contains("server-named"), "{err}");
+    bus.close().await.unwrap();
+}
