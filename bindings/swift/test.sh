@@ -46,7 +46,9 @@ grep -q 'module CourierFFI' "$ffi_dir/module.modulemap" || fail "module map does
 for decl in 'open class Client' 'open class Bus' 'open class Consumer' 'open class Delivery' \
             'enum CourierError' 'public struct HttpRequest' 'func next(timeoutMs' \
             'func stats() -> ClientStats' 'public struct ServiceStats' 'public struct EndpointStats' \
-            'public var endpoints: \[EndpointStats\]'; do
+            'public var endpoints: \[EndpointStats\]' 'func stats() -> BusStats' 'public struct BusStats' \
+            'public var rpcInFlight: UInt64' 'func request(routingKey' 'func serve(queue' \
+            'func reply(body' 'func replyTo() -> String?' 'dedup: Bool = true' 'public var deadlineMs'; do
   grep -q "$decl" "$gen_dir/Courier.swift" || fail "Courier.swift lacks '$decl'"
 done
 # Every FFI function the Swift code calls must be declared in the header and exported by

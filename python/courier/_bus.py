@@ -6,6 +6,7 @@ Consumers are iterators (sync) and async iterators (asyncio) over the core's pul
 
 from __future__ import annotations
 
+import json as _json
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, Literal, Union
 
@@ -26,6 +27,10 @@ def _bytes(body: Body) -> bytes:
     return body.encode() if isinstance(body, str) else bytes(body)
 
 
+def _headers(headers: Mapping[str, str] | None) -> dict[str, str] | None:
+    return None if headers is None else dict(headers)
+
+
 class Receipt:
     """Proof that the broker confirmed a publish; ``trace`` is the carrier it sent."""
 
@@ -40,7 +45,11 @@ class Receipt:
 
 
 class Delivery:
-    """A received message. Settle it once: ``ack()``, ``nack(requeue=...)`` or ``reject()``."""
+    """A received message. Settle it once: ``ack()``, ``nack(requeue=...)`` or ``reject()``.
+
+    A request (from :meth:`Bus.serve`) is answered with ``reply()``, which does not settle
+    it. The reply a :meth:`Bus.request` returns is a Delivery too; settling it is a no-op.
+    """
 
     __slots__ = ("_native",)
 
@@ -51,6 +60,9 @@ class Delivery:
     headers = property(lambda self: self._native.headers, doc="Application headers as text.")
     message_id = property(lambda self: self._native.message_id)
     correlation_id = property(lambda self: self._native.correlation_id)
+    reply_to = property(
+        lambda self: self._native.reply_to, doc="Where the sender wants a reply (requests only)."
+    )
     exchange = property(lambda self: self._native.exchange)
     routing_key = property(lambda self: self._native.routing_key)
     redelivered = property(lambda self: self._native.redelivered)
@@ -72,6 +84,12 @@ class Delivery:
         """Reject without requeue: the message goes to the dead-letter queue."""
         self._native.reject(False)
 
+    def reply(self, body: Body, headers: Mapping[str, str] | None = None) -> None:
+        """Answers a request on its ``reply_to`` with the same correlation id. Does not
+        settle it: ``ack()`` afterwards. Raises :class:`courier.ConfigError` when the
+        delivery is not a request."""
+        self._native.reply(_bytes(body), _headers(headers), False)
+
     async def ack_async(self) -> None:
         await self._native.ack(True)
 
@@ -80,6 +98,9 @@ class Delivery:
 
     async def reject_async(self) -> None:
         await self._native.reject(True)
+
+    async def reply_async(self, body: Body, headers: Mapping[str, str] | None = None) -> None:
+        await self._native.reply(_bytes(body), _headers(headers), True)
 
     def __repr__(self) -> str:
         return f"<Delivery {self.message_id} from {self.exchange!r}/{self.routing_key!r}>"
@@ -141,7 +162,7 @@ class AsyncConsumer:
 
 
 class Bus:
-    """A connection to RabbitMQ, blocking API. Thread-safe."""
+    """A connection to RabbitMQ (or the in-process ``memory://`` broker), blocking API. Thread-safe."""
 
     def __init__(self, native: _courier.Bus) -> None:
         self._native = native
@@ -178,28 +199,62 @@ class Bus:
         correlation_id: str | None = None,
         persistent: bool = True,
         trace: Mapping[str, str] | None = None,
+        deadline_ms: int | None = None,
     ) -> Receipt:
         """Publishes and returns once the broker confirms.
 
         ``trace`` is the caller's carrier (``traceparent``, ...): the message carries a
-        child of it, or starts a new trace.
+        child of it, or starts a new trace. ``deadline_ms`` bounds the whole publish,
+        reconnects included (default: the config's ``publish_deadline_ms``).
         """
-        hdrs = None if headers is None else dict(headers)
         mid, carrier = self._native.publish(
             exchange,
             routing_key,
             _bytes(body),
-            hdrs,
+            _headers(headers),
             message_id,
             correlation_id,
             persistent,
             _carrier(trace),
+            deadline_ms,
             False,
         )
         return Receipt(mid, carrier)
 
-    def consume(self, queue: str, *, prefetch: int | None = None) -> Consumer:
-        return Consumer(self._native.consume(queue, prefetch, False))
+    def consume(self, queue: str, *, prefetch: int | None = None, dedup: bool = True) -> Consumer:
+        """Consumes ``queue`` with manual acks. With ``dedup``, a message id already
+        acked within the dedup window is acked and skipped, never returned."""
+        return Consumer(self._native.consume(queue, prefetch, dedup, False))
+
+    def serve(self, queue: str) -> Consumer:
+        """A consumer of RPC requests on ``queue``: answer each with ``d.reply(...)``.
+        Requests are not deduplicated."""
+        return Consumer(self._native.serve(queue, False))
+
+    def request(
+        self,
+        routing_key: str,
+        body: Body,
+        *,
+        exchange: str = "",
+        timeout_ms: int = 5000,
+        headers: Mapping[str, str] | None = None,
+        trace: Mapping[str, str] | None = None,
+    ) -> Delivery:
+        """Sends a request and returns the reply. Raises :class:`courier.TimeoutError` when
+        no reply comes within ``timeout_ms``, :class:`courier.UnroutableError` when no
+        queue takes the request."""
+        native = self._native.request(
+            routing_key, _bytes(body), exchange, timeout_ms, _headers(headers), _carrier(trace), False
+        )
+        return Delivery(native)
+
+    def stats(self) -> dict[str, int]:
+        """Counters since the bus connected: ``published``, ``confirmed``, ``resent``,
+        ``returned``, ``publish_rejected``, ``delivered``, ``acked``, ``nacked``,
+        ``rejected``, ``redelivered``, ``deduplicated``, ``rpc_in_flight``, ``reconnects``."""
+        stats: dict[str, int] = _json.loads(self._native.stats_json())
+        return stats
 
     def close(self) -> None:
         self._native.close(False)
@@ -212,7 +267,7 @@ class Bus:
 
 
 class AsyncBus:
-    """A connection to RabbitMQ for asyncio."""
+    """A connection to RabbitMQ (or the in-process ``memory://`` broker) for asyncio."""
 
     def __init__(self, native: _courier.Bus) -> None:
         self._native = native
@@ -249,23 +304,47 @@ class AsyncBus:
         correlation_id: str | None = None,
         persistent: bool = True,
         trace: Mapping[str, str] | None = None,
+        deadline_ms: int | None = None,
     ) -> Receipt:
-        hdrs = None if headers is None else dict(headers)
         mid, carrier = await self._native.publish(
             exchange,
             routing_key,
             _bytes(body),
-            hdrs,
+            _headers(headers),
             message_id,
             correlation_id,
             persistent,
             _carrier(trace),
+            deadline_ms,
             True,
         )
         return Receipt(mid, carrier)
 
-    async def consume(self, queue: str, *, prefetch: int | None = None) -> AsyncConsumer:
-        return AsyncConsumer(await self._native.consume(queue, prefetch, True))
+    async def consume(self, queue: str, *, prefetch: int | None = None, dedup: bool = True) -> AsyncConsumer:
+        return AsyncConsumer(await self._native.consume(queue, prefetch, dedup, True))
+
+    async def serve(self, queue: str) -> AsyncConsumer:
+        return AsyncConsumer(await self._native.serve(queue, True))
+
+    async def request(
+        self,
+        routing_key: str,
+        body: Body,
+        *,
+        exchange: str = "",
+        timeout_ms: int = 5000,
+        headers: Mapping[str, str] | None = None,
+        trace: Mapping[str, str] | None = None,
+    ) -> Delivery:
+        native = await self._native.request(
+            routing_key, _bytes(body), exchange, timeout_ms, _headers(headers), _carrier(trace), True
+        )
+        return Delivery(native)
+
+    def stats(self) -> dict[str, int]:
+        """Counters since the bus connected, as :meth:`Bus.stats`."""
+        stats: dict[str, int] = _json.loads(self._native.stats_json())
+        return stats
 
     async def close(self) -> None:
         await self._native.close(True)

@@ -4,7 +4,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use courier::{BusConfig, ExchangeKind, PublishOptions, QueueOptions, TraceContext, Validate};
+use courier::{
+    BusConfig, ConsumeOptions, ExchangeKind, PublishOptions, QueueOptions, RequestOptions,
+    TraceContext, Validate,
+};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
@@ -82,8 +85,8 @@ impl Bus {
         })
     }
 
-    /// Returns the confirmed message id.
-    #[pyo3(signature = (exchange, routing_key, body, headers, message_id, correlation_id, persistent, trace, asynchronous))]
+    /// Returns the confirmed message id and the trace carrier the message carries.
+    #[pyo3(signature = (exchange, routing_key, body, headers, message_id, correlation_id, persistent, trace, deadline_ms, asynchronous))]
     fn publish(
         &self,
         py: Python<'_>,
@@ -95,6 +98,7 @@ impl Bus {
         correlation_id: Option<String>,
         persistent: bool,
         trace: Option<BTreeMap<String, String>>,
+        deadline_ms: Option<u64>,
         asynchronous: bool,
     ) -> PyResult<Py<PyAny>> {
         let bus = self.inner.clone();
@@ -104,6 +108,7 @@ impl Bus {
             correlation_id,
             persistent,
             trace: trace.map(|carrier| TraceContext::from_carrier(&carrier)),
+            deadline: deadline_ms.map(Duration::from_millis),
         };
         let fut = async move {
             let receipt = bus
@@ -119,16 +124,54 @@ impl Bus {
         py: Python<'_>,
         queue: String,
         prefetch: Option<u16>,
+        dedup: bool,
         asynchronous: bool,
     ) -> PyResult<Py<PyAny>> {
         let bus = self.inner.clone();
-        let fut = async move {
-            let inner = bus.consume(&queue, prefetch).await?;
-            Ok(Consumer {
-                inner: Arc::new(inner),
-            })
-        };
+        let options = ConsumeOptions { prefetch, dedup };
+        let fut = async move { bus.consume(&queue, options).await.map(Consumer::from) };
         run(py, asynchronous, fut)
+    }
+
+    /// A consumer of RPC requests on `queue`.
+    fn serve(&self, py: Python<'_>, queue: String, asynchronous: bool) -> PyResult<Py<PyAny>> {
+        let bus = self.inner.clone();
+        run(py, asynchronous, async move {
+            bus.serve(&queue).await.map(Consumer::from)
+        })
+    }
+
+    /// Sends a request and returns the reply as a Delivery.
+    #[pyo3(signature = (routing_key, body, exchange, timeout_ms, headers, trace, asynchronous))]
+    fn request(
+        &self,
+        py: Python<'_>,
+        routing_key: String,
+        body: Vec<u8>,
+        exchange: String,
+        timeout_ms: u64,
+        headers: Option<BTreeMap<String, String>>,
+        trace: Option<BTreeMap<String, String>>,
+        asynchronous: bool,
+    ) -> PyResult<Py<PyAny>> {
+        let bus = self.inner.clone();
+        let options = RequestOptions {
+            exchange,
+            timeout: Duration::from_millis(timeout_ms),
+            headers: headers.unwrap_or_default(),
+            trace: trace.map(|carrier| TraceContext::from_carrier(&carrier)),
+        };
+        run(py, asynchronous, async move {
+            bus.request(&routing_key, body.into(), options)
+                .await
+                .map(Delivery::from)
+        })
+    }
+
+    /// Counters since the bus connected, as JSON (the Python layer returns a dict).
+    fn stats_json(&self) -> String {
+        // BusStats holds only numbers: serialising cannot fail.
+        serde_json::to_string(&self.inner.stats()).unwrap_or_default()
     }
 
     fn close(&self, py: Python<'_>, asynchronous: bool) -> PyResult<Py<PyAny>> {
@@ -143,6 +186,14 @@ pub(crate) struct Consumer {
     inner: Arc<courier::Consumer>,
 }
 
+impl From<courier::Consumer> for Consumer {
+    fn from(inner: courier::Consumer) -> Self {
+        Consumer {
+            inner: Arc::new(inner),
+        }
+    }
+}
+
 #[pymethods]
 impl Consumer {
     /// The next delivery, or None once closed.
@@ -155,7 +206,7 @@ impl Consumer {
         let consumer = self.inner.clone();
         let fut = async move {
             let next = consumer.next(timeout_ms.map(Duration::from_millis)).await?;
-            Ok(next.map(|d| Delivery { inner: Arc::new(d) }))
+            Ok(next.map(Delivery::from))
         };
         run(py, asynchronous, fut)
     }
@@ -170,6 +221,14 @@ impl Consumer {
 #[pyclass(frozen, module = "courier._courier")]
 pub(crate) struct Delivery {
     inner: Arc<courier::Delivery>,
+}
+
+impl From<courier::Delivery> for Delivery {
+    fn from(inner: courier::Delivery) -> Self {
+        Delivery {
+            inner: Arc::new(inner),
+        }
+    }
 }
 
 #[pymethods]
@@ -192,6 +251,12 @@ impl Delivery {
     #[getter]
     fn correlation_id(&self) -> Option<&str> {
         self.inner.correlation_id.as_deref()
+    }
+
+    /// Where the sender wants a reply (requests only).
+    #[getter]
+    fn reply_to(&self) -> Option<&str> {
+        self.inner.reply_to.as_deref()
     }
 
     #[getter]
@@ -233,5 +298,19 @@ impl Delivery {
     fn reject(&self, py: Python<'_>, asynchronous: bool) -> PyResult<Py<PyAny>> {
         let d = self.inner.clone();
         run(py, asynchronous, async move { d.reject().await })
+    }
+
+    /// Answers a request on its `reply_to`; does not settle it.
+    fn reply(
+        &self,
+        py: Python<'_>,
+        body: Vec<u8>,
+        headers: Option<BTreeMap<String, String>>,
+        asynchronous: bool,
+    ) -> PyResult<Py<PyAny>> {
+        let d = self.inner.clone();
+        run(py, asynchronous, async move {
+            d.reply(body.into(), headers.unwrap_or_default()).await
+        })
     }
 }

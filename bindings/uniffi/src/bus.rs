@@ -1,7 +1,10 @@
-//! `Bus`, `Consumer` and `Delivery`: AMQP messaging as uniffi objects.
+//! `Bus`, `Consumer` and `Delivery`: messaging (RabbitMQ or the in-process `memory://`
+//! broker) as uniffi objects.
 //!
 //! Consumers are pulled (`next()`), never pushed: Kotlin wraps them in a `Flow` and Swift
-//! in an `AsyncSequence`, and no Rust thread ever calls into foreign code.
+//! in an `AsyncSequence`, and no Rust thread ever calls into foreign code. The same holds
+//! for RPC: a server is a `Consumer` from `serve()` whose deliveries the foreign code
+//! answers with `Delivery.reply()`, so no foreign callback is ever registered with core.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -60,6 +63,10 @@ pub struct PublishOptions {
     /// carries a child of it, or starts a new trace.
     #[uniffi(default = None)]
     pub trace: Option<HashMap<String, String>>,
+    /// How long the publish may wait in all, reconnects included; none means the bus's
+    /// `publish_deadline_ms`.
+    #[uniffi(default = None)]
+    pub deadline_ms: Option<u64>,
 }
 
 impl From<PublishOptions> for courier::PublishOptions {
@@ -70,6 +77,7 @@ impl From<PublishOptions> for courier::PublishOptions {
             correlation_id: o.correlation_id,
             persistent: o.persistent,
             trace: o.trace.map(|c| courier::TraceContext::from_carrier(&c)),
+            deadline: o.deadline_ms.map(Duration::from_millis),
         }
     }
 }
@@ -83,7 +91,61 @@ pub struct Receipt {
     pub trace: HashMap<String, String>,
 }
 
-/// A connection to RabbitMQ.
+/// A snapshot of [`Bus::stats`], as core's `BusStats`: counters since the bus connected.
+///
+/// A record, like `ClientStats`, so reading it takes no further FFI calls. Counters keep
+/// core's `u64` (Kotlin `ULong`, Swift `UInt64`), as in `ServiceStats`.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct BusStats {
+    /// `publish` and `request` calls that reached the broker at least once.
+    pub published: u64,
+    /// Publishes the broker confirmed (including unroutable ones it returned).
+    pub confirmed: u64,
+    /// Messages sent again after a reconnect because their confirm was lost.
+    pub resent: u64,
+    /// Mandatory publishes returned as unroutable.
+    pub returned: u64,
+    /// Publishes the broker nacked.
+    pub publish_rejected: u64,
+    /// Deliveries handed to the application.
+    pub delivered: u64,
+    /// Deliveries acknowledged.
+    pub acked: u64,
+    /// Deliveries negatively acknowledged.
+    pub nacked: u64,
+    /// Deliveries rejected (dead-lettered).
+    pub rejected: u64,
+    /// Deliveries handed over with the broker's `redelivered` flag.
+    pub redelivered: u64,
+    /// Duplicates acked and skipped without reaching the application.
+    pub deduplicated: u64,
+    /// RPC requests awaiting their reply now.
+    pub rpc_in_flight: u64,
+    /// Reconnections after a lost connection.
+    pub reconnects: u64,
+}
+
+impl From<courier::BusStats> for BusStats {
+    fn from(s: courier::BusStats) -> Self {
+        BusStats {
+            published: s.published,
+            confirmed: s.confirmed,
+            resent: s.resent,
+            returned: s.returned,
+            publish_rejected: s.publish_rejected,
+            delivered: s.delivered,
+            acked: s.acked,
+            nacked: s.nacked,
+            rejected: s.rejected,
+            redelivered: s.redelivered,
+            deduplicated: s.deduplicated,
+            rpc_in_flight: s.rpc_in_flight,
+            reconnects: s.reconnects,
+        }
+    }
+}
+
+/// A connection to RabbitMQ, or to the in-process broker a `memory://NAME` URL names.
 ///
 /// Kotlin: `Bus.connect(configJson)` is a `suspend fun` on the companion, and `close()`
 /// is renamed `shutdown()` (see `Client`). Swift: `try await Bus.connect(configJson:)`.
@@ -179,21 +241,75 @@ impl Bus {
     }
 
     /// Starts consuming `queue` with manual acknowledgement; `prefetch` overrides the
-    /// config's.
+    /// config's. With `dedup` (the default), message ids already acked within the dedup
+    /// window are acked and skipped by core, never returned by `next()`.
     ///
     /// # Errors
     /// `Broker` when the queue does not exist; `Config` for prefetch 0.
-    #[uniffi::method(default(prefetch = None))]
+    #[uniffi::method(default(prefetch = None, dedup = true))]
     pub async fn consume(
         &self,
         queue: String,
         prefetch: Option<u16>,
+        dedup: bool,
     ) -> Result<Arc<Consumer>, CourierError> {
         let bus = self.inner.clone();
-        let inner = crate::run(async move { bus.consume(&queue, prefetch).await }).await?;
-        Ok(Arc::new(Consumer {
-            inner: Arc::new(inner),
-        }))
+        let options = courier::ConsumeOptions { prefetch, dedup };
+        let inner = crate::run(async move { bus.consume(&queue, options).await }).await?;
+        Ok(Consumer::wrap(inner))
+    }
+
+    /// A consumer of RPC requests on `queue`: answer each delivery with
+    /// `Delivery.reply()`. Requests are not deduplicated.
+    ///
+    /// # Errors
+    /// As `consume`.
+    pub async fn serve(&self, queue: String) -> Result<Arc<Consumer>, CourierError> {
+        let bus = self.inner.clone();
+        let inner = crate::run(async move { bus.serve(&queue).await }).await?;
+        Ok(Consumer::wrap(inner))
+    }
+
+    /// Sends a request to `routing_key` (through `exchange`, by default the default
+    /// exchange, which routes by queue name) and returns the reply, a `Delivery` whose
+    /// settlement is a no-op. `trace` is the caller's carrier, as in `PublishOptions`.
+    ///
+    /// # Errors
+    /// `Timeout` when no reply arrives within `timeout_ms`; `Unroutable` when no queue
+    /// takes the request; `Connect` when the connection is lost while waiting; `Config`
+    /// for a `timeout_ms` of 0.
+    ///
+    /// # Cancel safety
+    /// Cancelling forgets the request: a late reply is discarded. The request itself may
+    /// still be served.
+    // `headers` comes last: uniffi 0.32 accepts a bare name (the type's default, here an
+    // empty map) only at the end of the list.
+    #[uniffi::method(default(exchange = "", timeout_ms = 5000, trace = None, headers))]
+    pub async fn request(
+        &self,
+        routing_key: String,
+        body: Vec<u8>,
+        exchange: String,
+        timeout_ms: u64,
+        headers: HashMap<String, String>,
+        trace: Option<HashMap<String, String>>,
+    ) -> Result<Arc<Delivery>, CourierError> {
+        let bus = self.inner.clone();
+        let options = courier::RequestOptions {
+            exchange,
+            timeout: Duration::from_millis(timeout_ms),
+            headers: headers.into_iter().collect(),
+            trace: trace.map(|c| courier::TraceContext::from_carrier(&c)),
+        };
+        let reply =
+            crate::run(async move { bus.request(&routing_key, body.into(), options).await })
+                .await?;
+        Ok(Delivery::wrap(reply))
+    }
+
+    /// Counters since the bus connected.
+    pub fn stats(&self) -> BusStats {
+        self.inner.stats().into()
     }
 
     /// Closes the connection; unacknowledged deliveries return to their queues.
@@ -210,6 +326,14 @@ impl Bus {
 #[derive(uniffi::Object)]
 pub struct Consumer {
     inner: Arc<courier::Consumer>,
+}
+
+impl Consumer {
+    fn wrap(inner: courier::Consumer) -> Arc<Self> {
+        Arc::new(Consumer {
+            inner: Arc::new(inner),
+        })
+    }
 }
 
 #[uniffi::export]
@@ -231,7 +355,7 @@ impl Consumer {
         let consumer = Arc::clone(&self.inner);
         let timeout = timeout_ms.map(Duration::from_millis);
         let delivery = crate::run(async move { consumer.next(timeout).await }).await?;
-        Ok(delivery.map(|d| Arc::new(Delivery { inner: Arc::new(d) })))
+        Ok(delivery.map(Delivery::wrap))
     }
 
     /// Cancels the subscription; unacknowledged deliveries return to the queue and
@@ -245,13 +369,23 @@ impl Consumer {
     }
 }
 
-/// One received message. Settle it exactly once with `ack`, `nack` or `reject`.
+/// One received message, or the reply to a `request`. Settle a received message exactly
+/// once with `ack`, `nack` or `reject` (on a reply they are no-ops); answer a request
+/// from `serve` with `reply`.
 ///
 /// An object rather than a record because it owns the acknowledgement handle; the
 /// getters copy the message's fields out.
 #[derive(uniffi::Object)]
 pub struct Delivery {
     inner: Arc<courier::Delivery>,
+}
+
+impl Delivery {
+    fn wrap(inner: courier::Delivery) -> Arc<Self> {
+        Arc::new(Delivery {
+            inner: Arc::new(inner),
+        })
+    }
 }
 
 #[uniffi::export]
@@ -274,6 +408,11 @@ impl Delivery {
     /// The correlation id, if set.
     pub fn correlation_id(&self) -> Option<String> {
         self.inner.correlation_id.clone()
+    }
+
+    /// Where the sender wants the reply; set on requests (deliveries from `serve`).
+    pub fn reply_to(&self) -> Option<String> {
+        self.inner.reply_to.clone()
     }
 
     /// The exchange it was published to (`""` is the default exchange).
@@ -329,5 +468,21 @@ impl Delivery {
     pub async fn reject(&self) -> Result<(), CourierError> {
         let d = Arc::clone(&self.inner);
         crate::run(async move { d.reject().await }).await
+    }
+
+    /// Answers a request (a delivery from `serve`) on its `reply_to`, with its correlation
+    /// id and a child of its trace. Does not settle the request: ack it as well.
+    ///
+    /// # Errors
+    /// `Config` when the delivery is not a request; publish errors as `Bus.publish`.
+    #[uniffi::method(default(headers))]
+    pub async fn reply(
+        &self,
+        body: Vec<u8>,
+        headers: HashMap<String, String>,
+    ) -> Result<(), CourierError> {
+        let d = Arc::clone(&self.inner);
+        let headers = headers.into_iter().collect();
+        crate::run(async move { d.reply(body.into(), headers).await }).await
     }
 }

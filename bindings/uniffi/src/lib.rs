@@ -28,7 +28,7 @@ mod bus;
 mod client;
 mod error;
 
-pub use bus::{Bus, Consumer, Delivery, PublishOptions, QueueOptions, Receipt};
+pub use bus::{Bus, BusStats, Consumer, Delivery, PublishOptions, QueueOptions, Receipt};
 pub use client::{
     Client, ClientStats, EndpointStats, HttpRequest, HttpResponse, QueryParam, ServiceStats,
 };

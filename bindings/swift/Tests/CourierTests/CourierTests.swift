@@ -89,6 +89,27 @@ final class BusTests: XCTestCase {
         try await bus.close()
     }
 
+    func testRequestToAServedQueueGetsItsReplyOverDirectReplyTo() async throws {
+        let bus = try await Bus.connect(configJson: #"{"urls": ["\#(url)"]}"#)
+        let queue = "courier-test.swift.rpc"
+        try await bus.declareQueue(name: queue)
+        // Requests left by an interrupted earlier run expired with their timeout.
+        let requests = try await bus.serve(queue: queue)
+        let serving = Task {
+            for try await request in requests.deliveries(timeoutMs: 10_000) {
+                try await request.reply(body: Data("echo: ".utf8) + request.body())
+                try await request.ack()
+                break
+            }
+            try await requests.close()
+        }
+
+        let reply = try await bus.request(routingKey: queue, body: Data("ping".utf8), timeoutMs: 10_000)
+        XCTAssertEqual(reply.body(), Data("echo: ping".utf8))
+        try await serving.value
+        try await bus.close()
+    }
+
     func testPublishNoQueueTakesIsUnroutable() async throws {
         let bus = try await Bus.connect(configJson: #"{"urls": ["\#(url)"]}"#)
         do {
