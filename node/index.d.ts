@@ -1,5 +1,4 @@
 /// <reference types="node" />
-import type { NativeDelivery } from './native'
 
 /** An error from courier: `code` is stable across versions and languages. */
 export interface CourierError extends Error {
@@ -80,9 +79,36 @@ export interface ClientConfig {
 }
 
 export interface BusConfig {
+  /** `amqp://`/`amqps://` brokers (several = a cluster, rotated on reconnect), or `memory://NAME` (in-process). */
   urls: string[]
   prefetch?: number
   max_unconfirmed?: number
+  reconnect?: { base_delay_ms?: number; max_delay_ms?: number }
+  /** Where consumers remember acked message ids. Default `{ store: 'memory' }`. */
+  dedup?:
+    | { store: 'memory'; capacity?: number; ttl_ms?: number }
+    | { store: 'redis'; url: string; ttl_ms?: number; claim_ttl_ms?: number; prefix?: string }
+  /** How long a publish may wait in all, reconnects included. Default 30000. */
+  publish_deadline_ms?: number
+}
+
+/** Counters since the bus connected. */
+export interface BusStats {
+  published: number
+  confirmed: number
+  resent: number
+  returned: number
+  publishRejected: number
+  delivered: number
+  acked: number
+  nacked: number
+  rejected: number
+  redelivered: number
+  /** Duplicates acked and skipped without reaching the application. */
+  deduplicated: number
+  /** Requests awaiting their reply now. */
+  rpcInFlight: number
+  reconnects: number
 }
 
 export type Body = string | Buffer | ArrayBufferView | ArrayBuffer
@@ -143,7 +169,27 @@ export declare class Client {
   close(): void
 }
 
-export type Delivery = NativeDelivery
+export declare class Delivery {
+  readonly body: Buffer
+  readonly headers: Record<string, string>
+  readonly messageId: string | null
+  readonly correlationId: string | null
+  /** Where the reply goes; null unless this is a request from `serve()`. */
+  readonly replyTo: string | null
+  readonly exchange: string
+  readonly routingKey: string
+  readonly redelivered: boolean
+  readonly deliveryCount: number | null
+  /** The trace context the message carried, as a carrier object. */
+  readonly trace: Record<string, string>
+  /** Records the id in the dedup store. */
+  ack(): Promise<void>
+  nack(requeue?: boolean): Promise<void>
+  /** Dead-letters the message. */
+  reject(): Promise<void>
+  /** Answers a request; rejects with COURIER_CONFIG when this delivery is not one. */
+  reply(body?: Body, headers?: Record<string, string>): Promise<void>
+}
 
 export declare class Consumer implements AsyncIterable<Delivery> {
   next(opts?: { timeoutMs?: number }): Promise<Delivery | null>
@@ -170,6 +216,26 @@ export interface PublishMessage {
   persistent?: boolean
   /** The caller's trace carrier; the message carries a child of it, or a new trace. */
   trace?: Record<string, string>
+  /** How long the publish may wait in all; the config's `publish_deadline_ms` by default. */
+  deadlineMs?: number
+}
+
+export interface ConsumeOptions {
+  /** Unacknowledged deliveries at once; the config's `prefetch` by default. */
+  prefetch?: number
+  /** Skip message ids already acked within the dedup window. Default true. */
+  dedup?: boolean
+}
+
+export interface RequestMessage {
+  /** Default `''`, which routes by queue name. */
+  exchange?: string
+  routingKey: string
+  body?: Body
+  /** How long to wait for the reply. Default 5000. */
+  timeoutMs?: number
+  headers?: Record<string, string>
+  trace?: Record<string, string>
 }
 
 export declare class Bus {
@@ -178,6 +244,11 @@ export declare class Bus {
   declareExchange(name: string, kind?: 'direct' | 'fanout' | 'topic' | 'headers'): Promise<void>
   bind(queue: string, exchange: string, routingKey: string): Promise<void>
   publish(msg: PublishMessage): Promise<{ messageId: string; trace: Record<string, string> }>
-  consume(queue: string, opts?: { prefetch?: number }): Promise<Consumer>
+  consume(queue: string, opts?: ConsumeOptions): Promise<Consumer>
+  /** A consumer of RPC requests: each delivery's `reply()` answers its caller. */
+  serve(queue: string): Promise<Consumer>
+  /** Resolves to the reply; rejects with COURIER_TIMEOUT or COURIER_UNROUTABLE. */
+  request(req: RequestMessage): Promise<Delivery>
+  stats(): BusStats
   close(): Promise<void>
 }

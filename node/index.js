@@ -108,17 +108,44 @@ class Client {
   close() { this.#native.close() }
 }
 
+/** A received message; `reply()` answers it when it is a request from `serve()`. */
+class Delivery {
+  #native
+  constructor(n) { this.#native = n }
+  get body() { return this.#native.body }
+  get headers() { return this.#native.headers }
+  get messageId() { return this.#native.messageId }
+  get correlationId() { return this.#native.correlationId }
+  /** Where the reply goes; null unless this is a request. */
+  get replyTo() { return this.#native.replyTo }
+  get exchange() { return this.#native.exchange }
+  get routingKey() { return this.#native.routingKey }
+  get redelivered() { return this.#native.redelivered }
+  get deliveryCount() { return this.#native.deliveryCount }
+  get trace() { return this.#native.trace }
+  ack() { return this.#native.ack() }
+  nack(requeue = true) { return this.#native.nack(requeue) }
+  /** Dead-letters the message. */
+  reject() { return this.#native.reject() }
+  /** Rejects with COURIER_CONFIG when this delivery is not a request. */
+  reply(body, headers = undefined) { return this.#native.reply(toBuffer(body) ?? Buffer.alloc(0), headers) }
+}
+
+const delivery = (n) => (n === null ? null : new Delivery(n))
+
 class Consumer {
   #native
   constructor(n) { this.#native = n }
   /** The next delivery, or null once closed; rejects with COURIER_TIMEOUT after timeoutMs. */
-  next(opts = {}) { return this.#native.next(opts.timeoutMs) }
+  async next(opts = {}) { return delivery(await this.#native.next(opts.timeoutMs)) }
   /** Stops consuming; unacknowledged deliveries return to the queue. */
   close() { return this.#native.close() }
   async *[Symbol.asyncIterator]() {
     for (let d = await this.next(); d !== null; d = await this.next()) yield d
   }
 }
+
+const camel = (key) => key.replace(/_([a-z])/g, (_, c) => c.toUpperCase())
 
 class Bus {
   #native
@@ -149,11 +176,35 @@ class Bus {
       correlationId: msg.correlationId,
       persistent: msg.persistent,
       trace: msg.trace,
+      deadlineMs: msg.deadlineMs,
     })
   }
 
-  async consume(queue, opts = {}) { return new Consumer(await this.#native.consume(queue, opts.prefetch)) }
+  async consume(queue, opts = {}) {
+    return new Consumer(await this.#native.consume(queue, { prefetch: opts.prefetch, dedup: opts.dedup }))
+  }
+
+  /** A consumer of RPC requests: each delivery's `reply()` answers its caller. */
+  async serve(queue) { return new Consumer(await this.#native.serve(queue)) }
+
+  /** Sends a request and resolves to the reply; rejects with COURIER_TIMEOUT after timeoutMs. */
+  async request(req) {
+    return new Delivery(await this.#native.request({
+      exchange: req.exchange,
+      routingKey: req.routingKey,
+      body: toBuffer(req.body) ?? Buffer.alloc(0),
+      timeoutMs: req.timeoutMs,
+      headers: req.headers,
+      trace: req.trace,
+    }))
+  }
+
+  /** Counters since connecting: `{ published, confirmed, ..., deduplicated, rpcInFlight, reconnects }`. */
+  stats() {
+    return Object.fromEntries(Object.entries(JSON.parse(this.#native.statsJson())).map(([k, v]) => [camel(k), v]))
+  }
+
   close() { return this.#native.close() }
 }
 
-module.exports = { Client, Bus, Consumer, Response }
+module.exports = { Client, Bus, Consumer, Delivery, Response }

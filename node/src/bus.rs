@@ -4,7 +4,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use courier::{BusConfig, ExchangeKind, PublishOptions, QueueOptions, TraceContext, Validate};
+use courier::{
+    BusConfig, ConsumeOptions, ExchangeKind, PublishOptions, QueueOptions, RequestOptions,
+    TraceContext, Validate,
+};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -29,6 +32,26 @@ pub struct NativePublish {
     pub correlation_id: Option<String>,
     pub persistent: Option<bool>,
     /// The caller's trace carrier (`traceparent`, `tracestate`, `baggage`).
+    pub trace: Option<HashMap<String, String>>,
+    /// How long the publish may wait in all; the bus's `publish_deadline_ms` when absent.
+    pub deadline_ms: Option<u32>,
+}
+
+#[napi(object)]
+pub struct NativeConsumeOptions {
+    pub prefetch: Option<u32>,
+    /// Skip message ids already acked. Default true.
+    pub dedup: Option<bool>,
+}
+
+/// An RPC request as `index.js` passes it.
+#[napi(object)]
+pub struct NativeRpcRequest {
+    pub exchange: Option<String>,
+    pub routing_key: String,
+    pub body: Buffer,
+    pub timeout_ms: Option<u32>,
+    pub headers: Option<HashMap<String, String>>,
     pub trace: Option<HashMap<String, String>>,
 }
 
@@ -115,6 +138,7 @@ impl NativeBus {
             trace: message
                 .trace
                 .map(|carrier| TraceContext::from_carrier(&carrier)),
+            deadline: message.deadline_ms.map(millis),
         };
         let body = message.body.to_vec().into();
         let (exchange, routing_key) = (message.exchange, message.routing_key);
@@ -133,23 +157,70 @@ impl NativeBus {
         &self,
         env: &'env Env,
         queue: String,
-        prefetch: Option<u32>,
+        options: Option<NativeConsumeOptions>,
     ) -> Result<Object<'env>> {
-        let prefetch = prefetch
-            .map(|p| {
-                u16::try_from(p).map_err(|_| {
-                    courier::Error::config("prefetch", format!("must be 1..=65535, got {p}"))
-                })
-            })
-            .transpose()
-            .or_throw(env)?;
+        let defaults = ConsumeOptions::default();
+        let options = match options {
+            None => defaults,
+            Some(o) => ConsumeOptions {
+                prefetch: o
+                    .prefetch
+                    .map(|p| {
+                        u16::try_from(p).map_err(|_| {
+                            courier::Error::config(
+                                "prefetch",
+                                format!("must be 1..=65535, got {p}"),
+                            )
+                        })
+                    })
+                    .transpose()
+                    .or_throw(env)?,
+                dedup: o.dedup.unwrap_or(defaults.dedup),
+            },
+        };
         let bus = self.inner.clone();
         promise::spawn(env, async move {
-            let inner = bus.consume(&queue, prefetch).await?;
-            Ok(NativeConsumer {
-                inner: Arc::new(inner),
-            })
+            let inner = bus.consume(&queue, options).await?;
+            Ok(NativeConsumer::from(inner))
         })
+    }
+
+    /// A consumer of RPC requests: each delivery's `reply()` answers its caller.
+    #[napi(ts_return_type = "Promise<NativeConsumer>")]
+    pub fn serve<'env>(&self, env: &'env Env, queue: String) -> Result<Object<'env>> {
+        let bus = self.inner.clone();
+        promise::spawn(env, async move {
+            let inner = bus.serve(&queue).await?;
+            Ok(NativeConsumer::from(inner))
+        })
+    }
+
+    /// Resolves to the reply; rejects with COURIER_TIMEOUT when none comes in time.
+    #[napi(ts_return_type = "Promise<NativeDelivery>")]
+    pub fn request<'env>(&self, env: &'env Env, request: NativeRpcRequest) -> Result<Object<'env>> {
+        let defaults = RequestOptions::default();
+        let options = RequestOptions {
+            exchange: request.exchange.unwrap_or(defaults.exchange),
+            timeout: request.timeout_ms.map_or(defaults.timeout, millis),
+            headers: request.headers.unwrap_or_default().into_iter().collect(),
+            trace: request
+                .trace
+                .map(|carrier| TraceContext::from_carrier(&carrier)),
+        };
+        let body = request.body.to_vec().into();
+        let routing_key = request.routing_key;
+        let bus = self.inner.clone();
+        promise::spawn(env, async move {
+            let reply = bus.request(&routing_key, body, options).await?;
+            Ok(NativeDelivery::from(reply))
+        })
+    }
+
+    /// Counters since the bus connected, as JSON (index.js returns the parsed object).
+    #[napi]
+    pub fn stats_json(&self) -> String {
+        // BusStats holds only numbers: serialising cannot fail.
+        serde_json::to_string(&self.inner.stats()).unwrap_or_default()
     }
 
     #[napi(ts_return_type = "Promise<void>")]
@@ -164,6 +235,14 @@ pub struct NativeConsumer {
     inner: Arc<courier::Consumer>,
 }
 
+impl From<courier::Consumer> for NativeConsumer {
+    fn from(inner: courier::Consumer) -> Self {
+        NativeConsumer {
+            inner: Arc::new(inner),
+        }
+    }
+}
+
 #[napi]
 impl NativeConsumer {
     /// Resolves to the next delivery, or null once the consumer is closed.
@@ -171,10 +250,8 @@ impl NativeConsumer {
     pub fn next<'env>(&self, env: &'env Env, timeout_ms: Option<u32>) -> Result<Object<'env>> {
         let consumer = self.inner.clone();
         promise::spawn(env, async move {
-            let next = consumer
-                .next(timeout_ms.map(|t| Duration::from_millis(u64::from(t))))
-                .await?;
-            Ok(next.map(|d| NativeDelivery { inner: Arc::new(d) }))
+            let next = consumer.next(timeout_ms.map(millis)).await?;
+            Ok(next.map(NativeDelivery::from))
         })
     }
 
@@ -188,6 +265,14 @@ impl NativeConsumer {
 #[napi]
 pub struct NativeDelivery {
     inner: Arc<courier::Delivery>,
+}
+
+impl From<courier::Delivery> for NativeDelivery {
+    fn from(inner: courier::Delivery) -> Self {
+        NativeDelivery {
+            inner: Arc::new(inner),
+        }
+    }
 }
 
 #[napi]
@@ -210,6 +295,12 @@ impl NativeDelivery {
     #[napi(getter)]
     pub fn correlation_id(&self) -> Option<String> {
         self.inner.correlation_id.clone()
+    }
+
+    /// Where a reply goes: set on requests from `serve`, null otherwise.
+    #[napi(getter)]
+    pub fn reply_to(&self) -> Option<String> {
+        self.inner.reply_to.clone()
     }
 
     #[napi(getter)]
@@ -245,9 +336,9 @@ impl NativeDelivery {
     }
 
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn nack<'env>(&self, env: &'env Env, requeue: bool) -> Result<Object<'env>> {
+    pub fn nack<'env>(&self, env: &'env Env, requeue: Option<bool>) -> Result<Object<'env>> {
         let d = self.inner.clone();
-        promise::spawn(env, async move { d.nack(requeue).await })
+        promise::spawn(env, async move { d.nack(requeue.unwrap_or(true)).await })
     }
 
     #[napi(ts_return_type = "Promise<void>")]
@@ -255,4 +346,23 @@ impl NativeDelivery {
         let d = self.inner.clone();
         promise::spawn(env, async move { d.reject().await })
     }
+
+    /// Answers a request on its `replyTo` with the same correlation id; rejects with
+    /// COURIER_CONFIG when this delivery is not a request.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn reply<'env>(
+        &self,
+        env: &'env Env,
+        body: Buffer,
+        headers: Option<HashMap<String, String>>,
+    ) -> Result<Object<'env>> {
+        let body = body.to_vec().into();
+        let headers = headers.unwrap_or_default().into_iter().collect();
+        let d = self.inner.clone();
+        promise::spawn(env, async move { d.reply(body, headers).await })
+    }
+}
+
+fn millis(ms: u32) -> Duration {
+    Duration::from_millis(u64::from(ms))
 }

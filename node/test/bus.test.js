@@ -60,3 +60,146 @@ test('a message carries the caller trace to the consumer', async () => {
   await consumer.close()
   await bus.close()
 })
+
+// memory:// — the in-process broker, one unique name per test so tests cannot see each other.
+let memoryBrokers = 0
+const memoryUrl = (name) => `memory://node-${process.pid}-${++memoryBrokers}-${name}`
+
+test('memory: publish → consume → ack round trip, with deadlineMs and string/Buffer bodies', async () => {
+  const bus = await Bus.connect({ urls: [memoryUrl('roundtrip')] })
+  await bus.declareQueue('jobs')
+  const first = await bus.publish({ routingKey: 'jobs', body: 'hello', headers: { 'x-n': '1' }, correlationId: 'c1', deadlineMs: 1000 })
+  const second = await bus.publish({ routingKey: 'jobs', body: Buffer.from([1, 2, 3]) })
+  const consumer = await bus.consume('jobs', { prefetch: 10 })
+  const seen = []
+  for await (const d of consumer) {
+    seen.push(d)
+    await d.ack()
+    if (seen.length === 2) break
+  }
+  assert.deepEqual(seen.map((d) => d.messageId), [first.messageId, second.messageId])
+  const [d] = seen
+  assert.equal(d.body.toString(), 'hello')
+  assert.ok(Buffer.isBuffer(d.body))
+  assert.deepEqual([d.headers['x-n'], d.correlationId, d.routingKey, d.exchange, d.redelivered], ['1', 'c1', 'jobs', '', false])
+  assert.equal(d.replyTo, null, 'a plain message is not a request')
+  assert.deepEqual(d.trace, first.trace)
+  assert.deepEqual(seen[1].body, Buffer.from([1, 2, 3]))
+  await assert.rejects(d.reply('nobody asked'), { code: 'COURIER_CONFIG' })
+  await assert.rejects(consumer.next({ timeoutMs: 100 }), { code: 'COURIER_TIMEOUT' })
+  await consumer.close()
+  await bus.close()
+})
+
+test('memory: a message id already acked is skipped and counted in stats().deduplicated', async () => {
+  const bus = await Bus.connect({ urls: [memoryUrl('dedup')] })
+  await bus.declareQueue('orders')
+  await bus.publish({ routingKey: 'orders', body: 'a', messageId: 'order-1' })
+  await bus.publish({ routingKey: 'orders', body: 'a again', messageId: 'order-1' })
+  await bus.publish({ routingKey: 'orders', body: 'b', messageId: 'order-2' })
+  const consumer = await bus.consume('orders')
+  const ids = []
+  for (;;) {
+    let d
+    try {
+      d = await consumer.next({ timeoutMs: 300 })
+    } catch (e) {
+      if (e.code === 'COURIER_TIMEOUT') break
+      throw e
+    }
+    ids.push(d.messageId)
+    await d.ack()
+  }
+  assert.deepEqual(ids, ['order-1', 'order-2'], 'each id is seen once')
+  const stats = bus.stats()
+  assert.equal(stats.deduplicated, 1)
+  assert.equal(stats.delivered, 2)
+  assert.equal(stats.acked, 2)
+  await consumer.close()
+  await bus.close()
+})
+
+test('memory: consume with dedup: false hands over every copy', async () => {
+  const bus = await Bus.connect({ urls: [memoryUrl('no-dedup')] })
+  await bus.declareQueue('orders')
+  await bus.publish({ routingKey: 'orders', body: 'a', messageId: 'same' })
+  await bus.publish({ routingKey: 'orders', body: 'a', messageId: 'same' })
+  const consumer = await bus.consume('orders', { dedup: false })
+  for (let i = 0; i < 2; i++) {
+    const d = await consumer.next({ timeoutMs: 1000 })
+    assert.equal(d.messageId, 'same')
+    await d.ack()
+  }
+  assert.equal(bus.stats().deduplicated, 0)
+  await consumer.close()
+  await bus.close()
+})
+
+test('memory: request → serve → reply', async () => {
+  const bus = await Bus.connect({ urls: [memoryUrl('rpc')] })
+  await bus.declareQueue('pricing')
+  const server = await bus.serve('pricing')
+  const served = []
+  const serving = (async () => {
+    for await (const req of server) {
+      served.push(req)
+      await req.reply(`price of ${req.body}`, { 'x-served-by': 'node' })
+      await req.ack()
+    }
+  })()
+  const parent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'
+  const reply = await bus.request({ routingKey: 'pricing', body: 'apples', timeoutMs: 5000, headers: { 'x-q': '1' }, trace: { traceparent: parent } })
+  assert.equal(reply.body.toString(), 'price of apples')
+  assert.equal(reply.headers['x-served-by'], 'node')
+  assert.equal(reply.trace.traceparent.split('-')[1], '4bf92f3577b34da6a3ce929d0e0e4736', 'the reply continues the caller trace')
+  await reply.ack() // a reply needs no settling: a no-op
+  const second = await bus.request({ routingKey: 'pricing', body: Buffer.from('pears') })
+  assert.equal(second.body.toString(), 'price of pears')
+  assert.equal(served.length, 2)
+  assert.equal(typeof served[0].replyTo, 'string', 'a request carries where to reply')
+  assert.equal(served[0].headers['x-q'], '1')
+  assert.equal(reply.correlationId, served[0].correlationId)
+  assert.equal(bus.stats().rpcInFlight, 0)
+  await server.close()
+  await serving
+  await bus.close()
+})
+
+test('memory: a request nobody answers rejects with COURIER_TIMEOUT; one no queue takes with COURIER_UNROUTABLE', async () => {
+  const bus = await Bus.connect({ urls: [memoryUrl('rpc-timeout')] })
+  await bus.declareQueue('silent')
+  const server = await bus.serve('silent')
+  const serving = (async () => {
+    for await (const req of server) await req.ack() // never replies
+  })()
+  const started = Date.now()
+  await assert.rejects(bus.request({ routingKey: 'silent', body: 'hello?', timeoutMs: 300 }), { code: 'COURIER_TIMEOUT', kind: 'timeout' })
+  assert.ok(Date.now() - started >= 250, 'waited for the timeout')
+  await assert.rejects(bus.request({ routingKey: 'no-such-queue', body: 'x', timeoutMs: 1000 }), { code: 'COURIER_UNROUTABLE' })
+  await assert.rejects(bus.request({ routingKey: 'silent', body: 'x', timeoutMs: 0 }), { code: 'COURIER_CONFIG' })
+  await server.close()
+  await serving
+  await bus.close()
+})
+
+test('memory: stats() has every counter in camelCase, and close() ends everything', async () => {
+  const bus = await Bus.connect({ urls: [memoryUrl('stats')] })
+  await bus.declareQueue('q')
+  await bus.publish({ routingKey: 'q', body: 'x' })
+  const consumer = await bus.consume('q')
+  await (await consumer.next({ timeoutMs: 1000 })).ack()
+  const stats = bus.stats()
+  assert.deepEqual(Object.keys(stats).sort(), [
+    'acked', 'confirmed', 'deduplicated', 'delivered', 'nacked', 'publishRejected', 'published',
+    'reconnects', 'redelivered', 'rejected', 'resent', 'returned', 'rpcInFlight',
+  ])
+  assert.ok(Object.values(stats).every((v) => Number.isInteger(v) && v >= 0))
+  assert.deepEqual([stats.published, stats.confirmed, stats.delivered, stats.acked], [1, 1, 1, 1])
+  await bus.close()
+  assert.equal(await consumer.next(), null, 'a closed bus ends its consumers')
+  await assert.rejects(bus.publish({ routingKey: 'q', body: 'x' }), { code: 'COURIER_CLOSED' })
+  await assert.rejects(bus.request({ routingKey: 'q', body: 'x' }), { code: 'COURIER_CLOSED' })
+  await assert.rejects(bus.consume('q'), { code: 'COURIER_CLOSED' })
+  await assert.rejects(bus.serve('q'), { code: 'COURIER_CLOSED' })
+  await bus.close() // twice is fine
+})

@@ -1,5 +1,5 @@
 // Type-checked by `tsc --noEmit` (not run): the public types accept what the docs show.
-import { Bus, Client, CourierError, Delivery, Response } from '..'
+import { Bus, BusStats, Client, CourierError, Delivery, Response } from '..'
 
 async function usage(): Promise<void> {
   const client = new Client({ services: { orders: { endpoints: ['http://127.0.0.1:8081', { url: 'http://h:1', version: 'v2' }] } } })
@@ -18,6 +18,30 @@ async function usage(): Promise<void> {
     const id: string | null | undefined = delivery.messageId
     if (id === messageId) await delivery.ack()
   }
+  await bus.publish({ routingKey: 'orders', body: 'x', messageId: 'm1', deadlineMs: 1000 })
+  const deduped = await bus.consume('orders', { prefetch: 10, dedup: false })
+  await deduped.close()
+
+  const memory = await Bus.connect({
+    urls: ['memory://typed'],
+    reconnect: { base_delay_ms: 100, max_delay_ms: 5000 },
+    dedup: { store: 'memory', capacity: 1000, ttl_ms: 60000 },
+    publish_deadline_ms: 30000,
+  })
+  const server = await memory.serve('pricing')
+  for await (const req of server) {
+    const to: string | null = req.replyTo
+    if (to !== null) await req.reply('42', { 'x-a': 'b' })
+    await req.reply(Buffer.from('42'))
+    await req.nack()
+  }
+  const reply: Delivery = await memory.request({ routingKey: 'pricing', body: 'apples', timeoutMs: 300, headers: { a: 'b' } })
+  await memory.request({ exchange: 'rpc', routingKey: 'pricing', body: Buffer.from('x'), trace: { traceparent: '...' } })
+  const text: string = reply.body.toString()
+  const stats: BusStats = memory.stats()
+  const counts: number[] = [stats.deduplicated, stats.rpcInFlight, stats.publishRejected]
+  void [text, counts]
+  await memory.close()
   try {
     await client.get('orders')
   } catch (e) {
