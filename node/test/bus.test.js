@@ -145,6 +145,7 @@ test('memory: request → serve → reply', async () => {
       served.push(req)
       await req.reply(`price of ${req.body}`, { 'x-served-by': 'node' })
       await req.ack()
+      if (served.length === 2) break
     }
   })()
   const parent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'
@@ -155,13 +156,13 @@ test('memory: request → serve → reply', async () => {
   await reply.ack() // a reply needs no settling: a no-op
   const second = await bus.request({ routingKey: 'pricing', body: Buffer.from('pears') })
   assert.equal(second.body.toString(), 'price of pears')
+  await serving
   assert.equal(served.length, 2)
   assert.equal(typeof served[0].replyTo, 'string', 'a request carries where to reply')
   assert.equal(served[0].headers['x-q'], '1')
   assert.equal(reply.correlationId, served[0].correlationId)
   assert.equal(bus.stats().rpcInFlight, 0)
   await server.close()
-  await serving
   await bus.close()
 })
 
