@@ -98,7 +98,7 @@ export interface BusStats {
   confirmed: number
   resent: number
   returned: number
-  publishRejected: number
+  publish_rejected: number
   delivered: number
   acked: number
   nacked: number
@@ -107,7 +107,7 @@ export interface BusStats {
   /** Duplicates acked and skipped without reaching the application. */
   deduplicated: number
   /** Requests awaiting their reply now. */
-  rpcInFlight: number
+  rpc_in_flight: number
   reconnects: number
 }
 

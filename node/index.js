@@ -145,7 +145,6 @@ class Consumer {
   }
 }
 
-const camel = (key) => key.replace(/_([a-z])/g, (_, c) => c.toUpperCase())
 
 class Bus {
   #native
@@ -199,9 +198,10 @@ class Bus {
     }))
   }
 
-  /** Counters since connecting: `{ published, confirmed, ..., deduplicated, rpcInFlight, reconnects }`. */
+  /** Counters since connecting: `{ published, confirmed, ..., deduplicated, rpc_in_flight, reconnects }`,
+   * snake_case like `client.stats()`: both are the one stats schema every language reports. */
   stats() {
-    return Object.fromEntries(Object.entries(JSON.parse(this.#native.statsJson())).map(([k, v]) => [camel(k), v]))
+    return JSON.parse(this.#native.statsJson())
   }
 
   close() { return this.#native.close() }

@@ -161,7 +161,7 @@ test('memory: request → serve → reply', async () => {
   assert.equal(typeof served[0].replyTo, 'string', 'a request carries where to reply')
   assert.equal(served[0].headers['x-q'], '1')
   assert.equal(reply.correlationId, served[0].correlationId)
-  assert.equal(bus.stats().rpcInFlight, 0)
+  assert.equal(bus.stats().rpc_in_flight, 0)
   await server.close()
   await bus.close()
 })
@@ -183,7 +183,7 @@ test('memory: a request nobody answers rejects with COURIER_TIMEOUT; one no queu
   await bus.close()
 })
 
-test('memory: stats() has every counter in camelCase, and close() ends everything', async () => {
+test('memory: stats() has every counter in snake_case like client.stats(), and close() ends everything', async () => {
   const bus = await Bus.connect({ urls: [memoryUrl('stats')] })
   await bus.declareQueue('q')
   await bus.publish({ routingKey: 'q', body: 'x' })
@@ -191,8 +191,8 @@ test('memory: stats() has every counter in camelCase, and close() ends everythin
   await (await consumer.next({ timeoutMs: 1000 })).ack()
   const stats = bus.stats()
   assert.deepEqual(Object.keys(stats).sort(), [
-    'acked', 'confirmed', 'deduplicated', 'delivered', 'nacked', 'publishRejected', 'published',
-    'reconnects', 'redelivered', 'rejected', 'resent', 'returned', 'rpcInFlight',
+    'acked', 'confirmed', 'deduplicated', 'delivered', 'nacked', 'publish_rejected', 'published',
+    'reconnects', 'redelivered', 'rejected', 'resent', 'returned', 'rpc_in_flight',
   ])
   assert.ok(Object.values(stats).every((v) => Number.isInteger(v) && v >= 0))
   assert.deepEqual([stats.published, stats.confirmed, stats.delivered, stats.acked], [1, 1, 1, 1])

@@ -39,7 +39,7 @@ async function usage(): Promise<void> {
   await memory.request({ exchange: 'rpc', routingKey: 'pricing', body: Buffer.from('x'), trace: { traceparent: '...' } })
   const text: string = reply.body.toString()
   const stats: BusStats = memory.stats()
-  const counts: number[] = [stats.deduplicated, stats.rpcInFlight, stats.publishRejected]
+  const counts: number[] = [stats.deduplicated, stats.rpc_in_flight, stats.publish_rejected]
   void [text, counts]
   await memory.close()
   try {

@@ -13,10 +13,7 @@ pub(crate) fn amqp_url() -> String {
 }
 
 async fn bus() -> Bus {
-    let config = BusConfig::from_value(serde_json::json!({ "urls": [amqp_url()] })).unwrap();
-    Bus::connect(config)
-        .await
-        .expect("RabbitMQ must be running (tests/scripts/ensure-rabbitmq.sh)")
+    suite::Transport::Amqp.bus().await
 }
 
 /// A queue name no other test run uses, so runs never see each other's messages.
