@@ -590,22 +590,25 @@ impl Bus {
     async fn amqp_reply_lane(&self, link: &Link, deadline: Instant) -> Result<ReplyLane> {
         let (live, channel) = link.channel(deadline).await?;
         let target = live.target.clone();
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(|e| amqp::error("confirm.select", &target, e))?;
-        let mut stream = channel
-            .basic_consume(
-                DIRECT_REPLY_TO.into(),
-                "".into(),
-                BasicConsumeOptions {
-                    no_ack: true,
-                    ..BasicConsumeOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .map_err(|e| amqp::error("basic.consume", &target, e))?;
+        let starting = async {
+            channel
+                .confirm_select(ConfirmSelectOptions::default())
+                .await
+                .map_err(|e| amqp::error("confirm.select", &target, e))?;
+            channel
+                .basic_consume(
+                    DIRECT_REPLY_TO.into(),
+                    "".into(),
+                    BasicConsumeOptions {
+                        no_ack: true,
+                        ..BasicConsumeOptions::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(|e| amqp::error("basic.consume", &target, e))
+        };
+        let mut stream = link.on(&live, "basic.consume", starting).await?;
         let pending = self.inner.pending.clone();
         let generation = live.generation;
         let dispatcher = runtime::spawn(async move {

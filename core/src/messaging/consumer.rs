@@ -378,21 +378,23 @@ async fn subscribe(
         stream: None,
     };
     let target = &live.target;
-    subscription
-        .channel
-        .basic_qos(prefetch, BasicQosOptions::default())
-        .await
-        .map_err(|e| amqp::error("basic.qos", target, e))?;
-    let stream = subscription
-        .channel
-        .basic_consume(
-            queue.into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .map_err(|e| amqp::error("basic.consume", target, e))?;
+    let channel = &subscription.channel;
+    let starting = async {
+        channel
+            .basic_qos(prefetch, BasicQosOptions::default())
+            .await
+            .map_err(|e| amqp::error("basic.qos", target, e))?;
+        channel
+            .basic_consume(
+                queue.into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|e| amqp::error("basic.consume", target, e))
+    };
+    let stream = link.on(&live, "basic.consume", starting).await?;
     subscription.stream = Some(stream);
     Ok(subscription)
 }

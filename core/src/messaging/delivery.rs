@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use lapin::options::{BasicAckOptions, BasicNackOptions, BasicRejectOptions};
@@ -211,26 +212,32 @@ impl Delivery {
                     ));
                 };
                 if link.generation() != Some(*generation) || acker.poisoned() {
-                    // Its delivery tag belonged to a lost channel: sending it on another
-                    // could settle a different message.
-                    return Err(Error::Connect {
-                        operation,
-                        target: "broker".to_owned(),
-                        reason: "the delivery came on a connection or channel that was lost; the broker redelivers it".to_owned(),
-                        source: None,
-                    });
+                    return Err(lost_channel(operation));
                 }
-                let done = match outcome {
-                    Outcome::Ack => acker.ack(BasicAckOptions::default()).await,
-                    Outcome::Nack { requeue } => {
-                        acker
-                            .nack(BasicNackOptions {
-                                requeue,
-                                ..Default::default()
-                            })
-                            .await
+                let settle = async {
+                    match outcome {
+                        Outcome::Ack => acker.ack(BasicAckOptions::default()).await,
+                        Outcome::Nack { requeue } => {
+                            acker
+                                .nack(BasicNackOptions {
+                                    requeue,
+                                    ..Default::default()
+                                })
+                                .await
+                        }
+                        Outcome::Reject => {
+                            acker.reject(BasicRejectOptions { requeue: false }).await
+                        }
                     }
-                    Outcome::Reject => acker.reject(BasicRejectOptions { requeue: false }).await,
+                };
+                // lapin completes a settlement once its frame is written; a connection
+                // that dies with the frame queued must not leave the caller waiting.
+                let done = tokio::select! {
+                    done = tokio::time::timeout(SETTLE_TIMEOUT, settle) => done.map_err(|_| Error::Timeout {
+                        operation,
+                        after: SETTLE_TIMEOUT,
+                    })?,
+                    () = link.left(*generation) => return Err(lost_channel(operation)),
                 };
                 match done {
                     Ok(true) => Ok(()),
@@ -241,6 +248,23 @@ impl Delivery {
                 }
             }
         }
+    }
+}
+
+/// How long an ack, nack or reject may take to reach the socket. Nothing waits for the
+/// broker's answer (settlements have none), so only a stalled connection gets near it.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The delivery tag belongs to a lost connection or channel: sending it on another
+/// could settle a different message, and the broker redelivers this one.
+fn lost_channel(operation: &'static str) -> Error {
+    Error::Connect {
+        operation,
+        target: "broker".to_owned(),
+        reason:
+            "the delivery came on a connection or channel that was lost; the broker redelivers it"
+                .to_owned(),
+        source: None,
     }
 }
 

@@ -168,10 +168,42 @@ impl Link {
         }
     }
 
+    /// Returns once the connection of `generation` is no longer the live one (lost,
+    /// replaced or closed).
+    pub(crate) async fn left(&self, generation: u64) {
+        let mut rx = self.state.subscribe();
+        // The sender lives in `self`: the wait cannot fail while we hold it.
+        let _ = rx
+            .wait_for(|s| !matches!(s, State::Up(live) if live.generation == generation))
+            .await;
+    }
+
+    /// Runs `op` on `live`'s connection, giving up once that connection is no longer the
+    /// live one: lapin leaves an operation pending forever when the broker closes the
+    /// connection cleanly, as `rabbitmqctl close_connection` does (amqp-rs/lapin#409).
+    pub(crate) async fn on<T>(
+        &self,
+        live: &Live,
+        operation: &'static str,
+        op: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        tokio::select! {
+            biased;
+            result = op => result,
+            () = self.left(live.generation) => Err(Error::Connect {
+                operation,
+                target: live.target.clone(),
+                reason: "the connection was lost before the broker answered".to_owned(),
+                source: None,
+            }),
+        }
+    }
+
     /// Declares on the live connection and records the declaration for replay.
     pub(crate) async fn declare(&self, declaration: Declaration, deadline: Instant) -> Result<()> {
         let live = self.live(deadline, "declare").await?;
-        apply(&live, std::slice::from_ref(&declaration), true).await?;
+        let declaring = apply(&live, std::slice::from_ref(&declaration), true);
+        self.on(&live, "declare", declaring).await?;
         let mut topology = self.topology.lock().unwrap_or_else(PoisonError::into_inner);
         if !topology.contains(&declaration) {
             topology.push(declaration);
@@ -191,10 +223,10 @@ impl Link {
                 self.counters.resent.inc();
             }
             sent = true;
-            let outcome = async {
+            let outcome = self.on(&live, "basic.publish", async {
                 let channel = live.publisher().await?;
                 publish_on(&channel, message, &live.target).await
-            };
+            });
             let result = tokio::time::timeout_at(deadline, outcome)
                 .await
                 .map_err(|_| Error::Timeout {
@@ -241,11 +273,13 @@ impl Link {
     /// Opens a channel on the live connection.
     pub(crate) async fn channel(&self, deadline: Instant) -> Result<(Arc<Live>, Channel)> {
         let live = self.live(deadline, "channel.open").await?;
-        let channel = live
-            .connection
-            .create_channel()
-            .await
-            .map_err(|e| amqp::error("channel.open", &live.target, e))?;
+        let opening = async {
+            live.connection
+                .create_channel()
+                .await
+                .map_err(|e| amqp::error("channel.open", &live.target, e))
+        };
+        let channel = self.on(&live, "channel.open", opening).await?;
         Ok((live, channel))
     }
 
@@ -287,6 +321,11 @@ impl Live {
     }
 }
 
+/// How long one reconnection attempt (TCP, handshake, publisher channel, topology
+/// replay) may take before the next URL is tried: a broker that accepts the socket but
+/// never answers must not stall recovery.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Watches the live connection; when it is lost, reconnects with backoff over the
 /// URLs, starting with the one after the broker that failed.
 async fn supervise(link: Weak<Link>) {
@@ -313,7 +352,16 @@ async fn supervise(link: Weak<Link>) {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone();
-            match open(&strong.urls, index, live.generation + 1, &topology).await {
+            let opening = open(&strong.urls, index, live.generation + 1, &topology);
+            let opened = tokio::time::timeout(OPEN_TIMEOUT, opening)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Error::Timeout {
+                        operation: "amqp reconnect",
+                        after: OPEN_TIMEOUT,
+                    })
+                });
+            match opened {
                 Ok(next) => {
                     tracing::info!(broker = %next.target, generation = next.generation, "amqp reconnected");
                     strong.counters.reconnects.inc();

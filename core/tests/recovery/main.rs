@@ -169,10 +169,16 @@ async fn publish_and_consume_through(disturb: impl AsyncFnOnce()) -> HashMap<Str
         "publishes failed: {:?}",
         &failed[..failed.len().min(3)]
     );
-    tokio::time::timeout(Duration::from_secs(240), consumer)
-        .await
-        .expect("consuming finishes")
-        .unwrap();
+    match tokio::time::timeout(Duration::from_secs(240), consumer).await {
+        Ok(joined) => joined.expect("the consumer task ends without a panic"),
+        Err(_) => {
+            let unique = processed.lock().unwrap().len();
+            panic!(
+                "consuming did not finish: {unique} ids processed; {:?}",
+                bus.stats()
+            );
+        }
+    }
 
     let stats = bus.stats();
     assert!(stats.reconnects >= 1, "{stats:?}");
