@@ -25,8 +25,8 @@ mod trace;
 
 pub use balance::{Balancer, DiscoveryConfig, EndpointStats, OutlierConfig, VersionConfig};
 pub use config::{
-    BusConfig, ClientConfig, DedupConfig, EndpointConfig, ReconnectConfig, ServiceConfig, Validate,
-    redact_url,
+    BusConfig, ClientConfig, DedupConfig, EndpointConfig, ReconnectConfig, ServiceConfig,
+    TlsConfig, TlsVersion, Validate, redact_url,
 };
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use http::{Client, Request, Response};

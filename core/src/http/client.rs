@@ -93,7 +93,7 @@ impl Client {
     /// TLS cannot be set up.
     pub fn new(config: ClientConfig) -> Result<Client> {
         config.validate()?;
-        let tls = crate::tls::client_config(&[b"h2", b"http/1.1"])?;
+        let tls = crate::tls::client_config(config.tls.as_ref(), &[b"h2", b"http/1.1"])?;
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .build()
@@ -603,8 +603,8 @@ fn join(base: &Url, path: &str, query: &[(String, String)]) -> Url {
 /// Maps a reqwest failure without its URL, which may carry credentials.
 fn transport_error(e: reqwest::Error, endpoint: &str) -> Error {
     let e = e.without_url();
-    if crate::tls::is_tls_failure(&e) {
-        return Error::Tls { reason: chain(&e) };
+    if let Some(reason) = crate::tls::tls_failure(&e) {
+        return Error::Tls { reason };
     }
     Error::Connect {
         operation: if e.is_connect() { "connect" } else { "request" },

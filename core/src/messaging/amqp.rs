@@ -1,11 +1,49 @@
 //! Conversions between lapin's types and courier's: errors and header tables.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
 
+use lapin::tcp::AsyncTcpStream;
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::uri::{AMQPScheme, AMQPUri};
+use lapin::{Connection, ConnectionProperties};
+use rustls_connector::RustlsConnector;
 
 use super::message::{Incoming, Settle};
 use crate::error::Error;
+
+/// Opens a connection to `url`. `amqps://` goes through courier's rustls config (`tls`)
+/// instead of lapin's own, which cannot take a custom verifier or a minimum version:
+/// that is what makes HTTP and AMQP trust exactly the same roots.
+pub(crate) async fn connect(
+    url: &str,
+    tls: &Arc<rustls::ClientConfig>,
+    properties: ConnectionProperties,
+) -> lapin::Result<Connection> {
+    let uri: AMQPUri = url
+        .parse()
+        .map_err(|e: String| lapin::Error::from(std::io::Error::other(e)))?;
+    if uri.scheme == AMQPScheme::AMQP {
+        return Connection::connect_uri(uri, properties).await;
+    }
+    let connector = RustlsConnector::from(tls.clone());
+    let runtime = lapin::runtime::default_runtime()?;
+    Connection::connector(
+        uri,
+        runtime,
+        async move |uri, runtime| {
+            let host = uri.authority.host.as_str();
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, uri.authority.port))
+                .await?
+                .collect();
+            let stream = AsyncTcpStream::connect(&runtime, addrs).await?;
+            Ok(stream.into_rustls(&connector, host).await?)
+        },
+        properties,
+    )
+    .await
+}
 
 /// Maps a lapin error for `operation`, keeping broker refusals apart from transport
 /// failures so callers (and later, retry policy) can tell them apart.
@@ -24,10 +62,8 @@ pub(crate) fn error(operation: &'static str, target: &str, e: lapin::Error) -> E
             source: Some(Box::new(e)),
         },
         _ => {
-            if crate::tls::is_tls_failure(&e) {
-                return Error::Tls {
-                    reason: e.to_string(),
-                };
+            if let Some(reason) = crate::tls::tls_failure(&e) {
+                return Error::Tls { reason };
             }
             Error::Connect {
                 operation,

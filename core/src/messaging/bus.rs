@@ -194,9 +194,17 @@ impl Bus {
             .filter(|u| u.scheme() == "memory");
         let transport = match memory {
             Some(url) => Transport::Memory(Broker::named(&url)),
-            None => Transport::Amqp(
-                Link::connect(config.urls.clone(), &config.reconnect, counters.clone()).await?,
-            ),
+            None => {
+                let tls = Arc::new(crate::tls::client_config(config.tls.as_ref(), &[])?);
+                let link = Link::connect(
+                    config.urls.clone(),
+                    &config.reconnect,
+                    tls,
+                    counters.clone(),
+                )
+                .await?;
+                Transport::Amqp(link)
+            }
         };
         let dedup = DedupStore::open(&config.dedup).await?;
         let max_unconfirmed = usize::try_from(config.max_unconfirmed).unwrap_or(usize::MAX);

@@ -71,6 +71,8 @@ pub(crate) enum Declaration {
 
 pub(crate) struct Link {
     urls: Vec<String>,
+    /// For `amqps://` URLs; the same config every reconnect.
+    tls: Arc<rustls::ClientConfig>,
     backoff: Backoff,
     state: watch::Sender<State>,
     topology: Mutex<Vec<Declaration>>,
@@ -83,12 +85,13 @@ impl Link {
     pub(crate) async fn connect(
         urls: Vec<String>,
         reconnect: &ReconnectConfig,
+        tls: Arc<rustls::ClientConfig>,
         counters: Arc<Counters>,
     ) -> Result<Arc<Link>> {
         let mut last = None;
         let mut first = None;
         for index in 0..urls.len() {
-            match open(&urls, index, 1, &[]).await {
+            match open(&urls, &tls, index, 1, &[]).await {
                 Ok(live) => {
                     first = Some(live);
                     break;
@@ -103,6 +106,7 @@ impl Link {
         };
         let link = Arc::new(Link {
             urls,
+            tls,
             backoff: Backoff::new(
                 Duration::from_millis(reconnect.base_delay_ms),
                 Duration::from_millis(reconnect.max_delay_ms),
@@ -352,7 +356,13 @@ async fn supervise(link: Weak<Link>) {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone();
-            let opening = open(&strong.urls, index, live.generation + 1, &topology);
+            let opening = open(
+                &strong.urls,
+                &strong.tls,
+                index,
+                live.generation + 1,
+                &topology,
+            );
             let opened = tokio::time::timeout(OPEN_TIMEOUT, opening)
                 .await
                 .unwrap_or_else(|_| {
@@ -423,6 +433,7 @@ async fn lost(live: &Live) {
 /// Connects to `urls[index]`, opens the publisher channel and replays `topology`.
 async fn open(
     urls: &[String],
+    tls: &Arc<rustls::ClientConfig>,
     index: usize,
     generation: u64,
     topology: &[Declaration],
@@ -430,7 +441,7 @@ async fn open(
     let url = &urls[index];
     let target = redact_url(url);
     let props = ConnectionProperties::default().with_connection_name("courier".into());
-    let connection = Connection::connect(url, props).await.map_err(|e| {
+    let connection = amqp::connect(url, tls, props).await.map_err(|e| {
         tracing::warn!(broker = %target, error = %e, "amqp connect failed");
         amqp::error("connect", &target, e)
     })?;
