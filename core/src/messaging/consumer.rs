@@ -232,7 +232,7 @@ impl Shared {
         if delivery.redelivered {
             counters.redelivered.inc();
         }
-        delivery
+        delivery.processing(&self.queue)
     }
 
     /// Checks a delivery against the dedup store: a first copy is handed over holding

@@ -47,6 +47,9 @@ pub struct Delivery {
     claim: Option<Claim>,
     bus: Bus,
     settled: AtomicBool,
+    /// The CONSUMER span of the application's handling: open from hand-over until the
+    /// delivery is dropped, so its duration is the processing time.
+    span: tracing::Span,
 }
 
 /// The dedup claim a delivery holds until it is settled.
@@ -87,7 +90,35 @@ impl Delivery {
             claim,
             bus,
             settled: AtomicBool::new(false),
+            span: tracing::Span::none(),
         }
+    }
+
+    /// Opens the process span (OpenTelemetry messaging conventions), linked to the
+    /// producer's context: its trace and span ids are the ones the message carried.
+    pub(crate) fn processing(mut self, queue: &str) -> Delivery {
+        let span = tracing::info_span!(
+            "amqp.process",
+            otel.name = %format_args!("process {queue}"),
+            otel.kind = "consumer",
+            messaging.system = "rabbitmq",
+            messaging.operation.type = "process",
+            messaging.destination.name = queue,
+            messaging.rabbitmq.destination.routing_key = %self.routing_key,
+            messaging.message.id = tracing::field::Empty,
+            messaging.message.conversation_id = tracing::field::Empty,
+            trace_id = %self.trace.trace_id(),
+            link.span_id = %self.trace.span_id(),
+            error.type = tracing::field::Empty,
+        );
+        if let Some(id) = &self.message_id {
+            span.record("messaging.message.id", id.as_str());
+        }
+        if let Some(cid) = &self.correlation_id {
+            span.record("messaging.message.conversation_id", cid.as_str());
+        }
+        self.span = span;
+        self
     }
 
     /// Acknowledges: the broker forgets the message, and with dedup on, its id is
@@ -120,6 +151,7 @@ impl Delivery {
         self.take()?;
         self.release();
         self.finish(Outcome::Nack { requeue }).await?;
+        self.span.record("error.type", "nacked");
         self.count(|c| &c.nacked);
         Ok(())
     }
@@ -132,6 +164,7 @@ impl Delivery {
         self.take()?;
         self.release();
         self.finish(Outcome::Reject).await?;
+        self.span.record("error.type", "rejected");
         self.count(|c| &c.rejected);
         Ok(())
     }

@@ -7,7 +7,8 @@ mod capture;
 
 use capture::Capture;
 use courier::{
-    Bus, BusConfig, Client, ClientConfig, PublishOptions, QueueOptions, Request, Validate,
+    Bus, BusConfig, Client, ClientConfig, ConsumeOptions, PublishOptions, QueueOptions, Request,
+    Validate,
 };
 use courier_testkit::{Action, Behavior, Testkit};
 
@@ -140,6 +141,27 @@ async fn publishes(capture: &Capture) {
     );
     assert!(!ok.contains_key("error.type"));
     assert_eq!(spans[1]["error.type"], "unroutable");
+
+    let consumer = bus.consume(&q, ConsumeOptions::default()).await.unwrap();
+    let d = consumer.next(None).await.unwrap().unwrap();
+    d.reject().await.unwrap();
+    drop(d);
+    let spans = capture.named("amqp.process");
+    assert_eq!(spans.len(), 1, "one process span per delivery");
+    let process = &spans[0];
+    assert_eq!(process["otel.kind"], "consumer");
+    assert_eq!(process["otel.name"], format!("process {q}"));
+    assert_eq!(process["messaging.operation.type"], "process");
+    assert_eq!(process["messaging.destination.name"], q);
+    assert_eq!(process["messaging.message.id"], receipt.message_id);
+    assert_eq!(process["messaging.message.conversation_id"], "conv-1");
+    assert_eq!(
+        (process["trace_id"].clone(), process["link.span_id"].clone()),
+        (receipt.trace.trace_id(), receipt.trace.span_id()),
+        "linked to the producer's context"
+    );
+    assert_eq!(process["error.type"], "rejected");
+    consumer.close().await.unwrap();
     bus.close().await.unwrap();
     let conn = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
         .await
