@@ -190,14 +190,15 @@ pub(crate) fn tls_failure(err: &(dyn std::error::Error + 'static)) -> Option<Str
         if let Some(tls) = e.downcast_ref::<rustls::Error>() {
             return Some(describe(tls));
         }
-        if let Some(tls) = e
+        // An io::Error's source() skips the error it wraps (it returns that error's
+        // source), and the wrapped one is where a TLS stack puts its failure.
+        next = match e
             .downcast_ref::<std::io::Error>()
             .and_then(|io| io.get_ref())
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
         {
-            return Some(describe(tls));
-        }
-        next = e.source();
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
     }
     None
 }

@@ -91,7 +91,7 @@ impl Link {
         let mut last = None;
         let mut first = None;
         for index in 0..urls.len() {
-            match open(&urls, &tls, index, 1, &[]).await {
+            match open_bounded(&urls, &tls, index, 1, &[]).await {
                 Ok(live) => {
                     first = Some(live);
                     break;
@@ -325,7 +325,7 @@ impl Live {
     }
 }
 
-/// How long one reconnection attempt (TCP, handshake, publisher channel, topology
+/// How long one connection attempt (TCP, handshake, publisher channel, topology
 /// replay) may take before the next URL is tried: a broker that accepts the socket but
 /// never answers must not stall recovery.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -356,21 +356,14 @@ async fn supervise(link: Weak<Link>) {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone();
-            let opening = open(
+            let opened = open_bounded(
                 &strong.urls,
                 &strong.tls,
                 index,
                 live.generation + 1,
                 &topology,
-            );
-            let opened = tokio::time::timeout(OPEN_TIMEOUT, opening)
-                .await
-                .unwrap_or_else(|_| {
-                    Err(Error::Timeout {
-                        operation: "amqp reconnect",
-                        after: OPEN_TIMEOUT,
-                    })
-                });
+            )
+            .await;
             match opened {
                 Ok(next) => {
                     tracing::info!(broker = %next.target, generation = next.generation, "amqp reconnected");
@@ -428,6 +421,24 @@ async fn lost(live: &Live) {
             return;
         }
     }
+}
+
+/// [`open`], given up after [`OPEN_TIMEOUT`].
+async fn open_bounded(
+    urls: &[String],
+    tls: &Arc<rustls::ClientConfig>,
+    index: usize,
+    generation: u64,
+    topology: &[Declaration],
+) -> Result<Live> {
+    tokio::time::timeout(OPEN_TIMEOUT, open(urls, tls, index, generation, topology))
+        .await
+        .unwrap_or_else(|_| {
+            Err(Error::Timeout {
+                operation: "amqp connect",
+                after: OPEN_TIMEOUT,
+            })
+        })
 }
 
 /// Connects to `urls[index]`, opens the publisher channel and replays `topology`.
