@@ -23,15 +23,31 @@ logged() {
 }
 
 setup_common() {
+  # First: the RabbitMQ TLS setup takes its certificates from the testkit's PKI.
+  step "testkit"
+  cargo build -q -p courier-testkit
+  # One PKI for every testkit process, the broker and the tests, so they trust each other.
+  export COURIER_PKI_DIR="${COURIER_PKI_DIR:-$HOME/.cache/courier/pki}"
+  "$COURIER_TESTKIT" pki --out "$COURIER_PKI_DIR" >/dev/null
+  echo "pki: $COURIER_PKI_DIR"
   step "RabbitMQ"
+  # A broker named by the caller is not ours to reconfigure for TLS.
+  local local_broker=true
+  [ -z "${COURIER_AMQP_URL:-}" ] || local_broker=false
   COURIER_AMQP_URL=$(bash tests/scripts/ensure-rabbitmq.sh)
   export COURIER_AMQP_URL
   echo "broker: ${COURIER_AMQP_URL/\/\/*@///***@}"
+  step "RabbitMQ TLS listener (client certificates, SASL EXTERNAL)"
+  if $local_broker || [ -n "${COURIER_AMQPS_URL:-}" ]; then
+    COURIER_AMQPS_URL=$(bash tests/scripts/ensure-rabbitmq-tls.sh)
+    export COURIER_AMQPS_URL
+    echo "TLS broker: $COURIER_AMQPS_URL"
+  else
+    echo "none: COURIER_AMQP_URL names a broker of its own and COURIER_AMQPS_URL is unset"
+  fi
   step "Redis (dedup store)"
   bash tests/scripts/ensure-redis.sh
   export COURIER_REDIS_URL="${COURIER_REDIS_URL:-redis://127.0.0.1:6379/0}"
-  step "testkit"
-  cargo build -q -p courier-testkit
 }
 
 run_rust() {

@@ -13,7 +13,7 @@ use std::io;
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
@@ -133,15 +133,27 @@ impl From<io::Error> for ReadError {
     }
 }
 
+/// What HTTP is spoken over: plain TCP, or TLS on top of it.
+pub(crate) trait Transport: AsyncRead + AsyncWrite + Unpin {
+    /// The socket underneath, which a reset has to reach past any TLS layer.
+    fn tcp(&self) -> &TcpStream;
+}
+
+impl Transport for TcpStream {
+    fn tcp(&self) -> &TcpStream {
+        self
+    }
+}
+
 /// A server-side connection with its read buffer, which persists across requests
 /// because a pipelining client may already have sent the next one.
-pub(crate) struct Conn {
-    stream: TcpStream,
+pub(crate) struct Conn<S> {
+    stream: S,
     buf: Vec<u8>,
 }
 
-impl Conn {
-    pub(crate) fn new(stream: TcpStream) -> Conn {
+impl<S: Transport> Conn<S> {
+    pub(crate) fn new(stream: S) -> Conn<S> {
         Conn {
             stream,
             buf: Vec::new(),
@@ -348,13 +360,21 @@ impl Conn {
     }
 
     /// Closes with a TCP RST instead of a FIN, which is what a crashed upstream or a
-    /// load balancer killing the connection looks like to the client.
+    /// load balancer killing the connection looks like to the client. Over TLS no
+    /// close_notify goes out either: the connection just dies.
     pub(crate) fn reset(self) {
         // The deprecation is about a non-zero linger blocking the runtime thread on
         // drop; a zero linger never blocks. (`set_zero_linger` needs tokio 1.50, newer
         // than the workspace's minimum.)
         #[allow(deprecated)]
-        let _ = self.stream.set_linger(Some(Duration::ZERO));
+        let _ = self.stream.tcp().set_linger(Some(Duration::ZERO));
+    }
+
+    /// Ends the connection cleanly. Over TLS that means a close_notify first, without
+    /// which TLS clients read the end as an error (an unexpected EOF), not a close.
+    pub(crate) async fn close(mut self) {
+        // Failing means the peer already went away, which is the end wanted anyway.
+        let _ = self.stream.shutdown().await;
     }
 }
 

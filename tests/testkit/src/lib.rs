@@ -10,6 +10,10 @@
 //! A DNS server on 127.0.0.1 (UDP) answers from a table the test sets
 //! ([`Testkit::set_dns`], `PUT /dns/{name}`), for courier's DNS discovery.
 //!
+//! For TLS tests, [`Pki`] makes the certificates (good ones and one per kind of bad
+//! one) and [`Testkit::start_with_tls`] adds HTTPS upstreams that use them
+//! ([`TlsUpstream`]). TLS is rustls with the ring provider only, like courier itself.
+//!
 //! The HTTP server is hand-written because the interesting faults (a TCP reset before
 //! any response byte, or in the middle of a body) need control of the raw socket.
 
@@ -20,11 +24,15 @@ mod behavior;
 mod control;
 mod dns;
 mod http1;
+mod https;
 mod log;
+mod pki;
 mod testkit;
 mod upstream;
 
 pub use behavior::{Action, Behavior, Reset};
 pub use dns::{DnsRecords, SrvRecord};
+pub use https::TlsUpstream;
 pub use log::{RecordedRequest, RequestLog};
+pub use pki::Pki;
 pub use testkit::{Testkit, closed_port};

@@ -6,19 +6,30 @@ use std::sync::Arc;
 
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 
 use crate::behavior::Behavior;
 use crate::control;
 use crate::dns::{self, DnsRecords, DnsTable};
 use crate::http1;
+use crate::https::TlsUpstream;
 use crate::log::RequestLog;
+use crate::pki::Pki;
 use crate::upstream::Upstream;
 
 /// A set of fake upstreams plus their control API and a DNS server, all on 127.0.0.1.
 ///
+/// Started [with TLS](Testkit::start_with_tls), it also has one HTTPS upstream per
+/// [`TlsUpstream`], numbered after the plain ones. They are upstreams like the
+/// others (behaviours, request logs, stop and start, the control API) except that
+/// [`urls`](Testkit::urls) leaves them out, since callers that predate TLS count on it
+/// listing plain ones only.
+///
 /// Dropping it shuts everything down, so a test cannot leak listeners into the next.
 pub struct Testkit {
+    /// The plain upstreams, then the HTTPS ones if any.
     upstreams: Arc<[Upstream]>,
+    plain: usize,
     control_addr: SocketAddr,
     control_task: JoinHandle<()>,
     dns: Arc<DnsTable>,
@@ -34,8 +45,31 @@ impl Testkit {
     ///
     /// Outside a tokio runtime.
     pub async fn start(upstreams: usize) -> io::Result<Testkit> {
-        let upstreams: Arc<[Upstream]> = (0..upstreams)
-            .map(Upstream::bind)
+        Testkit::start_all(upstreams, Vec::new()).await
+    }
+
+    /// Like [`start`](Testkit::start), plus the HTTPS upstreams, with certificates
+    /// from `pki`. Fails if `pki` was loaded from files that do not parse.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
+    pub async fn start_with_tls(upstreams: usize, pki: &Pki) -> io::Result<Testkit> {
+        let acceptors = TlsUpstream::ALL
+            .iter()
+            .map(|variant| variant.acceptor(pki))
+            .collect::<io::Result<_>>()?;
+        Testkit::start_all(upstreams, acceptors).await
+    }
+
+    async fn start_all(plain: usize, tls: Vec<TlsAcceptor>) -> io::Result<Testkit> {
+        let upstreams: Arc<[Upstream]> = (0..plain)
+            .map(|index| Upstream::bind(index, None))
+            .chain(
+                tls.into_iter()
+                    .enumerate()
+                    .map(|(i, acceptor)| Upstream::bind(plain + i, Some(acceptor))),
+            )
             .collect::<io::Result<Vec<_>>>()?
             .into();
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
@@ -55,6 +89,7 @@ impl Testkit {
         ));
         Ok(Testkit {
             upstreams,
+            plain,
             control_addr,
             control_task,
             dns,
@@ -63,9 +98,41 @@ impl Testkit {
         })
     }
 
-    /// Base URLs (`http://127.0.0.1:port`, no trailing slash), indexed like upstreams.
+    /// Base URLs (`http://127.0.0.1:port`, no trailing slash) of the plain upstreams,
+    /// indexed like upstreams.
     pub fn urls(&self) -> Vec<String> {
-        self.upstreams.iter().map(Upstream::url).collect()
+        self.upstreams[..self.plain]
+            .iter()
+            .map(Upstream::url)
+            .collect()
+    }
+
+    /// Base URL (`https://127.0.0.1:port`) of an HTTPS upstream. `localhost` in place of
+    /// the IP works as well: the server certificates name both.
+    ///
+    /// # Panics
+    ///
+    /// If the testkit was started without TLS.
+    pub fn tls_url(&self, variant: TlsUpstream) -> String {
+        self.upstream(self.tls_index(variant)).url()
+    }
+
+    /// The upstream index of an HTTPS upstream, for [`set_behavior`](Testkit::set_behavior),
+    /// [`requests`](Testkit::requests) and the rest.
+    ///
+    /// # Panics
+    ///
+    /// If the testkit was started without TLS.
+    pub fn tls_index(&self, variant: TlsUpstream) -> usize {
+        assert!(
+            self.upstreams.len() > self.plain,
+            "this testkit has no HTTPS upstreams: start it with Testkit::start_with_tls"
+        );
+        let offset = TlsUpstream::ALL
+            .iter()
+            .position(|v| *v == variant)
+            .expect("ALL lists every variant");
+        self.plain + offset
     }
 
     /// Base URL of the control API.
@@ -108,8 +175,8 @@ impl Testkit {
         self.upstream(upstream).requests()
     }
 
-    /// Restores every upstream's default behaviour and clears every log; listeners that
-    /// were stopped stay stopped.
+    /// Restores every upstream's default behaviour (HTTPS ones included) and clears
+    /// every log; listeners that were stopped stay stopped.
     pub fn reset(&self) {
         self.upstreams.iter().for_each(Upstream::reset);
     }

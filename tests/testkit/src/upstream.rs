@@ -6,12 +6,13 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 
 use crate::behavior::{Action, Behavior, Reset, Selector};
-use crate::http1::{self, Conn, Request, Response};
+use crate::http1::{self, Conn, Request, Response, Transport};
 use crate::log::{RecordedRequest, Recorder, RequestLog};
 
 /// What a `mid_response` reset promises versus what it delivers.
@@ -26,6 +27,8 @@ pub(crate) struct Upstream {
     state: Arc<State>,
     /// Fixed at the first bind so a restart comes back where clients expect it.
     addr: SocketAddr,
+    /// Makes this an HTTPS upstream; everything past the handshake is the same.
+    tls: Option<TlsAcceptor>,
     running: Mutex<Option<Running>>,
 }
 
@@ -44,8 +47,9 @@ struct Running {
 }
 
 impl Upstream {
-    /// Binds an ephemeral port and starts serving on the current runtime.
-    pub(crate) fn bind(index: usize) -> io::Result<Upstream> {
+    /// Binds an ephemeral port and starts serving on the current runtime, over TLS
+    /// when given an acceptor.
+    pub(crate) fn bind(index: usize, tls: Option<TlsAcceptor>) -> io::Result<Upstream> {
         let listener = listen(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?;
         let upstream = Upstream {
             state: Arc::new(State {
@@ -54,6 +58,7 @@ impl Upstream {
                 recorder: Mutex::new(Recorder::default()),
             }),
             addr: listener.local_addr()?,
+            tls,
             running: Mutex::new(None),
         };
         *lock(&upstream.running) = Some(upstream.spawn(listener));
@@ -65,7 +70,8 @@ impl Upstream {
     }
 
     pub(crate) fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     pub(crate) fn set_behavior(&self, behavior: Behavior) {
@@ -110,12 +116,28 @@ impl Upstream {
     fn spawn(&self, listener: TcpListener) -> Running {
         let (stop, stopped) = oneshot::channel::<()>();
         let state = Arc::clone(&self.state);
+        let tls = self.tls.clone();
         let task = tokio::spawn(http1::serve(
             listener,
             async {
                 let _ = stopped.await;
             },
-            move |stream| serve_connection(Arc::clone(&state), stream),
+            move |stream| {
+                let state = Arc::clone(&state);
+                let tls = tls.clone();
+                async move {
+                    match tls {
+                        None => serve_connection(state, stream).await,
+                        // A failed handshake is what the TLS tests provoke on purpose;
+                        // the client sees the alert, so there is nothing left to do.
+                        Some(tls) => {
+                            if let Ok(stream) = tls.accept(stream).await {
+                                serve_connection(state, stream).await;
+                            }
+                        }
+                    }
+                }
+            },
         ));
         Running { stop, task }
     }
@@ -135,7 +157,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-async fn serve_connection(state: Arc<State>, stream: TcpStream) {
+async fn serve_connection(state: Arc<State>, stream: impl Transport) {
     let mut conn = Conn::new(stream);
     while let Some(request) = conn.next_request().await {
         // Recorded before acting, so requests that end in a reset are counted too.
@@ -162,9 +184,10 @@ async fn serve_connection(state: Arc<State>, stream: TcpStream) {
         let close = !request.keep_alive;
         let head_only = request.method == "HEAD";
         if conn.respond(&response, head_only, close).await.is_err() || close {
-            return;
+            break;
         }
     }
+    conn.close().await;
 }
 
 impl State {

@@ -10,6 +10,7 @@ use tokio::net::TcpStream;
 /// Bounds every exchange so a bug shows up as a failure, not a hung test run.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
+#[derive(Debug)]
 pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,

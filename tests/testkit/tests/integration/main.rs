@@ -4,4 +4,5 @@
 mod binary;
 mod client;
 mod control;
+mod tls;
 mod upstream;
