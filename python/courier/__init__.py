@@ -1,11 +1,16 @@
 """courier: resilient service-to-service HTTP calls and AMQP messaging.
 
 One Rust core, the same behaviour in Python, Node, Kotlin and Swift.
+
+Every call, publish and request takes ``trace=``, its parent in a distributed trace (a
+:class:`TraceContext` or a W3C carrier dict). Without it, courier continues the current
+OpenTelemetry span when the ``opentelemetry`` package is installed and a span is active,
+and starts a new trace otherwise.
 """
 
 from ._bus import AsyncBus, AsyncConsumer, Bus, Consumer, Delivery, Receipt
 from ._client import AsyncClient, Client, Response
-from ._courier import __version__
+from ._courier import TraceContext, __version__
 from ._errors import (
     BrokerError,
     CircuitOpenError,
@@ -48,6 +53,7 @@ __all__ = [
     "RetryBudgetExhausted",
     "TimeoutError",
     "TlsError",
+    "TraceContext",
     "UnroutableError",
     "__version__",
 ]

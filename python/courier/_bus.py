@@ -14,13 +14,10 @@ from typing_extensions import Self
 
 from . import _courier
 from ._config import to_json
+from ._trace import Trace, parent
 
 ExchangeKind = Literal["direct", "fanout", "topic", "headers"]
 Body = Union[bytes, bytearray, memoryview, str]
-
-
-def _carrier(trace: Mapping[str, str] | None) -> dict[str, str] | None:
-    return None if trace is None else dict(trace)
 
 
 def _bytes(body: Body) -> bytes:
@@ -32,13 +29,20 @@ def _headers(headers: Mapping[str, str] | None) -> dict[str, str] | None:
 
 
 class Receipt:
-    """Proof that the broker confirmed a publish; ``trace`` is the carrier it sent."""
+    """Proof that the broker confirmed a publish. ``trace_context`` is the context the
+    message carries (a child of the caller's, or a new trace); ``trace`` the same as a
+    carrier dict."""
 
-    __slots__ = ("message_id", "trace")
+    __slots__ = ("message_id", "trace_context")
 
-    def __init__(self, message_id: str, trace: dict[str, str]) -> None:
+    def __init__(self, message_id: str, trace_context: _courier.TraceContext) -> None:
         self.message_id = message_id
-        self.trace = trace
+        self.trace_context = trace_context
+
+    @property
+    def trace(self) -> dict[str, str]:
+        """The context the message carries, as a carrier dict."""
+        return self.trace_context.to_carrier()
 
     def __repr__(self) -> str:
         return f"<Receipt {self.message_id}>"
@@ -72,6 +76,10 @@ class Delivery:
     trace = property(
         lambda self: self._native.trace,
         doc="The trace context the message carried: a carrier dict (traceparent, tracestate, baggage).",
+    )
+    trace_context = property(
+        lambda self: self._native.trace_context,
+        doc="The trace context the message carried, as a :class:`courier.TraceContext`.",
     )
 
     def ack(self) -> None:
@@ -198,16 +206,18 @@ class Bus:
         message_id: str | None = None,
         correlation_id: str | None = None,
         persistent: bool = True,
-        trace: Mapping[str, str] | None = None,
+        trace: Trace | None = None,
         deadline_ms: int | None = None,
     ) -> Receipt:
         """Publishes and returns once the broker confirms.
 
-        ``trace`` is the caller's carrier (``traceparent``, ...): the message carries a
-        child of it, or starts a new trace. ``deadline_ms`` bounds the whole publish,
-        reconnects included (default: the config's ``publish_deadline_ms``).
+        ``trace`` is the parent, a :class:`courier.TraceContext` or a carrier dict
+        (``traceparent``, ...); without it, the current OpenTelemetry span when there is
+        one. The message carries a child of the parent, or starts a new trace.
+        ``deadline_ms`` bounds the whole publish, reconnects included (default: the
+        config's ``publish_deadline_ms``).
         """
-        mid, carrier = self._native.publish(
+        mid, context = self._native.publish(
             exchange,
             routing_key,
             _bytes(body),
@@ -215,11 +225,11 @@ class Bus:
             message_id,
             correlation_id,
             persistent,
-            _carrier(trace),
+            parent(trace),
             deadline_ms,
             False,
         )
-        return Receipt(mid, carrier)
+        return Receipt(mid, context)
 
     def consume(self, queue: str, *, prefetch: int | None = None, dedup: bool = True) -> Consumer:
         """Consumes ``queue`` with manual acks. With ``dedup``, a message id already
@@ -239,13 +249,13 @@ class Bus:
         exchange: str = "",
         timeout_ms: int = 5000,
         headers: Mapping[str, str] | None = None,
-        trace: Mapping[str, str] | None = None,
+        trace: Trace | None = None,
     ) -> Delivery:
         """Sends a request and returns the reply. Raises :class:`courier.TimeoutError` when
         no reply comes within ``timeout_ms``, :class:`courier.UnroutableError` when no
-        queue takes the request."""
+        queue takes the request. ``trace`` as for :meth:`publish`."""
         native = self._native.request(
-            routing_key, _bytes(body), exchange, timeout_ms, _headers(headers), _carrier(trace), False
+            routing_key, _bytes(body), exchange, timeout_ms, _headers(headers), parent(trace), False
         )
         return Delivery(native)
 
@@ -303,10 +313,10 @@ class AsyncBus:
         message_id: str | None = None,
         correlation_id: str | None = None,
         persistent: bool = True,
-        trace: Mapping[str, str] | None = None,
+        trace: Trace | None = None,
         deadline_ms: int | None = None,
     ) -> Receipt:
-        mid, carrier = await self._native.publish(
+        mid, context = await self._native.publish(
             exchange,
             routing_key,
             _bytes(body),
@@ -314,11 +324,11 @@ class AsyncBus:
             message_id,
             correlation_id,
             persistent,
-            _carrier(trace),
+            parent(trace),
             deadline_ms,
             True,
         )
-        return Receipt(mid, carrier)
+        return Receipt(mid, context)
 
     async def consume(self, queue: str, *, prefetch: int | None = None, dedup: bool = True) -> AsyncConsumer:
         return AsyncConsumer(await self._native.consume(queue, prefetch, dedup, True))
@@ -334,10 +344,10 @@ class AsyncBus:
         exchange: str = "",
         timeout_ms: int = 5000,
         headers: Mapping[str, str] | None = None,
-        trace: Mapping[str, str] | None = None,
+        trace: Trace | None = None,
     ) -> Delivery:
         native = await self._native.request(
-            routing_key, _bytes(body), exchange, timeout_ms, _headers(headers), _carrier(trace), True
+            routing_key, _bytes(body), exchange, timeout_ms, _headers(headers), parent(trace), True
         )
         return Delivery(native)
 

@@ -16,6 +16,7 @@ from typing_extensions import Self
 from . import _courier
 from ._config import to_json
 from ._errors import HTTPStatusError
+from ._trace import Trace, parent
 
 Headers = Union[Mapping[str, str], Iterable["tuple[str, str]"]]
 Query = Union[Mapping[str, Any], Iterable["tuple[str, Any]"]]
@@ -58,6 +59,11 @@ class Response:
         """The trace carrier the answered attempt sent (``traceparent``...)."""
         return self._native.trace
 
+    @property
+    def trace_context(self) -> _courier.TraceContext:
+        """The context the answered attempt sent, as a :class:`courier.TraceContext`."""
+        return self._native.trace_context
+
     def text(self) -> str:
         return self._native.text()
 
@@ -93,7 +99,7 @@ def _request_args(
     timeout_ms: int | None,
     idempotency_key: str | None,
     version: str | None,
-    trace: Mapping[str, str] | None,
+    trace: Trace | None,
 ) -> tuple[Any, ...]:
     header_list = _pairs(headers) or []
     if json is not None:
@@ -117,7 +123,7 @@ def _request_args(
         timeout_ms,
         idempotency_key,
         version,
-        None if trace is None else dict(trace),
+        parent(trace),
     )
 
 
@@ -160,8 +166,13 @@ class Client(_Base):
         timeout_ms: int | None = None,
         idempotency_key: str | None = None,
         version: str | None = None,
-        trace: Mapping[str, str] | None = None,
+        trace: Trace | None = None,
     ) -> Response:
+        """Sends one request and returns its Response, a final 4xx/5xx included.
+
+        ``trace`` is the parent (a :class:`courier.TraceContext` or a carrier dict);
+        without it the current OpenTelemetry span when there is one, else a new trace.
+        """
         args = _request_args(
             method,
             target,
@@ -223,7 +234,7 @@ class AsyncClient(_Base):
         timeout_ms: int | None = None,
         idempotency_key: str | None = None,
         version: str | None = None,
-        trace: Mapping[str, str] | None = None,
+        trace: Trace | None = None,
     ) -> Response:
         args = _request_args(
             method,

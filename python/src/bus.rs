@@ -5,13 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use courier::{
-    BusConfig, ConsumeOptions, ExchangeKind, PublishOptions, QueueOptions, RequestOptions,
-    TraceContext, Validate,
+    BusConfig, ConsumeOptions, ExchangeKind, PublishOptions, QueueOptions, RequestOptions, Validate,
 };
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use crate::error::IntoPyResult;
+use crate::trace::{TraceArg, TraceContext};
 use crate::wait::run;
 
 /// The native bus; `courier.Bus` and `courier.AsyncBus` wrap it.
@@ -85,7 +85,7 @@ impl Bus {
         })
     }
 
-    /// Returns the confirmed message id and the trace carrier the message carries.
+    /// Returns the confirmed message id and the trace context the message carries.
     #[pyo3(signature = (exchange, routing_key, body, headers, message_id, correlation_id, persistent, trace, deadline_ms, asynchronous))]
     fn publish(
         &self,
@@ -97,7 +97,7 @@ impl Bus {
         message_id: Option<String>,
         correlation_id: Option<String>,
         persistent: bool,
-        trace: Option<BTreeMap<String, String>>,
+        trace: Option<TraceArg>,
         deadline_ms: Option<u64>,
         asynchronous: bool,
     ) -> PyResult<Py<PyAny>> {
@@ -107,14 +107,14 @@ impl Bus {
             message_id,
             correlation_id,
             persistent,
-            trace: trace.map(|carrier| TraceContext::from_carrier(&carrier)),
+            trace: trace.map(TraceArg::into_core),
             deadline: deadline_ms.map(Duration::from_millis),
         };
         let fut = async move {
             let receipt = bus
                 .publish(&exchange, &routing_key, body.into(), options)
                 .await?;
-            Ok((receipt.message_id, receipt.trace.to_carrier()))
+            Ok((receipt.message_id, TraceContext::from(receipt.trace)))
         };
         run(py, asynchronous, fut)
     }
@@ -151,7 +151,7 @@ impl Bus {
         exchange: String,
         timeout_ms: u64,
         headers: Option<BTreeMap<String, String>>,
-        trace: Option<BTreeMap<String, String>>,
+        trace: Option<TraceArg>,
         asynchronous: bool,
     ) -> PyResult<Py<PyAny>> {
         let bus = self.inner.clone();
@@ -159,7 +159,7 @@ impl Bus {
             exchange,
             timeout: Duration::from_millis(timeout_ms),
             headers: headers.unwrap_or_default(),
-            trace: trace.map(|carrier| TraceContext::from_carrier(&carrier)),
+            trace: trace.map(TraceArg::into_core),
         };
         run(py, asynchronous, async move {
             bus.request(&routing_key, body.into(), options)
@@ -283,6 +283,12 @@ impl Delivery {
     #[getter]
     fn trace(&self) -> BTreeMap<String, String> {
         self.inner.trace.to_carrier()
+    }
+
+    /// The same context as a TraceContext.
+    #[getter]
+    fn trace_context(&self) -> TraceContext {
+        self.inner.trace.clone().into()
     }
 
     fn ack(&self, py: Python<'_>, asynchronous: bool) -> PyResult<Py<PyAny>> {

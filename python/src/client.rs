@@ -2,11 +2,12 @@
 
 use std::collections::BTreeMap;
 
-use courier::{ClientConfig, Request, TraceContext, Validate};
+use courier::{ClientConfig, Request, Validate};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use crate::error::IntoPyResult;
+use crate::trace::{TraceArg, TraceContext};
 use crate::wait::run;
 
 /// The native HTTP client; `courier.Client` and `courier.AsyncClient` wrap it.
@@ -50,7 +51,7 @@ impl Client {
         timeout_ms: Option<u64>,
         idempotency_key: Option<String>,
         version: Option<String>,
-        trace: Option<BTreeMap<String, String>>,
+        trace: Option<TraceArg>,
         asynchronous: bool,
     ) -> PyResult<Py<PyAny>> {
         let req = Request {
@@ -64,7 +65,7 @@ impl Client {
             timeout_ms,
             idempotency_key,
             version,
-            trace: trace.map(TraceContext::from_carrier),
+            trace: trace.map(TraceArg::into_core),
         };
         let client = self.inner.clone();
         run(py, asynchronous, async move {
@@ -126,6 +127,12 @@ impl Response {
     #[getter]
     fn trace(&self) -> BTreeMap<String, String> {
         self.inner.trace.to_carrier()
+    }
+
+    /// The same context as a TraceContext.
+    #[getter]
+    fn trace_context(&self) -> TraceContext {
+        self.inner.trace.clone().into()
     }
 
     fn text(&self) -> String {

@@ -14,6 +14,7 @@ use pyo3::prelude::*;
 mod bus;
 mod client;
 mod error;
+mod trace;
 mod wait;
 
 #[pymodule]
@@ -23,6 +24,7 @@ fn _courier(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<bus::Bus>()?;
     m.add_class::<bus::Consumer>()?;
     m.add_class::<bus::Delivery>()?;
+    m.add_class::<trace::TraceContext>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

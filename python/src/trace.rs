@@ -1,0 +1,115 @@
+//! `TraceContext`: core's W3C trace context as a Python object, and the `trace=`
+//! argument every call, publish and request takes.
+//!
+//! Parsing and formatting stay in core (`courier::TraceContext`); this only wraps it.
+
+use std::collections::BTreeMap;
+
+use pyo3::prelude::*;
+
+use crate::error::IntoPyResult;
+
+/// A position in a distributed trace (`courier.TraceContext`).
+#[pyclass(frozen, eq, from_py_object, module = "courier._courier")]
+#[derive(Clone, PartialEq)]
+pub(crate) struct TraceContext {
+    pub(crate) inner: courier::TraceContext,
+}
+
+impl From<courier::TraceContext> for TraceContext {
+    fn from(inner: courier::TraceContext) -> Self {
+        TraceContext { inner }
+    }
+}
+
+#[pymethods]
+impl TraceContext {
+    /// A new trace: random ids, sampled.
+    #[staticmethod]
+    fn new_root() -> Self {
+        courier::TraceContext::new_root().into()
+    }
+
+    /// Parses a `traceparent` (and optional `tracestate`); raises ConfigError naming
+    /// `traceparent` when it is invalid. An invalid tracestate is dropped.
+    #[staticmethod]
+    #[pyo3(signature = (traceparent, tracestate = None))]
+    fn parse(traceparent: &str, tracestate: Option<&str>) -> PyResult<Self> {
+        courier::TraceContext::parse(traceparent, tracestate)
+            .map(Self::from)
+            .ok_or_else(|| {
+                courier::Error::config(
+                    "traceparent",
+                    format!("not a valid W3C traceparent: {traceparent:?}"),
+                )
+            })
+            .py()
+    }
+
+    /// Extracts from a carrier dict (keys compared case-insensitively); a missing or
+    /// invalid traceparent starts a new trace, as for incoming headers.
+    #[staticmethod]
+    fn from_carrier(carrier: BTreeMap<String, String>) -> Self {
+        courier::TraceContext::from_carrier(&carrier).into()
+    }
+
+    /// The same trace with a new span id.
+    fn child(&self) -> Self {
+        self.inner.child().into()
+    }
+
+    #[getter]
+    fn trace_id(&self) -> String {
+        self.inner.trace_id()
+    }
+
+    #[getter]
+    fn span_id(&self) -> String {
+        self.inner.span_id()
+    }
+
+    #[getter]
+    fn sampled(&self) -> bool {
+        self.inner.sampled()
+    }
+
+    #[getter]
+    fn traceparent(&self) -> String {
+        self.inner.traceparent()
+    }
+
+    /// The vendors' `tracestate`, or None when empty.
+    #[getter]
+    fn tracestate(&self) -> Option<String> {
+        let ts = self.inner.tracestate();
+        (!ts.is_empty()).then(|| ts.header())
+    }
+
+    /// `traceparent`, and `tracestate` / `baggage` when non-empty.
+    fn to_carrier(&self) -> BTreeMap<String, String> {
+        self.inner.to_carrier()
+    }
+
+    /// `TraceContext.parse('00-…')`: a traceparent is hex digits and dashes, so it
+    /// needs no escaping.
+    fn __repr__(&self) -> String {
+        format!("TraceContext.parse('{}')", self.inner.traceparent())
+    }
+}
+
+/// What `trace=` accepts: a TraceContext or a carrier dict (the Python layer turns any
+/// other mapping into a dict).
+#[derive(FromPyObject)]
+pub(crate) enum TraceArg {
+    Context(TraceContext),
+    Carrier(BTreeMap<String, String>),
+}
+
+impl TraceArg {
+    pub(crate) fn into_core(self) -> courier::TraceContext {
+        match self {
+            TraceArg::Context(ctx) => ctx.inner,
+            TraceArg::Carrier(carrier) => courier::TraceContext::from_carrier(&carrier),
+        }
+    }
+}
