@@ -37,6 +37,9 @@ class Testkit:
         info = json.loads(self.proc.stdout.readline())
         self.control: str = info["control"]
         self.urls: list[str] = info["upstreams"]
+        # HTTPS upstreams by name (mtls, tls12, expired, ...) and the PKI directory they use.
+        self.tls_dir = Path(info["tls"]["dir"])
+        self.tls_urls: dict[str, str] = info["tls"]["urls"]
 
     def _send(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
