@@ -185,22 +185,28 @@ async fn a_message_carries_its_trace_to_the_consumer() {
     delete_queues(&[&q, &format!("{q}.dlq")]).await;
 }
 
-/// Two consumers with their own connections and their own Redis clients (as two
-/// processes would have) share one queue and one Redis dedup window: every message id,
-/// each published twice, is processed exactly once across both.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_dedup_is_shared_by_consumers() {
-    const IDS: usize = 300;
+/// Where the child consumers of [`redis_dedup_is_shared_by_consumer_processes`] find
+/// their queue and their Redis key prefix; unset in a normal run.
+const CHILD_QUEUE: &str = "COURIER_TEST_CHILD_QUEUE";
+const CHILD_PREFIX: &str = "COURIER_TEST_CHILD_PREFIX";
+
+fn redis_bus_config(prefix: &str) -> BusConfig {
     let redis = std::env::var("COURIER_REDIS_URL")
         .unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_owned());
+    BusConfig::from_value(serde_json::json!({
+        "urls": [amqp_url()],
+        "dedup": {"store": "redis", "url": redis, "prefix": prefix},
+    }))
+    .unwrap()
+}
+
+/// Two consumer processes (this test binary, run again as children) share a queue and a
+/// Redis dedup window; every id was published twice. Each id must be processed exactly
+/// once across both processes.
+#[tokio::test]
+async fn redis_dedup_is_shared_by_consumer_processes() {
+    const IDS: usize = 300;
     let prefix = format!("courier-test:{}:", uuid::Uuid::now_v7());
-    let config = || {
-        BusConfig::from_value(serde_json::json!({
-            "urls": [amqp_url()],
-            "dedup": {"store": "redis", "url": redis, "prefix": prefix},
-        }))
-        .unwrap()
-    };
     let q = unique("redis-dedup");
     let publisher = bus().await;
     publisher
@@ -218,60 +224,84 @@ async fn redis_dedup_is_shared_by_consumers() {
         }
     }
 
-    let processed = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::<
-        String,
-        usize,
-    >::new()));
-    let mut workers = Vec::new();
-    for _ in 0..2 {
-        let bus = Bus::connect(config())
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            tokio::process::Command::new(&exe)
+                .args(["redis_dedup_child_consumer", "--exact", "--nocapture"])
+                .env(CHILD_QUEUE, &q)
+                .env(CHILD_PREFIX, &prefix)
+                .stdout(std::process::Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("the test binary runs again as a child")
+        })
+        .collect();
+    let mut processed = std::collections::HashMap::<String, usize>::new();
+    let mut deduplicated = 0u64;
+    let mut busy = 0;
+    for child in children {
+        let out = tokio::time::timeout(Duration::from_secs(150), child.wait_with_output())
             .await
-            .expect("Redis must be running (tests/scripts/ensure-redis.sh)");
-        let q = q.clone();
-        let processed = processed.clone();
-        workers.push(tokio::spawn(async move {
-            let options = ConsumeOptions {
-                prefetch: Some(20),
-                ..ConsumeOptions::default()
-            };
-            let consumer = bus.consume(&q, options).await.unwrap();
-            loop {
-                match consumer.next(Some(Duration::from_secs(2))).await {
-                    Ok(Some(d)) => {
-                        let id = d.message_id.clone().unwrap();
-                        *processed.lock().unwrap().entry(id).or_default() += 1;
-                        // Processing takes a moment, so copies meet in-progress claims.
-                        tokio::time::sleep(Duration::from_millis(1)).await;
-                        d.ack().await.unwrap();
-                    }
-                    Err(e) if e.kind() == ErrorKind::Timeout => {
-                        if processed.lock().unwrap().len() == IDS {
-                            break;
-                        }
-                    }
-                    other => panic!("consumer failed: {other:?}"),
-                }
-            }
-            let stats = bus.stats();
-            bus.close().await.unwrap();
-            stats
-        }));
-    }
-    let mut deduplicated = 0;
-    for worker in workers {
-        let stats = tokio::time::timeout(Duration::from_secs(120), worker)
-            .await
-            .expect("workers finish")
+            .expect("child consumers finish")
             .unwrap();
-        deduplicated += stats.deduplicated;
+        assert!(
+            out.status.success(),
+            "a child consumer failed: {:?}",
+            out.status
+        );
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let mut mine = 0;
+        for line in stdout.lines() {
+            if let Some(id) = line.strip_prefix("processed ") {
+                *processed.entry(id.to_owned()).or_default() += 1;
+                mine += 1;
+            } else if let Some(n) = line.strip_prefix("deduplicated ") {
+                deduplicated += n.parse::<u64>().unwrap();
+            }
+        }
+        busy += usize::from(mine > 0);
     }
-    let processed = processed.lock().unwrap().clone();
     assert_eq!(processed.len(), IDS);
     let repeated: Vec<_> = processed.iter().filter(|(_, n)| **n != 1).collect();
     assert!(repeated.is_empty(), "processed twice: {repeated:?}");
     assert_eq!(deduplicated, IDS as u64, "every second copy was skipped");
+    assert_eq!(busy, 2, "both processes took part");
     publisher.close().await.unwrap();
     delete_queues(&[&q, &format!("{q}.dlq")]).await;
+}
+
+/// The child side of [`redis_dedup_is_shared_by_consumer_processes`]: consumes until the
+/// queue has been quiet for two seconds, printing each id it processed. Returns at once
+/// in a normal run.
+#[tokio::test]
+async fn redis_dedup_child_consumer() {
+    let (Ok(q), Ok(prefix)) = (std::env::var(CHILD_QUEUE), std::env::var(CHILD_PREFIX)) else {
+        return;
+    };
+    let bus = Bus::connect(redis_bus_config(&prefix))
+        .await
+        .expect("Redis must be running (tests/scripts/ensure-redis.sh)");
+    let options = ConsumeOptions {
+        prefetch: Some(20),
+        ..ConsumeOptions::default()
+    };
+    let consumer = bus.consume(&q, options).await.unwrap();
+    let started = tokio::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(120) {
+        match consumer.next(Some(Duration::from_secs(2))).await {
+            Ok(Some(d)) => {
+                // Processing takes a moment, so copies meet in-progress claims.
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                d.ack().await.unwrap();
+                println!("processed {}", d.message_id.clone().unwrap());
+            }
+            Err(e) if e.kind() == ErrorKind::Timeout => break,
+            other => panic!("consumer failed: {other:?}"),
+        }
+    }
+    println!("deduplicated {}", bus.stats().deduplicated);
+    bus.close().await.unwrap();
 }
 
 #[tokio::test]
