@@ -1,10 +1,11 @@
 //! The Redis dedup store: one window shared by every consumer process using the same Redis.
 //!
-//! Per message id on a queue there are two keys:
-//! - `{prefix}{queue}:{id}:claim` holds the token of the delivery processing it, set with
+//! Per message id on a queue there are two keys (`{n}` is the queue name's length in
+//! bytes, so that no queue name or id, both free to contain `:`, makes two keys collide):
+//! - `{prefix}claim:{n}:{queue}:{id}` holds the token of the delivery processing it, set with
 //!   `NX PX claim_ttl_ms`: only one process wins, and a claimant that crashes loses its
 //!   claim after `claim_ttl_ms` so another process can take the message over;
-//! - `{prefix}{queue}:{id}` marks it processed for `ttl_ms` after the ack.
+//! - `{prefix}done:{n}:{queue}:{id}` marks it processed for `ttl_ms` after the ack.
 //!
 //! Both checks and writes run in Lua scripts so each step is atomic on the server: there is
 //! no gap between "not processed" and "claimed" for another process to slip through.
@@ -121,11 +122,11 @@ impl RedisStore {
     }
 
     fn processed_key(&self, queue: &str, id: &str) -> String {
-        format!("{}{queue}:{id}", self.prefix)
+        format!("{}done:{}:{queue}:{id}", self.prefix, queue.len())
     }
 
     fn claim_key(&self, queue: &str, id: &str) -> String {
-        format!("{}{queue}:{id}:claim", self.prefix)
+        format!("{}claim:{}:{queue}:{id}", self.prefix, queue.len())
     }
 
     fn tokens(&self) -> MutexGuard<'_, HashMap<(String, String), String>> {
