@@ -29,6 +29,8 @@ async function startTestkit(upstreams = 3) {
   }
   return {
     urls: info.upstreams,
+    /** HTTPS upstreams by name (`tls.urls.mtls`, `tls12`, `expired`, ...) and their PKI directory. */
+    tls: info.tls,
     behave: (i, behavior) => send('PUT', `/upstreams/${i}/behavior`, behavior),
     requests: (i) => send('GET', `/upstreams/${i}/requests`),
     stop: (i) => send('POST', `/upstreams/${i}/stop`),
