@@ -111,6 +111,44 @@ export interface BusStats {
   reconnects: number
 }
 
+/**
+ * A position in a distributed trace (W3C trace context: trace id, span id, flags,
+ * `tracestate`, `baggage`), parsed and written by courier's core.
+ */
+export declare class TraceContext {
+  private constructor()
+  /** A new trace: random ids, sampled. */
+  static newRoot(): TraceContext
+  /** @throws {CourierError} COURIER_CONFIG with `field` `traceparent` when it is invalid. An invalid tracestate is dropped. */
+  static parse(traceparent: string, tracestate?: string | null): TraceContext
+  /** Extracts from a carrier (keys compared case-insensitively); a missing or invalid traceparent starts a new trace. */
+  static fromCarrier(carrier: Record<string, string>): TraceContext
+  /** The same trace with a new span id. */
+  child(): TraceContext
+  /** 32 lowercase hex digits. */
+  readonly traceId: string
+  /** 16 lowercase hex digits. */
+  readonly spanId: string
+  readonly sampled: boolean
+  readonly traceparent: string
+  /** The vendors' `tracestate`, or null when empty. */
+  readonly tracestate: string | null
+  /** `traceparent`, and `tracestate` / `baggage` when non-empty. */
+  toCarrier(): Record<string, string>
+  /** Same ids, flags, tracestate and baggage. */
+  equals(other: TraceContext): boolean
+  /** The traceparent. */
+  toString(): string
+}
+
+/**
+ * The parent of a call, publish or request: a `TraceContext` or a W3C carrier object
+ * (`traceparent`, `tracestate`, `baggage`). Without one, courier continues the active
+ * OpenTelemetry span when `@opentelemetry/api` is installed and a span is active, and
+ * starts a new trace otherwise.
+ */
+export type Trace = TraceContext | Record<string, string>
+
 export type Body = string | Buffer | ArrayBufferView | ArrayBuffer
 export type Pairs = Record<string, string | number> | Map<string, string> | Array<[string, string]>
 
@@ -128,8 +166,8 @@ export interface CallOptions {
   version?: string
   /** Aborting rejects the call with the signal's reason and cancels the request. */
   signal?: AbortSignal
-  /** The caller's trace carrier; every attempt sends a child of it, or a new trace. */
-  trace?: Record<string, string>
+  /** The parent; every attempt sends a child of it. See `Trace` for the default. */
+  trace?: Trace
 }
 
 export interface CallRequest extends CallOptions {
@@ -149,6 +187,8 @@ export declare class Response {
   readonly endpoint: string
   /** The trace carrier the answered attempt sent. */
   readonly trace: Record<string, string>
+  /** The same context as a TraceContext. */
+  readonly traceContext: TraceContext
   text(): string
   json<T = unknown>(): T
 }
@@ -182,6 +222,8 @@ export declare class Delivery {
   readonly deliveryCount: number | null
   /** The trace context the message carried, as a carrier object. */
   readonly trace: Record<string, string>
+  /** The same context as a TraceContext. */
+  readonly traceContext: TraceContext
   /** Records the id in the dedup store. */
   ack(): Promise<void>
   nack(requeue?: boolean): Promise<void>
@@ -214,8 +256,8 @@ export interface PublishMessage {
   messageId?: string
   correlationId?: string
   persistent?: boolean
-  /** The caller's trace carrier; the message carries a child of it, or a new trace. */
-  trace?: Record<string, string>
+  /** The parent; the message carries a child of it. See `Trace` for the default. */
+  trace?: Trace
   /** How long the publish may wait in all; the config's `publish_deadline_ms` by default. */
   deadlineMs?: number
 }
@@ -235,7 +277,17 @@ export interface RequestMessage {
   /** How long to wait for the reply. Default 5000. */
   timeoutMs?: number
   headers?: Record<string, string>
-  trace?: Record<string, string>
+  /** The parent; the request carries a child of it. See `Trace` for the default. */
+  trace?: Trace
+}
+
+/** A confirmed publish. */
+export interface Receipt {
+  messageId: string
+  /** The context the message carries (a child of the parent, or a new trace), as a carrier. */
+  trace: Record<string, string>
+  /** The same context as a TraceContext. */
+  traceContext: TraceContext
 }
 
 export declare class Bus {
@@ -243,7 +295,7 @@ export declare class Bus {
   declareQueue(name: string, opts?: QueueOptions): Promise<void>
   declareExchange(name: string, kind?: 'direct' | 'fanout' | 'topic' | 'headers'): Promise<void>
   bind(queue: string, exchange: string, routingKey: string): Promise<void>
-  publish(msg: PublishMessage): Promise<{ messageId: string; trace: Record<string, string> }>
+  publish(msg: PublishMessage): Promise<Receipt>
   consume(queue: string, opts?: ConsumeOptions): Promise<Consumer>
   /** A consumer of RPC requests: each delivery's `reply()` answers its caller. */
   serve(queue: string): Promise<Consumer>

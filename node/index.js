@@ -5,6 +5,43 @@
 // (`COURIER_TIMEOUT`, ...), plus `field`/`reason` for `COURIER_CONFIG`.
 
 const native = require('./native.js')
+const { TraceContext } = native
+
+// The host's OpenTelemetry context, the parent of calls given no `trace`. The API package
+// is optional: required on first use, once; `null` when it is not installed.
+let otel
+
+function hostCarrier() {
+  if (otel === undefined) {
+    try {
+      otel = require('@opentelemetry/api')
+    } catch {
+      otel = null
+    }
+  }
+  if (otel === null) return undefined
+  const active = otel.context.active()
+  const span = otel.trace.getSpanContext(active)
+  if (span === undefined || !otel.trace.isSpanContextValid(span)) return undefined
+  const carrier = {}
+  // The application's propagators (W3C, baggage, vendors' headers) when registered; the
+  // default one injects nothing, so then the traceparent is built from the span itself.
+  otel.propagation.inject(active, carrier)
+  if (carrier.traceparent === undefined) {
+    const flags = (span.traceFlags & 0xff).toString(16).padStart(2, '0')
+    carrier.traceparent = `00-${span.traceId}-${span.spanId}-${flags}`
+    const state = span.traceState?.serialize()
+    if (state) carrier.tracestate = state
+  }
+  return carrier
+}
+
+/** The `trace` the native layer takes: the caller's (as a carrier), else the host's. Read
+ * synchronously at the call, so each async context keeps its own parent. */
+function parentTrace(trace) {
+  if (trace == null) return hostCarrier()
+  return trace instanceof TraceContext ? trace.toCarrier() : trace
+}
 
 function configJson(config) {
   if (config === null || typeof config !== 'object' || Array.isArray(config)) {
@@ -40,6 +77,8 @@ class Response {
     this.endpoint = n.endpoint
     this.trace = n.trace
   }
+  /** The context the answered attempt sent, as a TraceContext. */
+  get traceContext() { return this.#native.traceContext }
   /** Lowercase names; repeated headers joined with ", ". */
   get headers() { return this.#native.headers }
   get body() { return this.#native.body }
@@ -78,7 +117,7 @@ class Client {
       timeoutMs: opts.timeoutMs,
       idempotencyKey: opts.idempotencyKey,
       version: opts.version,
-      trace: opts.trace,
+      trace: parentTrace(opts.trace),
     }, token)
     if (!signal) return new Response(await pending)
     // Reject at once with the signal's reason, like fetch; cancelling the token drops
@@ -123,6 +162,8 @@ class Delivery {
   get redelivered() { return this.#native.redelivered }
   get deliveryCount() { return this.#native.deliveryCount }
   get trace() { return this.#native.trace }
+  /** The context the message carried, as a TraceContext. */
+  get traceContext() { return this.#native.traceContext }
   ack() { return this.#native.ack() }
   nack(requeue = true) { return this.#native.nack(requeue) }
   /** Dead-letters the message. */
@@ -164,7 +205,8 @@ class Bus {
   declareExchange(name, kind = 'topic') { return this.#native.declareExchange(name, kind) }
   bind(queue, exchange, routingKey) { return this.#native.bind(queue, exchange, routingKey) }
 
-  /** Resolves once the broker confirms, with the message id and the trace carrier sent. */
+  /** Resolves once the broker confirms, with the message id and the trace context sent
+   * (`trace`, a carrier, and `traceContext`). */
   publish(msg) {
     return this.#native.publish({
       exchange: msg.exchange ?? '',
@@ -174,7 +216,7 @@ class Bus {
       messageId: msg.messageId,
       correlationId: msg.correlationId,
       persistent: msg.persistent,
-      trace: msg.trace,
+      trace: parentTrace(msg.trace),
       deadlineMs: msg.deadlineMs,
     })
   }
@@ -194,7 +236,7 @@ class Bus {
       body: toBuffer(req.body) ?? Buffer.alloc(0),
       timeoutMs: req.timeoutMs,
       headers: req.headers,
-      trace: req.trace,
+      trace: parentTrace(req.trace),
     }))
   }
 
@@ -207,4 +249,4 @@ class Bus {
   close() { return this.#native.close() }
 }
 
-module.exports = { Client, Bus, Consumer, Delivery, Response }
+module.exports = { Client, Bus, Consumer, Delivery, Response, TraceContext }

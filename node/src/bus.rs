@@ -13,6 +13,7 @@ use napi_derive::napi;
 
 use crate::error::OrThrow;
 use crate::promise;
+use crate::trace::NativeTraceContext;
 
 #[napi(object)]
 pub struct NativeQueueOptions {
@@ -55,11 +56,13 @@ pub struct NativeRpcRequest {
     pub trace: Option<HashMap<String, String>>,
 }
 
-/// A confirmed publish: its id and the trace carrier it sent.
-#[napi(object)]
+/// A confirmed publish: its id and the trace context it sent, as a carrier and as a
+/// `TraceContext`.
+#[napi(object, object_from_js = false)]
 pub struct NativeReceipt {
     pub message_id: String,
     pub trace: HashMap<String, String>,
+    pub trace_context: NativeTraceContext,
 }
 
 #[napi]
@@ -148,6 +151,7 @@ impl NativeBus {
             Ok(NativeReceipt {
                 message_id: receipt.message_id,
                 trace: receipt.trace.to_carrier().into_iter().collect(),
+                trace_context: receipt.trace.into(),
             })
         })
     }
@@ -327,6 +331,12 @@ impl NativeDelivery {
     #[napi(getter)]
     pub fn trace(&self) -> HashMap<String, String> {
         self.inner.trace.to_carrier().into_iter().collect()
+    }
+
+    /// The same context as a `TraceContext`.
+    #[napi(getter)]
+    pub fn trace_context(&self) -> NativeTraceContext {
+        self.inner.trace.clone().into()
     }
 
     #[napi(ts_return_type = "Promise<void>")]

@@ -9,6 +9,7 @@ use napi_derive::napi;
 use crate::cancel::{CancelToken, cancellable};
 use crate::error::OrThrow;
 use crate::promise;
+use crate::trace::NativeTraceContext;
 
 /// Request fields as `index.js` passes them.
 #[napi(object)]
@@ -143,5 +144,11 @@ impl NativeResponse {
     #[napi(getter)]
     pub fn trace(&self) -> HashMap<String, String> {
         self.inner.trace.to_carrier().into_iter().collect()
+    }
+
+    /// The same context as a `TraceContext`.
+    #[napi(getter)]
+    pub fn trace_context(&self) -> NativeTraceContext {
+        self.inner.trace.clone().into()
     }
 }

@@ -12,3 +12,4 @@ mod cancel;
 mod client;
 mod error;
 mod promise;
+mod trace;

@@ -1,4 +1,5 @@
 // Type-checked by `tsc --noEmit` (not run): the public types accept what the docs show.
+import { Receipt, Trace, TraceContext } from '..'
 import { Bus, BusStats, Client, CourierError, Delivery, Response } from '..'
 
 async function usage(): Promise<void> {
@@ -41,6 +42,16 @@ async function usage(): Promise<void> {
   const stats: BusStats = memory.stats()
   const counts: number[] = [stats.deduplicated, stats.rpc_in_flight, stats.publish_rejected]
   void [text, counts]
+  const parent: TraceContext = TraceContext.parse('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', 'v=1')
+  const ids: [string, string, boolean, string | null] = [parent.traceId, parent.spanId, parent.sampled, parent.tracestate]
+  const carrier: Record<string, string> = parent.child().toCarrier()
+  const same: boolean = TraceContext.fromCarrier(carrier).equals(TraceContext.newRoot())
+  const traces: Trace[] = [parent, carrier]
+  const receipt: Receipt = await memory.publish({ routingKey: 'orders', body: 'x', trace: parent })
+  const fromReply: TraceContext = reply.traceContext
+  await memory.request({ routingKey: 'pricing', trace: receipt.traceContext })
+  const called: TraceContext = (await client.get('orders', '/', { trace: parent })).traceContext
+  void [ids, same, traces, fromReply, called, receipt.trace.traceparent]
   await memory.close()
   try {
     await client.get('orders')
