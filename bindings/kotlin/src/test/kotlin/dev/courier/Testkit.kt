@@ -10,11 +10,19 @@ import java.net.http.HttpResponse
  * The `courier-testkit` binary as a child process: fault-injecting HTTP upstreams plus a
  * control API, the same ones every language's tests drive.
  *
- * It prints one JSON line (`{"control": url, "upstreams": [url, ...]}`) when ready and
+ * It prints one JSON line (`{"control": url, "upstreams": [url, ...], "tls": {"dir": path,
+ * "urls": {name: url, ...}}, ...}`) when ready and
  * exits when its stdin closes, so [close] (or this JVM dying) stops it.
  */
-class Testkit private constructor(private val process: Process, val control: String, val upstreams: List<String>) :
-    AutoCloseable {
+class Testkit private constructor(
+    private val process: Process,
+    val control: String,
+    val upstreams: List<String>,
+    /** The PKI directory of the HTTPS upstreams (`ca.pem`, `client.pem`, `client.key`, ...). */
+    val tlsDir: String,
+    /** HTTPS upstreams by name: `mtls`, `tls12`, `expired`, `wrong_san`, `other_ca`, `no_client_auth`. */
+    val tlsUrls: Map<String, String>,
+) : AutoCloseable {
 
     private val http = HttpClient.newHttpClient()
 
@@ -90,7 +98,14 @@ class Testkit private constructor(private val process: Process, val control: Str
             val list = Regex("\"upstreams\"\\s*:\\s*\\[([^]]*)]").find(ready)?.groupValues?.get(1)
                 ?: error("no upstreams in $ready")
             val urls = Regex("\"([^\"]+)\"").findAll(list).map { it.groupValues[1] }.toList()
-            return Testkit(process, control, urls)
+            val tls = ready.substringAfter("\"tls\"", "")
+            val tlsDir = Regex("\"dir\"\\s*:\\s*\"([^\"]+)\"").find(tls)?.groupValues?.get(1)
+                ?: error("no tls.dir in $ready")
+            val tlsList = Regex("\"urls\"\\s*:\\s*\\{([^}]*)}").find(tls)?.groupValues?.get(1)
+                ?: error("no tls.urls in $ready")
+            val tlsUrls = Regex("\"([^\"]+)\"\\s*:\\s*\"([^\"]+)\"").findAll(tlsList)
+                .associate { it.groupValues[1] to it.groupValues[2] }
+            return Testkit(process, control, urls, tlsDir, tlsUrls)
         }
     }
 }
