@@ -4,13 +4,18 @@ import Foundation
 /// The `courier-testkit` binary as a child process: fault-injecting HTTP upstreams and a
 /// control API, the same ones every language's tests drive.
 ///
-/// It prints one JSON line (`{"control": url, "upstreams": [url, ...]}`) when ready and
+/// It prints one JSON line (`{"control": url, "upstreams": [url, ...], "tls": {"dir": path,
+/// "urls": {name: url, ...}}, ...}`) when ready and
 /// exits when its stdin closes, which `stop()` does. The control API is driven with
 /// courier's own `Client` (absolute-URL targets), so the tests need no URLSession, which
 /// lives in FoundationNetworking on Linux.
 final class Testkit {
     let control: String
     let upstreams: [String]
+    /// The PKI directory of the HTTPS upstreams (`ca.pem`, `client.pem`, `client.key`, ...).
+    let tlsDir: String
+    /// HTTPS upstreams by name: `mtls`, `tls12`, `expired`, `wrong_san`, `other_ca`, `no_client_auth`.
+    let tlsUrls: [String: String]
     private let process: Process
     private let stdin: Pipe
     private let controlClient: Client
@@ -44,8 +49,14 @@ final class Testkit {
         guard let control = ready?["control"] as? String, let urls = ready?["upstreams"] as? [String] else {
             throw TestkitError.badReadyLine(String(decoding: line, as: UTF8.self))
         }
+        let tls = ready?["tls"] as? [String: Any]
+        guard let tlsDir = tls?["dir"] as? String, let tlsUrls = tls?["urls"] as? [String: String] else {
+            throw TestkitError.badReadyLine(String(decoding: line, as: UTF8.self))
+        }
         self.control = control
         self.upstreams = urls
+        self.tlsDir = tlsDir
+        self.tlsUrls = tlsUrls
         self.controlClient = try Client(configJson: #"{"services": {}}"#)
     }
 
