@@ -74,8 +74,23 @@ export interface ServiceStats {
   endpoints: EndpointStats[]
 }
 
+/** TLS for HTTPS calls and `amqps://` brokers; PEM text, not paths. Every field is optional. */
+export interface TlsConfig {
+  /** CA certificates; when given, only these roots are trusted, else the platform's trust store. */
+  ca_pem?: string
+  /** The client certificate chain (leaf first), for mutual TLS; needs `client_key_pem`. */
+  client_cert_pem?: string
+  /** The client certificate's private key (PKCS#8, RSA or SEC1); needs `client_cert_pem`. */
+  client_key_pem?: string
+  /** The lowest protocol version offered. Default `'1.2'`. */
+  min_version?: '1.2' | '1.3'
+  /** The name the server's certificate must be valid for, instead of the URL's host. */
+  server_name?: string | null
+}
+
 export interface ClientConfig {
   services?: Record<string, ServiceConfig>
+  tls?: TlsConfig
 }
 
 export interface BusConfig {
@@ -90,6 +105,8 @@ export interface BusConfig {
     | { store: 'redis'; url: string; ttl_ms?: number; claim_ttl_ms?: number; prefix?: string }
   /** How long a publish may wait in all, reconnects included. Default 30000. */
   publish_deadline_ms?: number
+  /** TLS for `amqps://` URLs (then `amqp://` ones are refused). */
+  tls?: TlsConfig
 }
 
 /** Counters since the bus connected. */

@@ -1,6 +1,7 @@
 // Type-checked by `tsc --noEmit` (not run): the public types accept what the docs show.
 import { Receipt, Trace, TraceContext } from '..'
 import { Bus, BusStats, Client, CourierError, Delivery, Response } from '..'
+import type { TlsConfig } from '..'
 
 async function usage(): Promise<void> {
   const client = new Client({ services: { orders: { endpoints: ['http://127.0.0.1:8081', { url: 'http://h:1', version: 'v2' }] } } })
@@ -61,3 +62,13 @@ async function usage(): Promise<void> {
   }
 }
 void usage
+
+// TLS: the same section in a client's config and a bus's.
+async function tlsUsage(pem: string): Promise<void> {
+  const tls: TlsConfig = { ca_pem: pem, client_cert_pem: pem, client_key_pem: pem, min_version: '1.3', server_name: null }
+  const client = new Client({ services: { secure: { endpoints: ['https://127.0.0.1:8443'] } }, tls })
+  client.close()
+  const bus = await Bus.connect({ urls: ['amqps://127.0.0.1:5671/%2f?auth_mechanism=external'], tls: { ca_pem: pem } })
+  await bus.close()
+}
+void tlsUsage
