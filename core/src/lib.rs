@@ -38,6 +38,8 @@ pub use resilience::{
     BreakerConfig, BudgetConfig, ClientStats, MAX_RETRY_AFTER_MS, RetryConfig, RetryOn,
     ServiceStats,
 };
+#[cfg(feature = "otlp")]
+pub use trace::OtlpLayer;
 pub use trace::{Baggage, TraceContext, TraceState};
 
 // Bindings share these across threads (Python threads, napi's pool, Kotlin dispatchers);

@@ -196,6 +196,9 @@ impl Client {
             attempts += 1;
             Counters::bump(&policy.counters.attempts);
             let span = attempt_span(&method, &url, &endpoint, attempts, &attempt_trace);
+            if req.trace.is_some() {
+                span.record("parent_span_id", call_trace.span_id());
+            }
             let sent = self.attempt(
                 method.clone(),
                 url,
@@ -529,6 +532,7 @@ fn attempt_span(
         network.peer.address = endpoint,
         trace_id = %trace.trace_id(),
         span_id = %trace.span_id(),
+        parent_span_id = tracing::field::Empty,
         http.request.resend_count = tracing::field::Empty,
         http.response.status_code = tracing::field::Empty,
         error.type = tracing::field::Empty,

@@ -348,6 +348,9 @@ impl Bus {
             options.correlation_id.as_deref(),
             &trace,
         );
+        if let Some(parent) = &options.trace {
+            span.record("parent_span_id", parent.span_id());
+        }
         let message = Outgoing {
             exchange: exchange.to_owned(),
             routing_key: routing_key.to_owned(),
@@ -723,6 +726,7 @@ fn producer_span(
         messaging.message.conversation_id = tracing::field::Empty,
         trace_id = %trace.trace_id(),
         span_id = %trace.span_id(),
+        parent_span_id = tracing::field::Empty,
         error.type = tracing::field::Empty,
     );
     if let Some(cid) = correlation_id {

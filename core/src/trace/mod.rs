@@ -8,11 +8,15 @@
 
 mod baggage;
 mod context;
+#[cfg(feature = "otlp")]
+mod export;
 mod traceparent;
 mod tracestate;
 
 pub use baggage::Baggage;
 pub use context::TraceContext;
+#[cfg(feature = "otlp")]
+pub use export::OtlpLayer;
 pub use tracestate::TraceState;
 
 #[cfg(test)]

@@ -14,6 +14,8 @@
 //! one) and [`Testkit::start_with_tls`] adds HTTPS upstreams that use them
 //! ([`TlsUpstream`]). TLS is rustls with the ring provider only, like courier itself.
 //!
+//! [`OtlpReceiver`] takes OTLP/HTTP JSON trace exports, for courier's span exporter.
+//!
 //! The HTTP server is hand-written because the interesting faults (a TCP reset before
 //! any response byte, or in the middle of a body) need control of the raw socket.
 
@@ -26,6 +28,7 @@ mod dns;
 mod http1;
 mod https;
 mod log;
+mod otlp;
 mod pki;
 mod testkit;
 mod upstream;
@@ -34,5 +37,6 @@ pub use behavior::{Action, Behavior, Reset};
 pub use dns::{DnsRecords, SrvRecord};
 pub use https::TlsUpstream;
 pub use log::{RecordedRequest, RequestLog};
+pub use otlp::OtlpReceiver;
 pub use pki::Pki;
 pub use testkit::{Testkit, closed_port};
