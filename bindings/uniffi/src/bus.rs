@@ -13,6 +13,7 @@ use std::time::Duration;
 use courier::{BusConfig, ExchangeKind, Validate};
 
 use crate::error::CourierError;
+use crate::trace::TraceContext;
 
 /// How to declare a queue; the defaults are core's (quorum, delivery limit 5,
 /// `<name>.dlq` dead-letter queue, no TTL).
@@ -59,8 +60,10 @@ pub struct PublishOptions {
     /// Persist the message to disk.
     #[uniffi(default = true)]
     pub persistent: bool,
-    /// The caller's trace carrier (`traceparent`, `tracestate`, `baggage`); the message
-    /// carries a child of it, or starts a new trace.
+    /// The caller's trace carrier (`traceparent`, `tracestate`, `baggage`; a
+    /// `TraceContext` gives it with `toCarrier()`); the message carries a child of it, or
+    /// starts a new trace. The Kotlin `publish` fills it from the current OpenTelemetry
+    /// span.
     #[uniffi(default = None)]
     pub trace: Option<HashMap<String, String>>,
     /// How long the publish may wait in all, reconnects included; none means the bus's
@@ -88,6 +91,7 @@ pub struct Receipt {
     /// The message's id, generated or given.
     pub message_id: String,
     /// The trace carrier the message carries (a child of the caller's, or a new trace).
+    /// The Kotlin and Swift wrappers add `traceContext()`, as for `HttpResponse.trace`.
     pub trace: HashMap<String, String>,
 }
 
@@ -438,6 +442,11 @@ impl Delivery {
     /// The trace context the message carried, as a carrier map.
     pub fn trace(&self) -> HashMap<String, String> {
         self.inner.trace.to_carrier().into_iter().collect()
+    }
+
+    /// The trace context the message carried.
+    pub fn trace_context(&self) -> Arc<TraceContext> {
+        TraceContext::wrap(self.inner.trace.clone())
     }
 
     /// Acknowledges: the broker forgets the message.

@@ -48,8 +48,9 @@ pub struct HttpRequest {
     /// Route only to endpoints labelled with this version.
     #[uniffi(default = None)]
     pub version: Option<String>,
-    /// The caller's trace carrier (`traceparent`, `tracestate`, `baggage`); every attempt
-    /// sends a child of it, or a new trace.
+    /// The caller's trace carrier (`traceparent`, `tracestate`, `baggage`; a
+    /// `TraceContext` gives it with `toCarrier()`); every attempt sends a child of it, or
+    /// a new trace. The Kotlin `call` fills it from the current OpenTelemetry span.
     #[uniffi(default = None)]
     pub trace: Option<HashMap<String, String>>,
 }
@@ -86,7 +87,9 @@ pub struct HttpResponse {
     pub attempts: u32,
     /// Base URL of the endpoint that answered, credentials redacted.
     pub endpoint: String,
-    /// The trace carrier the answered attempt sent.
+    /// The trace carrier the answered attempt sent. The Kotlin and Swift wrappers add
+    /// `traceContext()`, the same as a `TraceContext` (not a field or a record method
+    /// here: a record that refers to an object loses Swift's `Equatable` and `Hashable`).
     pub trace: HashMap<String, String>,
 }
 

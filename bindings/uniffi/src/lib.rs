@@ -18,6 +18,11 @@
 //! uniffi's Kotlin objects already implement `AutoCloseable.close()` (it frees the Rust
 //! handle), so `uniffi.toml` renames courier's `close()` to `shutdown()` for Kotlin only.
 //!
+//! # Trace context
+//! [`TraceContext`] wraps core's W3C context. Every `trace` parameter takes a carrier map
+//! (`ctx.toCarrier()`); without one core starts a new trace. The Kotlin wrapper fills it
+//! from the current OpenTelemetry span when `opentelemetry-api` is on the classpath.
+//!
 //! # Errors
 //! Every failure is a [`CourierError`], one variant per core `ErrorKind`, which Kotlin
 //! sees as the sealed `CourierException` hierarchy and Swift as the `CourierError` enum.
@@ -27,12 +32,14 @@
 mod bus;
 mod client;
 mod error;
+mod trace;
 
 pub use bus::{Bus, BusStats, Consumer, Delivery, PublishOptions, QueueOptions, Receipt};
 pub use client::{
     Client, ClientStats, EndpointStats, HttpRequest, HttpResponse, QueryParam, ServiceStats,
 };
 pub use error::CourierError;
+pub use trace::TraceContext;
 
 uniffi::setup_scaffolding!();
 

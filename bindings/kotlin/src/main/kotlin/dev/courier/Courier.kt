@@ -7,14 +7,27 @@
  * Naming note: uniffi objects already implement [AutoCloseable.close], which frees the
  * Rust handle, so courier's own `close()` is exposed as `shutdown()` in Kotlin
  * (`Client.shutdown()`, `suspend Bus.shutdown()`, `suspend Consumer.shutdown()`).
+ *
+ * Tracing: [Client.call], [Bus.publish] and [Bus.request] here take the current
+ * OpenTelemetry span as the parent when no `trace` carrier is given (see [HostTrace]);
+ * the generated `callNative`, `publishNative` and `requestNative` do not.
  */
 package dev.courier
 
+import dev.courier.ffi.Bus
 import dev.courier.ffi.Client
 import dev.courier.ffi.Consumer
 import dev.courier.ffi.Delivery
 import dev.courier.ffi.HttpRequest
 import dev.courier.ffi.HttpResponse
+import dev.courier.ffi.PublishOptions
+import dev.courier.ffi.Receipt
+import dev.courier.ffi.TraceContext
+import io.opentelemetry.api.baggage.propagation.W3CBaggagePropagator
+import io.opentelemetry.api.trace.Span
+import io.opentelemetry.api.trace.propagation.W3CTraceContextPropagator
+import io.opentelemetry.context.Context
+import io.opentelemetry.context.propagation.TextMapSetter
 import kotlinx.coroutines.NonCancellable
 import kotlinx.coroutines.currentCoroutineContext
 import kotlinx.coroutines.flow.Flow
@@ -46,6 +59,88 @@ fun Consumer.asFlow(timeoutMs: ULong? = null): Flow<Delivery> = flow {
         throw e
     }
 }
+
+/**
+ * The host's OpenTelemetry context as courier's parent trace.
+ *
+ * `io.opentelemetry:opentelemetry-api` is an optional dependency: when it is on the
+ * classpath and a valid span is current ([Span.current], which follows a coroutine that
+ * carries the OpenTelemetry context, e.g. with `Context.current().asContextElement()`),
+ * calls, publishes and requests that name no `trace` continue that span. Without the jar
+ * nothing changes and nothing is loaded: the classes are looked up once, by name.
+ */
+object HostTrace {
+    private val available: Boolean = try {
+        val loader = HostTrace::class.java.classLoader
+        Class.forName("io.opentelemetry.api.trace.Span", false, loader)
+        Class.forName("io.opentelemetry.api.trace.propagation.W3CTraceContextPropagator", false, loader)
+        true
+    } catch (e: ClassNotFoundException) {
+        false
+    } catch (e: LinkageError) {
+        false
+    }
+
+    /**
+     * The current span as a W3C carrier (`traceparent`, and `tracestate` / `baggage` when
+     * set); null without OpenTelemetry on the classpath or outside a valid span.
+     */
+    fun carrier(): Map<String, String>? = if (available) OpenTelemetryCarrier.current() else null
+}
+
+/** The only code that touches OpenTelemetry's classes; loaded when [HostTrace] finds them. */
+private object OpenTelemetryCarrier {
+    private val setter = TextMapSetter<MutableMap<String, String>> { carrier, key, value ->
+        carrier?.put(key, value)
+    }
+
+    fun current(): Map<String, String>? {
+        val context = Context.current()
+        if (!Span.fromContext(context).spanContext.isValid) return null
+        // OpenTelemetry's own W3C propagators write the headers; the global propagators are
+        // not consulted, because reading GlobalOpenTelemetry before the application sets it
+        // would make its later set() fail.
+        val carrier = mutableMapOf<String, String>()
+        W3CTraceContextPropagator.getInstance().inject(context, carrier, setter)
+        W3CBaggagePropagator.getInstance().inject(context, carrier, setter)
+        return carrier
+    }
+}
+
+/**
+ * Sends [request]; without `request.trace`, the current OpenTelemetry span is the parent
+ * ([HostTrace]), else core starts a new trace.
+ */
+suspend fun Client.call(request: HttpRequest): HttpResponse =
+    callNative(if (request.trace != null) request else request.copy(trace = HostTrace.carrier()))
+
+/**
+ * Publishes and returns once the broker confirms; without `options.trace`, the current
+ * OpenTelemetry span is the parent ([HostTrace]).
+ */
+suspend fun Bus.publish(
+    exchange: String,
+    routingKey: String,
+    body: ByteArray,
+    options: PublishOptions = PublishOptions(),
+): Receipt = publishNative(
+    exchange, routingKey, body,
+    if (options.trace != null) options else options.copy(trace = HostTrace.carrier()),
+)
+
+/**
+ * Sends a request and returns the reply; without [trace], the current OpenTelemetry span
+ * is the parent ([HostTrace]). Throws `CourierException.Timeout` when no reply comes in
+ * [timeoutMs].
+ */
+suspend fun Bus.request(
+    routingKey: String,
+    body: ByteArray,
+    exchange: String = "",
+    timeoutMs: ULong = 5_000uL,
+    headers: Map<String, String> = emptyMap(),
+    trace: Map<String, String>? = null,
+): Delivery = requestNative(routingKey, body, exchange, timeoutMs, headers, trace ?: HostTrace.carrier())
 
 /** `GET target + path`; see [HttpRequest] for the remaining fields. */
 suspend fun Client.get(
@@ -91,3 +186,9 @@ suspend fun Client.put(
 
 /** The body as UTF-8 text. */
 fun HttpResponse.text(): String = body.toString(Charsets.UTF_8)
+
+/** The trace context the answered attempt sent ([HttpResponse.trace] as a [TraceContext]). */
+fun HttpResponse.traceContext(): TraceContext = TraceContext.fromCarrier(trace)
+
+/** The trace context the message carries ([Receipt.trace] as a [TraceContext]). */
+fun Receipt.traceContext(): TraceContext = TraceContext.fromCarrier(trace)
