@@ -69,4 +69,16 @@ extension HttpResponse {
     public func text() -> String {
         String(decoding: body, as: UTF8.self)
     }
+
+    /// The trace context the answered attempt sent (`trace` as a `TraceContext`).
+    public func traceContext() -> TraceContext {
+        TraceContext.fromCarrier(carrier: trace)
+    }
+}
+
+extension Receipt {
+    /// The trace context the message carries (`trace` as a `TraceContext`).
+    public func traceContext() -> TraceContext {
+        TraceContext.fromCarrier(carrier: trace)
+    }
 }
