@@ -6,7 +6,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/courier/target
 bench:
 	@COURIER_AMQP_URL="$$(bash tests/scripts/ensure-rabbitmq.sh)" cargo run -q --release -p courier-bench -- all --json bench/latest.json
 
-.PHONY: bench demo test test-rust test-python test-node test-kotlin test-swift fmt lint rabbitmq
+.PHONY: bench demo test test-rust test-python test-node test-kotlin test-swift interop fmt lint rabbitmq
 
 demo:
 	@COURIER_AMQP_URL="$$(bash tests/scripts/ensure-rabbitmq.sh)" cargo run -q -p courier --example demo
@@ -16,6 +16,10 @@ test:
 
 test-rust test-python test-node test-kotlin test-swift:
 	bash tests/scripts/test-all.sh $(@:test-%=%)
+
+# Every language's agent against every other's over RabbitMQ, and against pika (tests/interop).
+interop:
+	bash tests/scripts/test-all.sh interop
 
 fmt:
 	cargo fmt --all

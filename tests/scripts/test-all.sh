@@ -3,7 +3,7 @@
 # Maven packages), then runs every suite in every language. Stops at the first failure
 # and ends with one line per language saying how many tests passed.
 #
-# Usage: test-all.sh [rust] [python] [node] [kotlin] [swift]   (default: all of them)
+# Usage: test-all.sh [rust] [python] [node] [kotlin] [swift] [interop]   (default: all of them)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
@@ -12,7 +12,11 @@ export COURIER_TESTKIT="$CARGO_TARGET_DIR/debug/courier-testkit"
 logs=$(mktemp -d)
 summary=()
 langs=("$@")
-[ ${#langs[@]} -gt 0 ] || langs=(rust python node kotlin swift)
+[ ${#langs[@]} -gt 0 ] || langs=(rust python node kotlin swift interop)
+# Set once a step has installed that language's packages and built its binding from this
+# checkout, so interop does not do it again.
+python_ready=false
+node_ready=false
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
@@ -68,11 +72,21 @@ run_rust() {
   summary+=("rust:   $n passed")
 }
 
-run_python() {
-  step "python: venv, build, lint, tests"
+# The virtualenv with the test tools and the binding built from this checkout.
+setup_python() {
   if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
   .venv/bin/pip install -q --disable-pip-version-check -r python/requirements-dev.txt
   (cd python && VIRTUAL_ENV="$root/.venv" PATH="$root/.venv/bin:$PATH" maturin develop -q)
+  python_ready=true
+}
+
+setup_node() {
+  (cd node && npm ci --no-fund --no-audit --loglevel=error)
+}
+
+run_python() {
+  step "python: venv, build, lint, tests"
+  setup_python
   (cd python && ../.venv/bin/ruff check . && ../.venv/bin/ruff format --check .)
   (cd python && ../.venv/bin/python -m mypy.stubtest courier._courier --allowlist stubtest-allowlist.txt)
   logged python bash -c "cd python && ../.venv/bin/python -m pytest -q -p no:cacheprovider"
@@ -83,8 +97,9 @@ run_python() {
 
 run_node() {
   step "node: install, build, typecheck, tests"
-  (cd node && npm ci --no-fund --no-audit --loglevel=error)
+  setup_node
   logged node bash -c "cd node && npm test --silent"
+  node_ready=true
   local n
   n=$(grep -Eo 'ℹ pass [0-9]+' "$logs/node.log" | awk '{print $3}')
   summary+=("node:   ${n:-0} passed")
@@ -110,6 +125,24 @@ run_swift() {
     n=$(grep -Eo 'Executed [0-9]+ tests?, with 0 failures' "$logs/swift.log" | tail -1 | awk '{print $2}')
     summary+=("swift:  ${n:-0} passed")
   fi
+}
+
+run_interop() {
+  step "interop: each language's agent with every other's over RabbitMQ, and with pika"
+  # On its own (`make interop`) the python and node steps have not run: install what a
+  # fresh clone lacks and build both bindings from this checkout. Each agent's wrapper
+  # builds the rest (the Rust example, the Kotlin test classes).
+  $python_ready || setup_python
+  if ! $node_ready; then
+    [ -d node/node_modules ] || setup_node
+    (cd node && npm run build --silent)
+  fi
+  .venv/bin/ruff check -q --config python/pyproject.toml tests/interop
+  .venv/bin/ruff format -q --check --config python/pyproject.toml tests/interop
+  logged interop .venv/bin/python tests/interop/run.py
+  local n
+  n=$(grep -Eo '^interop: [0-9]+ scenarios passed' "$logs/interop.log" | awk '{print $2}')
+  summary+=("interop: ${n:-0} scenarios passed")
 }
 
 setup_common

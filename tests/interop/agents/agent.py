@@ -1,0 +1,245 @@
+"""The Python interop agent: roles publish, consume and serve of tests/interop/PROTOCOL.md.
+
+Usage: agent.py ROLE --bus URL --run ID [--count N --duplicates D | --expect N --idle-ms MS
+[--http URL]] [--max-ms MS]. One JSON object per line on stdout, the last one
+``{"event": "done", ...}``; logs and errors on stderr.
+
+asyncio, so the consumer and the server each handle up to ``IN_FLIGHT`` messages at once
+(like a real service) while the publisher keeps ``IN_FLIGHT`` publishes awaiting their
+confirms; every wait is bounded by ``--max-ms``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from typing import Any
+
+import courier
+
+IN_FLIGHT = 16
+PREFETCH = 50
+REQUEST_TIMEOUT_MS = 10_000
+# How long one `next()` waits before the loop re-checks its idle and max-ms deadlines.
+POLL_MS = 100
+# Kept out of --max-ms for closing the bus, so the process as a whole stays within it.
+SHUTDOWN_MARGIN_S = 2.0
+
+
+def emit(**event: Any) -> None:
+    sys.stdout.write(json.dumps(event) + "\n")
+    sys.stdout.flush()
+
+
+def log(message: str) -> None:
+    print(f"agent.py: {message}", file=sys.stderr, flush=True)
+
+
+def names(run: str) -> tuple[str, str, str]:
+    """The exchange, the orders queue and the RPC queue of one run."""
+    return f"interop.{run}.orders", f"interop.{run}.orders", f"interop.{run}.pricing"
+
+
+async def declare_orders(bus: courier.AsyncBus, run: str) -> None:
+    exchange, queue, _ = names(run)
+    await bus.declare_exchange(exchange, "topic")
+    await bus.declare_queue(queue)
+    await bus.bind(queue, exchange, "order.placed")
+
+
+async def publish(args: argparse.Namespace, bus: courier.AsyncBus) -> None:
+    exchange, _, _ = names(args.run)
+    await declare_orders(bus, args.run)
+    roots = [courier.TraceContext.new_root() for _ in range(args.count)]
+    slots = asyncio.Semaphore(IN_FLIGHT)
+
+    async def one(i: int, first: bool) -> None:
+        async with slots:
+            receipt = await bus.publish(
+                exchange,
+                "order.placed",
+                json.dumps({"order": i}),
+                message_id=f"order-{i}",
+                trace=roots[i],
+            )
+        if first:
+            emit(
+                event="published",
+                order=i,
+                message_id=receipt.message_id,
+                trace_id=receipt.trace_context.trace_id,
+            )
+
+    await asyncio.gather(*(one(i, True) for i in range(args.count)))
+    # Only after every first copy is confirmed, so each duplicate really follows its original.
+    await asyncio.gather(*(one(i, False) for i in range(args.duplicates)))
+    emit(event="done", published=args.count + args.duplicates)
+
+
+async def drain(
+    args: argparse.Namespace,
+    consumer: courier.AsyncConsumer,
+    handle: Any,
+    deadline: float,
+) -> int:
+    """Runs ``handle(delivery)`` for each delivery, at most IN_FLIGHT at once, until
+    ``args.expect`` distinct orders are handled and nothing arrived for ``--idle-ms``;
+    returns how many handlers completed. Raises TimeoutError at ``deadline``."""
+    orders: set[int] = set()
+    completed = 0
+    slots = asyncio.Semaphore(IN_FLIGHT)
+    tasks: set[asyncio.Task[None]] = set()
+    last_arrival = time.monotonic()
+
+    async def run(d: courier.Delivery) -> None:
+        nonlocal completed
+        try:
+            order = await handle(d)
+            if order is not None:
+                orders.add(order)
+                completed += 1
+        finally:
+            slots.release()
+
+    while True:
+        now = time.monotonic()
+        if len(orders) >= args.expect and not tasks and now - last_arrival >= args.idle_ms / 1000:
+            return completed
+        if now >= deadline:
+            raise TimeoutError(f"--max-ms passed with {len(orders)} of {args.expect} orders handled")
+        try:
+            await asyncio.wait_for(slots.acquire(), deadline - now)
+        except asyncio.TimeoutError:
+            continue
+        try:
+            d = await consumer.next(timeout_ms=POLL_MS)
+        except courier.TimeoutError:
+            slots.release()
+            continue
+        if d is None:
+            raise RuntimeError("the consumer was closed")
+        last_arrival = time.monotonic()
+        task = asyncio.ensure_future(run(d))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+
+async def consume(args: argparse.Namespace, bus: courier.AsyncBus, deadline: float) -> None:
+    _, queue, pricing = names(args.run)
+    await declare_orders(bus, args.run)
+    consumer = await bus.consume(queue, prefetch=PREFETCH)
+
+    async def handle(d: courier.Delivery) -> int | None:
+        try:
+            order = json.loads(d.body)["order"]
+            reply = await bus.request(
+                pricing,
+                json.dumps({"order": order}),
+                timeout_ms=REQUEST_TIMEOUT_MS,
+                trace=d.trace_context,
+            )
+            price = json.loads(reply.body)["price"]
+            await d.ack_async()
+        except Exception as e:  # requeued and reported, whatever it was
+            log(f"{d.message_id}: {type(e).__name__}: {e}; requeued")
+            await d.nack_async(requeue=True)
+            return None
+        emit(
+            event="processed",
+            order=order,
+            message_id=d.message_id,
+            trace_id=d.trace_context.trace_id,
+            price=price,
+            reply_trace_id=reply.trace_context.trace_id,
+        )
+        return int(order)
+
+    processed = await drain(args, consumer, handle, deadline)
+    await consumer.close()
+    emit(event="done", processed=processed)
+
+
+async def serve(args: argparse.Namespace, bus: courier.AsyncBus, deadline: float) -> None:
+    _, _, pricing = names(args.run)
+    await bus.declare_queue(pricing)
+    client = courier.AsyncClient({"services": {"upstream": {"endpoints": [args.http]}}})
+    server = await bus.serve(pricing)
+
+    async def handle(d: courier.Delivery) -> int | None:
+        try:
+            order = json.loads(d.body)["order"]
+            resp = await client.get("upstream", f"/price/{order}", trace=d.trace_context)
+            await d.reply_async(json.dumps({"order": order, "price": order * 10 + 1}))
+            await d.ack_async()
+        except Exception as e:  # requeued and reported, whatever it was
+            log(f"request {d.correlation_id}: {type(e).__name__}: {e}; requeued")
+            await d.nack_async(requeue=True)
+            return None
+        emit(
+            event="served",
+            order=order,
+            trace_id=d.trace_context.trace_id,
+            http_status=resp.status,
+            http_attempts=resp.attempts,
+        )
+        return int(order)
+
+    try:
+        served = await drain(args, server, handle, deadline)
+    finally:
+        client.close()
+    await server.close()
+    emit(event="done", served=served)
+
+
+async def main(args: argparse.Namespace) -> None:
+    deadline = time.monotonic() + args.max_ms / 1000 - SHUTDOWN_MARGIN_S
+    bus = await courier.AsyncBus.connect({"urls": [args.bus]})
+    try:
+        if args.role == "publish":
+            await publish(args, bus)
+        elif args.role == "consume":
+            await consume(args, bus, deadline)
+        else:
+            await serve(args, bus, deadline)
+    finally:
+        await bus.close()
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="agent.py", description=__doc__.splitlines()[0])
+    parser.add_argument("role", choices=["publish", "consume", "serve"])
+    parser.add_argument("--bus", required=True)
+    parser.add_argument("--run", required=True)
+    parser.add_argument("--count", type=int, default=0)
+    parser.add_argument("--duplicates", type=int, default=0)
+    parser.add_argument("--expect", type=int, default=0)
+    parser.add_argument("--idle-ms", type=int, default=2000)
+    parser.add_argument("--http")
+    parser.add_argument("--max-ms", type=int, default=120_000)
+    args = parser.parse_args(argv)
+    if args.role == "serve" and not args.http:
+        parser.error("serve needs --http")
+    return args
+
+
+if __name__ == "__main__":
+    arguments = parse(sys.argv[1:])
+    code = 0
+    try:
+        asyncio.run(asyncio.wait_for(main(arguments), arguments.max_ms / 1000))
+    except Exception as e:  # every failure ends as a message and exit code 1
+        log(f"{arguments.role} failed: {type(e).__name__}: {e}")
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Not sys.exit: when asyncio.run returns, the binding's asyncio bridge may still be
+    # releasing Python objects on core's tokio threads, and a thread that takes the GIL
+    # while the interpreter finalizes crashes the process (SIGSEGV or SIGABRT
+    # "PyGILState_Release") after the work is done. Skipping finalization keeps that
+    # binding bug from turning a finished role into a failed one.
+    os._exit(code)
