@@ -830,8 +830,11 @@ def main() -> int:
     state = build(languages)
     available = [lang for lang in ALL_LANGUAGES if state.get(lang) == "ok"]
     specs = plan(available)
-    if len(available) < len([lang for lang in languages if not state[lang].startswith("skipped")]):
-        log(f"rotations use only {', '.join(available) or 'nothing'}: the other agents failed to build")
+    missing = [f"{lang}: {state[lang]}" for lang in languages if state[lang] != "ok"]
+    log(
+        f"rotations over {', '.join(available) or 'nothing'}"
+        + (f" ({'; '.join(missing)})" if missing else "")
+    )
     logs = Path(tempfile.mkdtemp(prefix="courier-interop-"))
     kit = Testkit()
     outcomes = []
@@ -851,6 +854,8 @@ def main() -> int:
     broken = [lang for lang in languages if state[lang] == "build failed"]
     log("")
     log(grid(languages, state, outcomes))
+    if any("pika" in o.spec.roles().values() for o in outcomes):
+        log("(pika: publish = pika publisher, consume = pika RPC client, serve = pika RPC server, no HTTP)")
     log("")
     if failed or broken:
         log(f"agent logs kept in {logs}")
