@@ -8,9 +8,11 @@ OpenTelemetry span when the ``opentelemetry`` package is installed and a span is
 and starts a new trace otherwise.
 """
 
+import atexit
+
 from ._bus import AsyncBus, AsyncConsumer, Bus, Consumer, Delivery, Receipt
 from ._client import AsyncClient, Client, Response
-from ._courier import TraceContext, __version__
+from ._courier import TraceContext, __version__, _quiesce
 from ._errors import (
     BrokerError,
     CircuitOpenError,
@@ -57,3 +59,7 @@ __all__ = [
     "UnroutableError",
     "__version__",
 ]
+
+# Core's threads must not enter Python once the interpreter finalizes: this runs before
+# finalization, while the interpreter is whole, and holds exit until they are out.
+atexit.register(_quiesce)

@@ -5,6 +5,8 @@ from typing import Any, ClassVar, final
 
 __version__: str
 
+def _quiesce() -> None: ...
+
 # A position in a distributed trace (W3C trace context), re-exported as courier.TraceContext.
 @final
 class TraceContext:

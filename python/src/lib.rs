@@ -26,5 +26,6 @@ fn _courier(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<bus::Delivery>()?;
     m.add_class::<trace::TraceContext>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_function(wrap_pyfunction!(wait::_quiesce, m)?)?;
     Ok(())
 }

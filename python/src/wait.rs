@@ -11,6 +11,8 @@
 use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 
 use pyo3::IntoPyObjectExt;
@@ -87,6 +89,52 @@ impl JoinError for TaskFailed {
 
 type BridgeHandle = Pin<Box<dyn Future<Output = Result<(), TaskFailed>> + Send>>;
 
+/// Bridged tasks being polled right now. A poll may take the GIL (to resolve the asyncio
+/// future, or to release Python objects it holds), and a core thread that takes the GIL
+/// while the interpreter finalizes is killed inside Rust frames: the crash at exit that
+/// [`quiesce`] prevents.
+static POLLING: AtomicUsize = AtomicUsize::new(0);
+/// Set at interpreter exit: bridged tasks are dropped at their next poll, unpolled.
+static EXITING: AtomicBool = AtomicBool::new(false);
+
+/// How long exit waits for polls under way; a poll is short, this only bounds a bug.
+const QUIESCE_LIMIT: Duration = Duration::from_secs(2);
+
+/// Registered with `atexit` by the package: stops bridged tasks from entering Python and
+/// waits (GIL released) for the polls under way, before finalization begins. A task
+/// dropped unpolled releases its Python references into pyo3's deferred pool, which
+/// never touches the interpreter.
+#[pyfunction]
+pub(crate) fn _quiesce(py: Python<'_>) {
+    EXITING.store(true, Ordering::SeqCst);
+    py.detach(|| {
+        let start = std::time::Instant::now();
+        while POLLING.load(Ordering::SeqCst) > 0 && start.elapsed() < QUIESCE_LIMIT {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+}
+
+/// A bridged task, counted in [`POLLING`] while polled and cut short once [`EXITING`].
+struct Bridged<F>(Pin<Box<F>>);
+
+impl<F: Future<Output = ()>> Future for Bridged<F> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        // Count first, then check: exit either sees this poll counted or this poll sees
+        // the flag (both SeqCst), so no poll slips in after exit stopped waiting.
+        POLLING.fetch_add(1, Ordering::SeqCst);
+        let polled = if EXITING.load(Ordering::SeqCst) {
+            Poll::Ready(())
+        } else {
+            self.0.as_mut().poll(cx)
+        };
+        POLLING.fetch_sub(1, Ordering::SeqCst);
+        polled
+    }
+}
+
 impl Runtime for CoreRuntime {
     type JoinError = TaskFailed;
     type JoinHandle = BridgeHandle;
@@ -95,7 +143,7 @@ impl Runtime for CoreRuntime {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        match courier::runtime::spawn(fut) {
+        match courier::runtime::spawn(Bridged(Box::pin(fut))) {
             // The bridge's handle must not cancel the task when dropped: the bridge
             // drops it right away and relies on the task to resolve the asyncio future.
             Ok(task) => {
