@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 import time
 from typing import Any
@@ -235,11 +234,4 @@ if __name__ == "__main__":
     except Exception as e:  # every failure ends as a message and exit code 1
         log(f"{arguments.role} failed: {type(e).__name__}: {e}")
         code = 1
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # Not sys.exit: when asyncio.run returns, the binding's asyncio bridge may still be
-    # releasing Python objects on core's tokio threads, and a thread that takes the GIL
-    # while the interpreter finalizes crashes the process (SIGSEGV or SIGABRT
-    # "PyGILState_Release") after the work is done. Skipping finalization keeps that
-    # binding bug from turning a finished role into a failed one.
-    os._exit(code)
+    sys.exit(code)
