@@ -12,7 +12,8 @@ import java.util.concurrent.atomic.AtomicInteger
  *
  *     courier-kotlin: tests: 8, passed: 8, failed: 0, skipped: 0
  *
- * `failed` counts every test that did not pass and was not skipped, including tests that
+ * `skipped` counts disabled tests and tests whose assumption failed (aborted); `failed`
+ * counts every test that did not pass and was not skipped, including tests that
  * never ran because their class's `@BeforeAll` failed, plus failed `@AfterAll`s; so
  * `passed == tests` exactly when everything ran and passed.
  *
@@ -28,9 +29,12 @@ class SummaryListener : TestExecutionListener {
     }
 
     override fun executionFinished(testIdentifier: TestIdentifier, testExecutionResult: TestExecutionResult) {
-        val ok = testExecutionResult.status == TestExecutionResult.Status.SUCCESSFUL
+        val status = testExecutionResult.status
+        val ok = status == TestExecutionResult.Status.SUCCESSFUL
         when {
             testIdentifier.isTest && ok -> passed.incrementAndGet()
+            // A failed assumption (`assumeTrue`) aborts the test: it was skipped, not failed.
+            testIdentifier.isTest && status == TestExecutionResult.Status.ABORTED -> skipped.incrementAndGet()
             !testIdentifier.isTest && !ok -> failedContainers.incrementAndGet()
         }
     }
