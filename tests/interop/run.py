@@ -28,19 +28,17 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import common
 import pika
 import pika.exceptions
+from common import AGENTS, ALL_LANGUAGES, AMQP_URL, ROOT, build, log
 
-ROOT = Path(__file__).resolve().parents[2]
-AGENTS = ROOT / "tests/interop/agents"
-ALL_LANGUAGES = ["python", "node", "kotlin", "rust", "swift"]
 ROLES = ["publish", "consume", "serve+http"]
 # How much of a role's wait is allowed in all (the agents' --max-ms); a healthy
 # scenario takes seconds, so this only bounds a broken one.
@@ -52,17 +50,12 @@ IDLE_MS = 3000
 # Waiting for the consumer and server to be subscribed before anything is published, so
 # no request is unroutable because its server was still starting (a JVM takes seconds).
 READY_TIMEOUT_S = 60.0
-BUILD_TIMEOUT_S = 1200.0
 # The first requests of each scenario get a 503. Two, because a call makes at most
 # three attempts: even a call whose retries follow each other immediately gets its 200.
 SCRIPTED_503 = 2
 # The testkit keeps only its last 1000 requests in full; polled this often, none are lost.
 POLL_LOG_S = 0.2
 TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
-
-
-def log(message: str) -> None:
-    print(message, flush=True)
 
 
 def traceparent() -> tuple[str, str]:
@@ -80,39 +73,15 @@ def trace_id_of(header: Any) -> str | None:
 # The testkit: one process for the whole run, upstream 0 reset for every scenario.
 
 
-class Testkit:
+class Testkit(common.Testkit):
     def __init__(self) -> None:
-        binary = os.environ.get("COURIER_TESTKIT") or str(
-            Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/courier/target"))
-            / "debug/courier-testkit"
-        )
-        if not Path(binary).is_file():
-            raise SystemExit(f"run.py: no testkit at {binary}; build it: cargo build -p courier-testkit")
-        # Exits when its stdin closes, so it cannot outlive this process.
-        self.proc = subprocess.Popen(
-            [binary, "--upstreams", "1"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-        )
-        assert self.proc.stdout is not None
-        ready = json.loads(self.proc.stdout.readline())
-        self.control: str = ready["control"]
-        self.upstream: str = ready["upstreams"][0]
-
-    def send(self, method: str, path: str, body: Any = None) -> Any:
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.control + path, data=data, method=method)
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            raw = resp.read()
-        return json.loads(raw) if raw else None
+        super().__init__(upstreams=1)
+        self.upstream: str = self.upstreams[0]
 
     def prepare(self) -> None:
         """Forgets the last scenario's requests and scripts this one's 503s."""
         self.send("POST", "/upstreams/0/reset")
         self.send("PUT", "/upstreams/0/behavior", {"script": [{"status": 503}] * SCRIPTED_503})
-
-    def close(self) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.close()
-        self.proc.wait(timeout=10)
 
 
 class UpstreamLog:
@@ -736,37 +705,6 @@ class Runner:
 # Main: build, plan, run, report.
 
 
-def build(languages: list[str]) -> dict[str, str]:
-    """Each language's state: "ok", "skipped: <why>" or "build failed"."""
-    state = {}
-    for lang in languages:
-        wrapper = AGENTS / f"{lang}.sh"
-        if lang == "swift" and not shutil.which("swift"):
-            state[lang] = "skipped: no toolchain"
-        elif not wrapper.is_file():
-            state[lang] = "skipped: no wrapper script"
-        else:
-            started = time.monotonic()
-            try:
-                result = subprocess.run(
-                    ["bash", str(wrapper), "build"],
-                    cwd=ROOT,
-                    capture_output=True,
-                    text=True,
-                    timeout=BUILD_TIMEOUT_S,
-                )
-                ok, output = result.returncode == 0, result.stdout + result.stderr
-            except subprocess.TimeoutExpired:
-                ok, output = False, f"no result after {BUILD_TIMEOUT_S:.0f} s"
-            state[lang] = "ok" if ok else "build failed"
-            log(f"build {lang}: {state[lang]} ({time.monotonic() - started:.1f} s)")
-            if not ok:
-                log("\n".join(f"  | {line}" for line in output.splitlines()[-30:]))
-        if state[lang] != "ok" and not state[lang].startswith("build"):
-            log(f"build {lang}: {state[lang]}")
-    return state
-
-
 def plan(available: list[str]) -> list[Spec]:
     """The order flow once per available language, rotated so each plays every role
     (with one language, that language alone); then the pika scenarios around the
@@ -821,7 +759,7 @@ def main() -> int:
     if args.duplicates > args.orders:
         parser.error("--duplicates cannot exceed --orders")
     started = time.monotonic()
-    bus = os.environ.get("COURIER_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f")
+    bus = AMQP_URL
     try:
         Broker(bus).connect().close()
     except pika.exceptions.AMQPError as e:

@@ -1,0 +1,86 @@
+"""What the interop runner (run.py) and the parity runner (parity.py) share: where the
+agents' wrappers are, building them, and the testkit process (tests/interop/PROTOCOL.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+AGENTS = ROOT / "tests/interop/agents"
+ALL_LANGUAGES = ["python", "node", "kotlin", "rust", "swift"]
+BUILD_TIMEOUT_S = 1200.0
+AMQP_URL = os.environ.get("COURIER_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f")
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+class Testkit:
+    """One courier-testkit process with `upstreams` HTTP upstreams and its control API."""
+
+    def __init__(self, upstreams: int) -> None:
+        binary = os.environ.get("COURIER_TESTKIT") or str(
+            Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/courier/target"))
+            / "debug/courier-testkit"
+        )
+        if not Path(binary).is_file():
+            raise SystemExit(f"no testkit at {binary}; build it: cargo build -p courier-testkit")
+        # Exits when its stdin closes, so it cannot outlive this process.
+        self.proc = subprocess.Popen(
+            [binary, "--upstreams", str(upstreams)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        assert self.proc.stdout is not None
+        ready = json.loads(self.proc.stdout.readline())
+        self.control: str = ready["control"]
+        self.upstreams: list[str] = ready["upstreams"]
+
+    def send(self, method: str, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.control + path, data=data, method=method)
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            raw = resp.read()
+        return json.loads(raw) if raw else None
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(timeout=10)
+
+
+def build(languages: list[str]) -> dict[str, str]:
+    """Each language's state: "ok", "skipped: <why>" or "build failed"."""
+    state = {}
+    for lang in languages:
+        wrapper = AGENTS / f"{lang}.sh"
+        if lang == "swift" and not shutil.which("swift"):
+            state[lang] = "skipped: no toolchain"
+        elif not wrapper.is_file():
+            state[lang] = "skipped: no wrapper script"
+        else:
+            started = time.monotonic()
+            try:
+                result = subprocess.run(
+                    ["bash", str(wrapper), "build"],
+                    cwd=ROOT,
+                    capture_output=True,
+                    text=True,
+                    timeout=BUILD_TIMEOUT_S,
+                )
+                ok, output = result.returncode == 0, result.stdout + result.stderr
+            except subprocess.TimeoutExpired:
+                ok, output = False, f"no result after {BUILD_TIMEOUT_S:.0f} s"
+            state[lang] = "ok" if ok else "build failed"
+            log(f"build {lang}: {state[lang]} ({time.monotonic() - started:.1f} s)")
+            if not ok:
+                log("\n".join(f"  | {line}" for line in output.splitlines()[-30:]))
+        if state[lang] != "ok" and not state[lang].startswith("build"):
+            log(f"build {lang}: {state[lang]}")
+    return state
