@@ -128,7 +128,7 @@ run_swift() {
 }
 
 run_interop() {
-  step "interop: each language's agent with every other's over RabbitMQ, and with pika"
+  step "interop: each language's agent with every other's over RabbitMQ, and with pika; the parity suite"
   # On its own (`make interop`) the python and node steps have not run: install what a
   # fresh clone lacks and build both bindings from this checkout. Each agent's wrapper
   # builds the rest (the Rust example, the Kotlin test classes).
@@ -140,9 +140,13 @@ run_interop() {
   .venv/bin/ruff check -q --config python/pyproject.toml tests/interop
   .venv/bin/ruff format -q --check --config python/pyproject.toml tests/interop
   logged interop .venv/bin/python tests/interop/run.py
-  local n
+  # The parity table: every language's driver over tests/interop/cases (the builds above
+  # are done, so its own are quick).
+  logged parity .venv/bin/python tests/interop/parity.py
+  local n parity
   n=$(grep -Eo '^interop: [0-9]+ scenarios passed' "$logs/interop.log" | awk '{print $2}')
-  summary+=("interop: ${n:-0} scenarios passed")
+  parity=$(grep -Eo '^parity: [0-9]+ cases x [0-9]+ languages agree' "$logs/parity.log" || true)
+  summary+=("interop: ${n:-0} scenarios passed, ${parity:-parity: no result}")
 }
 
 setup_common

@@ -6,6 +6,8 @@
 #                            and the test classpath is written to target/test-classpath.txt
 #   kotlin.sh ROLE [options] runs the agent with plain java on that classpath, with the
 #                            system properties surefire gives the tests
+#   kotlin.sh parity [args]  runs the parity driver (Parity.kt, dev.courier.interop.ParityKt)
+#                            the same way
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
 kotlin="$root/bindings/kotlin"
@@ -28,10 +30,15 @@ if [[ ! -s "$classpath_file" ]]; then
   echo "kotlin.sh: no $classpath_file; run 'bash tests/interop/agents/kotlin.sh build' first" >&2
   exit 1
 fi
+main=dev.courier.interop.AgentKt
+if [[ "${1:-}" == parity ]]; then
+  shift
+  main=dev.courier.interop.ParityKt
+fi
 # A short-lived client: C1 only, the serial collector and the JDK's class-data archive
 # start it fastest; VM warnings go to stderr, since stdout carries only JSON lines.
 exec java -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xshare:auto -XX:+DisplayVMOutputToStderr \
   -Djna.library.path="$CARGO_TARGET_DIR/debug" \
   -Dcourier.cargoTargetDir="$CARGO_TARGET_DIR" \
   -cp "$kotlin/target/classes:$kotlin/target/test-classes:$(<"$classpath_file")" \
-  dev.courier.interop.AgentKt "$@"
+  "$main" "$@"

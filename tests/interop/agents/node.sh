@@ -2,6 +2,7 @@
 # The Node interop agent (tests/interop/PROTOCOL.md).
 #   node.sh build          installs node/node_modules and builds the native module if missing
 #   node.sh ROLE [options] runs tests/interop/agents/agent.js
+#   node.sh parity [args]  runs the parity driver, tests/interop/parity/driver.js
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/courier/target}"
@@ -25,5 +26,9 @@ if [[ "${1:-}" == build ]]; then
   node -e "require('.')" 2>/dev/null || quietly npm run build
   quietly node -e "require('.')"
   exit 0
+fi
+if [[ "${1:-}" == parity ]]; then
+  shift
+  exec node "$root/tests/interop/parity/driver.js" "$@"
 fi
 exec node "$root/tests/interop/agents/agent.js" "$@"

@@ -1,0 +1,230 @@
+"""The parity suite: one table of behavioural cases, run by a driver in every language
+(tests/interop/PROTOCOL.md, "Parity suite").
+
+Usage: .venv/bin/python tests/interop/parity.py [--languages python,node,kotlin,rust,swift]
+                                                [CASES.json ...]
+
+Builds each language through its agent wrapper, starts one courier-testkit, runs every
+available language's driver (`<lang>.sh parity`) over the cases in
+tests/interop/cases/*.json (or the files given), one language after another since they
+share the testkit, and compares each language's outcome of every case with the case's
+expected outcome and with the other languages'. Prints a case x language grid and exits
+non-zero on any disagreement, a failed build or a driver that failed.
+
+Needs RabbitMQ (COURIER_AMQP_URL, default the local guest account) for the cases that
+use `{amqp}`, and the testkit binary (COURIER_TESTKIT, default
+$CARGO_TARGET_DIR/debug/courier-testkit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from common import AGENTS, ALL_LANGUAGES, AMQP_URL, ROOT, Testkit, build, log
+
+CASES = ROOT / "tests/interop/cases"
+# A driver runs every case in seconds (the slowest cases wait out a Retry-After of 1 s);
+# this only bounds a hung one, JVM start included.
+DRIVER_TIMEOUT_S = 300.0
+# How much of a difference a grid cell shows; the full differences follow the grid.
+CELL_WIDTH = 48
+
+
+def expected(case: dict[str, Any]) -> Any:
+    """The outcome a driver must print for `case`: the per-call or per-step `expect`s of
+    http and bus cases, the case's own `expect` otherwise."""
+    if case["kind"] == "http":
+        return {"calls": [call["expect"] for call in case["calls"]]}
+    if case["kind"] == "bus":
+        return {"steps": [step["expect"] for step in case["steps"]]}
+    return case["expect"]
+
+
+def differences(want: Any, got: Any, path: str = "") -> list[str]:
+    """Where `got` differs from `want`, as `path: want X, got Y` lines. Types matter: 1 and
+    1.0 or 1 and true are different outcomes."""
+    if isinstance(want, dict) and isinstance(got, dict):
+        return [
+            line
+            for key in [*want, *(k for k in got if k not in want)]
+            for line in differences(want.get(key, "<absent>"), got.get(key, "<absent>"), f"{path}.{key}")
+        ]
+    if isinstance(want, list) and isinstance(got, list) and len(want) == len(got):
+        return [line for i, (w, g) in enumerate(zip(want, got)) for line in differences(w, g, f"{path}[{i}]")]
+    if type(want) is type(got) and want == got:
+        return []
+    return [f"{path.lstrip('.') or 'outcome'}: want {json.dumps(want)}, got {json.dumps(got)}"]
+
+
+@dataclass
+class Run:
+    """One language's driver run: its outcome per case, and what went wrong around them."""
+
+    outcomes: dict[str, Any] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def has_driver(lang: str) -> bool:
+    """Whether the language's wrapper offers the `parity` subcommand (PROTOCOL.md)."""
+    return "parity" in (AGENTS / f"{lang}.sh").read_text()
+
+
+def run_driver(lang: str, files: list[Path], kit: Testkit, logs: Path) -> Run:
+    run = Run()
+    started = time.monotonic()
+    stderr_path = logs / f"parity-{lang}.stderr"
+    args = [
+        *(str(f) for f in files),
+        "--testkit-control",
+        kit.control,
+        "--testkit-upstreams",
+        ",".join(kit.upstreams),
+        "--amqp",
+        AMQP_URL,
+    ]
+    with open(stderr_path, "w") as stderr:
+        # A session of its own, so a timeout takes the wrapper's children (a JVM) too.
+        proc = subprocess.Popen(
+            ["bash", str(AGENTS / f"{lang}.sh"), "parity", *args],
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            stdout, _ = proc.communicate(timeout=DRIVER_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            stdout, _ = proc.communicate(timeout=10)
+            run.problems.append(f"no end after {DRIVER_TIMEOUT_S:.0f} s; killed")
+    run.seconds = time.monotonic() - started
+    for raw in stdout.splitlines():
+        try:
+            line = json.loads(raw)
+            run.outcomes[line["case"]] = line["outcome"]
+        except (ValueError, KeyError, TypeError):
+            run.problems.append(f"not a case line on stdout: {raw[:200]!r}")
+    if proc.returncode:
+        run.problems.append(f"exited with {proc.returncode}")
+    if run.problems:
+        tail = stderr_path.read_text(errors="replace").splitlines()[-15:]
+        run.problems += [f"stderr ({stderr_path}):", *(f"  | {line}" for line in tail)]
+    return run
+
+
+def load(files: list[Path]) -> list[dict[str, Any]]:
+    cases = [case for f in files for case in json.loads(f.read_text())["cases"]]
+    names = [case["name"] for case in cases]
+    duplicated = {name for name in names if names.count(name) > 1}
+    if duplicated:
+        raise SystemExit(f"parity.py: case names used twice: {sorted(duplicated)}")
+    return cases
+
+
+def grid(cases: list[dict[str, Any]], columns: list[str], cells: dict[tuple[str, str], str]) -> str:
+    header = ["case", *columns]
+    rows = [[case["name"], *(cells[case["name"], lang] for lang in columns)] for case in cases]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return "\n".join(fmt.format(*row).rstrip() for row in [header, *rows])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--languages", default=",".join(ALL_LANGUAGES))
+    parser.add_argument("files", nargs="*", type=Path, help="case files (default: tests/interop/cases)")
+    args = parser.parse_args()
+    languages = [lang.strip() for lang in args.languages.split(",") if lang.strip()]
+    unknown = set(languages) - set(ALL_LANGUAGES)
+    if unknown:
+        parser.error(f"unknown languages {sorted(unknown)}; known: {', '.join(ALL_LANGUAGES)}")
+    started = time.monotonic()
+    files = [f.resolve() for f in args.files] or sorted(CASES.glob("*.json"))
+    cases = load(files)
+    state = build(languages)
+    for lang in languages:
+        if state[lang] == "ok" and not has_driver(lang):
+            state[lang] = "missing driver"
+    ready = [lang for lang in languages if state[lang] == "ok"]
+    log(f"{len(cases)} cases from {', '.join(f.name for f in files)}; drivers: {', '.join(ready) or 'none'}")
+    upstreams = max([len(case["upstreams"]) for case in cases if case["kind"] == "http"] or [1])
+    logs = Path(tempfile.mkdtemp(prefix="courier-parity-"))
+    runs: dict[str, Run] = {}
+    kit = Testkit(upstreams)
+    try:
+        for lang in ready:
+            runs[lang] = run_driver(lang, files, kit, logs)
+            log(f"driver {lang}: {len(runs[lang].outcomes)} outcomes ({runs[lang].seconds:.1f} s)")
+    finally:
+        kit.close()
+
+    cells: dict[tuple[str, str], str] = {}
+    details: list[str] = []
+    failed_cases = 0
+    for case in cases:
+        name, want = case["name"], expected(case)
+        seen: dict[str, list[str]] = {}
+        case_failed = False
+        for lang in languages:
+            if lang not in runs:
+                cells[name, lang] = state[lang]
+                continue
+            if name not in runs[lang].outcomes:
+                cells[name, lang] = "✗ no outcome"
+                case_failed = True
+                continue
+            got = runs[lang].outcomes[name]
+            seen.setdefault(json.dumps(got, sort_keys=True), []).append(lang)
+            diff = differences(want, got)
+            if diff:
+                case_failed = True
+                cells[name, lang] = f"✗ {diff[0]}"[:CELL_WIDTH]
+                details += [f"{name} [{lang}]: {line}" for line in diff]
+            else:
+                cells[name, lang] = "✓"
+        if len(seen) > 1:
+            case_failed = True
+            groups = " vs ".join("+".join(langs) for langs in seen.values())
+            details.append(f"{name}: the languages disagree with each other: {groups}")
+        failed_cases += case_failed
+
+    log("")
+    log(grid(cases, languages, cells))
+    log("")
+    for line in details:
+        log(line)
+    broken = [lang for lang in languages if state[lang] == "build failed"]
+    for lang, run in runs.items():
+        for line in run.problems:
+            log(f"driver {lang}: {line}")
+    driver_failed = [lang for lang, run in runs.items() if run.problems]
+    ok = not failed_cases and not broken and not driver_failed and bool(runs)
+    if ok:
+        summary = f"parity: {len(cases)} cases x {len(runs)} languages agree"
+    else:
+        summary = f"parity: {failed_cases} of {len(cases)} cases disagree across {len(runs)} languages"
+        summary += f", builds failed: {', '.join(broken)}" if broken else ""
+        summary += f", drivers failed: {', '.join(driver_failed)}" if driver_failed else ""
+        log(f"driver logs kept in {logs}")
+    if ok:
+        shutil.rmtree(logs, ignore_errors=True)
+    log(f"{summary} ({time.monotonic() - started:.0f} s)")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

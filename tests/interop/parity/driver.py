@@ -1,0 +1,185 @@
+"""The Python parity driver: runs the cases of tests/interop/cases/*.json through courier's
+Python API and prints one normalised outcome per case (PROTOCOL.md, "Parity suite").
+
+Usage: driver.py CASES.json... --testkit-control URL --testkit-upstreams URL,URL,... --amqp URL
+
+One JSON object per line on stdout, ``{"case": name, "outcome": {...}}``; logs on stderr.
+The sync API, since every case runs its calls and steps one after another.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import urllib.request
+import uuid
+from typing import Any
+
+import courier
+
+# Bounds every control-API request; the testkit answers in milliseconds.
+CONTROL_TIMEOUT_S = 10
+
+
+class Testkit:
+    def __init__(self, control: str, upstreams: list[str]) -> None:
+        self.control, self.upstreams = control, upstreams
+
+    def send(self, method: str, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.control + path, data=data, method=method)
+        with urllib.request.urlopen(req, timeout=CONTROL_TIMEOUT_S) as resp:
+            raw = resp.read()
+        return json.loads(raw) if raw else None
+
+    def totals(self, count: int) -> list[int]:
+        return [self.send("GET", f"/upstreams/{i}/requests")["total"] for i in range(count)]
+
+
+def substitute(value: Any, names: dict[str, str]) -> Any:
+    """The case with every placeholder string (``{upstream:N}``, ``{memory}``, ``{amqp}``)
+    replaced by what it stands for in this run."""
+    if isinstance(value, str):
+        return names.get(value, value)
+    if isinstance(value, list):
+        return [substitute(v, names) for v in value]
+    if isinstance(value, dict):
+        return {k: substitute(v, names) for k, v in value.items()}
+    return value
+
+
+def error(e: courier.CourierError) -> dict[str, Any]:
+    outcome: dict[str, Any] = {"error": e.kind}
+    if isinstance(e, courier.ConfigError):
+        outcome["field"] = e.field
+    return outcome
+
+
+def run_http(case: dict[str, Any], kit: Testkit) -> dict[str, Any]:
+    count = len(case["upstreams"])
+    kit.send("POST", "/reset")
+    for i, behavior in enumerate(case["upstreams"]):
+        kit.send("PUT", f"/upstreams/{i}/behavior", behavior)
+    client = courier.Client(case["config"])
+    outcomes = []
+    try:
+        for call in case["calls"]:
+            before = kit.totals(count)
+            try:
+                resp = client.call(
+                    call["method"],
+                    call["target"],
+                    call.get("path", ""),
+                    headers=call.get("headers"),
+                    body=call.get("body"),
+                    deadline_ms=call.get("deadline_ms"),
+                    idempotency_key=call.get("idempotency_key"),
+                    version=call.get("version"),
+                )
+                endpoint = resp.endpoint.rstrip("/")
+                urls = [url.rstrip("/") for url in kit.upstreams]
+                outcome: dict[str, Any] = {
+                    "status": resp.status,
+                    "attempts": resp.attempts,
+                    "upstream": urls.index(endpoint) if endpoint in urls else endpoint,
+                }
+            except courier.CourierError as e:
+                outcome = error(e)
+            outcome["requests"] = [a - b for a, b in zip(kit.totals(count), before)]
+            outcomes.append(outcome)
+    finally:
+        client.close()
+    return {"calls": outcomes}
+
+
+def step(bus: courier.Bus, s: dict[str, Any]) -> dict[str, Any]:
+    op = s["op"]
+    if op == "declare_queue":
+        bus.declare_queue(s["queue"])
+    elif op == "publish":
+        bus.publish(
+            s.get("exchange", ""), s["routing_key"], s.get("body", ""), message_id=s.get("message_id")
+        )
+    elif op == "request":
+        bus.request(
+            s["routing_key"], s.get("body", ""), exchange=s.get("exchange", ""), timeout_ms=s["timeout_ms"]
+        )
+    elif op == "consume":
+        ids = []
+        with bus.consume(s["queue"], dedup=s["dedup"]) as consumer:
+            while True:
+                try:
+                    d = consumer.next(timeout_ms=s["wait_ms"])
+                except courier.TimeoutError:
+                    break
+                if d is None:
+                    raise RuntimeError("the consumer closed")
+                ids.append(d.message_id)
+                getattr(d, s["settle"])()
+        return {"message_ids": ids}
+    elif op == "stats":
+        stats = bus.stats()
+        return {field: stats[field] for field in s["fields"]}
+    else:
+        raise ValueError(f"unknown op {op!r}")
+    return {"ok": True}
+
+
+def run_bus(case: dict[str, Any]) -> dict[str, Any]:
+    outcomes = []
+    with courier.Bus.connect(case["config"]) as bus:
+        for s in case["steps"]:
+            try:
+                outcomes.append(step(bus, s))
+            except courier.CourierError as e:
+                outcomes.append(error(e))
+    return {"steps": outcomes}
+
+
+def run_config(case: dict[str, Any]) -> dict[str, Any]:
+    try:
+        if case["target"] == "client":
+            courier.Client(case["config"]).close()
+        else:
+            courier.Bus.connect(case["config"]).close()
+    except courier.CourierError as e:
+        return error(e)
+    return {"ok": True}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("cases", nargs="+")
+    parser.add_argument("--testkit-control", required=True)
+    parser.add_argument("--testkit-upstreams", required=True)
+    parser.add_argument("--amqp", required=True)
+    args = parser.parse_args()
+    upstreams = args.testkit_upstreams.split(",")
+    kit = Testkit(args.testkit_control, upstreams)
+    for path in args.cases:
+        with open(path) as f:
+            cases = json.load(f)["cases"]
+        for raw in cases:
+            names = {f"{{upstream:{i}}}": url for i, url in enumerate(upstreams)}
+            names["{memory}"] = f"memory://parity-python-{uuid.uuid4().hex}"
+            names["{amqp}"] = args.amqp
+            case = substitute(raw, names)
+            try:
+                if case["kind"] == "http":
+                    outcome = run_http(case, kit)
+                elif case["kind"] == "bus":
+                    outcome = run_bus(case)
+                elif case["kind"] == "config":
+                    outcome = run_config(case)
+                else:
+                    raise ValueError(f"unknown kind {case['kind']!r}")
+            except Exception as e:  # reported as this case's outcome, the next case still runs
+                outcome = {"driver_error": f"{type(e).__name__}: {e}"}
+            sys.stdout.write(json.dumps({"case": raw["name"], "outcome": outcome}) + "\n")
+            sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
