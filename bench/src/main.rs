@@ -8,7 +8,9 @@
 //!   courier's `Client` with its full policy stack (retry, budget, breaker, limit,
 //!   deadline header) against a bare `reqwest::Client`.
 //! - amqp: N confirmed publishes of 256-byte persistent messages with 256 in flight,
-//!   courier's `Bus::publish` against lapin publishing on one confirm channel.
+//!   courier's `Bus::publish` against lapin publishing on one confirm channel, twice:
+//!   lapin bare, and lapin sending what courier sends on every message (a UUIDv7
+//!   message id and a `traceparent` header), which isolates courier's own cost.
 //!
 //! - rpc: sequential request/reply round trips against one raw-lapin echo server,
 //!   courier's `Bus::request` against a raw lapin direct reply-to loop; prints p50/p99.
@@ -26,7 +28,7 @@ use std::time::Instant;
 
 use courier::{
     Bus, BusConfig, Client, ClientConfig, PublishOptions, QueueOptions, Request, RequestOptions,
-    Validate,
+    TraceContext, Validate,
 };
 use futures_util::StreamExt;
 use lapin::options::{
@@ -68,7 +70,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     if matches!(which, "amqp" | "all") {
-        rows.push(amqp().await?);
+        rows.extend(amqp().await?);
     }
     if matches!(which, "rpc" | "all") {
         rpc().await?;
@@ -80,12 +82,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Ok(());
     }
     println!(
-        "{:<34} {:>14} {:>14} {:>8}  peer",
+        "{:<48} {:>14} {:>14} {:>8}  peer",
         "scenario", "peer/s", "courier/s", "ratio"
     );
     for r in &rows {
         println!(
-            "{:<34} {:>14.0} {:>14.0} {:>8.2}  {}",
+            "{:<48} {:>14.0} {:>14.0} {:>8.2}  {}",
             r.scenario,
             r.peer_per_sec,
             r.courier_per_sec,
@@ -296,7 +298,19 @@ async fn balance() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-async fn amqp() -> Result<Row, Box<dyn std::error::Error>> {
+/// Publishes against lapin twice: bare (what a minimal lapin publisher sends) and with
+/// the properties courier sends on every message (a UUIDv7 message id and a
+/// `traceparent` header), so the second ratio is courier's own cost and the first adds
+/// what the broker spends on those properties.
+async fn amqp() -> Result<Vec<Row>, Box<dyn std::error::Error>> {
+    let mut rows = Vec::new();
+    for same_properties in [false, true] {
+        rows.push(amqp_publish(same_properties).await?);
+    }
+    Ok(rows)
+}
+
+async fn amqp_publish(same_properties: bool) -> Result<Row, Box<dyn std::error::Error>> {
     let url = amqp_url();
     let queue = "courier-bench.publish";
     let body = vec![b'x'; 256];
@@ -333,7 +347,7 @@ async fn amqp() -> Result<Row, Box<dyn std::error::Error>> {
                         ..Default::default()
                     },
                     &body,
-                    BasicProperties::default().with_delivery_mode(2),
+                    peer_properties(same_properties),
                 )
                 .await
                 .map_err(|e| e.to_string())?;
@@ -360,11 +374,31 @@ async fn amqp() -> Result<Row, Box<dyn std::error::Error>> {
     conn.close(200, "bench done".into()).await?;
     bus.close().await?;
     Ok(Row {
-        scenario: format!("amqp publish+confirm, {IN_FLIGHT} in flight"),
+        scenario: if same_properties {
+            format!("amqp publish+confirm, {IN_FLIGHT} in flight, id+traceparent")
+        } else {
+            format!("amqp publish+confirm, {IN_FLIGHT} in flight")
+        },
         peer: "lapin 4.12",
         peer_per_sec: peer,
         courier_per_sec: ours,
     })
+}
+
+/// The bare peer's properties, or those plus what courier adds to every message.
+fn peer_properties(same_properties: bool) -> BasicProperties {
+    let properties = BasicProperties::default().with_delivery_mode(2);
+    if !same_properties {
+        return properties;
+    }
+    let mut headers = FieldTable::default();
+    headers.insert(
+        "traceparent".into(),
+        lapin::types::AMQPValue::LongString(TraceContext::new_root().traceparent().into()),
+    );
+    properties
+        .with_message_id(uuid::Uuid::now_v7().to_string().into())
+        .with_headers(headers)
 }
 
 /// Round trips per client in [`rpc`], after a warm-up of a tenth as many.
