@@ -45,6 +45,25 @@ pub(crate) async fn connect(
     .await
 }
 
+/// Why a broker might hang up on an `amqps://` connection right after the handshake: TLS
+/// 1.3 finishes the client's side before the server has checked the client certificate,
+/// so a refusal arrives as a reset rather than as a TLS alert the client could read.
+pub(crate) fn tls_refusal_hint(url: &str, e: &lapin::Error) -> Option<&'static str> {
+    let tls = url
+        .get(..8)
+        .is_some_and(|s| s.eq_ignore_ascii_case("amqps://"));
+    let hung_up = matches!(e.kind(), lapin::ErrorKind::IOError(io) if matches!(
+        io.kind(),
+        std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::UnexpectedEof
+            | std::io::ErrorKind::BrokenPipe
+    ));
+    (tls && hung_up).then_some(
+        " (the broker hung up after the TLS handshake: it may require a client certificate \
+         (tls.client_cert_pem, tls.client_key_pem) or refuse the one sent)",
+    )
+}
+
 /// Maps a lapin error for `operation`, keeping broker refusals apart from transport
 /// failures so callers (and later, retry policy) can tell them apart.
 pub(crate) fn error(operation: &'static str, target: &str, e: lapin::Error) -> Error {

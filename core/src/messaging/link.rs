@@ -454,7 +454,12 @@ async fn open(
     let props = ConnectionProperties::default().with_connection_name("courier".into());
     let connection = amqp::connect(url, tls, props).await.map_err(|e| {
         tracing::warn!(broker = %target, error = %e, "amqp connect failed");
-        amqp::error("connect", &target, e)
+        let hint = amqp::tls_refusal_hint(url, &e);
+        let mut error = amqp::error("connect", &target, e);
+        if let (Some(hint), Error::Connect { reason, .. }) = (hint, &mut error) {
+            reason.push_str(hint);
+        }
+        error
     })?;
     let publisher = confirm_channel(&connection, &target).await?;
     let live = Live {

@@ -300,7 +300,7 @@ mod amqps {
             tls(&pki, "ca", None),
             &url(),
             &[ErrorKind::Tls, ErrorKind::Connect],
-            "",
+            "client certificate",
         )
         .await;
     }
@@ -312,7 +312,7 @@ mod amqps {
             tls(&pki, "ca", Some("client-other-ca")),
             &url(),
             &[ErrorKind::Tls, ErrorKind::Connect],
-            "",
+            "client certificate",
         )
         .await;
     }
