@@ -6,11 +6,10 @@ use std::time::Duration;
 use courier::{Bus, BusConfig, ConsumeOptions, ErrorKind, PublishOptions, QueueOptions, Validate};
 
 mod suite;
+#[path = "../support/mod.rs"]
+mod support;
 
-pub(crate) fn amqp_url() -> String {
-    std::env::var("COURIER_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
-}
+pub(crate) use support::{amqp_url, delete_queues};
 
 async fn bus() -> Bus {
     suite::Transport::Amqp.bus().await
@@ -19,23 +18,6 @@ async fn bus() -> Bus {
 /// A queue name no other test run uses, so runs never see each other's messages.
 pub(crate) fn unique(prefix: &str) -> String {
     format!("courier-test.{prefix}.{}", uuid::Uuid::now_v7())
-}
-
-/// Removes a test's queues; the tests leave nothing behind on a shared broker.
-pub(crate) async fn delete_queues(names: &[&str]) {
-    let conn = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
-        .await
-        .unwrap();
-    let ch = conn.create_channel().await.unwrap();
-    for name in names {
-        ch.queue_delete(
-            (*name).into(),
-            lapin::options::QueueDeleteOptions::default(),
-        )
-        .await
-        .unwrap();
-    }
-    conn.close(200, "bye".into()).await.unwrap();
 }
 
 pub(crate) const SHORT: Option<Duration> = Some(Duration::from_secs(5));

@@ -17,15 +17,14 @@ use futures_util::StreamExt;
 use tokio::sync::Mutex;
 use tokio::time::{Instant, sleep};
 
+#[path = "../support/mod.rs"]
+mod support;
+use support::amqp_url;
+
 const MESSAGES: usize = 10_000;
 const PACE: Duration = Duration::from_micros(600);
 
 static SERIAL: Mutex<()> = Mutex::const_new(());
-
-fn amqp_url() -> String {
-    std::env::var("COURIER_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
-}
 
 fn rabbitmqctl(args: &[&str]) -> String {
     let out = Command::new("rabbitmqctl")
@@ -184,18 +183,7 @@ async fn publish_and_consume_through(disturb: impl AsyncFnOnce()) -> HashMap<Str
     assert!(stats.reconnects >= 1, "{stats:?}");
     eprintln!("recovery stats: {stats:?}");
     bus.close().await.unwrap();
-    let cleanup = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
-        .await
-        .unwrap();
-    let ch = cleanup.create_channel().await.unwrap();
-    for name in [q.clone(), format!("{q}.dlq")] {
-        ch.queue_delete(
-            name.as_str().into(),
-            lapin::options::QueueDeleteOptions::default(),
-        )
-        .await
-        .unwrap();
-    }
+    support::delete_queues(&[&q, &format!("{q}.dlq")]).await;
     processed.lock().unwrap().clone()
 }
 

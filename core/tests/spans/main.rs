@@ -4,6 +4,10 @@
 //! racing with other tests' threads could miss spans.
 
 mod capture;
+#[path = "../support/mod.rs"]
+mod support;
+
+use support::amqp_url;
 
 use capture::Capture;
 use courier::{
@@ -11,11 +15,6 @@ use courier::{
     Validate,
 };
 use courier_testkit::{Action, Behavior, Testkit};
-
-fn amqp_url() -> String {
-    std::env::var("COURIER_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
-}
 
 fn status(code: u16) -> Action {
     Action {
@@ -163,17 +162,5 @@ async fn publishes(capture: &Capture) {
     assert_eq!(process["error.type"], "rejected");
     consumer.close().await.unwrap();
     bus.close().await.unwrap();
-    let conn = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
-        .await
-        .unwrap();
-    let ch = conn.create_channel().await.unwrap();
-    for name in [q.clone(), format!("{q}.dlq")] {
-        ch.queue_delete(
-            name.as_str().into(),
-            lapin::options::QueueDeleteOptions::default(),
-        )
-        .await
-        .unwrap();
-    }
-    conn.close(200, "bye".into()).await.unwrap();
+    support::delete_queues(&[&q, &format!("{q}.dlq")]).await;
 }

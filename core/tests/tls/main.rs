@@ -10,6 +10,9 @@ use courier::{
 };
 use courier_testkit::{Pki, Testkit, TlsUpstream};
 
+#[path = "../support/mod.rs"]
+mod support;
+
 /// The client side of a TLS config, from certificate names in the PKI.
 fn tls(pki: &Pki, ca: &str, client: Option<&str>) -> serde_json::Value {
     let mut tls = serde_json::json!({ "ca_pem": pki.pem(ca) });
@@ -267,20 +270,7 @@ mod amqps {
         );
         consumer.close().await.unwrap();
         bus.close().await.unwrap();
-        let plain = std::env::var("COURIER_AMQP_URL")
-            .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned());
-        let conn = lapin::Connection::connect(&plain, lapin::ConnectionProperties::default())
-            .await
-            .unwrap();
-        let ch = conn.create_channel().await.unwrap();
-        for name in [q.clone(), format!("{q}.dlq")] {
-            ch.queue_delete(
-                name.as_str().into(),
-                lapin::options::QueueDeleteOptions::default(),
-            )
-            .await
-            .unwrap();
-        }
+        crate::support::delete_queues(&[&q, &format!("{q}.dlq")]).await;
     }
 
     async fn refused(tls: serde_json::Value, url: &str, kinds: &[ErrorKind], why: &str) {

@@ -1,0 +1,26 @@
+//! What the integration test binaries that talk to RabbitMQ share (each includes it with
+//! `mod support;`): where the broker is, and removing a test's queues so runs leave
+//! nothing behind on a shared broker.
+
+/// `COURIER_AMQP_URL`, else the broker `tests/scripts/ensure-rabbitmq.sh` starts.
+pub fn amqp_url() -> String {
+    std::env::var("COURIER_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+}
+
+/// Deletes the named queues over a connection of its own.
+pub async fn delete_queues(names: &[&str]) {
+    let conn = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    for name in names {
+        ch.queue_delete(
+            (*name).into(),
+            lapin::options::QueueDeleteOptions::default(),
+        )
+        .await
+        .unwrap();
+    }
+    conn.close(200, "bye".into()).await.unwrap();
+}
