@@ -196,7 +196,8 @@ impl Client {
             attempts += 1;
             Counters::bump(&policy.counters.attempts);
             let span = attempt_span(&method, &url, &endpoint, attempts, &attempt_trace);
-            if req.trace.is_some() {
+            // The id is formatted only for a subscriber that wants the span.
+            if req.trace.is_some() && !span.is_disabled() {
                 span.record("parent_span_id", call_trace.span_id());
             }
             let sent = self.attempt(

@@ -348,7 +348,7 @@ impl Bus {
             options.correlation_id.as_deref(),
             &trace,
         );
-        if let Some(parent) = &options.trace {
+        if let Some(parent) = options.trace.as_ref().filter(|_| !span.is_disabled()) {
             span.record("parent_span_id", parent.span_id());
         }
         let message = Outgoing {

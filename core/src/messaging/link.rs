@@ -91,7 +91,7 @@ impl Link {
         let mut last = None;
         let mut first = None;
         for index in 0..urls.len() {
-            match open_bounded(&urls, &tls, index, 1, &[]).await {
+            match bounded(open(&urls, &tls, index, 1, &[])).await {
                 Ok(live) => {
                     first = Some(live);
                     break;
@@ -356,13 +356,14 @@ async fn supervise(link: Weak<Link>) {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone();
-            let opened = open_bounded(
+            let next_generation = live.generation + 1;
+            let opened = bounded(open(
                 &strong.urls,
                 &strong.tls,
                 index,
-                live.generation + 1,
+                next_generation,
                 &topology,
-            )
+            ))
             .await;
             match opened {
                 Ok(next) => {
@@ -423,15 +424,9 @@ async fn lost(live: &Live) {
     }
 }
 
-/// [`open`], given up after [`OPEN_TIMEOUT`].
-async fn open_bounded(
-    urls: &[String],
-    tls: &Arc<rustls::ClientConfig>,
-    index: usize,
-    generation: u64,
-    topology: &[Declaration],
-) -> Result<Live> {
-    tokio::time::timeout(OPEN_TIMEOUT, open(urls, tls, index, generation, topology))
+/// An [`open`] given up after [`OPEN_TIMEOUT`].
+async fn bounded(opening: impl Future<Output = Result<Live>>) -> Result<Live> {
+    tokio::time::timeout(OPEN_TIMEOUT, opening)
         .await
         .unwrap_or_else(|_| {
             Err(Error::Timeout {
