@@ -55,6 +55,20 @@ class Testkit:
         self.proc.wait(timeout=10)
 
 
+def start_wrapper(lang: str, command: str, args: list[str], stderr: Any) -> subprocess.Popen[str]:
+    """Runs `<lang>.sh command args` with stdout piped as text. In a session of its own,
+    so killing its process group takes the wrapper's children (a JVM) too."""
+    return subprocess.Popen(
+        ["bash", str(AGENTS / f"{lang}.sh"), command, *args],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+        start_new_session=True,
+    )
+
+
 def build(languages: list[str]) -> dict[str, str]:
     """Each language's state: "ok", "skipped: <why>" or "build failed".
 

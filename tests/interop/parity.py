@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common import AGENTS, ALL_LANGUAGES, AMQP_URL, ROOT, Testkit, build, log
+from common import AGENTS, ALL_LANGUAGES, AMQP_URL, ROOT, Testkit, build, log, start_wrapper
 
 CASES = ROOT / "tests/interop/cases"
 # A driver runs every case in seconds (the slowest cases wait out a Retry-After of 1 s);
@@ -95,16 +95,7 @@ def run_driver(lang: str, files: list[Path], kit: Testkit, logs: Path) -> Run:
         AMQP_URL,
     ]
     with open(stderr_path, "w") as stderr:
-        # A session of its own, so a timeout takes the wrapper's children (a JVM) too.
-        proc = subprocess.Popen(
-            ["bash", str(AGENTS / f"{lang}.sh"), "parity", *args],
-            cwd=ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            text=True,
-            start_new_session=True,
-        )
+        proc = start_wrapper(lang, "parity", args, stderr)
         try:
             stdout, _ = proc.communicate(timeout=DRIVER_TIMEOUT_S)
         except subprocess.TimeoutExpired:

@@ -37,7 +37,7 @@ from typing import Any, Callable
 import common
 import pika
 import pika.exceptions
-from common import AGENTS, ALL_LANGUAGES, AMQP_URL, ROOT, build, log
+from common import ALL_LANGUAGES, AMQP_URL, build, log, start_wrapper
 
 ROLES = ["publish", "consume", "serve+http"]
 # How much of a role's wait is allowed in all (the agents' --max-ms); a healthy
@@ -130,16 +130,7 @@ class Agent:
         self.garbage: list[str] = []
         self.stderr_path = logs / f"{tag}-{role}-{lang}.stderr"
         with open(self.stderr_path, "w") as stderr:
-            # A session of its own, so a wrapper's children (a JVM under Maven) go with it.
-            self.proc = subprocess.Popen(
-                ["bash", str(AGENTS / f"{lang}.sh"), role, *args],
-                cwd=ROOT,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                text=True,
-                start_new_session=True,
-            )
+            self.proc = start_wrapper(lang, role, args, stderr)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
 
