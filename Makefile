@@ -8,8 +8,10 @@ bench:
 
 .PHONY: bench demo test test-rust test-python test-node test-kotlin test-swift interop fmt lint rabbitmq
 
+# The embedded default: an in-process memory:// broker and an in-process HTTP upstream, no
+# root and nothing installed. `make demo COURIER_AMQP_URL=amqp://...` runs it against RabbitMQ.
 demo:
-	@COURIER_AMQP_URL="$$(bash tests/scripts/ensure-rabbitmq.sh)" cargo run -q -p courier --example demo
+	@cargo run -q -p courierkit --example demo
 
 test:
 	bash tests/scripts/test-all.sh

@@ -26,7 +26,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use courier::{
+use courierkit::{
     Bus, BusConfig, Client, ClientConfig, PublishOptions, QueueOptions, Request, RequestOptions,
     TraceContext, Validate,
 };

@@ -3,7 +3,7 @@
 # this package, checks them, then runs `swift test` when a Swift toolchain is installed.
 #
 # Generated (gitignored): Sources/CourierFFI/{CourierFFI.h,module.modulemap} and
-# Sources/Courier/Generated/Courier.swift. Without `swift` on PATH it says so in one line
+# Sources/CourierKit/Generated/CourierKit.swift. Without `swift` on PATH it says so in one line
 # and exits 0: the bindings were generated and checked, but nothing was compiled or run.
 #
 # Environment: CARGO_TARGET_DIR (default ~/.cache/courier/target), COURIER_AMQP_URL and
@@ -23,23 +23,23 @@ cd "$root"
 cargo build --quiet -p courier-ffi -p courier-testkit
 
 # Generate into a scratch dir, then move into place, so a failed run leaves no half-written
-# package. uniffi.toml (bindings/uniffi) names the modules: Swift `Courier`, C `CourierFFI`.
+# package. uniffi.toml (bindings/uniffi) names the modules: Swift `CourierKit`, C `CourierFFI`.
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
 cargo run --quiet -p uniffi-bindgen -- generate "$lib_dir/$cdylib" \
   --language swift --out-dir "$scratch" --no-format
 
 ffi_dir="$here/Sources/CourierFFI"
-gen_dir="$here/Sources/Courier/Generated"
+gen_dir="$here/Sources/CourierKit/Generated"
 rm -rf "$ffi_dir" "$gen_dir"
 mkdir -p "$ffi_dir" "$gen_dir"
 # SwiftPM's systemLibrary target wants the module map under this exact name.
 mv "$scratch/CourierFFI.modulemap" "$ffi_dir/module.modulemap"
 mv "$scratch/CourierFFI.h" "$ffi_dir/CourierFFI.h"
-mv "$scratch/Courier.swift" "$gen_dir/Courier.swift"
+mv "$scratch/CourierKit.swift" "$gen_dir/CourierKit.swift"
 
 fail() { echo "swift bindings check failed: $*" >&2; exit 1; }
-for f in "$ffi_dir/module.modulemap" "$ffi_dir/CourierFFI.h" "$gen_dir/Courier.swift" "$lib_dir/libcourier_ffi.a"; do
+for f in "$ffi_dir/module.modulemap" "$ffi_dir/CourierFFI.h" "$gen_dir/CourierKit.swift" "$lib_dir/libcourier_ffi.a"; do
   [ -s "$f" ] || fail "$f is missing or empty"
 done
 grep -q 'module CourierFFI' "$ffi_dir/module.modulemap" || fail "module map does not declare module CourierFFI"
@@ -51,12 +51,12 @@ for decl in 'open class Client' 'open class Bus' 'open class Consumer' 'open cla
             'func reply(body' 'func replyTo() -> String?' 'dedup: Bool = true' 'public var deadlineMs' \
             'open class TraceContext' 'static func parse(traceparent' 'static func newRoot()' \
             'static func fromCarrier(carrier' 'func traceContext() -> TraceContext'; do
-  grep -q "$decl" "$gen_dir/Courier.swift" || fail "Courier.swift lacks '$decl'"
+  grep -q "$decl" "$gen_dir/CourierKit.swift" || fail "CourierKit.swift lacks '$decl'"
 done
 # Every FFI function the Swift code calls must be declared in the header and exported by
 # the static library: the three files must come from the same build.
-symbols="$(grep -o 'uniffi_courier_ffi_fn_[A-Za-z0-9_]*' "$gen_dir/Courier.swift" | sort -u)"
-[ -n "$symbols" ] || fail "Courier.swift calls no FFI functions"
+symbols="$(grep -o 'uniffi_courier_ffi_fn_[A-Za-z0-9_]*' "$gen_dir/CourierKit.swift" | sort -u)"
+[ -n "$symbols" ] || fail "CourierKit.swift calls no FFI functions"
 archive_symbols="$(nm -g --defined-only "$lib_dir/libcourier_ffi.a" 2>/dev/null | grep -o 'uniffi_courier_ffi_fn_[A-Za-z0-9_]*' | sort -u || true)"
 for s in $symbols; do
   grep -qw "$s" "$ffi_dir/CourierFFI.h" || fail "$s is called but not declared in CourierFFI.h"

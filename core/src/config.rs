@@ -23,7 +23,7 @@ use crate::resilience::{BreakerConfig, BudgetConfig, RetryConfig};
 ///
 /// # Examples
 /// ```
-/// use courier::{ClientConfig, Validate};
+/// use courierkit::{ClientConfig, Validate};
 /// let cfg = ClientConfig::from_json(r#"{"services": {"orders": {"endpoints": ["http://127.0.0.1:8081"]}}}"#).unwrap();
 /// assert_eq!(cfg.services["orders"].deadline_ms, 10_000);
 /// ```
@@ -227,7 +227,7 @@ impl<'de> Deserialize<'de> for EndpointConfig {
 ///
 /// # Examples
 /// ```
-/// use courier::{BusConfig, Validate};
+/// use courierkit::{BusConfig, Validate};
 /// let cfg = BusConfig::from_json(r#"{"urls": ["amqp://guest:guest@127.0.0.1:5672/%2f"]}"#).unwrap();
 /// assert_eq!(cfg.prefetch, 100);
 /// ```

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use courier::{
+use courierkit::{
     BusConfig, ConsumeOptions, ExchangeKind, PublishOptions, QueueOptions, RequestOptions,
     TraceContext, Validate,
 };
@@ -67,7 +67,7 @@ pub struct NativeReceipt {
 
 #[napi]
 pub struct NativeBus {
-    inner: courier::Bus,
+    inner: courierkit::Bus,
 }
 
 #[napi]
@@ -76,7 +76,7 @@ impl NativeBus {
     pub fn connect(env: &Env, config_json: String) -> Result<Object<'_>> {
         let config = BusConfig::from_json(&config_json).or_throw(env)?;
         promise::spawn(env, async move {
-            courier::Bus::connect(config)
+            courierkit::Bus::connect(config)
                 .await
                 .map(|inner| NativeBus { inner })
         })
@@ -171,7 +171,7 @@ impl NativeBus {
                     .prefetch
                     .map(|p| {
                         u16::try_from(p).map_err(|_| {
-                            courier::Error::config(
+                            courierkit::Error::config(
                                 "prefetch",
                                 format!("must be 1..=65535, got {p}"),
                             )
@@ -236,11 +236,11 @@ impl NativeBus {
 
 #[napi]
 pub struct NativeConsumer {
-    inner: Arc<courier::Consumer>,
+    inner: Arc<courierkit::Consumer>,
 }
 
-impl From<courier::Consumer> for NativeConsumer {
-    fn from(inner: courier::Consumer) -> Self {
+impl From<courierkit::Consumer> for NativeConsumer {
+    fn from(inner: courierkit::Consumer) -> Self {
         NativeConsumer {
             inner: Arc::new(inner),
         }
@@ -268,11 +268,11 @@ impl NativeConsumer {
 
 #[napi]
 pub struct NativeDelivery {
-    inner: Arc<courier::Delivery>,
+    inner: Arc<courierkit::Delivery>,
 }
 
-impl From<courier::Delivery> for NativeDelivery {
-    fn from(inner: courier::Delivery) -> Self {
+impl From<courierkit::Delivery> for NativeDelivery {
+    fn from(inner: courierkit::Delivery) -> Self {
         NativeDelivery {
             inner: Arc::new(inner),
         }

@@ -33,9 +33,9 @@ impl CancelToken {
 pub(crate) fn cancellable<T, F>(
     token: Option<&CancelToken>,
     fut: F,
-) -> impl Future<Output = courier::Result<T>> + Send + 'static
+) -> impl Future<Output = courierkit::Result<T>> + Send + 'static
 where
-    F: Future<Output = courier::Result<T>> + Send + 'static,
+    F: Future<Output = courierkit::Result<T>> + Send + 'static,
     T: Send + 'static,
 {
     let token = token.map(|t| t.inner.clone());
@@ -46,7 +46,7 @@ where
                 token
                     .run_until_cancelled(fut)
                     .await
-                    .unwrap_or(Err(courier::Error::Closed {
+                    .unwrap_or(Err(courierkit::Error::Closed {
                         what: "call (aborted by its AbortSignal)",
                     }))
             }

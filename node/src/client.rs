@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use courier::{ClientConfig, Request, TraceContext, Validate};
+use courierkit::{ClientConfig, Request, TraceContext, Validate};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -27,12 +27,12 @@ pub struct NativeRequest {
     pub trace: Option<HashMap<String, String>>,
 }
 
-fn pairs(field: &str, list: Option<Vec<Vec<String>>>) -> courier::Result<Vec<(String, String)>> {
+fn pairs(field: &str, list: Option<Vec<Vec<String>>>) -> courierkit::Result<Vec<(String, String)>> {
     list.unwrap_or_default()
         .into_iter()
         .map(|pair| match <[String; 2]>::try_from(pair) {
             Ok([k, v]) => Ok((k, v)),
-            Err(_) => Err(courier::Error::config(
+            Err(_) => Err(courierkit::Error::config(
                 field,
                 "each entry must be a [name, value] pair",
             )),
@@ -41,7 +41,7 @@ fn pairs(field: &str, list: Option<Vec<Vec<String>>>) -> courier::Result<Vec<(St
 }
 
 impl NativeRequest {
-    fn into_core(self) -> courier::Result<Request> {
+    fn into_core(self) -> courierkit::Result<Request> {
         Ok(Request {
             method: self.method,
             target: self.target,
@@ -60,12 +60,12 @@ impl NativeRequest {
 
 #[napi]
 pub struct NativeClient {
-    inner: courier::Client,
+    inner: courierkit::Client,
 }
 
 impl NativeClient {
-    fn build(env: &Env, config: courier::Result<ClientConfig>) -> Result<Self> {
-        let inner = config.and_then(courier::Client::new).or_throw(env)?;
+    fn build(env: &Env, config: courierkit::Result<ClientConfig>) -> Result<Self> {
+        let inner = config.and_then(courierkit::Client::new).or_throw(env)?;
         Ok(NativeClient { inner })
     }
 }
@@ -110,7 +110,7 @@ impl NativeClient {
 
 #[napi]
 pub struct NativeResponse {
-    inner: courier::Response,
+    inner: courierkit::Response,
 }
 
 #[napi]

@@ -7,9 +7,9 @@
 use napi::bindgen_prelude::*;
 
 /// The `err.code` for a core error kind.
-pub(crate) fn code(kind: courier::ErrorKind) -> String {
+pub(crate) fn code(kind: courierkit::ErrorKind) -> String {
     let code = match kind {
-        courier::ErrorKind::BudgetExhausted => "budget",
+        courierkit::ErrorKind::BudgetExhausted => "budget",
         other => other.code(),
     };
     format!("COURIER_{}", code.to_ascii_uppercase())
@@ -17,23 +17,23 @@ pub(crate) fn code(kind: courier::ErrorKind) -> String {
 
 /// Builds the JavaScript error for `err`; falls back to a plain error if the engine
 /// refuses to allocate (napi is then failing anyway).
-pub(crate) fn to_js(env: &Env, err: courier::Error) -> Error {
+pub(crate) fn to_js(env: &Env, err: courierkit::Error) -> Error {
     build(env, &err).unwrap_or_else(|e| e)
 }
 
-fn build(env: &Env, err: &courier::Error) -> Result<Error> {
+fn build(env: &Env, err: &courierkit::Error) -> Result<Error> {
     let mut obj = env.create_error(Error::new(Status::GenericFailure, err.to_string()))?;
     obj.set_named_property("code", code(err.kind()))?;
     obj.set_named_property("kind", err.kind().code())?;
     match err {
-        courier::Error::Config { field, reason } => {
+        courierkit::Error::Config { field, reason } => {
             obj.set_named_property("field", field.as_str())?;
             obj.set_named_property("reason", reason.as_str())?;
         }
-        courier::Error::CircuitOpen { retry_after, .. } => {
+        courierkit::Error::CircuitOpen { retry_after, .. } => {
             obj.set_named_property("retryAfterMs", retry_after.as_millis() as f64)?;
         }
-        courier::Error::BudgetExhausted { attempts, last, .. } => {
+        courierkit::Error::BudgetExhausted { attempts, last, .. } => {
             obj.set_named_property("attempts", *attempts)?;
             // The failure the budget would not retry, as the standard `cause`.
             let mut cause =
@@ -52,7 +52,7 @@ pub(crate) trait OrThrow<T> {
     fn or_throw(self, env: &Env) -> Result<T>;
 }
 
-impl<T> OrThrow<T> for courier::Result<T> {
+impl<T> OrThrow<T> for courierkit::Result<T> {
     fn or_throw(self, env: &Env) -> Result<T> {
         self.map_err(|e| to_js(env, e))
     }

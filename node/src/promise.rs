@@ -16,11 +16,11 @@ type Settle<T> = Box<dyn FnOnce(Env) -> Result<T> + Send>;
 /// exits by itself once its work is done.
 pub(crate) fn spawn<'env, T, F>(env: &'env Env, fut: F) -> Result<Object<'env>>
 where
-    F: Future<Output = courier::Result<T>> + Send + 'static,
+    F: Future<Output = courierkit::Result<T>> + Send + 'static,
     T: ToNapiValue + Send + 'static,
 {
     let (deferred, promise) = env.create_deferred::<T, Settle<T>>()?;
-    let task = courier::runtime::spawn(async move {
+    let task = courierkit::runtime::spawn(async move {
         let settle: Settle<T> = match fut.await {
             Ok(value) => Box::new(move |_| Ok(value)),
             Err(e) => Box::new(move |env| Err(to_js(&env, e))),

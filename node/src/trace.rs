@@ -13,11 +13,11 @@ use crate::error::OrThrow;
 #[napi(js_name = "TraceContext")]
 #[derive(Clone)]
 pub struct NativeTraceContext {
-    inner: courier::TraceContext,
+    inner: courierkit::TraceContext,
 }
 
-impl From<courier::TraceContext> for NativeTraceContext {
-    fn from(inner: courier::TraceContext) -> Self {
+impl From<courierkit::TraceContext> for NativeTraceContext {
+    fn from(inner: courierkit::TraceContext) -> Self {
         NativeTraceContext { inner }
     }
 }
@@ -27,17 +27,17 @@ impl NativeTraceContext {
     /// A new trace: random ids, sampled.
     #[napi(factory)]
     pub fn new_root() -> Self {
-        courier::TraceContext::new_root().into()
+        courierkit::TraceContext::new_root().into()
     }
 
     /// Parses a `traceparent` (and optional `tracestate`); throws COURIER_CONFIG with
     /// `field` `traceparent` when it is invalid. An invalid tracestate is dropped.
     #[napi(factory)]
     pub fn parse(env: Env, traceparent: String, tracestate: Option<String>) -> Result<Self> {
-        courier::TraceContext::parse(&traceparent, tracestate.as_deref())
+        courierkit::TraceContext::parse(&traceparent, tracestate.as_deref())
             .map(Self::from)
             .ok_or_else(|| {
-                courier::Error::config(
+                courierkit::Error::config(
                     "traceparent",
                     format!("not a valid W3C traceparent: {traceparent:?}"),
                 )
@@ -49,7 +49,7 @@ impl NativeTraceContext {
     /// invalid traceparent starts a new trace, as for incoming headers.
     #[napi(factory)]
     pub fn from_carrier(carrier: HashMap<String, String>) -> Self {
-        courier::TraceContext::from_carrier(&carrier).into()
+        courierkit::TraceContext::from_carrier(&carrier).into()
     }
 
     /// The same trace with a new span id.

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use courier::{
+use courierkit::{
     BusConfig, ConsumeOptions, ExchangeKind, PublishOptions, QueueOptions, RequestOptions, Validate,
 };
 use pyo3::prelude::*;
@@ -15,9 +15,9 @@ use crate::trace::{TraceArg, TraceContext};
 use crate::wait::run;
 
 /// The native bus; `courier.Bus` and `courier.AsyncBus` wrap it.
-#[pyclass(frozen, module = "courier._courier")]
+#[pyclass(frozen, module = "courierkit._courier")]
 pub(crate) struct Bus {
-    inner: courier::Bus,
+    inner: courierkit::Bus,
 }
 
 #[pymethods]
@@ -27,7 +27,7 @@ impl Bus {
     fn connect(py: Python<'_>, config_json: &str, asynchronous: bool) -> PyResult<Py<PyAny>> {
         let config = BusConfig::from_json(config_json).py()?;
         let fut = async move {
-            courier::Bus::connect(config)
+            courierkit::Bus::connect(config)
                 .await
                 .map(|inner| Bus { inner })
         };
@@ -181,13 +181,13 @@ impl Bus {
 }
 
 /// The native consumer.
-#[pyclass(frozen, module = "courier._courier")]
+#[pyclass(frozen, module = "courierkit._courier")]
 pub(crate) struct Consumer {
-    inner: Arc<courier::Consumer>,
+    inner: Arc<courierkit::Consumer>,
 }
 
-impl From<courier::Consumer> for Consumer {
-    fn from(inner: courier::Consumer) -> Self {
+impl From<courierkit::Consumer> for Consumer {
+    fn from(inner: courierkit::Consumer) -> Self {
         Consumer {
             inner: Arc::new(inner),
         }
@@ -218,13 +218,13 @@ impl Consumer {
 }
 
 /// The native delivery.
-#[pyclass(frozen, module = "courier._courier")]
+#[pyclass(frozen, module = "courierkit._courier")]
 pub(crate) struct Delivery {
-    inner: Arc<courier::Delivery>,
+    inner: Arc<courierkit::Delivery>,
 }
 
-impl From<courier::Delivery> for Delivery {
-    fn from(inner: courier::Delivery) -> Self {
+impl From<courierkit::Delivery> for Delivery {
+    fn from(inner: courierkit::Delivery) -> Self {
         Delivery {
             inner: Arc::new(inner),
         }

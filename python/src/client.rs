@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use courier::{ClientConfig, Request, Validate};
+use courierkit::{ClientConfig, Request, Validate};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
@@ -11,15 +11,15 @@ use crate::trace::{TraceArg, TraceContext};
 use crate::wait::run;
 
 /// The native HTTP client; `courier.Client` and `courier.AsyncClient` wrap it.
-#[pyclass(frozen, module = "courier._courier")]
+#[pyclass(frozen, module = "courierkit._courier")]
 pub(crate) struct Client {
     /// Cheap to clone: clones share one connection pool.
-    inner: courier::Client,
+    inner: courierkit::Client,
 }
 
 impl Client {
-    fn build(config: courier::Result<ClientConfig>) -> PyResult<Self> {
-        let inner = config.and_then(courier::Client::new).py()?;
+    fn build(config: courierkit::Result<ClientConfig>) -> PyResult<Self> {
+        let inner = config.and_then(courierkit::Client::new).py()?;
         Ok(Client { inner })
     }
 }
@@ -85,13 +85,13 @@ impl Client {
 }
 
 /// A completed HTTP exchange.
-#[pyclass(frozen, module = "courier._courier")]
+#[pyclass(frozen, module = "courierkit._courier")]
 pub(crate) struct Response {
-    inner: courier::Response,
+    inner: courierkit::Response,
 }
 
-impl From<courier::Response> for Response {
-    fn from(inner: courier::Response) -> Self {
+impl From<courierkit::Response> for Response {
+    fn from(inner: courierkit::Response) -> Self {
         Response { inner }
     }
 }

@@ -13,14 +13,14 @@ use pyo3::types::PyDict;
 static BY_KIND: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
 
 /// Converts a core error into the matching `courier` exception.
-pub(crate) fn to_py(err: courier::Error) -> PyErr {
+pub(crate) fn to_py(err: courierkit::Error) -> PyErr {
     Python::attach(|py| build(py, &err).unwrap_or_else(|e| e))
 }
 
-fn build(py: Python<'_>, err: &courier::Error) -> PyResult<PyErr> {
+fn build(py: Python<'_>, err: &courierkit::Error) -> PyResult<PyErr> {
     let table = BY_KIND.get_or_try_init(py, || -> PyResult<Py<PyDict>> {
         Ok(py
-            .import("courier._errors")?
+            .import("courierkit._errors")?
             .getattr("BY_KIND")?
             .cast_into::<PyDict>()?
             .unbind())
@@ -33,14 +33,14 @@ fn build(py: Python<'_>, err: &courier::Error) -> PyResult<PyErr> {
     };
     let exc = class.call1((err.to_string(),))?;
     match err {
-        courier::Error::Config { field, reason } => {
+        courierkit::Error::Config { field, reason } => {
             exc.setattr("field", field)?;
             exc.setattr("reason", reason)?;
         }
-        courier::Error::CircuitOpen { retry_after, .. } => {
+        courierkit::Error::CircuitOpen { retry_after, .. } => {
             exc.setattr("retry_after_ms", retry_after.as_millis() as u64)?;
         }
-        courier::Error::BudgetExhausted { attempts, last, .. } => {
+        courierkit::Error::BudgetExhausted { attempts, last, .. } => {
             // The failure the budget would not retry, as the exception's cause.
             let cause = build(py, last)?.into_value(py);
             exc.setattr("attempts", attempts)?;
@@ -57,7 +57,7 @@ pub(crate) trait IntoPyResult<T> {
     fn py(self) -> PyResult<T>;
 }
 
-impl<T> IntoPyResult<T> for courier::Result<T> {
+impl<T> IntoPyResult<T> for courierkit::Result<T> {
     fn py(self) -> PyResult<T> {
         self.map_err(to_py)
     }

@@ -1,7 +1,7 @@
 //! `TraceContext`: core's W3C trace context as a Python object, and the `trace=`
 //! argument every call, publish and request takes.
 //!
-//! Parsing and formatting stay in core (`courier::TraceContext`); this only wraps it.
+//! Parsing and formatting stay in core (`courierkit::TraceContext`); this only wraps it.
 
 use std::collections::BTreeMap;
 
@@ -10,14 +10,14 @@ use pyo3::prelude::*;
 use crate::error::IntoPyResult;
 
 /// A position in a distributed trace (`courier.TraceContext`).
-#[pyclass(frozen, eq, from_py_object, module = "courier._courier")]
+#[pyclass(frozen, eq, from_py_object, module = "courierkit._courier")]
 #[derive(Clone, PartialEq)]
 pub(crate) struct TraceContext {
-    pub(crate) inner: courier::TraceContext,
+    pub(crate) inner: courierkit::TraceContext,
 }
 
-impl From<courier::TraceContext> for TraceContext {
-    fn from(inner: courier::TraceContext) -> Self {
+impl From<courierkit::TraceContext> for TraceContext {
+    fn from(inner: courierkit::TraceContext) -> Self {
         TraceContext { inner }
     }
 }
@@ -27,7 +27,7 @@ impl TraceContext {
     /// A new trace: random ids, sampled.
     #[staticmethod]
     fn new_root() -> Self {
-        courier::TraceContext::new_root().into()
+        courierkit::TraceContext::new_root().into()
     }
 
     /// Parses a `traceparent` (and optional `tracestate`); raises ConfigError naming
@@ -35,10 +35,10 @@ impl TraceContext {
     #[staticmethod]
     #[pyo3(signature = (traceparent, tracestate = None))]
     fn parse(traceparent: &str, tracestate: Option<&str>) -> PyResult<Self> {
-        courier::TraceContext::parse(traceparent, tracestate)
+        courierkit::TraceContext::parse(traceparent, tracestate)
             .map(Self::from)
             .ok_or_else(|| {
-                courier::Error::config(
+                courierkit::Error::config(
                     "traceparent",
                     format!("not a valid W3C traceparent: {traceparent:?}"),
                 )
@@ -50,7 +50,7 @@ impl TraceContext {
     /// invalid traceparent starts a new trace, as for incoming headers.
     #[staticmethod]
     fn from_carrier(carrier: BTreeMap<String, String>) -> Self {
-        courier::TraceContext::from_carrier(&carrier).into()
+        courierkit::TraceContext::from_carrier(&carrier).into()
     }
 
     /// The same trace with a new span id.
@@ -106,10 +106,10 @@ pub(crate) enum TraceArg {
 }
 
 impl TraceArg {
-    pub(crate) fn into_core(self) -> courier::TraceContext {
+    pub(crate) fn into_core(self) -> courierkit::TraceContext {
         match self {
             TraceArg::Context(ctx) => ctx.inner,
-            TraceArg::Carrier(carrier) => courier::TraceContext::from_carrier(&carrier),
+            TraceArg::Carrier(carrier) => courierkit::TraceContext::from_carrier(&carrier),
         }
     }
 }

@@ -30,7 +30,7 @@ const SIGNAL_TICK: Duration = Duration::from_millis(100);
 /// method serves both `courier.Bus` and `courier.AsyncBus` this way.
 pub(crate) fn run<F, T>(py: Python<'_>, asynchronous: bool, fut: F) -> PyResult<Py<PyAny>>
 where
-    F: Future<Output = courier::Result<T>> + Send + 'static,
+    F: Future<Output = courierkit::Result<T>> + Send + 'static,
     T: for<'a> IntoPyObject<'a> + Send + 'static,
 {
     if asynchronous {
@@ -42,10 +42,10 @@ where
 /// Runs `fut` on core's runtime and blocks until it ends, without holding the GIL.
 fn block<F, T>(py: Python<'_>, fut: F) -> PyResult<T>
 where
-    F: Future<Output = courier::Result<T>> + Send + 'static,
+    F: Future<Output = courierkit::Result<T>> + Send + 'static,
     T: Send + 'static,
 {
-    let mut task = courier::runtime::spawn(fut).py()?;
+    let mut task = courierkit::runtime::spawn(fut).py()?;
     loop {
         if let Some(done) = py.detach(|| task.wait_tick(SIGNAL_TICK)) {
             return done.and_then(|r| r).py();
@@ -59,7 +59,7 @@ where
 /// Cancelling the awaitable drops the future.
 fn awaitable<'py, F, T>(py: Python<'py>, fut: F) -> PyResult<Bound<'py, PyAny>>
 where
-    F: Future<Output = courier::Result<T>> + Send + 'static,
+    F: Future<Output = courierkit::Result<T>> + Send + 'static,
     T: for<'a> IntoPyObject<'a> + Send + 'static,
 {
     pyo3_async_runtimes::generic::future_into_py::<CoreRuntime, _, T>(
@@ -143,7 +143,7 @@ impl Runtime for CoreRuntime {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        match courier::runtime::spawn(Bridged(Box::pin(fut))) {
+        match courierkit::runtime::spawn(Bridged(Box::pin(fut))) {
             // The bridge's handle must not cancel the task when dropped: the bridge
             // drops it right away and relies on the task to resolve the asyncio future.
             Ok(task) => {

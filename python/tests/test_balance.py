@@ -5,7 +5,7 @@ import asyncio
 import pytest
 from conftest import Testkit
 
-import courier
+import courierkit
 
 
 @pytest.fixture(scope="module")
@@ -18,11 +18,11 @@ def kit4():
 def test_version_routing(kit4):
     kit4.reset()
     endpoints = [{"url": kit4.urls[0], "version": "v1"}, {"url": kit4.urls[1], "version": "v2"}]
-    c = courier.Client({"services": {"py-versions": {"endpoints": endpoints}}})
+    c = courierkit.Client({"services": {"py-versions": {"endpoints": endpoints}}})
     for _ in range(20):
         assert c.get("py-versions", version="v2").status == 200
     assert (kit4.requests(0)["total"], kit4.requests(1)["total"]) == (0, 20)
-    with pytest.raises(courier.NoEndpointError):
+    with pytest.raises(courierkit.NoEndpointError):
         c.get("py-versions", version="v3")
 
 
@@ -30,7 +30,7 @@ async def share_of_slow_endpoint(kit, balancer):
     kit.reset()
     kit.behave(3, default={"latency_ms": 50})
     name = f"py-slow-{balancer}"
-    c = courier.AsyncClient({"services": {name: {"endpoints": kit.urls, "balancer": balancer}}})
+    c = courierkit.AsyncClient({"services": {name: {"endpoints": kit.urls, "balancer": balancer}}})
 
     async def worker(n):
         for _ in range(n):

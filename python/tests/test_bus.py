@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 
-import courier
+import courierkit
 
 # Fixed queue names (not random) so repeated runs reuse the same queues on a dev broker;
 # each test skips leftovers from an interrupted earlier run by message id.
@@ -29,7 +29,7 @@ async def take_async(consumer, message_id):
 
 
 def test_publish_consume_ack(amqp_url):
-    with courier.Bus.connect({"urls": [amqp_url]}) as bus:
+    with courierkit.Bus.connect({"urls": [amqp_url]}) as bus:
         bus.declare_queue("courier-test.py.sync")
         receipt = bus.publish("", "courier-test.py.sync", "hello", headers={"x-n": "1"}, correlation_id="c1")
         with bus.consume("courier-test.py.sync", prefetch=10) as consumer:
@@ -39,14 +39,14 @@ def test_publish_consume_ack(amqp_url):
             assert set(d.headers) == {"x-n", "traceparent"}, "application headers plus the trace"
             assert (d.correlation_id, d.routing_key, d.redelivered) == ("c1", "courier-test.py.sync", False)
             d.ack()
-            with pytest.raises(courier.ClosedError):
+            with pytest.raises(courierkit.ClosedError):
                 d.ack()
-            with pytest.raises(courier.TimeoutError):
+            with pytest.raises(courierkit.TimeoutError):
                 consumer.next(timeout_ms=200)
 
 
 async def test_async_publish_consume_ack(amqp_url):
-    async with await courier.AsyncBus.connect({"urls": [amqp_url]}) as bus:
+    async with await courierkit.AsyncBus.connect({"urls": [amqp_url]}) as bus:
         await bus.declare_queue("courier-test.py.async")
         receipt = await bus.publish("", "courier-test.py.async", b"\x00\x01")
         consumer = await bus.consume("courier-test.py.async")
@@ -59,21 +59,21 @@ async def test_async_publish_consume_ack(amqp_url):
 
 
 def test_unroutable_and_bad_config(amqp_url):
-    with courier.Bus.connect({"urls": [amqp_url]}) as bus:
-        with pytest.raises(courier.UnroutableError):
+    with courierkit.Bus.connect({"urls": [amqp_url]}) as bus:
+        with pytest.raises(courierkit.UnroutableError):
             bus.publish("", "courier-test.py.no-such-queue", b"x")
-        with pytest.raises(courier.BrokerError):
+        with pytest.raises(courierkit.BrokerError):
             bus.consume("courier-test.py.no-such-queue")
-    with pytest.raises(courier.ConfigError) as info:
-        courier.Bus.connect({"urls": ["http://nope"]})
+    with pytest.raises(courierkit.ConfigError) as info:
+        courierkit.Bus.connect({"urls": ["http://nope"]})
     assert info.value.field == "urls[0]"
-    with pytest.raises(courier.ClosedError):
+    with pytest.raises(courierkit.ClosedError):
         bus.publish("", "q", b"x")
 
 
 def test_a_message_carries_the_callers_trace(amqp_url):
     parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-    with courier.Bus.connect({"urls": [amqp_url]}) as bus:
+    with courierkit.Bus.connect({"urls": [amqp_url]}) as bus:
         bus.declare_queue("courier-test.py.trace")
         receipt = bus.publish(
             "", "courier-test.py.trace", b"x", trace={"traceparent": parent, "baggage": "k=v"}
@@ -112,7 +112,7 @@ def memory_bus_config(**extra):
 
 
 def test_memory_publish_consume_round_trip():
-    with courier.Bus.connect(memory_bus_config()) as bus:
+    with courierkit.Bus.connect(memory_bus_config()) as bus:
         bus.declare_queue("orders")
         receipt = bus.publish(
             "", "orders", "hello", headers={"x-n": "1"}, correlation_id="c1", deadline_ms=2000
@@ -124,10 +124,10 @@ def test_memory_publish_consume_round_trip():
             assert (d.correlation_id, d.exchange, d.routing_key) == ("c1", "", "orders")
             assert d.reply_to is None, "a published message is not a request"
             assert d.trace == receipt.trace
-            with pytest.raises(courier.ConfigError):
+            with pytest.raises(courierkit.ConfigError):
                 d.reply(b"nobody asked")
             d.ack()
-            with pytest.raises(courier.TimeoutError):
+            with pytest.raises(courierkit.TimeoutError):
                 consumer.next(timeout_ms=100)
         stats = bus.stats()
         assert set(stats) == STATS_FIELDS
@@ -136,7 +136,7 @@ def test_memory_publish_consume_round_trip():
 
 def test_memory_consumer_sees_each_message_id_once():
     config = memory_bus_config(dedup={"store": "memory", "capacity": 1000, "ttl_ms": 60000})
-    with courier.Bus.connect(config) as bus:
+    with courierkit.Bus.connect(config) as bus:
         bus.declare_queue("orders")
         bus.publish("", "orders", b"first", message_id="order-1")
         bus.publish("", "orders", b"again", message_id="order-1")
@@ -148,7 +148,7 @@ def test_memory_consumer_sees_each_message_id_once():
                 assert d is not None
                 seen.append((d.message_id, d.body))
                 d.ack()
-            with pytest.raises(courier.TimeoutError):
+            with pytest.raises(courierkit.TimeoutError):
                 consumer.next(timeout_ms=200)
         assert seen == [("order-1", b"first"), ("order-2", b"other")]
         stats = bus.stats()
@@ -157,7 +157,7 @@ def test_memory_consumer_sees_each_message_id_once():
 
 
 def test_memory_consume_without_dedup_sees_duplicates():
-    with courier.Bus.connect(memory_bus_config()) as bus:
+    with courierkit.Bus.connect(memory_bus_config()) as bus:
         bus.declare_queue("orders")
         bus.publish("", "orders", b"x", message_id="same")
         bus.publish("", "orders", b"x", message_id="same")
@@ -170,7 +170,7 @@ def test_memory_consume_without_dedup_sees_duplicates():
 
 
 def test_memory_request_gets_the_reply_of_a_served_queue():
-    bus = courier.Bus.connect(memory_bus_config())
+    bus = courierkit.Bus.connect(memory_bus_config())
     bus.declare_queue("pricing")
     server = bus.serve("pricing")
     served = []
@@ -202,7 +202,7 @@ def test_memory_request_gets_the_reply_of_a_served_queue():
 
 
 def test_memory_request_without_a_reply_times_out():
-    with courier.Bus.connect(memory_bus_config()) as bus:
+    with courierkit.Bus.connect(memory_bus_config()) as bus:
         bus.declare_queue("silent")
         server = bus.serve("silent")
         got = []
@@ -215,34 +215,34 @@ def test_memory_request_without_a_reply_times_out():
 
         thread = threading.Thread(target=ignore)
         thread.start()
-        with pytest.raises(courier.TimeoutError) as info:
+        with pytest.raises(courierkit.TimeoutError) as info:
             bus.request("silent", b"anyone?", timeout_ms=300)
         assert isinstance(info.value, TimeoutError), "also the builtin TimeoutError"
         thread.join(timeout=10)
         assert got and got[0] is not None, "the handler received the request and did not reply"
         assert bus.stats()["rpc_in_flight"] == 0, "a timed-out request is forgotten"
-        with pytest.raises(courier.UnroutableError):
+        with pytest.raises(courierkit.UnroutableError):
             bus.request("no-such-queue", b"x", timeout_ms=1000)
 
 
 def test_memory_close():
-    bus = courier.Bus.connect(memory_bus_config())
+    bus = courierkit.Bus.connect(memory_bus_config())
     bus.declare_queue("orders")
     consumer = bus.consume("orders")
     bus.close()
     assert consumer.next(timeout_ms=1000) is None, "a closed bus ends its consumers"
-    with pytest.raises(courier.ClosedError):
+    with pytest.raises(courierkit.ClosedError):
         bus.publish("", "orders", b"x")
-    with pytest.raises(courier.ClosedError):
+    with pytest.raises(courierkit.ClosedError):
         bus.request("orders", b"x")
-    with pytest.raises(courier.ClosedError):
+    with pytest.raises(courierkit.ClosedError):
         bus.serve("orders")
     bus.close()  # closing again is fine
     assert set(bus.stats()) == STATS_FIELDS
 
 
 async def test_async_memory_request_serve_and_dedup():
-    async with await courier.AsyncBus.connect(memory_bus_config()) as bus:
+    async with await courierkit.AsyncBus.connect(memory_bus_config()) as bus:
         await bus.declare_queue("pricing")
         await bus.declare_queue("silent")
         await bus.declare_queue("events")
@@ -259,7 +259,7 @@ async def test_async_memory_request_serve_and_dedup():
 
         silent = await bus.serve("silent")
         received = asyncio.ensure_future(silent.next(timeout_ms=5000))
-        with pytest.raises(courier.TimeoutError):
+        with pytest.raises(courierkit.TimeoutError):
             await bus.request("silent", b"x", timeout_ms=300)
         d = await received
         assert d is not None and d.reply_to is not None, "the request reached the silent server"
@@ -275,7 +275,7 @@ async def test_async_memory_request_serve_and_dedup():
             assert d is not None
             ids.append(d.message_id)
             await d.ack_async()
-        with pytest.raises(courier.TimeoutError):
+        with pytest.raises(courierkit.TimeoutError):
             await consumer.next(timeout_ms=200)
         assert ids == ["m1", "m2"]
         stats = bus.stats()

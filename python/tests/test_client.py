@@ -3,7 +3,7 @@ import builtins
 
 import pytest
 
-import courier
+import courierkit
 
 
 def config(testkit, **service):
@@ -11,7 +11,7 @@ def config(testkit, **service):
 
 
 def test_get_through_a_service(testkit):
-    with courier.Client(config(testkit)) as client:
+    with courierkit.Client(config(testkit)) as client:
         resp = client.get("orders", "/v1/items", query={"page": 2}, headers={"x-trace": "t1"})
     assert resp.status == 200
     assert resp.attempts == 1
@@ -23,7 +23,7 @@ def test_get_through_a_service(testkit):
 
 
 async def test_async_get_and_post_with_idempotency_key(testkit):
-    client = courier.AsyncClient(config(testkit))
+    client = courierkit.AsyncClient(config(testkit))
     resp = await client.post("orders", "/v1/orders", json={"sku": "a"}, idempotency_key="k-1")
     assert resp.status == 200
     assert resp.json()["headers"]["content-type"] == "application/json"
@@ -36,10 +36,10 @@ async def test_async_get_and_post_with_idempotency_key(testkit):
 
 def test_final_error_status_is_a_response(testkit):
     testkit.behave(0, default={"status": 500, "retry_after": "1"})
-    resp = courier.Client(config(testkit)).get("orders", "/x")
+    resp = courierkit.Client(config(testkit)).get("orders", "/x")
     assert (resp.status, resp.attempts) == (500, 1)
     assert resp.headers["retry-after"] == "1"
-    with pytest.raises(courier.HTTPStatusError) as info:
+    with pytest.raises(courierkit.HTTPStatusError) as info:
         resp.raise_for_status()
     assert info.value.response is resp
 
@@ -53,8 +53,8 @@ def test_final_error_status_is_a_response(testkit):
     ],
 )
 def test_bad_config_names_the_field(cfg, field):
-    with pytest.raises(courier.ConfigError) as info:
-        courier.Client(cfg)
+    with pytest.raises(courierkit.ConfigError) as info:
+        courierkit.Client(cfg)
     assert isinstance(info.value, ValueError)
     assert info.value.field == field
     assert str(info.value).startswith(field + ":")
@@ -62,8 +62,8 @@ def test_bad_config_names_the_field(cfg, field):
 
 def test_deadline_raises_timeout(testkit):
     testkit.behave(0, default={"latency_ms": 5000})
-    client = courier.Client(config(testkit, deadline_ms=200))
-    with pytest.raises(courier.TimeoutError) as info:
+    client = courierkit.Client(config(testkit, deadline_ms=200))
+    with pytest.raises(courierkit.TimeoutError) as info:
         client.get("orders", "/slow")
     assert isinstance(info.value, builtins.TimeoutError)
     assert info.value.kind == "timeout"
@@ -71,44 +71,44 @@ def test_deadline_raises_timeout(testkit):
 
 async def test_async_per_call_deadline(testkit):
     testkit.behave(0, default={"latency_ms": 5000})
-    client = courier.AsyncClient(config(testkit))
-    with pytest.raises(courier.TimeoutError):
+    client = courierkit.AsyncClient(config(testkit))
+    with pytest.raises(courierkit.TimeoutError):
         await client.get("orders", "/slow", deadline_ms=200)
 
 
 def test_refused_connection_is_a_connect_error(testkit):
     testkit.stop(2)
-    with pytest.raises(courier.ConnectError) as info:
-        courier.Client({"services": {}}).get(testkit.urls[2] + "/x")
+    with pytest.raises(courierkit.ConnectError) as info:
+        courierkit.Client({"services": {}}).get(testkit.urls[2] + "/x")
     assert isinstance(info.value, ConnectionError)
 
 
 def test_credentials_never_appear_in_errors(testkit):
     testkit.stop(2)
     url = testkit.urls[2].replace("http://", "http://user:s3cret-pw@")
-    with pytest.raises(courier.ConnectError) as info:
-        courier.Client({"services": {}}).get(url)
+    with pytest.raises(courierkit.ConnectError) as info:
+        courierkit.Client({"services": {}}).get(url)
     assert "s3cret-pw" not in str(info.value)
 
 
 def test_unknown_service_and_closed_client(testkit):
-    client = courier.Client(config(testkit))
-    with pytest.raises(courier.ConfigError, match="unknown service"):
+    client = courierkit.Client(config(testkit))
+    with pytest.raises(courierkit.ConfigError, match="unknown service"):
         client.get("nope")
     client.close()
-    with pytest.raises(courier.ClosedError):
+    with pytest.raises(courierkit.ClosedError):
         client.get("orders")
 
 
 def test_from_file_reads_toml(testkit, tmp_path):
     path = tmp_path / "courier.toml"
     path.write_text(f'[services.orders]\nendpoints = ["{testkit.urls[0]}"]\n')
-    assert courier.Client.from_file(path).get("orders", "/").status == 200
+    assert courierkit.Client.from_file(path).get("orders", "/").status == 200
 
 
 async def test_cancelling_an_async_call_does_not_break_the_client(testkit):
     testkit.behave(0, default={"latency_ms": 3000})
-    client = courier.AsyncClient(config(testkit))
+    client = courierkit.AsyncClient(config(testkit))
     task = asyncio.ensure_future(client.get("orders", "/slow"))
     await asyncio.sleep(0.05)
     task.cancel()
@@ -121,7 +121,7 @@ async def test_cancelling_an_async_call_does_not_break_the_client(testkit):
 def test_every_attempt_continues_the_callers_trace(testkit):
     testkit.behave(0, script=[{"status": 503}], default={"status": 200})
     parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-    resp = courier.Client(config(testkit)).get("orders", "/t", trace={"traceparent": parent})
+    resp = courierkit.Client(config(testkit)).get("orders", "/t", trace={"traceparent": parent})
     sent = [r["headers"]["traceparent"] for r in testkit.requests(0)["requests"]]
     assert len(sent) == 2
     assert {tp.split("-")[1] for tp in sent} == {"4bf92f3577b34da6a3ce929d0e0e4736"}

@@ -7,10 +7,10 @@ import asyncio
 
 import pytest
 
-import courier
+import courierkit
 
 
-def client(testkit, name, cls=courier.Client, **service):
+def client(testkit, name, cls=courierkit.Client, **service):
     return cls({"services": {name: {"endpoints": [testkit.urls[0]], **service}}})
 
 
@@ -26,23 +26,23 @@ def test_retries_503_until_success(testkit):
 
 async def test_async_retry_and_timeout_types(testkit):
     testkit.behave(0, script=[{"status": 502}], default={"status": 200})
-    c = client(testkit, "py-async-retry", courier.AsyncClient)
+    c = client(testkit, "py-async-retry", courierkit.AsyncClient)
     resp = await c.get("py-async-retry")
     assert resp.attempts == 2
     testkit.behave(0, default={"latency_ms": 5000})
-    with pytest.raises(courier.TimeoutError):
+    with pytest.raises(courierkit.TimeoutError):
         await c.get("py-async-retry", deadline_ms=200)
 
 
 def test_post_is_resent_only_with_an_idempotency_key(testkit):
     testkit.behave(0, default={"reset": "mid_response"})
     c = client(testkit, "py-post")
-    with pytest.raises(courier.ConnectError):
+    with pytest.raises(courierkit.ConnectError):
         c.post("py-post", "/orders", json={"sku": 1})
     assert testkit.requests(0)["total"] == 1, "a POST that may have run is never re-sent"
     testkit.reset()
     testkit.behave(0, default={"reset": "mid_response"})
-    with pytest.raises(courier.ConnectError):
+    with pytest.raises(courierkit.ConnectError):
         c.post("py-post", "/orders", json={"sku": 1}, idempotency_key="k-1")
     assert testkit.requests(0)["by_idempotency_key"] == {"k-1": 3}
 
@@ -52,7 +52,7 @@ def test_open_breaker_fails_fast_without_network(testkit):
     breaker = {"min_calls": 2, "failure_ratio": 0.5, "open_ms": 60000, "max_open_ms": 60000, "probes": 1}
     c = client(testkit, "py-breaker", retry={"max_attempts": 1}, breaker=breaker)
     assert [c.get("py-breaker").status for _ in range(2)] == [503, 503]
-    with pytest.raises(courier.CircuitOpenError) as info:
+    with pytest.raises(courierkit.CircuitOpenError) as info:
         c.get("py-breaker")
     assert info.value.retry_after_ms > 0
     assert testkit.requests(0)["total"] == 2
@@ -61,7 +61,7 @@ def test_open_breaker_fails_fast_without_network(testkit):
 
 def test_budget_exhaustion_carries_the_last_error(testkit):
     testkit.stop(2)
-    c = courier.Client(
+    c = courierkit.Client(
         {
             "services": {
                 "py-budget": {
@@ -72,21 +72,21 @@ def test_budget_exhaustion_carries_the_last_error(testkit):
             }
         }
     )
-    with pytest.raises(courier.RetryBudgetExhausted) as info:
+    with pytest.raises(courierkit.RetryBudgetExhausted) as info:
         c.get("py-budget")
-    assert isinstance(info.value.last, courier.ConnectError)
+    assert isinstance(info.value.last, courierkit.ConnectError)
     assert info.value.__cause__ is info.value.last
     assert info.value.attempts == 1
 
 
 async def test_concurrency_limit_raises_overloaded(testkit):
     testkit.behave(0, default={"latency_ms": 1500})
-    c = client(testkit, "py-limit", courier.AsyncClient, max_concurrency=2)
+    c = client(testkit, "py-limit", courierkit.AsyncClient, max_concurrency=2)
     slow = [asyncio.ensure_future(c.get("py-limit")) for _ in range(2)]
     for _ in range(200):  # bounded wait until both are at the server
         if testkit.requests(0)["total"] == 2:
             break
         await asyncio.sleep(0.01)
-    with pytest.raises(courier.OverloadedError):
+    with pytest.raises(courierkit.OverloadedError):
         await c.get("py-limit")
     assert [r.status for r in await asyncio.gather(*slow)] == [200, 200]

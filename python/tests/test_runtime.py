@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-import courier
+import courierkit
 
 
 class Interrupted(Exception):
@@ -19,7 +19,7 @@ class Interrupted(Exception):
 @pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs POSIX timers")
 def test_a_signal_interrupts_a_blocking_call(testkit):
     testkit.behave(0, default={"latency_ms": 10_000})
-    client = courier.Client({"services": {"orders": {"endpoints": [testkit.urls[0]]}}})
+    client = courierkit.Client({"services": {"orders": {"endpoints": [testkit.urls[0]]}}})
 
     def handler(signum, frame):
         raise Interrupted
@@ -39,11 +39,11 @@ def test_a_signal_interrupts_a_blocking_call(testkit):
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
 def test_a_forked_child_gets_a_working_runtime(testkit):
     cfg = {"services": {"orders": {"endpoints": [testkit.urls[0]]}}}
-    assert courier.Client(cfg).get("orders", "/parent").status == 200  # the parent's runtime exists
+    assert courierkit.Client(cfg).get("orders", "/parent").status == 200  # the parent's runtime exists
     pid = os.fork()
     if pid == 0:  # child: the parent's worker threads do not exist here
         try:
-            ok = courier.Client(cfg).get("orders", "/child", deadline_ms=5000).status == 200
+            ok = courierkit.Client(cfg).get("orders", "/child", deadline_ms=5000).status == 200
             os._exit(0 if ok else 1)
         except BaseException:
             os._exit(2)
@@ -62,14 +62,14 @@ def test_a_forked_child_gets_a_working_runtime(testkit):
 
 
 EXIT_SCRIPT = """
-import asyncio, sys, courier
+import asyncio, sys, courierkit
 async def main():
-    bus = await courier.AsyncBus.connect({"urls": [sys.argv[1]]})
+    bus = await courierkit.AsyncBus.connect({"urls": [sys.argv[1]]})
     await bus.declare_queue(sys.argv[2], quorum=False, dead_letter=False)
     sem = asyncio.Semaphore(16)
     async def one(i):
         async with sem:
-            trace = courier.TraceContext.new_root()
+            trace = courierkit.TraceContext.new_root()
             r = await bus.publish("", sys.argv[2], b"x", persistent=False, trace=trace)
         print(r.trace_context.trace_id)
     await asyncio.gather(*(one(i) for i in range(1000)))
@@ -107,10 +107,10 @@ def test_exit_right_after_async_work_does_not_crash(tmp_path, amqp_url):
 
 
 QUIESCED_SCRIPT = """
-import asyncio, courier
-from courier._courier import _quiesce
+import asyncio, courierkit
+from courierkit._courier import _quiesce
 async def main():
-    bus = await courier.AsyncBus.connect({"urls": ["memory://quiesced"]})
+    bus = await courierkit.AsyncBus.connect({"urls": ["memory://quiesced"]})
     await bus.declare_queue("q")
     _quiesce()  # what exit runs: from now on no core thread enters Python
     try:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-import courier
+import courierkit
 
 
 def tls_config(pki: Path, client: str | None = "client") -> dict[str, str]:
@@ -23,15 +23,15 @@ def secure(testkit, tls):
 
 
 def test_mutual_tls_call_succeeds(testkit):
-    with courier.Client(secure(testkit, tls_config(testkit.tls_dir))) as client:
+    with courierkit.Client(secure(testkit, tls_config(testkit.tls_dir))) as client:
         resp = client.get("secure", "/over-tls")
     assert resp.status == 200
     assert resp.json()["path"] == "/over-tls"
 
 
 async def test_no_client_certificate_is_a_tls_error(testkit):
-    client = courier.AsyncClient(secure(testkit, tls_config(testkit.tls_dir, client=None)))
-    with pytest.raises(courier.TlsError) as info:
+    client = courierkit.AsyncClient(secure(testkit, tls_config(testkit.tls_dir, client=None)))
+    with pytest.raises(courierkit.TlsError) as info:
         await client.get("secure", "/")
     assert info.value.kind == "tls"
     assert "client certificate" in str(info.value)
@@ -42,8 +42,8 @@ async def test_no_client_certificate_is_a_tls_error(testkit):
 def test_a_certificate_without_its_key_is_a_config_error(testkit):
     tls = tls_config(testkit.tls_dir)
     del tls["client_key_pem"]
-    with pytest.raises(courier.ConfigError) as info:
-        courier.Client(secure(testkit, tls))
+    with pytest.raises(courierkit.ConfigError) as info:
+        courierkit.Client(secure(testkit, tls))
     assert info.value.field == "tls.client_key_pem"
     assert str(info.value).startswith("tls.client_key_pem:")
 
@@ -54,7 +54,7 @@ def test_amqps_publish_and_consume_with_a_client_certificate():
         pytest.skip("COURIER_AMQPS_URL is unset (tests/scripts/test-all.sh sets up RabbitMQ's TLS listener)")
     pki = Path(os.environ.get("COURIER_PKI_DIR", Path.home() / ".cache/courier/pki"))
     queue = "courier-test.py.tls"
-    with courier.Bus.connect({"urls": [url], "tls": tls_config(pki)}) as bus:
+    with courierkit.Bus.connect({"urls": [url], "tls": tls_config(pki)}) as bus:
         bus.declare_queue(queue)
         receipt = bus.publish("", queue, b"over tls")
         with bus.consume(queue) as consumer:

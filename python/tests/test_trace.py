@@ -11,8 +11,8 @@ from opentelemetry import trace as otel_trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-import courier
-from courier import _trace
+import courierkit
+from courierkit import _trace
 
 TP = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -43,11 +43,11 @@ def sent_traceparents(testkit):
 
 
 def test_parse_exposes_ids_flags_and_tracestate():
-    ctx = courier.TraceContext.parse(TP, "vendor=abc")
+    ctx = courierkit.TraceContext.parse(TP, "vendor=abc")
     assert (ctx.trace_id, ctx.span_id, ctx.sampled) == (TRACE_ID, "00f067aa0ba902b7", True)
     assert (ctx.traceparent, ctx.tracestate) == (TP, "vendor=abc")
     assert ctx.to_carrier() == {"traceparent": TP, "tracestate": "vendor=abc"}
-    unsampled = courier.TraceContext.parse(TP[:-2] + "00")
+    unsampled = courierkit.TraceContext.parse(TP[:-2] + "00")
     assert unsampled.sampled is False
     assert unsampled.tracestate is None
     assert repr(unsampled) == f"TraceContext.parse('{TP[:-2]}00')"
@@ -55,14 +55,14 @@ def test_parse_exposes_ids_flags_and_tracestate():
 
 @pytest.mark.parametrize("bad", ["", "00-bad", TP.replace(TRACE_ID, "0" * 32), TP[:-2] + "zz"])
 def test_an_invalid_traceparent_is_a_config_error_naming_it(bad):
-    with pytest.raises(courier.ConfigError) as info:
-        courier.TraceContext.parse(bad)
+    with pytest.raises(courierkit.ConfigError) as info:
+        courierkit.TraceContext.parse(bad)
     assert isinstance(info.value, ValueError)
     assert info.value.field == "traceparent"
 
 
 def test_a_child_keeps_the_trace_id_and_gets_a_new_span_id():
-    parent = courier.TraceContext.parse(TP, "vendor=abc")
+    parent = courierkit.TraceContext.parse(TP, "vendor=abc")
     a, b = parent.child(), parent.child()
     assert a.trace_id == b.trace_id == TRACE_ID
     assert len({parent.span_id, a.span_id, b.span_id}) == 3
@@ -70,39 +70,39 @@ def test_a_child_keeps_the_trace_id_and_gets_a_new_span_id():
 
 
 def test_a_new_root_round_trips_through_its_carrier():
-    root = courier.TraceContext.new_root()
+    root = courierkit.TraceContext.new_root()
     assert len(root.trace_id) == 32 and len(root.span_id) == 16 and root.sampled
-    assert courier.TraceContext.new_root().trace_id != root.trace_id
+    assert courierkit.TraceContext.new_root().trace_id != root.trace_id
     carrier = root.to_carrier()
-    assert courier.TraceContext.parse(carrier["traceparent"]) == root
-    assert courier.TraceContext.from_carrier(carrier) == root
-    assert courier.TraceContext.from_carrier({"TraceParent": TP}).trace_id == TRACE_ID
-    assert courier.TraceContext.from_carrier({}).trace_id != TRACE_ID, "no parent: a new trace"
+    assert courierkit.TraceContext.parse(carrier["traceparent"]) == root
+    assert courierkit.TraceContext.from_carrier(carrier) == root
+    assert courierkit.TraceContext.from_carrier({"TraceParent": TP}).trace_id == TRACE_ID
+    assert courierkit.TraceContext.from_carrier({}).trace_id != TRACE_ID, "no parent: a new trace"
 
 
 # --- trace= takes a TraceContext or a carrier ------------------------------------------
 
 
 def test_a_trace_context_is_the_parent_of_a_call(testkit):
-    parent = courier.TraceContext.parse(TP)
-    resp = courier.Client(http_config(testkit)).get("orders", "/t", trace=parent)
+    parent = courierkit.TraceContext.parse(TP)
+    resp = courierkit.Client(http_config(testkit)).get("orders", "/t", trace=parent)
     [sent] = sent_traceparents(testkit)
     assert sent.split("-")[1] == TRACE_ID
-    assert resp.trace_context == courier.TraceContext.parse(sent)
+    assert resp.trace_context == courierkit.TraceContext.parse(sent)
     assert resp.trace == {"traceparent": sent}, "the carrier dict still works"
     assert resp.trace_context.span_id != parent.span_id, "the attempt is a child span"
 
 
 async def test_async_calls_take_a_trace_context_or_a_carrier(testkit):
-    client = courier.AsyncClient(http_config(testkit))
-    a = await client.get("orders", "/a", trace=courier.TraceContext.parse(TP))
+    client = courierkit.AsyncClient(http_config(testkit))
+    a = await client.get("orders", "/a", trace=courierkit.TraceContext.parse(TP))
     b = await client.get("orders", "/b", trace={"traceparent": TP})
     assert a.trace_context.trace_id == b.trace_context.trace_id == TRACE_ID
 
 
 def test_publish_and_request_take_a_trace_context_and_deliveries_expose_it():
-    parent = courier.TraceContext.parse(TP)
-    with courier.Bus.connect(memory_config()) as bus:
+    parent = courierkit.TraceContext.parse(TP)
+    with courierkit.Bus.connect(memory_config()) as bus:
         bus.declare_queue("orders")
         receipt = bus.publish("", "orders", b"x", trace=parent)
         assert receipt.trace_context.trace_id == TRACE_ID
@@ -137,7 +137,7 @@ def test_publish_and_request_take_a_trace_context_and_deliveries_expose_it():
 
 
 def test_the_current_otel_span_is_the_parent_of_a_call(testkit):
-    client = courier.Client(http_config(testkit))
+    client = courierkit.Client(http_config(testkit))
     with tracer.start_as_current_span("checkout") as span:
         resp = client.get("orders", "/t")
     trace_id, span_id = hex_ids(span)
@@ -152,18 +152,18 @@ def test_the_current_otel_span_is_the_parent_of_a_call(testkit):
 
 
 def test_an_explicit_trace_wins_over_the_otel_span(testkit):
-    client = courier.Client(http_config(testkit))
+    client = courierkit.Client(http_config(testkit))
     with tracer.start_as_current_span("checkout"):
         resp = client.get("orders", "/t", trace={"traceparent": TP})
     assert resp.trace_context.trace_id == TRACE_ID
 
 
 def test_courier_traceparents_parse_with_opentelemetrys_propagator(testkit):
-    with courier.Bus.connect(memory_config()) as bus:
+    with courierkit.Bus.connect(memory_config()) as bus:
         bus.declare_queue("orders")
         with tracer.start_as_current_span("publish") as span:
             receipt = bus.publish("", "orders", b"x")
-            resp = courier.Client(http_config(testkit)).get("orders", "/t")
+            resp = courierkit.Client(http_config(testkit)).get("orders", "/t")
     for carrier, ctx in ((receipt.trace, receipt.trace_context), (resp.trace, resp.trace_context)):
         extracted = otel_trace.get_current_span(TraceContextTextMapPropagator().extract(carrier))
         got = extracted.get_span_context()
@@ -174,7 +174,7 @@ def test_courier_traceparents_parse_with_opentelemetrys_propagator(testkit):
 
 
 def test_an_unsampled_otel_span_is_continued_unsampled():
-    with courier.Bus.connect(memory_config()) as bus:
+    with courierkit.Bus.connect(memory_config()) as bus:
         bus.declare_queue("orders")
         unsampled = otel_trace.NonRecordingSpan(
             otel_trace.SpanContext(
@@ -190,7 +190,7 @@ def test_an_unsampled_otel_span_is_continued_unsampled():
 
 
 async def test_concurrent_asyncio_tasks_each_continue_their_own_span():
-    bus = await courier.AsyncBus.connect(memory_config())
+    bus = await courierkit.AsyncBus.connect(memory_config())
     await bus.declare_queue("events", quorum=False, dead_letter=False)
 
     async def task(i):
@@ -208,7 +208,7 @@ async def test_concurrent_asyncio_tasks_each_continue_their_own_span():
 
 
 async def test_concurrent_asyncio_calls_each_continue_their_own_span(testkit):
-    client = courier.AsyncClient(http_config(testkit))
+    client = courierkit.AsyncClient(http_config(testkit))
 
     async def task(i):
         with tracer.start_as_current_span(f"call-{i}") as span:
@@ -222,7 +222,7 @@ async def test_concurrent_asyncio_calls_each_continue_their_own_span(testkit):
 
 
 def test_threads_each_continue_their_own_span():
-    with courier.Bus.connect(memory_config()) as bus:
+    with courierkit.Bus.connect(memory_config()) as bus:
         bus.declare_queue("events", quorum=False, dead_letter=False)
         results = []
 
@@ -247,7 +247,7 @@ def test_without_opentelemetry_calls_start_new_traces(monkeypatch, testkit):
     monkeypatch.setattr(_trace, "_loaded", False)
     monkeypatch.setattr(_trace, "_current", None)
     with tracer.start_as_current_span("ignored") as span:
-        resp = courier.Client(http_config(testkit)).get("orders", "/t")
+        resp = courierkit.Client(http_config(testkit)).get("orders", "/t")
         assert _trace.host_carrier() is None
     assert resp.status == 200
     assert resp.trace_context.trace_id != hex_ids(span)[0]

@@ -59,14 +59,14 @@ run_rust() {
   cargo fmt --all -- --check
   cargo clippy -q --workspace --all-targets -- -D warnings
   # The optional OTLP exporter is linted and tested too, though off by default.
-  cargo clippy -q -p courier --features otlp --all-targets -- -D warnings
+  cargo clippy -q -p courierkit --features otlp --all-targets -- -D warnings
   # Exactly one rustls crypto provider: a second one makes rustls refuse to choose at run time.
   if cargo tree -q --workspace --all-features -e normal -i aws-lc-rs >/dev/null 2>&1; then
     echo "aws-lc-rs is in the dependency tree; only ring is allowed (cargo tree -i aws-lc-rs)" >&2
     exit 1
   fi
   logged rust cargo test -q --workspace
-  logged rust-otlp cargo test -q -p courier --features otlp --test otlp
+  logged rust-otlp cargo test -q -p courierkit --features otlp --test otlp
   local n
   n=$(cat "$logs/rust.log" "$logs/rust-otlp.log" | grep -Eo 'test result: ok\. [0-9]+ passed' | awk '{s+=$4} END {print s+0}')
   summary+=("rust:   $n passed")
@@ -88,7 +88,7 @@ run_python() {
   step "python: venv, build, lint, tests"
   setup_python
   (cd python && ../.venv/bin/ruff check . && ../.venv/bin/ruff format --check .)
-  (cd python && ../.venv/bin/python -m mypy.stubtest courier._courier --allowlist stubtest-allowlist.txt)
+  (cd python && ../.venv/bin/python -m mypy.stubtest courierkit._courier --allowlist stubtest-allowlist.txt)
   logged python bash -c "cd python && ../.venv/bin/python -m pytest -q -p no:cacheprovider"
   local n
   n=$(grep -Eo '[0-9]+ passed' "$logs/python.log" | tail -1 | awk '{print $1}')

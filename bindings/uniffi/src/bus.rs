@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use courier::{BusConfig, ExchangeKind, Validate};
+use courierkit::{BusConfig, ExchangeKind, Validate};
 
 use crate::error::CourierError;
 use crate::trace::TraceContext;
@@ -34,9 +34,9 @@ pub struct QueueOptions {
     pub ttl_ms: Option<u64>,
 }
 
-impl From<QueueOptions> for courier::QueueOptions {
+impl From<QueueOptions> for courierkit::QueueOptions {
     fn from(o: QueueOptions) -> Self {
-        courier::QueueOptions {
+        courierkit::QueueOptions {
             quorum: o.quorum,
             delivery_limit: o.delivery_limit,
             dead_letter: o.dead_letter,
@@ -72,14 +72,14 @@ pub struct PublishOptions {
     pub deadline_ms: Option<u64>,
 }
 
-impl From<PublishOptions> for courier::PublishOptions {
+impl From<PublishOptions> for courierkit::PublishOptions {
     fn from(o: PublishOptions) -> Self {
-        courier::PublishOptions {
+        courierkit::PublishOptions {
             headers: o.headers.into_iter().collect(),
             message_id: o.message_id,
             correlation_id: o.correlation_id,
             persistent: o.persistent,
-            trace: o.trace.map(|c| courier::TraceContext::from_carrier(&c)),
+            trace: o.trace.map(|c| courierkit::TraceContext::from_carrier(&c)),
             deadline: o.deadline_ms.map(Duration::from_millis),
         }
     }
@@ -129,8 +129,8 @@ pub struct BusStats {
     pub reconnects: u64,
 }
 
-impl From<courier::BusStats> for BusStats {
-    fn from(s: courier::BusStats) -> Self {
+impl From<courierkit::BusStats> for BusStats {
+    fn from(s: courierkit::BusStats) -> Self {
         BusStats {
             published: s.published,
             confirmed: s.confirmed,
@@ -155,7 +155,7 @@ impl From<courier::BusStats> for BusStats {
 /// is renamed `shutdown()` (see `Client`). Swift: `try await Bus.connect(configJson:)`.
 #[derive(uniffi::Object)]
 pub struct Bus {
-    inner: courier::Bus,
+    inner: courierkit::Bus,
 }
 
 #[uniffi::export]
@@ -170,7 +170,7 @@ impl Bus {
     #[uniffi::constructor]
     pub async fn connect(config_json: String) -> Result<Arc<Self>, CourierError> {
         let config = BusConfig::from_json(&config_json)?;
-        let inner = crate::run(courier::Bus::connect(config)).await?;
+        let inner = crate::run(courierkit::Bus::connect(config)).await?;
         Ok(Arc::new(Bus { inner }))
     }
 
@@ -185,7 +185,7 @@ impl Bus {
         options: QueueOptions,
     ) -> Result<(), CourierError> {
         let bus = self.inner.clone();
-        let options = courier::QueueOptions::from(options);
+        let options = courierkit::QueueOptions::from(options);
         crate::run(async move { bus.declare_queue(&name, &options).await }).await
     }
 
@@ -232,7 +232,7 @@ impl Bus {
         options: PublishOptions,
     ) -> Result<Receipt, CourierError> {
         let bus = self.inner.clone();
-        let options = courier::PublishOptions::from(options);
+        let options = courierkit::PublishOptions::from(options);
         let receipt = crate::run(async move {
             bus.publish(&exchange, &routing_key, body.into(), options)
                 .await
@@ -258,7 +258,7 @@ impl Bus {
         dedup: bool,
     ) -> Result<Arc<Consumer>, CourierError> {
         let bus = self.inner.clone();
-        let options = courier::ConsumeOptions { prefetch, dedup };
+        let options = courierkit::ConsumeOptions { prefetch, dedup };
         let inner = crate::run(async move { bus.consume(&queue, options).await }).await?;
         Ok(Consumer::wrap(inner))
     }
@@ -299,11 +299,11 @@ impl Bus {
         trace: Option<HashMap<String, String>>,
     ) -> Result<Arc<Delivery>, CourierError> {
         let bus = self.inner.clone();
-        let options = courier::RequestOptions {
+        let options = courierkit::RequestOptions {
             exchange,
             timeout: Duration::from_millis(timeout_ms),
             headers: headers.into_iter().collect(),
-            trace: trace.map(|c| courier::TraceContext::from_carrier(&c)),
+            trace: trace.map(|c| courierkit::TraceContext::from_carrier(&c)),
         };
         let reply =
             crate::run(async move { bus.request(&routing_key, body.into(), options).await })
@@ -329,11 +329,11 @@ impl Bus {
 /// Deliveries from one queue, pulled with `next()`.
 #[derive(uniffi::Object)]
 pub struct Consumer {
-    inner: Arc<courier::Consumer>,
+    inner: Arc<courierkit::Consumer>,
 }
 
 impl Consumer {
-    fn wrap(inner: courier::Consumer) -> Arc<Self> {
+    fn wrap(inner: courierkit::Consumer) -> Arc<Self> {
         Arc::new(Consumer {
             inner: Arc::new(inner),
         })
@@ -381,11 +381,11 @@ impl Consumer {
 /// getters copy the message's fields out.
 #[derive(uniffi::Object)]
 pub struct Delivery {
-    inner: Arc<courier::Delivery>,
+    inner: Arc<courierkit::Delivery>,
 }
 
 impl Delivery {
-    fn wrap(inner: courier::Delivery) -> Arc<Self> {
+    fn wrap(inner: courierkit::Delivery) -> Arc<Self> {
         Arc::new(Delivery {
             inner: Arc::new(inner),
         })

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use courier::{ClientConfig, Validate};
+use courierkit::{ClientConfig, Validate};
 
 use crate::error::CourierError;
 
@@ -55,9 +55,9 @@ pub struct HttpRequest {
     pub trace: Option<HashMap<String, String>>,
 }
 
-impl From<HttpRequest> for courier::Request {
+impl From<HttpRequest> for courierkit::Request {
     fn from(r: HttpRequest) -> Self {
-        courier::Request {
+        courierkit::Request {
             method: r.method,
             target: r.target,
             path: r.path,
@@ -68,7 +68,7 @@ impl From<HttpRequest> for courier::Request {
             timeout_ms: r.timeout_ms,
             idempotency_key: r.idempotency_key,
             version: r.version,
-            trace: r.trace.map(courier::TraceContext::from_carrier),
+            trace: r.trace.map(courierkit::TraceContext::from_carrier),
         }
     }
 }
@@ -93,8 +93,8 @@ pub struct HttpResponse {
     pub trace: HashMap<String, String>,
 }
 
-impl From<courier::Response> for HttpResponse {
-    fn from(r: courier::Response) -> Self {
+impl From<courierkit::Response> for HttpResponse {
+    fn from(r: courierkit::Response) -> Self {
         HttpResponse {
             status: r.status,
             headers: r.header_map().into_iter().collect(),
@@ -144,8 +144,8 @@ pub struct ServiceStats {
     pub endpoints: Vec<EndpointStats>,
 }
 
-impl From<courier::ServiceStats> for ServiceStats {
-    fn from(s: courier::ServiceStats) -> Self {
+impl From<courierkit::ServiceStats> for ServiceStats {
+    fn from(s: courierkit::ServiceStats) -> Self {
         ServiceStats {
             requests: s.requests,
             attempts: s.attempts,
@@ -188,8 +188,8 @@ pub struct EndpointStats {
     pub times_ejected: u32,
 }
 
-impl From<courier::EndpointStats> for EndpointStats {
-    fn from(e: courier::EndpointStats) -> Self {
+impl From<courierkit::EndpointStats> for EndpointStats {
+    fn from(e: courierkit::EndpointStats) -> Self {
         EndpointStats {
             url: e.url,
             version: e.version,
@@ -216,8 +216,8 @@ pub struct ClientStats {
     pub services: HashMap<String, ServiceStats>,
 }
 
-impl From<courier::ClientStats> for ClientStats {
-    fn from(s: courier::ClientStats) -> Self {
+impl From<courierkit::ClientStats> for ClientStats {
+    fn from(s: courierkit::ClientStats) -> Self {
         ClientStats {
             services: s
                 .services
@@ -235,13 +235,13 @@ impl From<courier::ClientStats> for ClientStats {
 /// (which frees the Rust handle). Swift: `Client(configJson:)`, `call` is `async throws`.
 #[derive(uniffi::Object)]
 pub struct Client {
-    inner: courier::Client,
+    inner: courierkit::Client,
 }
 
 impl Client {
-    fn build(config: courier::Result<ClientConfig>) -> Result<Self, CourierError> {
+    fn build(config: courierkit::Result<ClientConfig>) -> Result<Self, CourierError> {
         Ok(Client {
-            inner: config.and_then(courier::Client::new)?,
+            inner: config.and_then(courierkit::Client::new)?,
         })
     }
 }
@@ -278,7 +278,7 @@ impl Client {
     /// Cancelling the coroutine or task aborts the request.
     pub async fn call(&self, request: HttpRequest) -> Result<HttpResponse, CourierError> {
         let client = self.inner.clone();
-        let request = courier::Request::from(request);
+        let request = courierkit::Request::from(request);
         crate::run(async move { client.call(request).await })
             .await
             .map(HttpResponse::from)

@@ -6,12 +6,12 @@
 //! message as `detail`. The field is not called `message` because that name clashes
 //! with `Throwable.message` in the generated Kotlin (uniffi issue #1434).
 //!
-//! The variant is chosen by [`courier::ErrorKind`], one variant per kind, in the order of
+//! The variant is chosen by [`courierkit::ErrorKind`], one variant per kind, in the order of
 //! `ErrorKind::ALL`.
 
 use std::fmt;
 
-use courier::ErrorKind;
+use courierkit::ErrorKind;
 
 /// Every failure courier reports, one variant per core error kind.
 #[derive(Debug, uniffi::Error)]
@@ -92,19 +92,21 @@ pub enum CourierError {
     },
 }
 
-impl From<courier::Error> for CourierError {
-    fn from(err: courier::Error) -> Self {
+impl From<courierkit::Error> for CourierError {
+    fn from(err: courierkit::Error) -> Self {
         let detail = err.to_string();
         match err {
-            courier::Error::Config { field, reason } => CourierError::Config { field, reason },
-            courier::Error::CircuitOpen { retry_after, .. } => CourierError::CircuitOpen {
+            courierkit::Error::Config { field, reason } => CourierError::Config { field, reason },
+            courierkit::Error::CircuitOpen { retry_after, .. } => CourierError::CircuitOpen {
                 detail,
                 retry_after_ms: retry_after.as_millis() as u64,
             },
-            courier::Error::BudgetExhausted { attempts, .. } => {
+            courierkit::Error::BudgetExhausted { attempts, .. } => {
                 CourierError::BudgetExhausted { detail, attempts }
             }
-            courier::Error::Overloaded { limit, .. } => CourierError::Overloaded { detail, limit },
+            courierkit::Error::Overloaded { limit, .. } => {
+                CourierError::Overloaded { detail, limit }
+            }
             other => match other.kind() {
                 ErrorKind::Timeout => CourierError::Timeout { detail },
                 ErrorKind::NoEndpoint => CourierError::NoEndpoint { detail },
@@ -115,7 +117,7 @@ impl From<courier::Error> for CourierError {
                 ErrorKind::Broker => CourierError::Broker { detail },
                 ErrorKind::Closed => CourierError::Closed { detail },
                 ErrorKind::Internal => CourierError::Internal { detail },
-                // `courier::Error` is non_exhaustive: a variant added to core without a
+                // `courierkit::Error` is non_exhaustive: a variant added to core without a
                 // mapping here is a binding bug, reported as one rather than misfiled.
                 kind => CourierError::Internal {
                     detail: format!("unmapped error kind {:?}: {detail}", kind.code()),
@@ -215,23 +217,23 @@ mod tests {
     #[test]
     fn conversion_keeps_the_kind() {
         let errors = [
-            courier::Error::config("a", "b"),
-            courier::Error::Timeout {
+            courierkit::Error::config("a", "b"),
+            courierkit::Error::Timeout {
                 operation: "call",
                 after: std::time::Duration::from_millis(5),
             },
-            courier::Error::NoEndpoint {
+            courierkit::Error::NoEndpoint {
                 service: "s".into(),
                 reason: "r".into(),
             },
-            courier::Error::Tls { reason: "r".into() },
-            courier::Error::Broker {
+            courierkit::Error::Tls { reason: "r".into() },
+            courierkit::Error::Broker {
                 operation: "queue.declare",
                 reply_code: 406,
                 reply_text: "t".into(),
             },
-            courier::Error::Closed { what: "bus" },
-            courier::Error::Internal("x".into()),
+            courierkit::Error::Closed { what: "bus" },
+            courierkit::Error::Internal("x".into()),
         ];
         for err in errors {
             let code = err.kind().code();
@@ -245,7 +247,7 @@ mod tests {
 
     #[test]
     fn config_keeps_its_field_and_reason() {
-        let e = CourierError::from(courier::Error::config(
+        let e = CourierError::from(courierkit::Error::config(
             "services.a.endpoints",
             "must not be empty",
         ));
@@ -257,7 +259,7 @@ mod tests {
 
     #[test]
     fn other_kinds_carry_core_message_as_detail() {
-        let err = courier::Error::Closed { what: "bus" };
+        let err = courierkit::Error::Closed { what: "bus" };
         let message = err.to_string();
         let e = CourierError::from(err);
         assert!(matches!(&e, CourierError::Closed { detail } if *detail == message));

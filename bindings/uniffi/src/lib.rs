@@ -7,7 +7,7 @@
 //! Exported `async fn`s become Kotlin `suspend fun`s and Swift `async throws` functions.
 //! They do not use `#[uniffi::export(async_runtime = "tokio")]`, which would poll core
 //! futures on a second runtime (async_compat's); instead each one hands its core future
-//! to the process-wide runtime with [`courier::runtime::spawn`] and awaits the task.
+//! to the process-wide runtime with [`courierkit::runtime::spawn`] and awaits the task.
 //! The task is `Send`, as uniffi requires, and dropping it aborts the core future, which
 //! releases what it held. A cancelled Kotlin coroutine drops it. uniffi 0.32's Swift
 //! bindings do not forward `Task` cancellation, so a cancelled Swift task waits for the
@@ -50,8 +50,8 @@ uniffi::setup_scaffolding!();
 /// Dropping the returned future aborts `fut` at its next await point.
 async fn run<T, F>(fut: F) -> Result<T, CourierError>
 where
-    F: Future<Output = courier::Result<T>> + Send + 'static,
+    F: Future<Output = courierkit::Result<T>> + Send + 'static,
     T: Send + 'static,
 {
-    Ok(courier::runtime::spawn(fut)?.await??)
+    Ok(courierkit::runtime::spawn(fut)?.await??)
 }

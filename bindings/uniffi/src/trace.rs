@@ -1,6 +1,6 @@
 //! `TraceContext`: core's W3C trace context as a uniffi object.
 //!
-//! Parsing and formatting stay in core (`courier::TraceContext`); this only wraps it.
+//! Parsing and formatting stay in core (`courierkit::TraceContext`); this only wraps it.
 //! The `trace` fields and parameters elsewhere keep taking carrier maps, so a context
 //! travels as `ctx.toCarrier()`; responses, receipts and deliveries hand back both.
 
@@ -20,11 +20,11 @@ use crate::error::CourierError;
 #[derive(Debug, PartialEq, Eq, uniffi::Object)]
 #[uniffi::export(Debug, Display, Eq, Hash)]
 pub struct TraceContext {
-    pub(crate) inner: courier::TraceContext,
+    pub(crate) inner: courierkit::TraceContext,
 }
 
 impl TraceContext {
-    pub(crate) fn wrap(inner: courier::TraceContext) -> Arc<Self> {
+    pub(crate) fn wrap(inner: courierkit::TraceContext) -> Arc<Self> {
         Arc::new(TraceContext { inner })
     }
 }
@@ -49,7 +49,7 @@ impl TraceContext {
     /// A new trace: random ids, sampled.
     #[uniffi::constructor]
     pub fn new_root() -> Arc<Self> {
-        Self::wrap(courier::TraceContext::new_root())
+        Self::wrap(courierkit::TraceContext::new_root())
     }
 
     /// Parses a `traceparent` and an optional `tracestate` (an invalid tracestate is
@@ -62,10 +62,10 @@ impl TraceContext {
         traceparent: String,
         tracestate: Option<String>,
     ) -> Result<Arc<Self>, CourierError> {
-        courier::TraceContext::parse(&traceparent, tracestate.as_deref())
+        courierkit::TraceContext::parse(&traceparent, tracestate.as_deref())
             .map(Self::wrap)
             .ok_or_else(|| {
-                courier::Error::config(
+                courierkit::Error::config(
                     "traceparent",
                     format!("not a valid W3C traceparent: {traceparent:?}"),
                 )
@@ -77,7 +77,7 @@ impl TraceContext {
     /// are); a missing or invalid traceparent starts a new trace, as for incoming headers.
     #[uniffi::constructor]
     pub fn from_carrier(carrier: HashMap<String, String>) -> Arc<Self> {
-        Self::wrap(courier::TraceContext::from_carrier(&carrier))
+        Self::wrap(courierkit::TraceContext::from_carrier(&carrier))
     }
 
     /// The same trace with a new span id.

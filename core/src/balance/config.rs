@@ -75,7 +75,7 @@ pub struct VersionConfig {
 ///
 /// # Examples
 /// ```
-/// use courier::{ClientConfig, Validate};
+/// use courierkit::{ClientConfig, Validate};
 /// let cfg = ClientConfig::from_json(r#"{"services": {"orders": {"discovery": {"dns": "orders.svc.local", "port": 8080}}}}"#).unwrap();
 /// let discovery = cfg.services["orders"].discovery.as_ref().unwrap();
 /// assert_eq!((discovery.refresh_ms, discovery.scheme.as_str()), (5_000, "http"));

@@ -45,8 +45,8 @@ const DEADLINE_HEADER: HeaderName = HeaderName::from_static("x-courier-deadline-
 ///
 /// # Examples
 /// ```no_run
-/// # async fn demo() -> courier::Result<()> {
-/// use courier::{Client, ClientConfig, Request, Validate};
+/// # async fn demo() -> courierkit::Result<()> {
+/// use courierkit::{Client, ClientConfig, Request, Validate};
 /// let config = ClientConfig::from_json(r#"{"services": {"orders": {"endpoints": ["http://127.0.0.1:8081"]}}}"#)?;
 /// let client = Client::new(config)?;
 /// let resp = client.call(Request::new("GET", "orders", "/v1/items")).await?;

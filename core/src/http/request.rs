@@ -9,7 +9,7 @@ use reqwest::header::{HeaderName, HeaderValue};
 ///
 /// # Examples
 /// ```
-/// let req = courier::Request::new("GET", "orders", "/v1/items").header("accept", "application/json");
+/// let req = courierkit::Request::new("GET", "orders", "/v1/items").header("accept", "application/json");
 /// assert_eq!(req.method, "GET");
 /// ```
 #[derive(Debug, Clone, Default)]

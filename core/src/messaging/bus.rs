@@ -41,8 +41,8 @@ const DECLARE_DEADLINE: Duration = Duration::from_secs(30);
 ///
 /// # Examples
 /// ```
-/// # async fn demo() -> courier::Result<()> {
-/// use courier::{Bus, BusConfig, ConsumeOptions, PublishOptions, QueueOptions, Validate};
+/// # async fn demo() -> courierkit::Result<()> {
+/// use courierkit::{Bus, BusConfig, ConsumeOptions, PublishOptions, QueueOptions, Validate};
 /// let bus = Bus::connect(BusConfig::from_json(r#"{"urls": ["memory://doc"]}"#)?).await?;
 /// bus.declare_queue("orders", &QueueOptions::default()).await?;
 /// let receipt = bus.publish("", "orders", b"hello".to_vec().into(), PublishOptions::default()).await?;
@@ -52,7 +52,7 @@ const DECLARE_DEADLINE: Duration = Duration::from_secs(30);
 ///     delivery.ack().await?;
 /// }
 /// # Ok(()) }
-/// # courier::runtime::handle().unwrap().block_on(demo()).unwrap();
+/// # courierkit::runtime::handle().unwrap().block_on(demo()).unwrap();
 /// ```
 #[derive(Clone)]
 pub struct Bus {

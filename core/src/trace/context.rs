@@ -13,7 +13,7 @@ use super::tracestate::TraceState;
 ///
 /// # Examples
 /// ```
-/// use courier::TraceContext;
+/// use courierkit::TraceContext;
 /// let parent = TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", None).unwrap();
 /// let child = parent.child();
 /// assert_eq!(child.trace_id(), parent.trace_id());

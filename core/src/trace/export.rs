@@ -33,16 +33,16 @@ use tracing_subscriber::registry::LookupSpan;
 
 use crate::error::{Error, Result};
 
-/// Exports courier's spans (targets `courier::*`) to an OTLP/HTTP collector; add it
+/// Exports courier's spans (targets `courierkit::*`) to an OTLP/HTTP collector; add it
 /// to the application's `tracing` subscriber. Other spans pass through untouched.
 ///
 /// # Examples
 /// ```no_run
 /// use tracing_subscriber::prelude::*;
-/// if let Some(otlp) = courier::OtlpLayer::from_env()? {
+/// if let Some(otlp) = courierkit::OtlpLayer::from_env()? {
 ///     tracing_subscriber::registry().with(otlp).init();
 /// }
-/// # Ok::<(), courier::Error>(())
+/// # Ok::<(), courierkit::Error>(())
 /// ```
 #[derive(Clone)]
 pub struct OtlpLayer {

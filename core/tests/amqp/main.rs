@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use courier::{Bus, BusConfig, ConsumeOptions, ErrorKind, PublishOptions, QueueOptions, Validate};
+use courierkit::{
+    Bus, BusConfig, ConsumeOptions, ErrorKind, PublishOptions, QueueOptions, Validate,
+};
 
 mod suite;
 #[path = "../support/mod.rs"]
@@ -120,7 +122,7 @@ async fn a_message_carries_its_trace_to_the_consumer() {
     bus.declare_queue(&q, &QueueOptions::default())
         .await
         .unwrap();
-    let parent = courier::TraceContext::parse(
+    let parent = courierkit::TraceContext::parse(
         "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
         Some("vendor=1"),
     )

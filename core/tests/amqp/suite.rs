@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use courier::{
+use courierkit::{
     Bus, BusConfig, ConsumeOptions, ErrorKind, ExchangeKind, PublishOptions, QueueOptions,
     RequestOptions, Validate,
 };
@@ -215,7 +215,7 @@ async fn unroutable_and_missing_exchange(t: Transport) {
     assert!(
         matches!(
             err,
-            courier::Error::Broker {
+            courierkit::Error::Broker {
                 reply_code: 404,
                 ..
             }
@@ -240,7 +240,7 @@ async fn unroutable_and_missing_exchange(t: Transport) {
     assert!(
         matches!(
             err,
-            courier::Error::Broker {
+            courierkit::Error::Broker {
                 reply_code: 406,
                 ..
             }
@@ -436,7 +436,7 @@ async fn request_reply_and_timeout(t: Transport) {
     bus.declare_queue(&q, &classic).await.unwrap();
     let server = spawn_server(&bus, &q);
 
-    let parent = courier::TraceContext::new_root();
+    let parent = courierkit::TraceContext::new_root();
     let options = RequestOptions {
         trace: Some(parent.clone()),
         ..RequestOptions::default()

@@ -1,8 +1,8 @@
 //! Load balancing across testkit upstreams, asserted by counting requests at each
 //! upstream. Loops are bounded by call count; no timing assertions.
 
-use courier::{Client, ClientConfig, Request, Validate};
 use courier_testkit::{Action, Testkit};
+use courierkit::{Client, ClientConfig, Request, Validate};
 
 use super::support;
 

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use courier::{Client, ClientConfig, EndpointStats, Request, Validate};
 use courier_testkit::{DnsRecords, SrvRecord, Testkit};
+use courierkit::{Client, ClientConfig, EndpointStats, Request, Validate};
 
 const NAME: &str = "_http._tcp.orders.test";
 

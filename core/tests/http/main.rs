@@ -5,8 +5,8 @@ mod discovery;
 mod resilience;
 mod support;
 
-use courier::{Client, ClientConfig, ErrorKind, Request, Validate};
 use courier_testkit::{Action, Reset, Testkit, closed_port};
+use courierkit::{Client, ClientConfig, ErrorKind, Request, Validate};
 
 fn client(kit: &Testkit, service: serde_json::Value) -> Client {
     support::client_for("orders", &kit.urls()[..1], service)
@@ -90,7 +90,7 @@ async fn deadline_and_attempt_timeout_are_timeouts() {
     assert!(
         matches!(
             err,
-            courier::Error::Timeout {
+            courierkit::Error::Timeout {
                 operation: "call",
                 ..
             }
@@ -104,7 +104,7 @@ async fn deadline_and_attempt_timeout_are_timeouts() {
     assert!(
         matches!(
             err,
-            courier::Error::Timeout {
+            courierkit::Error::Timeout {
                 operation: "attempt",
                 ..
             }
@@ -136,7 +136,7 @@ async fn resets_and_refused_connections_are_connect_errors() {
     assert!(
         matches!(
             err,
-            courier::Error::Connect {
+            courierkit::Error::Connect {
                 operation: "connect",
                 ..
             }
@@ -164,7 +164,7 @@ async fn bad_requests_name_the_field() {
     ];
     for (req, field) in cases {
         match c.call(req).await.unwrap_err() {
-            courier::Error::Config { field: f, .. } => assert_eq!(f, field),
+            courierkit::Error::Config { field: f, .. } => assert_eq!(f, field),
             other => panic!("expected a config error on {field}, got {other}"),
         }
     }

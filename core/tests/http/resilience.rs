@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use courier::{ClientConfig, ErrorKind, Request, Validate};
 use courier_testkit::{Action, Reset, Testkit, closed_port};
+use courierkit::{ClientConfig, ErrorKind, Request, Validate};
 
 use super::support;
 
@@ -86,7 +86,7 @@ async fn post_is_retried_when_nothing_was_sent() {
     assert!(
         matches!(
             err,
-            courier::Error::Connect {
+            courierkit::Error::Connect {
                 operation: "connect",
                 ..
             }
@@ -155,7 +155,7 @@ async fn hanging_upstream_times_out_at_the_deadline_with_the_header_sent() {
     assert!(
         matches!(
             err,
-            courier::Error::Timeout {
+            courierkit::Error::Timeout {
                 operation: "call",
                 ..
             }
@@ -226,7 +226,7 @@ async fn budget_denial_of_an_error_is_budget_exhausted() {
         .await
         .unwrap_err();
     match err {
-        courier::Error::BudgetExhausted {
+        courierkit::Error::BudgetExhausted {
             attempts: 1, last, ..
         } => assert_eq!(last.kind(), ErrorKind::Connect),
         other => panic!("expected BudgetExhausted carrying the connect error, got {other}"),
@@ -327,7 +327,7 @@ async fn concurrency_limit_rejects_the_call_over_it() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, courier::Error::Overloaded { limit: 4, .. }),
+        matches!(err, courierkit::Error::Overloaded { limit: 4, .. }),
         "{err}"
     );
     while let Some(done) = slow.join_next().await {
@@ -384,7 +384,7 @@ async fn invalid_resilience_config_names_the_field() {
             .unwrap()
             .extend(svc.as_object().unwrap().clone());
         match ClientConfig::from_value(serde_json::json!({ "services": { "s": s } })) {
-            Err(courier::Error::Config { field: f, .. }) => assert_eq!(f, field),
+            Err(courierkit::Error::Config { field: f, .. }) => assert_eq!(f, field),
             other => panic!("expected a config error on {field}, got {other:?}"),
         }
     }
@@ -395,7 +395,7 @@ async fn every_attempt_sends_a_child_of_the_callers_trace() {
     let kit = Testkit::start(1).await.unwrap();
     support::behave(&kit, 0, vec![status(503), status(503)], status(200));
     let c = support::client_for("traced", &kit.urls(), serde_json::json!({}));
-    let parent = courier::TraceContext::parse(
+    let parent = courierkit::TraceContext::parse(
         "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
         Some("vendor=1"),
     )

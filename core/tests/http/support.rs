@@ -1,7 +1,7 @@
 //! Helpers shared by the HTTP integration tests.
 
-use courier::{Client, ClientConfig, Validate};
 use courier_testkit::{Action, Behavior, Testkit};
+use courierkit::{Client, ClientConfig, Validate};
 
 /// A client with one service, `name`, configured by `service` (JSON).
 pub fn client(name: &str, service: serde_json::Value) -> Client {

@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use courier::{
+use courier_testkit::{Action, Behavior, OtlpReceiver, Testkit};
+use courierkit::{
     Bus, BusConfig, Client, ClientConfig, ConsumeOptions, OtlpLayer, PublishOptions, QueueOptions,
     Request, TraceContext, Validate,
 };
-use courier_testkit::{Action, Behavior, OtlpReceiver, Testkit};
 use serde_json::Value;
 use tracing_subscriber::prelude::*;
 

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use courier::{Bus, BusConfig, ConsumeOptions, PublishOptions, QueueOptions, Validate};
+use courierkit::{Bus, BusConfig, ConsumeOptions, PublishOptions, QueueOptions, Validate};
 use futures_util::StreamExt;
 use tokio::sync::Mutex;
 use tokio::time::{Instant, sleep};
@@ -95,7 +95,7 @@ async fn publish_and_consume_through(disturb: impl AsyncFnOnce()) -> HashMap<Str
                 if unique == MESSAGES {
                     // Anything still coming is a duplicate the dedup must swallow.
                     match consumer.next(Some(Duration::from_secs(2))).await {
-                        Err(e) if e.kind() == courier::ErrorKind::Timeout => return,
+                        Err(e) if e.kind() == courierkit::ErrorKind::Timeout => return,
                         Ok(Some(d)) => {
                             *processed
                                 .lock()

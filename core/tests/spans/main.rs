@@ -10,11 +10,11 @@ mod support;
 use support::amqp_url;
 
 use capture::Capture;
-use courier::{
+use courier_testkit::{Action, Behavior, Testkit};
+use courierkit::{
     Bus, BusConfig, Client, ClientConfig, ConsumeOptions, PublishOptions, QueueOptions, Request,
     Validate,
 };
-use courier_testkit::{Action, Behavior, Testkit};
 
 fn status(code: u16) -> Action {
     Action {

@@ -4,11 +4,11 @@
 //! test and must surface as the `tls` kind (or `connect` where the server hangs up
 //! first), never as a panic or a hang.
 
-use courier::{
+use courier_testkit::{Pki, Testkit, TlsUpstream};
+use courierkit::{
     Bus, BusConfig, Client, ClientConfig, ConsumeOptions, ErrorKind, PublishOptions, QueueOptions,
     Request, Validate,
 };
-use courier_testkit::{Pki, Testkit, TlsUpstream};
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -30,7 +30,7 @@ mod https {
         pki: &Pki,
         variant: TlsUpstream,
         tls: impl Fn(&Pki) -> serde_json::Value,
-    ) -> courier::Result<u16> {
+    ) -> courierkit::Result<u16> {
         let kit = Testkit::start_with_tls(0, pki).await.unwrap();
         let config = ClientConfig::from_value(serde_json::json!({
             "services": { "secure": {
@@ -223,7 +223,7 @@ mod amqps {
             .unwrap_or_else(|_| "amqps://127.0.0.1:5671/%2f?auth_mechanism=external".to_owned())
     }
 
-    async fn connect(tls: serde_json::Value, url: &str) -> courier::Result<Bus> {
+    async fn connect(tls: serde_json::Value, url: &str) -> courierkit::Result<Bus> {
         let config = BusConfig::from_value(serde_json::json!({
             "urls": [url],
             "tls": tls,

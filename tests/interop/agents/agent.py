@@ -18,7 +18,7 @@ import sys
 import time
 from typing import Any
 
-import courier
+import courierkit
 
 IN_FLIGHT = 16
 PREFETCH = 50
@@ -43,17 +43,17 @@ def names(run: str) -> tuple[str, str, str]:
     return f"interop.{run}.orders", f"interop.{run}.orders", f"interop.{run}.pricing"
 
 
-async def declare_orders(bus: courier.AsyncBus, run: str) -> None:
+async def declare_orders(bus: courierkit.AsyncBus, run: str) -> None:
     exchange, queue, _ = names(run)
     await bus.declare_exchange(exchange, "topic")
     await bus.declare_queue(queue)
     await bus.bind(queue, exchange, "order.placed")
 
 
-async def publish(args: argparse.Namespace, bus: courier.AsyncBus) -> None:
+async def publish(args: argparse.Namespace, bus: courierkit.AsyncBus) -> None:
     exchange, _, _ = names(args.run)
     await declare_orders(bus, args.run)
-    roots = [courier.TraceContext.new_root() for _ in range(args.count)]
+    roots = [courierkit.TraceContext.new_root() for _ in range(args.count)]
     slots = asyncio.Semaphore(IN_FLIGHT)
 
     async def one(i: int, first: bool) -> None:
@@ -81,7 +81,7 @@ async def publish(args: argparse.Namespace, bus: courier.AsyncBus) -> None:
 
 async def drain(
     args: argparse.Namespace,
-    consumer: courier.AsyncConsumer,
+    consumer: courierkit.AsyncConsumer,
     handle: Any,
     deadline: float,
 ) -> int:
@@ -94,7 +94,7 @@ async def drain(
     tasks: set[asyncio.Task[None]] = set()
     last_arrival = time.monotonic()
 
-    async def run(d: courier.Delivery) -> None:
+    async def run(d: courierkit.Delivery) -> None:
         nonlocal completed
         try:
             order = await handle(d)
@@ -116,7 +116,7 @@ async def drain(
             continue
         try:
             d = await consumer.next(timeout_ms=POLL_MS)
-        except courier.TimeoutError:
+        except courierkit.TimeoutError:
             slots.release()
             continue
         if d is None:
@@ -127,12 +127,12 @@ async def drain(
         task.add_done_callback(tasks.discard)
 
 
-async def consume(args: argparse.Namespace, bus: courier.AsyncBus, deadline: float) -> None:
+async def consume(args: argparse.Namespace, bus: courierkit.AsyncBus, deadline: float) -> None:
     _, queue, pricing = names(args.run)
     await declare_orders(bus, args.run)
     consumer = await bus.consume(queue, prefetch=PREFETCH)
 
-    async def handle(d: courier.Delivery) -> int | None:
+    async def handle(d: courierkit.Delivery) -> int | None:
         try:
             order = json.loads(d.body)["order"]
             reply = await bus.request(
@@ -162,13 +162,13 @@ async def consume(args: argparse.Namespace, bus: courier.AsyncBus, deadline: flo
     emit(event="done", processed=processed)
 
 
-async def serve(args: argparse.Namespace, bus: courier.AsyncBus, deadline: float) -> None:
+async def serve(args: argparse.Namespace, bus: courierkit.AsyncBus, deadline: float) -> None:
     _, _, pricing = names(args.run)
     await bus.declare_queue(pricing)
-    client = courier.AsyncClient({"services": {"upstream": {"endpoints": [args.http]}}})
+    client = courierkit.AsyncClient({"services": {"upstream": {"endpoints": [args.http]}}})
     server = await bus.serve(pricing)
 
-    async def handle(d: courier.Delivery) -> int | None:
+    async def handle(d: courierkit.Delivery) -> int | None:
         try:
             order = json.loads(d.body)["order"]
             resp = await client.get("upstream", f"/price/{order}", trace=d.trace_context)
@@ -197,7 +197,7 @@ async def serve(args: argparse.Namespace, bus: courier.AsyncBus, deadline: float
 
 async def main(args: argparse.Namespace) -> None:
     deadline = time.monotonic() + args.max_ms / 1000 - SHUTDOWN_MARGIN_S
-    bus = await courier.AsyncBus.connect({"urls": [args.bus]})
+    bus = await courierkit.AsyncBus.connect({"urls": [args.bus]})
     try:
         if args.role == "publish":
             await publish(args, bus)

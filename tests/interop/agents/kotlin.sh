@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# The Kotlin interop agent (bindings/kotlin/src/test/kotlin/dev/courier/interop/Agent.kt),
+# The Kotlin interop agent (bindings/kotlin/src/test/kotlin/io/github/courierkit/interop/Agent.kt),
 # per tests/interop/PROTOCOL.md.
 #   kotlin.sh build          mvn test-compile: cargo builds courier-ffi, uniffi-bindgen
 #                            generates the bindings, Kotlin compiles main and test sources,
 #                            and the test classpath is written to target/test-classpath.txt
 #   kotlin.sh ROLE [options] runs the agent with plain java on that classpath, with the
 #                            system properties surefire gives the tests
-#   kotlin.sh parity [args]  runs the parity driver (Parity.kt, dev.courier.interop.ParityKt)
+#   kotlin.sh parity [args]  runs the parity driver (Parity.kt, io.github.courierkit.interop.ParityKt)
 #                            the same way
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
@@ -30,10 +30,10 @@ if [[ ! -s "$classpath_file" ]]; then
   echo "kotlin.sh: no $classpath_file; run 'bash tests/interop/agents/kotlin.sh build' first" >&2
   exit 1
 fi
-main=dev.courier.interop.AgentKt
+main=io.github.courierkit.interop.AgentKt
 if [[ "${1:-}" == parity ]]; then
   shift
-  main=dev.courier.interop.ParityKt
+  main=io.github.courierkit.interop.ParityKt
 fi
 # A short-lived client: C1 only, the serial collector and the JDK's class-data archive
 # start it fastest; VM warnings go to stderr, since stdout carries only JSON lines.

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../../.."
 root=$PWD
 if [ "${1:-}" = build ]; then
-  if ! .venv/bin/python -c "import courier" 2>/dev/null; then
+  if ! .venv/bin/python -c "import courierkit" 2>/dev/null; then
     cd python && VIRTUAL_ENV="$root/.venv" PATH="$root/.venv/bin:$PATH" maturin develop -q
   fi
   exit 0

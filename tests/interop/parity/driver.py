@@ -16,7 +16,7 @@ import urllib.request
 import uuid
 from typing import Any
 
-import courier
+import courierkit
 
 # Bounds every control-API request; the testkit answers in milliseconds.
 CONTROL_TIMEOUT_S = 10
@@ -49,9 +49,9 @@ def substitute(value: Any, names: dict[str, str]) -> Any:
     return value
 
 
-def error(e: courier.CourierError) -> dict[str, Any]:
+def error(e: courierkit.CourierError) -> dict[str, Any]:
     outcome: dict[str, Any] = {"error": e.kind}
-    if isinstance(e, courier.ConfigError):
+    if isinstance(e, courierkit.ConfigError):
         outcome["field"] = e.field
     return outcome
 
@@ -61,7 +61,7 @@ def run_http(case: dict[str, Any], kit: Testkit) -> dict[str, Any]:
     kit.send("POST", "/reset")
     for i, behavior in enumerate(case["upstreams"]):
         kit.send("PUT", f"/upstreams/{i}/behavior", behavior)
-    client = courier.Client(case["config"])
+    client = courierkit.Client(case["config"])
     outcomes = []
     try:
         for call in case["calls"]:
@@ -84,7 +84,7 @@ def run_http(case: dict[str, Any], kit: Testkit) -> dict[str, Any]:
                     "attempts": resp.attempts,
                     "upstream": urls.index(endpoint) if endpoint in urls else endpoint,
                 }
-            except courier.CourierError as e:
+            except courierkit.CourierError as e:
                 outcome = error(e)
             outcome["requests"] = [a - b for a, b in zip(kit.totals(count), before)]
             outcomes.append(outcome)
@@ -93,7 +93,7 @@ def run_http(case: dict[str, Any], kit: Testkit) -> dict[str, Any]:
     return {"calls": outcomes}
 
 
-def step(bus: courier.Bus, s: dict[str, Any]) -> dict[str, Any]:
+def step(bus: courierkit.Bus, s: dict[str, Any]) -> dict[str, Any]:
     op = s["op"]
     if op == "declare_queue":
         bus.declare_queue(s["queue"])
@@ -111,7 +111,7 @@ def step(bus: courier.Bus, s: dict[str, Any]) -> dict[str, Any]:
             while True:
                 try:
                     d = consumer.next(timeout_ms=s["wait_ms"])
-                except courier.TimeoutError:
+                except courierkit.TimeoutError:
                     break
                 if d is None:
                     raise RuntimeError("the consumer closed")
@@ -128,11 +128,11 @@ def step(bus: courier.Bus, s: dict[str, Any]) -> dict[str, Any]:
 
 def run_bus(case: dict[str, Any]) -> dict[str, Any]:
     outcomes = []
-    with courier.Bus.connect(case["config"]) as bus:
+    with courierkit.Bus.connect(case["config"]) as bus:
         for s in case["steps"]:
             try:
                 outcomes.append(step(bus, s))
-            except courier.CourierError as e:
+            except courierkit.CourierError as e:
                 outcomes.append(error(e))
     return {"steps": outcomes}
 
@@ -140,10 +140,10 @@ def run_bus(case: dict[str, Any]) -> dict[str, Any]:
 def run_config(case: dict[str, Any]) -> dict[str, Any]:
     try:
         if case["target"] == "client":
-            courier.Client(case["config"]).close()
+            courierkit.Client(case["config"]).close()
         else:
-            courier.Bus.connect(case["config"]).close()
-    except courier.CourierError as e:
+            courierkit.Bus.connect(case["config"]).close()
+    except courierkit.CourierError as e:
         return error(e)
     return {"ok": True}
 

@@ -1,0 +1,194 @@
+/**
+ * Kotlin idioms over courier's generated bindings (package `io.github.courierkit.ffi`).
+ *
+ * Everything here is a thin adapter: behaviour lives in the Rust core, and these
+ * functions only build requests or loop over `next()`.
+ *
+ * Naming note: uniffi objects already implement [AutoCloseable.close], which frees the
+ * Rust handle, so courier's own `close()` is exposed as `shutdown()` in Kotlin
+ * (`Client.shutdown()`, `suspend Bus.shutdown()`, `suspend Consumer.shutdown()`).
+ *
+ * Tracing: [Client.call], [Bus.publish] and [Bus.request] here take the current
+ * OpenTelemetry span as the parent when no `trace` carrier is given (see [HostTrace]);
+ * the generated `callNative`, `publishNative` and `requestNative` do not.
+ */
+package io.github.courierkit
+
+import io.github.courierkit.ffi.Bus
+import io.github.courierkit.ffi.Client
+import io.github.courierkit.ffi.Consumer
+import io.github.courierkit.ffi.Delivery
+import io.github.courierkit.ffi.HttpRequest
+import io.github.courierkit.ffi.HttpResponse
+import io.github.courierkit.ffi.PublishOptions
+import io.github.courierkit.ffi.Receipt
+import io.github.courierkit.ffi.TraceContext
+import io.opentelemetry.api.baggage.propagation.W3CBaggagePropagator
+import io.opentelemetry.api.trace.Span
+import io.opentelemetry.api.trace.propagation.W3CTraceContextPropagator
+import io.opentelemetry.context.Context
+import io.opentelemetry.context.propagation.TextMapSetter
+import kotlinx.coroutines.NonCancellable
+import kotlinx.coroutines.currentCoroutineContext
+import kotlinx.coroutines.flow.Flow
+import kotlinx.coroutines.flow.flow
+import kotlinx.coroutines.isActive
+import kotlinx.coroutines.withContext
+import kotlin.coroutines.cancellation.CancellationException
+
+/**
+ * The consumer's deliveries as a cold [Flow], pulled with `next(timeoutMs)` until it
+ * returns null (the consumer was closed).
+ *
+ * When the collecting coroutine is cancelled, the consumer is shut down (its unacked
+ * deliveries return to the queue). When a downstream operator stops early (`first`,
+ * `take`), it is not: the coroutine is still active, and the delivery it returned must
+ * stay ackable; shut the consumer down yourself afterwards.
+ *
+ * Collect it once; a consumer is one subscription.
+ */
+fun Consumer.asFlow(timeoutMs: ULong? = null): Flow<Delivery> = flow {
+    try {
+        while (true) {
+            emit(next(timeoutMs) ?: break)
+        }
+    } catch (e: CancellationException) {
+        if (!currentCoroutineContext().isActive) {
+            withContext(NonCancellable) { shutdown() }
+        }
+        throw e
+    }
+}
+
+/**
+ * The host's OpenTelemetry context as courier's parent trace.
+ *
+ * `io.opentelemetry:opentelemetry-api` is an optional dependency: when it is on the
+ * classpath and a valid span is current ([Span.current], which follows a coroutine that
+ * carries the OpenTelemetry context, e.g. with `Context.current().asContextElement()`),
+ * calls, publishes and requests that name no `trace` continue that span. Without the jar
+ * nothing changes and nothing is loaded: the classes are looked up once, by name.
+ */
+object HostTrace {
+    private val available: Boolean = try {
+        val loader = HostTrace::class.java.classLoader
+        Class.forName("io.opentelemetry.api.trace.Span", false, loader)
+        Class.forName("io.opentelemetry.api.trace.propagation.W3CTraceContextPropagator", false, loader)
+        true
+    } catch (e: ClassNotFoundException) {
+        false
+    } catch (e: LinkageError) {
+        false
+    }
+
+    /**
+     * The current span as a W3C carrier (`traceparent`, and `tracestate` / `baggage` when
+     * set); null without OpenTelemetry on the classpath or outside a valid span.
+     */
+    fun carrier(): Map<String, String>? = if (available) OpenTelemetryCarrier.current() else null
+}
+
+/** The only code that touches OpenTelemetry's classes; loaded when [HostTrace] finds them. */
+private object OpenTelemetryCarrier {
+    private val setter = TextMapSetter<MutableMap<String, String>> { carrier, key, value ->
+        carrier?.put(key, value)
+    }
+
+    fun current(): Map<String, String>? {
+        val context = Context.current()
+        if (!Span.fromContext(context).spanContext.isValid) return null
+        // OpenTelemetry's own W3C propagators write the headers; the global propagators are
+        // not consulted, because reading GlobalOpenTelemetry before the application sets it
+        // would make its later set() fail.
+        val carrier = mutableMapOf<String, String>()
+        W3CTraceContextPropagator.getInstance().inject(context, carrier, setter)
+        W3CBaggagePropagator.getInstance().inject(context, carrier, setter)
+        return carrier
+    }
+}
+
+/**
+ * Sends [request]; without `request.trace`, the current OpenTelemetry span is the parent
+ * ([HostTrace]), else core starts a new trace.
+ */
+suspend fun Client.call(request: HttpRequest): HttpResponse =
+    callNative(if (request.trace != null) request else request.copy(trace = HostTrace.carrier()))
+
+/**
+ * Publishes and returns once the broker confirms; without `options.trace`, the current
+ * OpenTelemetry span is the parent ([HostTrace]).
+ */
+suspend fun Bus.publish(
+    exchange: String,
+    routingKey: String,
+    body: ByteArray,
+    options: PublishOptions = PublishOptions(),
+): Receipt = publishNative(
+    exchange, routingKey, body,
+    if (options.trace != null) options else options.copy(trace = HostTrace.carrier()),
+)
+
+/**
+ * Sends a request and returns the reply; without [trace], the current OpenTelemetry span
+ * is the parent ([HostTrace]). Throws `CourierException.Timeout` when no reply comes in
+ * [timeoutMs].
+ */
+suspend fun Bus.request(
+    routingKey: String,
+    body: ByteArray,
+    exchange: String = "",
+    timeoutMs: ULong = 5_000uL,
+    headers: Map<String, String> = emptyMap(),
+    trace: Map<String, String>? = null,
+): Delivery = requestNative(routingKey, body, exchange, timeoutMs, headers, trace ?: HostTrace.carrier())
+
+/** `GET target + path`; see [HttpRequest] for the remaining fields. */
+suspend fun Client.get(
+    target: String,
+    path: String = "",
+    headers: Map<String, String> = emptyMap(),
+    deadlineMs: ULong? = null,
+): HttpResponse = call(HttpRequest(method = "GET", target = target, path = path, headers = headers, deadlineMs = deadlineMs))
+
+/** `DELETE target + path`. */
+suspend fun Client.delete(
+    target: String,
+    path: String = "",
+    headers: Map<String, String> = emptyMap(),
+    deadlineMs: ULong? = null,
+): HttpResponse = call(HttpRequest(method = "DELETE", target = target, path = path, headers = headers, deadlineMs = deadlineMs))
+
+/** `POST` with a body; give an [idempotencyKey] to make it retryable. */
+suspend fun Client.post(
+    target: String,
+    path: String = "",
+    body: ByteArray? = null,
+    headers: Map<String, String> = emptyMap(),
+    idempotencyKey: String? = null,
+    deadlineMs: ULong? = null,
+): HttpResponse = call(
+    HttpRequest(
+        method = "POST", target = target, path = path, headers = headers, body = body,
+        idempotencyKey = idempotencyKey, deadlineMs = deadlineMs,
+    ),
+)
+
+/** `PUT` with a body. */
+suspend fun Client.put(
+    target: String,
+    path: String = "",
+    body: ByteArray? = null,
+    headers: Map<String, String> = emptyMap(),
+    deadlineMs: ULong? = null,
+): HttpResponse = call(
+    HttpRequest(method = "PUT", target = target, path = path, headers = headers, body = body, deadlineMs = deadlineMs),
+)
+
+/** The body as UTF-8 text. */
+fun HttpResponse.text(): String = body.toString(Charsets.UTF_8)
+
+/** The trace context the answered attempt sent ([HttpResponse.trace] as a [TraceContext]). */
+fun HttpResponse.traceContext(): TraceContext = TraceContext.fromCarrier(trace)
+
+/** The trace context the message carries ([Receipt.trace] as a [TraceContext]). */
+fun Receipt.traceContext(): TraceContext = TraceContext.fromCarrier(trace)

@@ -1,0 +1,283 @@
+"""``Client`` and ``AsyncClient``: keyword arguments, ``json=``, context managers.
+
+Everything that decides behaviour (routing, deadlines, errors) is in the native core;
+this module only shapes arguments and results.
+"""
+
+from __future__ import annotations
+
+import json as _json
+import os
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Union
+
+from . import _courier
+from ._config import to_json
+from ._errors import HTTPStatusError
+from ._trace import Trace, parent
+
+if TYPE_CHECKING:
+    # Only in annotations (postponed by `from __future__ import annotations`), so the
+    # package needs no typing_extensions at run time on Python < 3.11.
+    from typing_extensions import Self
+
+Headers = Union[Mapping[str, str], Iterable["tuple[str, str]"]]
+Query = Union[Mapping[str, Any], Iterable["tuple[str, Any]"]]
+Body = Union[bytes, bytearray, memoryview, str]
+
+
+class Response:
+    """A completed HTTP exchange. A final 4xx/5xx is a Response, not an exception."""
+
+    __slots__ = ("_native",)
+
+    def __init__(self, native: _courier.Response) -> None:
+        self._native = native
+
+    @property
+    def status(self) -> int:
+        return self._native.status
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Lowercase names; repeated headers joined with ``", "``."""
+        return self._native.headers
+
+    @property
+    def body(self) -> bytes:
+        return self._native.body
+
+    @property
+    def attempts(self) -> int:
+        """Attempts made; 1 when the first attempt answered."""
+        return self._native.attempts
+
+    @property
+    def endpoint(self) -> str:
+        """Base URL of the endpoint that answered."""
+        return self._native.endpoint
+
+    @property
+    def trace(self) -> dict[str, str]:
+        """The trace carrier the answered attempt sent (``traceparent``...)."""
+        return self._native.trace
+
+    @property
+    def trace_context(self) -> _courier.TraceContext:
+        """The context the answered attempt sent, as a :class:`courierkit.TraceContext`."""
+        return self._native.trace_context
+
+    def text(self) -> str:
+        return self._native.text()
+
+    def json(self) -> Any:
+        return _json.loads(self._native.body)
+
+    def raise_for_status(self) -> Response:
+        """Raises :class:`courierkit.HTTPStatusError` for a 4xx or 5xx status; returns self otherwise."""
+        if self.status >= 400:
+            raise HTTPStatusError(f"HTTP {self.status} from {self.endpoint}", self)
+        return self
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status} from {self.endpoint} attempts={self.attempts}>"
+
+
+def _pairs(items: Headers | Query | None) -> list[tuple[str, str]] | None:
+    if items is None:
+        return None
+    pairs = items.items() if isinstance(items, Mapping) else items
+    return [(str(k), str(v)) for k, v in pairs]
+
+
+def _request_args(
+    method: str,
+    target: str,
+    path: str,
+    headers: Headers | None,
+    body: Body | None,
+    json: Any,
+    query: Query | None,
+    deadline_ms: int | None,
+    timeout_ms: int | None,
+    idempotency_key: str | None,
+    version: str | None,
+    trace: Trace | None,
+) -> tuple[Any, ...]:
+    header_list = _pairs(headers) or []
+    if json is not None:
+        if body is not None:
+            raise TypeError("pass body= or json=, not both")
+        body = _json.dumps(json).encode()
+        if not any(k.lower() == "content-type" for k, _ in header_list):
+            header_list.append(("content-type", "application/json"))
+    if isinstance(body, str):
+        body = body.encode()
+    elif body is not None:
+        body = bytes(body)
+    return (
+        method,
+        target,
+        path,
+        header_list,
+        body,
+        _pairs(query),
+        deadline_ms,
+        timeout_ms,
+        idempotency_key,
+        version,
+        parent(trace),
+    )
+
+
+class _Base:
+    def __init__(self, config: Mapping[str, Any], *, _native: _courier.Client | None = None) -> None:
+        self._native = _native if _native is not None else _courier.Client(to_json(config))
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]):  # noqa: ANN206 - returns cls
+        """Loads a ``.toml`` or JSON config file."""
+        return cls({}, _native=_courier.Client.from_file(os.fspath(path)))
+
+    def stats(self) -> dict[str, Any]:
+        """Counters per service: ``{"services": {name: {"requests", "attempts", "retries",
+        "budget_denied", "overloaded", "circuit_rejected", "in_flight", "breaker_state",
+        "breaker_opened", "breaker_half_opened", "breaker_closed", "endpoints": [{"url",
+        "version", "weight", "requests", "failures", "ewma_ms", "in_flight", "ejected",
+        "times_ejected"}]}}}``."""
+        return _json.loads(self._native.stats_json())
+
+    def close(self) -> None:
+        """Later calls raise :class:`courierkit.ClosedError`; calls in flight finish."""
+        self._native.close()
+
+
+class Client(_Base):
+    """Calls services over HTTP, blocking. Thread-safe; share one per process."""
+
+    def call(
+        self,
+        method: str,
+        target: str,
+        path: str = "",
+        *,
+        headers: Headers | None = None,
+        body: Body | None = None,
+        json: Any = None,
+        query: Query | None = None,
+        deadline_ms: int | None = None,
+        timeout_ms: int | None = None,
+        idempotency_key: str | None = None,
+        version: str | None = None,
+        trace: Trace | None = None,
+    ) -> Response:
+        """Sends one request and returns its Response, a final 4xx/5xx included.
+
+        ``trace`` is the parent (a :class:`courierkit.TraceContext` or a carrier dict);
+        without it the current OpenTelemetry span when there is one, else a new trace.
+        """
+        args = _request_args(
+            method,
+            target,
+            path,
+            headers,
+            body,
+            json,
+            query,
+            deadline_ms,
+            timeout_ms,
+            idempotency_key,
+            version,
+            trace,
+        )
+        return Response(self._native.call(*args, False))
+
+    def get(self, target: str, path: str = "", **kw: Any) -> Response:
+        return self.call("GET", target, path, **kw)
+
+    def head(self, target: str, path: str = "", **kw: Any) -> Response:
+        return self.call("HEAD", target, path, **kw)
+
+    def options(self, target: str, path: str = "", **kw: Any) -> Response:
+        return self.call("OPTIONS", target, path, **kw)
+
+    def delete(self, target: str, path: str = "", **kw: Any) -> Response:
+        return self.call("DELETE", target, path, **kw)
+
+    def post(self, target: str, path: str = "", **kw: Any) -> Response:
+        return self.call("POST", target, path, **kw)
+
+    def put(self, target: str, path: str = "", **kw: Any) -> Response:
+        return self.call("PUT", target, path, **kw)
+
+    def patch(self, target: str, path: str = "", **kw: Any) -> Response:
+        return self.call("PATCH", target, path, **kw)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncClient(_Base):
+    """Calls services over HTTP from asyncio. Cancelling a call cancels the request."""
+
+    async def call(
+        self,
+        method: str,
+        target: str,
+        path: str = "",
+        *,
+        headers: Headers | None = None,
+        body: Body | None = None,
+        json: Any = None,
+        query: Query | None = None,
+        deadline_ms: int | None = None,
+        timeout_ms: int | None = None,
+        idempotency_key: str | None = None,
+        version: str | None = None,
+        trace: Trace | None = None,
+    ) -> Response:
+        args = _request_args(
+            method,
+            target,
+            path,
+            headers,
+            body,
+            json,
+            query,
+            deadline_ms,
+            timeout_ms,
+            idempotency_key,
+            version,
+            trace,
+        )
+        return Response(await self._native.call(*args, True))
+
+    async def get(self, target: str, path: str = "", **kw: Any) -> Response:
+        return await self.call("GET", target, path, **kw)
+
+    async def head(self, target: str, path: str = "", **kw: Any) -> Response:
+        return await self.call("HEAD", target, path, **kw)
+
+    async def options(self, target: str, path: str = "", **kw: Any) -> Response:
+        return await self.call("OPTIONS", target, path, **kw)
+
+    async def delete(self, target: str, path: str = "", **kw: Any) -> Response:
+        return await self.call("DELETE", target, path, **kw)
+
+    async def post(self, target: str, path: str = "", **kw: Any) -> Response:
+        return await self.call("POST", target, path, **kw)
+
+    async def put(self, target: str, path: str = "", **kw: Any) -> Response:
+        return await self.call("PUT", target, path, **kw)
+
+    async def patch(self, target: str, path: str = "", **kw: Any) -> Response:
+        return await self.call("PATCH", target, path, **kw)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
