@@ -6,7 +6,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/courier/target
 bench:
 	@COURIER_AMQP_URL="$$(bash tests/scripts/ensure-rabbitmq.sh)" cargo run -q --release -p courier-bench -- all --json bench/latest.json
 
-.PHONY: bench demo test test-rust test-python test-node test-kotlin test-swift interop fmt lint rabbitmq
+.PHONY: bench demo test test-rust test-python test-node test-kotlin test-swift interop dist test-dist fmt lint rabbitmq
 
 # The embedded default: an in-process memory:// broker and an in-process HTTP upstream, no
 # root and nothing installed. `make demo COURIER_AMQP_URL=amqp://...` runs it against RabbitMQ.
@@ -18,6 +18,15 @@ test:
 
 test-rust test-python test-node test-kotlin test-swift:
 	bash tests/scripts/test-all.sh $(@:test-%=%)
+
+# Every artifact users install, into dist/ (scripts/dist.sh): wheel + sdist, npm tarballs,
+# JAR with the native library, the .crate, and the mobile inputs (docs/mobile.md).
+dist:
+	bash scripts/dist.sh
+
+# Each artifact from dist/ installed in a clean place with cargo off PATH, quick starts run.
+test-dist:
+	bash scripts/test-dist.sh
 
 # Every language's agent against every other's over RabbitMQ, and against pika (tests/interop).
 interop:

@@ -108,7 +108,9 @@ dist_kotlin() {
   rm -rf dist/kotlin && mkdir -p dist/kotlin
   cp "bindings/kotlin/target/courierkit-$version.jar" "bindings/kotlin/target/courierkit-$version-sources.jar" dist/kotlin/
   cp bindings/kotlin/pom.xml "dist/kotlin/courierkit-$version.pom"
-  unzip -l "dist/kotlin/courierkit-$version.jar" | grep -q 'linux-x86-64/libcourier_ffi.so' \
+  local listing
+  listing=$(unzip -l "dist/kotlin/courierkit-$version.jar")
+  grep -q 'linux-x86-64/libcourier_ffi.so' <<<"$listing" \
     || { echo "dist: the JAR lacks linux-x86-64/libcourier_ffi.so" >&2; exit 1; }
 }
 

@@ -22,8 +22,8 @@
 //    systemLibrary target, then runs `swift test` with COURIER_FFI_LIB_DIR set. The static
 //    library comes from $COURIER_FFI_LIB_DIR, else $CARGO_TARGET_DIR/debug, else
 //    ~/.cache/courier/target/debug. Linking it takes unsafeFlags, so in this mode the package
-//    builds as a root package (tests, examples) but SwiftPM will not accept it as a
-//    dependency of a package that pulls it from a URL.
+//    builds as a root package (tests, examples) or a local/branch dependency, but SwiftPM
+//    refuses it as a dependency at a version.
 //
 // Because test.sh sets COURIER_FFI_LIB_DIR, it always tests the library it just built, even
 // when an older XCFramework is lying next to this file.

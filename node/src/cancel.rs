@@ -2,7 +2,8 @@
 //!
 //! index.js creates a token per call that has a `signal`, and cancels it when the
 //! signal aborts; the call's future is then dropped on core's runtime, which aborts the
-//! request and releases its concurrency slot and breaker probe (DESIGN rule 5).
+//! request and releases its concurrency slot and breaker probe: nothing keeps running
+//! for a caller that gave up.
 
 use std::future::Future;
 

@@ -1,4 +1,4 @@
-//! Core errors to the exception classes defined in `courier/_errors.py`.
+//! Core errors to the exception classes defined in `courierkit/_errors.py`.
 //!
 //! The classes live in Python so they can subclass stdlib bases (`ValueError`,
 //! `TimeoutError`, `ConnectionError`) and be documented and pickled like any other

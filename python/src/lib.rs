@@ -1,4 +1,4 @@
-//! `courier._courier`: the native half of the Python package.
+//! `courierkit._courier`: the native half of the Python package.
 //!
 //! This crate only converts types, maps errors and drives core futures: sync methods
 //! block with the GIL released ([`wait::block`]), `*_async` methods return awaitables

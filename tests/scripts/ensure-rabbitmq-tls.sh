@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Gives the local RabbitMQ broker (from ensure-rabbitmq.sh, which must have run) a TLS
+# Gives the local RabbitMQ broker a TLS
 # listener on 127.0.0.1:5671 that requires a client certificate and logs clients in by
 # it (SASL EXTERNAL, user = certificate CN), then prints the AMQPS URL.
 #
@@ -8,8 +8,14 @@
 # exists without a password, so only its certificate gets in; there is deliberately no
 # user courier-nobody, the CN of the PKI's valid-but-unknown client certificate.
 #
-# Idempotent: the broker is restarted only when its TLS files, its configuration or its
-# plugins change, or when port 5671 is not answering. COURIER_AMQPS_URL overrides
+# On a machine without RabbitMQ it installs the package without starting it (through
+# ensure-rabbitmq.sh --install-only), writes the certificates, the configuration and the
+# plugin list, and only then starts the broker: the first start already has the TLS
+# listener, so a fresh machine needs no restart.
+#
+# Idempotent: a running broker is restarted only when its TLS files, its configuration or
+# its plugins change, or when port 5671 is not answering; the restart waits until the old
+# node has exited (ensure-rabbitmq.sh --stop), not only until its port closed. COURIER_AMQPS_URL overrides
 # everything (the script then only prints it), so a developer or CI can point the
 # tests at any broker set up the same way.
 set -euo pipefail
@@ -34,9 +40,7 @@ fail() {
   exit 1
 }
 
-if ! answers 5672; then
-  fail "no broker on 127.0.0.1:5672; run ensure-rabbitmq.sh first"
-fi
+bash "$root/tests/scripts/ensure-rabbitmq.sh" --install-only
 
 if [ ! -x "$testkit" ]; then
   (cd "$root" && cargo build -q -p courier-testkit)
@@ -89,23 +93,16 @@ if [ "$before" != "$(sudo_ cat "$plugins" 2>/dev/null || true)" ]; then
   restart=true
 fi
 
-answers 5671 || restart=true
-
-if $restart; then
-  echo "ensure-rabbitmq-tls: restarting rabbitmq-server with the TLS listener" >&2
-  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet rabbitmq-server 2>/dev/null; then
-    sudo_ systemctl restart rabbitmq-server >&2
-  else
-    sudo_ timeout 60 rabbitmqctl -q stop >/dev/null 2>&1 || true
-    deadline=$((SECONDS + 60))
-    while answers 5672; do
-      [ $SECONDS -lt $deadline ] || fail "the broker did not stop within 60 s"
-      sleep 1
-    done
-    # Starts it exactly as on a fresh machine and waits for await_startup.
-    bash "$root/tests/scripts/ensure-rabbitmq.sh" >/dev/null
+if answers 5672; then
+  answers 5671 || restart=true
+  if $restart; then
+    echo "ensure-rabbitmq-tls: restarting rabbitmq-server with the new TLS configuration" >&2
+    bash "$root/tests/scripts/ensure-rabbitmq.sh" --stop
   fi
 fi
+# Starts the broker when it is not running (the first start on a fresh machine, or after
+# the stop above) and waits for await_startup.
+COURIER_AMQP_URL= bash "$root/tests/scripts/ensure-rabbitmq.sh" >/dev/null
 
 # A handshake with the client certificate, not just an open port: this is what the
 # tests will do, and it catches unreadable or mismatched certificate files.

@@ -3,7 +3,7 @@
 # Maven packages), then runs every suite in every language. Stops at the first failure
 # and ends with one line per language saying how many tests passed.
 #
-# Usage: test-all.sh [rust] [python] [node] [kotlin] [swift] [interop]   (default: all of them)
+# Usage: test-all.sh [rust] [python] [node] [kotlin] [swift] [interop] [dist]   (default: all of them)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
@@ -12,7 +12,7 @@ export COURIER_TESTKIT="$CARGO_TARGET_DIR/debug/courier-testkit"
 logs=$(mktemp -d)
 summary=()
 langs=("$@")
-[ ${#langs[@]} -gt 0 ] || langs=(rust python node kotlin swift interop)
+[ ${#langs[@]} -gt 0 ] || langs=(rust python node kotlin swift interop dist)
 # Set once a step has installed that language's packages and built its binding from this
 # checkout, so interop does not do it again.
 python_ready=false
@@ -34,21 +34,20 @@ setup_common() {
   export COURIER_PKI_DIR="${COURIER_PKI_DIR:-$HOME/.cache/courier/pki}"
   "$COURIER_TESTKIT" pki --out "$COURIER_PKI_DIR" >/dev/null
   echo "pki: $COURIER_PKI_DIR"
-  step "RabbitMQ"
-  # A broker named by the caller is not ours to reconfigure for TLS.
-  local local_broker=true
-  [ -z "${COURIER_AMQP_URL:-}" ] || local_broker=false
-  COURIER_AMQP_URL=$(bash tests/scripts/ensure-rabbitmq.sh)
-  export COURIER_AMQP_URL
-  echo "broker: ${COURIER_AMQP_URL/\/\/*@///***@}"
-  step "RabbitMQ TLS listener (client certificates, SASL EXTERNAL)"
-  if $local_broker || [ -n "${COURIER_AMQPS_URL:-}" ]; then
+  step "RabbitMQ, with a TLS listener (client certificates, SASL EXTERNAL)"
+  # A broker named by the caller is not ours to reconfigure for TLS. Our own local broker is
+  # configured for TLS before its first start (ensure-rabbitmq-tls.sh installs, configures,
+  # then starts it), so a fresh machine never restarts it.
+  if [ -z "${COURIER_AMQP_URL:-}" ] || [ -n "${COURIER_AMQPS_URL:-}" ]; then
     COURIER_AMQPS_URL=$(bash tests/scripts/ensure-rabbitmq-tls.sh)
     export COURIER_AMQPS_URL
     echo "TLS broker: $COURIER_AMQPS_URL"
   else
-    echo "none: COURIER_AMQP_URL names a broker of its own and COURIER_AMQPS_URL is unset"
+    echo "TLS broker: none (COURIER_AMQP_URL names a broker of its own and COURIER_AMQPS_URL is unset)"
   fi
+  COURIER_AMQP_URL=$(bash tests/scripts/ensure-rabbitmq.sh)
+  export COURIER_AMQP_URL
+  echo "broker: ${COURIER_AMQP_URL/\/\/*@///***@}"
   step "Redis (dedup store)"
   bash tests/scripts/ensure-redis.sh
   export COURIER_REDIS_URL="${COURIER_REDIS_URL:-redis://127.0.0.1:6379/0}"
@@ -148,6 +147,17 @@ run_interop() {
   n=$(grep -Eo '^interop: [0-9]+ scenarios passed' "$logs/interop.log" | awk '{print $2}')
   parity=$(grep -Eo '^parity: [0-9]+ cases x [0-9]+ languages agree' "$logs/parity.log" || true)
   summary+=("interop: ${n:-0} scenarios passed, ${parity:-parity: no result}")
+}
+
+# The packages users install (scripts/dist.sh), then each installed from dist/ in a clean
+# place with cargo off PATH and its quick start run (scripts/test-dist.sh).
+run_dist() {
+  step "dist: every artifact, each installed as a user would, quick starts run"
+  logged dist bash scripts/dist.sh
+  logged test-dist bash scripts/test-dist.sh
+  local parts
+  parts=$(grep -Eo '^== test-dist: all installed artifacts work: .*' "$logs/test-dist.log" | sed 's/.*work: //' || true)
+  summary+=("dist:   $(find dist -maxdepth 2 -type f \( -name '*.whl' -o -name '*.tar.gz' -o -name '*.tgz' -o -name '*.jar' -o -name '*.crate' \) | wc -l) artifacts built; installed and run: ${parts:-none}")
 }
 
 setup_common

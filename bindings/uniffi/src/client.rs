@@ -248,7 +248,7 @@ impl Client {
 
 #[uniffi::export]
 impl Client {
-    /// Builds a client from a `ClientConfig` as JSON text (see API.md for the schema).
+    /// Builds a client from a `ClientConfig` as JSON text (the schema is in docs/api.md).
     ///
     /// # Errors
     /// `Config` naming the field path of the first invalid value; `Tls` when TLS

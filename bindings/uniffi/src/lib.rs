@@ -1,7 +1,8 @@
 //! uniffi exports of courier for Kotlin and Swift: crate `courier-ffi`.
 //!
 //! This crate only converts types, maps errors and drives core futures; every behaviour
-//! (retries, deadlines, routing, confirms) lives in `courier` (see DESIGN.md rule 1).
+//! (retries, deadlines, routing, confirms) lives in core (`courierkit`), so every
+//! language behaves the same (docs/architecture.md).
 //!
 //! # Async
 //! Exported `async fn`s become Kotlin `suspend fun`s and Swift `async throws` functions.
