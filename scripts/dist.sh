@@ -104,7 +104,7 @@ JS
 
 dist_kotlin() {
   step "kotlin: JAR with the native library, sources JAR, POM (mvn install)"
-  mvn -B -q -ntp -f bindings/kotlin/pom.xml -Pdist -Dmaven.test.skip=true install
+  mvn -B -q -ntp -Dstyle.color=never -f bindings/kotlin/pom.xml -Pdist -Dmaven.test.skip=true install
   rm -rf dist/kotlin && mkdir -p dist/kotlin
   cp "bindings/kotlin/target/courierkit-$version.jar" "bindings/kotlin/target/courierkit-$version-sources.jar" dist/kotlin/
   cp bindings/kotlin/pom.xml "dist/kotlin/courierkit-$version.pom"

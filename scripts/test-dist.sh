@@ -75,10 +75,10 @@ test_kotlin() {
   jar=$(one "dist/kotlin/courierkit-$version.jar")
   sources=$(one "dist/kotlin/courierkit-$version-sources.jar")
   pom=$(one "dist/kotlin/courierkit-$version.pom")
-  as_user mvn -B -q -ntp install:install-file -Dfile="$jar" -Dsources="$sources" -DpomFile="$pom"
+  as_user mvn -B -q -ntp -Dstyle.color=never install:install-file -Dfile="$jar" -Dsources="$sources" -DpomFile="$pom"
   # A copy outside the repository, so nothing of the checkout is on any path.
   cp -r examples/kotlin "$work/kotlin"
-  (cd "$work/kotlin" && as_user mvn -B -q -ntp package exec:java)
+  (cd "$work/kotlin" && as_user mvn -B -q -ntp -Dstyle.color=never package exec:java)
 }
 
 test_sdist() {
