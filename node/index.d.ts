@@ -5,7 +5,7 @@ export interface CourierError extends Error {
   code:
     | 'COURIER_CONFIG' | 'COURIER_TIMEOUT' | 'COURIER_CIRCUIT_OPEN' | 'COURIER_BUDGET' | 'COURIER_OVERLOADED'
     | 'COURIER_NO_ENDPOINT' | 'COURIER_CONNECT' | 'COURIER_TLS' | 'COURIER_UNROUTABLE' | 'COURIER_PUBLISH_REJECTED'
-    | 'COURIER_BROKER' | 'COURIER_CLOSED' | 'COURIER_INTERNAL'
+    | 'COURIER_BROKER' | 'COURIER_LIMIT_EXCEEDED' | 'COURIER_CLOSED' | 'COURIER_INTERNAL'
   /** The snake_case kind shared with every other language (`circuit_open`). */
   kind: string
   /** For COURIER_CIRCUIT_OPEN: when the breaker lets a probe through. */
@@ -13,6 +13,9 @@ export interface CourierError extends Error {
   /** For COURIER_BUDGET: attempts made; `cause` is the failure that was not retried. */
   attempts?: number
   cause?: CourierError
+  /** For COURIER_LIMIT_EXCEEDED: the config field of the limit (`limits.max_response_body_bytes`) and its value in bytes. */
+  limit?: string
+  max?: number
   /** For COURIER_CONFIG: the path of the invalid value, e.g. `services.orders.endpoints[0].url`. */
   field?: string
   reason?: string
@@ -88,9 +91,28 @@ export interface TlsConfig {
   server_name?: string | null
 }
 
+/** Body sizes a Client sends and reads (docs/limits.md). */
+export interface HttpLimits {
+  /** Default 64 MiB; a longer response fails with COURIER_LIMIT_EXCEEDED once passed. */
+  max_response_body_bytes?: number
+  /** Default 64 MiB; a larger request body is COURIER_CONFIG on `body`. */
+  max_request_body_bytes?: number
+}
+
+/** Message sizes a Bus sends, checked before sending (docs/limits.md). */
+export interface MessageLimits {
+  /** Default 16 MiB. */
+  max_message_bytes?: number
+  /** Default 64 application headers. */
+  max_headers?: number
+  /** Default 64 KiB. */
+  max_header_value_bytes?: number
+}
+
 export interface ClientConfig {
   services?: Record<string, ServiceConfig>
   tls?: TlsConfig
+  limits?: HttpLimits
 }
 
 export interface BusConfig {
@@ -107,6 +129,7 @@ export interface BusConfig {
   publish_deadline_ms?: number
   /** TLS for `amqps://` URLs (then `amqp://` ones are refused). */
   tls?: TlsConfig
+  limits?: MessageLimits
 }
 
 /** Counters since the bus connected. */

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::balance::{Balancer, DiscoveryConfig, OutlierConfig, VersionConfig};
 use crate::error::{Error, Result};
+use crate::limits::{HttpLimits, MessageLimits};
 use crate::resilience::{BreakerConfig, BudgetConfig, RetryConfig};
 
 /// Config for a [`crate::Client`]: the services it calls, by name.
@@ -37,6 +38,9 @@ pub struct ClientConfig {
     /// trust store and no client certificate.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// Request and response body sizes (see [`HttpLimits`]).
+    #[serde(default)]
+    pub limits: HttpLimits,
 }
 
 /// TLS for HTTP and AMQP: one rustls client configuration built from this serves both
@@ -260,6 +264,9 @@ pub struct BusConfig {
     /// certificate instead of a password.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// Message body and header sizes, checked before sending (see [`MessageLimits`]).
+    #[serde(default)]
+    pub limits: MessageLimits,
 }
 
 /// Reconnection backoff: exponential with full jitter from `base_delay_ms`, capped at
@@ -461,7 +468,7 @@ impl Validate for ClientConfig {
         if let Some(tls) = &self.tls {
             crate::tls::client_config(Some(tls), &[])?;
         }
-        Ok(())
+        self.limits.validate()
     }
 }
 
@@ -541,6 +548,7 @@ impl Validate for BusConfig {
     const ENV_VAR: &'static str = "COURIER_BUS_CONFIG";
 
     fn validate(&self) -> Result<()> {
+        self.limits.validate()?;
         if self.urls.is_empty() {
             return Err(Error::config("urls", "must list at least one broker URL"));
         }
@@ -664,15 +672,20 @@ pub(crate) fn parse_http_url(raw: &str) -> std::result::Result<url::Url, String>
     Ok(url)
 }
 
-/// Returns `raw` with any password replaced by `***`, for messages, logs and spans.
+/// Returns `raw` with its credentials replaced by `***`, for messages, logs and spans.
 ///
-/// Text that does not parse as a URL has everything between `://` and `@` masked, so a
-/// malformed URL that still holds a password does not leak it either.
+/// A password is masked and the user name kept (`amqp://guest:***@h`); a user part
+/// without a password is masked whole (`http://***@h`), because that is where bearer
+/// tokens and API keys go (`https://TOKEN@host`). Text that does not parse as a URL has
+/// everything between `://` and `@` masked, so a malformed URL that still holds a
+/// secret does not leak it either.
 pub fn redact_url(raw: &str) -> String {
     if let Ok(mut url) = url::Url::parse(raw) {
+        // Neither setter can fail here: a URL with a user part has a host.
         if url.password().is_some() {
-            // Cannot fail: a URL with a password has a host.
             let _ = url.set_password(Some("***"));
+        } else if !url.username().is_empty() {
+            let _ = url.set_username("***");
         }
         return url.to_string();
     }
@@ -847,5 +860,14 @@ mod tests {
         );
         assert_eq!(redact_url("amqp://h:5672"), "amqp://h:5672");
         assert_eq!(redact_url("amqp://u:p@[x/"), "amqp://***@[x/");
+    }
+
+    #[test]
+    fn redact_url_masks_a_user_part_without_password_as_a_token() {
+        let token = "ghp_0123456789abcdefTOKEN";
+        let redacted = redact_url(&format!("https://{token}@api.example.com/v1"));
+        assert_eq!(redacted, "https://***@api.example.com/v1");
+        assert!(!redact_url(&format!("http://{token}@h:8080")).contains(token));
+        assert!(!redact_url(&format!("http://{token}@[bad")).contains(token));
     }
 }

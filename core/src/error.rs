@@ -128,6 +128,17 @@ pub enum Error {
         /// The broker's reply text.
         reply_text: String,
     },
+    /// Something a peer sent is larger than a configured limit (a response body over
+    /// `limits.max_response_body_bytes`); reading stopped there, so memory stays bounded.
+    #[error("{what} is larger than {limit} ({max} bytes)")]
+    LimitExceeded {
+        /// What was too large (`response body`).
+        what: &'static str,
+        /// The config field of the limit (`limits.max_response_body_bytes`).
+        limit: &'static str,
+        /// The limit's value.
+        max: u64,
+    },
     /// The object was used after `close()`.
     #[error("{what} is closed")]
     Closed {
@@ -168,6 +179,8 @@ pub enum ErrorKind {
     PublishRejected,
     /// The broker refused a channel operation.
     Broker,
+    /// A peer sent more than a configured limit allows.
+    LimitExceeded,
     /// Used after close.
     Closed,
     /// A bug.
@@ -176,7 +189,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, for bindings that build their class table from core.
-    pub const ALL: [ErrorKind; 13] = [
+    pub const ALL: [ErrorKind; 14] = [
         ErrorKind::Config,
         ErrorKind::Timeout,
         ErrorKind::CircuitOpen,
@@ -188,6 +201,7 @@ impl ErrorKind {
         ErrorKind::Unroutable,
         ErrorKind::PublishRejected,
         ErrorKind::Broker,
+        ErrorKind::LimitExceeded,
         ErrorKind::Closed,
         ErrorKind::Internal,
     ];
@@ -206,6 +220,7 @@ impl ErrorKind {
             ErrorKind::Unroutable => "unroutable",
             ErrorKind::PublishRejected => "publish_rejected",
             ErrorKind::Broker => "broker",
+            ErrorKind::LimitExceeded => "limit_exceeded",
             ErrorKind::Closed => "closed",
             ErrorKind::Internal => "internal",
         }
@@ -227,6 +242,7 @@ impl Error {
             Error::Unroutable { .. } => ErrorKind::Unroutable,
             Error::PublishRejected { .. } => ErrorKind::PublishRejected,
             Error::Broker { .. } => ErrorKind::Broker,
+            Error::LimitExceeded { .. } => ErrorKind::LimitExceeded,
             Error::Closed { .. } => ErrorKind::Closed,
             Error::Internal(_) => ErrorKind::Internal,
         }

@@ -17,6 +17,7 @@ mod balance;
 mod config;
 mod error;
 mod http;
+mod limits;
 mod messaging;
 mod resilience;
 pub mod runtime;
@@ -30,6 +31,7 @@ pub use config::{
 };
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use http::{Client, Request, Response};
+pub use limits::{HttpLimits, MessageLimits};
 pub use messaging::{
     Bus, BusStats, ConsumeOptions, Consumer, DEFAULT_DELIVERY_LIMIT, Delivery, ExchangeKind,
     PublishOptions, QueueOptions, Receipt, RequestOptions,

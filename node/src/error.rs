@@ -33,6 +33,10 @@ fn build(env: &Env, err: &courierkit::Error) -> Result<Error> {
         courierkit::Error::CircuitOpen { retry_after, .. } => {
             obj.set_named_property("retryAfterMs", retry_after.as_millis() as f64)?;
         }
+        courierkit::Error::LimitExceeded { limit, max, .. } => {
+            obj.set_named_property("limit", *limit)?;
+            obj.set_named_property("max", *max as f64)?;
+        }
         courierkit::Error::BudgetExhausted { attempts, last, .. } => {
             obj.set_named_property("attempts", *attempts)?;
             // The failure the budget would not retry, as the standard `cause`.

@@ -97,6 +97,18 @@ class BrokerError(CourierError):
     kind = "broker"
 
 
+class LimitExceededError(CourierError):
+    """A peer sent more than a configured limit allows (a response body over
+    ``limits.max_response_body_bytes``); reading stopped at the limit.
+
+    ``limit`` is the config field of the limit and ``max`` its value in bytes.
+    """
+
+    kind = "limit_exceeded"
+    limit: str
+    max: int
+
+
 class ClosedError(CourierError):
     """The object was used after ``close()``."""
 
@@ -133,6 +145,7 @@ BY_KIND: dict[str, type[CourierError]] = {
         UnroutableError,
         PublishRejectedError,
         BrokerError,
+        LimitExceededError,
         ClosedError,
         InternalError,
     )

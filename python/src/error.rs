@@ -40,6 +40,10 @@ fn build(py: Python<'_>, err: &courierkit::Error) -> PyResult<PyErr> {
         courierkit::Error::CircuitOpen { retry_after, .. } => {
             exc.setattr("retry_after_ms", retry_after.as_millis() as u64)?;
         }
+        courierkit::Error::LimitExceeded { limit, max, .. } => {
+            exc.setattr("limit", limit)?;
+            exc.setattr("max", max)?;
+        }
         courierkit::Error::BudgetExhausted { attempts, last, .. } => {
             // The failure the budget would not retry, as the exception's cause.
             let cause = build(py, last)?.into_value(py);

@@ -80,6 +80,15 @@ pub enum CourierError {
         /// Core's message, with the AMQP reply code and text.
         detail: String,
     },
+    /// A peer sent more than a configured limit allows; reading stopped at the limit.
+    LimitExceeded {
+        /// Core's message.
+        detail: String,
+        /// The config field of the limit (`limits.max_response_body_bytes`).
+        limit: String,
+        /// The limit's value in bytes.
+        max: u64,
+    },
     /// Used after `close()`.
     Closed {
         /// Core's message: what was closed.
@@ -107,6 +116,11 @@ impl From<courierkit::Error> for CourierError {
             courierkit::Error::Overloaded { limit, .. } => {
                 CourierError::Overloaded { detail, limit }
             }
+            courierkit::Error::LimitExceeded { limit, max, .. } => CourierError::LimitExceeded {
+                detail,
+                limit: limit.to_owned(),
+                max,
+            },
             other => match other.kind() {
                 ErrorKind::Timeout => CourierError::Timeout { detail },
                 ErrorKind::NoEndpoint => CourierError::NoEndpoint { detail },
@@ -142,6 +156,7 @@ impl CourierError {
             CourierError::Unroutable { .. } => ErrorKind::Unroutable,
             CourierError::PublishRejected { .. } => ErrorKind::PublishRejected,
             CourierError::Broker { .. } => ErrorKind::Broker,
+            CourierError::LimitExceeded { .. } => ErrorKind::LimitExceeded,
             CourierError::Closed { .. } => ErrorKind::Closed,
             CourierError::Internal { .. } => ErrorKind::Internal,
         };
@@ -164,6 +179,7 @@ impl fmt::Display for CourierError {
             | CourierError::Unroutable { detail }
             | CourierError::PublishRejected { detail }
             | CourierError::Broker { detail }
+            | CourierError::LimitExceeded { detail, .. }
             | CourierError::Closed { detail }
             | CourierError::Internal { detail } => f.write_str(detail),
         }
@@ -203,6 +219,11 @@ mod tests {
             CourierError::Unroutable { detail: d() },
             CourierError::PublishRejected { detail: d() },
             CourierError::Broker { detail: d() },
+            CourierError::LimitExceeded {
+                detail: d(),
+                limit: d(),
+                max: 1,
+            },
             CourierError::Closed { detail: d() },
             CourierError::Internal { detail: d() },
         ];
@@ -231,6 +252,11 @@ mod tests {
                 operation: "queue.declare",
                 reply_code: 406,
                 reply_text: "t".into(),
+            },
+            courierkit::Error::LimitExceeded {
+                what: "response body",
+                limit: "limits.max_response_body_bytes",
+                max: 1,
             },
             courierkit::Error::Closed { what: "bus" },
             courierkit::Error::Internal("x".into()),

@@ -11,11 +11,12 @@ use reqwest::{Method, Url};
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::request::check_header;
+use super::request::{check_header, check_path};
 use super::{Request, Response};
 use crate::balance::{Discovery, Endpoint, EndpointSet, InFlight};
 use crate::config::{ClientConfig, ServiceConfig, Validate, parse_http_url, redact_url};
 use crate::error::{Error, Result};
+use crate::limits::HttpLimits;
 use crate::resilience::{
     BreakerConfig, BudgetConfig, ClientStats, Counters, MAX_RETRY_AFTER_MS, Outcome, Policy,
     RetryConfig, is_idempotent, parse_retry_after,
@@ -27,6 +28,8 @@ const DEFAULT_MAX_CONCURRENCY: u32 = 1024;
 
 /// The remaining deadline, sent on every attempt so a courier-based server can stop
 /// working on a request its caller has given up on.
+/// How many configured service names an "unknown service" error lists.
+const KNOWN_SERVICES_SHOWN: usize = 10;
 const DEADLINE_HEADER: HeaderName = HeaderName::from_static("x-courier-deadline-ms");
 
 /// Calls services over HTTP. Cheap to clone: clones share connections and state.
@@ -64,6 +67,7 @@ struct Inner {
     /// Policies for absolute-URL targets, by `host:port`, created on first use.
     hosts: Mutex<HashMap<String, Arc<Policy>>>,
     closed: AtomicBool,
+    limits: HttpLimits,
 }
 
 struct Service {
@@ -93,6 +97,7 @@ impl Client {
     /// TLS cannot be set up.
     pub fn new(config: ClientConfig) -> Result<Client> {
         config.validate()?;
+        let limits = config.limits.clone();
         let tls = crate::tls::client_config(config.tls.as_ref(), &[b"h2", b"http/1.1"])?;
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
@@ -109,6 +114,7 @@ impl Client {
                 services,
                 hosts: Mutex::new(HashMap::new()),
                 closed: AtomicBool::new(false),
+                limits,
             }),
         })
     }
@@ -131,6 +137,8 @@ impl Client {
             return Err(Error::Closed { what: "client" });
         }
         let method = parse_method(&req.method)?;
+        check_path(&req.path)?;
+        self.inner.limits.check_request_body(req.body.len())?;
         let target = self.target(&req)?;
         let host_policy;
         let (deadline, per_try, base_headers, policy): (_, _, _, &Policy) = match &target {
@@ -327,12 +335,18 @@ impl Client {
             .ok_or_else(|| {
                 let mut known: Vec<_> = self.inner.services.keys().map(String::as_str).collect();
                 known.sort_unstable();
+                // A few names help with a typo; thousands only bloat the message.
+                let shown = known.len().min(KNOWN_SERVICES_SHOWN);
+                let more = match known.len() - shown {
+                    0 => String::new(),
+                    n => format!(" and {n} more"),
+                };
                 Error::config(
                     "target",
                     format!(
-                        "unknown service {:?} (configured: {})",
-                        req.target,
-                        known.join(", ")
+                        "unknown service {:?} (configured: {}{more})",
+                        truncated(&req.target, 256),
+                        known[..shown].join(", ")
                     ),
                 )
             })
@@ -422,7 +436,7 @@ impl Client {
                 )
             })
             .collect();
-        let body = resp.bytes().await.map_err(transport)?;
+        let body = read_body(resp, &self.inner.limits, transport).await?;
         Ok(Response {
             status,
             headers,
@@ -588,6 +602,42 @@ fn retry_wait(policy: &Policy, attempts: u32, result: &Result<Response>) -> Opti
     }
 }
 
+/// Reads a response body up to `limits.max_response_body_bytes`: refused from its
+/// `Content-Length` before reading when that is already over, else read chunk by chunk
+/// and abandoned (closing the connection) as soon as it passes the limit, so an endless
+/// or huge body costs at most the limit in memory.
+async fn read_body(
+    mut resp: reqwest::Response,
+    limits: &HttpLimits,
+    transport: impl Fn(reqwest::Error) -> Error,
+) -> Result<bytes::Bytes> {
+    let max = limits.max_response_body_bytes;
+    if resp.content_length().is_some_and(|len| len > max) {
+        return Err(limits.response_body_exceeded());
+    }
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = resp.chunk().await.map_err(&transport)? {
+        if (body.len() + chunk.len()) as u64 > max {
+            return Err(limits.response_body_exceeded());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// At most `max` bytes of `text` (cut at a character boundary), marked when cut, so a
+/// caller's huge argument cannot make a huge error message.
+fn truncated(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max {
+        return text.into();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes)", &text[..end], text.len()).into()
+}
+
 /// Appends `path` to the base URL's path and `query` to its query.
 fn join(base: &Url, path: &str, query: &[(String, String)]) -> Url {
     let mut url = base.clone();
@@ -634,6 +684,40 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_arguments_are_cut_at_a_character_boundary() {
+        assert_eq!(truncated("short", 256), "short");
+        let long = "é".repeat(200);
+        let cut = truncated(&long, 255);
+        assert!(cut.starts_with(&"é".repeat(127)) && cut.ends_with("... (400 bytes)"));
+    }
+
+    #[test]
+    fn an_unknown_service_error_lists_a_few_names_not_thousands() {
+        let services: serde_json::Map<_, _> = (0..10_000)
+            .map(|i| {
+                (
+                    format!("svc-{i:05}"),
+                    serde_json::json!({"endpoints": ["http://127.0.0.1:1"]}),
+                )
+            })
+            .collect();
+        let client = Client::new(
+            ClientConfig::from_value(serde_json::json!({ "services": services })).unwrap(),
+        )
+        .unwrap();
+        let err = client
+            .target(&Request::new("GET", "nope", "/"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.len() < 400, "{} bytes: {err}", err.len());
+        assert!(
+            err.contains("svc-00000") && err.ends_with("and 9990 more)"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn join_keeps_base_prefix_and_appends_query() {

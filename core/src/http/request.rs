@@ -70,10 +70,68 @@ impl Request {
 }
 
 /// Checks a header name and value, returning the reason when invalid.
+/// Rejects a path that would leave the endpoint's base path: a `.` or `..` segment,
+/// plain or percent-encoded (`%2e%2e`), or hidden behind an encoded separator
+/// (`..%2fadmin`, `..%5cadmin`). URL normalisation resolves such segments before the
+/// request is sent, so with endpoint `http://h/api/v1` the path `../../admin` would reach
+/// `GET /admin`.
+pub(crate) fn check_path(path: &str) -> crate::Result<()> {
+    let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+    if decoded
+        .split(['/', '\\'])
+        .any(|segment| segment == "." || segment == "..")
+    {
+        return Err(crate::Error::config(
+            "path",
+            "must not contain '.' or '..' segments (plain or percent-encoded): they would leave the endpoint's base path",
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn check_header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), String> {
     let name =
         HeaderName::from_bytes(name.as_bytes()).map_err(|_| "invalid header name".to_owned())?;
     let value = HeaderValue::from_str(value)
         .map_err(|_| "invalid header value (control characters or non-visible ASCII)".to_owned())?;
     Ok((name, value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_path;
+
+    #[test]
+    fn paths_that_climb_out_of_the_base_path_are_refused() {
+        for path in [
+            "..",
+            "../../admin",
+            "/v1/../../admin",
+            "%2e%2e/%2e%2e/admin",
+            "%2E%2E/admin",
+            ".%2e/admin",
+            "..%2fadmin",
+            "..%5cadmin",
+            "..\\admin",
+            "a/./b",
+        ] {
+            let err = check_path(path).expect_err(path).to_string();
+            assert!(err.starts_with("path: must not contain"), "{path}: {err}");
+        }
+    }
+
+    #[test]
+    fn ordinary_paths_pass() {
+        for path in [
+            "",
+            "/",
+            "/v1/items/42",
+            "a..b/c",
+            "/files/.hidden",
+            "/v1/x..",
+            "%2e%2ex",
+        ] {
+            check_path(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        }
+    }
 }

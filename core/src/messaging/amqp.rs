@@ -140,6 +140,11 @@ fn value_text(v: &AMQPValue) -> String {
     }
 }
 
+/// A short-string property as text, or `None` when it is absent or empty.
+fn present(value: Option<&ShortString>) -> Option<String> {
+    value.map(ToString::to_string).filter(|v| !v.is_empty())
+}
+
 /// A lapin delivery in courier's transport-neutral shape. `generation` is the
 /// connection it came on; `None` for deliveries consumed without acks (RPC replies).
 pub(crate) fn incoming(d: lapin::message::Delivery, generation: Option<u64>) -> Incoming {
@@ -147,9 +152,11 @@ pub(crate) fn incoming(d: lapin::message::Delivery, generation: Option<u64>) -> 
     Incoming {
         headers: from_table(props.headers().as_ref()),
         delivery_count: delivery_count(props.headers().as_ref()),
-        message_id: props.message_id().as_ref().map(ToString::to_string),
-        correlation_id: props.correlation_id().as_ref().map(ToString::to_string),
-        reply_to: props.reply_to().as_ref().map(ToString::to_string),
+        // An empty property from another client is no id at all: kept as an id, every
+        // later empty-id message would be deduplicated against the first and dropped.
+        message_id: present(props.message_id().as_ref()),
+        correlation_id: present(props.correlation_id().as_ref()),
+        reply_to: present(props.reply_to().as_ref()),
         exchange: d.exchange.to_string(),
         routing_key: d.routing_key.to_string(),
         redelivered: d.redelivered,

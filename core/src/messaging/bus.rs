@@ -27,6 +27,7 @@ use super::rpc::Pending;
 use super::stats::{BusStats, Counters};
 use crate::config::{BusConfig, Validate};
 use crate::error::{Error, Result};
+use crate::limits::MessageLimits;
 use crate::runtime::{self, Task};
 use crate::trace::TraceContext;
 
@@ -68,6 +69,8 @@ pub(crate) struct Inner {
     unconfirmed: Semaphore,
     pub(crate) prefetch: u16,
     publish_deadline: Duration,
+    /// Body and header sizes every outgoing message is checked against.
+    pub(crate) limits: MessageLimits,
     closed: AtomicBool,
     /// Set by `close()`, so consumers blocked in `next()` wake and end.
     shutdown: watch::Sender<bool>,
@@ -217,6 +220,7 @@ impl Bus {
                 unconfirmed: Semaphore::new(max_unconfirmed),
                 prefetch: config.prefetch,
                 publish_deadline: Duration::from_millis(config.publish_deadline_ms),
+                limits: config.limits.clone(),
                 closed: AtomicBool::new(false),
                 shutdown: watch::Sender::new(false),
                 replies: Mutex::new(None),
@@ -335,6 +339,9 @@ impl Bus {
         if let Some(cid) = &options.correlation_id {
             check_id("correlation_id", cid)?;
         }
+        self.inner
+            .limits
+            .check_message(body.len(), &options.headers)?;
         let trace = options
             .trace
             .as_ref()
@@ -486,6 +493,9 @@ impl Bus {
         if options.timeout.is_zero() {
             return Err(Error::config("timeout_ms", "must be at least 1"));
         }
+        self.inner
+            .limits
+            .check_message(body.len(), &options.headers)?;
         let deadline = Instant::now() + options.timeout;
         let timeout = || Error::Timeout {
             operation: "request",

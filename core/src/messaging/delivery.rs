@@ -182,6 +182,7 @@ impl Delivery {
                 "the delivery is not a request: it has no reply_to or no correlation_id",
             ));
         };
+        self.bus.inner.limits.check_message(body.len(), &headers)?;
         let mut headers = headers;
         headers.extend(self.trace.child().to_carrier());
         self.bus

@@ -311,3 +311,48 @@ async fn connect_skips_brokers_that_refuse_and_server_named_queues_are_refused()
     assert!(err.to_string().contains("server-named"), "{err}");
     bus.close().await.unwrap();
 }
+
+/// Another client's message with an empty `message_id` has no id: dedup must not treat
+/// "" as one, or every later empty-id message would be acked and dropped as a duplicate.
+#[tokio::test]
+async fn empty_message_ids_from_other_publishers_are_not_deduplicated() {
+    let bus = bus().await;
+    let q = unique("empty-id");
+    bus.declare_queue(&q, &QueueOptions::default())
+        .await
+        .unwrap();
+    let conn = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(lapin::options::ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    for body in [b"first".as_slice(), b"second"] {
+        let props = lapin::BasicProperties::default().with_message_id("".into());
+        ch.basic_publish(
+            "".into(),
+            q.as_str().into(),
+            lapin::options::BasicPublishOptions::default(),
+            body,
+            props,
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    }
+    conn.close(200, "bye".into()).await.unwrap();
+
+    let consumer = bus.consume(&q, ConsumeOptions::default()).await.unwrap();
+    for expected in [b"first".as_slice(), b"second"] {
+        let d = consumer.next(SHORT).await.unwrap().expect("a delivery");
+        assert_eq!(d.message_id, None, "an empty id is no id");
+        assert_eq!(d.body.as_ref(), expected);
+        d.ack().await.unwrap();
+    }
+    assert_eq!(bus.stats().deduplicated, 0);
+    consumer.close().await.unwrap();
+    bus.close().await.unwrap();
+    delete_queues(&[&q, &format!("{q}.dlq")]).await;
+}

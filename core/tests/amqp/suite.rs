@@ -73,6 +73,7 @@ on_both_transports!(
     request_reply_and_timeout,
     many_requests_in_flight_with_unanswered_ones,
     close_wakes_a_waiting_next,
+    oversized_messages_are_refused_before_sending,
 );
 
 fn body(s: &str) -> bytes::Bytes {
@@ -550,6 +551,67 @@ async fn close_wakes_a_waiting_next(t: Transport) {
         .expect("the blocked next() ends")
         .unwrap();
     assert!(ended.unwrap().is_none());
+    bus.close().await.unwrap();
+    t.cleanup(&[&q, &format!("{q}.dlq")]).await;
+}
+
+/// A header name longer than an AMQP short string (255 bytes) once panicked inside the
+/// AMQP encoder; now it, and every other size limit, is a config error naming the field
+/// before anything is sent, on both transports.
+async fn oversized_messages_are_refused_before_sending(t: Transport) {
+    let bus = t
+        .bus_with(serde_json::json!({ "limits": { "max_message_bytes": 1024, "max_headers": 2 } }))
+        .await;
+    let q = unique("limits");
+    bus.declare_queue(&q, &QueueOptions::default())
+        .await
+        .unwrap();
+    let with_headers = |pairs: &[(&str, &str)]| PublishOptions {
+        headers: pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        ..PublishOptions::default()
+    };
+    let long_name = "h".repeat(256);
+    let cases = [
+        (
+            body("x"),
+            with_headers(&[(long_name.as_str(), "v")]),
+            "headers: a header name must be 1..=255 bytes",
+        ),
+        (
+            body("x"),
+            with_headers(&[("a", "1"), ("b", "2"), ("c", "3")]),
+            "headers: has 3 entries",
+        ),
+        (
+            bytes::Bytes::from(vec![0u8; 1025]),
+            PublishOptions::default(),
+            "body: is 1025 bytes",
+        ),
+    ];
+    for (payload, options, expected) in cases {
+        let err = bus
+            .publish("", &q, payload.clone(), options)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+        assert!(err.to_string().starts_with(expected), "{err}");
+    }
+    let err = bus
+        .request(
+            &q,
+            body("x"),
+            RequestOptions {
+                headers: [(long_name.clone(), "v".to_owned())].into(),
+                ..RequestOptions::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    assert_eq!(bus.stats().published, 0, "nothing was sent");
     bus.close().await.unwrap();
     t.cleanup(&[&q, &format!("{q}.dlq")]).await;
 }

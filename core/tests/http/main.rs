@@ -216,3 +216,84 @@ async fn closed_client_fails_fast() {
         ErrorKind::Closed
     );
 }
+
+/// An upstream streaming an endless body: the call fails with LimitExceeded once the
+/// configured limit is passed (memory stays at the limit), and the attempt is not retried.
+#[tokio::test]
+async fn a_response_body_over_the_limit_fails_without_reading_the_rest() {
+    let kit = Testkit::start(1).await.unwrap();
+    behave(
+        &kit,
+        Action {
+            stream_body_bytes: Some(u64::MAX),
+            ..Action::default()
+        },
+    );
+    let config = ClientConfig::from_value(serde_json::json!({
+        "services": { "orders": { "endpoints": [kit.urls()[0]] } },
+        "limits": { "max_response_body_bytes": 1_000_000 },
+    }))
+    .unwrap();
+    let err = Client::new(config)
+        .unwrap()
+        .call(Request::new("GET", "orders", "/endless"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::LimitExceeded, "{err}");
+    assert_eq!(
+        err.to_string(),
+        "response body is larger than limits.max_response_body_bytes (1000000 bytes)"
+    );
+    assert_eq!(kit.requests(0).total(), 1, "a limit hit is not retried");
+}
+
+#[tokio::test]
+async fn a_body_within_the_limit_is_read_whole() {
+    let kit = Testkit::start(1).await.unwrap();
+    behave(
+        &kit,
+        Action {
+            stream_body_bytes: Some(300_000),
+            ..Action::default()
+        },
+    );
+    let c = client(&kit, serde_json::json!({}));
+    let resp = c.call(Request::new("GET", "orders", "/big")).await.unwrap();
+    assert_eq!(resp.body.len(), 300_000);
+}
+
+#[tokio::test]
+async fn a_request_body_over_the_limit_is_a_config_error_before_sending() {
+    let kit = Testkit::start(1).await.unwrap();
+    let config = ClientConfig::from_value(serde_json::json!({
+        "services": { "orders": { "endpoints": [kit.urls()[0]] } },
+        "limits": { "max_request_body_bytes": 10 },
+    }))
+    .unwrap();
+    let err = Client::new(config)
+        .unwrap()
+        .call(Request::new("POST", "orders", "/x").body(vec![0u8; 11]))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "body: is 11 bytes, more than limits.max_request_body_bytes (10)"
+    );
+    assert_eq!(kit.requests(0).total(), 0);
+}
+
+#[tokio::test]
+async fn paths_climbing_out_of_the_base_path_are_refused_before_sending() {
+    let kit = Testkit::start(1).await.unwrap();
+    let base = format!("{}/api/v1", kit.urls()[0]);
+    let c = support::client_for("orders", &[base], serde_json::json!({}));
+    for path in ["../../admin", "%2e%2e/%2e%2e/admin"] {
+        let err = c
+            .call(Request::new("GET", "orders", path))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config, "{path}: {err}");
+        assert!(err.to_string().starts_with("path: "), "{err}");
+    }
+    assert_eq!(kit.requests(0).total(), 0, "nothing was sent");
+}

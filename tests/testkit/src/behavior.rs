@@ -89,6 +89,11 @@ pub struct Action {
     /// Extra response headers. `Content-Length`, `Transfer-Encoding` and `Connection`
     /// are ignored: the server owns framing, and a wrong one would hang the client.
     pub headers: BTreeMap<String, String>,
+    /// Answer with a chunked body of this many filler bytes, sent in 64 KiB chunks
+    /// without a `Content-Length`, then close: a huge or (with a large value) practically
+    /// endless body, for the clients' response-size limits. Writing stops when the
+    /// client hangs up, or after 60 s.
+    pub stream_body_bytes: Option<u64>,
 }
 
 impl Default for Action {
@@ -100,6 +105,7 @@ impl Default for Action {
             retry_after: None,
             body: None,
             headers: BTreeMap::new(),
+            stream_body_bytes: None,
         }
     }
 }

@@ -337,6 +337,33 @@ impl<S: Transport> Conn<S> {
         self.stream.flush().await
     }
 
+    /// Writes a response with a chunked body of `total` filler bytes, stopping early when
+    /// the client goes away or 60 s have passed; the caller closes the connection after.
+    pub(crate) async fn respond_streamed(
+        &mut self,
+        response: &Response,
+        total: u64,
+    ) -> io::Result<()> {
+        const CHUNK: usize = 64 * 1024;
+        let mut out = status_and_headers(response);
+        out.extend_from_slice(b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+        self.stream.write_all(&out).await?;
+        let filler = vec![b'x'; CHUNK];
+        let give_up = tokio::time::Instant::now() + Duration::from_secs(60);
+        let mut left = total;
+        while left > 0 && tokio::time::Instant::now() < give_up {
+            let n = usize::try_from(left).unwrap_or(CHUNK).min(CHUNK);
+            self.stream
+                .write_all(format!("{n:x}\r\n").as_bytes())
+                .await?;
+            self.stream.write_all(&filler[..n]).await?;
+            self.stream.write_all(b"\r\n").await?;
+            left -= n as u64;
+        }
+        self.stream.write_all(b"0\r\n\r\n").await?;
+        self.stream.flush().await
+    }
+
     /// Starts a response that promises `declared` body bytes but carries only `sent`,
     /// for the caller to [`reset`](Conn::reset) right after.
     pub(crate) async fn respond_truncated(

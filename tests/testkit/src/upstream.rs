@@ -181,6 +181,10 @@ async fn serve_connection(state: Arc<State>, stream: impl Transport) {
             }
             None => {}
         }
+        if let Some(total) = action.stream_body_bytes {
+            let _ = conn.respond_streamed(&response, total).await;
+            break;
+        }
         let close = !request.keep_alive;
         let head_only = request.method == "HEAD";
         if conn.respond(&response, head_only, close).await.is_err() || close {

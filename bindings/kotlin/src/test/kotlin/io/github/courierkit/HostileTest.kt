@@ -1,0 +1,86 @@
+package io.github.courierkit
+
+import io.github.courierkit.ffi.Bus
+import io.github.courierkit.ffi.Client
+import io.github.courierkit.ffi.CourierException
+import io.github.courierkit.ffi.PublishOptions
+import io.github.courierkit.ffi.QueueOptions
+import kotlinx.coroutines.runBlocking
+import org.junit.jupiter.api.AfterAll
+import org.junit.jupiter.api.Assertions.assertEquals
+import org.junit.jupiter.api.Assertions.assertFalse
+import org.junit.jupiter.api.BeforeAll
+import org.junit.jupiter.api.BeforeEach
+import org.junit.jupiter.api.Test
+import org.junit.jupiter.api.TestInstance
+import org.junit.jupiter.api.Timeout
+import org.junit.jupiter.api.assertThrows
+import java.util.UUID
+
+/** Hostile input and hostile peers: limits, paths, header names and secrets (each once broke). */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+@Timeout(30)
+class HostileTest {
+    private lateinit var kit: Testkit
+
+    @BeforeAll
+    fun start() {
+        kit = Testkit.start(upstreams = 1)
+    }
+
+    @AfterAll
+    fun stop() {
+        if (::kit.isInitialized) kit.close()
+    }
+
+    @BeforeEach
+    fun resetUpstreams() = kit.reset()
+
+    @Test
+    fun `an endless response body stops at the limit`() = runBlocking {
+        kit.behave(0, """{"default": {"stream_body_bytes": 9007199254740991}}""")
+        Client(
+            """{"services": {"orders": {"endpoints": ["${kit.upstreams[0]}"]}},
+                "limits": {"max_response_body_bytes": 1000000}}""",
+        ).use { client ->
+            val e = assertThrows<CourierException.LimitExceeded> { runBlocking { client.get("orders", "/endless") } }
+            assertEquals("limits.max_response_body_bytes", e.limit)
+            assertEquals(1_000_000uL, e.max)
+        }
+        assertEquals(1L, kit.requestCount(0), "not retried")
+    }
+
+    @Test
+    fun `paths cannot climb out of the base path`() = runBlocking {
+        Client("""{"services": {"orders": {"endpoints": ["${kit.upstreams[0]}/api/v1"]}}}""").use { client ->
+            for (path in listOf("../../admin", "%2e%2e/%2e%2e/admin", "..%2fadmin")) {
+                val e = assertThrows<CourierException.Config>(path) { runBlocking { client.get("orders", path) } }
+                assertEquals("path", e.field)
+            }
+        }
+        assertEquals(0L, kit.requestCount(0))
+    }
+
+    @Test
+    fun `a header name longer than 255 bytes is a config error`() = runBlocking {
+        val bus = Bus.connect("""{"urls": ["memory://hostile-headers"]}""")
+        bus.declareQueue("q", QueueOptions())
+        val e = assertThrows<CourierException.Config> {
+            runBlocking { bus.publish("", "q", "x".toByteArray(), PublishOptions(headers = mapOf("h".repeat(256) to "v"))) }
+        }
+        assertEquals("headers", e.field)
+        assertEquals(0uL, bus.stats().published)
+        bus.shutdown()
+        bus.close()
+    }
+
+    @Test
+    fun `a token in the URL user part never appears in errors or stats`() = runBlocking {
+        val token = "tok_" + UUID.randomUUID()
+        Client("""{"services": {"s": {"endpoints": ["http://$token@127.0.0.1:1"]}}}""").use { client ->
+            val e = assertThrows<CourierException> { runBlocking { client.get("s", "/", deadlineMs = 2000uL) } }
+            assertFalse(e.toString().contains(token), e.toString())
+            assertFalse(client.stats().toString().contains(token))
+        }
+    }
+}

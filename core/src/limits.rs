@@ -1,0 +1,285 @@
+//! Size limits: what courier accepts from callers and reads from peers.
+//!
+//! Every size that crosses courier has a bound, so a hostile or broken peer cannot grow
+//! a process without limit and a caller's mistake fails at once with the field named.
+//! The configurable limits live in `limits` of [`crate::ClientConfig`] and
+//! [`crate::BusConfig`]; AMQP's own (a header name is a short string, at most 255
+//! bytes) are constants here. docs/limits.md lists them all.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+const MIB: u64 = 1024 * 1024;
+
+/// An AMQP short string (header names, ids, queue and exchange names) holds 255 bytes.
+pub(crate) const MAX_SHORT_STRING: usize = 255;
+
+/// HTTP limits of a [`crate::Client`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpLimits {
+    /// The largest response body read, in bytes; a longer one fails the attempt with
+    /// [`Error::LimitExceeded`] as soon as it passes the limit (a `Content-Length` above
+    /// it fails before any of the body is read). Default 64 MiB.
+    #[serde(default = "default_response_body")]
+    pub max_response_body_bytes: u64,
+    /// The largest request body sent, in bytes; a larger one is a config error on
+    /// `body` before anything is sent. Default 64 MiB.
+    #[serde(default = "default_request_body")]
+    pub max_request_body_bytes: u64,
+}
+
+/// Message limits of a [`crate::Bus`], checked before anything is sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageLimits {
+    /// The largest message body published, in bytes. Default 16 MiB, well under
+    /// RabbitMQ's own `max_message_size` (128 MiB by default), which closes the channel
+    /// instead of failing one publish.
+    #[serde(default = "default_message")]
+    pub max_message_bytes: u64,
+    /// Application headers per message (courier's trace headers not counted). Default 64.
+    #[serde(default = "default_headers")]
+    pub max_headers: u32,
+    /// The longest header value, in bytes. Default 64 KiB.
+    #[serde(default = "default_header_value")]
+    pub max_header_value_bytes: u32,
+}
+
+fn default_response_body() -> u64 {
+    64 * MIB
+}
+fn default_request_body() -> u64 {
+    64 * MIB
+}
+fn default_message() -> u64 {
+    16 * MIB
+}
+fn default_headers() -> u32 {
+    64
+}
+fn default_header_value() -> u32 {
+    64 * 1024
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            max_response_body_bytes: default_response_body(),
+            max_request_body_bytes: default_request_body(),
+        }
+    }
+}
+
+impl Default for MessageLimits {
+    fn default() -> Self {
+        MessageLimits {
+            max_message_bytes: default_message(),
+            max_headers: default_headers(),
+            max_header_value_bytes: default_header_value(),
+        }
+    }
+}
+
+/// Checks `value` is in `1..=max` for the config field `field`.
+fn in_range(field: &str, value: u64, max: u64) -> Result<()> {
+    if value == 0 || value > max {
+        return Err(Error::config(
+            field,
+            format!("must be 1..={max}, got {value}"),
+        ));
+    }
+    Ok(())
+}
+
+impl HttpLimits {
+    pub(crate) fn validate(&self) -> Result<()> {
+        in_range(
+            "limits.max_response_body_bytes",
+            self.max_response_body_bytes,
+            4096 * MIB,
+        )?;
+        in_range(
+            "limits.max_request_body_bytes",
+            self.max_request_body_bytes,
+            4096 * MIB,
+        )
+    }
+
+    /// A config error on `body` when the request body is over the limit.
+    pub(crate) fn check_request_body(&self, len: usize) -> Result<()> {
+        if len as u64 > self.max_request_body_bytes {
+            return Err(Error::config(
+                "body",
+                format!(
+                    "is {len} bytes, more than limits.max_request_body_bytes ({})",
+                    self.max_request_body_bytes
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The error for a response body over the limit.
+    pub(crate) fn response_body_exceeded(&self) -> Error {
+        Error::LimitExceeded {
+            what: "response body",
+            limit: "limits.max_response_body_bytes",
+            max: self.max_response_body_bytes,
+        }
+    }
+}
+
+impl MessageLimits {
+    pub(crate) fn validate(&self) -> Result<()> {
+        // RabbitMQ refuses to configure max_message_size above 512 MiB.
+        in_range(
+            "limits.max_message_bytes",
+            self.max_message_bytes,
+            512 * MIB,
+        )?;
+        in_range("limits.max_headers", self.max_headers.into(), 4096)?;
+        in_range(
+            "limits.max_header_value_bytes",
+            self.max_header_value_bytes.into(),
+            16 * MIB,
+        )
+    }
+
+    /// Checks a message before it is sent: body size, header count, each header's name
+    /// (1..=255 bytes: an AMQP short string) and value length. Errors are config errors
+    /// naming the argument and the limit.
+    pub(crate) fn check_message(
+        &self,
+        body: usize,
+        headers: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        if body as u64 > self.max_message_bytes {
+            return Err(Error::config(
+                "body",
+                format!(
+                    "is {body} bytes, more than limits.max_message_bytes ({})",
+                    self.max_message_bytes
+                ),
+            ));
+        }
+        if headers.len() > self.max_headers as usize {
+            return Err(Error::config(
+                "headers",
+                format!(
+                    "has {} entries, more than limits.max_headers ({})",
+                    headers.len(),
+                    self.max_headers
+                ),
+            ));
+        }
+        for (name, value) in headers {
+            if name.is_empty() || name.len() > MAX_SHORT_STRING {
+                return Err(Error::config(
+                    "headers",
+                    format!(
+                        "a header name must be 1..={MAX_SHORT_STRING} bytes (an AMQP short string), got {} bytes",
+                        name.len()
+                    ),
+                ));
+            }
+            if value.len() > self.max_header_value_bytes as usize {
+                return Err(Error::config(
+                    format!("headers.{name}"),
+                    format!(
+                        "is {} bytes, more than limits.max_header_value_bytes ({})",
+                        value.len(),
+                        self.max_header_value_bytes
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn header_names_are_amqp_short_strings() {
+        let limits = MessageLimits::default();
+        let long = "h".repeat(256);
+        let err = limits
+            .check_message(1, &headers(&[(&long, "v")]))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "headers: a header name must be 1..=255 bytes (an AMQP short string), got 256 bytes"
+        );
+        assert!(limits.check_message(1, &headers(&[("", "v")])).is_err());
+        let ok = "h".repeat(255);
+        limits.check_message(1, &headers(&[(&ok, "v")])).unwrap();
+    }
+
+    #[test]
+    fn body_count_and_value_limits_name_their_field() {
+        let limits = MessageLimits {
+            max_message_bytes: 10,
+            max_headers: 1,
+            max_header_value_bytes: 3,
+        };
+        let err = limits
+            .check_message(11, &headers(&[]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "body: is 11 bytes, more than limits.max_message_bytes (10)"
+        );
+        let err = limits
+            .check_message(1, &headers(&[("a", "1"), ("b", "2")]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "headers: has 2 entries, more than limits.max_headers (1)"
+        );
+        let err = limits
+            .check_message(1, &headers(&[("a", "1234")]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "headers.a: is 4 bytes, more than limits.max_header_value_bytes (3)"
+        );
+    }
+
+    #[test]
+    fn limits_are_range_checked() {
+        let zero = MessageLimits {
+            max_headers: 0,
+            ..MessageLimits::default()
+        };
+        assert_eq!(
+            zero.validate().unwrap_err().to_string(),
+            "limits.max_headers: must be 1..=4096, got 0"
+        );
+        let huge = HttpLimits {
+            max_response_body_bytes: u64::MAX,
+            ..HttpLimits::default()
+        };
+        assert!(
+            huge.validate()
+                .unwrap_err()
+                .to_string()
+                .starts_with("limits.max_response_body_bytes: must be 1..=")
+        );
+    }
+}

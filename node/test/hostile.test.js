@@ -1,0 +1,62 @@
+'use strict'
+// Hostile input and hostile peers: limits, paths, header names and secrets (each once broke).
+const { test, before, after, beforeEach } = require('node:test')
+const assert = require('node:assert/strict')
+const { randomUUID } = require('node:crypto')
+const { Bus, Client } = require('..')
+const { startTestkit } = require('./support')
+
+let kit
+before(async () => { kit = await startTestkit(1) })
+after(async () => { await kit.close() })
+beforeEach(async () => { await kit.reset() })
+
+test('an endless response body stops at the limit with COURIER_LIMIT_EXCEEDED', async () => {
+  await kit.behave(0, { default: { stream_body_bytes: Number.MAX_SAFE_INTEGER } })
+  const client = new Client({
+    services: { orders: { endpoints: [kit.urls[0]] } },
+    limits: { max_response_body_bytes: 1000000 },
+  })
+  await assert.rejects(client.get('orders', '/endless'), (err) => {
+    assert.equal(err.code, 'COURIER_LIMIT_EXCEEDED')
+    assert.equal(err.kind, 'limit_exceeded')
+    assert.equal(err.limit, 'limits.max_response_body_bytes')
+    assert.equal(err.max, 1000000)
+    return true
+  })
+  assert.equal((await kit.requests(0)).total, 1, 'not retried')
+})
+
+test('a request body over the limit is refused before sending', async () => {
+  const client = new Client({ services: { orders: { endpoints: [kit.urls[0]] } }, limits: { max_request_body_bytes: 10 } })
+  await assert.rejects(client.post('orders', '/x', { body: 'x'.repeat(11) }), { code: 'COURIER_CONFIG', field: 'body' })
+  assert.equal((await kit.requests(0)).total, 0)
+})
+
+for (const path of ['../../admin', '%2e%2e/%2e%2e/admin', '..%2fadmin']) {
+  test(`the path ${path} cannot climb out of the base path`, async () => {
+    const client = new Client({ services: { orders: { endpoints: [`${kit.urls[0]}/api/v1`] } } })
+    await assert.rejects(client.get('orders', path), { code: 'COURIER_CONFIG', field: 'path' })
+    assert.equal((await kit.requests(0)).total, 0)
+  })
+}
+
+test('a header name longer than 255 bytes rejects with COURIER_CONFIG, and the promise settles', async () => {
+  const bus = await Bus.connect({ urls: ['memory://hostile-headers'] })
+  await bus.declareQueue('q')
+  await assert.rejects(
+    bus.publish({ routingKey: 'q', body: 'x', headers: { ['h'.repeat(256)]: 'v' }, deadlineMs: 3000 }),
+    { code: 'COURIER_CONFIG', field: 'headers' },
+  )
+  assert.equal(bus.stats().published, 0)
+  await bus.close()
+})
+
+test('a token in the URL user part never appears in errors or stats', async () => {
+  const token = `tok_${randomUUID()}`
+  const client = new Client({ services: { s: { endpoints: [`http://${token}@127.0.0.1:1`] } } })
+  const err = await client.get('s', '/', { deadlineMs: 2000 }).then(() => null, (e) => e)
+  assert.ok(err, 'the call fails')
+  assert.ok(!String(err.message).includes(token) && !JSON.stringify(err).includes(token), err.message)
+  assert.ok(!JSON.stringify(client.stats()).includes(token))
+})

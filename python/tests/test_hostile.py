@@ -1,0 +1,110 @@
+"""Hostile input and hostile peers: limits, paths, ids and secrets (each once broke)."""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+import uuid
+
+import pytest
+from conftest import Testkit
+
+import courierkit
+
+AMQP_URL = os.environ.get("COURIER_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f")
+
+
+def client(testkit: Testkit, **extra: object) -> courierkit.Client:
+    return courierkit.Client({"services": {"orders": {"endpoints": [testkit.urls[0]]}}, **extra})
+
+
+def test_an_endless_response_body_stops_at_the_limit(testkit: Testkit) -> None:
+    testkit.behave(0, default={"stream_body_bytes": 2**63})
+    c = client(testkit, limits={"max_response_body_bytes": 1_000_000})
+    with pytest.raises(courierkit.LimitExceededError) as info:
+        c.get("orders", "/endless")
+    assert info.value.kind == "limit_exceeded"
+    assert (info.value.limit, info.value.max) == ("limits.max_response_body_bytes", 1_000_000)
+    assert testkit.requests(0)["total"] == 1, "not retried"
+
+
+def test_peak_memory_stays_near_the_limit_for_an_endless_body(testkit: Testkit) -> None:
+    """The default limit (64 MiB) bounds memory: a fresh process reading an endless body
+    peaks far below what reading it whole would take (it ran to ~1.1 GB before)."""
+    testkit.behave(0, default={"stream_body_bytes": 2**63})
+    script = (
+        "import resource, sys, courierkit\n"
+        "c = courierkit.Client({'services': {'o': {'endpoints': [sys.argv[1]], 'deadline_ms': 60000}}})\n"
+        "try:\n"
+        "    c.get('o', '/endless')\n"
+        "except courierkit.LimitExceededError:\n"
+        "    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, testkit.urls[0]], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0 and out.stdout.strip(), out.stderr
+    peak_mib = int(out.stdout) / 1024
+    assert peak_mib < 400, f"peak RSS {peak_mib:.0f} MiB"
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss > 0
+
+
+def test_a_request_body_over_the_limit_is_refused_before_sending(testkit: Testkit) -> None:
+    c = client(testkit, limits={"max_request_body_bytes": 10})
+    with pytest.raises(courierkit.ConfigError) as info:
+        c.post("orders", "/x", body=b"x" * 11)
+    assert info.value.field == "body"
+    assert testkit.requests(0)["total"] == 0
+
+
+@pytest.mark.parametrize("path", ["../../admin", "%2e%2e/%2e%2e/admin", "..%2fadmin"])
+def test_paths_cannot_climb_out_of_the_base_path(testkit: Testkit, path: str) -> None:
+    c = courierkit.Client({"services": {"orders": {"endpoints": [testkit.urls[0] + "/api/v1"]}}})
+    with pytest.raises(courierkit.ConfigError) as info:
+        c.get("orders", path)
+    assert info.value.field == "path"
+    assert testkit.requests(0)["total"] == 0
+
+
+def test_a_header_name_longer_than_255_bytes_is_a_config_error() -> None:
+    with courierkit.Bus.connect({"urls": ["memory://hostile-headers"]}) as bus:
+        bus.declare_queue("q")
+        with pytest.raises(courierkit.ConfigError) as info:
+            bus.publish("", "q", b"x", headers={"h" * 256: "v"})
+        assert info.value.field == "headers"
+        assert bus.stats()["published"] == 0
+
+
+def test_a_token_in_the_url_user_part_is_redacted() -> None:
+    token = "tok_" + uuid.uuid4().hex
+    c = courierkit.Client({"services": {"s": {"endpoints": [f"http://{token}@127.0.0.1:1"]}}})
+    with pytest.raises(courierkit.CourierError) as info:
+        c.get("s", "/", deadline_ms=2000)
+    assert token not in str(info.value) and token not in repr(info.value)
+    assert token not in repr(c.stats())
+    with pytest.raises(courierkit.CourierError) as info:
+        courierkit.Client({}).get(f"http://{token}@127.0.0.1:1/x", deadline_ms=2000)
+    assert token not in str(info.value)
+
+
+def test_empty_message_ids_from_other_publishers_are_not_deduplicated() -> None:
+    pika = pytest.importorskip("pika")
+    queue = f"courier-test.py.empty-id.{uuid.uuid4()}"
+    with courierkit.Bus.connect({"urls": [AMQP_URL]}) as bus:
+        bus.declare_queue(queue, quorum=False, dead_letter=False)
+        conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+        ch = conn.channel()
+        for body in (b"first", b"second"):
+            ch.basic_publish("", queue, body, pika.BasicProperties(message_id=""))
+        conn.close()
+        with bus.consume(queue) as consumer:
+            for expected in (b"first", b"second"):
+                d = consumer.next(timeout_ms=5000)
+                assert d is not None and d.body == expected and d.message_id is None
+                d.ack()
+        assert bus.stats()["deduplicated"] == 0
+        conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+        conn.channel().queue_delete(queue)
+        conn.close()
