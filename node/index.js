@@ -164,12 +164,12 @@ class Delivery {
   get trace() { return this.#native.trace }
   /** The context the message carried, as a TraceContext. */
   get traceContext() { return this.#native.traceContext }
-  ack() { return this.#native.ack() }
-  nack(requeue = true) { return this.#native.nack(requeue) }
+  async ack() { return this.#native.ack() }
+  async nack(requeue = true) { return this.#native.nack(requeue) }
   /** Dead-letters the message. */
-  reject() { return this.#native.reject() }
+  async reject() { return this.#native.reject() }
   /** Rejects with COURIER_CONFIG when this delivery is not a request. */
-  reply(body, headers = undefined) { return this.#native.reply(toBuffer(body) ?? Buffer.alloc(0), headers) }
+  async reply(body, headers = undefined) { return this.#native.reply(toBuffer(body) ?? Buffer.alloc(0), headers) }
 }
 
 const delivery = (n) => (n === null ? null : new Delivery(n))
@@ -180,7 +180,7 @@ class Consumer {
   /** The next delivery, or null once closed; rejects with COURIER_TIMEOUT after timeoutMs. */
   async next(opts = {}) { return delivery(await this.#native.next(opts.timeoutMs)) }
   /** Stops consuming; unacknowledged deliveries return to the queue. */
-  close() { return this.#native.close() }
+  async close() { return this.#native.close() }
   async *[Symbol.asyncIterator]() {
     for (let d = await this.next(); d !== null; d = await this.next()) yield d
   }
@@ -193,7 +193,9 @@ class Bus {
 
   static async connect(config) { return new Bus(await native.NativeBus.connect(configJson(config))) }
 
-  declareQueue(name, opts = {}) {
+  // Every Promise-returning method is async, so a bad argument rejects the Promise like
+  // any other failure instead of throwing synchronously.
+  async declareQueue(name, opts = {}) {
     return this.#native.declareQueue(name, {
       quorum: opts.quorum,
       deliveryLimit: opts.deliveryLimit,
@@ -202,12 +204,12 @@ class Bus {
     })
   }
 
-  declareExchange(name, kind = 'topic') { return this.#native.declareExchange(name, kind) }
-  bind(queue, exchange, routingKey) { return this.#native.bind(queue, exchange, routingKey) }
+  async declareExchange(name, kind = 'topic') { return this.#native.declareExchange(name, kind) }
+  async bind(queue, exchange, routingKey) { return this.#native.bind(queue, exchange, routingKey) }
 
   /** Resolves once the broker confirms, with the message id and the trace context sent
    * (`trace`, a carrier, and `traceContext`). */
-  publish(msg) {
+  async publish(msg) {
     return this.#native.publish({
       exchange: msg.exchange ?? '',
       routingKey: msg.routingKey,
@@ -246,7 +248,7 @@ class Bus {
     return JSON.parse(this.#native.statsJson())
   }
 
-  close() { return this.#native.close() }
+  async close() { return this.#native.close() }
 }
 
 module.exports = { Client, Bus, Consumer, Delivery, Response, TraceContext }

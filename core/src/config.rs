@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::balance::{Balancer, DiscoveryConfig, OutlierConfig, VersionConfig};
 use crate::error::{Error, Result};
-use crate::limits::{HttpLimits, MessageLimits};
+use crate::limits::{HttpLimits, MessageLimits, check_duration_ms};
 use crate::resilience::{BreakerConfig, BudgetConfig, RetryConfig};
 
 /// Config for a [`crate::Client`]: the services it calls, by name.
@@ -504,17 +504,9 @@ impl ServiceConfig {
                 ));
             }
         }
-        if self.deadline_ms == 0 {
-            return Err(Error::config(
-                format!("{at}.deadline_ms"),
-                "must be at least 1, got 0",
-            ));
-        }
-        if self.timeout_ms == Some(0) {
-            return Err(Error::config(
-                format!("{at}.timeout_ms"),
-                "must be at least 1 or null, got 0",
-            ));
+        check_duration_ms(format!("{at}.deadline_ms"), self.deadline_ms, false)?;
+        if let Some(timeout) = self.timeout_ms {
+            check_duration_ms(format!("{at}.timeout_ms"), timeout, false)?;
         }
         if let Some(outlier) = &self.outlier {
             outlier.validate(&format!("{at}.outlier"))?;
@@ -601,9 +593,7 @@ impl Validate for BusConfig {
                 ),
             ));
         }
-        if self.publish_deadline_ms == 0 {
-            return Err(Error::config("publish_deadline_ms", "must be at least 1"));
-        }
+        check_duration_ms("publish_deadline_ms", self.publish_deadline_ms, false)?;
         if let Some(tls) = &self.tls {
             crate::tls::client_config(Some(tls), &[])?;
             // Configured TLS with a plaintext URL would send the password in the clear.

@@ -31,7 +31,7 @@ pub use config::{
 };
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use http::{Client, Request, Response};
-pub use limits::{HttpLimits, MessageLimits};
+pub use limits::{HttpLimits, MAX_DURATION_MS, MessageLimits, check_duration_ms};
 pub use messaging::{
     Bus, BusStats, ConsumeOptions, Consumer, DEFAULT_DELIVERY_LIMIT, Delivery, ExchangeKind,
     PublishOptions, QueueOptions, Receipt, RequestOptions,

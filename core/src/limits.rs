@@ -14,6 +14,27 @@ use crate::error::{Error, Result};
 
 const MIB: u64 = 1024 * 1024;
 
+/// The longest duration any courier API takes (deadlines, timeouts, TTLs), 30 days:
+/// longer ones are mistakes (a unit mix-up, a wrapped number), and without a bound
+/// `now + duration` overflows. Bindings check the numbers they convert against it.
+pub const MAX_DURATION_MS: u64 = 30 * 24 * 3600 * 1000;
+
+/// Checks a duration in milliseconds named `field` is at most [`MAX_DURATION_MS`] and,
+/// unless `zero_ok`, at least 1.
+///
+/// # Errors
+/// [`Error::Config`] on `field`.
+pub fn check_duration_ms(field: impl Into<String>, ms: u64, zero_ok: bool) -> Result<()> {
+    let min = u64::from(!zero_ok);
+    if ms < min || ms > MAX_DURATION_MS {
+        return Err(Error::config(
+            field,
+            format!("must be {min}..={MAX_DURATION_MS} ms (30 days), got {ms}"),
+        ));
+    }
+    Ok(())
+}
+
 /// An AMQP short string (header names, ids, queue and exchange names) holds 255 bytes.
 pub(crate) const MAX_SHORT_STRING: usize = 255;
 

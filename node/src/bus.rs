@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use courierkit::{
     BusConfig, ConsumeOptions, ExchangeKind, PublishOptions, QueueOptions, RequestOptions,
@@ -12,15 +11,16 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use crate::error::OrThrow;
+use crate::numbers;
 use crate::promise;
 use crate::trace::NativeTraceContext;
 
 #[napi(object)]
 pub struct NativeQueueOptions {
     pub quorum: Option<bool>,
-    pub delivery_limit: Option<u32>,
+    pub delivery_limit: Option<f64>,
     pub dead_letter: Option<bool>,
-    pub ttl_ms: Option<u32>,
+    pub ttl_ms: Option<f64>,
 }
 
 #[napi(object)]
@@ -35,12 +35,12 @@ pub struct NativePublish {
     /// The caller's trace carrier (`traceparent`, `tracestate`, `baggage`).
     pub trace: Option<HashMap<String, String>>,
     /// How long the publish may wait in all; the bus's `publish_deadline_ms` when absent.
-    pub deadline_ms: Option<u32>,
+    pub deadline_ms: Option<f64>,
 }
 
 #[napi(object)]
 pub struct NativeConsumeOptions {
-    pub prefetch: Option<u32>,
+    pub prefetch: Option<f64>,
     /// Skip message ids already acked. Default true.
     pub dedup: Option<bool>,
 }
@@ -51,7 +51,7 @@ pub struct NativeRpcRequest {
     pub exchange: Option<String>,
     pub routing_key: String,
     pub body: Buffer,
-    pub timeout_ms: Option<u32>,
+    pub timeout_ms: Option<f64>,
     pub headers: Option<HashMap<String, String>>,
     pub trace: Option<HashMap<String, String>>,
 }
@@ -94,9 +94,17 @@ impl NativeBus {
             None => defaults,
             Some(o) => QueueOptions {
                 quorum: o.quorum.unwrap_or(defaults.quorum),
-                delivery_limit: o.delivery_limit,
+                delivery_limit: o
+                    .delivery_limit
+                    .map(|n| {
+                        numbers::integer("delivery_limit", n, u32::MAX.into()).map(|n| n as u32)
+                    })
+                    .transpose()
+                    .or_throw(env)?,
                 dead_letter: o.dead_letter.unwrap_or(defaults.dead_letter),
-                ttl_ms: o.ttl_ms.map(u64::from),
+                ttl_ms: numbers::millis("ttl_ms", o.ttl_ms)
+                    .or_throw(env)?
+                    .map(|d| d.as_millis() as u64),
             },
         };
         let bus = self.inner.clone();
@@ -141,7 +149,7 @@ impl NativeBus {
             trace: message
                 .trace
                 .map(|carrier| TraceContext::from_carrier(&carrier)),
-            deadline: message.deadline_ms.map(millis),
+            deadline: numbers::millis("deadline_ms", message.deadline_ms).or_throw(env)?,
         };
         let body = message.body.to_vec().into();
         let (exchange, routing_key) = (message.exchange, message.routing_key);
@@ -169,14 +177,7 @@ impl NativeBus {
             Some(o) => ConsumeOptions {
                 prefetch: o
                     .prefetch
-                    .map(|p| {
-                        u16::try_from(p).map_err(|_| {
-                            courierkit::Error::config(
-                                "prefetch",
-                                format!("must be 1..=65535, got {p}"),
-                            )
-                        })
-                    })
+                    .map(|p| numbers::integer("prefetch", p, u16::MAX.into()).map(|p| p as u16))
                     .transpose()
                     .or_throw(env)?,
                 dedup: o.dedup.unwrap_or(defaults.dedup),
@@ -205,7 +206,9 @@ impl NativeBus {
         let defaults = RequestOptions::default();
         let options = RequestOptions {
             exchange: request.exchange.unwrap_or(defaults.exchange),
-            timeout: request.timeout_ms.map_or(defaults.timeout, millis),
+            timeout: numbers::millis("timeout_ms", request.timeout_ms)
+                .or_throw(env)?
+                .unwrap_or(defaults.timeout),
             headers: request.headers.unwrap_or_default().into_iter().collect(),
             trace: request
                 .trace
@@ -251,10 +254,11 @@ impl From<courierkit::Consumer> for NativeConsumer {
 impl NativeConsumer {
     /// Resolves to the next delivery, or null once the consumer is closed.
     #[napi(ts_return_type = "Promise<NativeDelivery | null>")]
-    pub fn next<'env>(&self, env: &'env Env, timeout_ms: Option<u32>) -> Result<Object<'env>> {
+    pub fn next<'env>(&self, env: &'env Env, timeout_ms: Option<f64>) -> Result<Object<'env>> {
+        let timeout = numbers::millis("timeout_ms", timeout_ms).or_throw(env)?;
         let consumer = self.inner.clone();
         promise::spawn(env, async move {
-            let next = consumer.next(timeout_ms.map(millis)).await?;
+            let next = consumer.next(timeout).await?;
             Ok(next.map(NativeDelivery::from))
         })
     }
@@ -371,8 +375,4 @@ impl NativeDelivery {
         let d = self.inner.clone();
         promise::spawn(env, async move { d.reply(body, headers).await })
     }
-}
-
-fn millis(ms: u32) -> Duration {
-    Duration::from_millis(u64::from(ms))
 }

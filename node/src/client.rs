@@ -8,6 +8,7 @@ use napi_derive::napi;
 
 use crate::cancel::{CancelToken, cancellable};
 use crate::error::OrThrow;
+use crate::numbers;
 use crate::promise;
 use crate::trace::NativeTraceContext;
 
@@ -20,8 +21,8 @@ pub struct NativeRequest {
     pub headers: Option<Vec<Vec<String>>>,
     pub query: Option<Vec<Vec<String>>>,
     pub body: Option<Buffer>,
-    pub deadline_ms: Option<u32>,
-    pub timeout_ms: Option<u32>,
+    pub deadline_ms: Option<f64>,
+    pub timeout_ms: Option<f64>,
     pub idempotency_key: Option<String>,
     pub version: Option<String>,
     pub trace: Option<HashMap<String, String>>,
@@ -40,6 +41,11 @@ fn pairs(field: &str, list: Option<Vec<Vec<String>>>) -> courierkit::Result<Vec<
         .collect()
 }
 
+/// A duration argument as core's `Request` takes it: whole milliseconds.
+fn millis(field: &str, value: Option<f64>) -> courierkit::Result<Option<u64>> {
+    numbers::millis(field, value).map(|d| d.map(|d| d.as_millis() as u64))
+}
+
 impl NativeRequest {
     fn into_core(self) -> courierkit::Result<Request> {
         Ok(Request {
@@ -49,8 +55,8 @@ impl NativeRequest {
             headers: pairs("headers", self.headers)?,
             query: pairs("query", self.query)?,
             body: self.body.map(|b| b.to_vec().into()).unwrap_or_default(),
-            deadline_ms: self.deadline_ms.map(u64::from),
-            timeout_ms: self.timeout_ms.map(u64::from),
+            deadline_ms: millis("deadline_ms", self.deadline_ms)?,
+            timeout_ms: millis("timeout_ms", self.timeout_ms)?,
             idempotency_key: self.idempotency_key,
             version: self.version,
             trace: self.trace.map(TraceContext::from_carrier),

@@ -11,5 +11,6 @@ mod bus;
 mod cancel;
 mod client;
 mod error;
+mod numbers;
 mod promise;
 mod trace;

@@ -60,3 +60,27 @@ test('a token in the URL user part never appears in errors or stats', async () =
   assert.ok(!String(err.message).includes(token) && !JSON.stringify(err).includes(token), err.message)
   assert.ok(!JSON.stringify(client.stats()).includes(token))
 })
+
+// napi's u32 conversion used to wrap: 2^32+5000 became 5 s, -1 about 49.7 days, NaN and
+// Infinity 0. Every duration and count is now checked and named.
+for (const [label, value] of [['2^32+5000', 2 ** 32 + 5000], ['2^63', 2 ** 63], ['Infinity', Infinity], ['NaN', NaN], ['-1', -1], ['1.5', 1.5]]) {
+  test(`deadlineMs ${label} is COURIER_CONFIG on deadline_ms, not a wrapped number`, async () => {
+    const client = new Client({ services: { orders: { endpoints: [kit.urls[0]] } } })
+    await assert.rejects(client.get('orders', '/', { deadlineMs: value }), { code: 'COURIER_CONFIG', field: 'deadline_ms' })
+    assert.equal((await kit.requests(0)).total, 0)
+  })
+}
+
+test('bus durations and counts are range-checked too', async () => {
+  const bus = await Bus.connect({ urls: ['memory://hostile-numbers'] })
+  await bus.declareQueue('q')
+  await assert.rejects(bus.publish({ routingKey: 'q', body: 'x', deadlineMs: 2 ** 32 + 5000 }), { code: 'COURIER_CONFIG', field: 'deadline_ms' })
+  await assert.rejects(bus.request({ routingKey: 'q', body: 'x', timeoutMs: -1 }), { code: 'COURIER_CONFIG', field: 'timeout_ms' })
+  await assert.rejects(bus.declareQueue('r', { ttlMs: NaN }), { code: 'COURIER_CONFIG', field: 'ttl_ms' })
+  await assert.rejects(bus.declareQueue('r', { deliveryLimit: 2 ** 32 }), { code: 'COURIER_CONFIG', field: 'delivery_limit' })
+  await assert.rejects(bus.consume('q', { prefetch: 65536 }), { code: 'COURIER_CONFIG', field: 'prefetch' })
+  const consumer = await bus.consume('q')
+  await assert.rejects(consumer.next({ timeoutMs: Infinity }), { code: 'COURIER_CONFIG', field: 'timeout_ms' })
+  await consumer.close()
+  await bus.close()
+})

@@ -108,3 +108,11 @@ def test_empty_message_ids_from_other_publishers_are_not_deduplicated() -> None:
         conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
         conn.channel().queue_delete(queue)
         conn.close()
+
+
+def test_a_deadline_beyond_30_days_is_a_config_error_not_an_overflow(testkit: Testkit) -> None:
+    c = client(testkit)
+    with pytest.raises(courierkit.ConfigError) as info:
+        c.get("orders", "/", deadline_ms=2**63)
+    assert info.value.field == "deadline_ms"
+    assert testkit.requests(0)["total"] == 0

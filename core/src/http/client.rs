@@ -16,7 +16,7 @@ use super::{Request, Response};
 use crate::balance::{Discovery, Endpoint, EndpointSet, InFlight};
 use crate::config::{ClientConfig, ServiceConfig, Validate, parse_http_url, redact_url};
 use crate::error::{Error, Result};
-use crate::limits::HttpLimits;
+use crate::limits::{HttpLimits, check_duration_ms};
 use crate::resilience::{
     BreakerConfig, BudgetConfig, ClientStats, Counters, MAX_RETRY_AFTER_MS, Outcome, Policy,
     RetryConfig, is_idempotent, parse_retry_after,
@@ -148,6 +148,12 @@ impl Client {
                 (DEFAULT_DEADLINE, None, None, &host_policy)
             }
         };
+        if let Some(ms) = req.deadline_ms {
+            check_duration_ms("deadline_ms", ms, false)?;
+        }
+        if let Some(ms) = req.timeout_ms {
+            check_duration_ms("timeout_ms", ms, false)?;
+        }
         let deadline = req.deadline_ms.map_or(deadline, Duration::from_millis);
         let per_try = req.timeout_ms.map(Duration::from_millis).or(per_try);
         let headers = request_headers(base_headers, &req)?;

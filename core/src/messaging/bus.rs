@@ -27,7 +27,7 @@ use super::rpc::Pending;
 use super::stats::{BusStats, Counters};
 use crate::config::{BusConfig, Validate};
 use crate::error::{Error, Result};
-use crate::limits::MessageLimits;
+use crate::limits::{MessageLimits, check_duration_ms};
 use crate::runtime::{self, Task};
 use crate::trace::TraceContext;
 
@@ -342,6 +342,9 @@ impl Bus {
         self.inner
             .limits
             .check_message(body.len(), &options.headers)?;
+        if let Some(deadline) = options.deadline {
+            check_duration_ms("deadline_ms", millis(deadline), false)?;
+        }
         let trace = options
             .trace
             .as_ref()
@@ -490,9 +493,7 @@ impl Bus {
         self.check_open()?;
         check_name("exchange", &options.exchange)?;
         check_name("routing_key", routing_key)?;
-        if options.timeout.is_zero() {
-            return Err(Error::config("timeout_ms", "must be at least 1"));
-        }
+        check_duration_ms("timeout_ms", millis(options.timeout), false)?;
         self.inner
             .limits
             .check_message(body.len(), &options.headers)?;
@@ -743,4 +744,9 @@ fn producer_span(
         span.record("messaging.message.conversation_id", cid);
     }
     span
+}
+
+/// A duration in whole milliseconds, saturating, for range checks.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

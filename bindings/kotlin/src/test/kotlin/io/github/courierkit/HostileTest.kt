@@ -83,4 +83,15 @@ class HostileTest {
             assertFalse(client.stats().toString().contains(token))
         }
     }
+
+    @Test
+    fun `a deadline beyond 30 days is a config error, not an overflow`() = runBlocking {
+        Client("""{"services": {"orders": {"endpoints": ["${kit.upstreams[0]}"]}}}""").use { client ->
+            val e = assertThrows<CourierException.Config> {
+                runBlocking { client.get("orders", "/", deadlineMs = ULong.MAX_VALUE) }
+            }
+            assertEquals("deadline_ms", e.field)
+        }
+        assertEquals(0L, kit.requestCount(0))
+    }
 }
