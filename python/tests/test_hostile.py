@@ -116,3 +116,44 @@ def test_a_deadline_beyond_30_days_is_a_config_error_not_an_overflow(testkit: Te
         c.get("orders", "/", deadline_ms=2**63)
     assert info.value.field == "deadline_ms"
     assert testkit.requests(0)["total"] == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_bus_used_after_fork_says_so_instead_of_hanging() -> None:
+    """The child has none of the parent's threads, so the bus's connection is dead there:
+    every operation used to hang (declare_queue) or time out misleadingly (publish)."""
+    import signal
+    import time
+
+    bus = courierkit.Bus.connect({"urls": [AMQP_URL]})
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        code = 1
+        try:
+            bus.declare_queue("courier-test.py.after-fork", quorum=False, dead_letter=False)
+        except courierkit.ClosedError as e:
+            os.write(write, str(e).encode())
+            code = 0
+        except BaseException as e:  # any other outcome is a failure, reported
+            os.write(write, repr(e).encode())
+        os._exit(code)
+    os.close(write)
+    deadline = time.monotonic() + 30
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung using the parent's bus")
+        time.sleep(0.05)
+    message = os.read(read, 4096).decode()
+    os.close(read)
+    assert os.waitstatus_to_exitcode(status) == 0, message
+    assert "fork()" in message
+    # The parent's bus still works: a publish nobody can take comes back as unroutable.
+    with pytest.raises(courierkit.UnroutableError):
+        bus.publish("", f"courier-test.py.no-such-queue.{uuid.uuid4()}", b"x")
+    bus.close()

@@ -158,7 +158,8 @@ run_dist() {
   logged dist bash scripts/dist.sh
   logged test-dist bash scripts/test-dist.sh
   local parts
-  parts=$(grep -Eo '^== test-dist: all installed artifacts work: .*' "$logs/test-dist.log" | sed 's/.*work: //' || true)
+  # The step lines are bold (ANSI escapes around them): take the text after "work: ".
+  parts=$(sed -n 's/.*all installed artifacts work: \([a-z ]*\).*/\1/p' "$logs/test-dist.log")
   summary+=("dist:   $(find dist -maxdepth 2 -type f \( -name '*.whl' -o -name '*.tar.gz' -o -name '*.tgz' -o -name '*.jar' -o -name '*.crate' \) | wc -l) artifacts built; installed and run: ${parts:-none}")
 }
 

@@ -71,6 +71,8 @@ pub(crate) struct Inner {
     publish_deadline: Duration,
     /// Body and header sizes every outgoing message is checked against.
     pub(crate) limits: MessageLimits,
+    /// The process that connected; a child forked from it cannot use this bus.
+    pid: u32,
     closed: AtomicBool,
     /// Set by `close()`, so consumers blocked in `next()` wake and end.
     shutdown: watch::Sender<bool>,
@@ -221,6 +223,7 @@ impl Bus {
                 prefetch: config.prefetch,
                 publish_deadline: Duration::from_millis(config.publish_deadline_ms),
                 limits: config.limits.clone(),
+                pid: std::process::id(),
                 closed: AtomicBool::new(false),
                 shutdown: watch::Sender::new(false),
                 replies: Mutex::new(None),
@@ -685,8 +688,22 @@ impl Bus {
     }
 
     fn check_open(&self) -> Result<()> {
+        self.check_not_forked()?;
         if self.is_closed() {
             return Err(Error::Closed { what: "bus" });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn check_not_forked(&self) -> Result<()> {
+        if self.inner.pid != std::process::id() {
+            // After fork() the child has none of the parent's threads: the connection's
+            // reader and the confirm tracking are gone, so every operation would hang or
+            // time out. Say so instead. (A Client works after fork: it builds anew on the
+            // child's runtime.)
+            return Err(Error::Closed {
+                what: "bus (it was connected before fork(); connect a new one in the child)",
+            });
         }
         Ok(())
     }

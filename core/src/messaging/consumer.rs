@@ -139,6 +139,7 @@ impl Consumer {
     /// # Cancel safety
     /// Cancel safe: a delivery taken from the broker is kept for the next call.
     pub async fn next(&self, timeout: Option<Duration>) -> Result<Option<Delivery>> {
+        self.shared.bus.check_not_forked()?;
         match timeout {
             Some(t) => tokio::time::timeout(t, self.pull())
                 .await
