@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal, Union
 
 from . import _courier
-from ._config import to_json
+from ._config import body_bytes, text, to_json, whole
 from ._trace import Trace, parent
 
 if TYPE_CHECKING:
@@ -24,11 +24,13 @@ Body = Union[bytes, bytearray, memoryview, str]
 
 
 def _bytes(body: Body) -> bytes:
-    return body.encode() if isinstance(body, str) else bytes(body)
+    return body_bytes(body) or b""
 
 
 def _headers(headers: Mapping[str, str] | None) -> dict[str, str] | None:
-    return None if headers is None else dict(headers)
+    if headers is None:
+        return None
+    return {text("headers", k): text(f"headers.{k}", v) for k, v in headers.items()}
 
 
 class Receipt:
@@ -125,7 +127,7 @@ class Consumer:
 
     def next(self, timeout_ms: int | None = None) -> Delivery | None:
         """The next delivery; None once closed. Raises :class:`courierkit.TimeoutError` on timeout."""
-        native = self._native.next(timeout_ms, False)
+        native = self._native.next(whole("timeout_ms", timeout_ms), False)
         return None if native is None else Delivery(native)
 
     def close(self) -> None:
@@ -150,7 +152,7 @@ class AsyncConsumer:
         self._native = native
 
     async def next(self, timeout_ms: int | None = None) -> Delivery | None:
-        native = await self._native.next(timeout_ms, True)
+        native = await self._native.next(whole("timeout_ms", timeout_ms), True)
         return None if native is None else Delivery(native)
 
     async def close(self) -> None:
@@ -191,7 +193,14 @@ class Bus:
         dead_letter: bool = True,
         ttl_ms: int | None = None,
     ) -> None:
-        self._native.declare_queue(name, quorum, delivery_limit, dead_letter, ttl_ms, False)
+        self._native.declare_queue(
+            name,
+            quorum,
+            whole("delivery_limit", delivery_limit, 2**32 - 1),
+            dead_letter,
+            whole("ttl_ms", ttl_ms),
+            False,
+        )
 
     def declare_exchange(self, name: str, kind: ExchangeKind = "topic") -> None:
         self._native.declare_exchange(name, kind, False)
@@ -229,7 +238,7 @@ class Bus:
             correlation_id,
             persistent,
             parent(trace),
-            deadline_ms,
+            whole("deadline_ms", deadline_ms),
             False,
         )
         return Receipt(mid, context)
@@ -237,7 +246,7 @@ class Bus:
     def consume(self, queue: str, *, prefetch: int | None = None, dedup: bool = True) -> Consumer:
         """Consumes ``queue`` with manual acks. With ``dedup``, a message id already
         acked within the dedup window is acked and skipped, never returned."""
-        return Consumer(self._native.consume(queue, prefetch, dedup, False))
+        return Consumer(self._native.consume(queue, whole("prefetch", prefetch, 2**16 - 1), dedup, False))
 
     def serve(self, queue: str) -> Consumer:
         """A consumer of RPC requests on ``queue``: answer each with ``d.reply(...)``.
@@ -258,7 +267,13 @@ class Bus:
         no reply comes within ``timeout_ms``, :class:`courierkit.UnroutableError` when no
         queue takes the request. ``trace`` as for :meth:`publish`."""
         native = self._native.request(
-            routing_key, _bytes(body), exchange, timeout_ms, _headers(headers), parent(trace), False
+            routing_key,
+            _bytes(body),
+            exchange,
+            whole("timeout_ms", timeout_ms),
+            _headers(headers),
+            parent(trace),
+            False,
         )
         return Delivery(native)
 
@@ -298,7 +313,14 @@ class AsyncBus:
         dead_letter: bool = True,
         ttl_ms: int | None = None,
     ) -> None:
-        await self._native.declare_queue(name, quorum, delivery_limit, dead_letter, ttl_ms, True)
+        await self._native.declare_queue(
+            name,
+            quorum,
+            whole("delivery_limit", delivery_limit, 2**32 - 1),
+            dead_letter,
+            whole("ttl_ms", ttl_ms),
+            True,
+        )
 
     async def declare_exchange(self, name: str, kind: ExchangeKind = "topic") -> None:
         await self._native.declare_exchange(name, kind, True)
@@ -328,13 +350,15 @@ class AsyncBus:
             correlation_id,
             persistent,
             parent(trace),
-            deadline_ms,
+            whole("deadline_ms", deadline_ms),
             True,
         )
         return Receipt(mid, context)
 
     async def consume(self, queue: str, *, prefetch: int | None = None, dedup: bool = True) -> AsyncConsumer:
-        return AsyncConsumer(await self._native.consume(queue, prefetch, dedup, True))
+        return AsyncConsumer(
+            await self._native.consume(queue, whole("prefetch", prefetch, 2**16 - 1), dedup, True)
+        )
 
     async def serve(self, queue: str) -> AsyncConsumer:
         return AsyncConsumer(await self._native.serve(queue, True))
@@ -350,7 +374,13 @@ class AsyncBus:
         trace: Trace | None = None,
     ) -> Delivery:
         native = await self._native.request(
-            routing_key, _bytes(body), exchange, timeout_ms, _headers(headers), parent(trace), True
+            routing_key,
+            _bytes(body),
+            exchange,
+            whole("timeout_ms", timeout_ms),
+            _headers(headers),
+            parent(trace),
+            True,
         )
         return Delivery(native)
 

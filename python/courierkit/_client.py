@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Union
 
 from . import _courier
-from ._config import to_json
+from ._config import body_bytes, text, to_json, whole
 from ._errors import HTTPStatusError
 from ._trace import Trace, parent
 
@@ -83,11 +83,12 @@ class Response:
         return f"<Response {self.status} from {self.endpoint} attempts={self.attempts}>"
 
 
-def _pairs(items: Headers | Query | None) -> list[tuple[str, str]] | None:
+def _pairs(field: str, items: Headers | Query | None) -> list[tuple[str, str]] | None:
     if items is None:
         return None
     pairs = items.items() if isinstance(items, Mapping) else items
-    return [(str(k), str(v)) for k, v in pairs]
+    numbers = field == "query"
+    return [(text(field, k), text(f"{field}.{k}", v, numbers=numbers)) for k, v in pairs]
 
 
 def _request_args(
@@ -104,26 +105,22 @@ def _request_args(
     version: str | None,
     trace: Trace | None,
 ) -> tuple[Any, ...]:
-    header_list = _pairs(headers) or []
+    header_list = _pairs("headers", headers) or []
     if json is not None:
         if body is not None:
             raise TypeError("pass body= or json=, not both")
         body = _json.dumps(json).encode()
         if not any(k.lower() == "content-type" for k, _ in header_list):
             header_list.append(("content-type", "application/json"))
-    if isinstance(body, str):
-        body = body.encode()
-    elif body is not None:
-        body = bytes(body)
     return (
         method,
         target,
         path,
         header_list,
-        body,
-        _pairs(query),
-        deadline_ms,
-        timeout_ms,
+        body_bytes(body),
+        _pairs("query", query),
+        whole("deadline_ms", deadline_ms),
+        whole("timeout_ms", timeout_ms),
         idempotency_key,
         version,
         parent(trace),

@@ -1,4 +1,8 @@
-"""Turning the config a caller passes into the JSON the native module validates."""
+"""Turning what a caller passes (config, bodies, headers, numbers) into what the native
+module takes, refusing what would otherwise be converted silently or raise a bare
+``TypeError``/``OverflowError``: ``body=5`` is not five zero bytes, and a header value
+``None`` is not the text "None". Range rules (a deadline of 0, 30 days at most) are the
+core's, the same in every language."""
 
 from __future__ import annotations
 
@@ -16,4 +20,48 @@ def to_json(config: Mapping[str, Any]) -> str:
     try:
         return json.dumps(config)
     except (TypeError, ValueError) as e:
-        raise ConfigError(f"config: not representable as JSON: {e}") from e
+        raise config_error("config", f"not representable as JSON: {e}") from e
+    except RecursionError as e:
+        raise config_error("config", "nested too deeply") from e
+
+
+def config_error(field: str, reason: str) -> ConfigError:
+    """A :class:`ConfigError` shaped like the core's: ``field: reason``."""
+    error = ConfigError(f"{field}: {reason}")
+    error.field = field
+    error.reason = reason
+    return error
+
+
+def body_bytes(body: object) -> bytes | None:
+    """``bytes``, ``bytearray``, ``memoryview`` or ``str`` (UTF-8); None for no body."""
+    if body is None:
+        return None
+    if isinstance(body, str):
+        return body.encode()
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        return bytes(body)
+    raise config_error("body", f"must be bytes, bytearray, memoryview or str, got {type(body).__name__}")
+
+
+def text(field: str, value: object, *, numbers: bool = False) -> str:
+    """A header or query value as text: a ``str`` (or, with ``numbers``, an int or float)."""
+    if isinstance(value, str):
+        return value
+    if numbers and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    allowed = "a str, int or float" if numbers else "a str"
+    raise config_error(field, f"must be {allowed}, got {type(value).__name__}")
+
+
+def whole(field: str, value: object, maximum: int = 2**64 - 1) -> int | None:
+    """An optional count or duration argument: an int in ``0..=maximum`` (the width the
+    native module takes; the core then applies its own range and names the field), never
+    a bool or a float."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise config_error(field, f"must be an int, got {type(value).__name__}")
+    if not 0 <= value <= maximum:
+        raise config_error(field, f"must be in 0..={maximum}, got {value}")
+    return value

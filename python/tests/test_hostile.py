@@ -157,3 +157,51 @@ def test_a_bus_used_after_fork_says_so_instead_of_hanging() -> None:
     with pytest.raises(courierkit.UnroutableError):
         bus.publish("", f"courier-test.py.no-such-queue.{uuid.uuid4()}", b"x")
     bus.close()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"body": 5}, "body"),
+        ({"body": None, "headers": {"x-a": None}}, "headers.x-a"),
+        ({"headers": {"x-a": 1}}, "headers.x-a"),
+        ({"query": {"page": None}}, "query.page"),
+        ({"deadline_ms": 2**70}, "deadline_ms"),
+        ({"deadline_ms": -1}, "deadline_ms"),
+        ({"deadline_ms": 1.5}, "deadline_ms"),
+        ({"timeout_ms": True}, "timeout_ms"),
+    ],
+)
+def test_arguments_are_never_converted_silently(testkit: Testkit, kwargs: dict, field: str) -> None:
+    """``body=5`` once sent five zero bytes and a header value None the text "None"; big
+    ints raised a bare OverflowError. Each is now a ConfigError naming the argument."""
+    with pytest.raises(courierkit.ConfigError) as info:
+        client(testkit).post("orders", "/x", **kwargs)
+    assert info.value.field == field
+    assert testkit.requests(0)["total"] == 0
+
+
+def test_bus_arguments_are_checked_by_name() -> None:
+    with courierkit.Bus.connect({"urls": ["memory://hostile-args"]}) as bus:
+        bus.declare_queue("q")
+        for call, field in [
+            (lambda: bus.publish("", "q", 5), "body"),  # type: ignore[arg-type]
+            (lambda: bus.publish("", "q", b"x", headers={"a": None}), "headers.a"),  # type: ignore[dict-item]
+            (lambda: bus.publish("", "q", b"x", deadline_ms=2**70), "deadline_ms"),
+            (lambda: bus.consume("q", prefetch=2**16), "prefetch"),
+            (lambda: bus.declare_queue("r", ttl_ms=-1), "ttl_ms"),
+        ]:
+            with pytest.raises(courierkit.ConfigError) as info:
+                call()
+            assert info.value.field == field
+
+
+def test_a_config_nested_too_deeply_is_a_config_error() -> None:
+    deep: dict = {}
+    node = deep
+    for _ in range(100_000):
+        node["a"] = {}
+        node = node["a"]
+    with pytest.raises(courierkit.ConfigError) as info:
+        courierkit.Client(deep)
+    assert info.value.field == "config"
