@@ -129,6 +129,15 @@ impl<T> Task<T> {
     }
 }
 
+/// A core future that panics, for the bindings' tests: every binding must turn a panic
+/// inside core into its internal error and settle the caller's Promise, coroutine or
+/// suspend call, never strand it or unwind across the FFI boundary. Not part of the API.
+#[doc(hidden)]
+pub async fn panic_for_tests() -> Result<()> {
+    tokio::task::yield_now().await;
+    panic!("courier test hook: a forced panic inside a core future")
+}
+
 /// The text of a caught panic payload.
 pub fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
     payload

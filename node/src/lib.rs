@@ -1,4 +1,4 @@
-//! The native half of the `courier` npm package (loaded as `native.js`).
+//! The native half of the `courierkit` npm package (loaded as `native.js`).
 //!
 //! Only conversions live here. Waiting methods return Promises built with
 //! `env.create_deferred()` and settled from a task on core's one runtime
@@ -14,3 +14,10 @@ mod error;
 mod numbers;
 mod promise;
 mod trace;
+
+/// Test hook: a core future that panics, returned as a Promise; it must reject with
+/// COURIER_INTERNAL, never stay pending. Not part of the API (not in index.js).
+#[napi_derive::napi(ts_return_type = "Promise<void>")]
+pub fn panic_for_tests(env: &napi::Env) -> napi::Result<napi::bindgen_prelude::Object<'_>> {
+    promise::spawn(env, courierkit::runtime::panic_for_tests())
+}

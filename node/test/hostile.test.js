@@ -84,3 +84,12 @@ test('bus durations and counts are range-checked too', async () => {
   await consumer.close()
   await bus.close()
 })
+
+test('a panic inside core rejects the Promise with COURIER_INTERNAL (it stayed pending)', async () => {
+  const native = require('../native.js')
+  await assert.rejects(native.panicForTests(), (err) => {
+    assert.equal(err.code, 'COURIER_INTERNAL')
+    assert.match(err.message, /forced panic/)
+    return true
+  })
+})

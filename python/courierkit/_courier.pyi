@@ -6,6 +6,7 @@ from typing import Any, ClassVar, final
 __version__: str
 
 def _quiesce() -> None: ...
+def _panic_for_tests(asynchronous: bool) -> Any: ...
 
 # A position in a distributed trace (W3C trace context), re-exported as courierkit.TraceContext.
 @final

@@ -27,5 +27,6 @@ fn _courier(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<trace::TraceContext>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(wait::_quiesce, m)?)?;
+    m.add_function(wrap_pyfunction!(wait::_panic_for_tests, m)?)?;
     Ok(())
 }

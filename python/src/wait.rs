@@ -62,10 +62,16 @@ where
     F: Future<Output = courierkit::Result<T>> + Send + 'static,
     T: for<'a> IntoPyObject<'a> + Send + 'static,
 {
-    pyo3_async_runtimes::generic::future_into_py::<CoreRuntime, _, T>(
-        py,
-        async move { fut.await.py() },
-    )
+    // `fut` runs as a core task awaited here, so a panic inside it arrives as courier's
+    // InternalError rather than pyo3-async-runtimes' own RustPanic; dropping the awaitable
+    // still cancels it (the task aborts when its handle is dropped).
+    pyo3_async_runtimes::generic::future_into_py::<CoreRuntime, _, T>(py, async move {
+        courierkit::runtime::spawn(fut)
+            .py()?
+            .await
+            .and_then(|result| result)
+            .py()
+    })
 }
 
 /// pyo3-async-runtimes' view of core's runtime.
@@ -104,6 +110,13 @@ const QUIESCE_LIMIT: Duration = Duration::from_secs(2);
 /// waits (GIL released) for the polls under way, before finalization begins. A task
 /// dropped unpolled releases its Python references into pyo3's deferred pool, which
 /// never touches the interpreter.
+/// Test hook: a core future that panics, run like any native method (blocking, or as an
+/// awaitable); it must raise `InternalError`, never crash or hang.
+#[pyfunction]
+pub(crate) fn _panic_for_tests(py: Python<'_>, asynchronous: bool) -> PyResult<Py<PyAny>> {
+    run(py, asynchronous, courierkit::runtime::panic_for_tests())
+}
+
 #[pyfunction]
 pub(crate) fn _quiesce(py: Python<'_>) {
     EXITING.store(true, Ordering::SeqCst);

@@ -205,3 +205,17 @@ def test_a_config_nested_too_deeply_is_a_config_error() -> None:
     with pytest.raises(courierkit.ConfigError) as info:
         courierkit.Client(deep)
     assert info.value.field == "config"
+
+
+def test_a_panic_inside_core_is_an_internal_error_sync() -> None:
+    from courierkit import _courier
+
+    with pytest.raises(courierkit.InternalError, match="forced panic"):
+        _courier._panic_for_tests(False)
+
+
+async def test_a_panic_inside_core_is_an_internal_error_async() -> None:
+    from courierkit import _courier
+
+    with pytest.raises(courierkit.InternalError, match="forced panic"):
+        await _courier._panic_for_tests(True)

@@ -56,3 +56,10 @@ where
 {
     Ok(courierkit::runtime::spawn(fut)?.await??)
 }
+
+/// Test hook: a core future that panics. The suspend function / async call must throw
+/// the internal error, never hang or unwind into the host. Not part of the API.
+#[uniffi::export]
+pub async fn panic_for_tests() -> Result<(), CourierError> {
+    run(courierkit::runtime::panic_for_tests()).await
+}

@@ -9,6 +9,7 @@ import kotlinx.coroutines.runBlocking
 import org.junit.jupiter.api.AfterAll
 import org.junit.jupiter.api.Assertions.assertEquals
 import org.junit.jupiter.api.Assertions.assertFalse
+import org.junit.jupiter.api.Assertions.assertTrue
 import org.junit.jupiter.api.BeforeAll
 import org.junit.jupiter.api.BeforeEach
 import org.junit.jupiter.api.Test
@@ -93,5 +94,11 @@ class HostileTest {
             assertEquals("deadline_ms", e.field)
         }
         assertEquals(0L, kit.requestCount(0))
+    }
+
+    @Test
+    fun `a panic inside core throws Internal from the suspend function`() = runBlocking {
+        val e = assertThrows<CourierException.Internal> { runBlocking { io.github.courierkit.ffi.panicForTests() } }
+        assertTrue(e.detail.contains("forced panic"), e.detail)
     }
 }
