@@ -9,7 +9,7 @@ import sys
 import uuid
 
 import pytest
-from conftest import Testkit
+from conftest import Testkit, wait_for_child
 
 import courierkit
 
@@ -122,9 +122,6 @@ def test_a_deadline_beyond_30_days_is_a_config_error_not_an_overflow(testkit: Te
 def test_a_bus_used_after_fork_says_so_instead_of_hanging() -> None:
     """The child has none of the parent's threads, so the bus's connection is dead there:
     every operation used to hang (declare_queue) or time out misleadingly (publish)."""
-    import signal
-    import time
-
     bus = courierkit.Bus.connect({"urls": [AMQP_URL]})
     read, write = os.pipe()
     pid = os.fork()
@@ -139,19 +136,10 @@ def test_a_bus_used_after_fork_says_so_instead_of_hanging() -> None:
             os.write(write, repr(e).encode())
         os._exit(code)
     os.close(write)
-    deadline = time.monotonic() + 30
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            pytest.fail("the forked child hung using the parent's bus")
-        time.sleep(0.05)
+    code = wait_for_child(pid, "the forked child hung using the parent's bus")
     message = os.read(read, 4096).decode()
     os.close(read)
-    assert os.waitstatus_to_exitcode(status) == 0, message
+    assert code == 0, message
     assert "fork()" in message
     # The parent's bus still works: a publish nobody can take comes back as unroutable.
     with pytest.raises(courierkit.UnroutableError):

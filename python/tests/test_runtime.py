@@ -4,10 +4,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 
 import pytest
+from conftest import wait_for_child
 
 import courierkit
 
@@ -47,17 +47,7 @@ def test_a_forked_child_gets_a_working_runtime(testkit):
             os._exit(0 if ok else 1)
         except BaseException:
             os._exit(2)
-    deadline = time.monotonic() + 30
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            pytest.fail("the forked child hung: it must get a fresh runtime")
-        time.sleep(0.05)
-    assert os.waitstatus_to_exitcode(status) == 0
+    assert wait_for_child(pid, "the forked child hung: it must get a fresh runtime") == 0
     assert testkit.requests(0)["by_path"].get("/child") == 1
 
 
