@@ -16,6 +16,9 @@
 mod balance;
 mod config;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod http;
 mod limits;
 mod messaging;

@@ -645,7 +645,7 @@ fn truncated(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
 }
 
 /// Appends `path` to the base URL's path and `query` to its query.
-fn join(base: &Url, path: &str, query: &[(String, String)]) -> Url {
+pub(crate) fn join(base: &Url, path: &str, query: &[(String, String)]) -> Url {
     let mut url = base.clone();
     if !path.is_empty() {
         let joined = format!(

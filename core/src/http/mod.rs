@@ -4,8 +4,8 @@
 //! each [`Request`] through reqwest under a whole-call deadline. A final 4xx or 5xx is a
 //! [`Response`], not an error: status handling is the caller's decision.
 
-mod client;
-mod request;
+pub(crate) mod client;
+pub(crate) mod request;
 mod response;
 
 pub use client::Client;

@@ -7,7 +7,7 @@
 //! binding wrap it in its own iterator idiom without callbacks from Rust threads. The
 //! connection heals itself ([`link`]); consumers deduplicate by message id ([`dedup`]).
 
-mod amqp;
+pub(crate) mod amqp;
 mod bus;
 mod consumer;
 mod dedup;
