@@ -129,6 +129,22 @@ impl<T> Task<T> {
     }
 }
 
+/// `fut` with a panic inside it turned into [`Error::Internal`], for bindings that await
+/// core futures in place (a Promise's task, an asyncio bridge): a panic must settle the
+/// caller's Promise or awaitable, not drop it unsettled. Costs no extra task.
+pub async fn catch_panic<T>(fut: impl Future<Output = Result<T>>) -> Result<T> {
+    use futures_util::FutureExt;
+    std::panic::AssertUnwindSafe(fut)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|payload| {
+            Err(Error::Internal(format!(
+                "task panicked: {}",
+                panic_message(payload)
+            )))
+        })
+}
+
 /// A core future that panics, for the bindings' tests: every binding must turn a panic
 /// inside core into its internal error and settle the caller's Promise, coroutine or
 /// suspend call, never strand it or unwind across the FFI boundary. Not part of the API.

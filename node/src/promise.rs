@@ -20,13 +20,10 @@ where
     T: ToNapiValue + Send + 'static,
 {
     let (deferred, promise) = env.create_deferred::<T, Settle<T>>()?;
-    // `fut` runs as a task of its own, awaited here: a panic inside it comes back as an
-    // internal error (the runtime catches it), so the Promise is settled either way.
-    // Awaited in place, a panic would drop `deferred` and leave the Promise pending
-    // forever, keeping the process alive.
-    let work = courierkit::runtime::spawn(fut).map_err(|e| to_js(env, e))?;
+    // A panic inside `fut` becomes an internal error, so the Promise is settled either
+    // way; uncaught, it would drop `deferred` and leave the Promise pending forever.
     let task = courierkit::runtime::spawn(async move {
-        let settle: Settle<T> = match work.await.and_then(|result| result) {
+        let settle: Settle<T> = match courierkit::runtime::catch_panic(fut).await {
             Ok(value) => Box::new(move |_| Ok(value)),
             Err(e) => Box::new(move |env| Err(to_js(&env, e))),
         };

@@ -62,15 +62,10 @@ where
     F: Future<Output = courierkit::Result<T>> + Send + 'static,
     T: for<'a> IntoPyObject<'a> + Send + 'static,
 {
-    // `fut` runs as a core task awaited here, so a panic inside it arrives as courier's
-    // InternalError rather than pyo3-async-runtimes' own RustPanic; dropping the awaitable
-    // still cancels it (the task aborts when its handle is dropped).
+    // A panic inside `fut` arrives as courier's InternalError rather than
+    // pyo3-async-runtimes' own RustPanic.
     pyo3_async_runtimes::generic::future_into_py::<CoreRuntime, _, T>(py, async move {
-        courierkit::runtime::spawn(fut)
-            .py()?
-            .await
-            .and_then(|result| result)
-            .py()
+        courierkit::runtime::catch_panic(fut).await.py()
     })
 }
 
