@@ -5,6 +5,7 @@
 // (`COURIER_TIMEOUT`, ...), plus `field`/`reason` for `COURIER_CONFIG`.
 
 const native = require('./native.js')
+const args = require('./args.js')
 const { TraceContext } = native
 
 // The host's OpenTelemetry context, the parent of calls given no `trace`. The API package
@@ -40,32 +41,12 @@ function hostCarrier() {
  * synchronously at the call, so each async context keeps its own parent. */
 function parentTrace(trace) {
   if (trace == null) return hostCarrier()
-  return trace instanceof TraceContext ? trace.toCarrier() : trace
+  return trace instanceof TraceContext ? trace.toCarrier() : args.stringMap('trace', trace)
 }
 
 function configJson(config) {
-  if (config === null || typeof config !== 'object' || Array.isArray(config)) {
-    const err = new TypeError(`config: expected an object, got ${config === null ? 'null' : typeof config}`)
-    err.code = 'COURIER_CONFIG'
-    err.field = 'config'
-    throw err
-  }
-  return JSON.stringify(config)
-}
-
-function pairs(items) {
-  if (items == null) return undefined
-  const entries = items instanceof Map || Array.isArray(items) ? [...items] : Object.entries(items)
-  return entries.map(([k, v]) => [String(k), String(v)])
-}
-
-function toBuffer(body) {
-  if (body == null) return undefined
-  if (typeof body === 'string') return Buffer.from(body)
-  if (Buffer.isBuffer(body)) return body
-  if (ArrayBuffer.isView(body)) return Buffer.from(body.buffer, body.byteOffset, body.byteLength)
-  if (body instanceof ArrayBuffer) return Buffer.from(body)
-  throw new TypeError('body must be a string, Buffer, TypedArray or ArrayBuffer')
+  if (config == null) throw args.configError('config', `expected an object, got ${config === null ? 'null' : 'undefined'}`)
+  return JSON.stringify(args.options('config', config))
 }
 
 class Response {
@@ -93,30 +74,40 @@ class Client {
   }
 
   /** Loads a `.toml` or JSON config file. */
-  static fromFile(path) { return new Client(undefined, native.NativeClient.fromFile(String(path))) }
+  static fromFile(path) { return new Client(undefined, native.NativeClient.fromFile(args.string('path', path))) }
 
+  /** `opts.method`, `opts.target` and `opts.path` plus the verbs' options. */
   async call(opts) {
-    const headers = pairs(opts.headers) ?? []
+    opts = args.options('options', opts)
+    return this.#send(opts.method, opts.target, opts.path, opts)
+  }
+
+  async #send(method, target, path, opts) {
+    opts = args.options('options', opts)
+    const headers = args.entries('headers', opts.headers) ?? []
     let body = opts.body
     if (opts.json !== undefined) {
-      if (body != null) throw new TypeError('pass body or json, not both')
+      if (body != null) throw args.configError('json', 'pass body or json, not both')
       body = JSON.stringify(opts.json)
       if (!headers.some(([k]) => k.toLowerCase() === 'content-type')) headers.push(['content-type', 'application/json'])
     }
-    const signal = opts.signal
+    const signal = opts.signal ?? undefined
+    if (signal !== undefined && !(signal instanceof AbortSignal)) {
+      throw args.configError('signal', `expected an AbortSignal, got ${typeof signal}`)
+    }
     signal?.throwIfAborted()
     const token = signal ? new native.CancelToken() : undefined
     const pending = this.#native.call({
-      method: opts.method,
-      target: opts.target,
-      path: opts.path,
+      method: args.string('method', method),
+      target: args.string('target', target),
+      path: args.optString('path', path),
       headers,
-      query: pairs(opts.query),
-      body: toBuffer(body),
-      deadlineMs: opts.deadlineMs,
-      timeoutMs: opts.timeoutMs,
-      idempotencyKey: opts.idempotencyKey,
-      version: opts.version,
+      query: args.entries('query', opts.query, true),
+      body: args.body('body', body),
+      deadlineMs: args.optNumber('deadline_ms', opts.deadlineMs),
+      timeoutMs: args.optNumber('timeout_ms', opts.timeoutMs),
+      idempotencyKey: args.optString('idempotency_key', opts.idempotencyKey),
+      version: args.optString('version', opts.version),
       trace: parentTrace(opts.trace),
     }, token)
     if (!signal) return new Response(await pending)
@@ -132,13 +123,13 @@ class Client {
     })
   }
 
-  get(target, path = '', opts = {}) { return this.call({ ...opts, method: 'GET', target, path }) }
-  head(target, path = '', opts = {}) { return this.call({ ...opts, method: 'HEAD', target, path }) }
-  options(target, path = '', opts = {}) { return this.call({ ...opts, method: 'OPTIONS', target, path }) }
-  delete(target, path = '', opts = {}) { return this.call({ ...opts, method: 'DELETE', target, path }) }
-  post(target, path = '', opts = {}) { return this.call({ ...opts, method: 'POST', target, path }) }
-  put(target, path = '', opts = {}) { return this.call({ ...opts, method: 'PUT', target, path }) }
-  patch(target, path = '', opts = {}) { return this.call({ ...opts, method: 'PATCH', target, path }) }
+  get(target, path = '', opts = {}) { return this.#send('GET', target, path, opts) }
+  head(target, path = '', opts = {}) { return this.#send('HEAD', target, path, opts) }
+  options(target, path = '', opts = {}) { return this.#send('OPTIONS', target, path, opts) }
+  delete(target, path = '', opts = {}) { return this.#send('DELETE', target, path, opts) }
+  post(target, path = '', opts = {}) { return this.#send('POST', target, path, opts) }
+  put(target, path = '', opts = {}) { return this.#send('PUT', target, path, opts) }
+  patch(target, path = '', opts = {}) { return this.#send('PATCH', target, path, opts) }
 
   /** Counters per service: `{ services: { [name]: { requests, attempts, retries, ... } } }`. */
   stats() { return JSON.parse(this.#native.statsJson()) }
@@ -165,11 +156,13 @@ class Delivery {
   /** The context the message carried, as a TraceContext. */
   get traceContext() { return this.#native.traceContext }
   async ack() { return this.#native.ack() }
-  async nack(requeue = true) { return this.#native.nack(requeue) }
+  async nack(requeue = true) { return this.#native.nack(args.optBool('requeue', requeue) ?? true) }
   /** Dead-letters the message. */
   async reject() { return this.#native.reject() }
   /** Rejects with COURIER_CONFIG when this delivery is not a request. */
-  async reply(body, headers = undefined) { return this.#native.reply(toBuffer(body) ?? Buffer.alloc(0), headers) }
+  async reply(body, headers = undefined) {
+    return this.#native.reply(args.body('body', body) ?? Buffer.alloc(0), args.stringMap('headers', headers))
+  }
 }
 
 const delivery = (n) => (n === null ? null : new Delivery(n))
@@ -178,7 +171,9 @@ class Consumer {
   #native
   constructor(n) { this.#native = n }
   /** The next delivery, or null once closed; rejects with COURIER_TIMEOUT after timeoutMs. */
-  async next(opts = {}) { return delivery(await this.#native.next(opts.timeoutMs)) }
+  async next(opts = {}) {
+    return delivery(await this.#native.next(args.optNumber('timeout_ms', args.options('options', opts).timeoutMs)))
+  }
   /** Stops consuming; unacknowledged deliveries return to the queue. */
   async close() { return this.#native.close() }
   async *[Symbol.asyncIterator]() {
@@ -196,48 +191,60 @@ class Bus {
   // Every Promise-returning method is async, so a bad argument rejects the Promise like
   // any other failure instead of throwing synchronously.
   async declareQueue(name, opts = {}) {
-    return this.#native.declareQueue(name, {
-      quorum: opts.quorum,
-      deliveryLimit: opts.deliveryLimit,
-      deadLetter: opts.deadLetter,
-      ttlMs: opts.ttlMs,
+    opts = args.options('options', opts)
+    return this.#native.declareQueue(args.string('queue', name), {
+      quorum: args.optBool('quorum', opts.quorum),
+      deliveryLimit: args.optNumber('delivery_limit', opts.deliveryLimit),
+      deadLetter: args.optBool('dead_letter', opts.deadLetter),
+      ttlMs: args.optNumber('ttl_ms', opts.ttlMs),
     })
   }
 
-  async declareExchange(name, kind = 'topic') { return this.#native.declareExchange(name, kind) }
-  async bind(queue, exchange, routingKey) { return this.#native.bind(queue, exchange, routingKey) }
+  async declareExchange(name, kind = 'topic') {
+    return this.#native.declareExchange(args.string('exchange', name), args.string('kind', kind))
+  }
+
+  async bind(queue, exchange, routingKey) {
+    return this.#native.bind(args.string('queue', queue), args.string('exchange', exchange), args.string('routing_key', routingKey))
+  }
 
   /** Resolves once the broker confirms, with the message id and the trace context sent
    * (`trace`, a carrier, and `traceContext`). */
   async publish(msg) {
+    msg = args.options('message', msg)
     return this.#native.publish({
-      exchange: msg.exchange ?? '',
-      routingKey: msg.routingKey,
-      body: toBuffer(msg.body) ?? Buffer.alloc(0),
-      headers: msg.headers,
-      messageId: msg.messageId,
-      correlationId: msg.correlationId,
-      persistent: msg.persistent,
+      exchange: args.optString('exchange', msg.exchange) ?? '',
+      routingKey: args.string('routing_key', msg.routingKey),
+      body: args.body('body', msg.body) ?? Buffer.alloc(0),
+      headers: args.stringMap('headers', msg.headers),
+      messageId: args.optString('message_id', msg.messageId),
+      correlationId: args.optString('correlation_id', msg.correlationId),
+      persistent: args.optBool('persistent', msg.persistent),
       trace: parentTrace(msg.trace),
-      deadlineMs: msg.deadlineMs,
+      deadlineMs: args.optNumber('deadline_ms', msg.deadlineMs),
     })
   }
 
   async consume(queue, opts = {}) {
-    return new Consumer(await this.#native.consume(queue, { prefetch: opts.prefetch, dedup: opts.dedup }))
+    opts = args.options('options', opts)
+    return new Consumer(await this.#native.consume(args.string('queue', queue), {
+      prefetch: args.optNumber('prefetch', opts.prefetch),
+      dedup: args.optBool('dedup', opts.dedup),
+    }))
   }
 
   /** A consumer of RPC requests: each delivery's `reply()` answers its caller. */
-  async serve(queue) { return new Consumer(await this.#native.serve(queue)) }
+  async serve(queue) { return new Consumer(await this.#native.serve(args.string('queue', queue))) }
 
   /** Sends a request and resolves to the reply; rejects with COURIER_TIMEOUT after timeoutMs. */
   async request(req) {
+    req = args.options('request', req)
     return new Delivery(await this.#native.request({
-      exchange: req.exchange,
-      routingKey: req.routingKey,
-      body: toBuffer(req.body) ?? Buffer.alloc(0),
-      timeoutMs: req.timeoutMs,
-      headers: req.headers,
+      exchange: args.optString('exchange', req.exchange),
+      routingKey: args.string('routing_key', req.routingKey),
+      body: args.body('body', req.body) ?? Buffer.alloc(0),
+      timeoutMs: args.optNumber('timeout_ms', req.timeoutMs),
+      headers: args.stringMap('headers', req.headers),
       trace: parentTrace(req.trace),
     }))
   }

@@ -51,7 +51,7 @@ dist_node() {
   local stage
   stage=$(mktemp -d)
   mkdir -p "$stage/main" "$stage/platform"
-  cp node/index.js node/index.mjs node/index.d.ts node/native.js node/native.d.ts node/README.md "$stage/main/"
+  cp node/index.js node/args.js node/index.mjs node/index.d.ts node/native.js node/native.d.ts node/README.md "$stage/main/"
   cp LICENSE "$stage/main/"
   cp node/courierkit.linux-x64-gnu.node LICENSE "$stage/platform/"
   # The published package.json: no scripts or devDependencies, the runtime's engines, and

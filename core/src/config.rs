@@ -384,6 +384,7 @@ pub trait Validate: DeserializeOwned {
     /// # Errors
     /// [`Error::Config`] naming the field path for a wrong shape or an invalid value.
     fn from_value(value: serde_json::Value) -> Result<Self> {
+        crate::limits::check_config_depth(&value)?;
         let cfg: Self = serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
             let field = if path == "." {
@@ -402,6 +403,7 @@ pub trait Validate: DeserializeOwned {
     /// # Errors
     /// [`Error::Config`] for malformed JSON or an invalid value.
     fn from_json(text: &str) -> Result<Self> {
+        crate::limits::check_config_bytes(text.len())?;
         let value = serde_json::from_str(text)
             .map_err(|e| Error::config("config", format!("invalid JSON: {e}")))?;
         Self::from_value(value)
@@ -412,6 +414,7 @@ pub trait Validate: DeserializeOwned {
     /// # Errors
     /// [`Error::Config`] for malformed TOML or an invalid value.
     fn from_toml(text: &str) -> Result<Self> {
+        crate::limits::check_config_bytes(text.len())?;
         let value: serde_json::Value = toml::from_str(text)
             .map_err(|e| Error::config("config", format!("invalid TOML: {}", e.message())))?;
         Self::from_value(value)
@@ -423,8 +426,14 @@ pub trait Validate: DeserializeOwned {
     /// [`Error::Config`] when the file cannot be read or holds an invalid config.
     fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::config("config", format!("cannot read {}: {e}", path.display())))?;
+        let cannot = |e: std::io::Error| {
+            Error::config("config", format!("cannot read {}: {e}", path.display()))
+        };
+        // Checked before reading, so pointing the loader at a huge file costs nothing.
+        crate::limits::check_config_bytes(
+            usize::try_from(std::fs::metadata(path).map_err(cannot)?.len()).unwrap_or(usize::MAX),
+        )?;
+        let text = std::fs::read_to_string(path).map_err(cannot)?;
         if path.extension().is_some_and(|ext| ext == "toml") {
             Self::from_toml(&text)
         } else {

@@ -35,6 +35,46 @@ pub fn check_duration_ms(field: impl Into<String>, ms: u64, zero_ok: bool) -> Re
     Ok(())
 }
 
+/// The largest config document read (JSON or TOML text, a file, `COURIER_CONFIG`):
+/// 1 MiB, far above any real config, so a wrong path or a hostile variable fails fast.
+pub const MAX_CONFIG_BYTES: usize = 1024 * 1024;
+
+/// The deepest nesting of a config document: a real config is about 5 levels deep;
+/// a deeper one is a mistake or an attack on the recursive parsers.
+pub const MAX_CONFIG_DEPTH: usize = 32;
+
+/// A config error on `config` when a config document is over [`MAX_CONFIG_BYTES`].
+pub(crate) fn check_config_bytes(len: usize) -> Result<()> {
+    if len > MAX_CONFIG_BYTES {
+        return Err(Error::config(
+            "config",
+            format!("is {len} bytes, more than the {MAX_CONFIG_BYTES}-byte limit of a config"),
+        ));
+    }
+    Ok(())
+}
+
+/// A config error on `config` when a config nests deeper than [`MAX_CONFIG_DEPTH`];
+/// walked with an explicit stack, so the check itself cannot overflow.
+pub(crate) fn check_config_depth(value: &serde_json::Value) -> Result<()> {
+    let mut stack = vec![(value, 1usize)];
+    while let Some((node, depth)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &serde_json::Value>> = match node {
+            serde_json::Value::Array(items) => Box::new(items.iter()),
+            serde_json::Value::Object(map) => Box::new(map.values()),
+            _ => continue,
+        };
+        if depth > MAX_CONFIG_DEPTH {
+            return Err(Error::config(
+                "config",
+                format!("nests deeper than {MAX_CONFIG_DEPTH} levels"),
+            ));
+        }
+        stack.extend(children.map(|child| (child, depth + 1)));
+    }
+    Ok(())
+}
+
 /// An AMQP short string (header names, ids, queue and exchange names) holds 255 bytes.
 pub(crate) const MAX_SHORT_STRING: usize = 255;
 
@@ -51,6 +91,13 @@ pub struct HttpLimits {
     /// `body` before anything is sent. Default 64 MiB.
     #[serde(default = "default_request_body")]
     pub max_request_body_bytes: u64,
+    /// The largest response head read, in bytes: every header name and value counted.
+    /// A larger one fails the attempt with [`Error::LimitExceeded`] before any of the
+    /// body is read. Default 64 KiB; at most 256 KiB, under hyper's own 400 KiB head
+    /// buffer, which with its fixed 100-header cap ends any head before courier sees it
+    /// (reported as this same limit).
+    #[serde(default = "default_response_header")]
+    pub max_response_header_bytes: u32,
 }
 
 /// Message limits of a [`crate::Bus`], checked before anything is sent.
@@ -76,6 +123,9 @@ fn default_response_body() -> u64 {
 fn default_request_body() -> u64 {
     64 * MIB
 }
+fn default_response_header() -> u32 {
+    64 * 1024
+}
 fn default_message() -> u64 {
     16 * MIB
 }
@@ -91,6 +141,7 @@ impl Default for HttpLimits {
         HttpLimits {
             max_response_body_bytes: default_response_body(),
             max_request_body_bytes: default_request_body(),
+            max_response_header_bytes: default_response_header(),
         }
     }
 }
@@ -127,6 +178,11 @@ impl HttpLimits {
             "limits.max_request_body_bytes",
             self.max_request_body_bytes,
             4096 * MIB,
+        )?;
+        in_range(
+            "limits.max_response_header_bytes",
+            self.max_response_header_bytes.into(),
+            256 * 1024,
         )
     }
 
@@ -142,6 +198,15 @@ impl HttpLimits {
             ));
         }
         Ok(())
+    }
+
+    /// The error for a response head over the limit.
+    pub(crate) fn response_head_exceeded(&self) -> Error {
+        Error::LimitExceeded {
+            what: "response head",
+            limit: "limits.max_response_header_bytes",
+            max: self.max_response_header_bytes.into(),
+        }
     }
 
     /// The error for a response body over the limit.
@@ -279,6 +344,36 @@ mod tests {
         assert_eq!(
             err,
             "headers.a: is 4 bytes, more than limits.max_header_value_bytes (3)"
+        );
+    }
+
+    #[test]
+    fn config_documents_have_a_size_and_a_depth_limit() {
+        use crate::{ClientConfig, Validate};
+        let big = format!(
+            r#"{{"services": {{}}, "x": "{}"}}"#,
+            "a".repeat(MAX_CONFIG_BYTES)
+        );
+        assert!(
+            ClientConfig::from_json(&big)
+                .unwrap_err()
+                .to_string()
+                .starts_with("config: is 1048")
+        );
+        let deep = |levels: usize| {
+            let mut value = serde_json::json!(1);
+            for _ in 0..levels {
+                value = serde_json::json!([value]);
+            }
+            serde_json::json!({ "services": { "a": { "endpoints": ["http://h"], "headers": value } } })
+        };
+        // services → a → headers → 29 arrays → 1: 32 containers deep is allowed (and
+        // then refused for its shape); 33 is refused for its depth.
+        let shape = ClientConfig::from_value(deep(29)).unwrap_err().to_string();
+        assert!(!shape.contains("nests deeper"), "{shape}");
+        assert_eq!(
+            ClientConfig::from_value(deep(30)).unwrap_err().to_string(),
+            "config: nests deeper than 32 levels"
         );
     }
 

@@ -4,7 +4,7 @@ const { test, before, after, beforeEach } = require('node:test')
 const assert = require('node:assert/strict')
 const { randomUUID } = require('node:crypto')
 const { Bus, Client } = require('..')
-const { startTestkit } = require('./support')
+const { amqpUrl, startTestkit } = require('./support')
 
 let kit
 before(async () => { kit = await startTestkit(1) })
@@ -23,6 +23,15 @@ test('an endless response body stops at the limit with COURIER_LIMIT_EXCEEDED', 
     assert.equal(err.limit, 'limits.max_response_body_bytes')
     assert.equal(err.max, 1000000)
     return true
+  })
+  assert.equal((await kit.requests(0)).total, 1, 'not retried')
+})
+
+test('a response head over the limit fails with COURIER_LIMIT_EXCEEDED', async () => {
+  await kit.behave(0, { default: { headers: { 'x-big': 'a'.repeat(70000) } } })
+  const client = new Client({ services: { orders: { endpoints: [kit.urls[0]] } } })
+  await assert.rejects(client.get('orders', '/head'), {
+    code: 'COURIER_LIMIT_EXCEEDED', limit: 'limits.max_response_header_bytes', max: 65536,
   })
   assert.equal((await kit.requests(0)).total, 1, 'not retried')
 })
@@ -49,6 +58,29 @@ test('a header name longer than 255 bytes rejects with COURIER_CONFIG, and the p
     { code: 'COURIER_CONFIG', field: 'headers' },
   )
   assert.equal(bus.stats().published, 0)
+  await bus.close()
+})
+
+test('empty message ids from another publisher are not deduplicated', async () => {
+  const amqplib = require('amqplib')
+  const queue = `courier-test.node.empty-id.${randomUUID()}`
+  const bus = await Bus.connect({ urls: [amqpUrl] })
+  await bus.declareQueue(queue, { quorum: false, deadLetter: false })
+  const conn = await amqplib.connect(amqpUrl)
+  const ch = await conn.createConfirmChannel()
+  for (const body of ['first', 'second']) ch.sendToQueue(queue, Buffer.from(body), { messageId: '' })
+  await ch.waitForConfirms()
+  const consumer = await bus.consume(queue)
+  for (const expected of ['first', 'second']) {
+    const d = await consumer.next({ timeoutMs: 5000 })
+    assert.equal(d.body.toString(), expected)
+    assert.equal(d.messageId, null, 'an empty id is no id')
+    await d.ack()
+  }
+  await consumer.close()
+  assert.equal(bus.stats().deduplicated, 0)
+  await ch.deleteQueue(queue)
+  await conn.close()
   await bus.close()
 })
 
@@ -92,4 +124,50 @@ test('a panic inside core rejects the Promise with COURIER_INTERNAL (it stayed p
     assert.match(err.message, /forced panic/)
     return true
   })
+})
+
+// Wrong JavaScript types used to surface as napi's raw converter errors (`StringExpected`,
+// no field), a TypeError without a code, or a silent String(v): headers {a: 5} sent "5",
+// headers 'x' became a header named "0". Each is now COURIER_CONFIG naming the argument,
+// and every Promise-returning method rejects instead of throwing.
+test('wrong argument types reject with COURIER_CONFIG naming the argument', async () => {
+  const client = new Client({ services: { orders: { endpoints: [kit.urls[0]] } } })
+  const bus = await Bus.connect({ urls: ['memory://hostile-types'] })
+  await bus.declareQueue('q')
+  const cases = [
+    [() => client.get(5), 'target'],
+    [() => client.get('orders', {}), 'path'],
+    [() => client.get('orders', '/', 5), 'options'],
+    [() => client.post('orders', '/', { body: 5 }), 'body'],
+    [() => client.post('orders', '/', { headers: { a: 5 } }), 'headers.a'],
+    [() => client.post('orders', '/', { headers: 'x' }), 'headers'],
+    [() => client.get('orders', '/', { query: { a: {} } }), 'query.a'],
+    [() => client.post('orders', '/', { idempotencyKey: 5 }), 'idempotency_key'],
+    [() => client.get('orders', '/', { deadlineMs: '5' }), 'deadline_ms'],
+    [() => client.get('orders', '/', { signal: {} }), 'signal'],
+    [() => bus.publish(null), 'routing_key'],
+    [() => bus.publish({ routingKey: 5, body: 'x' }), 'routing_key'],
+    [() => bus.publish({ routingKey: 'q', body: 5 }), 'body'],
+    [() => bus.publish({ routingKey: 'q', body: 'x', headers: { a: 5 } }), 'headers.a'],
+    [() => bus.publish({ routingKey: 'q', body: 'x', messageId: 5 }), 'message_id'],
+    [() => bus.publish({ routingKey: 'q', body: 'x', persistent: 'yes' }), 'persistent'],
+    [() => bus.declareQueue(5), 'queue'],
+    [() => bus.declareQueue('r', { quorum: 'yes' }), 'quorum'],
+    [() => bus.consume('q', { prefetch: '10' }), 'prefetch'],
+    [() => bus.bind('q', 5, 'k'), 'exchange'],
+    [() => bus.request({ routingKey: 'q', body: 'x', headers: 'h' }), 'headers'],
+  ]
+  for (const [call, field] of cases) {
+    const pending = call()
+    assert.ok(pending instanceof Promise, `${field}: returns a Promise`)
+    await assert.rejects(pending, (err) => {
+      assert.equal(err.code, 'COURIER_CONFIG', `${field}: ${err.message}`)
+      assert.equal(err.kind, 'config')
+      assert.equal(err.field, field)
+      return true
+    })
+  }
+  assert.equal((await kit.requests(0)).total, 0)
+  assert.equal(bus.stats().published, 0)
+  await bus.close()
 })

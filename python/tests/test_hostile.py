@@ -7,6 +7,7 @@ import resource
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import pytest
 from conftest import Testkit, wait_for_child
@@ -28,6 +29,23 @@ def test_an_endless_response_body_stops_at_the_limit(testkit: Testkit) -> None:
     assert info.value.kind == "limit_exceeded"
     assert (info.value.limit, info.value.max) == ("limits.max_response_body_bytes", 1_000_000)
     assert testkit.requests(0)["total"] == 1, "not retried"
+
+
+def test_a_response_head_over_the_limit_fails_and_is_not_retried(testkit: Testkit) -> None:
+    testkit.behave(0, default={"headers": {"x-big": "a" * 70_000}})
+    with pytest.raises(courierkit.LimitExceededError) as info:
+        client(testkit).get("orders", "/head")
+    assert (info.value.limit, info.value.max) == ("limits.max_response_header_bytes", 65_536)
+    assert testkit.requests(0)["total"] == 1, "not retried"
+
+
+def test_a_config_document_over_1_mib_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "huge.json"
+    path.write_text('{"services": {}, "x": "' + "a" * (1 << 20) + '"}')
+    with pytest.raises(courierkit.ConfigError) as info:
+        courierkit.Client.from_file(str(path))
+    assert info.value.field == "config"
+    assert "1048576-byte limit" in str(info.value)
 
 
 def test_peak_memory_stays_near_the_limit_for_an_endless_body(testkit: Testkit) -> None:

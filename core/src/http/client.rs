@@ -421,7 +421,14 @@ impl Client {
         endpoint: &str,
         trace: TraceContext,
     ) -> Result<Response> {
-        let transport = |e: reqwest::Error| transport_error(e, endpoint);
+        let limits = &self.inner.limits;
+        let transport = |e: reqwest::Error| {
+            if head_too_large(&e) {
+                limits.response_head_exceeded()
+            } else {
+                transport_error(e, endpoint)
+            }
+        };
         let resp = self
             .inner
             .http
@@ -432,6 +439,14 @@ impl Client {
             .await
             .map_err(transport)?;
         let status = resp.status().as_u16();
+        let head_bytes: usize = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len())
+            .sum();
+        if head_bytes as u64 > u64::from(limits.max_response_header_bytes) {
+            return Err(limits.response_head_exceeded());
+        }
         let headers = resp
             .headers()
             .iter()
@@ -442,7 +457,7 @@ impl Client {
                 )
             })
             .collect();
-        let body = read_body(resp, &self.inner.limits, transport).await?;
+        let body = read_body(resp, limits, transport).await?;
         Ok(Response {
             status,
             headers,
@@ -659,6 +674,22 @@ pub(crate) fn join(base: &Url, path: &str, query: &[(String, String)]) -> Url {
         url.query_pairs_mut().extend_pairs(query);
     }
     url
+}
+
+/// Whether hyper refused an HTTP/1 response head as too large (over its 400 KiB buffer
+/// or its 100 headers). HTTP/2 heads are bounded by h2's own header list limit and then
+/// checked against courier's like any other.
+fn head_too_large(e: &reqwest::Error) -> bool {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = next {
+        if let Some(h) = err.downcast_ref::<hyper::Error>() {
+            // hyper's `is_parse_too_large` exists only for servers; a client learns the
+            // kind of parse error from its fixed message.
+            return h.is_parse() && h.to_string().contains("too large");
+        }
+        next = err.source();
+    }
+    false
 }
 
 /// Maps a reqwest failure without its URL, which may carry credentials.

@@ -79,9 +79,8 @@ impl Drop for AmqpSubscription {
         if self.channel.status().connected() {
             let channel = self.channel.clone();
             let closing = runtime::spawn(async move {
-                if let Err(e) = channel.close(200, "consumer closed".into()).await {
-                    tracing::debug!(error = %e, "amqp channel close");
-                }
+                super::link::close_bounded(channel.close(200, "consumer closed".into()), "channel")
+                    .await;
             });
             if let Ok(task) = closing {
                 drop(task.detach());

@@ -301,9 +301,11 @@ impl Link {
                 .take(),
         );
         if let State::Up(live) = previous {
-            if let Err(e) = live.connection.close(200, "closed by courier".into()).await {
-                tracing::debug!(error = %e, "amqp close");
-            }
+            close_bounded(
+                live.connection.close(200, "closed by courier".into()),
+                "connection",
+            )
+            .await;
         }
     }
 }
@@ -322,6 +324,24 @@ impl Live {
             *slot = confirm_channel(&self.connection, &self.target).await?;
         }
         Ok(slot.clone())
+    }
+}
+
+/// How long closing a connection or channel may wait for the broker's close-ok. lapin
+/// can leave a close pending forever when the broker already dropped the connection
+/// (amqp-rs/lapin#409); after this the connection is simply dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Awaits a lapin close for at most [`CLOSE_TIMEOUT`]; failures are only logged, since
+/// the caller is done with `what` either way.
+pub(crate) async fn close_bounded(
+    closing: impl std::future::Future<Output = lapin::Result<()>>,
+    what: &'static str,
+) {
+    match tokio::time::timeout(CLOSE_TIMEOUT, closing).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::debug!(error = %e, "amqp {what} close"),
+        Err(_) => tracing::debug!("amqp {what} close: no close-ok within {CLOSE_TIMEOUT:?}"),
     }
 }
 
@@ -381,7 +401,11 @@ async fn supervise(link: Weak<Link>) {
                     });
                     if !replaced {
                         if let State::Up(orphan) = next {
-                            let _ = orphan.connection.close(200, "closed".into()).await;
+                            close_bounded(
+                                orphan.connection.close(200, "closed".into()),
+                                "connection",
+                            )
+                            .await;
                         }
                         return;
                     }
@@ -493,9 +517,7 @@ async fn apply(live: &Live, declarations: &[Declaration], strict: bool) -> Resul
         }
     }
     if let Some(ch) = channel {
-        if let Err(e) = ch.close(200, "done".into()).await {
-            tracing::debug!(error = %e, "amqp channel close");
-        }
+        close_bounded(ch.close(200, "done".into()), "channel").await;
     }
     Ok(())
 }

@@ -247,6 +247,61 @@ async fn a_response_body_over_the_limit_fails_without_reading_the_rest() {
     assert_eq!(kit.requests(0).total(), 1, "a limit hit is not retried");
 }
 
+/// Response heads over the limit fail with LimitExceeded naming it, whether courier
+/// counts them (over 64 KiB) or hyper refuses them first (over its 400 KiB buffer, or
+/// more than 100 headers); a head within the limit is read.
+#[tokio::test]
+async fn a_response_head_over_the_limit_fails_and_is_not_retried() {
+    let kit = Testkit::start(1).await.unwrap();
+    let c = client(&kit, serde_json::json!({}));
+    let big =
+        |bytes: usize| std::collections::BTreeMap::from([("x-big".to_owned(), "a".repeat(bytes))]);
+    let many: std::collections::BTreeMap<_, _> = (0..150)
+        .map(|i| (format!("x-h{i}"), "v".to_owned()))
+        .collect();
+    for (case, headers) in [
+        ("over courier's limit", big(70_000)),
+        ("over hyper's buffer", big(500_000)),
+        ("over hyper's header count", many),
+    ] {
+        let before = kit.requests(0).total();
+        behave(
+            &kit,
+            Action {
+                headers,
+                ..Action::default()
+            },
+        );
+        let err = c
+            .call(Request::new("GET", "orders", "/head"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::LimitExceeded, "{case}: {err}");
+        assert_eq!(
+            err.to_string(),
+            "response head is larger than limits.max_response_header_bytes (65536 bytes)",
+            "{case}"
+        );
+        assert_eq!(
+            kit.requests(0).total() - before,
+            1,
+            "{case}: a limit hit is not retried"
+        );
+    }
+    behave(
+        &kit,
+        Action {
+            headers: big(60_000),
+            ..Action::default()
+        },
+    );
+    let resp = c
+        .call(Request::new("GET", "orders", "/head"))
+        .await
+        .unwrap();
+    assert_eq!(resp.header("x-big").map(str::len), Some(60_000));
+}
+
 #[tokio::test]
 async fn a_body_within_the_limit_is_read_whole() {
     let kit = Testkit::start(1).await.unwrap();

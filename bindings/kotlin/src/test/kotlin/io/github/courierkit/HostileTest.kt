@@ -52,6 +52,50 @@ class HostileTest {
     }
 
     @Test
+    fun `a response head over the limit fails with LimitExceeded`() = runBlocking {
+        kit.behave(0, """{"default": {"headers": {"x-big": "${"a".repeat(70_000)}"}}}""")
+        Client("""{"services": {"orders": {"endpoints": ["${kit.upstreams[0]}"]}}}""").use { client ->
+            val e = assertThrows<CourierException.LimitExceeded> { runBlocking { client.get("orders", "/head") } }
+            assertEquals("limits.max_response_header_bytes", e.limit)
+            assertEquals(65_536uL, e.max)
+        }
+        assertEquals(1L, kit.requestCount(0), "not retried")
+    }
+
+    @Test
+    fun `empty message ids from another publisher are not deduplicated`() = runBlocking<Unit> {
+        val url = System.getenv("COURIER_AMQP_URL") ?: "amqp://guest:guest@127.0.0.1:5672/%2f"
+        val queue = "courier-test.kotlin.empty-id.${UUID.randomUUID()}"
+        val bus = Bus.connect("""{"urls": ["$url"]}""")
+        try {
+            bus.declareQueue(queue, QueueOptions(quorum = false, deadLetter = false))
+            val factory = com.rabbitmq.client.ConnectionFactory().apply { setUri(url) }
+            factory.newConnection().use { conn ->
+                conn.createChannel().use { ch ->
+                    val props = com.rabbitmq.client.AMQP.BasicProperties.Builder().messageId("").build()
+                    for (body in listOf("first", "second")) ch.basicPublish("", queue, props, body.toByteArray())
+                }
+            }
+            val consumer = bus.consume(queue, prefetch = 10u)
+            try {
+                for (expected in listOf("first", "second")) {
+                    val d = consumer.next(5_000uL) ?: error("$expected never arrived")
+                    assertEquals(expected, String(d.body()))
+                    assertEquals(null, d.messageId(), "an empty id is no id")
+                    d.ack()
+                }
+            } finally {
+                consumer.shutdown()
+            }
+            assertEquals(0uL, bus.stats().deduplicated)
+            factory.newConnection().use { conn -> conn.createChannel().use { it.queueDelete(queue) } }
+        } finally {
+            bus.shutdown()
+            bus.close()
+        }
+    }
+
+    @Test
     fun `paths cannot climb out of the base path`() = runBlocking {
         Client("""{"services": {"orders": {"endpoints": ["${kit.upstreams[0]}/api/v1"]}}}""").use { client ->
             for (path in listOf("../../admin", "%2e%2e/%2e%2e/admin", "..%2fadmin")) {
