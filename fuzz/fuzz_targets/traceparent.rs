@@ -1,5 +1,7 @@
-//! traceparent (+ tracestate): never panics; what parses writes a carrier that parses
-//! back to the same context.
+//! traceparent (+ tracestate): never panics; what parses writes a carrier that reads
+//! back as itself. (Not as the parsed context: writing keeps tracestate within 512
+//! characters by dropping whole members, W3C Trace Context 3.3.1.5; this harness
+//! once claimed the stronger round trip and the fuzzer rightly refuted it.)
 #![no_main]
 use courierkit::TraceContext;
 use libfuzzer_sys::fuzz_target;
@@ -10,7 +12,12 @@ fuzz_target!(|data: &[u8]| {
     };
     let (traceparent, tracestate) = text.split_once('\n').unwrap_or((text, ""));
     if let Some(ctx) = TraceContext::parse(traceparent, Some(tracestate)) {
-        let again = TraceContext::from_carrier(&ctx.to_carrier());
-        assert_eq!(again, ctx, "a parsed context must survive its own carrier");
+        let carrier = ctx.to_carrier();
+        let again = TraceContext::from_carrier(&carrier);
+        assert_eq!(
+            again.to_carrier(),
+            carrier,
+            "a written carrier must read back as itself"
+        );
     }
 });

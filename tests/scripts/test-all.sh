@@ -3,7 +3,7 @@
 # Maven packages), then runs every suite in every language. Stops at the first failure
 # and ends with one line per language saying how many tests passed.
 #
-# Usage: test-all.sh [rust] [python] [node] [kotlin] [swift] [interop] [dist]   (default: all of them)
+# Usage: test-all.sh [rust] [fuzz] [python] [node] [kotlin] [swift] [interop] [dist]   (default: all of them)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
@@ -12,7 +12,7 @@ export COURIER_TESTKIT="$CARGO_TARGET_DIR/debug/courier-testkit"
 logs=$(mktemp -d)
 summary=()
 langs=("$@")
-[ ${#langs[@]} -gt 0 ] || langs=(rust python node kotlin swift interop dist)
+[ ${#langs[@]} -gt 0 ] || langs=(rust fuzz python node kotlin swift interop dist)
 # Set once a step has installed that language's packages and built its binding from this
 # checkout, so interop does not do it again.
 python_ready=false
@@ -69,6 +69,23 @@ run_rust() {
   local n
   n=$(cat "$logs/rust.log" "$logs/rust-otlp.log" | grep -Eo 'test result: ok\. [0-9]+ passed' | awk '{s+=$4} END {print s+0}')
   summary+=("rust:   $n passed")
+}
+
+# Every fuzz target for a few seconds, so the harnesses cannot rot (the long runs are
+# `bash scripts/fuzz.sh`). Needs the nightly toolchain these machines carry; cargo-fuzz
+# is installed here when missing.
+run_fuzz() {
+  step "fuzz: each cargo-fuzz target for 8 s"
+  if ! rustup run nightly rustc --version >/dev/null 2>&1; then
+    echo "fuzz: SKIPPED (no nightly toolchain: rustup toolchain install nightly)"
+    summary+=("fuzz:   SKIPPED (no nightly toolchain)")
+    return
+  fi
+  if ! cargo fuzz --version >/dev/null 2>&1; then
+    CARGO_TARGET_DIR="$HOME/.cache/courier/tools-target" cargo install -q --locked cargo-fuzz --version 0.13.2
+  fi
+  logged fuzz env COURIER_FUZZ_SANITIZER=none bash scripts/fuzz.sh 8
+  summary+=("fuzz:   $(grep -c '^Done [0-9]* runs' "$logs/fuzz.log") targets, $(grep -Eo '^Done [0-9]+' "$logs/fuzz.log" | awk '{s+=$2} END {print s+0}') runs, no crash")
 }
 
 # The virtualenv with the test tools and the binding built from this checkout.
