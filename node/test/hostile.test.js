@@ -84,13 +84,49 @@ test('empty message ids from another publisher are not deduplicated', async () =
   await bus.close()
 })
 
-test('a token in the URL user part never appears in errors or stats', async () => {
-  const token = `tok_${randomUUID()}`
-  const client = new Client({ services: { s: { endpoints: [`http://${token}@127.0.0.1:1`] } } })
-  const err = await client.get('s', '/', { deadlineMs: 2000 }).then(() => null, (e) => e)
-  assert.ok(err, 'the call fails')
-  assert.ok(!String(err.message).includes(token) && !JSON.stringify(err).includes(token), err.message)
-  assert.ok(!JSON.stringify(client.stats()).includes(token))
+// Every error path reachable with a credential-carrying URL: HTTP to a closed port (by
+// service and by absolute URL), an upstream answering 503, AMQP with wrong credentials
+// and to a closed port, invalid URLs. Searched: message, util.inspect (every property and
+// the cause chain), JSON, and the stats.
+test('passwords and tokens in URLs never appear in errors or stats', async () => {
+  const { inspect } = require('node:util')
+  const password = `pw-${randomUUID()}`
+  const token = `tok-${randomUUID()}`
+  const up = kit.urls[0].replace('http://', '')
+  await kit.behave(0, { default: { status: 503 } })
+  const shown = []
+  const attempt = async (call) => {
+    try { await call() } catch (err) { shown.push(`${err.message} | ${inspect(err, { depth: 5 })} | ${JSON.stringify(err)}`) }
+  }
+  const client = new Client({
+    services: {
+      pw: { endpoints: [`http://user:${password}@127.0.0.1:1`] },
+      tok: { endpoints: [`http://${token}@127.0.0.1:1`] },
+      pw503: { endpoints: [`http://user:${password}@${up}`] },
+      tok503: { endpoints: [`http://${token}@${up}`] },
+    },
+  })
+  for (const target of ['pw', 'tok', `http://user:${password}@127.0.0.1:1/x`, `http://${token}@127.0.0.1:1/x`]) {
+    await attempt(() => client.get(target, '/', { deadlineMs: 2000 }))
+  }
+  for (const target of ['pw503', 'tok503']) assert.equal((await client.get(target, '/')).status, 503)
+  const broker = amqpUrl.split('@')[1]
+  for (const url of [
+    `amqp://guest:${password}@${broker}`,
+    `amqp://${token}@${broker}`,
+    `amqp://guest:${password}@127.0.0.1:1/%2f`,
+    `amqp://${token}@127.0.0.1:1/%2f`,
+    `amqp://guest:${password}@127.0.0.1:99999`,
+  ]) {
+    await attempt(() => Bus.connect({ urls: [url] }))
+  }
+  for (const url of [`http://user:${password}@127.0.0.1:99999`, `ftp://${token}@h`]) {
+    await attempt(() => new Client({ services: { s: { endpoints: [url] } } }))
+  }
+  assert.equal(shown.length, 11, shown.join('\n'))
+  assert.ok(shown.filter((t) => t.includes('***@')).length >= 7, shown.join('\n'))
+  shown.push(JSON.stringify(client.stats()), inspect(client))
+  for (const text of shown) assert.ok(!text.includes(password) && !text.includes(token), text)
 })
 
 // napi's u32 conversion used to wrap: 2^32+5000 became 5 s, -1 about 49.7 days, NaN and

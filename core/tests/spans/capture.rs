@@ -1,5 +1,5 @@
-//! A tracing subscriber that records every span's name and fields, for asserting the
-//! spans courier emits.
+//! A tracing subscriber that records every span's name and fields, and every event's
+//! target and fields, for asserting what courier emits.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -15,6 +15,8 @@ pub type CapturedSpan = (String, BTreeMap<String, String>);
 #[derive(Clone, Default)]
 pub struct Capture {
     pub spans: Arc<Mutex<Vec<CapturedSpan>>>,
+    /// Every event (log line) from any crate: its target and fields.
+    pub events: Arc<Mutex<Vec<CapturedSpan>>>,
 }
 
 struct Fields<'a>(&'a mut BTreeMap<String, String>);
@@ -45,7 +47,12 @@ impl Subscriber for Capture {
         values.record(&mut Fields(&mut spans[index].1));
     }
     fn record_follows_from(&self, _: &Id, _: &Id) {}
-    fn event(&self, _: &Event<'_>) {}
+    fn event(&self, event: &Event<'_>) {
+        let mut fields = BTreeMap::new();
+        event.record(&mut Fields(&mut fields));
+        let target = event.metadata().target().to_owned();
+        self.events.lock().unwrap().push((target, fields));
+    }
     fn enter(&self, _: &Id) {}
     fn exit(&self, _: &Id) {}
 }

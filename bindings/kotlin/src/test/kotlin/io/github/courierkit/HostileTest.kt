@@ -119,14 +119,56 @@ class HostileTest {
         bus.close()
     }
 
+    /**
+     * Every error path reachable with a credential-carrying URL: HTTP to a closed port (by
+     * service and by absolute URL), an upstream answering 503, AMQP with wrong credentials
+     * and to a closed port, invalid URLs. Searched: toString, message and stack trace of
+     * each error and its cause chain, and the stats.
+     */
     @Test
-    fun `a token in the URL user part never appears in errors or stats`() = runBlocking {
-        val token = "tok_" + UUID.randomUUID()
-        Client("""{"services": {"s": {"endpoints": ["http://$token@127.0.0.1:1"]}}}""").use { client ->
-            val e = assertThrows<CourierException> { runBlocking { client.get("s", "/", deadlineMs = 2000uL) } }
-            assertFalse(e.toString().contains(token), e.toString())
-            assertFalse(client.stats().toString().contains(token))
+    fun `passwords and tokens in URLs never appear in errors or stats`() = runBlocking<Unit> {
+        val password = "pw-" + UUID.randomUUID()
+        val token = "tok-" + UUID.randomUUID()
+        val up = kit.upstreams[0].removePrefix("http://")
+        kit.behave(0, """{"default": {"status": 503}}""")
+        val shown = mutableListOf<String>()
+        suspend fun attempt(call: suspend () -> Unit) {
+            try {
+                call()
+            } catch (e: CourierException) {
+                shown += generateSequence<Throwable>(e) { it.cause }.joinToString(" | ") { it.stackTraceToString() }
+            }
         }
+        Client(
+            """{"services": {
+                "pw": {"endpoints": ["http://user:$password@127.0.0.1:1"]},
+                "tok": {"endpoints": ["http://$token@127.0.0.1:1"]},
+                "pw503": {"endpoints": ["http://user:$password@$up"]},
+                "tok503": {"endpoints": ["http://$token@$up"]}}}""",
+        ).use { client ->
+            for (target in listOf("pw", "tok", "http://user:$password@127.0.0.1:1/x", "http://$token@127.0.0.1:1/x")) {
+                attempt { client.get(target, "/", deadlineMs = 2000uL) }
+            }
+            for (target in listOf("pw503", "tok503")) assertEquals(503, client.get(target, "/").status.toInt())
+            shown += client.stats().toString()
+        }
+        val amqp = System.getenv("COURIER_AMQP_URL") ?: "amqp://guest:guest@127.0.0.1:5672/%2f"
+        val broker = amqp.substringAfter("@")
+        for (url in listOf(
+            "amqp://guest:$password@$broker",
+            "amqp://$token@$broker",
+            "amqp://guest:$password@127.0.0.1:1/%2f",
+            "amqp://$token@127.0.0.1:1/%2f",
+            "amqp://guest:$password@127.0.0.1:99999",
+        )) {
+            attempt { Bus.connect("""{"urls": ["$url"]}""") }
+        }
+        for (url in listOf("http://user:$password@127.0.0.1:99999", "ftp://$token@h")) {
+            attempt { Client("""{"services": {"s": {"endpoints": ["$url"]}}}""").close() }
+        }
+        assertEquals(12, shown.size, shown.joinToString("\n"))
+        assertTrue(shown.count { it.contains("***@") } >= 7, shown.joinToString("\n"))
+        for (text in shown) assertFalse(text.contains(password) || text.contains(token), text)
     }
 
     @Test
