@@ -83,10 +83,8 @@ async fn no_secret_reaches_errors_stats_logs_or_spans() {
     );
     let events = capture.events.lock().unwrap().clone();
     let spans = capture.spans.lock().unwrap().clone();
-    assert!(
-        !events.is_empty() && !spans.is_empty(),
-        "logs and spans were captured"
-    );
+    assert!(!events.is_empty(), "log events were captured");
+    assert!(!capture.named("GET").is_empty(), "HTTP spans were captured");
     let haystacks = s
         .seen
         .iter()
