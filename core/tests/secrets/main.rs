@@ -84,7 +84,10 @@ async fn no_secret_reaches_errors_stats_logs_or_spans() {
     let events = capture.events.lock().unwrap().clone();
     let spans = capture.spans.lock().unwrap().clone();
     assert!(!events.is_empty(), "log events were captured");
-    assert!(!capture.named("GET").is_empty(), "HTTP spans were captured");
+    assert!(
+        !capture.named("http.client").is_empty(),
+        "HTTP spans were captured"
+    );
     let haystacks = s
         .seen
         .iter()
@@ -167,7 +170,7 @@ async fn http_paths(s: &mut Secrets) {
     }
     // Absolute URLs, with the secret in the URL itself.
     for base in [pw_closed.clone(), tok_closed.clone()] {
-        let mut req = Request::new("GET", &format!("{base}/abs"), "");
+        let mut req = Request::new("GET", format!("{base}/abs"), "");
         req.deadline_ms = Some(1000);
         let result = client.call(req).await;
         s.keep("absolute url", result.map(|_| ()));
