@@ -66,7 +66,12 @@ for s in $symbols; do
 done
 
 if ! command -v swift >/dev/null 2>&1; then
-  echo "swift: SKIPPED (no Swift toolchain on this machine; bindings generated and checked; no Swift code compiled, no tests run)"
+  # COURIER_REQUIRE_SWIFT=1 (set it on a machine meant to test Swift) turns the skip into
+  # a failure, so a lost toolchain cannot pass as green.
+  if [ "${COURIER_REQUIRE_SWIFT:-}" = 1 ]; then
+    fail "no Swift toolchain on PATH, and COURIER_REQUIRE_SWIFT=1"
+  fi
+  echo "swift: SKIPPED (no Swift toolchain on this machine; bindings generated and checked; no Swift code compiled, no tests run; COURIER_REQUIRE_SWIFT=1 makes this a failure)"
   exit 0
 fi
 

@@ -69,6 +69,22 @@ def start_wrapper(lang: str, command: str, args: list[str], stderr: Any) -> subp
     )
 
 
+def expected_languages(languages: list[str]) -> list[str]:
+    """The languages that must take part: all of `languages`, except Swift on a machine
+    without a Swift toolchain, unless COURIER_REQUIRE_SWIFT=1 makes its absence a failure.
+    A run where an expected language was skipped, failed to build or lacks a driver fails:
+    one language alone must never pass for all of them."""
+    swift_expected = shutil.which("swift") is not None or os.environ.get("COURIER_REQUIRE_SWIFT") == "1"
+    return [lang for lang in languages if lang != "swift" or swift_expected]
+
+
+def missing_expected(languages: list[str], state: dict[str, str]) -> list[str]:
+    """`lang: why` for each expected language that is not ready, after logging the set."""
+    expected = expected_languages(languages)
+    log(f"expected languages: {', '.join(expected)}")
+    return [f"{lang} ({state[lang]})" for lang in expected if state[lang] != "ok"]
+
+
 def build(languages: list[str]) -> dict[str, str]:
     """Each language's state: "ok", "skipped: <why>" or "build failed".
 

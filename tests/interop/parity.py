@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common import AGENTS, ALL_LANGUAGES, AMQP_URL, ROOT, Testkit, build, log, start_wrapper
+from common import AGENTS, ALL_LANGUAGES, AMQP_URL, ROOT, Testkit, build, log, missing_expected, start_wrapper
 
 CASES = ROOT / "tests/interop/cases"
 # A driver runs every case in seconds (the slowest cases wait out a Retry-After of 1 s);
@@ -151,6 +151,7 @@ def main() -> int:
         if state[lang] == "ok" and not has_driver(lang):
             state[lang] = "missing driver"
     ready = [lang for lang in languages if state[lang] == "ok"]
+    absent = missing_expected(languages, state)
     log(f"{len(cases)} cases from {', '.join(f.name for f in files)}; drivers: {', '.join(ready) or 'none'}")
     upstreams = max([len(case["upstreams"]) for case in cases if case["kind"] == "http"] or [1])
     logs = Path(tempfile.mkdtemp(prefix="courier-parity-"))
@@ -203,13 +204,14 @@ def main() -> int:
         for line in run.problems:
             log(f"driver {lang}: {line}")
     driver_failed = [lang for lang, run in runs.items() if run.problems]
-    ok = not failed_cases and not broken and not driver_failed and bool(runs)
+    ok = not failed_cases and not broken and not driver_failed and not absent and bool(runs)
     if ok:
         summary = f"parity: {len(cases)} cases x {len(runs)} languages agree"
     else:
         summary = f"parity: {failed_cases} of {len(cases)} cases disagree across {len(runs)} languages"
         summary += f", builds failed: {', '.join(broken)}" if broken else ""
         summary += f", drivers failed: {', '.join(driver_failed)}" if driver_failed else ""
+        summary += f", expected languages missing: {', '.join(absent)}" if absent else ""
         log(f"driver logs kept in {logs}")
     if ok:
         shutil.rmtree(logs, ignore_errors=True)

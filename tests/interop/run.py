@@ -37,7 +37,7 @@ from typing import Any, Callable
 import common
 import pika
 import pika.exceptions
-from common import ALL_LANGUAGES, AMQP_URL, build, log, start_wrapper
+from common import ALL_LANGUAGES, AMQP_URL, build, log, missing_expected, start_wrapper
 
 ROLES = ["publish", "consume", "serve+http"]
 # How much of a role's wait is allowed in all (the agents' --max-ms); a healthy
@@ -758,6 +758,7 @@ def main() -> int:
         return 2
     state = build(languages)
     available = [lang for lang in ALL_LANGUAGES if state.get(lang) == "ok"]
+    absent = missing_expected(languages, state)
     specs = plan(available)
     missing = [f"{lang}: {state[lang]}" for lang in languages if state[lang] != "ok"]
     log(
@@ -792,8 +793,9 @@ def main() -> int:
         shutil.rmtree(logs, ignore_errors=True)
     tail = f", {failed} failed" if failed else ""
     tail += f", builds failed: {', '.join(broken)}" if broken else ""
+    tail += f", expected languages missing: {', '.join(absent)}" if absent else ""
     log(f"interop: {passed} scenarios passed{tail} ({time.monotonic() - started:.0f} s)")
-    return 0 if outcomes and not failed and not broken else 1
+    return 0 if outcomes and not failed and not broken and not absent else 1
 
 
 if __name__ == "__main__":

@@ -17,8 +17,10 @@ use futures_util::StreamExt;
 use tokio::sync::Mutex;
 use tokio::time::{Instant, sleep};
 
+mod proxy;
 #[path = "../support/mod.rs"]
 mod support;
+use proxy::Proxy;
 use support::amqp_url;
 
 const MESSAGES: usize = 10_000;
@@ -54,8 +56,12 @@ fn close_courier_connections() -> usize {
 }
 
 async fn bus() -> Bus {
+    bus_at(&[amqp_url()]).await
+}
+
+async fn bus_at(urls: &[String]) -> Bus {
     let config = BusConfig::from_value(serde_json::json!({
-        "urls": [amqp_url()],
+        "urls": urls,
         "reconnect": {"base_delay_ms": 50, "max_delay_ms": 1000},
         "publish_deadline_ms": 120_000,
     }))
@@ -223,4 +229,123 @@ async fn broker_restart_loses_and_duplicates_nothing() {
     })
     .await;
     assert_exactly_once(&processed);
+}
+
+/// The broker's address, for the proxies.
+fn broker_addr() -> std::net::SocketAddr {
+    let url = url::Url::parse(&amqp_url()).unwrap();
+    let host = url.host_str().unwrap().to_owned();
+    std::net::ToSocketAddrs::to_socket_addrs(&(host, url.port().unwrap_or(5672)))
+        .unwrap()
+        .next()
+        .unwrap()
+}
+
+/// Messages ready in `queue`, from a passive declare on a connection of its own.
+async fn queue_depth(queue: &str) -> u32 {
+    let conn = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    let declared = ch
+        .queue_declare(
+            queue.into(),
+            lapin::options::QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            lapin::types::FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    conn.close(200, "bye".into()).await.unwrap();
+    declared.message_count()
+}
+
+/// Publishes on the wire but unconfirmed when the connection dies are re-sent on the
+/// next one. The proxy swallows them, so none reached the broker: the queue then holds
+/// exactly the re-sent copies, one per publish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unconfirmed_publishes_are_resent_on_the_next_connection() {
+    const N: usize = 20;
+    let _serial = SERIAL.lock().await;
+    let proxy = Proxy::start(broker_addr()).await;
+    let bus = bus_at(&[proxy.url()]).await;
+    let q = format!("courier-test.recovery.resend.{}", uuid::Uuid::new_v4());
+    bus.declare_queue(&q, &QueueOptions::default())
+        .await
+        .unwrap();
+    proxy.hold();
+    let pending = tokio::spawn({
+        let (bus, q) = (bus.clone(), q.clone());
+        async move {
+            let publishes = (0..N).map(|i| {
+                let options = PublishOptions {
+                    message_id: Some(format!("r-{i}")),
+                    ..PublishOptions::default()
+                };
+                bus.publish("", &q, bytes::Bytes::from(vec![b'x'; 256]), options)
+            });
+            futures_util::future::join_all(publishes).await
+        }
+    });
+    wait_for("every publish on the wire", Duration::from_secs(60), || {
+        proxy.held_bytes() >= N * 256
+    })
+    .await;
+    assert_eq!(bus.stats().confirmed, 0, "nothing reached the broker");
+    proxy.cut();
+    let results = tokio::time::timeout(Duration::from_secs(120), pending)
+        .await
+        .expect("the publishes finish after the reconnect")
+        .unwrap();
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let stats = bus.stats();
+    assert!(stats.resent >= N as u64, "each was re-sent: {stats:?}");
+    assert!(stats.reconnects >= 1, "{stats:?}");
+    assert_eq!(proxy.accepted(), 2, "one connection, then one reconnect");
+    assert_eq!(queue_depth(&q).await, N as u32, "each publish stored once");
+    bus.close().await.unwrap();
+    support::delete_queues(&[&q, &format!("{q}.dlq")]).await;
+}
+
+/// When the broker behind the first URL goes away, the bus reconnects over the next URL
+/// and declares its topology again: the queue, deleted meanwhile (as on a node that never
+/// had it), exists again — a mandatory publish to it is routed — and the consumer is
+/// subscribed to it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnecting_rotates_to_the_next_url_and_redeclares_the_topology() {
+    let _serial = SERIAL.lock().await;
+    let first = Proxy::start(broker_addr()).await;
+    let second = Proxy::start(broker_addr()).await;
+    second.stop();
+    let bus = bus_at(&[first.url(), second.url()]).await;
+    let q = format!("courier-test.recovery.rotate.{}", uuid::Uuid::new_v4());
+    bus.declare_queue(&q, &QueueOptions::default())
+        .await
+        .unwrap();
+    let consumer = bus.consume(&q, ConsumeOptions::default()).await.unwrap();
+    first.stop();
+    support::delete_queues(&[&q]).await;
+    second.listen().await;
+    let options = PublishOptions {
+        message_id: Some("after-rotation".into()),
+        ..PublishOptions::default()
+    };
+    bus.publish("", &q, bytes::Bytes::from_static(b"after"), options)
+        .await
+        .expect("routed: the queue was declared again on the new connection");
+    let d = consumer
+        .next(Some(Duration::from_secs(60)))
+        .await
+        .unwrap()
+        .expect("the consumer is subscribed again");
+    assert_eq!(d.message_id.as_deref(), Some("after-rotation"));
+    d.ack().await.unwrap();
+    assert_eq!(first.accepted(), 1, "the first URL is not used again");
+    assert!(second.accepted() >= 1, "the bus moved to the second URL");
+    assert!(bus.stats().reconnects >= 1);
+    consumer.close().await.unwrap();
+    bus.close().await.unwrap();
+    support::delete_queues(&[&q, &format!("{q}.dlq")]).await;
 }
