@@ -106,16 +106,29 @@ def test_from_file_reads_toml(testkit, tmp_path):
     assert courierkit.Client.from_file(path).get("orders", "/").status == 200
 
 
-async def test_cancelling_an_async_call_does_not_break_the_client(testkit):
-    testkit.behave(0, default={"latency_ms": 3000})
-    client = courierkit.AsyncClient(config(testkit))
+async def test_cancelling_an_async_call_releases_its_slot(testkit):
+    """With room for one call, a cancelled call that leaked its in-flight slot would make
+    the next call Overloaded; it must instead be admitted, and in_flight return to 0."""
+    # Far longer than the waits below: a call that only ended with its response would fail.
+    testkit.behave(0, default={"latency_ms": 20_000})
+    client = courierkit.AsyncClient(config(testkit, max_concurrency=1))
     task = asyncio.ensure_future(client.get("orders", "/slow"))
-    await asyncio.sleep(0.05)
+    for _ in range(500):  # until the request reached the upstream (bounded: 5 s)
+        if testkit.requests(0)["total"] == 1:
+            break
+        await asyncio.sleep(0.01)
+    assert client.stats()["services"]["orders"]["in_flight"] == 1
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+    for _ in range(500):  # the Rust future is dropped on the runtime's thread (bounded: 5 s)
+        if client.stats()["services"]["orders"]["in_flight"] == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert client.stats()["services"]["orders"]["in_flight"] == 0
     testkit.behave(0, default={})
     assert (await client.get("orders", "/fast")).status == 200
+    assert client.stats()["services"]["orders"]["overloaded"] == 0
 
 
 def test_every_attempt_continues_the_callers_trace(testkit):

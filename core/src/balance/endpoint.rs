@@ -186,3 +186,33 @@ impl Drop for InFlight {
         self.endpoint.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// On a paused clock, so the estimate is read before it decays (the integration test
+    /// compared it against a real clock while it decayed).
+    #[tokio::test(start_paused = true)]
+    async fn a_failure_weighs_like_a_one_second_sample_and_repeated_ones_cross_the_threshold() {
+        let url = Url::parse("http://127.0.0.1:1").unwrap();
+        let ep = Arc::new(Endpoint::new(url, "http://127.0.0.1:1".into(), None, 1));
+        let outlier = OutlierConfig {
+            consecutive_failures: 2,
+            ..OutlierConfig::default()
+        };
+        assert!(
+            !ep.start().finish(true, Some(&outlier)),
+            "one failure is not enough"
+        );
+        assert_eq!(ep.stats().ewma_ms, 1000.0);
+        assert!(
+            ep.start().finish(true, Some(&outlier)),
+            "the second one crosses it"
+        );
+        ep.eject(&outlier);
+        let stats = ep.stats();
+        assert!(stats.ejected && stats.times_ejected == 1, "{stats:?}");
+        assert_eq!((stats.requests, stats.failures), (2, 2));
+    }
+}

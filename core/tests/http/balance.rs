@@ -99,11 +99,13 @@ async fn an_endpoint_failing_fast_is_ejected_and_calls_still_succeed() {
         .find(|e| e.url.trim_end_matches('/') == kit.urls()[0])
         .unwrap();
     assert_eq!(bad.requests, failing, "stats count what the server saw");
+    // Five failures in a row eject it for 30 s, far longer than this test runs.
     assert!(
-        bad.ewma_ms >= 500.0,
-        "failures weigh like a 1 s sample (decaying while idle), got {} ms",
-        bad.ewma_ms
+        bad.ejected && bad.times_ejected >= 1,
+        "the failing endpoint was ejected: {bad:?}"
     );
+    // (How much a failure weighs in the latency estimate is checked on a paused clock in
+    // balance/endpoint.rs: here the estimate decays in real time while the endpoint idles.)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,6 +17,7 @@ use futures_util::StreamExt;
 use tokio::sync::Mutex;
 use tokio::time::{Instant, sleep};
 
+#[path = "../support/proxy.rs"]
 mod proxy;
 #[path = "../support/mod.rs"]
 mod support;
@@ -231,16 +232,6 @@ async fn broker_restart_loses_and_duplicates_nothing() {
     assert_exactly_once(&processed);
 }
 
-/// The broker's address, for the proxies.
-fn broker_addr() -> std::net::SocketAddr {
-    let url = url::Url::parse(&amqp_url()).unwrap();
-    let host = url.host_str().unwrap().to_owned();
-    std::net::ToSocketAddrs::to_socket_addrs(&(host, url.port().unwrap_or(5672)))
-        .unwrap()
-        .next()
-        .unwrap()
-}
-
 /// Messages ready in `queue`, from a passive declare on a connection of its own.
 async fn queue_depth(queue: &str) -> u32 {
     let conn = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
@@ -269,8 +260,8 @@ async fn queue_depth(queue: &str) -> u32 {
 async fn unconfirmed_publishes_are_resent_on_the_next_connection() {
     const N: usize = 20;
     let _serial = SERIAL.lock().await;
-    let proxy = Proxy::start(broker_addr()).await;
-    let bus = bus_at(&[proxy.url()]).await;
+    let proxy = Proxy::start(&amqp_url()).await;
+    let bus = bus_at(&[proxy.url(&amqp_url())]).await;
     let q = format!("courier-test.recovery.resend.{}", uuid::Uuid::new_v4());
     bus.declare_queue(&q, &QueueOptions::default())
         .await
@@ -316,10 +307,10 @@ async fn unconfirmed_publishes_are_resent_on_the_next_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconnecting_rotates_to_the_next_url_and_redeclares_the_topology() {
     let _serial = SERIAL.lock().await;
-    let first = Proxy::start(broker_addr()).await;
-    let second = Proxy::start(broker_addr()).await;
+    let first = Proxy::start(&amqp_url()).await;
+    let second = Proxy::start(&amqp_url()).await;
     second.stop();
-    let bus = bus_at(&[first.url(), second.url()]).await;
+    let bus = bus_at(&[first.url(&amqp_url()), second.url(&amqp_url())]).await;
     let q = format!("courier-test.recovery.rotate.{}", uuid::Uuid::new_v4());
     bus.declare_queue(&q, &QueueOptions::default())
         .await

@@ -10,6 +10,8 @@ use courierkit::{
     Request, Validate,
 };
 
+#[path = "../support/proxy.rs"]
+mod proxy;
 #[path = "../support/mod.rs"]
 mod support;
 
@@ -338,16 +340,19 @@ mod amqps {
         assert!(!err.to_string().contains("guest:guest"), "{err}");
     }
 
+    /// Through a counting proxy: a refused login is final, so the bus does not try again.
     #[tokio::test]
     async fn external_login_for_an_unknown_user_is_refused_once() {
         let pki = pki();
+        let proxy = proxy::Proxy::start(&url()).await;
         refused(
             tls(&pki, "ca", Some("client-unknown-user")),
-            &url(),
+            &proxy.url(&url()),
             &[ErrorKind::Broker, ErrorKind::Connect],
             "ACCESS_REFUSED",
         )
         .await;
+        assert_eq!(proxy.accepted(), 1, "one connection attempt, not retried");
     }
 
     #[test]

@@ -1,7 +1,13 @@
-//! A TCP proxy between courier and RabbitMQ that the test controls: it can swallow what
+//! A TCP proxy between courier and RabbitMQ that a test controls: it can swallow what
 //! clients send (so publishes are on the wire but never reach the broker: unconfirmed), cut every connection,
-//! and stop or start listening on its port. Recovery is then driven by state the test
-//! sets, not by timing a disturbance against a publishing loop.
+//! stop or start listening on its port, and counts the connections it accepted. Recovery
+//! is then driven by state the test sets, not by timing a disturbance against a
+//! publishing loop. Included with `#[path]` by the test binaries that use it.
+
+#![allow(
+    dead_code,
+    reason = "each test binary that includes it uses a different part"
+)]
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -28,8 +34,15 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// A proxy on a free loopback port, listening.
-    pub async fn start(upstream: SocketAddr) -> Proxy {
+    /// A proxy on a free loopback port, listening, to the host and port of `url`.
+    pub async fn start(url: &str) -> Proxy {
+        let parsed = url::Url::parse(url).unwrap();
+        let host = parsed.host_str().unwrap().to_owned();
+        let port = parsed.port_or_known_default().unwrap_or(5672);
+        let upstream = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
+            .unwrap()
+            .next()
+            .unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let proxy = Proxy {
             addr: listener.local_addr().unwrap(),
@@ -41,9 +54,12 @@ impl Proxy {
         proxy
     }
 
-    /// `amqp://guest:guest@<proxy>/%2f`.
-    pub fn url(&self) -> String {
-        format!("amqp://guest:guest@{}/%2f", self.addr)
+    /// `url` with its host and port replaced by the proxy's.
+    pub fn url(&self, url: &str) -> String {
+        let mut url = url::Url::parse(url).unwrap();
+        url.set_ip_host(self.addr.ip()).unwrap();
+        url.set_port(Some(self.addr.port())).unwrap();
+        url.to_string()
     }
 
     /// Connections accepted so far.
