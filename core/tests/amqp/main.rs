@@ -74,16 +74,19 @@ async fn publish_consume_ack_round_trip() {
         "a delivery settles once"
     );
 
-    let err = consumer
-        .next(Some(Duration::from_millis(300)))
-        .await
-        .unwrap_err();
-    assert_eq!(
-        err.kind(),
-        ErrorKind::Timeout,
-        "an acked message is not delivered again"
-    );
+    // Closing returns unacknowledged deliveries to the queue, at the moment the broker
+    // drops the consumer: once it has, the queue is empty only if the ack reached the
+    // broker, so the message cannot be delivered again.
     consumer.close().await.unwrap();
+    let mut counts = support::queue_counts(&q).await;
+    for _ in 0..300 {
+        if counts.1 == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        counts = support::queue_counts(&q).await;
+    }
+    assert_eq!(counts, (0, 0), "an acked message is not delivered again");
     assert!(
         consumer.next(SHORT).await.unwrap().is_none(),
         "a closed consumer ends"
@@ -185,8 +188,13 @@ fn redis_bus_config(prefix: &str) -> BusConfig {
 }
 
 /// Two consumer processes (this test binary, run again as children) share a queue and a
-/// Redis dedup window; every id was published twice. Each id must be processed exactly
-/// once across both processes.
+/// Redis dedup window; every id is published twice. Each id must be processed exactly
+/// once across both processes, and both take part.
+///
+/// Synchronised by state, not by time: nothing is published until both children said
+/// they are subscribed (so the broker spreads deliveries over both), and the children
+/// stop when the parent, counting what they report, has seen every id processed and
+/// every copy skipped (it then closes their stdin).
 #[tokio::test]
 async fn redis_dedup_is_shared_by_consumer_processes() {
     const IDS: usize = 300;
@@ -197,6 +205,48 @@ async fn redis_dedup_is_shared_by_consumer_processes() {
         .declare_queue(&q, &QueueOptions::default())
         .await
         .unwrap();
+
+    let exe = std::env::current_exe().unwrap();
+    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<(usize, String)>();
+    let mut children = Vec::new();
+    for index in 0..2 {
+        let mut child = tokio::process::Command::new(&exe)
+            .args([
+                "redis_dedup_child_consumer",
+                "--exact",
+                "--include-ignored",
+                "--nocapture",
+            ])
+            .env(CHILD_QUEUE, &q)
+            .env(CHILD_PREFIX, &prefix)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the test binary runs again as a child");
+        let stdout = child.stdout.take().unwrap();
+        let tx = lines_tx.clone();
+        tokio::spawn(async move {
+            let mut reader = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+            while let Ok(Some(line)) = reader.next_line().await {
+                let _ = tx.send((index, line));
+            }
+        });
+        children.push(child);
+    }
+    drop(lines_tx);
+    let next_line = async |lines: &mut tokio::sync::mpsc::UnboundedReceiver<(usize, String)>| {
+        tokio::time::timeout(Duration::from_secs(120), lines.recv())
+            .await
+            .expect("the children report within 120 s")
+            .expect("the children are still running")
+    };
+
+    let mut subscribed = [false; 2];
+    while subscribed != [true; 2] {
+        let (index, line) = next_line(&mut lines).await;
+        subscribed[index] |= line == "subscribed";
+    }
     for round in 0..2 {
         for i in 0..IDS {
             let options = PublishOptions {
@@ -208,61 +258,46 @@ async fn redis_dedup_is_shared_by_consumer_processes() {
         }
     }
 
-    let exe = std::env::current_exe().unwrap();
-    let children: Vec<_> = (0..2)
-        .map(|_| {
-            tokio::process::Command::new(&exe)
-                .args([
-                    "redis_dedup_child_consumer",
-                    "--exact",
-                    "--include-ignored",
-                    "--nocapture",
-                ])
-                .env(CHILD_QUEUE, &q)
-                .env(CHILD_PREFIX, &prefix)
-                .stdout(std::process::Stdio::piped())
-                .kill_on_drop(true)
-                .spawn()
-                .expect("the test binary runs again as a child")
-        })
-        .collect();
     let mut processed = std::collections::HashMap::<String, usize>::new();
-    let mut deduplicated = 0u64;
-    let mut busy = 0;
-    for child in children {
-        let out = tokio::time::timeout(Duration::from_secs(150), child.wait_with_output())
-            .await
-            .expect("child consumers finish")
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "a child consumer failed: {:?}",
-            out.status
-        );
-        let stdout = String::from_utf8(out.stdout).unwrap();
-        let mut mine = 0;
-        for line in stdout.lines() {
-            if let Some(id) = line.strip_prefix("processed ") {
-                *processed.entry(id.to_owned()).or_default() += 1;
-                mine += 1;
-            } else if let Some(n) = line.strip_prefix("deduplicated ") {
-                deduplicated += n.parse::<u64>().unwrap();
-            }
+    let mut per_child = [0usize; 2];
+    let mut deduplicated = [0u64; 2];
+    while per_child.iter().sum::<usize>() < IDS || deduplicated.iter().sum::<u64>() < IDS as u64 {
+        let (index, line) = next_line(&mut lines).await;
+        if let Some(id) = line.strip_prefix("processed ") {
+            *processed.entry(id.to_owned()).or_default() += 1;
+            per_child[index] += 1;
+        } else if let Some(n) = line.strip_prefix("deduplicated ") {
+            deduplicated[index] = n.parse().unwrap();
         }
-        busy += usize::from(mine > 0);
+    }
+    for mut child in children {
+        drop(child.stdin.take());
+        let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+            .await
+            .expect("a child stops when its stdin closes")
+            .unwrap();
+        assert!(status.success(), "a child consumer failed: {status:?}");
     }
     assert_eq!(processed.len(), IDS);
     let repeated: Vec<_> = processed.iter().filter(|(_, n)| **n != 1).collect();
     assert!(repeated.is_empty(), "processed twice: {repeated:?}");
-    assert_eq!(deduplicated, IDS as u64, "every second copy was skipped");
-    assert_eq!(busy, 2, "both processes took part");
+    assert_eq!(
+        deduplicated.iter().sum::<u64>(),
+        IDS as u64,
+        "every second copy was skipped"
+    );
+    assert!(
+        per_child.iter().all(|n| *n > 0),
+        "both processes took part: {per_child:?}"
+    );
     publisher.close().await.unwrap();
     delete_queues(&[&q, &format!("{q}.dlq")]).await;
 }
 
-/// The child side of [`redis_dedup_is_shared_by_consumer_processes`]: consumes until the
-/// queue has been quiet for two seconds, printing each id it processed. Ignored, so a
-/// normal run does not count it as a passing test; only its parent runs it.
+/// The child side of [`redis_dedup_is_shared_by_consumer_processes`]: says `subscribed`,
+/// then prints each id it processed and its deduplicated count whenever that changes,
+/// until its stdin closes. Ignored, so a normal run does not count it as a passing test;
+/// only its parent runs it.
 #[tokio::test]
 #[ignore = "a child process of redis_dedup_is_shared_by_consumer_processes"]
 async fn redis_dedup_child_consumer() {
@@ -276,20 +311,32 @@ async fn redis_dedup_child_consumer() {
         ..ConsumeOptions::default()
     };
     let consumer = bus.consume(&q, options).await.unwrap();
-    let started = tokio::time::Instant::now();
-    while started.elapsed() < Duration::from_secs(120) {
-        match consumer.next(Some(Duration::from_secs(2))).await {
-            Ok(Some(d)) => {
-                // Processing takes a moment, so copies meet in-progress claims.
-                tokio::time::sleep(Duration::from_millis(1)).await;
-                d.ack().await.unwrap();
-                println!("processed {}", d.message_id.clone().unwrap());
-            }
-            Err(e) if e.kind() == ErrorKind::Timeout => break,
-            other => panic!("consumer failed: {other:?}"),
+    println!("subscribed");
+    let mut stdin_closed = tokio::task::spawn_blocking(|| {
+        let mut rest = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut rest);
+    });
+    let mut reported = 0;
+    loop {
+        tokio::select! {
+            _ = &mut stdin_closed => break,
+            next = consumer.next(Some(Duration::from_millis(50))) => match next {
+                Ok(Some(d)) => {
+                    // Processing takes a moment, so copies meet in-progress claims.
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    d.ack().await.unwrap();
+                    println!("processed {}", d.message_id.clone().unwrap());
+                }
+                Err(e) if e.kind() == ErrorKind::Timeout => {}
+                other => panic!("consumer failed: {other:?}"),
+            },
+        }
+        let deduplicated = bus.stats().deduplicated;
+        if deduplicated != reported {
+            reported = deduplicated;
+            println!("deduplicated {deduplicated}");
         }
     }
-    println!("deduplicated {}", bus.stats().deduplicated);
     bus.close().await.unwrap();
 }
 

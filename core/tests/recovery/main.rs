@@ -232,27 +232,6 @@ async fn broker_restart_loses_and_duplicates_nothing() {
     assert_exactly_once(&processed);
 }
 
-/// Messages ready in `queue`, from a passive declare on a connection of its own.
-async fn queue_depth(queue: &str) -> u32 {
-    let conn = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
-        .await
-        .unwrap();
-    let ch = conn.create_channel().await.unwrap();
-    let declared = ch
-        .queue_declare(
-            queue.into(),
-            lapin::options::QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            lapin::types::FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    conn.close(200, "bye".into()).await.unwrap();
-    declared.message_count()
-}
-
 /// Publishes on the wire but unconfirmed when the connection dies are re-sent on the
 /// next one. The proxy swallows them, so none reached the broker: the queue then holds
 /// exactly the re-sent copies, one per publish.
@@ -295,7 +274,11 @@ async fn unconfirmed_publishes_are_resent_on_the_next_connection() {
     assert!(stats.resent >= N as u64, "each was re-sent: {stats:?}");
     assert!(stats.reconnects >= 1, "{stats:?}");
     assert_eq!(proxy.accepted(), 2, "one connection, then one reconnect");
-    assert_eq!(queue_depth(&q).await, N as u32, "each publish stored once");
+    assert_eq!(
+        support::queue_counts(&q).await.0,
+        N as u32,
+        "each publish stored once"
+    );
     bus.close().await.unwrap();
     support::delete_queues(&[&q, &format!("{q}.dlq")]).await;
 }

@@ -2,6 +2,11 @@
 //! `mod support;`): where the broker is, and removing a test's queues so runs leave
 //! nothing behind on a shared broker.
 
+#![allow(
+    dead_code,
+    reason = "each test binary that includes it uses a different part"
+)]
+
 /// `COURIER_AMQP_URL`, else the broker `tests/scripts/ensure-rabbitmq.sh` starts.
 pub fn amqp_url() -> String {
     std::env::var("COURIER_AMQP_URL")
@@ -23,4 +28,26 @@ pub async fn delete_queues(names: &[&str]) {
         .unwrap();
     }
     conn.close(200, "bye".into()).await.unwrap();
+}
+
+/// Messages ready in `queue` and its consumers, from a passive declare on a connection
+/// of its own.
+pub async fn queue_counts(queue: &str) -> (u32, u32) {
+    let conn = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    let declared = ch
+        .queue_declare(
+            queue.into(),
+            lapin::options::QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            lapin::types::FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    conn.close(200, "bye".into()).await.unwrap();
+    (declared.message_count(), declared.consumer_count())
 }
