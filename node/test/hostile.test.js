@@ -84,6 +84,31 @@ test('empty message ids from another publisher are not deduplicated', async () =
   await bus.close()
 })
 
+test('a bus reconnects after its connection is cut, and its consumer is subscribed again', async () => {
+  const proxy = await kit.proxy(amqpUrl)
+  const queue = `courier-test.node.reconnect.${randomUUID()}`
+  const bus = await Bus.connect({ urls: [proxy.url(amqpUrl)], reconnect: { base_delay_ms: 50, max_delay_ms: 500 } })
+  await bus.declareQueue(queue, { quorum: false, deadLetter: false })
+  const consumer = await bus.consume(queue)
+  await bus.publish({ routingKey: queue, body: 'before', messageId: 'before' })
+  let d = await consumer.next({ timeoutMs: 10000 })
+  assert.equal(d.messageId, 'before')
+  await d.ack()
+  await proxy.cut()
+  await bus.publish({ routingKey: queue, body: 'after', messageId: 'after' }) // waits for the new connection
+  d = await consumer.next({ timeoutMs: 30000 })
+  assert.equal(d.messageId, 'after', 'the consumer was subscribed again')
+  await d.ack()
+  assert.ok(bus.stats().reconnects >= 1)
+  assert.ok((await proxy.accepted()) >= 2)
+  await consumer.close()
+  await bus.close()
+  const amqplib = require('amqplib')
+  const conn = await amqplib.connect(amqpUrl)
+  await (await conn.createChannel()).deleteQueue(queue)
+  await conn.close()
+})
+
 // Every error path reachable with a credential-carrying URL: HTTP to a closed port (by
 // service and by absolute URL), an upstream answering 503, AMQP with wrong credentials
 // and to a closed port, invalid URLs. Searched: message, util.inspect (every property and

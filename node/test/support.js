@@ -35,6 +35,16 @@ async function startTestkit(upstreams = 3) {
     requests: (i) => send('GET', `/upstreams/${i}/requests`),
     stop: (i) => send('POST', `/upstreams/${i}/stop`),
     reset: () => send('POST', '/reset'),
+    /** A TCP proxy to the host and port of `url`: `proxy.url(u)` is `u` through it. */
+    proxy: async (url) => {
+      const target = new URL(url)
+      const made = await send('POST', '/proxies', { target: `${target.hostname}:${target.port}` })
+      return {
+        url: (u) => { const via = new URL(u); via.host = made.address; return via.toString() },
+        cut: () => send('POST', `/proxies/${made.index}/cut`),
+        accepted: async () => (await send('GET', `/proxies/${made.index}`)).accepted,
+      }
+    },
     close: () => new Promise((resolve) => { proc.once('exit', resolve); proc.stdin.end() }),
   }
 }

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,10 +78,36 @@ class Testkit:
     def reset(self) -> None:
         self._send("POST", "/reset")
 
+    def proxy(self, url: str) -> Proxy:
+        """A TCP proxy to the host and port of `url` (the testkit's `POST /proxies`)."""
+        parts = urllib.parse.urlsplit(url)
+        made = self._send("POST", "/proxies", {"target": f"{parts.hostname}:{parts.port}"})
+        return Proxy(self, made["index"], made["address"])
+
     def close(self) -> None:
         assert self.proc.stdin is not None
         self.proc.stdin.close()
         self.proc.wait(timeout=10)
+
+
+class Proxy:
+    """A testkit TCP proxy: cut its connections, count the ones it accepted."""
+
+    def __init__(self, kit: Testkit, index: int, address: str) -> None:
+        self._kit, self._index, self.address = kit, index, address
+
+    def url(self, url: str) -> str:
+        """`url` with its host and port replaced by the proxy's."""
+        parts = urllib.parse.urlsplit(url)
+        credentials = parts.netloc.rpartition("@")[0]
+        netloc = f"{credentials}@{self.address}" if credentials else self.address
+        return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+    def cut(self) -> None:
+        self._kit._send("POST", f"/proxies/{self._index}/cut")
+
+    def accepted(self) -> int:
+        return int(self._kit._send("GET", f"/proxies/{self._index}")["accepted"])
 
 
 @pytest.fixture(scope="session")

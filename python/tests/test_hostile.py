@@ -155,6 +155,13 @@ def test_passwords_and_tokens_in_urls_never_appear_in_errors_or_stats(testkit: T
         assert password not in text and token not in text, text
 
 
+def _delete_queue(queue: str) -> None:
+    pika = pytest.importorskip("pika")
+    conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    conn.channel().queue_delete(queue)
+    conn.close()
+
+
 def test_empty_message_ids_from_other_publishers_are_not_deduplicated() -> None:
     pika = pytest.importorskip("pika")
     queue = f"courier-test.py.empty-id.{uuid.uuid4()}"
@@ -171,9 +178,7 @@ def test_empty_message_ids_from_other_publishers_are_not_deduplicated() -> None:
                 assert d is not None and d.body == expected and d.message_id is None
                 d.ack()
         assert bus.stats()["deduplicated"] == 0
-        conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
-        conn.channel().queue_delete(queue)
-        conn.close()
+    _delete_queue(queue)
 
 
 def test_a_deadline_beyond_30_days_is_a_config_error_not_an_overflow(testkit: Testkit) -> None:
@@ -182,6 +187,30 @@ def test_a_deadline_beyond_30_days_is_a_config_error_not_an_overflow(testkit: Te
         c.get("orders", "/", deadline_ms=2**63)
     assert info.value.field == "deadline_ms"
     assert testkit.requests(0)["total"] == 0
+
+
+def test_a_bus_reconnects_after_its_connection_is_cut_and_resubscribes(testkit: Testkit) -> None:
+    """Through a testkit proxy the test cuts: the bus reconnects on its own, the consumer
+    is subscribed again, and publishing goes on (each step waits on state: the stats)."""
+    proxy = testkit.proxy(AMQP_URL)
+    queue = f"courier-test.py.reconnect.{uuid.uuid4()}"
+    with courierkit.Bus.connect(
+        {"urls": [proxy.url(AMQP_URL)], "reconnect": {"base_delay_ms": 50, "max_delay_ms": 500}}
+    ) as bus:
+        bus.declare_queue(queue, quorum=False, dead_letter=False)
+        with bus.consume(queue) as consumer:
+            bus.publish("", queue, b"before", message_id="before")
+            d = consumer.next(timeout_ms=10_000)
+            assert d is not None and d.message_id == "before"
+            d.ack()
+            proxy.cut()
+            bus.publish("", queue, b"after", message_id="after")  # waits for the new connection
+            d = consumer.next(timeout_ms=30_000)
+            assert d is not None and d.message_id == "after", "the consumer was subscribed again"
+            d.ack()
+        assert bus.stats()["reconnects"] >= 1
+        assert proxy.accepted() >= 2
+    _delete_queue(queue)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")

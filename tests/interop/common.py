@@ -41,6 +41,7 @@ class Testkit:
         ready = json.loads(self.proc.stdout.readline())
         self.control: str = ready["control"]
         self.upstreams: list[str] = ready["upstreams"]
+        self.dns: str = ready["dns"]
 
     def send(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()

@@ -148,13 +148,28 @@ def rabbitmq_twins(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return twins
 
 
-def for_driver(files: list[Path], lang: str, logs: Path) -> tuple[list[Path], str]:
-    """The case files with `{ns}` (a namespace unique to this driver run) and `{redis}`
-    filled in, written for `lang`'s driver; and the namespace."""
+def set_dns(cases: list[dict[str, Any]], kit: Testkit) -> None:
+    """Loads the `dns` records of the http cases into the testkit's DNS server, with each
+    `"{port:N}"` made upstream N's port. Names are unique across cases, and the drivers'
+    `POST /reset` leaves DNS alone, so this is done once for every driver."""
+    ports = [int(url.rsplit(":", 1)[1]) for url in kit.upstreams]
+    for case in cases:
+        for name, records in case.get("dns", {}).items():
+            text = json.dumps(records)
+            for i, port in enumerate(ports):
+                text = text.replace(f'"{{port:{i}}}"', str(port))
+            kit.send("PUT", f"/dns/{name}", json.loads(text))
+
+
+def for_driver(files: list[Path], lang: str, kit: Testkit, logs: Path) -> tuple[list[Path], str]:
+    """The case files with `{ns}` (a namespace unique to this driver run), `{redis}` and
+    `{dns}` (the testkit's DNS server) filled in, written for `lang`'s driver; and the
+    namespace."""
     ns = f"{lang}-{time.time_ns()}"
     written = []
     for f in files:
         text = f.read_text().replace("{ns}", ns).replace('"{redis}"', json.dumps(REDIS_URL))
+        text = text.replace('"{dns}"', json.dumps(kit.dns))
         out = logs / f"cases-{lang}-{f.name}"
         out.write_text(text)
         written.append(out)
@@ -224,8 +239,9 @@ def main() -> int:
     runs: dict[str, Run] = {}
     kit = Testkit(upstreams)
     try:
+        set_dns(cases, kit)
         for lang in ready:
-            driver_files, ns = for_driver(files, lang, logs)
+            driver_files, ns = for_driver(files, lang, kit, logs)
             try:
                 runs[lang] = run_driver(lang, driver_files, kit, logs)
             finally:

@@ -17,11 +17,9 @@ use futures_util::StreamExt;
 use tokio::sync::Mutex;
 use tokio::time::{Instant, sleep};
 
-#[path = "../support/proxy.rs"]
-mod proxy;
 #[path = "../support/mod.rs"]
 mod support;
-use proxy::Proxy;
+use courier_testkit::Proxy;
 use support::amqp_url;
 
 const MESSAGES: usize = 10_000;
@@ -239,7 +237,9 @@ async fn broker_restart_loses_and_duplicates_nothing() {
 async fn unconfirmed_publishes_are_resent_on_the_next_connection() {
     const N: usize = 20;
     let _serial = SERIAL.lock().await;
-    let proxy = Proxy::start(&amqp_url()).await;
+    let proxy = Proxy::start(support::socket_addr(&amqp_url()))
+        .await
+        .unwrap();
     let bus = bus_at(&[proxy.url(&amqp_url())]).await;
     let q = format!("courier-test.recovery.resend.{}", uuid::Uuid::new_v4());
     bus.declare_queue(&q, &QueueOptions::default())
@@ -290,8 +290,12 @@ async fn unconfirmed_publishes_are_resent_on_the_next_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconnecting_rotates_to_the_next_url_and_redeclares_the_topology() {
     let _serial = SERIAL.lock().await;
-    let first = Proxy::start(&amqp_url()).await;
-    let second = Proxy::start(&amqp_url()).await;
+    let first = Proxy::start(support::socket_addr(&amqp_url()))
+        .await
+        .unwrap();
+    let second = Proxy::start(support::socket_addr(&amqp_url()))
+        .await
+        .unwrap();
     second.stop();
     let bus = bus_at(&[first.url(&amqp_url()), second.url(&amqp_url())]).await;
     let q = format!("courier-test.recovery.rotate.{}", uuid::Uuid::new_v4());
@@ -301,7 +305,7 @@ async fn reconnecting_rotates_to_the_next_url_and_redeclares_the_topology() {
     let consumer = bus.consume(&q, ConsumeOptions::default()).await.unwrap();
     first.stop();
     support::delete_queues(&[&q]).await;
-    second.listen().await;
+    second.listen().unwrap();
     let options = PublishOptions {
         message_id: Some("after-rotation".into()),
         ..PublishOptions::default()

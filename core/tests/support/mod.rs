@@ -51,3 +51,17 @@ pub async fn queue_counts(queue: &str) -> (u32, u32) {
     conn.close(200, "bye".into()).await.unwrap();
     (declared.message_count(), declared.consumer_count())
 }
+
+/// The address of a URL's host and port (the scheme's default port when it has none).
+pub fn socket_addr(url: &str) -> std::net::SocketAddr {
+    let url = url::Url::parse(url).unwrap();
+    let host = url.host_str().unwrap().to_owned();
+    let port = url.port_or_known_default().unwrap_or(match url.scheme() {
+        "amqps" => 5671,
+        _ => 5672,
+    });
+    std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
+        .unwrap()
+        .next()
+        .unwrap()
+}

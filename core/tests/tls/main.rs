@@ -10,8 +10,6 @@ use courierkit::{
     Request, Validate,
 };
 
-#[path = "../support/proxy.rs"]
-mod proxy;
 #[path = "../support/mod.rs"]
 mod support;
 
@@ -344,7 +342,9 @@ mod amqps {
     #[tokio::test]
     async fn external_login_for_an_unknown_user_is_refused_once() {
         let pki = pki();
-        let proxy = proxy::Proxy::start(&url()).await;
+        let proxy = courier_testkit::Proxy::start(crate::support::socket_addr(&url()))
+            .await
+            .unwrap();
         refused(
             tls(&pki, "ca", Some("client-unknown-user")),
             &proxy.url(&url()),

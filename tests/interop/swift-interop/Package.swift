@@ -13,23 +13,21 @@ import PackageDescription
 
 let package = Package(
     name: "CourierInterop",
-    // CourierKit's own minimums; a package cannot ask for less than its dependencies.
+    // CourierKit's macOS minimum: a package cannot ask for less than its dependencies.
     platforms: [.macOS(.v12)],
     dependencies: [
         .package(path: "../../../bindings/swift"),
     ],
     targets: [
         // What both programs share: JSON, stdout lines, stderr logs.
-        .target(name: "InteropSupport", path: "Sources/InteropSupport"),
+        .target(name: "InteropSupport"),
         .executableTarget(
             name: "InteropAgent",
-            dependencies: ["InteropSupport", .product(name: "CourierKit", package: "swift")],
-            path: "Sources/InteropAgent"
+            dependencies: ["InteropSupport", .product(name: "CourierKit", package: "swift")]
         ),
         .executableTarget(
             name: "ParityDriver",
-            dependencies: ["InteropSupport", .product(name: "CourierKit", package: "swift")],
-            path: "Sources/ParityDriver"
+            dependencies: ["InteropSupport", .product(name: "CourierKit", package: "swift")]
         ),
     ]
 )

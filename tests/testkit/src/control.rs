@@ -1,8 +1,15 @@
 //! The control API, through which Python, Node and Kotlin tests drive a testkit
 //! running as a separate process exactly as Rust tests drive it in-process.
+//!
+//! `GET /upstreams`; `PUT /upstreams/{i}/behavior`, `GET /upstreams/{i}/requests`,
+//! `POST /upstreams/{i}/{reset,stop,start}`; `POST /reset`; `PUT /dns/{name}`;
+//! `POST /proxies {"target": "host:port"}` → `{"index", "address"}` (a TCP proxy, for
+//! cutting a client's connections to RabbitMQ or Redis), `GET /proxies/{i}` →
+//! `{"address", "accepted", "held_bytes"}`, `POST /proxies/{i}/{hold,cut,stop,listen}`.
 
 use std::io::ErrorKind;
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Serialize;
 use tokio::net::TcpStream;
@@ -10,16 +17,32 @@ use tokio::net::TcpStream;
 use crate::behavior::Behavior;
 use crate::dns::{DnsRecords, DnsTable};
 use crate::http1::{Conn, Request, Response};
+use crate::proxy::Proxy;
 use crate::upstream::Upstream;
+
+/// The TCP proxies made with `POST /proxies`, by index.
+#[derive(Default)]
+pub(crate) struct Proxies(Mutex<Vec<Arc<Proxy>>>);
+
+impl Proxies {
+    fn get(&self, index: &str) -> Option<Arc<Proxy>> {
+        let list = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        index
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| list.get(i).cloned())
+    }
+}
 
 pub(crate) async fn serve_connection(
     upstreams: Arc<[Upstream]>,
     dns: Arc<DnsTable>,
+    proxies: Arc<Proxies>,
     stream: TcpStream,
 ) {
     let mut conn = Conn::new(stream);
     while let Some(request) = conn.next_request().await {
-        let response = route(&upstreams, &dns, &request).await;
+        let response = route(&upstreams, &dns, &proxies, &request).await;
         let close = !request.keep_alive;
         let head_only = request.method == "HEAD";
         if conn.respond(&response, head_only, close).await.is_err() || close {
@@ -34,7 +57,12 @@ struct Listing {
     url: String,
 }
 
-async fn route(upstreams: &[Upstream], dns: &DnsTable, request: &Request) -> Response {
+async fn route(
+    upstreams: &[Upstream],
+    dns: &DnsTable,
+    proxies: &Proxies,
+    request: &Request,
+) -> Response {
     let segments: Vec<&str> = request.path.trim_matches('/').split('/').collect();
     match (request.method.as_str(), segments.as_slice()) {
         ("GET", ["upstreams"]) => {
@@ -48,6 +76,32 @@ async fn route(upstreams: &[Upstream], dns: &DnsTable, request: &Request) -> Res
             Response::json(200, &listing)
         }
         ("PUT", ["dns", name]) => put_dns(dns, name, &request.body),
+        ("POST", ["proxies"]) => post_proxy(proxies, &request.body).await,
+        (method, ["proxies", index, rest @ ..]) => {
+            let Some(proxy) = proxies.get(index) else {
+                return Response::error(404, format!("no proxy {index:?}"));
+            };
+            match (method, rest) {
+                ("GET", []) => Response::json(200, &proxy.status()),
+                ("POST", ["hold"]) => {
+                    proxy.hold();
+                    Response::empty(204)
+                }
+                ("POST", ["cut"]) => {
+                    proxy.cut();
+                    Response::empty(204)
+                }
+                ("POST", ["stop"]) => {
+                    proxy.stop();
+                    Response::empty(204)
+                }
+                ("POST", ["listen"]) => match proxy.listen() {
+                    Ok(()) => Response::empty(204),
+                    Err(e) => Response::error(409, format!("cannot listen again: {e}")),
+                },
+                _ => not_found(request),
+            }
+        }
         ("POST", ["reset"]) => {
             upstreams.iter().for_each(Upstream::reset);
             Response::empty(204)
@@ -95,6 +149,37 @@ fn put_behavior(upstream: &Upstream, body: &[u8]) -> Response {
     }
     upstream.set_behavior(behavior);
     Response::empty(204)
+}
+
+/// `{"target": "host:port"}` → a new proxy to it, `{"index": i, "address": "..."}`.
+async fn post_proxy(proxies: &Proxies, body: &[u8]) -> Response {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct NewProxy {
+        target: String,
+    }
+    let target = match serde_json::from_slice::<NewProxy>(body) {
+        Ok(new) => new.target,
+        Err(e) => return Response::error(400, format!("invalid proxy: {e}")),
+    };
+    let addr = match tokio::net::lookup_host(&target).await.map(|mut a| a.next()) {
+        Ok(Some(addr)) => addr,
+        _ => return Response::error(400, format!("invalid proxy target {target:?}")),
+    };
+    let proxy: SocketAddr = addr;
+    match Proxy::start(proxy).await {
+        Ok(proxy) => {
+            let mut list = proxies.0.lock().unwrap_or_else(PoisonError::into_inner);
+            let index = list.len();
+            let address = proxy.addr().to_string();
+            list.push(Arc::new(proxy));
+            Response::json(
+                200,
+                &serde_json::json!({ "index": index, "address": address }),
+            )
+        }
+        Err(e) => Response::error(500, format!("cannot start a proxy: {e}")),
+    }
 }
 
 fn put_dns(dns: &DnsTable, name: &str, body: &[u8]) -> Response {

@@ -30,6 +30,7 @@ mod https;
 mod log;
 mod otlp;
 mod pki;
+mod proxy;
 mod testkit;
 mod upstream;
 
@@ -39,4 +40,5 @@ pub use https::TlsUpstream;
 pub use log::{RecordedRequest, RequestLog};
 pub use otlp::OtlpReceiver;
 pub use pki::Pki;
+pub use proxy::Proxy;
 pub use testkit::{Testkit, closed_port};

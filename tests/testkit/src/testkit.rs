@@ -80,11 +80,18 @@ impl Testkit {
         let dns_task = tokio::spawn(dns::serve(socket, Arc::clone(&dns)));
         let shared = Arc::clone(&upstreams);
         let table = Arc::clone(&dns);
+        // Proxies made through the control API live as long as the control server.
+        let proxies = Arc::new(control::Proxies::default());
         let control_task = tokio::spawn(http1::serve(
             listener,
             std::future::pending(),
             move |stream| {
-                control::serve_connection(Arc::clone(&shared), Arc::clone(&table), stream)
+                control::serve_connection(
+                    Arc::clone(&shared),
+                    Arc::clone(&table),
+                    Arc::clone(&proxies),
+                    stream,
+                )
             },
         ));
         Ok(Testkit {

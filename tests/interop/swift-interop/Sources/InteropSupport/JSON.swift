@@ -135,12 +135,12 @@ extension JSON {
         return fields.first { $0.0 == key }?.1
     }
 
-    public func required(_ key: String) throws -> JSON {
+    public func requireMember(_ key: String) throws -> JSON {
         guard let value = member(key) else { throw Failure("\"\(key)\" is missing") }
         return value
     }
 
-    public func string(_ key: String) throws -> String {
+    public func requireString(_ key: String) throws -> String {
         guard let value = try optionalString(key) else { throw Failure("\"\(key)\" must be a string") }
         return value
     }
@@ -151,7 +151,7 @@ extension JSON {
         return text
     }
 
-    public func integer<T: FixedWidthInteger>(_ key: String) throws -> T {
+    public func requireInteger<T: FixedWidthInteger>(_ key: String) throws -> T {
         guard let value: T = try optionalInteger(key) else { throw Failure("\"\(key)\" must be an integer") }
         return value
     }
@@ -164,12 +164,12 @@ extension JSON {
         return number
     }
 
-    public func bool(_ key: String) throws -> Bool {
+    public func requireBool(_ key: String) throws -> Bool {
         guard case let .bool(value)? = present(key) else { throw Failure("\"\(key)\" must be a boolean") }
         return value
     }
 
-    public func list(_ key: String) throws -> [JSON] {
+    public func requireList(_ key: String) throws -> [JSON] {
         guard case let .array(items)? = present(key) else { throw Failure("\"\(key)\" must be a list") }
         return items
     }
@@ -347,8 +347,8 @@ private struct Reader {
     }
 
     private mutating func literal(_ word: String, _ value: JSON) throws -> JSON {
-        for c in word.unicodeScalars where try take() != c {
-            throw fail("expected \(word)")
+        for c in word.unicodeScalars {
+            guard try take() == c else { throw fail("expected \(word)") }
         }
         return value
     }

@@ -96,6 +96,41 @@ class HostileTest {
     }
 
     @Test
+    fun `a bus reconnects after its connection is cut and its consumer is subscribed again`() = runBlocking<Unit> {
+        val url = System.getenv("COURIER_AMQP_URL") ?: "amqp://guest:guest@127.0.0.1:5672/%2f"
+        val proxy = kit.proxy(url)
+        val queue = "courier-test.kotlin.reconnect.${UUID.randomUUID()}"
+        val bus = Bus.connect(
+            """{"urls": ["${proxy.url(url)}"], "reconnect": {"base_delay_ms": 50, "max_delay_ms": 500}}""",
+        )
+        try {
+            bus.declareQueue(queue, QueueOptions(quorum = false, deadLetter = false))
+            val consumer = bus.consume(queue, prefetch = 10u)
+            try {
+                bus.publish("", queue, "before".toByteArray(), PublishOptions(messageId = "before"))
+                val first = consumer.next(10_000uL) ?: error("before never arrived")
+                assertEquals("before", first.messageId())
+                first.ack()
+                proxy.cut()
+                // Waits for the new connection.
+                bus.publish("", queue, "after".toByteArray(), PublishOptions(messageId = "after"))
+                val second = consumer.next(30_000uL) ?: error("the consumer was not subscribed again")
+                assertEquals("after", second.messageId())
+                second.ack()
+            } finally {
+                consumer.shutdown()
+            }
+            assertTrue(bus.stats().reconnects >= 1uL)
+            assertTrue(proxy.accepted() >= 2)
+            val factory = com.rabbitmq.client.ConnectionFactory().apply { setUri(url) }
+            factory.newConnection().use { conn -> conn.createChannel().use { it.queueDelete(queue) } }
+        } finally {
+            bus.shutdown()
+            bus.close()
+        }
+    }
+
+    @Test
     fun `paths cannot climb out of the base path`() = runBlocking {
         Client("""{"services": {"orders": {"endpoints": ["${kit.upstreams[0]}/api/v1"]}}}""").use { client ->
             for (path in listOf("../../admin", "%2e%2e/%2e%2e/admin", "..%2fadmin")) {

@@ -57,6 +57,33 @@ class Testkit private constructor(
             .associate { it.groupValues[1] to it.groupValues[2].toLong() }
     }
 
+    /** A TCP proxy to the host and port of [url] (the testkit's `POST /proxies`). */
+    fun proxy(url: String): Proxy {
+        val target = URI.create(url)
+        val made = send("POST", "/proxies", """{"target": "${target.host}:${target.port}"}""")
+        val index = Regex("\"index\"\\s*:\\s*(\\d+)").find(made)!!.groupValues[1].toInt()
+        val address = Regex("\"address\"\\s*:\\s*\"([^\"]+)\"").find(made)!!.groupValues[1]
+        return Proxy(index, address)
+    }
+
+    /** A testkit TCP proxy: cut its connections, count the ones it accepted. */
+    inner class Proxy(private val index: Int, val address: String) {
+        /** [url] with its host and port replaced by the proxy's. */
+        fun url(url: String): String {
+            val u = URI.create(url)
+            return url.replaceFirst(u.rawAuthority, u.rawUserInfo?.let { "$it@" }.orEmpty() + address)
+        }
+
+        fun cut() {
+            send("POST", "/proxies/$index/cut", "")
+        }
+
+        fun accepted(): Long {
+            val status = send("GET", "/proxies/$index", null)
+            return Regex("\"accepted\"\\s*:\\s*(\\d+)").find(status)!!.groupValues[1].toLong()
+        }
+    }
+
     private fun send(method: String, path: String, body: String?): String {
         val publisher = body?.let { HttpRequest.BodyPublishers.ofString(it) } ?: HttpRequest.BodyPublishers.noBody()
         val request = HttpRequest.newBuilder(URI.create(control + path))

@@ -4,11 +4,6 @@
 //! is then driven by state the test sets, not by timing a disturbance against a
 //! publishing loop. Included with `#[path]` by the test binaries that use it.
 
-#![allow(
-    dead_code,
-    reason = "each test binary that includes it uses a different part"
-)]
-
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,6 +21,7 @@ struct State {
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
+/// One proxy on a loopback port; dropping it stops it and cuts its connections.
 pub struct Proxy {
     addr: SocketAddr,
     upstream: SocketAddr,
@@ -34,31 +30,40 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// A proxy on a free loopback port, listening, to the host and port of `url`.
-    pub async fn start(url: &str) -> Proxy {
-        let parsed = url::Url::parse(url).unwrap();
-        let host = parsed.host_str().unwrap().to_owned();
-        let port = parsed.port_or_known_default().unwrap_or(5672);
-        let upstream = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
-            .unwrap()
-            .next()
-            .unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    /// A proxy to `target` on a free port of 127.0.0.1, listening.
+    ///
+    /// # Errors
+    /// When no port can be bound.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
+    pub async fn start(target: SocketAddr) -> std::io::Result<Proxy> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
         let proxy = Proxy {
-            addr: listener.local_addr().unwrap(),
-            upstream,
+            addr: listener.local_addr()?,
+            upstream: target,
             state: Arc::default(),
             listener: Mutex::new(None),
         };
         proxy.serve(listener);
-        proxy
+        Ok(proxy)
     }
 
-    /// `url` with its host and port replaced by the proxy's.
+    /// The proxy's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `url` with its host and port replaced by the proxy's: `amqp://u:p@broker/%2f`
+    /// becomes `amqp://u:p@127.0.0.1:<proxy port>/%2f`.
+    ///
+    /// # Panics
+    /// When `url` does not parse or cannot have a host.
     pub fn url(&self, url: &str) -> String {
-        let mut url = url::Url::parse(url).unwrap();
-        url.set_ip_host(self.addr.ip()).unwrap();
-        url.set_port(Some(self.addr.port())).unwrap();
+        let mut url = url::Url::parse(url).expect("a URL");
+        url.set_ip_host(self.addr.ip()).expect("a URL with a host");
+        url.set_port(Some(self.addr.port()))
+            .expect("a URL with a port");
         url.to_string()
     }
 
@@ -95,11 +100,24 @@ impl Proxy {
     }
 
     /// Listens again on the same port.
-    pub async fn listen(&self) {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.set_reuseaddr(true).unwrap();
-        socket.bind(self.addr).unwrap();
-        self.serve(socket.listen(128).unwrap());
+    ///
+    /// # Errors
+    /// When the port was taken while the proxy was stopped.
+    pub fn listen(&self) -> std::io::Result<()> {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.set_reuseaddr(true)?;
+        socket.bind(self.addr)?;
+        self.serve(socket.listen(128)?);
+        Ok(())
+    }
+
+    /// `{"address": ..., "accepted": ..., "held_bytes": ...}`, for the control API.
+    pub(crate) fn status(&self) -> serde_json::Value {
+        serde_json::json!({
+            "address": self.addr.to_string(),
+            "accepted": self.accepted(),
+            "held_bytes": self.held_bytes(),
+        })
     }
 
     fn serve(&self, listener: TcpListener) {
