@@ -5,8 +5,8 @@
 //! ```text
 //! interop_agent ROLE --bus URL --run ID [options]
 //!   publish --count N [--duplicates D]
-//!   consume --expect N --idle-ms MS
-//!   serve   --http URL --expect N --idle-ms MS
+//!   consume --expect N --duplicates D
+//!   serve   --http URL --expect N
 //!   every role: [--max-ms MS] (default 120000)
 //! ```
 //!
@@ -25,7 +25,6 @@ use courierkit::{
 use futures_util::{StreamExt, TryStreamExt, stream};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
-use tokio::time::Instant;
 
 /// Orders worked on at once by publish, consume and serve.
 const IN_FLIGHT: usize = 16;
@@ -60,8 +59,8 @@ impl Role {
     fn required(self) -> &'static [&'static str] {
         match self {
             Role::Publish => &["count"],
-            Role::Consume => &["expect", "idle-ms"],
-            Role::Serve => &["http", "expect", "idle-ms"],
+            Role::Consume => &["expect", "duplicates"],
+            Role::Serve => &["http", "expect"],
         }
     }
 
@@ -119,7 +118,7 @@ impl Args {
         }
         let args = Args { role, options };
         // Checked here, so that a malformed number is a usage error before anything starts.
-        for numeric in ["count", "duplicates", "expect", "idle-ms", "max-ms"] {
+        for numeric in ["count", "duplicates", "expect", "max-ms"] {
             if args.options.contains_key(numeric) {
                 args.number(numeric)?;
             }
@@ -278,6 +277,7 @@ async fn consume(args: &Args, bus: &Bus, names: &Names) -> Result<(), BoxError> 
     let worker = Worker::Consume {
         bus: bus.clone(),
         pricing: names.pricing.clone(),
+        duplicates: args.number("duplicates")?,
     };
     let processed = drain(&consumer, worker, args).await?;
     println!("{}", json!({"event": "done", "processed": processed}));
@@ -301,18 +301,38 @@ async fn serve(args: &Args, bus: &Bus, names: &Names) -> Result<(), BoxError> {
 
 /// What consume and serve do with one delivery before acking it.
 enum Worker {
-    Consume { bus: Bus, pricing: String },
-    Serve { client: Client },
+    Consume {
+        bus: Bus,
+        pricing: String,
+        /// How many copies the publisher sends again, for dedup to skip.
+        duplicates: u64,
+    },
+    Serve {
+        client: Client,
+    },
 }
 
 impl Worker {
+    /// Whether nothing is left to arrive once every order is done. Dedup skips the
+    /// publisher's duplicates inside `next()`: a consumer that stopped before every one
+    /// was skipped would leave a late copy unseen. Duplicates never reach the server
+    /// (the consumer skips them), so nothing follows its last order.
+    fn caught_up(&self) -> bool {
+        match self {
+            Worker::Consume {
+                bus, duplicates, ..
+            } => bus.stats().deduplicated >= *duplicates,
+            Worker::Serve { .. } => true,
+        }
+    }
+
     /// Handles `d` and returns its order and the line to print once it is acked.
     async fn handle(&self, d: &Delivery) -> Result<(u64, Value), BoxError> {
         let order = serde_json::from_slice::<Value>(&d.body)?["order"]
             .as_u64()
             .ok_or("the body has no numeric \"order\"")?;
         match self {
-            Worker::Consume { bus, pricing } => {
+            Worker::Consume { bus, pricing, .. } => {
                 let options = RequestOptions {
                     timeout: RPC_TIMEOUT,
                     trace: Some(d.trace.clone()),
@@ -371,17 +391,14 @@ impl Worker {
 }
 
 /// Hands deliveries to `worker`, at most [`IN_FLIGHT`] at once, until `--expect`
-/// distinct orders are done, nothing is in flight, and nothing arrived or finished for
-/// `--idle-ms` (so late duplicates would still be seen and reported). Returns how many
-/// deliveries were done (printed).
+/// distinct orders are done, nothing is in flight, and the worker is caught up
+/// ([`Worker::caught_up`]). Returns how many deliveries were done (printed).
 async fn drain(consumer: &Consumer, worker: Worker, args: &Args) -> Result<usize, BoxError> {
     let expect = usize::try_from(args.number("expect")?)?;
-    let idle = Duration::from_millis(args.number("idle-ms")?);
     let worker = Arc::new(worker);
     let mut tasks = JoinSet::new();
     let mut orders = HashSet::new();
     let mut done = 0;
-    let mut last_activity = Instant::now();
     loop {
         let finished = if tasks.len() >= IN_FLIGHT {
             tasks.join_next().await
@@ -393,10 +410,9 @@ async fn drain(consumer: &Consumer, worker: Worker, args: &Args) -> Result<usize
                 orders.insert(order);
                 done += 1;
             }
-            last_activity = Instant::now();
             continue;
         }
-        if orders.len() >= expect && tasks.is_empty() && last_activity.elapsed() >= idle {
+        if orders.len() >= expect && tasks.is_empty() && worker.caught_up() {
             return Ok(done);
         }
         let delivery = match consumer.next(Some(POLL)).await {
@@ -405,7 +421,6 @@ async fn drain(consumer: &Consumer, worker: Worker, args: &Args) -> Result<usize
             Err(e) if e.is_timeout() => continue,
             Err(e) => return Err(e.into()),
         };
-        last_activity = Instant::now();
         let worker = worker.clone();
         tasks.spawn(async move { worker.process(delivery).await });
     }

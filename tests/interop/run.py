@@ -43,10 +43,6 @@ ROLES = ["publish", "consume", "serve+http"]
 # How much of a role's wait is allowed in all (the agents' --max-ms); a healthy
 # scenario takes seconds, so this only bounds a broken one.
 AGENT_MAX_MS = 90_000
-# Consumers and servers stop after this long without a new message once they have seen
-# every order: long enough for the duplicates, published after the last original, to
-# arrive and be skipped while the consumer still runs.
-IDLE_MS = 3000
 # Waiting for the consumer and server to be subscribed before anything is published, so
 # no request is unroutable because its server was still starting (a JVM takes seconds).
 READY_TIMEOUT_S = 60.0
@@ -526,12 +522,15 @@ class Runner:
                 if not pika_server.ready.wait(READY_TIMEOUT_S) or pika_server.error:
                     raise RuntimeError(f"the pika RPC server did not subscribe: {pika_server.error!r}")
             else:
-                server = self.agent(
-                    spec.serve, "serve", run, tag, http=self.kit.upstream, expect=self.n, idle_ms=IDLE_MS
-                )
+                # Duplicates never reach the server (the consumer skips them), so it
+                # stops once it has served every order.
+                server = self.agent(spec.serve, "serve", run, tag, http=self.kit.upstream, expect=self.n)
                 agents.append(server)
             if spec.consume != "pika":
-                consumer = self.agent(spec.consume, "consume", run, tag, expect=self.n, idle_ms=IDLE_MS)
+                # Whoever publishes (an agent or pika) sends the first `d` orders again;
+                # the consumer stops only once its dedup has skipped every one of them,
+                # so none can arrive unseen after it is gone.
+                consumer = self.agent(spec.consume, "consume", run, tag, expect=self.n, duplicates=self.d)
                 agents.append(consumer)
             self.wait_ready(run, ["pricing"] + (["orders"] if consumer else []), agents)
             if server:

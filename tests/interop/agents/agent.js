@@ -5,8 +5,8 @@
 //
 // Usage: node agent.js ROLE --bus URL --run ID [options]
 //   publish --count N [--duplicates D]
-//   consume --expect N --idle-ms MS
-//   serve   --http URL --expect N --idle-ms MS
+//   consume --expect N --duplicates D
+//   serve   --http URL --expect N
 //   every role: [--max-ms MS] (default 120000)
 const path = require('node:path')
 const { Bus, Client, TraceContext } = require(path.join(__dirname, '..', '..', '..', 'node'))
@@ -22,10 +22,10 @@ const PREFETCH = 50
 
 const ROLES = {
   publish: { required: ['count'], optional: { duplicates: 0 }, run: publish },
-  consume: { required: ['expect', 'idle-ms'], optional: {}, run: consume },
-  serve: { required: ['http', 'expect', 'idle-ms'], optional: {}, run: serve },
+  consume: { required: ['expect', 'duplicates'], optional: {}, run: consume },
+  serve: { required: ['http', 'expect'], optional: {}, run: serve },
 }
-const NUMERIC = new Set(['count', 'duplicates', 'expect', 'idle-ms', 'max-ms'])
+const NUMERIC = new Set(['count', 'duplicates', 'expect', 'max-ms'])
 
 /** `ROLE --name value ...` into `{ role, opts }`; numeric options become integers. */
 function parseArgs(argv) {
@@ -110,18 +110,16 @@ async function publish(opts) {
 
 /**
  * Hands deliveries to `handle`, at most IN_FLIGHT at once, until `progress.distinct`
- * has reached `expect`, nothing is in flight, and nothing arrived or finished for
- * `idleMs` (so late duplicates would still be seen and reported).
+ * has reached `expect`, nothing is in flight, and `caughtUp()` holds.
  */
-async function drain(consumer, progress, { expect, 'idle-ms': idleMs }, handle) {
+async function drain(consumer, progress, expect, caughtUp, handle) {
   const running = new Set()
-  let lastActivity = performance.now()
   for (;;) {
     if (running.size >= IN_FLIGHT) {
       await Promise.race(running)
       continue
     }
-    if (progress.distinct.size >= expect && running.size === 0 && performance.now() - lastActivity >= idleMs) return
+    if (progress.distinct.size >= expect && running.size === 0 && caughtUp()) return
     let d
     try {
       d = await consumer.next({ timeoutMs: POLL_MS })
@@ -130,7 +128,6 @@ async function drain(consumer, progress, { expect, 'idle-ms': idleMs }, handle) 
       throw e
     }
     if (d === null) throw new Error('the consumer ended before the run did (queue deleted or bus closed)')
-    lastActivity = performance.now()
     const task = handle(d)
       .catch(async (e) => {
         // Returned to the queue so a transient failure (a lost connection, a slow
@@ -138,10 +135,7 @@ async function drain(consumer, progress, { expect, 'idle-ms': idleMs }, handle) 
         log(`message ${d.messageId}: ${e.code ? `${e.code}: ` : ''}${e.message}; returning it to the queue`)
         await d.nack(true).catch((err) => log(`nack ${d.messageId}: ${err.message}`))
       })
-      .finally(() => {
-        lastActivity = performance.now()
-        running.delete(task)
-      })
+      .finally(() => running.delete(task))
     running.add(task)
   }
 }
@@ -154,7 +148,10 @@ async function consume(opts) {
   await bus.declareQueue(n.pricing)
   const consumer = await bus.consume(n.orders, { prefetch: PREFETCH })
   const progress = { distinct: new Set(), lines: 0 }
-  await drain(consumer, progress, opts, async (d) => {
+  // Dedup skips the publisher's duplicates inside `next()`: stopping before every one
+  // was skipped would leave a late copy unseen.
+  const skippedAll = () => bus.stats().deduplicated >= opts.duplicates
+  await drain(consumer, progress, opts.expect, skippedAll, async (d) => {
     const { order } = JSON.parse(d.body.toString())
     const trace = d.traceContext
     const reply = await bus.request({
@@ -188,7 +185,8 @@ async function serve(opts) {
   await bus.declareQueue(n.pricing)
   const server = await bus.serve(n.pricing)
   const progress = { distinct: new Set(), lines: 0 }
-  await drain(server, progress, opts, async (req) => {
+  // Duplicates never reach the server (the consumer skips them): nothing follows the last order.
+  await drain(server, progress, opts.expect, () => true, async (req) => {
     const { order } = JSON.parse(req.body.toString())
     const trace = req.traceContext
     const resp = await client.get('upstream', `/price/${order}`, { trace })

@@ -1,8 +1,8 @@
 """The Python interop agent: roles publish, consume and serve of tests/interop/PROTOCOL.md.
 
-Usage: agent.py ROLE --bus URL --run ID [--count N --duplicates D | --expect N --idle-ms MS
-[--http URL]] [--max-ms MS]. One JSON object per line on stdout, the last one
-``{"event": "done", ...}``; logs and errors on stderr.
+Usage: agent.py ROLE --bus URL --run ID [--count N --duplicates D | --expect N
+[--duplicates D | --http URL]] [--max-ms MS]. One JSON object per line on stdout, the
+last one ``{"event": "done", ...}``; logs and errors on stderr.
 
 asyncio, so the consumer and the server each handle up to ``IN_FLIGHT`` messages at once
 (like a real service) while the publisher keeps ``IN_FLIGHT`` publishes awaiting their
@@ -16,14 +16,14 @@ import asyncio
 import json
 import sys
 import time
-from typing import Any
+from typing import Any, Callable
 
 import courierkit
 
 IN_FLIGHT = 16
 PREFETCH = 50
 REQUEST_TIMEOUT_MS = 10_000
-# How long one `next()` waits before the loop re-checks its idle and max-ms deadlines.
+# How long one `next()` waits before the loop re-checks whether it may stop and --max-ms.
 POLL_MS = 100
 # Kept out of --max-ms for closing the bus, so the process as a whole stays within it.
 SHUTDOWN_MARGIN_S = 2.0
@@ -84,15 +84,16 @@ async def drain(
     consumer: courierkit.AsyncConsumer,
     handle: Any,
     deadline: float,
+    caught_up: Callable[[], bool],
 ) -> int:
     """Runs ``handle(delivery)`` for each delivery, at most IN_FLIGHT at once, until
-    ``args.expect`` distinct orders are handled and nothing arrived for ``--idle-ms``;
-    returns how many handlers completed. Raises TimeoutError at ``deadline``."""
+    ``args.expect`` distinct orders are handled, no handler is running and
+    ``caught_up()`` holds; returns how many handlers completed. Raises TimeoutError at
+    ``deadline``."""
     orders: set[int] = set()
     completed = 0
     slots = asyncio.Semaphore(IN_FLIGHT)
     tasks: set[asyncio.Task[None]] = set()
-    last_arrival = time.monotonic()
 
     async def run(d: courierkit.Delivery) -> None:
         nonlocal completed
@@ -106,7 +107,7 @@ async def drain(
 
     while True:
         now = time.monotonic()
-        if len(orders) >= args.expect and not tasks and now - last_arrival >= args.idle_ms / 1000:
+        if len(orders) >= args.expect and not tasks and caught_up():
             return completed
         if now >= deadline:
             raise TimeoutError(f"--max-ms passed with {len(orders)} of {args.expect} orders handled")
@@ -121,7 +122,6 @@ async def drain(
             continue
         if d is None:
             raise RuntimeError("the consumer was closed")
-        last_arrival = time.monotonic()
         task = asyncio.ensure_future(run(d))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
@@ -157,7 +157,12 @@ async def consume(args: argparse.Namespace, bus: courierkit.AsyncBus, deadline: 
         )
         return int(order)
 
-    processed = await drain(args, consumer, handle, deadline)
+    def skipped_all() -> bool:
+        # Dedup skips the publisher's duplicates inside `next()`: stopping before every
+        # one was skipped would leave a late copy unseen.
+        return bus.stats()["deduplicated"] >= args.duplicates
+
+    processed = await drain(args, consumer, handle, deadline, skipped_all)
     await consumer.close()
     emit(event="done", processed=processed)
 
@@ -188,7 +193,9 @@ async def serve(args: argparse.Namespace, bus: courierkit.AsyncBus, deadline: fl
         return int(order)
 
     try:
-        served = await drain(args, server, handle, deadline)
+        # Duplicates never reach the server (the consumer skips them): nothing follows
+        # the last order.
+        served = await drain(args, server, handle, deadline, lambda: True)
     finally:
         client.close()
     await server.close()
@@ -217,7 +224,6 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--count", type=int, default=0)
     parser.add_argument("--duplicates", type=int, default=0)
     parser.add_argument("--expect", type=int, default=0)
-    parser.add_argument("--idle-ms", type=int, default=2000)
     parser.add_argument("--http")
     parser.add_argument("--max-ms", type=int, default=120_000)
     args = parser.parse_args(argv)

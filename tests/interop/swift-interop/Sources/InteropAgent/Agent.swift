@@ -4,8 +4,8 @@
 //
 //     InteropAgent ROLE --bus URL --run ID [options]
 //       publish --count N [--duplicates D]
-//       consume --expect N --idle-ms MS
-//       serve   --http URL --expect N --idle-ms MS
+//       consume --expect N --duplicates D
+//       serve   --http URL --expect N
 //       every role: [--max-ms MS] (default 120000)
 //
 // One JSON object per line on stdout, the last one {"event": "done", ...}; logs on stderr.
@@ -43,7 +43,7 @@ let shutdownMarginMs = 2_000
 /// Exit code for a bad command line, as the other agents use.
 let usageExit: Int32 = 2
 
-let numeric: Set<String> = ["count", "duplicates", "expect", "idle-ms", "max-ms"]
+let numeric: Set<String> = ["count", "duplicates", "expect", "max-ms"]
 
 enum Role: String, CaseIterable {
     case publish, consume, serve
@@ -52,8 +52,8 @@ enum Role: String, CaseIterable {
     var needs: [String] {
         switch self {
         case .publish: return ["count"]
-        case .consume: return ["expect", "idle-ms"]
-        case .serve: return ["http", "expect", "idle-ms"]
+        case .consume: return ["expect", "duplicates"]
+        case .serve: return ["http", "expect"]
         }
     }
 
@@ -150,14 +150,13 @@ func monotonicMs() -> UInt64 {
 
 /// What a role has done so far, shared by its concurrent handlers: the orders handled and
 /// the lines printed for them (the `done` count, and the message when `--max-ms` runs out),
-/// and for consume and serve the handlers running and when anything last happened.
+/// and for consume and serve the handlers running.
 actor RunProgress {
     private let verb: String
     private let expect: Int
     private var orders: Set<Int> = []
     private(set) var lines = 0
     private(set) var running = 0
-    private var lastActivity = monotonicMs()
 
     init(verb: String, expect: Int) {
         self.verb = verb
@@ -173,18 +172,16 @@ actor RunProgress {
 
     func started() {
         running += 1
-        lastActivity = monotonicMs()
     }
 
     func finished() {
         running -= 1
-        lastActivity = monotonicMs()
     }
 
-    /// Whether a consumer or server may stop: every expected order handled, nothing in
-    /// flight, and nothing arrived or finished for `idleMs`.
-    func settled(idleMs: Int) -> Bool {
-        orders.count >= expect && running == 0 && monotonicMs() - lastActivity >= UInt64(idleMs)
+    /// Whether a consumer or server has done its orders: every expected one handled and
+    /// nothing in flight.
+    func settled() -> Bool {
+        orders.count >= expect && running == 0
     }
 
     var summary: String {
@@ -249,18 +246,17 @@ func publish(_ options: Options, _ bus: Bus, _ progress: RunProgress) async thro
 }
 
 /// Hands deliveries to `handle`, at most `inFlight` at once, until `progress` has reached
-/// `--expect` distinct orders, nothing is in flight, and nothing arrived or finished for
-/// `--idle-ms` (so late duplicates would still be seen and reported). A handler that fails
-/// is logged and its delivery returned to the queue, so a transient failure is retried; the
-/// order counts only once it succeeds. Throws `DeadlinePassed` at `deadline`.
+/// `--expect` distinct orders, nothing is in flight, and `caughtUp()` holds. A handler that
+/// fails is logged and its delivery returned to the queue, so a transient failure is
+/// retried; the order counts only once it succeeds. Throws `DeadlinePassed` at `deadline`.
 func drain(
-    _ consumer: Consumer, _ options: Options, _ progress: RunProgress, deadline: UInt64,
+    _ consumer: Consumer, _ progress: RunProgress, deadline: UInt64,
+    caughtUp: @escaping @Sendable () -> Bool,
     handle: @escaping @Sendable (Delivery) async throws -> Void
 ) async throws {
-    let idleMs = options.number("idle-ms")
     try await withThrowingTaskGroup(of: Void.self) { group in
         while true {
-            if await progress.settled(idleMs: idleMs) {
+            if await progress.settled(), caughtUp() {
                 break
             }
             if monotonicMs() >= deadline {
@@ -304,7 +300,11 @@ func consume(_ options: Options, _ bus: Bus, _ progress: RunProgress, deadline: 
     // Declared here too, so requests sent before the server is up are queued, not unroutable.
     try await bus.declareQueue(name: names.pricing)
     let consumer = try await bus.consume(queue: names.orders, prefetch: prefetch)
-    try await drain(consumer, options, progress, deadline: deadline) { d in
+    let duplicates = UInt64(options.number("duplicates"))
+    // Dedup skips the publisher's duplicates inside `next()`: stopping before every one was
+    // skipped would leave a late copy unseen.
+    let skippedAll: @Sendable () -> Bool = { bus.stats().deduplicated >= duplicates }
+    try await drain(consumer, progress, deadline: deadline, caughtUp: skippedAll) { d in
         let order = try orderOf(d.body())
         let reply = try await bus.request(
             routingKey: names.pricing, body: orderBody(order), timeoutMs: rpcTimeoutMs, trace: d.trace()
@@ -330,7 +330,8 @@ func serve(_ options: Options, _ bus: Bus, _ progress: RunProgress, deadline: UI
     let client = try Client(configJson: config.text)
     defer { client.close() }
     let server = try await bus.serve(queue: names.pricing)
-    try await drain(server, options, progress, deadline: deadline) { d in
+    // Duplicates never reach the server (the consumer skips them): nothing follows the last order.
+    try await drain(server, progress, deadline: deadline, caughtUp: { true }) { d in
         let order = try orderOf(d.body())
         // `call` rather than CourierKit's `get`, which takes no trace.
         let response = try await client.call(request: HttpRequest(

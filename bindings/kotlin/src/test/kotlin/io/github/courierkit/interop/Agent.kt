@@ -7,8 +7,8 @@
  * ```text
  * AgentKt ROLE --bus URL --run ID [options]
  *   publish --count N [--duplicates D]
- *   consume --expect N --idle-ms MS
- *   serve   --http URL --expect N --idle-ms MS
+ *   consume --expect N --duplicates D
+ *   serve   --http URL --expect N
  *   every role: [--max-ms MS] (default 120000)
  * ```
  *
@@ -66,14 +66,14 @@ private const val USAGE_EXIT = 2
 
 private enum class Role(val required: List<String>, val optional: Map<String, String>) {
     PUBLISH(listOf("count"), mapOf("duplicates" to "0")),
-    CONSUME(listOf("expect", "idle-ms"), emptyMap()),
-    SERVE(listOf("http", "expect", "idle-ms"), emptyMap()),
+    CONSUME(listOf("expect", "duplicates"), emptyMap()),
+    SERVE(listOf("http", "expect"), emptyMap()),
     ;
 
     val label: String = name.lowercase()
 }
 
-private val NUMERIC = setOf("count", "duplicates", "expect", "idle-ms", "max-ms")
+private val NUMERIC = setOf("count", "duplicates", "expect", "max-ms")
 
 private class UsageException(message: String) : Exception(message)
 
@@ -222,8 +222,7 @@ private suspend fun publish(options: Options, bus: Bus, progress: Progress) {
 
 /**
  * Hands deliveries to [handle], at most [IN_FLIGHT] at once, until [progress] has
- * reached `--expect` distinct orders, nothing is in flight, and nothing arrived or
- * finished for `--idle-ms` (so late duplicates would still be seen and reported). A
+ * reached `--expect` distinct orders, nothing is in flight, and [caughtUp] holds. A
  * handler that fails is logged and its delivery returned to the queue, so a transient
  * failure is retried; the order counts only once it succeeds.
  */
@@ -231,16 +230,14 @@ private suspend fun drain(
     consumer: Consumer,
     options: Options,
     progress: Progress,
+    caughtUp: () -> Boolean,
     handle: suspend (Delivery) -> Unit,
 ) = coroutineScope {
     val expect = options.int("expect")
-    val idleMs = options.number("idle-ms")
     val slots = Semaphore(IN_FLIGHT)
     var running = 0
-    var lastActivity = System.nanoTime()
     while (true) {
-        val idle = (System.nanoTime() - lastActivity) / 1_000_000
-        if (progress.orders.size >= expect && running == 0 && idle >= idleMs) break
+        if (progress.orders.size >= expect && running == 0 && caughtUp()) break
         slots.acquire()
         val delivery = try {
             consumer.next(POLL_MS)
@@ -248,7 +245,6 @@ private suspend fun drain(
             slots.release()
             continue
         } ?: error("the consumer was closed before the run ended")
-        lastActivity = System.nanoTime()
         running++
         launch {
             try {
@@ -268,7 +264,6 @@ private suspend fun drain(
                 }
             } finally {
                 running--
-                lastActivity = System.nanoTime()
                 slots.release()
             }
         }
@@ -281,7 +276,10 @@ private suspend fun consume(options: Options, bus: Bus, progress: Progress) {
     // Declared here too, so requests sent before the server is up are queued, not unroutable.
     bus.declareQueue(names.pricing)
     val consumer = bus.consume(names.orders, prefetch = PREFETCH)
-    drain(consumer, options, progress) { d ->
+    val duplicates = options.number("duplicates").toULong()
+    // Dedup skips the publisher's duplicates inside `next()`: stopping before every one was
+    // skipped would leave a late copy unseen.
+    drain(consumer, options, progress, caughtUp = { bus.stats().deduplicated >= duplicates }) { d ->
         val order = orderOf(d.body())
         val (price, replyTraceId) = bus.request(
             names.pricing, """{"order": $order}""".toByteArray(),
@@ -304,7 +302,8 @@ private suspend fun serve(options: Options, bus: Bus, progress: Progress) {
     bus.declareQueue(names.pricing)
     Client("""{"services": {"upstream": {"endpoints": [${json(options.text("http"))}]}}}""").use { client ->
         val server = bus.serve(names.pricing)
-        drain(server, options, progress) { d ->
+        // Duplicates never reach the server (the consumer skips them): nothing follows the last order.
+        drain(server, options, progress, caughtUp = { true }) { d ->
             val order = orderOf(d.body())
             val response = client.call(
                 HttpRequest(method = "GET", target = "upstream", path = "/price/$order", trace = d.trace()),
