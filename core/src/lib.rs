@@ -26,26 +26,26 @@ mod resilience;
 pub mod runtime;
 mod tls;
 mod trace;
+mod urls;
 
 pub use balance::{Balancer, DiscoveryConfig, EndpointStats, OutlierConfig, VersionConfig};
-pub use config::{
-    BusConfig, ClientConfig, DedupConfig, EndpointConfig, ReconnectConfig, ServiceConfig,
-    TlsConfig, TlsVersion, Validate, redact_url,
-};
+pub use config::Validate;
 pub use error::{BoxError, Error, ErrorKind, Result};
-pub use http::{Client, Request, Response};
-pub use limits::{HttpLimits, MAX_DURATION_MS, MessageLimits, check_duration_ms};
-pub use messaging::{
-    Bus, BusStats, ConsumeOptions, Consumer, DEFAULT_DELIVERY_LIMIT, Delivery, ExchangeKind,
-    PublishOptions, QueueOptions, Receipt, RequestOptions,
-};
-pub use resilience::{
-    BreakerConfig, BudgetConfig, ClientStats, MAX_RETRY_AFTER_MS, RetryConfig, RetryOn,
+pub use http::{
+    Client, ClientConfig, ClientStats, EndpointConfig, Request, Response, ServiceConfig,
     ServiceStats,
 };
+pub use limits::{HttpLimits, MAX_DURATION_MS, MessageLimits, check_duration_ms};
+pub use messaging::{
+    Bus, BusConfig, BusStats, ConsumeOptions, Consumer, DEFAULT_DELIVERY_LIMIT, DedupConfig,
+    Delivery, ExchangeKind, PublishOptions, QueueOptions, Receipt, ReconnectConfig, RequestOptions,
+};
+pub use resilience::{BreakerConfig, BudgetConfig, MAX_RETRY_AFTER_MS, RetryConfig, RetryOn};
+pub use tls::{TlsConfig, TlsVersion};
 #[cfg(feature = "otlp")]
 pub use trace::OtlpLayer;
 pub use trace::{Baggage, TraceContext, TraceState};
+pub use urls::redact_url;
 
 // Bindings share these across threads (Python threads, napi's pool, Kotlin dispatchers);
 // losing Send or Sync must fail the build, not a binding (tokio `tests/async_send_sync.rs`).

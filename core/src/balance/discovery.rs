@@ -42,8 +42,8 @@ use tokio::time::MissedTickBehavior;
 use super::config::DiscoveryConfig;
 use super::endpoint::Endpoint;
 use super::set::EndpointSet;
-use crate::config::redact_url;
 use crate::error::{Error, Result};
+use crate::urls::redact_url;
 
 /// A service's discovery task; dropping it stops the task (the client keeps it in its
 /// shared state, so that happens when the last clone of the client is dropped).

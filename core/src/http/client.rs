@@ -11,17 +11,20 @@ use reqwest::{Method, Url};
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use super::config::{ClientConfig, ServiceConfig};
 use super::request::{check_header, check_path};
+use super::stats::{ClientStats, ServiceStats};
 use super::{Request, Response};
 use crate::balance::{Discovery, Endpoint, EndpointSet, InFlight};
-use crate::config::{ClientConfig, ServiceConfig, Validate, parse_http_url, redact_url};
+use crate::config::Validate;
 use crate::error::{Error, Result};
 use crate::limits::{HttpLimits, check_duration_ms};
 use crate::resilience::{
-    BreakerConfig, BudgetConfig, ClientStats, Counters, MAX_RETRY_AFTER_MS, Outcome, Policy,
-    RetryConfig, is_idempotent, parse_retry_after,
+    BreakerConfig, BudgetConfig, Counters, MAX_RETRY_AFTER_MS, Outcome, Policy, RetryConfig,
+    is_idempotent, parse_retry_after,
 };
 use crate::trace::TraceContext;
+use crate::urls::{parse_http_url, redact_url};
 
 const DEFAULT_DEADLINE: Duration = Duration::from_millis(10_000);
 const DEFAULT_MAX_CONCURRENCY: u32 = 1024;
@@ -300,7 +303,7 @@ impl Client {
     pub fn stats(&self) -> ClientStats {
         let mut stats = ClientStats::default();
         for (name, svc) in &self.inner.services {
-            let mut service = svc.policy.stats();
+            let mut service = ServiceStats::of(&svc.policy);
             service.endpoints = svc.endpoints.stats();
             stats.services.insert(name.clone(), service);
         }
@@ -310,7 +313,9 @@ impl Client {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         for (host, policy) in hosts.iter() {
-            stats.services.insert(host.clone(), policy.stats());
+            stats
+                .services
+                .insert(host.clone(), ServiceStats::of(policy));
         }
         stats
     }

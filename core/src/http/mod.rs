@@ -5,10 +5,14 @@
 //! [`Response`], not an error: status handling is the caller's decision.
 
 pub(crate) mod client;
+mod config;
 pub(crate) mod request;
 mod response;
+mod stats;
 
 pub use client::Client;
+pub use config::{ClientConfig, EndpointConfig, ServiceConfig};
 pub use request::Request;
 pub(crate) use request::check_header;
 pub use response::Response;
+pub use stats::{ClientStats, ServiceStats};

@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::amqp;
+use super::config::BusConfig;
 use super::consumer::Consumer;
 use super::dedup::DedupStore;
 use super::delivery::Delivery;
@@ -25,7 +26,7 @@ use super::message::{Confirm, Outgoing};
 use super::queue::{ExchangeKind, QueueOptions, check_name};
 use super::rpc::Pending;
 use super::stats::{BusStats, Counters};
-use crate::config::{BusConfig, Validate};
+use crate::config::Validate;
 use crate::error::{Error, Result};
 use crate::limits::{MessageLimits, check_duration_ms};
 use crate::runtime::{self, Task};

@@ -22,13 +22,14 @@ use tokio::sync::{RwLock, watch};
 use tokio::time::Instant;
 
 use super::amqp;
+use super::config::ReconnectConfig;
 use super::message::{Confirm, Outgoing};
 use super::queue::{ExchangeKind, QueueOptions, dead_letter_queue};
 use super::stats::Counters;
-use crate::config::{ReconnectConfig, redact_url};
 use crate::error::{Error, Result};
 use crate::resilience::Backoff;
 use crate::runtime::{self, Task};
+use crate::urls::redact_url;
 
 /// One live connection and the publisher channel opened on it.
 pub(crate) struct Live {

@@ -9,6 +9,7 @@
 
 pub(crate) mod amqp;
 mod bus;
+mod config;
 mod consumer;
 mod dedup;
 mod delivery;
@@ -20,6 +21,7 @@ mod rpc;
 mod stats;
 
 pub use bus::{Bus, ConsumeOptions, PublishOptions, Receipt, RequestOptions};
+pub use config::{BusConfig, DedupConfig, ReconnectConfig};
 pub use consumer::Consumer;
 pub use delivery::Delivery;
 pub use queue::{DEFAULT_DELIVERY_LIMIT, ExchangeKind, QueueOptions};

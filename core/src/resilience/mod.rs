@@ -13,7 +13,6 @@ mod classify;
 mod config;
 mod policy;
 mod retry_after;
-mod stats;
 mod window;
 
 pub(crate) use backoff::Backoff;
@@ -21,4 +20,3 @@ pub(crate) use classify::{Outcome, is_idempotent};
 pub use config::{BreakerConfig, BudgetConfig, MAX_RETRY_AFTER_MS, RetryConfig, RetryOn};
 pub(crate) use policy::{Counters, Policy};
 pub(crate) use retry_after::parse as parse_retry_after;
-pub use stats::{ClientStats, ServiceStats};

@@ -11,7 +11,6 @@ use super::backoff::Backoff;
 use super::breaker::CircuitBreaker;
 use super::budget::{self, RetryBudget};
 use super::config::{BreakerConfig, BudgetConfig, RetryConfig};
-use super::stats::ServiceStats;
 use crate::error::Error;
 
 /// The resilience state of one service (or one host, for absolute-URL targets).
@@ -81,27 +80,8 @@ impl Policy {
         })
     }
 
-    pub(crate) fn stats(&self) -> ServiceStats {
-        let c = &self.counters;
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let breaker = self.breaker.as_ref();
-        ServiceStats {
-            requests: load(&c.requests),
-            attempts: load(&c.attempts),
-            retries: load(&c.retries),
-            budget_denied: load(&c.budget_denied),
-            overloaded: load(&c.overloaded),
-            circuit_rejected: load(&c.circuit_rejected),
-            in_flight: u64::from(self.max_concurrency)
-                .saturating_sub(self.limit.available_permits() as u64),
-            breaker_state: breaker
-                .map(|b| b.state().as_str())
-                .unwrap_or("disabled")
-                .to_owned(),
-            breaker_opened: breaker.map_or(0, |b| load(&b.transitions.opened)),
-            breaker_half_opened: breaker.map_or(0, |b| load(&b.transitions.half_opened)),
-            breaker_closed: breaker.map_or(0, |b| load(&b.transitions.closed)),
-            endpoints: Vec::new(),
-        }
+    /// Calls holding a slot under the concurrency limit now.
+    pub(crate) fn in_flight(&self) -> u64 {
+        u64::from(self.max_concurrency).saturating_sub(self.limit.available_permits() as u64)
     }
 }

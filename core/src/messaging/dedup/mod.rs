@@ -21,7 +21,7 @@ mod redis;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::config::DedupConfig;
+use super::config::DedupConfig;
 use crate::error::Result;
 
 /// What the store knows about a message id on one queue.

@@ -18,8 +18,8 @@ use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{AsyncCommands, Client, RedisError, Script};
 
 use super::Claim;
-use crate::config::redact_url;
 use crate::error::{Error, Result};
+use crate::urls::redact_url;
 
 /// Claims the id unless it is processed or already claimed. Answers 0 for
 /// [`Claim::Fresh`], 1 for [`Claim::Processed`], 2 for [`Claim::InProgress`].
@@ -286,7 +286,7 @@ mod tests {
     use tokio::sync::watch;
     use tokio::time::{Instant, timeout};
 
-    use crate::config::DedupConfig;
+    use crate::messaging::config::DedupConfig;
     use crate::messaging::dedup::DedupStore;
 
     /// The Redis of `tests/scripts/ensure-redis.sh`, or the one `COURIER_REDIS_URL` names.

@@ -22,8 +22,11 @@ use rustls::{
     AlertDescription, CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
 
-use crate::config::{TlsConfig, TlsVersion};
 use crate::error::{Error, Result};
+
+mod config;
+
+pub use config::{TlsConfig, TlsVersion};
 
 /// A client config with ring, the versions `tls` allows, its trust anchors and its client
 /// certificate (the platform verifier and no client certificate without one).

@@ -4,7 +4,10 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::balance::EndpointStats;
+use crate::resilience::Policy;
 
 /// Counters for one service since the client was created.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -40,4 +43,30 @@ pub struct ServiceStats {
 pub struct ClientStats {
     /// By service name.
     pub services: BTreeMap<String, ServiceStats>,
+}
+
+impl ServiceStats {
+    /// A snapshot of a service's policy counters (endpoints are added by the caller).
+    pub(crate) fn of(policy: &Policy) -> ServiceStats {
+        let c = &policy.counters;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let breaker = policy.breaker.as_ref();
+        ServiceStats {
+            requests: load(&c.requests),
+            attempts: load(&c.attempts),
+            retries: load(&c.retries),
+            budget_denied: load(&c.budget_denied),
+            overloaded: load(&c.overloaded),
+            circuit_rejected: load(&c.circuit_rejected),
+            in_flight: policy.in_flight(),
+            breaker_state: breaker
+                .map(|b| b.state().as_str())
+                .unwrap_or("disabled")
+                .to_owned(),
+            breaker_opened: breaker.map_or(0, |b| load(&b.transitions.opened)),
+            breaker_half_opened: breaker.map_or(0, |b| load(&b.transitions.half_opened)),
+            breaker_closed: breaker.map_or(0, |b| load(&b.transitions.closed)),
+            endpoints: Vec::new(),
+        }
+    }
 }
