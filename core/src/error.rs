@@ -93,6 +93,10 @@ pub enum Error {
     Tls {
         /// What the TLS layer reported.
         reason: String,
+        /// The underlying error (the rustls error, through the transport's), when there
+        /// is one.
+        #[source]
+        source: Option<BoxError>,
     },
     /// A mandatory publish that no queue took; the broker returned it.
     #[error(

@@ -14,7 +14,7 @@ pub fn retry_after(value: &str) -> Option<Duration> {
 /// is refused before sending.
 pub fn request_url(base: &url::Url, path: &str) -> Option<url::Url> {
     crate::http::request::check_path(path).ok()?;
-    Some(crate::http::client::join(base, path, &[]))
+    Some(crate::http::request::join(base, path, &[]))
 }
 
 /// An AMQP field table from raw bytes (as a broker would send it), read into courier's

@@ -247,7 +247,10 @@ mod tests {
                 service: "s".into(),
                 reason: "r".into(),
             },
-            courierkit::Error::Tls { reason: "r".into() },
+            courierkit::Error::Tls {
+                reason: "r".into(),
+                source: None,
+            },
             courierkit::Error::Broker {
                 operation: "queue.declare",
                 reply_code: 406,

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::config::{Balancer, OutlierConfig, VersionConfig};
-use super::endpoint::{Endpoint, EndpointStats};
+use super::endpoint::{Endpoint, EndpointStats, InFlight};
 
 #[derive(Debug)]
 pub(crate) struct EndpointSet {
@@ -86,10 +86,6 @@ impl EndpointSet {
             .clone()
     }
 
-    pub(crate) fn outlier(&self) -> Option<&OutlierConfig> {
-        self.outlier.as_ref()
-    }
-
     /// The endpoint for the next attempt, or why there is none.
     pub(crate) fn select(
         &self,
@@ -145,9 +141,20 @@ impl EndpointSet {
         Ok(self.choose(&candidates).clone())
     }
 
+    /// Reports an attempt's outcome on its endpoint (latency, failure streak) and ejects
+    /// the endpoint when the streak crosses the threshold and the cap allows; returns the
+    /// endpoint, for the call's list of those it tried.
+    pub(crate) fn finish(&self, flight: InFlight, failed: bool) -> Arc<Endpoint> {
+        let endpoint = Arc::clone(&flight.endpoint);
+        if flight.finish(failed, self.outlier.as_ref()) {
+            self.try_eject(&endpoint);
+        }
+        endpoint
+    }
+
     /// Ejects `endpoint` unless the ejection cap (a share of the endpoints, at least
     /// one) is already reached.
-    pub(crate) fn try_eject(&self, endpoint: &Endpoint) {
+    fn try_eject(&self, endpoint: &Endpoint) {
         let Some(outlier) = &self.outlier else { return };
         let all = self.snapshot();
         let now = Instant::now();

@@ -4,10 +4,13 @@
 //! each [`Request`] through reqwest under a whole-call deadline. A final 4xx or 5xx is a
 //! [`Response`], not an error: status handling is the caller's decision.
 
+mod attempt;
+mod call;
 pub(crate) mod client;
 mod config;
 pub(crate) mod request;
 mod response;
+mod service;
 mod stats;
 
 pub use client::Client;

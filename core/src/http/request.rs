@@ -3,6 +3,7 @@
 use bytes::Bytes;
 
 use crate::trace::TraceContext;
+use reqwest::Url;
 use reqwest::header::{HeaderName, HeaderValue};
 
 /// One HTTP call to a service or an absolute URL.
@@ -105,9 +106,26 @@ pub(crate) fn check_header(name: &str, value: &str) -> Result<(HeaderName, Heade
     Ok((name, value))
 }
 
+/// Appends `path` to the base URL's path and `query` to its query.
+pub(crate) fn join(base: &Url, path: &str, query: &[(String, String)]) -> Url {
+    let mut url = base.clone();
+    if !path.is_empty() {
+        let joined = format!(
+            "{}/{}",
+            base.path().trim_end_matches('/'),
+            path.trim_start_matches('/')
+        );
+        url.set_path(&joined);
+    }
+    if !query.is_empty() {
+        url.query_pairs_mut().extend_pairs(query);
+    }
+    url
+}
+
 #[cfg(test)]
 mod tests {
-    use super::check_path;
+    use super::{Url, check_path, join};
 
     #[test]
     fn paths_that_climb_out_of_the_base_path_are_refused() {
@@ -153,5 +171,12 @@ mod tests {
         ] {
             check_path(path).unwrap_or_else(|e| panic!("{path}: {e}"));
         }
+    }
+
+    #[test]
+    fn join_keeps_base_prefix_and_appends_query() {
+        let base = Url::parse("http://h:1/api/").unwrap();
+        let url = join(&base, "/v1/items", &[("a".into(), "1 2".into())]);
+        assert_eq!(url.as_str(), "http://h:1/api/v1/items?a=1+2");
     }
 }

@@ -82,7 +82,10 @@ pub(crate) fn error(operation: &'static str, target: &str, e: lapin::Error) -> E
         },
         _ => {
             if let Some(reason) = crate::tls::tls_failure(&e) {
-                return Error::Tls { reason };
+                return Error::Tls {
+                    reason,
+                    source: Some(Box::new(e)),
+                };
             }
             Error::Connect {
                 operation,

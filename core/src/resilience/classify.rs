@@ -9,7 +9,6 @@
 use reqwest::Method;
 
 use super::config::{RetryConfig, RetryOn};
-use crate::error::Error;
 
 /// What one attempt produced, as far as retrying cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,23 +22,6 @@ pub(crate) enum Outcome {
 }
 
 impl Outcome {
-    /// Classifies an attempt's error.
-    pub(crate) fn of_error(err: &Error) -> Outcome {
-        match err {
-            Error::Connect {
-                operation: "connect",
-                ..
-            }
-            | Error::Tls { .. } => Outcome::Failure(RetryOn::Connect),
-            Error::Connect { .. } => Outcome::Failure(RetryOn::Reset),
-            Error::Timeout {
-                operation: "attempt",
-                ..
-            } => Outcome::Failure(RetryOn::Timeout),
-            _ => Outcome::Fatal,
-        }
-    }
-
     /// Whether the service is to blame: transport failures, timeouts and 5xx count
     /// against the breaker; 4xx (including 429, a deliberate refusal) do not.
     pub(crate) fn is_service_failure(self) -> bool {
@@ -48,6 +30,14 @@ impl Outcome {
             Outcome::Failure(_) => true,
             Outcome::Fatal => false,
         }
+    }
+
+    /// Whether the endpoint did badly, for balancing (its latency sample) and outlier
+    /// ejection: a service failure, or a 429. Unlike the breaker, which takes a 429 as
+    /// the service's deliberate answer, the balancer sends the next call elsewhere: the
+    /// endpoint is shedding load.
+    pub(crate) fn is_endpoint_failure(self) -> bool {
+        self.is_service_failure() || self == Outcome::Status(429)
     }
 
     /// Whether `cfg` retries this outcome for a request that is (or is not) safe to repeat.
@@ -73,31 +63,16 @@ pub(crate) fn is_idempotent(method: &Method) -> bool {
 mod tests {
     use super::*;
 
-    fn reset() -> Error {
-        Error::Connect {
-            operation: "request",
-            target: "t".into(),
-            reason: "reset".into(),
-            source: None,
-        }
-    }
+    const REFUSED: Outcome = Outcome::Failure(RetryOn::Connect);
+    const RESET: Outcome = Outcome::Failure(RetryOn::Reset);
 
     #[test]
     fn post_is_retried_only_when_nothing_was_sent() {
         let cfg = RetryConfig::default();
-        let refused = Error::Connect {
-            operation: "connect",
-            target: "t".into(),
-            reason: "refused".into(),
-            source: None,
-        };
-        assert!(Outcome::of_error(&refused).is_retryable(&cfg, false));
+        assert!(REFUSED.is_retryable(&cfg, false));
+        assert!(!RESET.is_retryable(&cfg, false), "a POST may have run");
         assert!(
-            !Outcome::of_error(&reset()).is_retryable(&cfg, false),
-            "a POST may have run"
-        );
-        assert!(
-            Outcome::of_error(&reset()).is_retryable(&cfg, true),
+            RESET.is_retryable(&cfg, true),
             "a GET or keyed POST may repeat"
         );
         assert!(!Outcome::Status(503).is_retryable(&cfg, false));
@@ -106,14 +81,27 @@ mod tests {
             !Outcome::Status(500).is_retryable(&cfg, true),
             "500 is not in the default list"
         );
+        assert!(!Outcome::Fatal.is_retryable(&cfg, true));
     }
 
     #[test]
-    fn only_service_failures_count_against_the_breaker() {
-        assert!(Outcome::Status(503).is_service_failure());
-        assert!(!Outcome::Status(429).is_service_failure());
-        assert!(!Outcome::Status(404).is_service_failure());
-        assert!(Outcome::of_error(&reset()).is_service_failure());
-        assert!(!Outcome::of_error(&Error::config("f", "r")).is_service_failure());
+    fn the_breaker_and_the_balancer_judge_one_outcome_by_their_own_rule() {
+        for (outcome, service, endpoint) in [
+            (Outcome::Status(200), false, false),
+            (Outcome::Status(404), false, false),
+            (Outcome::Status(429), false, true),
+            (Outcome::Status(503), true, true),
+            (RESET, true, true),
+            (REFUSED, true, true),
+            (Outcome::Failure(RetryOn::Timeout), true, true),
+            (Outcome::Fatal, false, false),
+        ] {
+            assert_eq!(outcome.is_service_failure(), service, "{outcome:?} breaker");
+            assert_eq!(
+                outcome.is_endpoint_failure(),
+                endpoint,
+                "{outcome:?} balancer"
+            );
+        }
     }
 }

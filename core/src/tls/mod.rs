@@ -110,6 +110,7 @@ fn verifier(
         let platform =
             rustls_platform_verifier::Verifier::new(provider.clone()).map_err(|e| Error::Tls {
                 reason: format!("the platform trust store cannot be used: {e}"),
+                source: Some(Box::new(e)),
             })?;
         return Ok(Arc::new(platform));
     };

@@ -1,0 +1,290 @@
+//! A call as a pipeline: the request checked into a [`Plan`], then attempts until the
+//! policy says stop. [`Attempts`] carries what passes from one attempt to the next (how
+//! many, which endpoints were tried, the last result) and makes the decisions around
+//! each attempt: may it start (the breaker), what did it mean (one typed [`Outcome`],
+//! reported to the breaker and to the endpoint set), and what comes next (a retry
+//! after a wait, or the result).
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use reqwest::Method;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use super::attempt::{self, Failed, Sending, attempt_span, insert_trace};
+use super::request::{check_header, join};
+use super::service::Target;
+use super::{Request, Response};
+use crate::balance::{Endpoint, InFlight};
+use crate::error::{Error, Result};
+use crate::limits::HttpLimits;
+use crate::resilience::{
+    Counters, MAX_RETRY_AFTER_MS, Outcome, Policy, RetryOn, parse_retry_after,
+};
+use crate::trace::TraceContext;
+
+/// The remaining deadline, sent on every attempt so a courier-based server can stop
+/// working on a request its caller has given up on.
+const DEADLINE_HEADER: HeaderName = HeaderName::from_static("x-courier-deadline-ms");
+
+/// A checked request and everything its attempts share.
+pub(super) struct Plan<'a> {
+    pub(super) req: &'a Request,
+    pub(super) method: Method,
+    pub(super) target: Target<'a>,
+    pub(super) policy: Arc<Policy>,
+    pub(super) deadline: Duration,
+    pub(super) per_try: Option<Duration>,
+    /// The service's headers overlaid with the request's, plus `Idempotency-Key`.
+    pub(super) headers: HeaderMap,
+    /// Whether repeating the request cannot repeat its effect (an idempotent method, or
+    /// an idempotency key).
+    pub(super) repeatable: bool,
+}
+
+/// What follows an attempt.
+pub(super) enum Next {
+    /// Try again after this wait.
+    Retry(Duration),
+    /// The call's result.
+    Return(Result<Response>),
+}
+
+/// One call's attempts so far.
+pub(super) struct Attempts<'p> {
+    plan: &'p Plan<'p>,
+    deadline_at: Instant,
+    trace: TraceContext,
+    count: u32,
+    /// Endpoints this call already tried: a retry goes elsewhere when it can.
+    tried: Vec<Arc<Endpoint>>,
+    last: Option<Result<Response>>,
+}
+
+impl<'p> Attempts<'p> {
+    /// Counts the call, feeds the retry budget, and waits (within the deadline) for a
+    /// discovered service's first DNS answer.
+    pub(super) async fn start(plan: &'p Plan<'p>) -> Result<Attempts<'p>> {
+        Counters::bump(&plan.policy.counters.requests);
+        plan.policy.budget.deposit();
+        let deadline_at = Instant::now() + plan.deadline;
+        if let Target::Service(svc) = &plan.target
+            && !svc.endpoints.is_ready()
+        {
+            tokio::time::timeout_at(deadline_at, svc.endpoints.ready())
+                .await
+                .map_err(|_| call_timeout(plan.deadline))?;
+        }
+        Ok(Attempts {
+            plan,
+            deadline_at,
+            trace: plan
+                .req
+                .trace
+                .clone()
+                .unwrap_or_else(TraceContext::new_root),
+            count: 0,
+            tried: Vec::new(),
+            last: None,
+        })
+    }
+
+    /// Runs one attempt, if the breaker lets it start, and says what follows.
+    pub(super) async fn next(
+        &mut self,
+        http: &reqwest::Client,
+        limits: &HttpLimits,
+    ) -> Result<Next> {
+        let plan = self.plan;
+        let policy = &*plan.policy;
+        let permit = match policy.breaker.as_ref().map(|b| b.acquire()).transpose() {
+            Ok(permit) => permit,
+            Err(retry_after) => {
+                Counters::bump(&policy.counters.circuit_rejected);
+                let open = Error::CircuitOpen {
+                    service: policy.service.clone(),
+                    retry_after,
+                };
+                return Ok(Next::Return(self.last.take().unwrap_or(Err(open))));
+            }
+        };
+        let (url, endpoint, flight) = self.pick()?;
+        let remaining = self.deadline_at.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(call_timeout(plan.deadline));
+        }
+        let limit = plan.per_try.map_or(remaining, |t| t.min(remaining));
+        self.count += 1;
+        Counters::bump(&policy.counters.attempts);
+        // Each attempt is a span of its own: same trace, new parent-id.
+        let trace = self.trace.child();
+        let mut headers = plan.headers.clone();
+        headers.insert(DEADLINE_HEADER, HeaderValue::from(limit.as_millis() as u64));
+        insert_trace(&mut headers, &trace);
+        let span = attempt_span(&plan.method, &url, &endpoint, self.count, &trace);
+        // The id is formatted only for a subscriber that wants the span.
+        if plan.req.trace.is_some() && !span.is_disabled() {
+            span.record("parent_span_id", self.trace.span_id());
+        }
+        let sending = Sending {
+            method: plan.method.clone(),
+            url,
+            headers,
+            body: plan.req.body.clone(),
+            endpoint,
+            trace,
+        };
+        let sent = attempt::send(http, limits, sending).instrument(span.clone());
+        let result = match tokio::time::timeout(limit, sent).await {
+            Ok(result) => result,
+            Err(_) if limit < remaining => Err(Failed {
+                error: Error::Timeout {
+                    operation: "attempt",
+                    after: limit,
+                },
+                outcome: Outcome::Failure(RetryOn::Timeout),
+            }),
+            Err(_) => Err(Failed::fatal(call_timeout(plan.deadline))),
+        };
+        let outcome = match &result {
+            Ok(resp) => Outcome::Status(resp.status),
+            Err(failed) => failed.outcome,
+        };
+        record(&span, &result);
+        if let Some(permit) = permit {
+            permit.record(outcome.is_service_failure());
+        }
+        if let (Some(flight), Target::Service(svc)) = (flight, &plan.target) {
+            let failed = outcome.is_endpoint_failure();
+            self.tried.push(svc.endpoints.finish(flight, failed));
+        }
+        let count = self.count;
+        let result = result
+            .map(|mut resp| {
+                resp.attempts = count;
+                resp
+            })
+            .map_err(|failed| failed.error);
+        Ok(self.after(result, outcome))
+    }
+
+    /// The endpoint of the next attempt: its URL, how it is shown, and for a balanced
+    /// service the in-flight guard its outcome is reported through.
+    fn pick(&self) -> Result<(reqwest::Url, String, Option<InFlight>)> {
+        let req = self.plan.req;
+        match &self.plan.target {
+            Target::Url { base, display } => {
+                Ok((join(base, &req.path, &req.query), display.clone(), None))
+            }
+            Target::Service(svc) => {
+                let endpoint = svc
+                    .endpoints
+                    .select(req.version.as_deref(), &self.tried)
+                    .map_err(|reason| Error::NoEndpoint {
+                        service: req.target.clone(),
+                        reason,
+                    })?;
+                let url = join(&endpoint.url, &req.path, &req.query);
+                Ok((url, endpoint.display.clone(), Some(endpoint.start())))
+            }
+        }
+    }
+
+    /// Retry or return: a retryable outcome of a request safe to repeat is retried while
+    /// attempts remain, the wait fits in the deadline and the budget allows it.
+    fn after(&mut self, result: Result<Response>, outcome: Outcome) -> Next {
+        let policy = &*self.plan.policy;
+        if self.count >= policy.retry.max_attempts
+            || !outcome.is_retryable(&policy.retry, self.plan.repeatable)
+        {
+            return Next::Return(result);
+        }
+        let Some(wait) = retry_wait(policy, self.count, &result) else {
+            return Next::Return(result);
+        };
+        if Instant::now() + wait >= self.deadline_at {
+            // Sleeping would use up the deadline: the caller gets the failure now.
+            return Next::Return(result);
+        }
+        if !policy.budget.withdraw() {
+            Counters::bump(&policy.counters.budget_denied);
+            return Next::Return(result.map_err(|last| Error::BudgetExhausted {
+                service: policy.service.clone(),
+                attempts: self.count,
+                last: Box::new(last),
+            }));
+        }
+        Counters::bump(&policy.counters.retries);
+        tracing::debug!(service = %policy.service, attempt = self.count, wait_ms = wait.as_millis() as u64, ?outcome, "retry");
+        self.last = Some(result);
+        Next::Retry(wait)
+    }
+}
+
+fn call_timeout(deadline: Duration) -> Error {
+    Error::Timeout {
+        operation: "call",
+        after: deadline,
+    }
+}
+
+/// The attempt's status, or its error type, on its span.
+fn record(span: &tracing::Span, result: &std::result::Result<Response, Failed>) {
+    match result {
+        Ok(resp) => {
+            span.record("http.response.status_code", resp.status);
+            if resp.status >= 500 {
+                span.record("error.type", resp.status);
+            }
+        }
+        Err(failed) => {
+            span.record("error.type", failed.error.kind().code());
+        }
+    }
+}
+
+/// Parses a method case-insensitively; the uppercase copy is made only when needed.
+pub(super) fn parse_method(raw: &str) -> Result<Method> {
+    let parsed = if raw.bytes().any(|b| b.is_ascii_lowercase()) {
+        Method::from_bytes(raw.to_ascii_uppercase().as_bytes())
+    } else {
+        Method::from_bytes(raw.as_bytes())
+    };
+    parsed.map_err(|_| Error::config("method", format!("not an HTTP method: {raw:?}")))
+}
+
+/// The service's headers overlaid with the request's, plus `Idempotency-Key`.
+pub(super) fn request_headers(base: Option<&HeaderMap>, req: &Request) -> Result<HeaderMap> {
+    let mut headers = base.cloned().unwrap_or_default();
+    for (name, value) in &req.headers {
+        let (n, v) = check_header(name, value)
+            .map_err(|reason| Error::config(format!("headers.{name}"), reason))?;
+        headers.insert(n, v);
+    }
+    if let Some(key) = &req.idempotency_key {
+        let value = HeaderValue::from_str(key)
+            .map_err(|_| Error::config("idempotency_key", "not a valid header value"))?;
+        headers.insert(HeaderName::from_static("idempotency-key"), value);
+    }
+    Ok(headers)
+}
+
+/// How long to wait before the next attempt: full-jitter backoff, but at least the
+/// `Retry-After` of a 429 or 503. `None` when the server asks for longer than courier
+/// ever waits ([`MAX_RETRY_AFTER_MS`]).
+fn retry_wait(policy: &Policy, attempts: u32, result: &Result<Response>) -> Option<Duration> {
+    let backoff = policy.backoff.delay(attempts - 1, &mut rand::rng());
+    let retry_after = result
+        .as_ref()
+        .ok()
+        .filter(|resp| matches!(resp.status, 429 | 503))
+        .and_then(|resp| resp.header("retry-after"))
+        .and_then(|value| parse_retry_after(value, SystemTime::now()));
+    match retry_after {
+        Some(asked) if asked > Duration::from_millis(MAX_RETRY_AFTER_MS) => None,
+        Some(asked) => Some(backoff.max(asked)),
+        None => Some(backoff),
+    }
+}
