@@ -8,17 +8,38 @@ export interface CourierError extends Error {
     | 'COURIER_BROKER' | 'COURIER_LIMIT_EXCEEDED' | 'COURIER_CLOSED' | 'COURIER_INTERNAL'
   /** The snake_case kind shared with every other language (`circuit_open`). */
   kind: string
-  /** For COURIER_CIRCUIT_OPEN: when the breaker lets a probe through. */
+  // The fields of core's error table (the same in every language, here in camelCase);
+  // each kind carries the ones listed in docs/api.md.
+  /** COURIER_CONFIG: the path of the invalid value (`services.orders.endpoints[0].url`) and why. */
+  field?: string
+  /** COURIER_CONFIG, COURIER_NO_ENDPOINT, COURIER_CONNECT, COURIER_TLS: why it failed. */
+  reason?: string
+  /** The service (COURIER_CIRCUIT_OPEN, COURIER_BUDGET, COURIER_OVERLOADED, COURIER_NO_ENDPOINT). */
+  service?: string
+  /** What was attempted (COURIER_TIMEOUT, COURIER_CONNECT, COURIER_BROKER). */
+  operation?: string
+  /** COURIER_TIMEOUT: the limit that passed. */
+  afterMs?: number
+  /** COURIER_CIRCUIT_OPEN: when the breaker lets a probe through. */
   retryAfterMs?: number
-  /** For COURIER_BUDGET: attempts made; `cause` is the failure that was not retried. */
+  /** COURIER_BUDGET: attempts made; `cause` is the failure that was not retried. */
   attempts?: number
   cause?: CourierError
-  /** For COURIER_LIMIT_EXCEEDED: the config field of the limit (`limits.max_response_body_bytes`) and its value in bytes. */
-  limit?: string
+  /** COURIER_OVERLOADED: the service's max_concurrency (a number); COURIER_LIMIT_EXCEEDED: the config field of the limit (`limits.max_response_body_bytes`). */
+  limit?: string | number
+  /** COURIER_LIMIT_EXCEEDED: the limit's value in bytes, and what was too large. */
   max?: number
-  /** For COURIER_CONFIG: the path of the invalid value, e.g. `services.orders.endpoints[0].url`. */
-  field?: string
-  reason?: string
+  what?: string
+  /** COURIER_CONNECT: the peer, credentials redacted. */
+  target?: string
+  /** COURIER_UNROUTABLE, COURIER_PUBLISH_REJECTED: the message. */
+  messageId?: string
+  exchange?: string
+  routingKey?: string
+  /** COURIER_UNROUTABLE, COURIER_BROKER: the broker's reply. */
+  replyText?: string
+  /** COURIER_BROKER: the AMQP reply code (404, 406...). */
+  replyCode?: number
 }
 
 export type Endpoint = string | { url: string; version?: string; weight?: number }

@@ -154,6 +154,15 @@ pub enum Error {
     Internal(String),
 }
 
+/// One field of an error (see [`Error::details`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail<'a> {
+    /// Text: a name, a path, a reason.
+    Text(&'a str),
+    /// A count, a code or a size; durations in milliseconds.
+    Count(u64),
+}
+
 /// The stable, language-independent code of an [`Error`].
 ///
 /// Bindings turn kinds into exception classes and error codes, so the set and the
@@ -260,6 +269,100 @@ impl Error {
         }
     }
 
+    /// The error's fields, by snake_case name: the one table every binding reads, so
+    /// each kind carries the same fields in every language (Python attributes, Node
+    /// properties in camelCase, Kotlin and Swift variant fields). Durations are in
+    /// milliseconds (`after_ms`, `retry_after_ms`). A budget's last failure is not a
+    /// field but the error's [`Error::cause`].
+    pub fn details(&self) -> Vec<(&'static str, Detail<'_>)> {
+        use Detail::{Count, Text};
+        let ms = |d: &Duration| Count(u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        match self {
+            Error::Config { field, reason } => {
+                vec![("field", Text(field)), ("reason", Text(reason))]
+            }
+            Error::Timeout { operation, after } => {
+                vec![("operation", Text(operation)), ("after_ms", ms(after))]
+            }
+            Error::CircuitOpen {
+                service,
+                retry_after,
+            } => vec![
+                ("service", Text(service)),
+                ("retry_after_ms", ms(retry_after)),
+            ],
+            Error::BudgetExhausted {
+                service, attempts, ..
+            } => vec![
+                ("service", Text(service)),
+                ("attempts", Count((*attempts).into())),
+            ],
+            Error::Overloaded { service, limit } => {
+                vec![
+                    ("service", Text(service)),
+                    ("limit", Count((*limit).into())),
+                ]
+            }
+            Error::NoEndpoint { service, reason } => {
+                vec![("service", Text(service)), ("reason", Text(reason))]
+            }
+            Error::Connect {
+                operation,
+                target,
+                reason,
+                ..
+            } => vec![
+                ("operation", Text(operation)),
+                ("target", Text(target)),
+                ("reason", Text(reason)),
+            ],
+            Error::Tls { reason, .. } => vec![("reason", Text(reason))],
+            Error::Unroutable {
+                message_id,
+                exchange,
+                routing_key,
+                reply_text,
+            } => vec![
+                ("message_id", Text(message_id)),
+                ("exchange", Text(exchange)),
+                ("routing_key", Text(routing_key)),
+                ("reply_text", Text(reply_text)),
+            ],
+            Error::PublishRejected {
+                message_id,
+                exchange,
+            } => vec![
+                ("message_id", Text(message_id)),
+                ("exchange", Text(exchange)),
+            ],
+            Error::Broker {
+                operation,
+                reply_code,
+                reply_text,
+            } => vec![
+                ("operation", Text(operation)),
+                ("reply_code", Count((*reply_code).into())),
+                ("reply_text", Text(reply_text)),
+            ],
+            Error::LimitExceeded { what, limit, max } => vec![
+                ("what", Text(what)),
+                ("limit", Text(limit)),
+                ("max", Count(*max)),
+            ],
+            Error::Closed { what } => vec![("what", Text(what))],
+            Error::Internal(_) => Vec::new(),
+        }
+    }
+
+    /// The failure behind this one that bindings expose as the standard cause
+    /// (`__cause__`, `Error.cause`, `Throwable.cause`): a budget's last failure.
+    pub fn cause(&self) -> Option<&Error> {
+        match self {
+            Error::BudgetExhausted { last, .. } => Some(last),
+            _ => None,
+        }
+    }
+
     /// Whether this is a timeout (hyper's `is_timeout` idiom).
     pub fn is_timeout(&self) -> bool {
         self.kind() == ErrorKind::Timeout
@@ -282,6 +385,39 @@ mod tests {
             codes
                 .iter()
                 .all(|c| c.chars().all(|ch| ch.is_ascii_lowercase() || ch == '_'))
+        );
+    }
+
+    #[test]
+    fn every_kind_has_its_fields_in_the_table() {
+        let limit = Error::LimitExceeded {
+            what: "response body",
+            limit: "limits.max_response_body_bytes",
+            max: 10,
+        };
+        assert_eq!(
+            limit.details(),
+            [
+                ("what", Detail::Text("response body")),
+                ("limit", Detail::Text("limits.max_response_body_bytes")),
+                ("max", Detail::Count(10)),
+            ]
+        );
+        let budget = Error::BudgetExhausted {
+            service: "s".into(),
+            attempts: 2,
+            last: Box::new(Error::Closed { what: "client" }),
+        };
+        assert_eq!(budget.cause().map(Error::kind), Some(ErrorKind::Closed));
+        let broker = Error::Broker {
+            operation: "queue.declare",
+            reply_code: 406,
+            reply_text: "PRECONDITION_FAILED".into(),
+        };
+        assert!(
+            broker
+                .details()
+                .contains(&("reply_code", Detail::Count(406)))
         );
     }
 

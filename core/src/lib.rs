@@ -30,7 +30,7 @@ mod urls;
 
 pub use balance::{Balancer, DiscoveryConfig, EndpointStats, OutlierConfig, VersionConfig};
 pub use config::Validate;
-pub use error::{BoxError, Error, ErrorKind, Result};
+pub use error::{BoxError, Detail, Error, ErrorKind, Result};
 pub use http::{
     Client, ClientConfig, ClientStats, EndpointConfig, Request, Response, ServiceConfig,
     ServiceStats,

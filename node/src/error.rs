@@ -25,30 +25,39 @@ fn build(env: &Env, err: &courierkit::Error) -> Result<Error> {
     let mut obj = env.create_error(Error::new(Status::GenericFailure, err.to_string()))?;
     obj.set_named_property("code", code(err.kind()))?;
     obj.set_named_property("kind", err.kind().code())?;
-    match err {
-        courierkit::Error::Config { field, reason } => {
-            obj.set_named_property("field", field.as_str())?;
-            obj.set_named_property("reason", reason.as_str())?;
+    // Every field of core's table, in camelCase: the same fields in every language.
+    for (name, detail) in err.details() {
+        let name = camel_case(name);
+        match detail {
+            courierkit::Detail::Text(text) => obj.set_named_property(&name, text)?,
+            // Counts are at most a u64 of bytes or milliseconds; JavaScript numbers
+            // are exact to 2^53, far above any limit courier accepts.
+            courierkit::Detail::Count(count) => obj.set_named_property(&name, count as f64)?,
         }
-        courierkit::Error::CircuitOpen { retry_after, .. } => {
-            obj.set_named_property("retryAfterMs", retry_after.as_millis() as f64)?;
-        }
-        courierkit::Error::LimitExceeded { limit, max, .. } => {
-            obj.set_named_property("limit", *limit)?;
-            obj.set_named_property("max", *max as f64)?;
-        }
-        courierkit::Error::BudgetExhausted { attempts, last, .. } => {
-            obj.set_named_property("attempts", *attempts)?;
-            // The failure the budget would not retry, as the standard `cause`.
-            let mut cause =
-                env.create_error(Error::new(Status::GenericFailure, last.to_string()))?;
-            cause.set_named_property("code", code(last.kind()))?;
-            cause.set_named_property("kind", last.kind().code())?;
-            obj.set_named_property("cause", cause)?;
-        }
-        _ => {}
+    }
+    if let Some(last) = err.cause() {
+        // The failure the budget would not retry, as the standard `cause`.
+        let cause = build(env, last)?;
+        obj.set_named_property("cause", cause)?;
     }
     Ok(Error::from(obj.to_unknown()))
+}
+
+/// `retry_after_ms` → `retryAfterMs`.
+fn camel_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut upper = false;
+    for c in name.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.push(c.to_ascii_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// `map_err` for synchronous methods, which throw.

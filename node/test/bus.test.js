@@ -35,8 +35,11 @@ test('publish → consume → ack with for await', async () => {
 
 test('unroutable publish and missing queue are typed errors', async () => {
   const bus = await Bus.connect({ urls: [amqpUrl] })
-  await assert.rejects(bus.publish({ routingKey: 'courier-test.node.no-such-queue', body: 'x' }), { code: 'COURIER_UNROUTABLE' })
-  await assert.rejects(bus.consume('courier-test.node.no-such-queue'), { code: 'COURIER_BROKER' })
+  // The fields of core's error table, in camelCase, the same in every language.
+  await assert.rejects(bus.publish({ routingKey: 'courier-test.node.no-such-queue', body: 'x', messageId: 'm-1' }), {
+    code: 'COURIER_UNROUTABLE', messageId: 'm-1', exchange: '', routingKey: 'courier-test.node.no-such-queue', replyText: 'NO_ROUTE',
+  })
+  await assert.rejects(bus.consume('courier-test.node.no-such-queue'), { code: 'COURIER_BROKER', replyCode: 404, operation: 'basic.consume' })
   await bus.close()
 })
 

@@ -1,5 +1,8 @@
 """courier's exceptions, one class per stable error kind.
 
+Each carries the fields of core's error table (``Error::details``) as attributes, the
+same fields every language gets: see the error table in docs/api.md.
+
 They are defined here, not in Rust, so they can subclass the stdlib exceptions callers
 already catch (``ValueError``, ``TimeoutError``, ``ConnectionError``). The native module
 picks the class from :data:`BY_KIND` by the error's kind code.
@@ -31,6 +34,8 @@ class TimeoutError(CourierError, builtins.TimeoutError):  # noqa: A001 - mirrors
     """A deadline or per-attempt timeout passed."""
 
     kind = "timeout"
+    operation: str = ""
+    after_ms: int = 0
 
 
 class CircuitOpenError(CourierError):
@@ -40,6 +45,7 @@ class CircuitOpenError(CourierError):
     """
 
     kind = "circuit_open"
+    service: str = ""
     retry_after_ms: int = 0
 
 
@@ -51,6 +57,7 @@ class RetryBudgetExhausted(CourierError):
     """
 
     kind = "budget_exhausted"
+    service: str = ""
     attempts: int = 0
     last: CourierError | None = None
 
@@ -59,42 +66,59 @@ class OverloadedError(CourierError):
     """The concurrency limit was reached; the call failed fast."""
 
     kind = "overloaded"
+    service: str = ""
+    limit: int = 0
 
 
 class NoEndpointError(CourierError):
     """No endpoint qualifies for the request (for example, none has the version)."""
 
     kind = "no_endpoint"
+    service: str = ""
+    reason: str = ""
 
 
 class ConnectError(CourierError, ConnectionError):
     """A transport failure: refused or reset connection, broken stream."""
 
     kind = "connect"
+    operation: str = ""
+    target: str = ""
+    reason: str = ""
 
 
 class TlsError(CourierError):
     """A TLS handshake or certificate failure."""
 
     kind = "tls"
+    reason: str = ""
 
 
 class UnroutableError(CourierError):
     """A mandatory publish that no queue accepted; the broker returned it."""
 
     kind = "unroutable"
+    message_id: str = ""
+    exchange: str = ""
+    routing_key: str = ""
+    reply_text: str = ""
 
 
 class PublishRejectedError(CourierError):
     """The broker negatively acknowledged a publish."""
 
     kind = "publish_rejected"
+    message_id: str = ""
+    exchange: str = ""
 
 
 class BrokerError(CourierError):
     """The broker refused an operation (missing queue, mismatched declaration...)."""
 
     kind = "broker"
+    operation: str = ""
+    reply_code: int = 0
+    reply_text: str = ""
 
 
 class LimitExceededError(CourierError):
@@ -105,14 +129,16 @@ class LimitExceededError(CourierError):
     """
 
     kind = "limit_exceeded"
-    limit: str
-    max: int
+    what: str = ""
+    limit: str = ""
+    max: int = 0
 
 
 class ClosedError(CourierError):
     """The object was used after ``close()``."""
 
     kind = "closed"
+    what: str = ""
 
 
 class InternalError(CourierError):

@@ -3,7 +3,7 @@
 //! The classes live in Python so they can subclass stdlib bases (`ValueError`,
 //! `TimeoutError`, `ConnectionError`) and be documented and pickled like any other
 //! Python exception; Rust only picks the class by the error's stable kind code and
-//! attaches the structured fields.
+//! attaches the fields of core's table (`Error::details`).
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
@@ -32,26 +32,18 @@ fn build(py: Python<'_>, err: &courierkit::Error) -> PyResult<PyErr> {
         )));
     };
     let exc = class.call1((err.to_string(),))?;
-    match err {
-        courierkit::Error::Config { field, reason } => {
-            exc.setattr("field", field)?;
-            exc.setattr("reason", reason)?;
+    // Every field of core's table, under its own name: the same fields in every language.
+    for (name, detail) in err.details() {
+        match detail {
+            courierkit::Detail::Text(text) => exc.setattr(name, text)?,
+            courierkit::Detail::Count(count) => exc.setattr(name, count)?,
         }
-        courierkit::Error::CircuitOpen { retry_after, .. } => {
-            exc.setattr("retry_after_ms", retry_after.as_millis() as u64)?;
-        }
-        courierkit::Error::LimitExceeded { limit, max, .. } => {
-            exc.setattr("limit", limit)?;
-            exc.setattr("max", max)?;
-        }
-        courierkit::Error::BudgetExhausted { attempts, last, .. } => {
-            // The failure the budget would not retry, as the exception's cause.
-            let cause = build(py, last)?.into_value(py);
-            exc.setattr("attempts", attempts)?;
-            exc.setattr("last", &cause)?;
-            exc.setattr("__cause__", cause)?;
-        }
-        _ => {}
+    }
+    if let Some(last) = err.cause() {
+        // The failure the budget would not retry, as the exception's cause.
+        let cause = build(py, last)?.into_value(py);
+        exc.setattr("last", &cause)?;
+        exc.setattr("__cause__", cause)?;
     }
     Ok(PyErr::from_value(exc))
 }

@@ -60,10 +60,15 @@ async def test_async_publish_consume_ack(amqp_url):
 
 def test_unroutable_and_bad_config(amqp_url):
     with courierkit.Bus.connect({"urls": [amqp_url]}) as bus:
-        with pytest.raises(courierkit.UnroutableError):
-            bus.publish("", "courier-test.py.no-such-queue", b"x")
-        with pytest.raises(courierkit.BrokerError):
+        with pytest.raises(courierkit.UnroutableError) as unroutable:
+            bus.publish("", "courier-test.py.no-such-queue", b"x", message_id="m-1")
+        # The fields of core's error table, the same in every language.
+        e = unroutable.value
+        assert (e.message_id, e.exchange, e.routing_key) == ("m-1", "", "courier-test.py.no-such-queue")
+        assert e.reply_text == "NO_ROUTE"
+        with pytest.raises(courierkit.BrokerError) as broker:
             bus.consume("courier-test.py.no-such-queue")
+        assert (broker.value.reply_code, broker.value.operation) == (404, "basic.consume")
     with pytest.raises(courierkit.ConfigError) as info:
         courierkit.Bus.connect({"urls": ["http://nope"]})
     assert info.value.field == "urls[0]"

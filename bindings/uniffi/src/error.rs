@@ -11,9 +11,12 @@
 
 use std::fmt;
 
-use courierkit::ErrorKind;
+use courierkit::{Detail, ErrorKind};
 
-/// Every failure courier reports, one variant per core error kind.
+/// Every failure courier reports, one variant per core error kind, each carrying core's
+/// message (`detail`) and exactly the fields of core's table ([`courierkit::Error::details`]),
+/// so Kotlin and Swift see the same fields as Python and Node (a test below compares
+/// them for every kind).
 #[derive(Debug, uniffi::Error)]
 pub enum CourierError {
     /// Invalid configuration or argument; `field` is the path of the offending value
@@ -26,13 +29,19 @@ pub enum CourierError {
     },
     /// A deadline or per-attempt timeout passed.
     Timeout {
-        /// Core's message: what timed out and after how long.
+        /// Core's message.
         detail: String,
+        /// What was waited for (`call`, `attempt`, `publish confirm`, `next delivery`).
+        operation: String,
+        /// The limit that passed, in milliseconds.
+        after_ms: u64,
     },
     /// The circuit breaker is open; the call failed fast.
     CircuitOpen {
         /// Core's message.
         detail: String,
+        /// The service.
+        service: String,
         /// When the breaker lets a probe through.
         retry_after_ms: u64,
     },
@@ -40,50 +49,91 @@ pub enum CourierError {
     BudgetExhausted {
         /// Core's message, including the last failure.
         detail: String,
+        /// The service.
+        service: String,
         /// Attempts made before the budget refused a retry.
-        attempts: u32,
+        attempts: u64,
+        /// The kind code of the failure that was not retried (Python's `__cause__`,
+        /// Node's `cause`; uniffi errors cannot nest).
+        last_kind: String,
+        /// That failure's message.
+        last_detail: String,
     },
     /// The concurrency limit was reached.
     Overloaded {
         /// Core's message.
         detail: String,
+        /// The service.
+        service: String,
         /// The service's `max_concurrency`.
-        limit: u32,
+        limit: u64,
     },
     /// Nothing to route the request to.
     NoEndpoint {
         /// Core's message.
         detail: String,
+        /// The service.
+        service: String,
+        /// Why no endpoint qualified.
+        reason: String,
     },
     /// A transport failure after retries.
     Connect {
         /// Core's message, credentials redacted.
         detail: String,
+        /// What was attempted (`connect`, `request`, `dedup`...).
+        operation: String,
+        /// The peer, credentials redacted.
+        target: String,
+        /// What went wrong.
+        reason: String,
     },
     /// A TLS handshake or certificate failure.
     Tls {
         /// Core's message.
         detail: String,
+        /// What the TLS layer reported.
+        reason: String,
     },
     /// A mandatory publish that no queue took.
     Unroutable {
-        /// Core's message, naming the message id, exchange and routing key.
+        /// Core's message.
         detail: String,
+        /// The message's id.
+        message_id: String,
+        /// The exchange it was published to.
+        exchange: String,
+        /// Its routing key.
+        routing_key: String,
+        /// The broker's reply text.
+        reply_text: String,
     },
     /// The broker negatively acknowledged a publish.
     PublishRejected {
         /// Core's message.
         detail: String,
+        /// The message's id.
+        message_id: String,
+        /// The exchange it was published to.
+        exchange: String,
     },
     /// The broker refused a channel operation (missing queue, conflicting declaration).
     Broker {
-        /// Core's message, with the AMQP reply code and text.
+        /// Core's message.
         detail: String,
+        /// The AMQP method refused.
+        operation: String,
+        /// The AMQP reply code (404, 406...).
+        reply_code: u64,
+        /// The broker's reply text.
+        reply_text: String,
     },
     /// A peer sent more than a configured limit allows; reading stopped at the limit.
     LimitExceeded {
         /// Core's message.
         detail: String,
+        /// What was too large (`response body`).
+        what: String,
         /// The config field of the limit (`limits.max_response_body_bytes`).
         limit: String,
         /// The limit's value in bytes.
@@ -91,8 +141,10 @@ pub enum CourierError {
     },
     /// Used after `close()`.
     Closed {
-        /// Core's message: what was closed.
+        /// Core's message.
         detail: String,
+        /// What was closed.
+        what: String,
     },
     /// A bug in courier, including a caught panic.
     Internal {
@@ -104,39 +156,106 @@ pub enum CourierError {
 impl From<courierkit::Error> for CourierError {
     fn from(err: courierkit::Error) -> Self {
         let detail = err.to_string();
-        match err {
-            courierkit::Error::Config { field, reason } => CourierError::Config { field, reason },
-            courierkit::Error::CircuitOpen { retry_after, .. } => CourierError::CircuitOpen {
+        let f = Fields(err.details());
+        match err.kind() {
+            ErrorKind::Config => CourierError::Config {
+                field: f.text("field"),
+                reason: f.text("reason"),
+            },
+            ErrorKind::Timeout => CourierError::Timeout {
                 detail,
-                retry_after_ms: retry_after.as_millis() as u64,
+                operation: f.text("operation"),
+                after_ms: f.count("after_ms"),
             },
-            courierkit::Error::BudgetExhausted { attempts, .. } => {
-                CourierError::BudgetExhausted { detail, attempts }
-            }
-            courierkit::Error::Overloaded { limit, .. } => {
-                CourierError::Overloaded { detail, limit }
-            }
-            courierkit::Error::LimitExceeded { limit, max, .. } => CourierError::LimitExceeded {
+            ErrorKind::CircuitOpen => CourierError::CircuitOpen {
                 detail,
-                limit: limit.to_owned(),
-                max,
+                service: f.text("service"),
+                retry_after_ms: f.count("retry_after_ms"),
             },
-            other => match other.kind() {
-                ErrorKind::Timeout => CourierError::Timeout { detail },
-                ErrorKind::NoEndpoint => CourierError::NoEndpoint { detail },
-                ErrorKind::Connect => CourierError::Connect { detail },
-                ErrorKind::Tls => CourierError::Tls { detail },
-                ErrorKind::Unroutable => CourierError::Unroutable { detail },
-                ErrorKind::PublishRejected => CourierError::PublishRejected { detail },
-                ErrorKind::Broker => CourierError::Broker { detail },
-                ErrorKind::Closed => CourierError::Closed { detail },
-                ErrorKind::Internal => CourierError::Internal { detail },
-                // `courierkit::Error` is non_exhaustive: a variant added to core without a
-                // mapping here is a binding bug, reported as one rather than misfiled.
-                kind => CourierError::Internal {
-                    detail: format!("unmapped error kind {:?}: {detail}", kind.code()),
-                },
+            ErrorKind::BudgetExhausted => {
+                let last = err.cause();
+                CourierError::BudgetExhausted {
+                    service: f.text("service"),
+                    attempts: f.count("attempts"),
+                    last_kind: last.map(|e| e.kind().code()).unwrap_or_default().to_owned(),
+                    last_detail: last.map(ToString::to_string).unwrap_or_default(),
+                    detail,
+                }
+            }
+            ErrorKind::Overloaded => CourierError::Overloaded {
+                detail,
+                service: f.text("service"),
+                limit: f.count("limit"),
             },
+            ErrorKind::NoEndpoint => CourierError::NoEndpoint {
+                detail,
+                service: f.text("service"),
+                reason: f.text("reason"),
+            },
+            ErrorKind::Connect => CourierError::Connect {
+                detail,
+                operation: f.text("operation"),
+                target: f.text("target"),
+                reason: f.text("reason"),
+            },
+            ErrorKind::Tls => CourierError::Tls {
+                detail,
+                reason: f.text("reason"),
+            },
+            ErrorKind::Unroutable => CourierError::Unroutable {
+                detail,
+                message_id: f.text("message_id"),
+                exchange: f.text("exchange"),
+                routing_key: f.text("routing_key"),
+                reply_text: f.text("reply_text"),
+            },
+            ErrorKind::PublishRejected => CourierError::PublishRejected {
+                detail,
+                message_id: f.text("message_id"),
+                exchange: f.text("exchange"),
+            },
+            ErrorKind::Broker => CourierError::Broker {
+                detail,
+                operation: f.text("operation"),
+                reply_code: f.count("reply_code"),
+                reply_text: f.text("reply_text"),
+            },
+            ErrorKind::LimitExceeded => CourierError::LimitExceeded {
+                detail,
+                what: f.text("what"),
+                limit: f.text("limit"),
+                max: f.count("max"),
+            },
+            ErrorKind::Closed => CourierError::Closed {
+                detail,
+                what: f.text("what"),
+            },
+            ErrorKind::Internal => CourierError::Internal { detail },
+            // `ErrorKind` is non_exhaustive: a kind added to core without a variant here
+            // is a binding bug, reported as one rather than misfiled.
+            kind => CourierError::Internal {
+                detail: format!("unmapped error kind {:?}: {detail}", kind.code()),
+            },
+        }
+    }
+}
+
+/// Core's details of one error, taken by name.
+struct Fields<'a>(Vec<(&'static str, Detail<'a>)>);
+
+impl Fields<'_> {
+    fn text(&self, name: &str) -> String {
+        match self.0.iter().find(|(n, _)| *n == name) {
+            Some((_, Detail::Text(t))) => (*t).to_owned(),
+            Some((_, Detail::Count(c))) => c.to_string(),
+            None => String::new(),
+        }
+    }
+
+    fn count(&self, name: &str) -> u64 {
+        match self.0.iter().find(|(n, _)| *n == name) {
+            Some((_, Detail::Count(c))) => *c,
+            _ => 0,
         }
     }
 }
@@ -169,18 +288,18 @@ impl fmt::Display for CourierError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CourierError::Config { field, reason } => write!(f, "{field}: {reason}"),
-            CourierError::Timeout { detail }
+            CourierError::Timeout { detail, .. }
             | CourierError::CircuitOpen { detail, .. }
             | CourierError::BudgetExhausted { detail, .. }
             | CourierError::Overloaded { detail, .. }
-            | CourierError::NoEndpoint { detail }
-            | CourierError::Connect { detail }
-            | CourierError::Tls { detail }
-            | CourierError::Unroutable { detail }
-            | CourierError::PublishRejected { detail }
-            | CourierError::Broker { detail }
+            | CourierError::NoEndpoint { detail, .. }
+            | CourierError::Connect { detail, .. }
+            | CourierError::Tls { detail, .. }
+            | CourierError::Unroutable { detail, .. }
+            | CourierError::PublishRejected { detail, .. }
+            | CourierError::Broker { detail, .. }
             | CourierError::LimitExceeded { detail, .. }
-            | CourierError::Closed { detail }
+            | CourierError::Closed { detail, .. }
             | CourierError::Internal { detail } => f.write_str(detail),
         }
     }
@@ -190,108 +309,190 @@ impl std::error::Error for CourierError {}
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
-    #[test]
-    fn kinds_map_one_to_one() {
-        let d = || "d".to_owned();
-        let all = [
-            CourierError::Config {
-                field: d(),
-                reason: d(),
-            },
-            CourierError::Timeout { detail: d() },
-            CourierError::CircuitOpen {
-                detail: d(),
-                retry_after_ms: 1,
-            },
-            CourierError::BudgetExhausted {
-                detail: d(),
-                attempts: 1,
-            },
-            CourierError::Overloaded {
-                detail: d(),
-                limit: 1,
-            },
-            CourierError::NoEndpoint { detail: d() },
-            CourierError::Connect { detail: d() },
-            CourierError::Tls { detail: d() },
-            CourierError::Unroutable { detail: d() },
-            CourierError::PublishRejected { detail: d() },
-            CourierError::Broker { detail: d() },
-            CourierError::LimitExceeded {
-                detail: d(),
-                limit: d(),
-                max: 1,
-            },
-            CourierError::Closed { detail: d() },
-            CourierError::Internal { detail: d() },
-        ];
-        let codes: Vec<&str> = all.iter().map(CourierError::code).collect();
-        let core: Vec<&str> = ErrorKind::ALL.iter().map(|k| k.code()).collect();
-        assert_eq!(
-            codes, core,
-            "one variant per core kind, in ErrorKind::ALL order"
-        );
-    }
-
-    #[test]
-    fn conversion_keeps_the_kind() {
-        let errors = [
-            courierkit::Error::config("a", "b"),
-            courierkit::Error::Timeout {
+    /// One core error of every kind, in `ErrorKind::ALL` order.
+    fn one_of_each() -> Vec<courierkit::Error> {
+        use courierkit::Error as E;
+        let t = |s: &str| s.to_owned();
+        vec![
+            E::config("a.b", "why"),
+            E::Timeout {
                 operation: "call",
-                after: std::time::Duration::from_millis(5),
+                after: Duration::from_millis(5),
             },
-            courierkit::Error::NoEndpoint {
-                service: "s".into(),
-                reason: "r".into(),
+            E::CircuitOpen {
+                service: t("s"),
+                retry_after: Duration::from_millis(7),
             },
-            courierkit::Error::Tls {
-                reason: "r".into(),
+            E::BudgetExhausted {
+                service: t("s"),
+                attempts: 2,
+                last: Box::new(E::Closed { what: "client" }),
+            },
+            E::Overloaded {
+                service: t("s"),
+                limit: 3,
+            },
+            E::NoEndpoint {
+                service: t("s"),
+                reason: t("r"),
+            },
+            E::Connect {
+                operation: "connect",
+                target: t("http://h"),
+                reason: t("refused"),
                 source: None,
             },
-            courierkit::Error::Broker {
+            E::Tls {
+                reason: t("r"),
+                source: None,
+            },
+            E::Unroutable {
+                message_id: t("m"),
+                exchange: t("x"),
+                routing_key: t("k"),
+                reply_text: t("NO_ROUTE"),
+            },
+            E::PublishRejected {
+                message_id: t("m"),
+                exchange: t("x"),
+            },
+            E::Broker {
                 operation: "queue.declare",
                 reply_code: 406,
-                reply_text: "t".into(),
+                reply_text: t("PRECONDITION_FAILED"),
             },
-            courierkit::Error::LimitExceeded {
+            E::LimitExceeded {
                 what: "response body",
                 limit: "limits.max_response_body_bytes",
-                max: 1,
+                max: 9,
             },
-            courierkit::Error::Closed { what: "bus" },
-            courierkit::Error::Internal("x".into()),
-        ];
-        for err in errors {
-            let code = err.kind().code();
-            assert_eq!(
-                CourierError::from(err).code(),
-                code,
-                "the variant must follow the kind"
-            );
+            E::Closed { what: "bus" },
+            E::Internal(t("bug")),
+        ]
+    }
+
+    /// The fields of a converted error, as core's table names them.
+    fn fields(e: &CourierError) -> Vec<(&'static str, String)> {
+        let n = |v: &u64| v.to_string();
+        match e {
+            CourierError::Config { field, reason } => {
+                vec![("field", field.clone()), ("reason", reason.clone())]
+            }
+            CourierError::Timeout {
+                operation,
+                after_ms,
+                ..
+            } => vec![("operation", operation.clone()), ("after_ms", n(after_ms))],
+            CourierError::CircuitOpen {
+                service,
+                retry_after_ms,
+                ..
+            } => vec![
+                ("service", service.clone()),
+                ("retry_after_ms", n(retry_after_ms)),
+            ],
+            CourierError::BudgetExhausted {
+                service, attempts, ..
+            } => vec![("service", service.clone()), ("attempts", n(attempts))],
+            CourierError::Overloaded { service, limit, .. } => {
+                vec![("service", service.clone()), ("limit", n(limit))]
+            }
+            CourierError::NoEndpoint {
+                service, reason, ..
+            } => vec![("service", service.clone()), ("reason", reason.clone())],
+            CourierError::Connect {
+                operation,
+                target,
+                reason,
+                ..
+            } => vec![
+                ("operation", operation.clone()),
+                ("target", target.clone()),
+                ("reason", reason.clone()),
+            ],
+            CourierError::Tls { reason, .. } => vec![("reason", reason.clone())],
+            CourierError::Unroutable {
+                message_id,
+                exchange,
+                routing_key,
+                reply_text,
+                ..
+            } => vec![
+                ("message_id", message_id.clone()),
+                ("exchange", exchange.clone()),
+                ("routing_key", routing_key.clone()),
+                ("reply_text", reply_text.clone()),
+            ],
+            CourierError::PublishRejected {
+                message_id,
+                exchange,
+                ..
+            } => vec![
+                ("message_id", message_id.clone()),
+                ("exchange", exchange.clone()),
+            ],
+            CourierError::Broker {
+                operation,
+                reply_code,
+                reply_text,
+                ..
+            } => vec![
+                ("operation", operation.clone()),
+                ("reply_code", n(reply_code)),
+                ("reply_text", reply_text.clone()),
+            ],
+            CourierError::LimitExceeded {
+                what, limit, max, ..
+            } => vec![
+                ("what", what.clone()),
+                ("limit", limit.clone()),
+                ("max", n(max)),
+            ],
+            CourierError::Closed { what, .. } => vec![("what", what.clone())],
+            CourierError::Internal { .. } => Vec::new(),
         }
     }
 
     #[test]
-    fn config_keeps_its_field_and_reason() {
-        let e = CourierError::from(courierkit::Error::config(
-            "services.a.endpoints",
-            "must not be empty",
-        ));
-        assert!(
-            matches!(&e, CourierError::Config { field, .. } if field == "services.a.endpoints")
-        );
-        assert_eq!(e.to_string(), "services.a.endpoints: must not be empty");
+    fn every_kind_carries_cores_fields_and_message() {
+        let errors = one_of_each();
+        let kinds: Vec<_> = errors.iter().map(courierkit::Error::kind).collect();
+        assert_eq!(kinds, ErrorKind::ALL, "one sample per kind, in order");
+        for err in errors {
+            let want: Vec<(&str, String)> = err
+                .details()
+                .into_iter()
+                .map(|(name, d)| match d {
+                    Detail::Text(t) => (name, t.to_owned()),
+                    Detail::Count(c) => (name, c.to_string()),
+                })
+                .collect();
+            let message = err.to_string();
+            let kind = err.kind();
+            let converted = CourierError::from(err);
+            assert_eq!(converted.code(), kind.code());
+            assert_eq!(fields(&converted), want, "{}", kind.code());
+            assert_eq!(converted.to_string(), message);
+        }
     }
 
     #[test]
-    fn other_kinds_carry_core_message_as_detail() {
-        let err = courierkit::Error::Closed { what: "bus" };
-        let message = err.to_string();
-        let e = CourierError::from(err);
-        assert!(matches!(&e, CourierError::Closed { detail } if *detail == message));
-        assert_eq!(e.code(), "closed");
+    fn a_budget_carries_its_last_failure() {
+        let budget = one_of_each().swap_remove(3);
+        match CourierError::from(budget) {
+            CourierError::BudgetExhausted {
+                last_kind,
+                last_detail,
+                ..
+            } => assert_eq!(
+                (last_kind.as_str(), last_detail.as_str()),
+                ("closed", "client is closed")
+            ),
+            other => panic!("{other:?}"),
+        }
     }
 }

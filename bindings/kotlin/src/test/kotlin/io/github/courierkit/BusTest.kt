@@ -112,6 +112,14 @@ class BusTest {
             runBlocking { bus.publish("", "courier-test.kotlin.no-such-queue", "lost".toByteArray()) }
         }
         assertEquals(true, error.detail.contains("unroutable"), error.detail)
+        // The fields of core's error table, the same in every language.
+        assertEquals("courier-test.kotlin.no-such-queue", error.routingKey)
+        assertEquals("NO_ROUTE", error.replyText)
+        val broker = assertThrows<CourierException.Broker> {
+            runBlocking { bus.consume("courier-test.kotlin.no-such-queue") }
+        }
+        assertEquals(404uL, broker.replyCode)
+        assertEquals("basic.consume", broker.operation)
     }
 }
 
