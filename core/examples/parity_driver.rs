@@ -207,10 +207,22 @@ async fn run_http(case: &Value, kit: &Testkit) -> Result<Value, BoxError> {
     Ok(json!({ "calls": calls }))
 }
 
-async fn step(bus: &Bus, s: &Value) -> Result<Result<Value, courierkit::Error>, BoxError> {
+async fn step(
+    bus: &Bus,
+    kit: &Testkit,
+    s: &Value,
+) -> Result<Result<Value, courierkit::Error>, BoxError> {
     let body = s["body"].as_str().unwrap_or("").to_owned();
     let exchange = s["exchange"].as_str().unwrap_or("");
     let done = match text(s, "op")? {
+        // A control-API request (cutting the bus's connection through a proxy); its
+        // failure, an answer other than 2xx included, is a driver error.
+        "testkit" => {
+            let request_body = s.get("body").filter(|b| !b.is_null());
+            kit.send(text(s, "method")?, text(s, "path")?, request_body)
+                .await?;
+            Ok(())
+        }
         "declare_queue" => {
             bus.declare_queue(text(s, "queue")?, &QueueOptions::default())
                 .await
@@ -283,11 +295,11 @@ async fn consume(bus: &Bus, s: &Value) -> Result<Result<Value, courierkit::Error
     Ok(outcome)
 }
 
-async fn run_bus(case: &Value) -> Result<Value, BoxError> {
+async fn run_bus(case: &Value, kit: &Testkit) -> Result<Value, BoxError> {
     let bus = Bus::connect(BusConfig::from_value(case["config"].clone())?).await?;
     let mut steps = Vec::new();
     for s in list(case, "steps")? {
-        steps.push(match step(&bus, s).await? {
+        steps.push(match step(&bus, kit, s).await? {
             Ok(outcome) => outcome,
             Err(e) => error(&e),
         });
@@ -348,7 +360,7 @@ async fn run(args: Args) -> Result<(), BoxError> {
             let case = substitute(raw, &names);
             let result = match text(&case, "kind")? {
                 "http" => run_http(&case, &kit).await,
-                "bus" => run_bus(&case).await,
+                "bus" => run_bus(&case, &kit).await,
                 "config" => run_config(&case).await,
                 other => Err(format!("unknown kind {other:?}").into()),
             };

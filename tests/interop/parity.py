@@ -12,7 +12,7 @@ expected outcome and with the other languages'. Prints a case x language grid an
 non-zero on any disagreement, a failed build or a driver that failed.
 
 Needs RabbitMQ (COURIER_AMQP_URL, default the local guest account) for the cases that
-use `{amqp}`, and the testkit binary (COURIER_TESTKIT, default
+use `{amqp}` or `{amqp_proxy}`, and the testkit binary (COURIER_TESTKIT, default
 $CARGO_TARGET_DIR/debug/courier-testkit).
 """
 
@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,7 +130,7 @@ def rabbitmq_twins(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
     again with the Redis store, so each binding's messaging is exercised on the real
     broker and not only in process. Queue names get a `{ns}.` prefix that `for_driver`
     makes unique per driver run, so runs on the shared broker never see each other's
-    messages."""
+    messages. Cases written for RabbitMQ (`{amqp}`, `{amqp_proxy}`) have no twin."""
     twins = []
     for case in cases:
         if case["kind"] != "bus" or case["config"].get("urls") != ["{memory}"]:
@@ -161,25 +162,52 @@ def set_dns(cases: list[dict[str, Any]], kit: Testkit) -> None:
             kit.send("PUT", f"/dns/{name}", json.loads(text))
 
 
-def for_driver(files: list[Path], lang: str, kit: Testkit, logs: Path) -> tuple[list[Path], str]:
-    """The case files with `{ns}` (a namespace unique to this driver run), `{redis}` and
-    `{dns}` (the testkit's DNS server) filled in, written for `lang`'s driver; and the
-    namespace."""
+def amqp_proxy(kit: Testkit) -> str:
+    """Makes the testkit's proxy 0, a TCP proxy to the RabbitMQ broker of AMQP_URL that
+    `testkit` steps cut (`POST /proxies/0/cut`), and returns AMQP_URL through it: host and
+    port replaced by the proxy's address, credentials and vhost kept."""
+    parts = urllib.parse.urlsplit(AMQP_URL)
+    host = parts.hostname or "127.0.0.1"
+    port = parts.port or (5671 if parts.scheme == "amqps" else 5672)
+    target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    made = kit.send("POST", "/proxies", {"target": target})
+    if made["index"] != 0:
+        raise SystemExit(f"parity.py: the AMQP proxy is the testkit's proxy {made['index']}, not 0")
+    credentials = parts.netloc.rpartition("@")[0]
+    netloc = f"{credentials}@{made['address']}" if credentials else made["address"]
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def for_driver(
+    files: list[Path], lang: str, kit: Testkit, proxy_url: str, logs: Path
+) -> tuple[list[Path], str]:
+    """The case files with `{ns}` (a namespace unique to this driver run), `{redis}`,
+    `{dns}` (the testkit's DNS server) and `{amqp_proxy}` (`proxy_url`, RabbitMQ through
+    the testkit's proxy 0) filled in, written for `lang`'s driver; and the namespace."""
     ns = f"{lang}-{time.time_ns()}"
     written = []
     for f in files:
         text = f.read_text().replace("{ns}", ns).replace('"{redis}"', json.dumps(REDIS_URL))
-        text = text.replace('"{dns}"', json.dumps(kit.dns))
+        text = text.replace('"{dns}"', json.dumps(kit.dns)).replace('"{amqp_proxy}"', json.dumps(proxy_url))
         out = logs / f"cases-{lang}-{f.name}"
         out.write_text(text)
         written.append(out)
     return written, ns
 
 
-def delete_queues(twins: list[dict[str, Any]], ns: str) -> None:
-    """Deletes the queues (and their `.dlq`s) the twins named, in namespace `ns`."""
-    steps = [step for case in twins for step in case["steps"]]
-    names = {step[k].replace("{ns}", ns) for step in steps for k in NAME_FIELDS if k in step}
+def delete_queues(cases: list[dict[str, Any]], ns: str) -> None:
+    """Deletes the `courier-parity.{ns}.*` queues (and their `.dlq`s) that any bus case
+    names, twins included, in namespace `ns`."""
+    prefix = "courier-parity.{ns}."
+    steps = [step for case in cases if case["kind"] == "bus" for step in case["steps"]]
+    names = {
+        step[k].replace("{ns}", ns)
+        for step in steps
+        for k in NAME_FIELDS
+        if isinstance(step.get(k), str) and step[k].startswith(prefix)
+    }
+    if not names:
+        return
     with pika.BlockingConnection(pika.URLParameters(AMQP_URL)) as conn:
         for name in sorted(names | {f"{n}.dlq" for n in names}):
             channel = conn.channel()
@@ -240,12 +268,13 @@ def main() -> int:
     kit = Testkit(upstreams)
     try:
         set_dns(cases, kit)
+        proxy_url = amqp_proxy(kit)
         for lang in ready:
-            driver_files, ns = for_driver(files, lang, kit, logs)
+            driver_files, ns = for_driver(files, lang, kit, proxy_url, logs)
             try:
                 runs[lang] = run_driver(lang, driver_files, kit, logs)
             finally:
-                delete_queues(twins, ns)
+                delete_queues(cases, ns)
             log(f"driver {lang}: {len(runs[lang].outcomes)} outcomes ({runs[lang].seconds:.1f} s)")
     finally:
         kit.close()

@@ -258,10 +258,26 @@ func consumeStep(_ bus: Bus, _ s: JSON) async throws -> JSON {
     return ["message_ids": .array(ids)]
 }
 
-func step(_ bus: Bus, _ s: JSON) async throws -> JSON {
+/// A control-API request (cutting the bus's connection through a proxy). Its `body`, when
+/// present, is the request's JSON, not a message body; an answer other than 2xx is a
+/// `Failure`, which ends the case as a driver error.
+func testkitStep(_ kit: Testkit, _ s: JSON) async throws -> JSON {
+    var body = s.member("body")
+    if case .some(.null) = body {
+        body = nil
+    }
+    _ = try await kit.send(s.requireString("method"), s.requireString("path"), body)
+    return ["ok": true]
+}
+
+func step(_ bus: Bus, _ kit: Testkit, _ s: JSON) async throws -> JSON {
+    let op = try s.requireString("op")
+    if op == "testkit" {
+        return try await testkitStep(kit, s)
+    }
     let exchange = try s.optionalString("exchange") ?? ""
     let body = try Data((s.optionalString("body") ?? "").utf8)
-    switch try s.requireString("op") {
+    switch op {
     case "declare_queue":
         try await bus.declareQueue(name: s.requireString("queue"))
     case "publish":
@@ -285,20 +301,20 @@ func step(_ bus: Bus, _ s: JSON) async throws -> JSON {
             return (name, JSON(value))
         }
         return .object(fields)
-    case let op:
+    default:
         throw Failure("unknown op \(op)")
     }
     return ["ok": true]
 }
 
-func runBus(_ c: JSON) async throws -> JSON {
+func runBus(_ c: JSON, _ kit: Testkit) async throws -> JSON {
     let steps = try c.requireList("steps")
     let bus = try await Bus.connect(configJson: c.requireMember("config").text)
     var outcomes: [JSON] = []
     do {
         for s in steps {
             do {
-                outcomes.append(try await step(bus, s))
+                outcomes.append(try await step(bus, kit, s))
             } catch let error as CourierError {
                 outcomes.append(.object(outcome(of: error)))
             }
@@ -344,7 +360,7 @@ func run(_ raw: JSON, _ args: DriverArgs, _ kit: Testkit) async -> JSON {
     do {
         switch try c.requireString("kind") {
         case "http": return try await runHttp(c, kit)
-        case "bus": return try await runBus(c)
+        case "bus": return try await runBus(c, kit)
         case "config": return try await runConfig(c)
         case let kind: throw Failure("unknown kind \(kind)")
         }
