@@ -156,7 +156,8 @@ class Delivery {
   /** The context the message carried, as a TraceContext. */
   get traceContext() { return this.#native.traceContext }
   async ack() { return this.#native.ack() }
-  async nack(requeue = true) { return this.#native.nack(args.optBool('requeue', requeue) ?? true) }
+  /** Requeues by default (core's default); `nack(false)` dead-letters. */
+  async nack(requeue = undefined) { return this.#native.nack(args.optBool('requeue', requeue)) }
   /** Dead-letters the message. */
   async reject() { return this.#native.reject() }
   /** Rejects with COURIER_CONFIG when this delivery is not a request. */
@@ -200,8 +201,9 @@ class Bus {
     })
   }
 
-  async declareExchange(name, kind = 'topic') {
-    return this.#native.declareExchange(args.string('exchange', name), args.string('kind', kind))
+  /** `kind` defaults to `'topic'` (core's default). */
+  async declareExchange(name, kind = undefined) {
+    return this.#native.declareExchange(args.string('exchange', name), args.optString('kind', kind))
   }
 
   async bind(queue, exchange, routingKey) {

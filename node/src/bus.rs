@@ -116,9 +116,14 @@ impl NativeBus {
         &self,
         env: &'env Env,
         name: String,
-        kind: String,
+        kind: Option<String>,
     ) -> Result<Object<'env>> {
-        let kind: ExchangeKind = kind.parse().or_throw(env)?;
+        let kind: ExchangeKind = kind
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .or_throw(env)?
+            .unwrap_or_default();
         let bus = self.inner.clone();
         promise::spawn(env, async move { bus.declare_exchange(&name, kind).await })
     }
@@ -352,7 +357,8 @@ impl NativeDelivery {
     #[napi(ts_return_type = "Promise<void>")]
     pub fn nack<'env>(&self, env: &'env Env, requeue: Option<bool>) -> Result<Object<'env>> {
         let d = self.inner.clone();
-        promise::spawn(env, async move { d.nack(requeue.unwrap_or(true)).await })
+        let requeue = requeue.unwrap_or(courierkit::Delivery::DEFAULT_REQUEUE);
+        promise::spawn(env, async move { d.nack(requeue).await })
     }
 
     #[napi(ts_return_type = "Promise<void>")]

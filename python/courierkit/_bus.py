@@ -90,7 +90,8 @@ class Delivery:
     def ack(self) -> None:
         self._native.ack(False)
 
-    def nack(self, requeue: bool = True) -> None:
+    def nack(self, requeue: bool | None = None) -> None:
+        """Return the message to the queue (``requeue``, the default) or dead-letter it."""
         self._native.nack(requeue, False)
 
     def reject(self) -> None:
@@ -106,7 +107,7 @@ class Delivery:
     async def ack_async(self) -> None:
         await self._native.ack(True)
 
-    async def nack_async(self, requeue: bool = True) -> None:
+    async def nack_async(self, requeue: bool | None = None) -> None:
         await self._native.nack(requeue, True)
 
     async def reject_async(self) -> None:
@@ -202,7 +203,8 @@ class Bus:
             False,
         )
 
-    def declare_exchange(self, name: str, kind: ExchangeKind = "topic") -> None:
+    def declare_exchange(self, name: str, kind: ExchangeKind | None = None) -> None:
+        """Declares an exchange; ``kind`` defaults to ``"topic"``."""
         self._native.declare_exchange(name, kind, False)
 
     def bind(self, queue: str, exchange: str, routing_key: str) -> None:
@@ -259,12 +261,12 @@ class Bus:
         body: Body,
         *,
         exchange: str = "",
-        timeout_ms: int = 5000,
+        timeout_ms: int | None = None,
         headers: Mapping[str, str] | None = None,
         trace: Trace | None = None,
     ) -> Delivery:
         """Sends a request and returns the reply. Raises :class:`courierkit.TimeoutError` when
-        no reply comes within ``timeout_ms``, :class:`courierkit.UnroutableError` when no
+        no reply comes within ``timeout_ms`` (default 5000), :class:`courierkit.UnroutableError` when no
         queue takes the request. ``trace`` as for :meth:`publish`."""
         native = self._native.request(
             routing_key,
@@ -322,7 +324,7 @@ class AsyncBus:
             True,
         )
 
-    async def declare_exchange(self, name: str, kind: ExchangeKind = "topic") -> None:
+    async def declare_exchange(self, name: str, kind: ExchangeKind | None = None) -> None:
         await self._native.declare_exchange(name, kind, True)
 
     async def bind(self, queue: str, exchange: str, routing_key: str) -> None:
@@ -369,7 +371,7 @@ class AsyncBus:
         body: Body,
         *,
         exchange: str = "",
-        timeout_ms: int = 5000,
+        timeout_ms: int | None = None,
         headers: Mapping[str, str] | None = None,
         trace: Trace | None = None,
     ) -> Delivery:

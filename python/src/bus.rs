@@ -61,10 +61,10 @@ impl Bus {
         &self,
         py: Python<'_>,
         name: String,
-        kind: &str,
+        kind: Option<&str>,
         asynchronous: bool,
     ) -> PyResult<Py<PyAny>> {
-        let kind: ExchangeKind = kind.parse().py()?;
+        let kind: ExchangeKind = kind.map(str::parse).transpose().py()?.unwrap_or_default();
         let bus = self.inner.clone();
         run(py, asynchronous, async move {
             bus.declare_exchange(&name, kind).await
@@ -149,15 +149,16 @@ impl Bus {
         routing_key: String,
         body: Vec<u8>,
         exchange: String,
-        timeout_ms: u64,
+        timeout_ms: Option<u64>,
         headers: Option<BTreeMap<String, String>>,
         trace: Option<TraceArg>,
         asynchronous: bool,
     ) -> PyResult<Py<PyAny>> {
         let bus = self.inner.clone();
+        let defaults = RequestOptions::default();
         let options = RequestOptions {
             exchange,
-            timeout: Duration::from_millis(timeout_ms),
+            timeout: timeout_ms.map_or(defaults.timeout, Duration::from_millis),
             headers: headers.unwrap_or_default(),
             trace: trace.map(TraceArg::into_core),
         };
@@ -296,8 +297,14 @@ impl Delivery {
         run(py, asynchronous, async move { d.ack().await })
     }
 
-    fn nack(&self, py: Python<'_>, requeue: bool, asynchronous: bool) -> PyResult<Py<PyAny>> {
+    fn nack(
+        &self,
+        py: Python<'_>,
+        requeue: Option<bool>,
+        asynchronous: bool,
+    ) -> PyResult<Py<PyAny>> {
         let d = self.inner.clone();
+        let requeue = requeue.unwrap_or(courierkit::Delivery::DEFAULT_REQUEUE);
         run(py, asynchronous, async move { d.nack(requeue).await })
     }
 

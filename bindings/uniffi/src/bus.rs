@@ -189,13 +189,22 @@ impl Bus {
         crate::run(async move { bus.declare_queue(&name, &options).await }).await
     }
 
-    /// Declares an exchange; `kind` is `direct`, `fanout`, `topic` or `headers`.
+    /// Declares an exchange; `kind` is `direct`, `fanout`, `topic` or `headers`, by
+    /// default core's (`topic`).
     ///
     /// # Errors
     /// `Config` for another kind; `Broker` when it exists with another kind.
-    #[uniffi::method(default(kind = "topic"))]
-    pub async fn declare_exchange(&self, name: String, kind: String) -> Result<(), CourierError> {
-        let kind: ExchangeKind = kind.parse()?;
+    #[uniffi::method(default(kind = None))]
+    pub async fn declare_exchange(
+        &self,
+        name: String,
+        kind: Option<String>,
+    ) -> Result<(), CourierError> {
+        let kind: ExchangeKind = kind
+            .as_deref()
+            .map(str::parse)
+            .transpose()?
+            .unwrap_or_default();
         let bus = self.inner.clone();
         crate::run(async move { bus.declare_exchange(&name, kind).await }).await
     }
@@ -288,20 +297,21 @@ impl Bus {
     /// still be served.
     // `headers` comes last: uniffi 0.32 accepts a bare name (the type's default, here an
     // empty map) only at the end of the list.
-    #[uniffi::method(default(exchange = "", timeout_ms = 5000, trace = None, headers))]
+    #[uniffi::method(default(exchange = "", timeout_ms = None, trace = None, headers))]
     pub async fn request(
         &self,
         routing_key: String,
         body: Vec<u8>,
         exchange: String,
-        timeout_ms: u64,
+        timeout_ms: Option<u64>,
         headers: HashMap<String, String>,
         trace: Option<HashMap<String, String>>,
     ) -> Result<Arc<Delivery>, CourierError> {
         let bus = self.inner.clone();
+        let defaults = courierkit::RequestOptions::default();
         let options = courierkit::RequestOptions {
             exchange,
-            timeout: Duration::from_millis(timeout_ms),
+            timeout: timeout_ms.map_or(defaults.timeout, Duration::from_millis),
             headers: headers.into_iter().collect(),
             trace: trace.map(|c| courierkit::TraceContext::from_carrier(&c)),
         };
@@ -464,8 +474,9 @@ impl Delivery {
     ///
     /// # Errors
     /// As `ack`.
-    #[uniffi::method(default(requeue = true))]
-    pub async fn nack(&self, requeue: bool) -> Result<(), CourierError> {
+    #[uniffi::method(default(requeue = None))]
+    pub async fn nack(&self, requeue: Option<bool>) -> Result<(), CourierError> {
+        let requeue = requeue.unwrap_or(courierkit::Delivery::DEFAULT_REQUEUE);
         let d = Arc::clone(&self.inner);
         crate::run(async move { d.nack(requeue).await }).await
     }

@@ -142,6 +142,10 @@ impl Delivery {
         Ok(())
     }
 
+    /// What [`Delivery::nack`] does when a binding's caller does not say: requeue, as
+    /// AMQP's `basic.nack` does by default (a failed handler is retried, not dropped).
+    pub const DEFAULT_REQUEUE: bool = true;
+
     /// Negatively acknowledges; with `requeue` the message goes back to the queue,
     /// otherwise it is dead-lettered (or dropped when the queue has no dead-letter queue).
     ///

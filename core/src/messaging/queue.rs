@@ -94,14 +94,16 @@ pub(crate) fn check_name(field: &'static str, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Exchange types.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Exchange types. The default, `topic`, routes by pattern and by exact key alike, which
+/// is what a service's events need; every binding falls back to it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum ExchangeKind {
     /// Routes by exact routing key.
     Direct,
     /// Routes to every bound queue.
     Fanout,
     /// Routes by routing-key pattern (`order.*`).
+    #[default]
     Topic,
     /// Routes by header values.
     Headers,

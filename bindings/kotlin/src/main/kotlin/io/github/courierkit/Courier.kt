@@ -131,13 +131,13 @@ suspend fun Bus.publish(
 /**
  * Sends a request and returns the reply; without [trace], the current OpenTelemetry span
  * is the parent ([HostTrace]). Throws `CourierException.Timeout` when no reply comes in
- * [timeoutMs].
+ * [timeoutMs] (null: core's default, 5 000 ms).
  */
 suspend fun Bus.request(
     routingKey: String,
     body: ByteArray,
     exchange: String = "",
-    timeoutMs: ULong = 5_000uL,
+    timeoutMs: ULong? = null,
     headers: Map<String, String> = emptyMap(),
     trace: Map<String, String>? = null,
 ): Delivery = requestNative(routingKey, body, exchange, timeoutMs, headers, trace ?: HostTrace.carrier())
