@@ -36,8 +36,9 @@ use crate::trace::TraceContext;
 /// recover or delete.
 const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
 
-/// How long a declaration may wait for a reconnecting broker.
-const DECLARE_DEADLINE: Duration = Duration::from_secs(30);
+/// How long a declaration or a new consumer's first subscription may wait for a
+/// reconnecting broker: the caller learns about an outage instead of waiting for it.
+pub(crate) const SETUP_DEADLINE: Duration = Duration::from_secs(30);
 
 /// A connection to a broker. Cheap to clone: clones share the connection.
 ///
@@ -295,7 +296,7 @@ impl Bus {
     async fn declare(&self, declaration: Declaration) -> Result<()> {
         match &self.inner.transport {
             Transport::Amqp(link) => {
-                link.declare(declaration, Instant::now() + DECLARE_DEADLINE)
+                link.declare(declaration, Instant::now() + SETUP_DEADLINE)
                     .await
             }
             Transport::Memory(broker) => match &declaration {

@@ -22,7 +22,8 @@ use super::message::{Incoming, Outcome};
 use crate::error::{Error, Result};
 use crate::runtime::{self, Task};
 
-/// How long a consumer waits for a reconnecting broker before reporting it.
+/// How long a running consumer waits for a reconnecting broker before reporting it (its
+/// first subscription is bounded by `SETUP_DEADLINE`, like a declaration).
 const RESUBSCRIBE_DEADLINE: Duration = Duration::from_secs(3600);
 
 /// Deliveries from one queue, pulled with [`Consumer::next`].
@@ -98,7 +99,7 @@ impl Consumer {
     ) -> Result<Consumer> {
         let source = match &bus.inner.transport {
             Transport::Amqp(link) => {
-                let deadline = Instant::now() + RESUBSCRIBE_DEADLINE;
+                let deadline = Instant::now() + super::bus::SETUP_DEADLINE;
                 let subscription = subscribe(link, queue, prefetch, deadline).await?;
                 Source::Amqp {
                     link: link.clone(),

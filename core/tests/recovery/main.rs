@@ -327,3 +327,40 @@ async fn reconnecting_rotates_to_the_next_url_and_redeclares_the_topology() {
     bus.close().await.unwrap();
     support::delete_queues(&[&q, &format!("{q}.dlq")]).await;
 }
+
+/// A new consumer on a bus whose broker is unreachable fails with a timeout (after the
+/// 30 s every setup operation gets) instead of waiting for the broker for an hour.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_consumer_does_not_wait_an_hour_for_a_lost_broker() {
+    let proxy = Proxy::start(support::socket_addr(&amqp_url()))
+        .await
+        .unwrap();
+    let bus = bus_at(&[proxy.url(&amqp_url())]).await;
+    proxy.stop();
+    // Right after the cut, a consume can still meet the dying connection and fail at
+    // once with Connect; once the bus knows the broker is gone, it waits, bounded.
+    let mut waited = None;
+    for _ in 0..50 {
+        let consumed = tokio::time::timeout(
+            Duration::from_secs(120),
+            bus.consume(
+                "courier-test.recovery.unreachable",
+                ConsumeOptions::default(),
+            ),
+        )
+        .await
+        .expect("consume gives up on its own");
+        match consumed {
+            Err(e) if e.kind() == courierkit::ErrorKind::Connect => {
+                sleep(Duration::from_millis(100)).await
+            }
+            other => {
+                waited = Some(other.err().expect("no broker, no consumer"));
+                break;
+            }
+        }
+    }
+    let err = waited.expect("the bus noticed the lost broker");
+    assert_eq!(err.kind(), courierkit::ErrorKind::Timeout, "{err}");
+    bus.close().await.unwrap();
+}
