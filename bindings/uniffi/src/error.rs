@@ -52,7 +52,7 @@ pub enum CourierError {
         /// The service.
         service: String,
         /// Attempts made before the budget refused a retry.
-        attempts: u64,
+        attempts: u32,
         /// The kind code of the failure that was not retried (Python's `__cause__`,
         /// Node's `cause`; uniffi errors cannot nest).
         last_kind: String,
@@ -66,7 +66,7 @@ pub enum CourierError {
         /// The service.
         service: String,
         /// The service's `max_concurrency`.
-        limit: u64,
+        limit: u32,
     },
     /// Nothing to route the request to.
     NoEndpoint {
@@ -176,7 +176,7 @@ impl From<courierkit::Error> for CourierError {
                 let last = err.cause();
                 CourierError::BudgetExhausted {
                     service: f.text("service"),
-                    attempts: f.count("attempts"),
+                    attempts: f.count32("attempts"),
                     last_kind: last.map(|e| e.kind().code()).unwrap_or_default().to_owned(),
                     last_detail: last.map(ToString::to_string).unwrap_or_default(),
                     detail,
@@ -185,7 +185,7 @@ impl From<courierkit::Error> for CourierError {
             ErrorKind::Overloaded => CourierError::Overloaded {
                 detail,
                 service: f.text("service"),
-                limit: f.count("limit"),
+                limit: f.count32("limit"),
             },
             ErrorKind::NoEndpoint => CourierError::NoEndpoint {
                 detail,
@@ -250,6 +250,11 @@ impl Fields<'_> {
             Some((_, Detail::Count(c))) => c.to_string(),
             None => String::new(),
         }
+    }
+
+    /// A count core keeps as a `u32` (attempts, `max_concurrency`), as Kotlin's `UInt`.
+    fn count32(&self, name: &str) -> u32 {
+        u32::try_from(self.count(name)).unwrap_or(u32::MAX)
     }
 
     fn count(&self, name: &str) -> u64 {
@@ -397,9 +402,12 @@ mod tests {
             ],
             CourierError::BudgetExhausted {
                 service, attempts, ..
-            } => vec![("service", service.clone()), ("attempts", n(attempts))],
+            } => vec![
+                ("service", service.clone()),
+                ("attempts", attempts.to_string()),
+            ],
             CourierError::Overloaded { service, limit, .. } => {
-                vec![("service", service.clone()), ("limit", n(limit))]
+                vec![("service", service.clone()), ("limit", limit.to_string())]
             }
             CourierError::NoEndpoint {
                 service, reason, ..

@@ -33,11 +33,18 @@ impl Outcome {
     }
 
     /// Whether the endpoint did badly, for balancing (its latency sample) and outlier
-    /// ejection: a service failure, or a 429. Unlike the breaker, which takes a 429 as
-    /// the service's deliberate answer, the balancer sends the next call elsewhere: the
-    /// endpoint is shedding load.
+    /// ejection: a service failure, a 429, or any failure of the attempt, fatal ones
+    /// included. Unlike the breaker, which takes a 429 as the service's deliberate
+    /// answer, the balancer sends the next call elsewhere: the endpoint is shedding load.
+    /// And an attempt that ran out the call's deadline, or sent more than a limit allows,
+    /// is not retried but still says the endpoint hung or misbehaved: counted as a
+    /// success it would reset the failure streak, and a hung endpoint would never be
+    /// ejected.
     pub(crate) fn is_endpoint_failure(self) -> bool {
-        self.is_service_failure() || self == Outcome::Status(429)
+        match self {
+            Outcome::Status(code) => code >= 500 || code == 429,
+            Outcome::Failure(_) | Outcome::Fatal => true,
+        }
     }
 
     /// Whether `cfg` retries this outcome for a request that is (or is not) safe to repeat.
@@ -94,7 +101,7 @@ mod tests {
             (RESET, true, true),
             (REFUSED, true, true),
             (Outcome::Failure(RetryOn::Timeout), true, true),
-            (Outcome::Fatal, false, false),
+            (Outcome::Fatal, false, true),
         ] {
             assert_eq!(outcome.is_service_failure(), service, "{outcome:?} breaker");
             assert_eq!(

@@ -114,6 +114,54 @@ async fn an_endpoint_failing_fast_is_ejected_and_calls_still_succeed() {
     // balance/endpoint.rs: here the estimate decays in real time while the endpoint idles.)
 }
 
+/// An endpoint that accepts and never answers in time makes each call that lands on it
+/// run out its deadline (not retried: the time is gone); those failures still count
+/// against the endpoint, so it is ejected and later calls avoid it. (A fatal outcome
+/// once counted as a success and reset the streak: a hung endpoint was never ejected.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_that_hangs_past_the_deadline_is_ejected() {
+    let kit = Testkit::start(2).await.unwrap();
+    support::behave(
+        &kit,
+        0,
+        vec![],
+        Action {
+            latency_ms: 5_000,
+            ..Action::default()
+        },
+    );
+    let client = support::client(
+        "hangs",
+        serde_json::json!({
+            "endpoints": kit.urls(),
+            "balancer": "round_robin",
+            "deadline_ms": 200,
+            "outlier": { "consecutive_failures": 2, "max_ejected_ratio": 0.5 },
+        }),
+    );
+    let mut timeouts = 0;
+    for _ in 0..10 {
+        match client.call(Request::new("GET", "hangs", "/")).await {
+            Ok(resp) => assert_eq!(resp.status, 200),
+            Err(e) => {
+                assert!(e.is_timeout(), "{e}");
+                timeouts += 1;
+            }
+        }
+    }
+    assert_eq!(
+        timeouts, 2,
+        "two deadlines ran out on the hung endpoint, then it was out"
+    );
+    let stats = &client.stats().services["hangs"];
+    let hung = stats
+        .endpoints
+        .iter()
+        .find(|e| e.url.trim_end_matches('/') == kit.urls()[0])
+        .unwrap();
+    assert!(hung.ejected && hung.failures == 2, "{hung:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn panic_mode_keeps_serving_with_three_of_four_down() {
     let kit = Testkit::start(4).await.unwrap();
