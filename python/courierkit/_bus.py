@@ -245,8 +245,8 @@ class Bus:
         )
         return Receipt(mid, context)
 
-    def consume(self, queue: str, *, prefetch: int | None = None, dedup: bool = True) -> Consumer:
-        """Consumes ``queue`` with manual acks. With ``dedup``, a message id already
+    def consume(self, queue: str, *, prefetch: int | None = None, dedup: bool | None = None) -> Consumer:
+        """Consumes ``queue`` with manual acks. With ``dedup`` (on unless False), a message id already
         acked within the dedup window is acked and skipped, never returned."""
         return Consumer(self._native.consume(queue, whole("prefetch", prefetch, 2**16 - 1), dedup, False))
 
@@ -357,7 +357,9 @@ class AsyncBus:
         )
         return Receipt(mid, context)
 
-    async def consume(self, queue: str, *, prefetch: int | None = None, dedup: bool = True) -> AsyncConsumer:
+    async def consume(
+        self, queue: str, *, prefetch: int | None = None, dedup: bool | None = None
+    ) -> AsyncConsumer:
         return AsyncConsumer(
             await self._native.consume(queue, whole("prefetch", prefetch, 2**16 - 1), dedup, True)
         )

@@ -124,11 +124,15 @@ impl Bus {
         py: Python<'_>,
         queue: String,
         prefetch: Option<u16>,
-        dedup: bool,
+        dedup: Option<bool>,
         asynchronous: bool,
     ) -> PyResult<Py<PyAny>> {
         let bus = self.inner.clone();
-        let options = ConsumeOptions { prefetch, dedup };
+        let defaults = ConsumeOptions::default();
+        let options = ConsumeOptions {
+            prefetch,
+            dedup: dedup.unwrap_or(defaults.dedup),
+        };
         let fut = async move { bus.consume(&queue, options).await.map(Consumer::from) };
         run(py, asynchronous, fut)
     }

@@ -259,15 +259,19 @@ impl Bus {
     ///
     /// # Errors
     /// `Broker` when the queue does not exist; `Config` for prefetch 0.
-    #[uniffi::method(default(prefetch = None, dedup = true))]
+    #[uniffi::method(default(prefetch = None, dedup = None))]
     pub async fn consume(
         &self,
         queue: String,
         prefetch: Option<u16>,
-        dedup: bool,
+        dedup: Option<bool>,
     ) -> Result<Arc<Consumer>, CourierError> {
         let bus = self.inner.clone();
-        let options = courierkit::ConsumeOptions { prefetch, dedup };
+        let defaults = courierkit::ConsumeOptions::default();
+        let options = courierkit::ConsumeOptions {
+            prefetch,
+            dedup: dedup.unwrap_or(defaults.dedup),
+        };
         let inner = crate::run(async move { bus.consume(&queue, options).await }).await?;
         Ok(Consumer::wrap(inner))
     }
