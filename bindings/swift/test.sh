@@ -48,7 +48,7 @@ for decl in 'open class Client' 'open class Bus' 'open class Consumer' 'open cla
             'func stats() -> ClientStats' 'public struct ServiceStats' 'public struct EndpointStats' \
             'public var endpoints: \[EndpointStats\]' 'func stats() -> BusStats' 'public struct BusStats' \
             'public var rpcInFlight: UInt64' 'func request(routingKey' 'func serve(queue' \
-            'func reply(body' 'func replyTo() -> String?' 'dedup: Bool = true' 'public var deadlineMs' \
+            'func reply(body' 'func replyTo() -> String?' 'dedup: Bool? = nil' 'public var deadlineMs' \
             'open class TraceContext' 'static func parse(traceparent' 'static func newRoot()' \
             'static func fromCarrier(carrier' 'func traceContext() -> TraceContext'; do
   grep -q "$decl" "$gen_dir/CourierKit.swift" || fail "CourierKit.swift lacks '$decl'"
