@@ -86,8 +86,10 @@ test_sdist() {
   local sdist
   sdist=$(one "dist/python/courierkit-$version.tar.gz")
   python3 -m venv "$work/sdist-venv"
-  # Build isolation fetches maturin as the sdist's pyproject.toml names it.
-  "$work/sdist-venv/bin/pip" install -q --disable-pip-version-check "$sdist"
+  # Build isolation fetches maturin as the sdist's pyproject.toml names it. No cache: pip
+  # keys a wheel built from a local sdist by its path, so a rerun would install the wheel
+  # an older sdist at the same path produced, not a build of this one.
+  "$work/sdist-venv/bin/pip" install -q --disable-pip-version-check --no-cache-dir "$sdist"
   (cd "$work" && as_user "$work/sdist-venv/bin/python" "$root/examples/python/quickstart.py")
 }
 
