@@ -86,10 +86,13 @@ test_sdist() {
   local sdist
   sdist=$(one "dist/python/courierkit-$version.tar.gz")
   python3 -m venv "$work/sdist-venv"
-  # Build isolation fetches maturin as the sdist's pyproject.toml names it. No cache: pip
-  # keys a wheel built from a local sdist by its path, so a rerun would install the wheel
-  # an older sdist at the same path produced, not a build of this one.
-  "$work/sdist-venv/bin/pip" install -q --disable-pip-version-check --no-cache-dir "$sdist"
+  # Build isolation fetches maturin as the sdist's pyproject.toml names it. A target dir of
+  # its own, as a user has: the sdist's files carry fixed timestamps (a reproducible
+  # archive), so in a shared target dir cargo takes an older build of the same crate as
+  # fresh and the wheel gets stale native code. No pip cache either: it keys a wheel built
+  # from a local sdist by its path.
+  CARGO_TARGET_DIR="$work/sdist-target" \
+    "$work/sdist-venv/bin/pip" install -q --disable-pip-version-check --no-cache-dir "$sdist"
   (cd "$work" && as_user "$work/sdist-venv/bin/python" "$root/examples/python/quickstart.py")
 }
 
