@@ -23,7 +23,7 @@ pub fn request_url(base: &url::Url, path: &str) -> Option<url::Url> {
 pub fn amqp_headers(bytes: &[u8]) -> Option<(BTreeMap<String, String>, Option<u32>)> {
     let (_, table) = amq_protocol_types::parsing::parse_field_table(bytes).ok()?;
     Some((
-        crate::messaging::amqp::from_table(Some(&table)),
-        crate::messaging::amqp::delivery_count(Some(&table)),
+        crate::messaging::amqp::convert::from_table(Some(&table)),
+        crate::messaging::amqp::convert::delivery_count(Some(&table)),
     ))
 }

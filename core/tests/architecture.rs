@@ -49,6 +49,49 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
 ];
 
+/// The same inside `messaging`, whose submodules import each other through `super::`
+/// and `crate::messaging::`: the transport-neutral shapes first, then the transport
+/// boundary and the two transports below it, then what the bus builds on them.
+const MESSAGING_LAYERS: &[(&str, &[&str])] = &[
+    ("message", &[]),
+    ("queue", &[]),
+    ("config", &[]),
+    ("stats", &[]),
+    ("transport", &["message", "queue"]),
+    (
+        "amqp",
+        &["config", "message", "queue", "stats", "transport"],
+    ),
+    ("memory", &["message", "queue", "transport"]),
+    ("dedup", &["config"]),
+    ("rpc", &["message", "transport"]),
+    (
+        "session",
+        &["dedup", "message", "rpc", "stats", "transport"],
+    ),
+    ("delivery", &["dedup", "message", "session", "stats"]),
+    (
+        "consumer",
+        &["dedup", "delivery", "message", "session", "transport"],
+    ),
+    (
+        "bus",
+        &[
+            "amqp",
+            "config",
+            "consumer",
+            "dedup",
+            "delivery",
+            "memory",
+            "message",
+            "queue",
+            "session",
+            "stats",
+            "transport",
+        ],
+    ),
+];
+
 /// Modules outside the map: the crate root, and test-only entry points.
 const UNMAPPED: &[&str] = &["lib", "fuzzing"];
 
@@ -172,5 +215,108 @@ fn core_modules_import_only_the_layers_below_them() {
         broken.is_empty(),
         "imports outside the module map (docs/architecture.md):\n{}",
         broken.join("\n")
+    );
+}
+
+/// The first path segment after each occurrence of `prefix` (`super::a::b` gives `a`;
+/// `super::{a, b::c}` gives `a` and `b`).
+fn segments_after(text: &str, prefix: &str) -> BTreeSet<String> {
+    let ident = |s: &str| -> String {
+        s.trim()
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect()
+    };
+    let mut found = BTreeSet::new();
+    for (at, _) in text.match_indices(prefix) {
+        let before = text[..at].chars().last();
+        if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') {
+            continue;
+        }
+        let rest = &text[at + prefix.len()..];
+        match rest.strip_prefix('{') {
+            Some(group) => {
+                let group = &group[..group.find('}').unwrap_or(group.len())];
+                found.extend(group.split(',').map(ident));
+            }
+            None => {
+                found.insert(ident(rest));
+            }
+        }
+    }
+    found.retain(|s| !s.is_empty() && s != "self");
+    found
+}
+
+#[test]
+fn messaging_submodules_import_only_the_layers_below_them() {
+    let allowed: BTreeMap<&str, &[&str]> = MESSAGING_LAYERS.iter().copied().collect();
+    for (i, (module, deps)) in MESSAGING_LAYERS.iter().enumerate() {
+        let below: BTreeSet<&str> = MESSAGING_LAYERS[..i].iter().map(|(m, _)| *m).collect();
+        for dep in *deps {
+            assert!(
+                below.contains(dep),
+                "the table itself: messaging::{module} may only import modules listed before it, not {dep}"
+            );
+        }
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/messaging");
+    let mut files = Vec::new();
+    rust_files(&dir, &mut files);
+    let mut broken = Vec::new();
+    for file in &files {
+        let rel = file.strip_prefix(&dir).unwrap();
+        if rel == Path::new("mod.rs") || rel.ends_with("tests.rs") {
+            continue;
+        }
+        let parts: Vec<String> = rel
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        let own = parts[0].trim_end_matches(".rs").to_owned();
+        let Some(deps) = allowed.get(own.as_str()) else {
+            broken.push(format!(
+                "messaging/{}: not in MESSAGING_LAYERS",
+                rel.display()
+            ));
+            continue;
+        };
+        let text = code(&std::fs::read_to_string(file).unwrap());
+        let mut imported = segments_after(&text, "crate::messaging::");
+        // `super::` is messaging itself from `x.rs` and `x/mod.rs`, else `x` (its own).
+        if parts.len() == 1 || parts[1] == "mod.rs" {
+            imported.extend(segments_after(&text, "super::"));
+        }
+        imported.remove(&own);
+        for import in imported {
+            if !deps.contains(&import.as_str()) {
+                broken.push(format!(
+                    "messaging/{} imports messaging::{import}",
+                    rel.display()
+                ));
+            }
+        }
+    }
+    assert!(
+        broken.is_empty(),
+        "imports outside messaging's module map (docs/architecture.md):\n{}",
+        broken.join("\n")
+    );
+}
+
+#[test]
+fn only_the_amqp_transport_uses_lapin() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let outside: Vec<String> = files
+        .iter()
+        .filter(|f| !f.starts_with(src.join("messaging/amqp")))
+        .filter(|f| code(&std::fs::read_to_string(f).unwrap()).contains("lapin::"))
+        .map(|f| f.strip_prefix(&src).unwrap().display().to_string())
+        .collect();
+    assert!(
+        outside.is_empty(),
+        "lapin outside messaging/amqp: {outside:?}"
     );
 }

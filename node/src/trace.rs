@@ -36,12 +36,6 @@ impl NativeTraceContext {
     pub fn parse(env: Env, traceparent: String, tracestate: Option<String>) -> Result<Self> {
         courierkit::TraceContext::parse(&traceparent, tracestate.as_deref())
             .map(Self::from)
-            .ok_or_else(|| {
-                courierkit::Error::config(
-                    "traceparent",
-                    format!("not a valid W3C traceparent: {traceparent:?}"),
-                )
-            })
             .or_throw(&env)
     }
 

@@ -64,13 +64,7 @@ impl TraceContext {
     ) -> Result<Arc<Self>, CourierError> {
         courierkit::TraceContext::parse(&traceparent, tracestate.as_deref())
             .map(Self::wrap)
-            .ok_or_else(|| {
-                courierkit::Error::config(
-                    "traceparent",
-                    format!("not a valid W3C traceparent: {traceparent:?}"),
-                )
-                .into()
-            })
+            .map_err(Into::into)
     }
 
     /// Extracts from a carrier (keys compared case-insensitively, as HTTP header names

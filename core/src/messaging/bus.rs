@@ -3,42 +3,27 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
-use lapin::Channel;
-use lapin::options::{BasicConsumeOptions, ConfirmSelectOptions};
-use lapin::types::FieldTable;
-use tokio::sync::{Mutex, Semaphore, watch};
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::amqp;
+use super::amqp::Amqp;
 use super::config::BusConfig;
 use super::consumer::Consumer;
 use super::dedup::DedupStore;
 use super::delivery::Delivery;
-use super::link::{Declaration, Link, publish_on};
-use super::memory::Broker;
-use super::message::{Confirm, Outgoing};
+use super::memory::Memory;
+use super::message::Outgoing;
 use super::queue::{ExchangeKind, QueueOptions, check_name};
-use super::rpc::Pending;
+use super::session::{SETUP_DEADLINE, Session, Settings};
 use super::stats::{BusStats, Counters};
+use super::transport::{Declaration, Transport};
 use crate::config::Validate;
 use crate::error::{Error, Result};
-use crate::limits::{MessageLimits, check_duration_ms};
-use crate::runtime::{self, Task};
+use crate::limits::check_duration_ms;
 use crate::trace::TraceContext;
-
-/// Where RabbitMQ's direct reply-to delivers replies: no reply queue to declare,
-/// recover or delete.
-const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
-
-/// How long a declaration or a new consumer's first subscription may wait for a
-/// reconnecting broker: the caller learns about an outage instead of waiting for it.
-pub(crate) const SETUP_DEADLINE: Duration = Duration::from_secs(30);
 
 /// A connection to a broker. Cheap to clone: clones share the connection.
 ///
@@ -59,42 +44,7 @@ pub(crate) const SETUP_DEADLINE: Duration = Duration::from_secs(30);
 /// ```
 #[derive(Clone)]
 pub struct Bus {
-    pub(crate) inner: Arc<Inner>,
-}
-
-pub(crate) struct Inner {
-    pub(crate) transport: Transport,
-    pub(crate) counters: Arc<Counters>,
-    pub(crate) dedup: Arc<DedupStore>,
-    pending: Arc<Pending>,
-    /// Bounds publishes awaiting confirms (`max_unconfirmed`).
-    unconfirmed: Semaphore,
-    pub(crate) prefetch: u16,
-    publish_deadline: Duration,
-    /// Body and header sizes every outgoing message is checked against.
-    pub(crate) limits: MessageLimits,
-    /// The process that connected; a child forked from it cannot use this bus.
-    pid: u32,
-    closed: AtomicBool,
-    /// Set by `close()`, so consumers blocked in `next()` wake and end.
-    shutdown: watch::Sender<bool>,
-    /// Where replies to this bus's requests arrive, created on the first request.
-    replies: Mutex<Option<Arc<ReplyLane>>>,
-}
-
-pub(crate) enum Transport {
-    Amqp(Arc<Link>),
-    Memory(Arc<Broker>),
-}
-
-/// The reply-to address of this bus and the task routing replies to waiting requests.
-struct ReplyLane {
-    address: String,
-    /// AMQP: the channel consuming direct reply-to, on which requests must be published.
-    channel: Option<Channel>,
-    generation: u64,
-    target: String,
-    _dispatcher: Task<()>,
+    session: Arc<Session>,
 }
 
 /// Per-publish options.
@@ -199,37 +149,24 @@ impl Bus {
             .first()
             .and_then(|u| url::Url::parse(u).ok())
             .filter(|u| u.scheme() == "memory");
-        let transport = match memory {
-            Some(url) => Transport::Memory(Broker::named(&url)),
+        let transport: Box<dyn Transport> = match memory {
+            Some(url) => Box::new(Memory::named(&url)),
             None => {
                 let tls = Arc::new(crate::tls::client_config(config.tls.as_ref(), &[])?);
-                let link = Link::connect(
-                    config.urls.clone(),
-                    &config.reconnect,
-                    tls,
-                    counters.clone(),
-                )
-                .await?;
-                Transport::Amqp(link)
+                let urls = config.urls.clone();
+                Box::new(Amqp::connect(urls, &config.reconnect, tls, counters.clone()).await?)
             }
         };
         let dedup = DedupStore::open(&config.dedup).await?;
-        let max_unconfirmed = usize::try_from(config.max_unconfirmed).unwrap_or(usize::MAX);
+        let settings = Settings {
+            max_unconfirmed: usize::try_from(config.max_unconfirmed).unwrap_or(usize::MAX),
+            prefetch: config.prefetch,
+            publish_deadline: Duration::from_millis(config.publish_deadline_ms),
+            limits: config.limits.clone(),
+        };
+        let session = Session::new(transport, counters, dedup, settings);
         Ok(Bus {
-            inner: Arc::new(Inner {
-                transport,
-                counters,
-                dedup,
-                pending: Arc::new(Pending::default()),
-                unconfirmed: Semaphore::new(max_unconfirmed),
-                prefetch: config.prefetch,
-                publish_deadline: Duration::from_millis(config.publish_deadline_ms),
-                limits: config.limits.clone(),
-                pid: std::process::id(),
-                closed: AtomicBool::new(false),
-                shutdown: watch::Sender::new(false),
-                replies: Mutex::new(None),
-            }),
+            session: Arc::new(session),
         })
     }
 
@@ -248,7 +185,7 @@ impl Bus {
             ));
         }
         check_name("name", name)?;
-        options.arguments(name)?;
+        options.check()?;
         self.declare(Declaration::Queue {
             name: name.to_owned(),
             options: options.clone(),
@@ -294,21 +231,8 @@ impl Bus {
     }
 
     async fn declare(&self, declaration: Declaration) -> Result<()> {
-        match &self.inner.transport {
-            Transport::Amqp(link) => {
-                link.declare(declaration, Instant::now() + SETUP_DEADLINE)
-                    .await
-            }
-            Transport::Memory(broker) => match &declaration {
-                Declaration::Exchange { name, kind } => broker.declare_exchange(name, *kind),
-                Declaration::Queue { name, options } => broker.declare_queue(name, options),
-                Declaration::Bind {
-                    queue,
-                    exchange,
-                    routing_key,
-                } => broker.bind(queue, exchange, routing_key),
-            },
-        }
+        let deadline = Instant::now() + SETUP_DEADLINE;
+        self.session.transport.declare(declaration, deadline).await
     }
 
     /// Publishes a message and waits for the broker's confirm. Mandatory: a message no
@@ -344,7 +268,7 @@ impl Bus {
         if let Some(cid) = &options.correlation_id {
             check_id("correlation_id", cid)?;
         }
-        self.inner
+        self.session
             .limits
             .check_message(body.len(), &options.headers)?;
         if let Some(deadline) = options.deadline {
@@ -378,10 +302,9 @@ impl Bus {
             persistent: options.persistent,
             mandatory: true,
         };
-        let deadline = Instant::now() + options.deadline.unwrap_or(self.inner.publish_deadline);
+        let deadline = Instant::now() + options.deadline.unwrap_or(self.session.publish_deadline);
         let outcome = async {
-            let confirm = self.send(&message, deadline).await?;
-            self.receipt(&message, confirm)?;
+            self.session.send(&message, deadline, None).await?;
             Ok::<_, Error>(Receipt {
                 message_id: message.message_id.clone(),
                 trace,
@@ -395,58 +318,6 @@ impl Bus {
         outcome
     }
 
-    /// Sends one message and waits for the broker's answer, holding one of the
-    /// `max_unconfirmed` slots meanwhile.
-    async fn send(&self, message: &Outgoing, deadline: Instant) -> Result<Confirm> {
-        let started = Instant::now();
-        let _permit = tokio::time::timeout_at(deadline, self.inner.unconfirmed.acquire())
-            .await
-            .map_err(|_| Error::Timeout {
-                operation: "publish",
-                after: started.elapsed(),
-            })?
-            .map_err(|_| Error::Closed { what: "bus" })?;
-        self.inner.counters.published.inc();
-        match &self.inner.transport {
-            Transport::Amqp(link) => link.publish(message, deadline).await.map_err(|e| match e {
-                Error::Timeout { operation, .. } => Error::Timeout {
-                    operation,
-                    after: started.elapsed(),
-                },
-                other => other,
-            }),
-            Transport::Memory(broker) => broker.publish(message.clone()),
-        }
-    }
-
-    /// Turns the broker's answer into the caller's result, counting it.
-    fn receipt(&self, message: &Outgoing, confirm: Confirm) -> Result<()> {
-        let counters = &self.inner.counters;
-        match confirm {
-            Confirm::Ack => {
-                counters.confirmed.inc();
-                Ok(())
-            }
-            Confirm::Returned(reply_text) => {
-                counters.confirmed.inc();
-                counters.returned.inc();
-                Err(Error::Unroutable {
-                    message_id: message.message_id.clone(),
-                    exchange: message.exchange.clone(),
-                    routing_key: message.routing_key.clone(),
-                    reply_text,
-                })
-            }
-            Confirm::Nack => {
-                counters.publish_rejected.inc();
-                Err(Error::PublishRejected {
-                    message_id: message.message_id.clone(),
-                    exchange: message.exchange.clone(),
-                })
-            }
-        }
-    }
-
     /// Starts consuming `queue` with manual acknowledgement. After a reconnect the
     /// consumer subscribes again by itself.
     ///
@@ -455,11 +326,11 @@ impl Bus {
     pub async fn consume(&self, queue: &str, options: ConsumeOptions) -> Result<Consumer> {
         self.check_open()?;
         check_name("queue", queue)?;
-        let prefetch = options.prefetch.unwrap_or(self.inner.prefetch);
+        let prefetch = options.prefetch.unwrap_or(self.session.prefetch);
         if prefetch == 0 {
             return Err(Error::config("prefetch", "must be 1..=65535, got 0"));
         }
-        Consumer::start(self.clone(), queue, prefetch, options.dedup).await
+        Consumer::start(self.session.clone(), queue, prefetch, options.dedup).await
     }
 
     /// A consumer of RPC requests on `queue`: each delivery's [`Delivery::reply`]
@@ -499,7 +370,7 @@ impl Bus {
         check_name("exchange", &options.exchange)?;
         check_name("routing_key", routing_key)?;
         check_duration_ms("timeout_ms", millis(options.timeout), false)?;
-        self.inner
+        self.session
             .limits
             .check_message(body.len(), &options.headers)?;
         let deadline = Instant::now() + options.timeout;
@@ -514,12 +385,13 @@ impl Bus {
         let mut headers = options.headers;
         headers.extend(trace.to_carrier());
         let correlation_id = uuid::Uuid::now_v7().to_string();
+        let session = &self.session;
         let outcome = async {
-            let lane = self.reply_lane(deadline).await?;
-            let (_guard, reply) = self
-                .inner
-                .pending
-                .register(correlation_id.clone(), lane.generation);
+            let lane = session.rpc.lane(&*session.transport, deadline).await?;
+            let lane = &*lane.lane;
+            let (_guard, reply) = session
+                .rpc
+                .register(correlation_id.clone(), lane.generation());
             let message = Outgoing {
                 exchange: options.exchange.clone(),
                 routing_key: routing_key.to_owned(),
@@ -527,37 +399,26 @@ impl Bus {
                 headers,
                 message_id: uuid::Uuid::now_v7().to_string(),
                 correlation_id: Some(correlation_id),
-                reply_to: Some(lane.address.clone()),
-                expiration_ms: Some(u64::try_from(options.timeout.as_millis()).unwrap_or(u64::MAX)),
+                reply_to: Some(lane.address().to_owned()),
+                expiration_ms: Some(millis(options.timeout)),
                 persistent: false,
                 mandatory: true,
             };
-            self.inner.counters.published.inc();
-            let confirm = async {
-                match (&self.inner.transport, &lane.channel) {
-                    (Transport::Amqp(_), Some(channel)) => {
-                        publish_on(channel, &message, &lane.target).await
-                    }
-                    (Transport::Memory(broker), _) => broker.publish(message.clone()),
-                    (Transport::Amqp(_), None) => Err(Error::Internal(
-                        "AMQP reply lane without a channel".to_owned(),
-                    )),
-                }
-            };
+            let confirm = session.send(&message, deadline, Some(lane));
             tokio::pin!(confirm, reply);
             let mut confirmed = false;
             loop {
                 tokio::select! {
                     c = &mut confirm, if !confirmed => {
-                        self.receipt(&message, c?)?;
+                        c?;
                         confirmed = true;
                     }
                     r = &mut reply => {
                         return match r {
-                            Ok(incoming) => Ok(Delivery::new(incoming, self.clone(), None)),
+                            Ok(incoming) => Ok(Delivery::new(incoming, session.clone(), None)),
                             Err(_) => Err(Error::Connect {
                                 operation: "request",
-                                target: lane.target.clone(),
+                                target: lane.target().to_owned(),
                                 reason: "the connection was lost before the reply arrived".to_owned(),
                                 source: None,
                             }),
@@ -571,92 +432,9 @@ impl Bus {
             .map_err(|_| timeout())?
     }
 
-    /// The current reply lane, (re)created after a reconnect.
-    async fn reply_lane(&self, deadline: Instant) -> Result<Arc<ReplyLane>> {
-        let mut slot = self.inner.replies.lock().await;
-        if let Some(lane) = slot.as_ref() {
-            let current = match &self.inner.transport {
-                Transport::Amqp(link) => {
-                    link.generation() == Some(lane.generation)
-                        && lane
-                            .channel
-                            .as_ref()
-                            .is_some_and(|c| c.status().connected())
-                }
-                Transport::Memory(_) => true,
-            };
-            if current {
-                return Ok(lane.clone());
-            }
-        }
-        let lane = Arc::new(match &self.inner.transport {
-            Transport::Amqp(link) => self.amqp_reply_lane(link, deadline).await?,
-            Transport::Memory(broker) => {
-                let (address, mut replies) = broker.reply_address();
-                let pending = self.inner.pending.clone();
-                let dispatcher = runtime::spawn(async move {
-                    while let Some(reply) = replies.recv().await {
-                        pending.dispatch(reply);
-                    }
-                })?;
-                ReplyLane {
-                    address,
-                    channel: None,
-                    generation: 0,
-                    target: "memory".to_owned(),
-                    _dispatcher: dispatcher,
-                }
-            }
-        });
-        *slot = Some(lane.clone());
-        Ok(lane)
-    }
-
-    /// Direct reply-to needs the reply consumer and the request publishes on one
-    /// channel; replies are consumed without acks (RabbitMQ requires it).
-    async fn amqp_reply_lane(&self, link: &Link, deadline: Instant) -> Result<ReplyLane> {
-        let (live, channel) = link.channel(deadline).await?;
-        let target = live.target.clone();
-        let starting = async {
-            channel
-                .confirm_select(ConfirmSelectOptions::default())
-                .await
-                .map_err(|e| amqp::error("confirm.select", &target, e))?;
-            channel
-                .basic_consume(
-                    DIRECT_REPLY_TO.into(),
-                    "".into(),
-                    BasicConsumeOptions {
-                        no_ack: true,
-                        ..BasicConsumeOptions::default()
-                    },
-                    FieldTable::default(),
-                )
-                .await
-                .map_err(|e| amqp::error("basic.consume", &target, e))
-        };
-        let mut stream = link.on(&live, "basic.consume", starting).await?;
-        let pending = self.inner.pending.clone();
-        let generation = live.generation;
-        let dispatcher = runtime::spawn(async move {
-            while let Some(Ok(d)) = stream.next().await {
-                pending.dispatch(amqp::incoming(d, None));
-            }
-            // The channel is gone, and with it every reply it could still receive.
-            pending.fail_generation(generation);
-        })?;
-        Ok(ReplyLane {
-            address: DIRECT_REPLY_TO.to_owned(),
-            channel: Some(channel),
-            generation,
-            target,
-            _dispatcher: dispatcher,
-        })
-    }
-
     /// Counters since the bus connected.
     pub fn stats(&self) -> BusStats {
-        self.inner.counters.snapshot(self.inner.pending.len())
+        self.session.counters.snapshot(self.session.rpc.in_flight())
     }
 
     /// Closes the connection and stops reconnecting. Unacknowledged deliveries return
@@ -665,57 +443,12 @@ impl Bus {
     /// # Errors
     /// None in practice: a connection that is already gone is already closed.
     pub async fn close(&self) -> Result<()> {
-        if self.inner.closed.swap(true, Ordering::AcqRel) {
-            return Ok(());
-        }
-        self.inner.unconfirmed.close();
-        self.inner.shutdown.send_replace(true);
-        self.inner.replies.lock().await.take();
-        self.inner.pending.fail_generation(u64::MAX);
-        if let Transport::Amqp(link) = &self.inner.transport {
-            link.close().await;
-        }
+        self.session.close().await;
         Ok(())
-    }
-
-    pub(crate) fn is_closed(&self) -> bool {
-        self.inner.closed.load(Ordering::Acquire)
-    }
-
-    /// Resolves once the bus is closed.
-    pub(crate) async fn closing(&self) {
-        let mut rx = self.inner.shutdown.subscribe();
-        // An error means the sender is gone, which only happens with the bus itself.
-        let _ = rx.wait_for(|closed| *closed).await;
     }
 
     fn check_open(&self) -> Result<()> {
-        self.check_not_forked()?;
-        if self.is_closed() {
-            return Err(Error::Closed { what: "bus" });
-        }
-        Ok(())
-    }
-
-    pub(crate) fn check_not_forked(&self) -> Result<()> {
-        if self.inner.pid != std::process::id() {
-            // After fork() the child has none of the parent's threads: the connection's
-            // reader and the confirm tracking are gone, so every operation would hang or
-            // time out. Say so instead. (A Client works after fork: it builds anew on the
-            // child's runtime.)
-            return Err(Error::Closed {
-                what: "bus (it was connected before fork(); connect a new one in the child)",
-            });
-        }
-        Ok(())
-    }
-
-    /// Publishes a reply to `reply_to`: not mandatory, because a caller that gave up
-    /// is not the server's failure.
-    pub(crate) async fn publish_reply(&self, message: Outgoing) -> Result<()> {
-        let deadline = Instant::now() + self.inner.publish_deadline;
-        let confirm = self.send(&message, deadline).await?;
-        self.receipt(&message, confirm)
+        self.session.check_open()
     }
 }
 

@@ -4,27 +4,17 @@
 use std::sync::{Arc, Mutex as SyncMutex, PoisonError};
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use lapin::Channel;
-use lapin::options::{BasicConsumeOptions, BasicQosOptions};
-use lapin::types::FieldTable;
 use tokio::sync::{Mutex, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::amqp;
-use super::bus::{Bus, Transport};
 use super::dedup::Claim as Claimed;
 use super::delivery::{Claim, Delivery};
-use super::link::Link;
-use super::memory::Subscription;
 use super::message::{Incoming, Outcome};
+use super::session::{SETUP_DEADLINE, Session};
+use super::transport::Subscription;
 use crate::error::{Error, Result};
 use crate::runtime::{self, Task};
-
-/// How long a running consumer waits for a reconnecting broker before reporting it (its
-/// first subscription is bounded by `SETUP_DEADLINE`, like a declaration).
-const RESUBSCRIBE_DEADLINE: Duration = Duration::from_secs(3600);
 
 /// Deliveries from one queue, pulled with [`Consumer::next`].
 ///
@@ -37,7 +27,7 @@ pub struct Consumer {
 }
 
 struct Shared {
-    bus: Bus,
+    session: Arc<Session>,
     queue: String,
     dedup: bool,
     /// Duplicates whose first copy was nacked come back through here.
@@ -49,7 +39,7 @@ struct Shared {
 }
 
 struct State {
-    source: Source,
+    source: Box<dyn Subscription>,
     released: mpsc::UnboundedReceiver<Delivery>,
     /// A delivery being checked against the dedup store. The check runs as a task so
     /// that a `next()` dropped halfway (a timeout, a cancelled coroutine) neither loses
@@ -57,62 +47,22 @@ struct State {
     admitting: Option<Task<Result<Option<Delivery>>>>,
 }
 
-enum Source {
-    Amqp {
-        link: Arc<Link>,
-        prefetch: u16,
-        subscription: Option<Box<AmqpSubscription>>,
-    },
-    Memory(Subscription),
-}
-
-/// A subscription on one channel of one connection generation.
-struct AmqpSubscription {
-    generation: u64,
-    channel: Channel,
-    stream: Option<lapin::Consumer>,
-}
-
-impl Drop for AmqpSubscription {
-    fn drop(&mut self) {
-        // Closing the channel returns its unacknowledged deliveries to the queue; an
-        // abandoned open channel would keep them (and the prefetch window) forever.
-        if self.channel.status().connected() {
-            let channel = self.channel.clone();
-            let closing = runtime::spawn(async move {
-                super::link::close_bounded(channel.close(200, "consumer closed".into()), "channel")
-                    .await;
-            });
-            if let Ok(task) = closing {
-                drop(task.detach());
-            }
-        }
-    }
-}
-
 impl Consumer {
     pub(crate) async fn start(
-        bus: Bus,
+        session: Arc<Session>,
         queue: &str,
         prefetch: u16,
         dedup: bool,
     ) -> Result<Consumer> {
-        let source = match &bus.inner.transport {
-            Transport::Amqp(link) => {
-                let deadline = Instant::now() + super::bus::SETUP_DEADLINE;
-                let subscription = subscribe(link, queue, prefetch, deadline).await?;
-                Source::Amqp {
-                    link: link.clone(),
-                    prefetch,
-                    subscription: Some(Box::new(subscription)),
-                }
-            }
-            Transport::Memory(broker) => Source::Memory(broker.subscribe(queue, prefetch)?),
-        };
+        let deadline = Instant::now() + SETUP_DEADLINE;
+        let source = session
+            .transport
+            .subscribe(queue, prefetch, deadline)
+            .await?;
         let (tx, rx) = mpsc::unbounded_channel();
         Ok(Consumer {
             shared: Arc::new(Shared {
-                bus,
+                session,
                 queue: queue.to_owned(),
                 dedup,
                 released: tx,
@@ -139,7 +89,7 @@ impl Consumer {
     /// # Cancel safety
     /// Cancel safe: a delivery taken from the broker is kept for the next call.
     pub async fn next(&self, timeout: Option<Duration>) -> Result<Option<Delivery>> {
-        self.shared.bus.check_not_forked()?;
+        self.shared.session.check_not_forked()?;
         match timeout {
             Some(t) => tokio::time::timeout(t, self.pull())
                 .await
@@ -173,10 +123,10 @@ impl Consumer {
             }
             let incoming = tokio::select! {
                 biased;
-                () = self.shared.bus.closing() => return Ok(None),
+                () = self.shared.session.closing() => return Ok(None),
                 () = self.shared.closing() => return Ok(None),
                 Some(delivery) = released.recv() => return Ok(Some(self.shared.hand_over(delivery))),
-                incoming = source.next(&self.shared.queue) => incoming?,
+                incoming = source.next() => incoming?,
             };
             let Some(incoming) = incoming else {
                 return Ok(None);
@@ -187,7 +137,7 @@ impl Consumer {
                     *admitting = Some(runtime::spawn(shared.admit(incoming, id))?);
                 }
                 _ => {
-                    let delivery = Delivery::new(incoming, self.shared.bus.clone(), None);
+                    let delivery = Delivery::new(incoming, self.shared.session.clone(), None);
                     return Ok(Some(self.shared.hand_over(delivery)));
                 }
             }
@@ -195,7 +145,7 @@ impl Consumer {
     }
 
     fn is_closed(&self) -> bool {
-        *self.shared.closed.borrow() || self.shared.bus.is_closed()
+        *self.shared.closed.borrow() || self.shared.session.is_closed()
     }
 
     /// Cancels the subscription and closes its channel. Deliveries not yet acknowledged
@@ -212,10 +162,7 @@ impl Consumer {
             .abort_all();
         let mut state = self.state.lock().await;
         state.admitting = None;
-        match &mut state.source {
-            Source::Amqp { subscription, .. } => drop(subscription.take()),
-            Source::Memory(subscription) => subscription.cancel(),
-        }
+        state.source.cancel();
         Ok(())
     }
 }
@@ -228,7 +175,7 @@ impl Shared {
     }
 
     fn hand_over(&self, delivery: Delivery) -> Delivery {
-        let counters = &self.bus.inner.counters;
+        let counters = &self.session.counters;
         counters.delivered.inc();
         if delivery.redelivered {
             counters.redelivered.inc();
@@ -240,7 +187,7 @@ impl Shared {
     /// the claim; an already-processed copy is acked and skipped; a copy of a message
     /// still being processed is held back until that one settles.
     async fn admit(self: Arc<Self>, incoming: Incoming, id: String) -> Result<Option<Delivery>> {
-        let store = self.bus.inner.dedup.clone();
+        let store = self.session.dedup.clone();
         match store.claim(&self.queue, &id).await {
             Ok(Claimed::Fresh) => Ok(Some(self.claimed(incoming, id))),
             Ok(Claimed::Processed) => {
@@ -258,14 +205,14 @@ impl Shared {
             }
             Err(e) => {
                 // Without the store nothing can be promised: give the message back.
-                let _ = settle_raw(&self.bus, incoming, Outcome::Nack { requeue: true }).await;
+                let _ = settle_raw(&self.session, incoming, Outcome::Nack { requeue: true }).await;
                 Err(e)
             }
         }
     }
 
     async fn hold(self: Arc<Self>, incoming: Incoming, id: String) {
-        let store = self.bus.inner.dedup.clone();
+        let store = self.session.dedup.clone();
         loop {
             store.wait_settled(&self.queue, &id).await;
             match store.claim(&self.queue, &id).await {
@@ -282,7 +229,8 @@ impl Shared {
                 Ok(Claimed::InProgress) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, message_id = %id, "dedup store unreachable; requeueing a held duplicate");
-                    let _ = settle_raw(&self.bus, incoming, Outcome::Nack { requeue: true }).await;
+                    let _ =
+                        settle_raw(&self.session, incoming, Outcome::Nack { requeue: true }).await;
                     return;
                 }
             }
@@ -291,111 +239,26 @@ impl Shared {
 
     fn claimed(&self, incoming: Incoming, id: String) -> Delivery {
         let claim = Claim {
-            store: self.bus.inner.dedup.clone(),
+            store: self.session.dedup.clone(),
             queue: self.queue.clone(),
             id,
         };
-        Delivery::new(incoming, self.bus.clone(), Some(claim))
+        Delivery::new(incoming, self.session.clone(), Some(claim))
     }
 
     /// Acks a duplicate the application never sees.
     async fn skip(&self, incoming: Incoming) {
         tracing::debug!(message_id = ?incoming.message_id, queue = %self.queue, "duplicate skipped");
-        self.bus.inner.counters.deduplicated.inc();
-        if let Err(e) = settle_raw(&self.bus, incoming, Outcome::Ack).await {
+        self.session.counters.deduplicated.inc();
+        if let Err(e) = settle_raw(&self.session, incoming, Outcome::Ack).await {
             tracing::debug!(error = %e, "ack of a duplicate failed; the broker redelivers it");
         }
     }
 }
 
 /// Settles a delivery courier handles itself, outside the application's counters.
-async fn settle_raw(bus: &Bus, incoming: Incoming, outcome: Outcome) -> Result<()> {
-    Delivery::new(incoming, bus.clone(), None)
+async fn settle_raw(session: &Arc<Session>, incoming: Incoming, outcome: Outcome) -> Result<()> {
+    Delivery::new(incoming, session.clone(), None)
         .settle_quietly(outcome)
         .await
-}
-
-impl Source {
-    /// The next delivery from the broker, resubscribing after a reconnect.
-    async fn next(&mut self, queue: &str) -> Result<Option<Incoming>> {
-        match self {
-            Source::Memory(subscription) => Ok(subscription.next().await),
-            Source::Amqp {
-                link,
-                prefetch,
-                subscription,
-            } => loop {
-                let Some(current) = subscription.as_mut() else {
-                    let deadline = Instant::now() + RESUBSCRIBE_DEADLINE;
-                    match subscribe(link, queue, *prefetch, deadline).await {
-                        Ok(s) => *subscription = Some(Box::new(s)),
-                        Err(Error::Closed { .. }) => return Ok(None),
-                        Err(e) => return Err(e),
-                    }
-                    continue;
-                };
-                let generation = current.generation;
-                let item = match current.stream.as_mut() {
-                    Some(stream) => stream.next().await,
-                    None => None,
-                };
-                match item {
-                    Some(Ok(d)) => return Ok(Some(amqp::incoming(d, Some(generation)))),
-                    Some(Err(e)) => {
-                        tracing::debug!(error = %e, queue, "consumer stream failed");
-                        current.stream = None;
-                    }
-                    None => current.stream = None,
-                }
-                if link.generation() == Some(generation) && current.channel.status().connected() {
-                    // The connection is fine and the channel open: the broker cancelled
-                    // the subscription (its queue was deleted).
-                    return Ok(None);
-                }
-                // The connection (or channel) went away: wait for the next one.
-                let deadline = Instant::now() + RESUBSCRIBE_DEADLINE;
-                *subscription = None;
-                match link.newer_than(generation, deadline, "resubscribe").await {
-                    Ok(_) => {}
-                    Err(Error::Closed { .. }) => return Ok(None),
-                    Err(e) => return Err(e),
-                }
-            },
-        }
-    }
-}
-
-/// Opens a channel, sets its prefetch and starts consuming with manual acks.
-async fn subscribe(
-    link: &Link,
-    queue: &str,
-    prefetch: u16,
-    deadline: Instant,
-) -> Result<AmqpSubscription> {
-    let (live, channel) = link.channel(deadline).await?;
-    let mut subscription = AmqpSubscription {
-        generation: live.generation,
-        channel,
-        stream: None,
-    };
-    let target = &live.target;
-    let channel = &subscription.channel;
-    let starting = async {
-        channel
-            .basic_qos(prefetch, BasicQosOptions::default())
-            .await
-            .map_err(|e| amqp::error("basic.qos", target, e))?;
-        channel
-            .basic_consume(
-                queue.into(),
-                "".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(|e| amqp::error("basic.consume", target, e))
-    };
-    let stream = link.on(&live, "basic.consume", starting).await?;
-    subscription.stream = Some(stream);
-    Ok(subscription)
 }

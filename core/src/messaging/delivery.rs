@@ -3,15 +3,13 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use bytes::Bytes;
-use lapin::options::{BasicAckOptions, BasicNackOptions, BasicRejectOptions};
+use tokio::time::Instant;
 
-use super::amqp;
-use super::bus::{Bus, Transport};
 use super::dedup::DedupStore;
 use super::message::{Incoming, Outcome, Outgoing, Settle};
+use super::session::Session;
 use super::stats::{Counter, Counters};
 use crate::error::{Error, Result};
 use crate::trace::TraceContext;
@@ -43,9 +41,10 @@ pub struct Delivery {
     /// The trace context the publisher sent (a new trace when it sent none or an
     /// invalid one); a consumer continues the trace with `trace.child()`.
     pub trace: TraceContext,
-    settle: Settle,
+    /// `None` for a reply, which the broker settled already.
+    settle: Option<Box<dyn Settle>>,
     claim: Option<Claim>,
-    bus: Bus,
+    session: Arc<Session>,
     settled: AtomicBool,
     /// The CONSUMER span of the application's handling: open from hand-over until the
     /// delivery is dropped, so its duration is the processing time.
@@ -74,7 +73,7 @@ impl std::fmt::Debug for Delivery {
 }
 
 impl Delivery {
-    pub(crate) fn new(incoming: Incoming, bus: Bus, claim: Option<Claim>) -> Delivery {
+    pub(crate) fn new(incoming: Incoming, session: Arc<Session>, claim: Option<Claim>) -> Delivery {
         Delivery {
             trace: TraceContext::from_carrier(&incoming.headers),
             body: incoming.body,
@@ -88,7 +87,7 @@ impl Delivery {
             delivery_count: incoming.delivery_count,
             settle: incoming.settle,
             claim,
-            bus,
+            session,
             settled: AtomicBool::new(false),
             span: tracing::Span::none(),
         }
@@ -186,23 +185,24 @@ impl Delivery {
                 "the delivery is not a request: it has no reply_to or no correlation_id",
             ));
         };
-        self.bus.inner.limits.check_message(body.len(), &headers)?;
+        self.session.limits.check_message(body.len(), &headers)?;
         let mut headers = headers;
         headers.extend(self.trace.child().to_carrier());
-        self.bus
-            .publish_reply(Outgoing {
-                exchange: String::new(),
-                routing_key: reply_to.clone(),
-                body,
-                headers,
-                message_id: uuid::Uuid::now_v7().to_string(),
-                correlation_id: Some(correlation_id.clone()),
-                reply_to: None,
-                expiration_ms: None,
-                persistent: false,
-                mandatory: false,
-            })
-            .await
+        // Not mandatory: a caller that gave up is not the server's failure.
+        let reply = Outgoing {
+            exchange: String::new(),
+            routing_key: reply_to.clone(),
+            body,
+            headers,
+            message_id: uuid::Uuid::now_v7().to_string(),
+            correlation_id: Some(correlation_id.clone()),
+            reply_to: None,
+            expiration_ms: None,
+            persistent: false,
+            mandatory: false,
+        };
+        let deadline = Instant::now() + self.session.publish_deadline;
+        self.session.send(&reply, deadline, None).await
     }
 
     /// Settles a delivery courier handled itself (a skipped duplicate, a message given
@@ -214,8 +214,8 @@ impl Delivery {
 
     /// Counts an application's settlement; replies (settled by the broker) don't count.
     fn count(&self, counter: impl Fn(&Counters) -> &Counter) {
-        if !matches!(self.settle, Settle::Auto) {
-            counter(&self.bus.inner.counters).inc();
+        if self.settle.is_some() {
+            counter(&self.session.counters).inc();
         }
     }
 
@@ -235,74 +235,10 @@ impl Delivery {
     }
 
     async fn finish(&self, outcome: Outcome) -> Result<()> {
-        let operation = match outcome {
-            Outcome::Ack => "basic.ack",
-            Outcome::Nack { .. } => "basic.nack",
-            Outcome::Reject => "basic.reject",
-        };
         match &self.settle {
-            Settle::Auto => Ok(()),
-            Settle::Memory(ticket) => ticket.settle(outcome),
-            Settle::Amqp { acker, generation } => {
-                let Transport::Amqp(link) = &self.bus.inner.transport else {
-                    return Err(Error::Internal(
-                        "AMQP delivery on another transport".to_owned(),
-                    ));
-                };
-                if link.generation() != Some(*generation) || acker.poisoned() {
-                    return Err(lost_channel(operation));
-                }
-                let settle = async {
-                    match outcome {
-                        Outcome::Ack => acker.ack(BasicAckOptions::default()).await,
-                        Outcome::Nack { requeue } => {
-                            acker
-                                .nack(BasicNackOptions {
-                                    requeue,
-                                    ..Default::default()
-                                })
-                                .await
-                        }
-                        Outcome::Reject => {
-                            acker.reject(BasicRejectOptions { requeue: false }).await
-                        }
-                    }
-                };
-                // lapin completes a settlement once its frame is written; a connection
-                // that dies with the frame queued must not leave the caller waiting.
-                let done = tokio::select! {
-                    done = tokio::time::timeout(SETTLE_TIMEOUT, settle) => done.map_err(|_| Error::Timeout {
-                        operation,
-                        after: SETTLE_TIMEOUT,
-                    })?,
-                    () = link.left(*generation) => return Err(lost_channel(operation)),
-                };
-                match done {
-                    Ok(true) => Ok(()),
-                    Ok(false) => Err(Error::Closed {
-                        what: "delivery (already settled)",
-                    }),
-                    Err(e) => Err(amqp::error(operation, "broker", e)),
-                }
-            }
+            Some(settle) => settle.settle(outcome).await,
+            None => Ok(()),
         }
-    }
-}
-
-/// How long an ack, nack or reject may take to reach the socket. Nothing waits for the
-/// broker's answer (settlements have none), so only a stalled connection gets near it.
-const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The delivery tag belongs to a lost connection or channel: sending it on another
-/// could settle a different message, and the broker redelivers this one.
-fn lost_channel(operation: &'static str) -> Error {
-    Error::Connect {
-        operation,
-        target: "broker".to_owned(),
-        reason:
-            "the delivery came on a connection or channel that was lost; the broker redelivers it"
-                .to_owned(),
-        source: None,
     }
 }
 

@@ -5,6 +5,9 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
+
+use crate::error::Result;
 
 /// A message ready to be written: every property courier sets is already decided.
 #[derive(Debug, Clone)]
@@ -55,18 +58,18 @@ pub(crate) struct Incoming {
     pub redelivered: bool,
     /// Earlier deliveries of this message (quorum queues' `x-delivery-count`).
     pub delivery_count: Option<u32>,
-    pub settle: Settle,
+    /// `None` when the broker settled it already (RPC replies are consumed without acks).
+    pub settle: Option<Box<dyn Settle>>,
 }
 
-/// The transport's handle for settling one delivery.
-pub(crate) enum Settle {
-    /// An AMQP delivery on the connection of `generation`: after a reconnect its
-    /// delivery tag means nothing (or another message), so it is refused, never sent.
-    Amqp {
-        acker: lapin::Acker,
-        generation: u64,
-    },
-    Memory(super::memory::Ticket),
-    /// Already settled by the broker (RPC replies are consumed without acks).
-    Auto,
+/// The transport's handle for settling one delivery: an AMQP delivery tag on the
+/// channel it came on, or a ticket of the in-process broker.
+pub(crate) trait Settle: Send + Sync {
+    /// Settles the delivery once.
+    ///
+    /// # Errors
+    /// [`crate::Error::Closed`] when it was settled already or its subscription is gone;
+    /// [`crate::Error::Connect`] when the connection it came on was lost (the broker
+    /// redelivers it).
+    fn settle(&self, outcome: Outcome) -> BoxFuture<'_, Result<()>>;
 }

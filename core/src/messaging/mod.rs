@@ -4,8 +4,13 @@
 //! [`Bus::publish`] returns only after the broker's publisher confirm, so a returned
 //! [`Receipt`] means the broker has taken responsibility for the message. Consumption
 //! is pulled ([`Consumer::next`]) with manual acknowledgement, which is what lets every
-//! binding wrap it in its own iterator idiom without callbacks from Rust threads. The
-//! connection heals itself ([`link`]); consumers deduplicate by message id ([`dedup`]).
+//! binding wrap it in its own iterator idiom without callbacks from Rust threads.
+//!
+//! Layers, lowest first (`tests/architecture.rs` keeps them): the transport-neutral
+//! shapes (`message`, `queue`, `config`, `stats`); the [`transport`] boundary; the two
+//! transports below it (`amqp`, a connection that heals itself, and `memory`); then
+//! `dedup` and `rpc`; the `session` a bus shares with its consumers and deliveries; and
+//! on top the public `Bus`, `Consumer` and `Delivery`.
 
 pub(crate) mod amqp;
 mod bus;
@@ -13,12 +18,13 @@ mod config;
 mod consumer;
 mod dedup;
 mod delivery;
-mod link;
 mod memory;
 mod message;
 mod queue;
 mod rpc;
+mod session;
 mod stats;
+mod transport;
 
 pub use bus::{Bus, ConsumeOptions, PublishOptions, Receipt, RequestOptions};
 pub use config::{BusConfig, DedupConfig, ReconnectConfig};

@@ -1,7 +1,5 @@
 //! Queue and exchange declaration options.
 
-use lapin::types::{AMQPValue, FieldTable, LongString};
-
 use crate::error::{Error, Result};
 
 /// Returns of one message to a quorum queue before it is dead-lettered instead
@@ -38,43 +36,22 @@ impl Default for QueueOptions {
 }
 
 impl QueueOptions {
-    /// The `x-` arguments for declaring `name`.
-    pub(crate) fn arguments(&self, name: &str) -> Result<FieldTable> {
-        let mut args = FieldTable::default();
-        if self.quorum {
-            args.insert(
-                "x-queue-type".into(),
-                AMQPValue::LongString(LongString::from("quorum")),
-            );
-            // Sent even when defaulted: brokers differ in their own default (none on
-            // RabbitMQ 3.x, 20 on 4.x), and the in-process broker must match.
-            let limit = self.delivery_limit.unwrap_or(DEFAULT_DELIVERY_LIMIT);
-            args.insert(
-                "x-delivery-limit".into(),
-                AMQPValue::LongLongInt(i64::from(limit)),
-            );
-        } else if self.delivery_limit.is_some() {
+    /// Refuses what no broker could declare: a delivery limit on a classic queue, or a
+    /// TTL beyond AMQP's signed 64-bit `x-message-ttl`. Both transports check the same.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming `delivery_limit` or `ttl_ms`.
+    pub(crate) fn check(&self) -> Result<()> {
+        if !self.quorum && self.delivery_limit.is_some() {
             return Err(Error::config(
                 "delivery_limit",
                 "needs a quorum queue (quorum=true)",
             ));
         }
-        if self.dead_letter {
-            // Through the default exchange: no extra exchange to declare or recover.
-            args.insert(
-                "x-dead-letter-exchange".into(),
-                AMQPValue::LongString(LongString::from("")),
-            );
-            args.insert(
-                "x-dead-letter-routing-key".into(),
-                AMQPValue::LongString(LongString::from(dead_letter_queue(name).as_str())),
-            );
+        if self.ttl_ms.is_some_and(|ttl| i64::try_from(ttl).is_err()) {
+            return Err(Error::config("ttl_ms", "too large"));
         }
-        if let Some(ttl) = self.ttl_ms {
-            let ttl = i64::try_from(ttl).map_err(|_| Error::config("ttl_ms", "too large"))?;
-            args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ttl));
-        }
-        Ok(args)
+        Ok(())
     }
 }
 
@@ -126,32 +103,9 @@ impl std::str::FromStr for ExchangeKind {
     }
 }
 
-impl From<ExchangeKind> for lapin::ExchangeKind {
-    fn from(k: ExchangeKind) -> Self {
-        match k {
-            ExchangeKind::Direct => lapin::ExchangeKind::Direct,
-            ExchangeKind::Fanout => lapin::ExchangeKind::Fanout,
-            ExchangeKind::Topic => lapin::ExchangeKind::Topic,
-            ExchangeKind::Headers => lapin::ExchangeKind::Headers,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn default_queue_is_quorum_with_dead_letter_queue() {
-        let args = QueueOptions::default().arguments("orders").unwrap();
-        let inner = args.inner();
-        assert!(
-            matches!(inner.get("x-queue-type"), Some(AMQPValue::LongString(s)) if s.as_bytes() == b"quorum")
-        );
-        assert!(
-            matches!(inner.get("x-dead-letter-routing-key"), Some(AMQPValue::LongString(s)) if s.as_bytes() == b"orders.dlq")
-        );
-    }
 
     #[test]
     fn delivery_limit_on_classic_queue_is_rejected() {
@@ -164,17 +118,18 @@ mod tests {
             quorum: false,
             ..QueueOptions::default()
         };
-        assert!(
-            classic
-                .arguments("q")
-                .unwrap()
-                .inner()
-                .get("x-delivery-limit")
-                .is_none()
-        );
+        assert!(classic.check().is_ok());
         assert_eq!(
-            opts.arguments("q").unwrap_err().to_string(),
+            opts.check().unwrap_err().to_string(),
             "delivery_limit: needs a quorum queue (quorum=true)"
+        );
+        let forever = QueueOptions {
+            ttl_ms: Some(u64::MAX),
+            ..QueueOptions::default()
+        };
+        assert_eq!(
+            forever.check().unwrap_err().to_string(),
+            "ttl_ms: too large"
         );
     }
 }

@@ -7,6 +7,7 @@ use rand::RngExt;
 use super::baggage::Baggage;
 use super::traceparent::{self, RANDOM, SAMPLED, TraceParent};
 use super::tracestate::TraceState;
+use crate::error::{Error, Result};
 
 /// A position in a distributed trace: trace-id, this span's id, flags, the vendors'
 /// `tracestate` and the application's `baggage`.
@@ -49,11 +50,20 @@ impl TraceContext {
         }
     }
 
-    /// Parses a `traceparent` (and optional `tracestate`); `None` when the
-    /// traceparent is invalid. An invalid tracestate is dropped, the context kept.
-    pub fn parse(traceparent: &str, tracestate: Option<&str>) -> Option<TraceContext> {
-        Some(TraceContext {
-            parent: traceparent::parse(traceparent)?,
+    /// Parses a `traceparent` (and optional `tracestate`). An invalid tracestate is
+    /// dropped, the context kept.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming `traceparent` when it is not a valid W3C traceparent.
+    pub fn parse(traceparent: &str, tracestate: Option<&str>) -> Result<TraceContext> {
+        let parent = traceparent::parse(traceparent).ok_or_else(|| {
+            Error::config(
+                "traceparent",
+                format!("not a valid W3C traceparent: {traceparent:?}"),
+            )
+        })?;
+        Ok(TraceContext {
+            parent,
             tracestate: tracestate
                 .and_then(|ts| TraceState::parse([ts]))
                 .unwrap_or_default(),
@@ -189,6 +199,17 @@ mod tests {
     use super::*;
 
     const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn an_invalid_traceparent_is_a_config_error_naming_it() {
+        let e = TraceContext::parse("00-bad", None).unwrap_err();
+        assert_eq!(e.kind(), crate::error::ErrorKind::Config);
+        assert_eq!(
+            e.to_string(),
+            "traceparent: not a valid W3C traceparent: \"00-bad\""
+        );
+        assert!(TraceContext::parse(TP, Some("not a tracestate")).is_ok());
+    }
 
     #[test]
     fn a_new_root_is_valid_sampled_and_random() {

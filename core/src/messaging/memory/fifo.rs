@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::{Broker, Ticket, already_settled, consumer_closed};
 use crate::error::Result;
-use crate::messaging::message::{Incoming, Outcome, Outgoing, Settle};
+use crate::messaging::message::{Incoming, Outcome, Outgoing};
 use crate::messaging::queue::{DEFAULT_DELIVERY_LIMIT, QueueOptions};
 
 /// A message leaving its queue, with RabbitMQ's `x-first-death-reason` for it.
@@ -66,7 +66,7 @@ impl Envelope {
 
     /// RabbitMQ sets no `x-delivery-count` on a first delivery, and only quorum queues
     /// count at all.
-    fn incoming(&self, quorum: bool, settle: Settle) -> Incoming {
+    fn incoming(&self, quorum: bool, ticket: Ticket) -> Incoming {
         let delivery_count = (quorum && self.returns > 0).then_some(self.returns);
         let mut headers = self.headers.clone();
         if let Some(count) = delivery_count {
@@ -82,7 +82,7 @@ impl Envelope {
             routing_key: self.routing_key.clone(),
             redelivered: self.returns > 0,
             delivery_count,
-            settle,
+            settle: Some(Box::new(ticket)),
         }
     }
 }
@@ -130,7 +130,7 @@ impl Consumer {
     ) -> Result<(), Vec<Envelope>> {
         self.last_tag += 1;
         let ticket = Ticket::new(broker.clone(), self.queue.clone(), self.id, self.last_tag);
-        let incoming = message.incoming(quorum, Settle::Memory(ticket));
+        let incoming = message.incoming(quorum, ticket);
         self.unsettled.insert(self.last_tag, message);
         match self.deliveries.send(incoming) {
             Ok(()) => Ok(()),

@@ -23,13 +23,116 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::Instant;
 
 use self::state::State;
-use super::message::{Confirm, Incoming, Outcome, Outgoing};
+use super::message::{Confirm, Incoming, Outcome, Outgoing, Settle};
 use super::queue::{ExchangeKind, QueueOptions};
+use super::transport::{self, Declaration, Replies, ReplyLane, Transport};
 use crate::error::{Error, Result};
+
+/// The in-process broker a `memory://` URL names, behind the [`Transport`] boundary.
+/// Every operation completes at once; nothing reconnects.
+pub(crate) struct Memory {
+    broker: Arc<Broker>,
+}
+
+impl Memory {
+    /// The broker `url` names (see [`Broker::named`]).
+    pub(crate) fn named(url: &url::Url) -> Memory {
+        Memory {
+            broker: Broker::named(url),
+        }
+    }
+}
+
+impl Transport for Memory {
+    fn declare(&self, declaration: Declaration, _deadline: Instant) -> BoxFuture<'_, Result<()>> {
+        let declared = match &declaration {
+            Declaration::Exchange { name, kind } => self.broker.declare_exchange(name, *kind),
+            Declaration::Queue { name, options } => self.broker.declare_queue(name, options),
+            Declaration::Bind {
+                queue,
+                exchange,
+                routing_key,
+            } => self.broker.bind(queue, exchange, routing_key),
+        };
+        Box::pin(std::future::ready(declared))
+    }
+
+    fn publish<'a>(
+        &'a self,
+        message: &'a Outgoing,
+        _deadline: Instant,
+    ) -> BoxFuture<'a, Result<Confirm>> {
+        Box::pin(std::future::ready(self.broker.publish(message.clone())))
+    }
+
+    fn subscribe<'a>(
+        &'a self,
+        queue: &'a str,
+        prefetch: u16,
+        _deadline: Instant,
+    ) -> BoxFuture<'a, Result<Box<dyn transport::Subscription>>> {
+        let subscribed = self
+            .broker
+            .subscribe(queue, prefetch)
+            .map(|s| Box::new(s) as Box<dyn transport::Subscription>);
+        Box::pin(std::future::ready(subscribed))
+    }
+
+    fn reply_lane(&self, _deadline: Instant) -> BoxFuture<'_, Result<Replies>> {
+        let (address, receiver) = self.broker.reply_address();
+        let replies = futures_util::stream::unfold(receiver, |mut receiver| async move {
+            receiver.recv().await.map(|reply| (reply, receiver))
+        })
+        .boxed();
+        let lane = Lane {
+            broker: self.broker.clone(),
+            address,
+        };
+        Box::pin(std::future::ready(Ok(Replies {
+            lane: Box::new(lane),
+            replies,
+        })))
+    }
+
+    fn close(&self) -> BoxFuture<'_, ()> {
+        // The broker outlives every bus on it, as RabbitMQ outlives its connections.
+        Box::pin(std::future::ready(()))
+    }
+}
+
+/// A registered reply-to address; it stays routable while its replies are received.
+struct Lane {
+    broker: Arc<Broker>,
+    address: String,
+}
+
+impl ReplyLane for Lane {
+    fn address(&self) -> &str {
+        &self.address
+    }
+
+    fn generation(&self) -> u64 {
+        0
+    }
+
+    fn target(&self) -> &str {
+        "memory"
+    }
+
+    fn is_current(&self) -> bool {
+        true
+    }
+
+    fn publish<'a>(&'a self, message: &'a Outgoing) -> BoxFuture<'a, Result<Confirm>> {
+        Box::pin(std::future::ready(self.broker.publish(message.clone())))
+    }
+}
 
 /// An in-process AMQP-like broker.
 pub(crate) struct Broker {
@@ -160,6 +263,16 @@ impl Subscription {
     }
 }
 
+impl transport::Subscription for Subscription {
+    fn next(&mut self) -> BoxFuture<'_, Result<Option<Incoming>>> {
+        Box::pin(async move { Ok(Subscription::next(self).await) })
+    }
+
+    fn cancel(&mut self) {
+        Subscription::cancel(self);
+    }
+}
+
 impl Drop for Subscription {
     fn drop(&mut self) {
         self.cancel();
@@ -206,6 +319,12 @@ impl Ticket {
         )?;
         self.settled.store(true, Ordering::Release);
         Ok(())
+    }
+}
+
+impl Settle for Ticket {
+    fn settle(&self, outcome: Outcome) -> BoxFuture<'_, Result<()>> {
+        Box::pin(std::future::ready(Ticket::settle(self, outcome)))
     }
 }
 

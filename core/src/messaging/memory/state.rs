@@ -12,7 +12,7 @@ use super::fifo::{Consumer, DeadLetter, Envelope, Queue, Timer};
 use super::routing::Exchange;
 use super::{Broker, Subscription, refused};
 use crate::error::Result;
-use crate::messaging::message::{Confirm, Incoming, Outcome, Outgoing, Settle};
+use crate::messaging::message::{Confirm, Incoming, Outcome, Outgoing};
 use crate::messaging::queue::{ExchangeKind, QueueOptions, dead_letter_queue};
 
 /// RabbitMQ's prefix for direct reply-to addresses.
@@ -93,7 +93,7 @@ impl State {
         }
         // The same validity rules as the AMQP declaration (a delivery limit needs a
         // quorum queue, the TTL must fit the wire type).
-        options.arguments(name)?;
+        options.check()?;
         if options.dead_letter {
             let dlq = QueueOptions {
                 quorum: options.quorum,
@@ -181,7 +181,7 @@ impl State {
             routing_key: message.routing_key,
             redelivered: false,
             delivery_count: None,
-            settle: Settle::Auto,
+            settle: None,
         };
         let delivered = self
             .replies

@@ -1,68 +1,16 @@
-//! Conversions between lapin's types and courier's: errors and header tables.
+//! Conversions between lapin's types and courier's: errors, header tables, message
+//! properties, queue arguments and deliveries.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::sync::Arc;
 
-use lapin::tcp::AsyncTcpStream;
+use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::uri::{AMQPScheme, AMQPUri};
-use lapin::{Connection, ConnectionProperties};
-use rustls_connector::RustlsConnector;
 
-use super::message::{Incoming, Settle};
 use crate::error::Error;
-
-/// Opens a connection to `url`. `amqps://` goes through courier's rustls config (`tls`)
-/// instead of lapin's own, which cannot take a custom verifier or a minimum version:
-/// that is what makes HTTP and AMQP trust exactly the same roots.
-pub(crate) async fn connect(
-    url: &str,
-    tls: &Arc<rustls::ClientConfig>,
-    properties: ConnectionProperties,
-) -> lapin::Result<Connection> {
-    let uri: AMQPUri = url
-        .parse()
-        .map_err(|e: String| lapin::Error::from(std::io::Error::other(e)))?;
-    if uri.scheme == AMQPScheme::AMQP {
-        return Connection::connect_uri(uri, properties).await;
-    }
-    let connector = RustlsConnector::from(tls.clone());
-    let runtime = lapin::runtime::default_runtime()?;
-    Connection::connector(
-        uri,
-        runtime,
-        async move |uri, runtime| {
-            let host = uri.authority.host.as_str();
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, uri.authority.port))
-                .await?
-                .collect();
-            let stream = AsyncTcpStream::connect(&runtime, addrs).await?;
-            Ok(stream.into_rustls(&connector, host).await?)
-        },
-        properties,
-    )
-    .await
-}
-
-/// Why a broker might hang up on an `amqps://` connection right after the handshake: TLS
-/// 1.3 finishes the client's side before the server has checked the client certificate,
-/// so a refusal arrives as a reset rather than as a TLS alert the client could read.
-pub(crate) fn tls_refusal_hint(url: &str, e: &lapin::Error) -> Option<&'static str> {
-    let tls = url
-        .get(..8)
-        .is_some_and(|s| s.eq_ignore_ascii_case("amqps://"));
-    let hung_up = matches!(e.kind(), lapin::ErrorKind::IOError(io) if matches!(
-        io.kind(),
-        std::io::ErrorKind::ConnectionReset
-            | std::io::ErrorKind::UnexpectedEof
-            | std::io::ErrorKind::BrokenPipe
-    ));
-    (tls && hung_up).then_some(
-        " (the broker hung up after the TLS handshake: it may require a client certificate \
-         (tls.client_cert_pem, tls.client_key_pem) or refuse the one sent)",
-    )
-}
+use crate::messaging::message::{Incoming, Outgoing, Settle};
+use crate::messaging::queue::{
+    DEFAULT_DELIVERY_LIMIT, ExchangeKind, QueueOptions, dead_letter_queue,
+};
 
 /// Maps a lapin error for `operation`, keeping broker refusals apart from transport
 /// failures so callers (and later, retry policy) can tell them apart.
@@ -148,9 +96,12 @@ fn present(value: Option<&ShortString>) -> Option<String> {
     value.map(ToString::to_string).filter(|v| !v.is_empty())
 }
 
-/// A lapin delivery in courier's transport-neutral shape. `generation` is the
-/// connection it came on; `None` for deliveries consumed without acks (RPC replies).
-pub(crate) fn incoming(d: lapin::message::Delivery, generation: Option<u64>) -> Incoming {
+/// A lapin delivery in courier's transport-neutral shape, settled through `settle`
+/// (`None` for deliveries consumed without acks: RPC replies).
+pub(crate) fn incoming(
+    d: lapin::message::Delivery,
+    settle: impl FnOnce(lapin::Acker) -> Option<Box<dyn Settle>>,
+) -> Incoming {
     let props = &d.properties;
     Incoming {
         headers: from_table(props.headers().as_ref()),
@@ -164,13 +115,80 @@ pub(crate) fn incoming(d: lapin::message::Delivery, generation: Option<u64>) -> 
         routing_key: d.routing_key.to_string(),
         redelivered: d.redelivered,
         body: bytes::Bytes::from(d.data),
-        settle: match generation {
-            Some(generation) => Settle::Amqp {
-                acker: d.acker,
-                generation,
-            },
-            None => Settle::Auto,
-        },
+        settle: settle(d.acker),
+    }
+}
+
+/// The AMQP properties of `message`.
+pub(crate) fn properties(message: &Outgoing) -> BasicProperties {
+    let mut props = BasicProperties::default()
+        .with_message_id(message.message_id.as_str().into())
+        .with_delivery_mode(if message.persistent { 2 } else { 1 })
+        .with_headers(to_table(&message.headers));
+    if let Some(cid) = &message.correlation_id {
+        props = props.with_correlation_id(cid.as_str().into());
+    }
+    if let Some(reply_to) = &message.reply_to {
+        props = props.with_reply_to(reply_to.as_str().into());
+    }
+    if let Some(ms) = message.expiration_ms {
+        props = props.with_expiration(ms.to_string().as_str().into());
+    }
+    props
+}
+
+/// The `x-` arguments for declaring queue `name` with `options` (checked already).
+pub(crate) fn queue_arguments(name: &str, options: &QueueOptions) -> FieldTable {
+    let mut args = FieldTable::default();
+    if options.quorum {
+        args.insert("x-queue-type".into(), long_string("quorum"));
+        // Sent even when defaulted: brokers differ in their own default (none on
+        // RabbitMQ 3.x, 20 on 4.x), and the in-process broker must match.
+        let limit = options.delivery_limit.unwrap_or(DEFAULT_DELIVERY_LIMIT);
+        args.insert(
+            "x-delivery-limit".into(),
+            AMQPValue::LongLongInt(i64::from(limit)),
+        );
+    }
+    if options.dead_letter {
+        // Through the default exchange: no extra exchange to declare or recover.
+        args.insert("x-dead-letter-exchange".into(), long_string(""));
+        args.insert(
+            "x-dead-letter-routing-key".into(),
+            long_string(&dead_letter_queue(name)),
+        );
+    }
+    if let Some(ttl) = options.ttl_ms {
+        // `QueueOptions::check` refused a TTL beyond i64.
+        args.insert(
+            "x-message-ttl".into(),
+            AMQPValue::LongLongInt(i64::try_from(ttl).unwrap_or(i64::MAX)),
+        );
+    }
+    args
+}
+
+/// The arguments of a queue's dead-letter queue: the same queue type, nothing else.
+pub(crate) fn dead_letter_arguments(options: &QueueOptions) -> FieldTable {
+    let mut args = FieldTable::default();
+    if options.quorum {
+        args.insert("x-queue-type".into(), long_string("quorum"));
+    }
+    args
+}
+
+fn long_string(s: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(s))
+}
+
+impl From<ExchangeKind> for lapin::ExchangeKind {
+    fn from(k: ExchangeKind) -> Self {
+        match k {
+            ExchangeKind::Direct => lapin::ExchangeKind::Direct,
+            ExchangeKind::Fanout => lapin::ExchangeKind::Fanout,
+            ExchangeKind::Topic => lapin::ExchangeKind::Topic,
+            ExchangeKind::Headers => lapin::ExchangeKind::Headers,
+        }
     }
 }
 
@@ -209,5 +227,28 @@ mod tests {
         let m = from_table(Some(&t));
         assert_eq!((m["n"].as_str(), m["b"].as_str()), ("7", "hi"));
         assert_eq!(delivery_count(Some(&t)), Some(2));
+    }
+
+    #[test]
+    fn default_queue_is_quorum_with_dead_letter_queue() {
+        let args = queue_arguments("orders", &QueueOptions::default());
+        let inner = args.inner();
+        assert!(
+            matches!(inner.get("x-queue-type"), Some(AMQPValue::LongString(s)) if s.as_bytes() == b"quorum")
+        );
+        assert!(
+            matches!(inner.get("x-dead-letter-routing-key"), Some(AMQPValue::LongString(s)) if s.as_bytes() == b"orders.dlq")
+        );
+    }
+
+    #[test]
+    fn a_classic_queue_has_no_delivery_limit() {
+        let classic = QueueOptions {
+            quorum: false,
+            ..QueueOptions::default()
+        };
+        let args = queue_arguments("q", &classic);
+        assert!(args.inner().get("x-delivery-limit").is_none());
+        assert!(dead_letter_arguments(&classic).inner().is_empty());
     }
 }

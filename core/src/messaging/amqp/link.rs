@@ -12,21 +12,19 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use lapin::options::{
-    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
-    QueueDeclareOptions,
-};
-use lapin::types::{AMQPValue, FieldTable, LongString};
-use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
+use lapin::{Channel, Connection, ConnectionProperties};
 use tokio::sync::{RwLock, watch};
 use tokio::time::Instant;
 
-use super::amqp;
-use super::config::ReconnectConfig;
-use super::message::{Confirm, Outgoing};
-use super::queue::{ExchangeKind, QueueOptions, dead_letter_queue};
-use super::stats::Counters;
+use super::connection::{self, close_bounded};
+use super::convert;
+use super::publish::{confirm_channel, publish_on};
+use super::topology::apply;
 use crate::error::{Error, Result};
+use crate::messaging::config::ReconnectConfig;
+use crate::messaging::message::{Confirm, Outgoing};
+use crate::messaging::stats::Counters;
+use crate::messaging::transport::Declaration;
 use crate::resilience::Backoff;
 use crate::runtime::{self, Task};
 use crate::urls::redact_url;
@@ -49,25 +47,6 @@ enum State {
     Up(Arc<Live>),
     Down,
     Closed,
-}
-
-/// A declaration to replay after a reconnect. Declarations are idempotent on the
-/// broker, so replaying them in their original order rebuilds the topology.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Declaration {
-    Exchange {
-        name: String,
-        kind: ExchangeKind,
-    },
-    Queue {
-        name: String,
-        options: QueueOptions,
-    },
-    Bind {
-        queue: String,
-        exchange: String,
-        routing_key: String,
-    },
 }
 
 pub(crate) struct Link {
@@ -282,7 +261,7 @@ impl Link {
             live.connection
                 .create_channel()
                 .await
-                .map_err(|e| amqp::error("channel.open", &live.target, e))
+                .map_err(|e| convert::error("channel.open", &live.target, e))
         };
         let channel = self.on(&live, "channel.open", opening).await?;
         Ok((live, channel))
@@ -325,24 +304,6 @@ impl Live {
             *slot = confirm_channel(&self.connection, &self.target).await?;
         }
         Ok(slot.clone())
-    }
-}
-
-/// How long closing a connection or channel may wait for the broker's close-ok. lapin
-/// can leave a close pending forever when the broker already dropped the connection
-/// (amqp-rs/lapin#409); after this the connection is simply dropped.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Awaits a lapin close for at most [`CLOSE_TIMEOUT`]; failures are only logged, since
-/// the caller is done with `what` either way.
-pub(crate) async fn close_bounded(
-    closing: impl std::future::Future<Output = lapin::Result<()>>,
-    what: &'static str,
-) {
-    match tokio::time::timeout(CLOSE_TIMEOUT, closing).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::debug!(error = %e, "amqp {what} close"),
-        Err(_) => tracing::debug!("amqp {what} close: no close-ok within {CLOSE_TIMEOUT:?}"),
     }
 }
 
@@ -472,10 +433,10 @@ async fn open(
     let url = &urls[index];
     let target = redact_url(url);
     let props = ConnectionProperties::default().with_connection_name("courier".into());
-    let connection = amqp::connect(url, tls, props).await.map_err(|e| {
+    let connection = connection::connect(url, tls, props).await.map_err(|e| {
         tracing::warn!(broker = %target, error = %e, "amqp connect failed");
-        let hint = amqp::tls_refusal_hint(url, &e);
-        let mut error = amqp::error("connect", &target, e);
+        let hint = connection::tls_refusal_hint(url, &e);
+        let mut error = convert::error("connect", &target, e);
         if let (Some(hint), Error::Connect { reason, .. }) = (hint, &mut error) {
             reason.push_str(hint);
         }
@@ -491,156 +452,4 @@ async fn open(
     };
     apply(&live, topology, false).await?;
     Ok(live)
-}
-
-/// Applies declarations on a short-lived channel: a refused declaration closes its
-/// channel, and that must not take the publisher or a consumer down with it. During
-/// replay (`strict` false) a refusal is logged and the rest still applied: one queue
-/// someone redeclared differently must not keep the whole bus offline.
-async fn apply(live: &Live, declarations: &[Declaration], strict: bool) -> Result<()> {
-    let target = &live.target;
-    let mut channel = None;
-    for declaration in declarations {
-        let ch = match channel.take() {
-            Some(ch) => ch,
-            None => live
-                .connection
-                .create_channel()
-                .await
-                .map_err(|e| amqp::error("channel.open", target, e))?,
-        };
-        match declare_on(&ch, declaration, target).await {
-            Ok(()) => channel = Some(ch),
-            Err(e) if strict => return Err(e),
-            Err(e) => {
-                tracing::warn!(?declaration, error = %e, "redeclaration refused after reconnect")
-            }
-        }
-    }
-    if let Some(ch) = channel {
-        close_bounded(ch.close(200, "done".into()), "channel").await;
-    }
-    Ok(())
-}
-
-async fn declare_on(channel: &Channel, declaration: &Declaration, target: &str) -> Result<()> {
-    let durable = QueueDeclareOptions {
-        durable: true,
-        ..QueueDeclareOptions::default()
-    };
-    match declaration {
-        Declaration::Exchange { name, kind } => {
-            let options = ExchangeDeclareOptions {
-                durable: true,
-                ..ExchangeDeclareOptions::default()
-            };
-            channel
-                .exchange_declare(
-                    name.as_str().into(),
-                    (*kind).into(),
-                    options,
-                    FieldTable::default(),
-                )
-                .await
-                .map_err(|e| amqp::error("exchange.declare", target, e))
-        }
-        Declaration::Queue { name, options } => {
-            let args = options.arguments(name)?;
-            if options.dead_letter {
-                let mut dlq_args = FieldTable::default();
-                if options.quorum {
-                    dlq_args.insert(
-                        "x-queue-type".into(),
-                        AMQPValue::LongString(LongString::from("quorum")),
-                    );
-                }
-                channel
-                    .queue_declare(dead_letter_queue(name).as_str().into(), durable, dlq_args)
-                    .await
-                    .map_err(|e| amqp::error("queue.declare", target, e))?;
-            }
-            channel
-                .queue_declare(name.as_str().into(), durable, args)
-                .await
-                .map(drop)
-                .map_err(|e| amqp::error("queue.declare", target, e))
-        }
-        Declaration::Bind {
-            queue,
-            exchange,
-            routing_key,
-        } => channel
-            .queue_bind(
-                queue.as_str().into(),
-                exchange.as_str().into(),
-                routing_key.as_str().into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(|e| amqp::error("queue.bind", target, e)),
-    }
-}
-
-/// Writes `message` on a confirm channel and waits for the broker's answer.
-pub(crate) async fn publish_on(
-    channel: &Channel,
-    message: &Outgoing,
-    target: &str,
-) -> Result<Confirm> {
-    let confirm = channel
-        .basic_publish(
-            message.exchange.as_str().into(),
-            message.routing_key.as_str().into(),
-            BasicPublishOptions {
-                mandatory: message.mandatory,
-                ..BasicPublishOptions::default()
-            },
-            &message.body,
-            properties(message),
-        )
-        .await
-        .map_err(|e| amqp::error("basic.publish", target, e))?
-        .await
-        .map_err(|e| amqp::error("basic.publish", target, e))?;
-    Ok(match confirm {
-        Confirmation::Ack(None) => Confirm::Ack,
-        Confirmation::Ack(Some(returned)) => Confirm::Returned(returned.reply_text.to_string()),
-        Confirmation::Nack(_) => Confirm::Nack,
-        Confirmation::NotRequested => {
-            return Err(Error::Internal(
-                "publisher confirms were not enabled".to_owned(),
-            ));
-        }
-    })
-}
-
-/// The AMQP properties of `message`.
-pub(crate) fn properties(message: &Outgoing) -> BasicProperties {
-    let mut props = BasicProperties::default()
-        .with_message_id(message.message_id.as_str().into())
-        .with_delivery_mode(if message.persistent { 2 } else { 1 })
-        .with_headers(amqp::to_table(&message.headers));
-    if let Some(cid) = &message.correlation_id {
-        props = props.with_correlation_id(cid.as_str().into());
-    }
-    if let Some(reply_to) = &message.reply_to {
-        props = props.with_reply_to(reply_to.as_str().into());
-    }
-    if let Some(ms) = message.expiration_ms {
-        props = props.with_expiration(ms.to_string().as_str().into());
-    }
-    props
-}
-
-pub(crate) async fn confirm_channel(connection: &Connection, target: &str) -> Result<Channel> {
-    let channel = connection
-        .create_channel()
-        .await
-        .map_err(|e| amqp::error("channel.open", target, e))?;
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await
-        .map_err(|e| amqp::error("confirm.select", target, e))?;
-    Ok(channel)
 }
