@@ -37,12 +37,6 @@ impl TraceContext {
     fn parse(traceparent: &str, tracestate: Option<&str>) -> PyResult<Self> {
         courierkit::TraceContext::parse(traceparent, tracestate)
             .map(Self::from)
-            .ok_or_else(|| {
-                courierkit::Error::config(
-                    "traceparent",
-                    format!("not a valid W3C traceparent: {traceparent:?}"),
-                )
-            })
             .py()
     }
 
