@@ -304,8 +304,8 @@ impl Bus {
         Ok(Consumer::wrap(inner))
     }
 
-    /// Sends a request to `routing_key` (through `exchange`, by default the default
-    /// exchange, which routes by queue name) and returns the reply, a `Delivery` whose
+    /// Sends a request to `routing_key` (through `exchange`; unset, core's default: the
+    /// default exchange, which routes by queue name) and returns the reply, a `Delivery` whose
     /// settlement is a no-op. `trace` is the caller's carrier, as in `PublishOptions`.
     ///
     /// # Errors
@@ -318,12 +318,12 @@ impl Bus {
     /// still be served.
     // `headers` comes last: uniffi 0.32 accepts a bare name (the type's default, here an
     // empty map) only at the end of the list.
-    #[uniffi::method(default(exchange = "", timeout_ms = None, trace = None, headers))]
+    #[uniffi::method(default(exchange = None, timeout_ms = None, trace = None, headers))]
     pub async fn request(
         &self,
         routing_key: String,
         body: Vec<u8>,
-        exchange: String,
+        exchange: Option<String>,
         timeout_ms: Option<u64>,
         headers: HashMap<String, String>,
         trace: Option<HashMap<String, String>>,
@@ -331,7 +331,7 @@ impl Bus {
         let bus = self.inner.clone();
         let defaults = courierkit::RequestOptions::default();
         let options = courierkit::RequestOptions {
-            exchange,
+            exchange: exchange.unwrap_or(defaults.exchange),
             timeout: timeout_ms.map_or(defaults.timeout, Duration::from_millis),
             headers: headers.into_iter().collect(),
             trace: trace.map(|c| courierkit::TraceContext::from_carrier(&c)),

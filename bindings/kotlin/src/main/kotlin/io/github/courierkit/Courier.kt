@@ -131,12 +131,13 @@ suspend fun Bus.publish(
 /**
  * Sends a request and returns the reply; without [trace], the current OpenTelemetry span
  * is the parent ([HostTrace]). Throws `CourierException.Timeout` when no reply comes in
- * [timeoutMs] (null: core's default, 5 000 ms).
+ * [timeoutMs] (null: core's default, 5 000 ms). [exchange] null is core's default, the
+ * default exchange (routing by queue name).
  */
 suspend fun Bus.request(
     routingKey: String,
     body: ByteArray,
-    exchange: String = "",
+    exchange: String? = null,
     timeoutMs: ULong? = null,
     headers: Map<String, String> = emptyMap(),
     trace: Map<String, String>? = null,
