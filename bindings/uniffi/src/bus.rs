@@ -131,37 +131,20 @@ pub struct BusStats {
 
 impl From<courierkit::BusStats> for BusStats {
     fn from(s: courierkit::BusStats) -> Self {
-        // Destructured without `..`: a field core adds fails to compile here until
-        // this record carries it too.
-        let courierkit::BusStats {
-            published,
-            confirmed,
-            resent,
-            returned,
-            publish_rejected,
-            delivered,
-            acked,
-            nacked,
-            rejected,
-            redelivered,
-            deduplicated,
-            rpc_in_flight,
-            reconnects,
-        } = s;
         BusStats {
-            published,
-            confirmed,
-            resent,
-            returned,
-            publish_rejected,
-            delivered,
-            acked,
-            nacked,
-            rejected,
-            redelivered,
-            deduplicated,
-            rpc_in_flight,
-            reconnects,
+            published: s.published,
+            confirmed: s.confirmed,
+            resent: s.resent,
+            returned: s.returned,
+            publish_rejected: s.publish_rejected,
+            delivered: s.delivered,
+            acked: s.acked,
+            nacked: s.nacked,
+            rejected: s.rejected,
+            redelivered: s.redelivered,
+            deduplicated: s.deduplicated,
+            rpc_in_flight: s.rpc_in_flight,
+            reconnects: s.reconnects,
         }
     }
 }

@@ -146,35 +146,19 @@ pub struct ServiceStats {
 
 impl From<courierkit::ServiceStats> for ServiceStats {
     fn from(s: courierkit::ServiceStats) -> Self {
-        // Destructured without `..`: a field core adds fails to compile here until
-        // this record carries it too.
-        let courierkit::ServiceStats {
-            requests,
-            attempts,
-            retries,
-            budget_denied,
-            overloaded,
-            circuit_rejected,
-            in_flight,
-            breaker_state,
-            breaker_opened,
-            breaker_half_opened,
-            breaker_closed,
-            endpoints,
-        } = s;
         ServiceStats {
-            requests,
-            attempts,
-            retries,
-            budget_denied,
-            overloaded,
-            circuit_rejected,
-            in_flight,
-            breaker_state,
-            breaker_opened,
-            breaker_half_opened,
-            breaker_closed,
-            endpoints: endpoints.into_iter().map(EndpointStats::from).collect(),
+            requests: s.requests,
+            attempts: s.attempts,
+            retries: s.retries,
+            budget_denied: s.budget_denied,
+            overloaded: s.overloaded,
+            circuit_rejected: s.circuit_rejected,
+            in_flight: s.in_flight,
+            breaker_state: s.breaker_state,
+            breaker_opened: s.breaker_opened,
+            breaker_half_opened: s.breaker_half_opened,
+            breaker_closed: s.breaker_closed,
+            endpoints: s.endpoints.into_iter().map(EndpointStats::from).collect(),
         }
     }
 }
@@ -206,29 +190,16 @@ pub struct EndpointStats {
 
 impl From<courierkit::EndpointStats> for EndpointStats {
     fn from(e: courierkit::EndpointStats) -> Self {
-        // Destructured without `..`: a field core adds fails to compile here until
-        // this record carries it too.
-        let courierkit::EndpointStats {
-            url,
-            version,
-            weight,
-            requests,
-            failures,
-            ewma_ms,
-            in_flight,
-            ejected,
-            times_ejected,
-        } = e;
         EndpointStats {
-            url,
-            version,
-            weight,
-            requests,
-            failures,
-            ewma_ms,
-            in_flight,
-            ejected,
-            times_ejected,
+            url: e.url,
+            version: e.version,
+            weight: e.weight,
+            requests: e.requests,
+            failures: e.failures,
+            ewma_ms: e.ewma_ms,
+            in_flight: e.in_flight,
+            ejected: e.ejected,
+            times_ejected: e.times_ejected,
         }
     }
 }
