@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import json as _json
 from collections.abc import AsyncIterator, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Literal, Union
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, Union
 
 from . import _courier
-from ._config import body_bytes, text, to_json, whole
+from ._config import body_bytes, known, text, to_json, whole
 from ._trace import Trace, parent
 
 if TYPE_CHECKING:
     # Only in annotations (postponed by `from __future__ import annotations`), so the
     # package needs no typing_extensions at run time on Python < 3.11.
-    from typing_extensions import Self
+    from typing_extensions import Self, Unpack
+
+    from ._courier import _ConsumeOptions, _PublishOptions, _QueueOptions, _RequestOptions
 
 ExchangeKind = Literal["direct", "fanout", "topic", "headers"]
 Body = Union[bytes, bytearray, memoryview, str]
@@ -31,6 +33,76 @@ def _headers(headers: Mapping[str, str] | None) -> dict[str, str] | None:
     if headers is None:
         return None
     return {text("headers", k): text(f"headers.{k}", v) for k, v in headers.items()}
+
+
+# Each method's keyword arguments, typed once for Bus and AsyncBus, and turned into the
+# native method's options (core's options struct) by one function. Missing or None is
+# core's default (QueueOptions, PublishOptions, ConsumeOptions, RequestOptions).
+
+
+class _QueueKwargs(TypedDict, total=False):
+    quorum: bool | None
+    delivery_limit: int | None
+    dead_letter: bool | None
+    ttl_ms: int | None
+
+
+def _queue_options(kw: _QueueKwargs) -> _QueueOptions:
+    known("declare_queue", kw, _QueueKwargs.__optional_keys__)
+    return {
+        "quorum": kw.get("quorum"),
+        "delivery_limit": whole("delivery_limit", kw.get("delivery_limit"), 2**32 - 1),
+        "dead_letter": kw.get("dead_letter"),
+        "ttl_ms": whole("ttl_ms", kw.get("ttl_ms")),
+    }
+
+
+class _PublishKwargs(TypedDict, total=False):
+    headers: Mapping[str, str] | None
+    message_id: str | None
+    correlation_id: str | None
+    persistent: bool | None
+    trace: Trace | None
+    deadline_ms: int | None
+
+
+def _publish_options(kw: _PublishKwargs) -> _PublishOptions:
+    known("publish", kw, _PublishKwargs.__optional_keys__)
+    return {
+        "headers": _headers(kw.get("headers")),
+        "message_id": kw.get("message_id"),
+        "correlation_id": kw.get("correlation_id"),
+        "persistent": kw.get("persistent"),
+        "trace": parent(kw.get("trace")),
+        "deadline_ms": whole("deadline_ms", kw.get("deadline_ms")),
+    }
+
+
+class _ConsumeKwargs(TypedDict, total=False):
+    prefetch: int | None
+    dedup: bool | None
+
+
+def _consume_options(kw: _ConsumeKwargs) -> _ConsumeOptions:
+    known("consume", kw, _ConsumeKwargs.__optional_keys__)
+    return {"prefetch": whole("prefetch", kw.get("prefetch"), 2**16 - 1), "dedup": kw.get("dedup")}
+
+
+class _RequestKwargs(TypedDict, total=False):
+    exchange: str | None
+    timeout_ms: int | None
+    headers: Mapping[str, str] | None
+    trace: Trace | None
+
+
+def _request_options(kw: _RequestKwargs) -> _RequestOptions:
+    known("request", kw, _RequestKwargs.__optional_keys__)
+    return {
+        "exchange": kw.get("exchange"),
+        "timeout_ms": whole("timeout_ms", kw.get("timeout_ms")),
+        "headers": _headers(kw.get("headers")),
+        "trace": parent(kw.get("trace")),
+    }
 
 
 class Receipt:
@@ -88,33 +160,33 @@ class Delivery:
     )
 
     def ack(self) -> None:
-        self._native.ack(False)
+        self._native.ack()
 
     def nack(self, requeue: bool | None = None) -> None:
         """Return the message to the queue (``requeue``, the default) or dead-letter it."""
-        self._native.nack(requeue, False)
+        self._native.nack(requeue)
 
     def reject(self) -> None:
         """Reject without requeue: the message goes to the dead-letter queue."""
-        self._native.reject(False)
+        self._native.reject()
 
     def reply(self, body: Body, headers: Mapping[str, str] | None = None) -> None:
         """Answers a request on its ``reply_to`` with the same correlation id. Does not
         settle it: ``ack()`` afterwards. Raises :class:`courierkit.ConfigError` when the
         delivery is not a request."""
-        self._native.reply(_bytes(body), _headers(headers), False)
+        self._native.reply(_bytes(body), _headers(headers))
 
     async def ack_async(self) -> None:
-        await self._native.ack(True)
+        await self._native.ack_async()
 
     async def nack_async(self, requeue: bool | None = None) -> None:
-        await self._native.nack(requeue, True)
+        await self._native.nack_async(requeue)
 
     async def reject_async(self) -> None:
-        await self._native.reject(True)
+        await self._native.reject_async()
 
     async def reply_async(self, body: Body, headers: Mapping[str, str] | None = None) -> None:
-        await self._native.reply(_bytes(body), _headers(headers), True)
+        await self._native.reply_async(_bytes(body), _headers(headers))
 
     def __repr__(self) -> str:
         return f"<Delivery {self.message_id} from {self.exchange!r}/{self.routing_key!r}>"
@@ -128,12 +200,12 @@ class Consumer:
 
     def next(self, timeout_ms: int | None = None) -> Delivery | None:
         """The next delivery; None once closed. Raises :class:`courierkit.TimeoutError` on timeout."""
-        native = self._native.next(whole("timeout_ms", timeout_ms), False)
+        native = self._native.next(whole("timeout_ms", timeout_ms))
         return None if native is None else Delivery(native)
 
     def close(self) -> None:
         """Stop consuming; unacknowledged deliveries return to the queue."""
-        self._native.close(False)
+        self._native.close()
 
     def __iter__(self) -> Iterator[Delivery]:
         while (d := self.next()) is not None:
@@ -153,11 +225,11 @@ class AsyncConsumer:
         self._native = native
 
     async def next(self, timeout_ms: int | None = None) -> Delivery | None:
-        native = await self._native.next(whole("timeout_ms", timeout_ms), True)
+        native = await self._native.next_async(whole("timeout_ms", timeout_ms))
         return None if native is None else Delivery(native)
 
     async def close(self) -> None:
-        await self._native.close(True)
+        await self._native.close_async()
 
     def __aiter__(self) -> AsyncIterator[Delivery]:
         return self
@@ -175,109 +247,9 @@ class AsyncConsumer:
         await self.close()
 
 
-class Bus:
-    """A connection to RabbitMQ (or the in-process ``memory://`` broker), blocking API. Thread-safe."""
-
+class _BusBase:
     def __init__(self, native: _courier.Bus) -> None:
         self._native = native
-
-    @classmethod
-    def connect(cls, config: Mapping[str, Any]) -> Bus:
-        return cls(_courier.Bus.connect(to_json(config), False))
-
-    def declare_queue(
-        self,
-        name: str,
-        *,
-        quorum: bool = True,
-        delivery_limit: int | None = None,
-        dead_letter: bool = True,
-        ttl_ms: int | None = None,
-    ) -> None:
-        self._native.declare_queue(
-            name,
-            quorum,
-            whole("delivery_limit", delivery_limit, 2**32 - 1),
-            dead_letter,
-            whole("ttl_ms", ttl_ms),
-            False,
-        )
-
-    def declare_exchange(self, name: str, kind: ExchangeKind | None = None) -> None:
-        """Declares an exchange; ``kind`` defaults to ``"topic"``."""
-        self._native.declare_exchange(name, kind, False)
-
-    def bind(self, queue: str, exchange: str, routing_key: str) -> None:
-        self._native.bind(queue, exchange, routing_key, False)
-
-    def publish(
-        self,
-        exchange: str,
-        routing_key: str,
-        body: Body,
-        *,
-        headers: Mapping[str, str] | None = None,
-        message_id: str | None = None,
-        correlation_id: str | None = None,
-        persistent: bool = True,
-        trace: Trace | None = None,
-        deadline_ms: int | None = None,
-    ) -> Receipt:
-        """Publishes and returns once the broker confirms.
-
-        ``trace`` is the parent, a :class:`courierkit.TraceContext` or a carrier dict
-        (``traceparent``, ...); without it, the current OpenTelemetry span when there is
-        one. The message carries a child of the parent, or starts a new trace.
-        ``deadline_ms`` bounds the whole publish, reconnects included (default: the
-        config's ``publish_deadline_ms``).
-        """
-        mid, context = self._native.publish(
-            exchange,
-            routing_key,
-            _bytes(body),
-            _headers(headers),
-            message_id,
-            correlation_id,
-            persistent,
-            parent(trace),
-            whole("deadline_ms", deadline_ms),
-            False,
-        )
-        return Receipt(mid, context)
-
-    def consume(self, queue: str, *, prefetch: int | None = None, dedup: bool | None = None) -> Consumer:
-        """Consumes ``queue`` with manual acks. With ``dedup`` (on unless False), a message id already
-        acked within the dedup window is acked and skipped, never returned."""
-        return Consumer(self._native.consume(queue, whole("prefetch", prefetch, 2**16 - 1), dedup, False))
-
-    def serve(self, queue: str) -> Consumer:
-        """A consumer of RPC requests on ``queue``: answer each with ``d.reply(...)``.
-        Requests are not deduplicated."""
-        return Consumer(self._native.serve(queue, False))
-
-    def request(
-        self,
-        routing_key: str,
-        body: Body,
-        *,
-        exchange: str = "",
-        timeout_ms: int | None = None,
-        headers: Mapping[str, str] | None = None,
-        trace: Trace | None = None,
-    ) -> Delivery:
-        """Sends a request and returns the reply. Raises :class:`courierkit.TimeoutError` when
-        no reply comes within ``timeout_ms`` (default 5000), :class:`courierkit.UnroutableError` when no
-        queue takes the request. ``trace`` as for :meth:`publish`."""
-        native = self._native.request(
-            routing_key,
-            _bytes(body),
-            exchange,
-            whole("timeout_ms", timeout_ms),
-            _headers(headers),
-            parent(trace),
-            False,
-        )
-        return Delivery(native)
 
     def stats(self) -> dict[str, int]:
         """Counters since the bus connected: ``published``, ``confirmed``, ``resent``,
@@ -286,8 +258,58 @@ class Bus:
         stats: dict[str, int] = _json.loads(self._native.stats_json())
         return stats
 
+
+class Bus(_BusBase):
+    """A connection to RabbitMQ (or the in-process ``memory://`` broker), blocking API. Thread-safe."""
+
+    @classmethod
+    def connect(cls, config: Mapping[str, Any]) -> Bus:
+        return cls(_courier.Bus.connect(to_json(config)))
+
+    def declare_queue(self, name: str, **options: Unpack[_QueueKwargs]) -> None:
+        """Declares ``name``; by default (core's) a quorum queue with a delivery limit of 5
+        and a ``<name>.dlq`` dead-letter queue."""
+        self._native.declare_queue(name, _queue_options(options))
+
+    def declare_exchange(self, name: str, kind: ExchangeKind | None = None) -> None:
+        """Declares an exchange; ``kind`` defaults to ``"topic"``."""
+        self._native.declare_exchange(name, kind)
+
+    def bind(self, queue: str, exchange: str, routing_key: str) -> None:
+        self._native.bind(queue, exchange, routing_key)
+
+    def publish(
+        self, exchange: str, routing_key: str, body: Body, **options: Unpack[_PublishKwargs]
+    ) -> Receipt:
+        """Publishes and returns once the broker confirms.
+
+        ``trace`` is the parent, a :class:`courierkit.TraceContext` or a carrier dict
+        (``traceparent``, ...); without it, the current OpenTelemetry span when there is
+        one. The message carries a child of the parent, or starts a new trace.
+        ``deadline_ms`` bounds the whole publish, reconnects included (default: the
+        config's ``publish_deadline_ms``). ``persistent`` unless False.
+        """
+        return Receipt(*self._native.publish(exchange, routing_key, _bytes(body), _publish_options(options)))
+
+    def consume(self, queue: str, **options: Unpack[_ConsumeKwargs]) -> Consumer:
+        """Consumes ``queue`` with manual acks. With ``dedup`` (on unless False), a message id already
+        acked within the dedup window is acked and skipped, never returned."""
+        return Consumer(self._native.consume(queue, _consume_options(options)))
+
+    def serve(self, queue: str) -> Consumer:
+        """A consumer of RPC requests on ``queue``: answer each with ``d.reply(...)``.
+        Requests are not deduplicated."""
+        return Consumer(self._native.serve(queue))
+
+    def request(self, routing_key: str, body: Body, **options: Unpack[_RequestKwargs]) -> Delivery:
+        """Sends a request and returns the reply. Raises :class:`courierkit.TimeoutError` when
+        no reply comes within ``timeout_ms`` (default 5000), :class:`courierkit.UnroutableError` when no
+        queue takes the request. ``exchange`` defaults to the default exchange (routing by queue
+        name). ``trace`` as for :meth:`publish`."""
+        return Delivery(self._native.request(routing_key, _bytes(body), _request_options(options)))
+
     def close(self) -> None:
-        self._native.close(False)
+        self._native.close()
 
     def __enter__(self) -> Self:
         return self
@@ -296,105 +318,42 @@ class Bus:
         self.close()
 
 
-class AsyncBus:
+class AsyncBus(_BusBase):
     """A connection to RabbitMQ (or the in-process ``memory://`` broker) for asyncio."""
-
-    def __init__(self, native: _courier.Bus) -> None:
-        self._native = native
 
     @classmethod
     async def connect(cls, config: Mapping[str, Any]) -> AsyncBus:
-        return cls(await _courier.Bus.connect(to_json(config), True))
+        return cls(await _courier.Bus.connect_async(to_json(config)))
 
-    async def declare_queue(
-        self,
-        name: str,
-        *,
-        quorum: bool = True,
-        delivery_limit: int | None = None,
-        dead_letter: bool = True,
-        ttl_ms: int | None = None,
-    ) -> None:
-        await self._native.declare_queue(
-            name,
-            quorum,
-            whole("delivery_limit", delivery_limit, 2**32 - 1),
-            dead_letter,
-            whole("ttl_ms", ttl_ms),
-            True,
-        )
+    async def declare_queue(self, name: str, **options: Unpack[_QueueKwargs]) -> None:
+        await self._native.declare_queue_async(name, _queue_options(options))
 
     async def declare_exchange(self, name: str, kind: ExchangeKind | None = None) -> None:
-        await self._native.declare_exchange(name, kind, True)
+        await self._native.declare_exchange_async(name, kind)
 
     async def bind(self, queue: str, exchange: str, routing_key: str) -> None:
-        await self._native.bind(queue, exchange, routing_key, True)
+        await self._native.bind_async(queue, exchange, routing_key)
 
     async def publish(
-        self,
-        exchange: str,
-        routing_key: str,
-        body: Body,
-        *,
-        headers: Mapping[str, str] | None = None,
-        message_id: str | None = None,
-        correlation_id: str | None = None,
-        persistent: bool = True,
-        trace: Trace | None = None,
-        deadline_ms: int | None = None,
+        self, exchange: str, routing_key: str, body: Body, **options: Unpack[_PublishKwargs]
     ) -> Receipt:
-        mid, context = await self._native.publish(
-            exchange,
-            routing_key,
-            _bytes(body),
-            _headers(headers),
-            message_id,
-            correlation_id,
-            persistent,
-            parent(trace),
-            whole("deadline_ms", deadline_ms),
-            True,
+        return Receipt(
+            *await self._native.publish_async(exchange, routing_key, _bytes(body), _publish_options(options))
         )
-        return Receipt(mid, context)
 
-    async def consume(
-        self, queue: str, *, prefetch: int | None = None, dedup: bool | None = None
-    ) -> AsyncConsumer:
-        return AsyncConsumer(
-            await self._native.consume(queue, whole("prefetch", prefetch, 2**16 - 1), dedup, True)
-        )
+    async def consume(self, queue: str, **options: Unpack[_ConsumeKwargs]) -> AsyncConsumer:
+        return AsyncConsumer(await self._native.consume_async(queue, _consume_options(options)))
 
     async def serve(self, queue: str) -> AsyncConsumer:
-        return AsyncConsumer(await self._native.serve(queue, True))
+        return AsyncConsumer(await self._native.serve_async(queue))
 
-    async def request(
-        self,
-        routing_key: str,
-        body: Body,
-        *,
-        exchange: str = "",
-        timeout_ms: int | None = None,
-        headers: Mapping[str, str] | None = None,
-        trace: Trace | None = None,
-    ) -> Delivery:
-        native = await self._native.request(
-            routing_key,
-            _bytes(body),
-            exchange,
-            whole("timeout_ms", timeout_ms),
-            _headers(headers),
-            parent(trace),
-            True,
+    async def request(self, routing_key: str, body: Body, **options: Unpack[_RequestKwargs]) -> Delivery:
+        return Delivery(
+            await self._native.request_async(routing_key, _bytes(body), _request_options(options))
         )
-        return Delivery(native)
-
-    def stats(self) -> dict[str, int]:
-        """Counters since the bus connected, as :meth:`Bus.stats`."""
-        stats: dict[str, int] = _json.loads(self._native.stats_json())
-        return stats
 
     async def close(self) -> None:
-        await self._native.close(True)
+        await self._native.close_async()
 
     async def __aenter__(self) -> Self:
         return self

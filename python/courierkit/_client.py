@@ -9,17 +9,19 @@ from __future__ import annotations
 import json as _json
 import os
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, TypedDict, Union
 
 from . import _courier
-from ._config import body_bytes, text, to_json, whole
+from ._config import body_bytes, known, text, to_json, whole
 from ._errors import HTTPStatusError
 from ._trace import Trace, parent
 
 if TYPE_CHECKING:
     # Only in annotations (postponed by `from __future__ import annotations`), so the
     # package needs no typing_extensions at run time on Python < 3.11.
-    from typing_extensions import Self
+    from typing_extensions import Self, Unpack
+
+    from ._courier import _Request
 
 Headers = Union[Mapping[str, str], Iterable["tuple[str, str]"]]
 Query = Union[Mapping[str, Any], Iterable["tuple[str, Any]"]]
@@ -91,40 +93,47 @@ def _pairs(field: str, items: Headers | Query | None) -> list[tuple[str, str]] |
     return [(text(field, k), text(f"{field}.{k}", v, numbers=numbers)) for k, v in pairs]
 
 
-def _request_args(
-    method: str,
-    target: str,
-    path: str,
-    headers: Headers | None,
-    body: Body | None,
-    json: Any,
-    query: Query | None,
-    deadline_ms: int | None,
-    timeout_ms: int | None,
-    idempotency_key: str | None,
-    version: str | None,
-    trace: Trace | None,
-) -> tuple[Any, ...]:
-    header_list = _pairs("headers", headers) or []
+class _CallKwargs(TypedDict, total=False):
+    """The keyword arguments of ``call`` and the method helpers. Missing or None: the
+    service's config, or core's default."""
+
+    headers: Headers | None
+    body: Body | None
+    json: Any
+    query: Query | None
+    deadline_ms: int | None
+    timeout_ms: int | None
+    idempotency_key: str | None
+    version: str | None
+    trace: Trace | None
+
+
+def _request(method: str, target: str, path: str | None, options: _CallKwargs) -> _Request:
+    """``call``'s arguments as the native ``call`` takes them (core's ``Request``), for
+    Client and AsyncClient alike."""
+    known("call", options, _CallKwargs.__optional_keys__)
+    headers = _pairs("headers", options.get("headers")) or []
+    body = options.get("body")
+    json = options.get("json")
     if json is not None:
         if body is not None:
             raise TypeError("pass body= or json=, not both")
         body = _json.dumps(json).encode()
-        if not any(k.lower() == "content-type" for k, _ in header_list):
-            header_list.append(("content-type", "application/json"))
-    return (
-        method,
-        target,
-        path,
-        header_list,
-        body_bytes(body),
-        _pairs("query", query),
-        whole("deadline_ms", deadline_ms),
-        whole("timeout_ms", timeout_ms),
-        idempotency_key,
-        version,
-        parent(trace),
-    )
+        if not any(k.lower() == "content-type" for k, _ in headers):
+            headers.append(("content-type", "application/json"))
+    return {
+        "method": method,
+        "target": target,
+        "path": path,
+        "headers": headers,
+        "body": body_bytes(body),
+        "query": _pairs("query", options.get("query")),
+        "deadline_ms": whole("deadline_ms", options.get("deadline_ms")),
+        "timeout_ms": whole("timeout_ms", options.get("timeout_ms")),
+        "idempotency_key": options.get("idempotency_key"),
+        "version": options.get("version"),
+        "trace": parent(options.get("trace")),
+    }
 
 
 class _Base:
@@ -153,62 +162,35 @@ class Client(_Base):
     """Calls services over HTTP, blocking. Thread-safe; share one per process."""
 
     def call(
-        self,
-        method: str,
-        target: str,
-        path: str = "",
-        *,
-        headers: Headers | None = None,
-        body: Body | None = None,
-        json: Any = None,
-        query: Query | None = None,
-        deadline_ms: int | None = None,
-        timeout_ms: int | None = None,
-        idempotency_key: str | None = None,
-        version: str | None = None,
-        trace: Trace | None = None,
+        self, method: str, target: str, path: str | None = None, **options: Unpack[_CallKwargs]
     ) -> Response:
         """Sends one request and returns its Response, a final 4xx/5xx included.
 
         ``trace`` is the parent (a :class:`courierkit.TraceContext` or a carrier dict);
         without it the current OpenTelemetry span when there is one, else a new trace.
         """
-        args = _request_args(
-            method,
-            target,
-            path,
-            headers,
-            body,
-            json,
-            query,
-            deadline_ms,
-            timeout_ms,
-            idempotency_key,
-            version,
-            trace,
-        )
-        return Response(self._native.call(*args, False))
+        return Response(self._native.call(_request(method, target, path, options)))
 
-    def get(self, target: str, path: str = "", **kw: Any) -> Response:
-        return self.call("GET", target, path, **kw)
+    def get(self, target: str, path: str | None = None, **options: Unpack[_CallKwargs]) -> Response:
+        return self.call("GET", target, path, **options)
 
-    def head(self, target: str, path: str = "", **kw: Any) -> Response:
-        return self.call("HEAD", target, path, **kw)
+    def head(self, target: str, path: str | None = None, **options: Unpack[_CallKwargs]) -> Response:
+        return self.call("HEAD", target, path, **options)
 
-    def options(self, target: str, path: str = "", **kw: Any) -> Response:
-        return self.call("OPTIONS", target, path, **kw)
+    def options(self, target: str, path: str | None = None, **options: Unpack[_CallKwargs]) -> Response:
+        return self.call("OPTIONS", target, path, **options)
 
-    def delete(self, target: str, path: str = "", **kw: Any) -> Response:
-        return self.call("DELETE", target, path, **kw)
+    def delete(self, target: str, path: str | None = None, **options: Unpack[_CallKwargs]) -> Response:
+        return self.call("DELETE", target, path, **options)
 
-    def post(self, target: str, path: str = "", **kw: Any) -> Response:
-        return self.call("POST", target, path, **kw)
+    def post(self, target: str, path: str | None = None, **options: Unpack[_CallKwargs]) -> Response:
+        return self.call("POST", target, path, **options)
 
-    def put(self, target: str, path: str = "", **kw: Any) -> Response:
-        return self.call("PUT", target, path, **kw)
+    def put(self, target: str, path: str | None = None, **options: Unpack[_CallKwargs]) -> Response:
+        return self.call("PUT", target, path, **options)
 
-    def patch(self, target: str, path: str = "", **kw: Any) -> Response:
-        return self.call("PATCH", target, path, **kw)
+    def patch(self, target: str, path: str | None = None, **options: Unpack[_CallKwargs]) -> Response:
+        return self.call("PATCH", target, path, **options)
 
     def __enter__(self) -> Self:
         return self
@@ -221,57 +203,30 @@ class AsyncClient(_Base):
     """Calls services over HTTP from asyncio. Cancelling a call cancels the request."""
 
     async def call(
-        self,
-        method: str,
-        target: str,
-        path: str = "",
-        *,
-        headers: Headers | None = None,
-        body: Body | None = None,
-        json: Any = None,
-        query: Query | None = None,
-        deadline_ms: int | None = None,
-        timeout_ms: int | None = None,
-        idempotency_key: str | None = None,
-        version: str | None = None,
-        trace: Trace | None = None,
+        self, method: str, target: str, path: str | None = None, **options: Unpack[_CallKwargs]
     ) -> Response:
-        args = _request_args(
-            method,
-            target,
-            path,
-            headers,
-            body,
-            json,
-            query,
-            deadline_ms,
-            timeout_ms,
-            idempotency_key,
-            version,
-            trace,
-        )
-        return Response(await self._native.call(*args, True))
+        return Response(await self._native.call_async(_request(method, target, path, options)))
 
-    async def get(self, target: str, path: str = "", **kw: Any) -> Response:
-        return await self.call("GET", target, path, **kw)
+    async def get(self, target: str, path: str | None = None, **options: Unpack[_CallKwargs]) -> Response:
+        return await self.call("GET", target, path, **options)
 
-    async def head(self, target: str, path: str = "", **kw: Any) -> Response:
-        return await self.call("HEAD", target, path, **kw)
+    async def head(self, target: str, path: str | None = None, **options: Unpack[_CallKwargs]) -> Response:
+        return await self.call("HEAD", target, path, **options)
 
-    async def options(self, target: str, path: str = "", **kw: Any) -> Response:
-        return await self.call("OPTIONS", target, path, **kw)
+    async def options(self, target: str, path: str | None = None, **options: Unpack[_CallKwargs]) -> Response:
+        return await self.call("OPTIONS", target, path, **options)
 
-    async def delete(self, target: str, path: str = "", **kw: Any) -> Response:
-        return await self.call("DELETE", target, path, **kw)
+    async def delete(self, target: str, path: str | None = None, **options: Unpack[_CallKwargs]) -> Response:
+        return await self.call("DELETE", target, path, **options)
 
-    async def post(self, target: str, path: str = "", **kw: Any) -> Response:
-        return await self.call("POST", target, path, **kw)
+    async def post(self, target: str, path: str | None = None, **options: Unpack[_CallKwargs]) -> Response:
+        return await self.call("POST", target, path, **options)
 
-    async def put(self, target: str, path: str = "", **kw: Any) -> Response:
-        return await self.call("PUT", target, path, **kw)
+    async def put(self, target: str, path: str | None = None, **options: Unpack[_CallKwargs]) -> Response:
+        return await self.call("PUT", target, path, **options)
 
-    async def patch(self, target: str, path: str = "", **kw: Any) -> Response:
-        return await self.call("PATCH", target, path, **kw)
+    async def patch(self, target: str, path: str | None = None, **options: Unpack[_CallKwargs]) -> Response:
+        return await self.call("PATCH", target, path, **options)
 
     async def __aenter__(self) -> Self:
         return self

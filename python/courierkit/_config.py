@@ -54,6 +54,14 @@ def text(field: str, value: object, *, numbers: bool = False) -> str:
     raise config_error(field, f"must be {allowed}, got {type(value).__name__}")
 
 
+def known(function: str, kwargs: Mapping[str, object], allowed: frozenset[str]) -> None:
+    """Refuses a keyword argument ``function`` does not take, as Python does for a
+    signature: the methods take theirs as ``**options`` (typed by a ``TypedDict``)."""
+    for key in kwargs:
+        if key not in allowed:
+            raise TypeError(f"{function}() got an unexpected keyword argument {key!r}")
+
+
 def whole(field: str, value: object, maximum: int = 2**64 - 1) -> int | None:
     """An optional count or duration argument: an int in ``0..=maximum`` (the width the
     native module takes; the core then applies its own range and names the field), never

@@ -1,4 +1,7 @@
 //! `Bus`, `Consumer` and `Delivery`.
+//!
+//! Each waiting operation is one core future (the `*_op` functions) and two methods:
+//! `name` blocks, `name_async` returns an awaitable (see [`crate::wait`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,63 +15,221 @@ use pyo3::types::PyBytes;
 
 use crate::error::IntoPyResult;
 use crate::trace::{TraceArg, TraceContext};
-use crate::wait::run;
+use crate::wait::{Awaitable, Op, awaitable, block};
 
-/// The native bus; `courier.Bus` and `courier.AsyncBus` wrap it.
+/// The native bus; `courierkit.Bus` and `courierkit.AsyncBus` wrap it.
 #[pyclass(frozen, module = "courierkit._courier")]
 pub(crate) struct Bus {
     inner: courierkit::Bus,
 }
 
-#[pymethods]
+// The options arguments: core's options structs as the dicts the Python layer builds
+// (every key present). `None` leaves a field to core's default (`*Options::default()`).
+
+/// `declare_queue`'s options: core's [`QueueOptions`].
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+pub(crate) struct QueueOptionsArg {
+    quorum: Option<bool>,
+    delivery_limit: Option<u32>,
+    dead_letter: Option<bool>,
+    ttl_ms: Option<u64>,
+}
+
+impl QueueOptionsArg {
+    fn into_core(self) -> QueueOptions {
+        let default = QueueOptions::default();
+        QueueOptions {
+            quorum: self.quorum.unwrap_or(default.quorum),
+            delivery_limit: self.delivery_limit,
+            dead_letter: self.dead_letter.unwrap_or(default.dead_letter),
+            ttl_ms: self.ttl_ms,
+        }
+    }
+}
+
+/// `publish`'s options: core's [`PublishOptions`].
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+pub(crate) struct PublishOptionsArg {
+    headers: Option<BTreeMap<String, String>>,
+    message_id: Option<String>,
+    correlation_id: Option<String>,
+    persistent: Option<bool>,
+    trace: Option<TraceArg>,
+    deadline_ms: Option<u64>,
+}
+
+impl PublishOptionsArg {
+    fn into_core(self) -> PublishOptions {
+        let default = PublishOptions::default();
+        PublishOptions {
+            headers: self.headers.unwrap_or(default.headers),
+            message_id: self.message_id,
+            correlation_id: self.correlation_id,
+            persistent: self.persistent.unwrap_or(default.persistent),
+            trace: self.trace.map(TraceArg::into_core),
+            deadline: self.deadline_ms.map(Duration::from_millis),
+        }
+    }
+}
+
+/// `consume`'s options: core's [`ConsumeOptions`].
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+pub(crate) struct ConsumeOptionsArg {
+    prefetch: Option<u16>,
+    dedup: Option<bool>,
+}
+
+impl ConsumeOptionsArg {
+    fn into_core(self) -> ConsumeOptions {
+        let default = ConsumeOptions::default();
+        ConsumeOptions {
+            prefetch: self.prefetch,
+            dedup: self.dedup.unwrap_or(default.dedup),
+        }
+    }
+}
+
+/// `request`'s options: core's [`RequestOptions`].
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+pub(crate) struct RequestOptionsArg {
+    exchange: Option<String>,
+    timeout_ms: Option<u64>,
+    headers: Option<BTreeMap<String, String>>,
+    trace: Option<TraceArg>,
+}
+
+impl RequestOptionsArg {
+    fn into_core(self) -> RequestOptions {
+        let default = RequestOptions::default();
+        RequestOptions {
+            exchange: self.exchange.unwrap_or(default.exchange),
+            timeout: self
+                .timeout_ms
+                .map_or(default.timeout, Duration::from_millis),
+            headers: self.headers.unwrap_or(default.headers),
+            trace: self.trace.map(TraceArg::into_core),
+        }
+    }
+}
+
 impl Bus {
-    /// Connects; with `asynchronous` returns an awaitable of the Bus.
-    #[staticmethod]
-    fn connect(py: Python<'_>, config_json: &str, asynchronous: bool) -> PyResult<Py<PyAny>> {
+    fn connect_op(config_json: &str) -> PyResult<impl Op<Bus>> {
         let config = BusConfig::from_json(config_json).py()?;
-        let fut = async move {
+        Ok(async move {
             courierkit::Bus::connect(config)
                 .await
                 .map(|inner| Bus { inner })
-        };
-        run(py, asynchronous, fut)
+        })
     }
 
-    #[pyo3(signature = (name, quorum, delivery_limit, dead_letter, ttl_ms, asynchronous))]
+    fn declare_queue_op(&self, name: String, options: QueueOptionsArg) -> impl Op<()> {
+        let (bus, options) = (self.inner.clone(), options.into_core());
+        async move { bus.declare_queue(&name, &options).await }
+    }
+
+    fn declare_exchange_op(&self, name: String, kind: Option<&str>) -> PyResult<impl Op<()>> {
+        let kind: ExchangeKind = kind.map(str::parse).transpose().py()?.unwrap_or_default();
+        let bus = self.inner.clone();
+        Ok(async move { bus.declare_exchange(&name, kind).await })
+    }
+
+    fn bind_op(&self, queue: String, exchange: String, routing_key: String) -> impl Op<()> {
+        let bus = self.inner.clone();
+        async move { bus.bind(&queue, &exchange, &routing_key).await }
+    }
+
+    fn publish_op(
+        &self,
+        exchange: String,
+        routing_key: String,
+        body: Vec<u8>,
+        options: PublishOptionsArg,
+    ) -> impl Op<(String, TraceContext)> {
+        let (bus, options) = (self.inner.clone(), options.into_core());
+        async move {
+            let receipt = bus
+                .publish(&exchange, &routing_key, body.into(), options)
+                .await?;
+            Ok((receipt.message_id, TraceContext::from(receipt.trace)))
+        }
+    }
+
+    fn consume_op(&self, queue: String, options: ConsumeOptionsArg) -> impl Op<Consumer> {
+        let (bus, options) = (self.inner.clone(), options.into_core());
+        async move { bus.consume(&queue, options).await.map(Consumer::from) }
+    }
+
+    fn serve_op(&self, queue: String) -> impl Op<Consumer> {
+        let bus = self.inner.clone();
+        async move { bus.serve(&queue).await.map(Consumer::from) }
+    }
+
+    fn request_op(
+        &self,
+        routing_key: String,
+        body: Vec<u8>,
+        options: RequestOptionsArg,
+    ) -> impl Op<Delivery> {
+        let (bus, options) = (self.inner.clone(), options.into_core());
+        async move {
+            bus.request(&routing_key, body.into(), options)
+                .await
+                .map(Delivery::from)
+        }
+    }
+
+    fn close_op(&self) -> impl Op<()> {
+        let bus = self.inner.clone();
+        async move { bus.close().await }
+    }
+}
+
+#[pymethods]
+impl Bus {
+    #[staticmethod]
+    fn connect(py: Python<'_>, config_json: &str) -> PyResult<Bus> {
+        block(py, Self::connect_op(config_json)?)
+    }
+
+    #[staticmethod]
+    fn connect_async<'py>(py: Python<'py>, config_json: &str) -> Awaitable<'py> {
+        awaitable(py, Self::connect_op(config_json)?)
+    }
+
     fn declare_queue(
         &self,
         py: Python<'_>,
         name: String,
-        quorum: bool,
-        delivery_limit: Option<u32>,
-        dead_letter: bool,
-        ttl_ms: Option<u64>,
-        asynchronous: bool,
-    ) -> PyResult<Py<PyAny>> {
-        let bus = self.inner.clone();
-        let options = QueueOptions {
-            quorum,
-            delivery_limit,
-            dead_letter,
-            ttl_ms,
-        };
-        run(py, asynchronous, async move {
-            bus.declare_queue(&name, &options).await
-        })
+        options: QueueOptionsArg,
+    ) -> PyResult<()> {
+        block(py, self.declare_queue_op(name, options))
     }
 
-    fn declare_exchange(
+    fn declare_queue_async<'py>(
         &self,
-        py: Python<'_>,
+        py: Python<'py>,
+        name: String,
+        options: QueueOptionsArg,
+    ) -> Awaitable<'py> {
+        awaitable(py, self.declare_queue_op(name, options))
+    }
+
+    /// `kind` None is core's default kind.
+    fn declare_exchange(&self, py: Python<'_>, name: String, kind: Option<&str>) -> PyResult<()> {
+        block(py, self.declare_exchange_op(name, kind)?)
+    }
+
+    fn declare_exchange_async<'py>(
+        &self,
+        py: Python<'py>,
         name: String,
         kind: Option<&str>,
-        asynchronous: bool,
-    ) -> PyResult<Py<PyAny>> {
-        let kind: ExchangeKind = kind.map(str::parse).transpose().py()?.unwrap_or_default();
-        let bus = self.inner.clone();
-        run(py, asynchronous, async move {
-            bus.declare_exchange(&name, kind).await
-        })
+    ) -> Awaitable<'py> {
+        awaitable(py, self.declare_exchange_op(name, kind)?)
     }
 
     fn bind(
@@ -77,100 +238,89 @@ impl Bus {
         queue: String,
         exchange: String,
         routing_key: String,
-        asynchronous: bool,
-    ) -> PyResult<Py<PyAny>> {
-        let bus = self.inner.clone();
-        run(py, asynchronous, async move {
-            bus.bind(&queue, &exchange, &routing_key).await
-        })
+    ) -> PyResult<()> {
+        block(py, self.bind_op(queue, exchange, routing_key))
+    }
+
+    fn bind_async<'py>(
+        &self,
+        py: Python<'py>,
+        queue: String,
+        exchange: String,
+        routing_key: String,
+    ) -> Awaitable<'py> {
+        awaitable(py, self.bind_op(queue, exchange, routing_key))
     }
 
     /// Returns the confirmed message id and the trace context the message carries.
-    #[pyo3(signature = (exchange, routing_key, body, headers, message_id, correlation_id, persistent, trace, deadline_ms, asynchronous))]
     fn publish(
         &self,
         py: Python<'_>,
         exchange: String,
         routing_key: String,
         body: Vec<u8>,
-        headers: Option<BTreeMap<String, String>>,
-        message_id: Option<String>,
-        correlation_id: Option<String>,
-        persistent: bool,
-        trace: Option<TraceArg>,
-        deadline_ms: Option<u64>,
-        asynchronous: bool,
-    ) -> PyResult<Py<PyAny>> {
-        let bus = self.inner.clone();
-        let options = PublishOptions {
-            headers: headers.unwrap_or_default(),
-            message_id,
-            correlation_id,
-            persistent,
-            trace: trace.map(TraceArg::into_core),
-            deadline: deadline_ms.map(Duration::from_millis),
-        };
-        let fut = async move {
-            let receipt = bus
-                .publish(&exchange, &routing_key, body.into(), options)
-                .await?;
-            Ok((receipt.message_id, TraceContext::from(receipt.trace)))
-        };
-        run(py, asynchronous, fut)
+        options: PublishOptionsArg,
+    ) -> PyResult<(String, TraceContext)> {
+        block(py, self.publish_op(exchange, routing_key, body, options))
+    }
+
+    fn publish_async<'py>(
+        &self,
+        py: Python<'py>,
+        exchange: String,
+        routing_key: String,
+        body: Vec<u8>,
+        options: PublishOptionsArg,
+    ) -> Awaitable<'py> {
+        awaitable(py, self.publish_op(exchange, routing_key, body, options))
     }
 
     fn consume(
         &self,
         py: Python<'_>,
         queue: String,
-        prefetch: Option<u16>,
-        dedup: Option<bool>,
-        asynchronous: bool,
-    ) -> PyResult<Py<PyAny>> {
-        let bus = self.inner.clone();
-        let defaults = ConsumeOptions::default();
-        let options = ConsumeOptions {
-            prefetch,
-            dedup: dedup.unwrap_or(defaults.dedup),
-        };
-        let fut = async move { bus.consume(&queue, options).await.map(Consumer::from) };
-        run(py, asynchronous, fut)
+        options: ConsumeOptionsArg,
+    ) -> PyResult<Consumer> {
+        block(py, self.consume_op(queue, options))
+    }
+
+    fn consume_async<'py>(
+        &self,
+        py: Python<'py>,
+        queue: String,
+        options: ConsumeOptionsArg,
+    ) -> Awaitable<'py> {
+        awaitable(py, self.consume_op(queue, options))
     }
 
     /// A consumer of RPC requests on `queue`.
-    fn serve(&self, py: Python<'_>, queue: String, asynchronous: bool) -> PyResult<Py<PyAny>> {
-        let bus = self.inner.clone();
-        run(py, asynchronous, async move {
-            bus.serve(&queue).await.map(Consumer::from)
-        })
+    fn serve(&self, py: Python<'_>, queue: String) -> PyResult<Consumer> {
+        block(py, self.serve_op(queue))
+    }
+
+    fn serve_async<'py>(&self, py: Python<'py>, queue: String) -> Awaitable<'py> {
+        awaitable(py, self.serve_op(queue))
     }
 
     /// Sends a request and returns the reply as a Delivery.
-    #[pyo3(signature = (routing_key, body, exchange, timeout_ms, headers, trace, asynchronous))]
     fn request(
         &self,
         py: Python<'_>,
         routing_key: String,
         body: Vec<u8>,
-        exchange: String,
-        timeout_ms: Option<u64>,
-        headers: Option<BTreeMap<String, String>>,
-        trace: Option<TraceArg>,
-        asynchronous: bool,
-    ) -> PyResult<Py<PyAny>> {
-        let bus = self.inner.clone();
-        let defaults = RequestOptions::default();
-        let options = RequestOptions {
-            exchange,
-            timeout: timeout_ms.map_or(defaults.timeout, Duration::from_millis),
-            headers: headers.unwrap_or_default(),
-            trace: trace.map(TraceArg::into_core),
-        };
-        run(py, asynchronous, async move {
-            bus.request(&routing_key, body.into(), options)
-                .await
-                .map(Delivery::from)
-        })
+        options: RequestOptionsArg,
+    ) -> PyResult<Delivery> {
+        block(py, self.request_op(routing_key, body, options))
+    }
+
+    fn request_async<'py>(
+        &self,
+        py: Python<'py>,
+        routing_key: String,
+        body: Vec<u8>,
+        options: RequestOptionsArg,
+    ) -> Awaitable<'py> {
+        awaitable(py, self.request_op(routing_key, body, options))
     }
 
     /// Counters since the bus connected, as JSON (the Python layer returns a dict).
@@ -179,9 +329,12 @@ impl Bus {
         serde_json::to_string(&self.inner.stats()).unwrap_or_default()
     }
 
-    fn close(&self, py: Python<'_>, asynchronous: bool) -> PyResult<Py<PyAny>> {
-        let bus = self.inner.clone();
-        run(py, asynchronous, async move { bus.close().await })
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        block(py, self.close_op())
+    }
+
+    fn close_async<'py>(&self, py: Python<'py>) -> Awaitable<'py> {
+        awaitable(py, self.close_op())
     }
 }
 
@@ -199,26 +352,38 @@ impl From<courierkit::Consumer> for Consumer {
     }
 }
 
+impl Consumer {
+    fn next_op(&self, timeout_ms: Option<u64>) -> impl Op<Option<Delivery>> {
+        let consumer = self.inner.clone();
+        async move {
+            let next = consumer.next(timeout_ms.map(Duration::from_millis)).await?;
+            Ok(next.map(Delivery::from))
+        }
+    }
+
+    fn close_op(&self) -> impl Op<()> {
+        let consumer = self.inner.clone();
+        async move { consumer.close().await }
+    }
+}
+
 #[pymethods]
 impl Consumer {
     /// The next delivery, or None once closed.
-    fn next(
-        &self,
-        py: Python<'_>,
-        timeout_ms: Option<u64>,
-        asynchronous: bool,
-    ) -> PyResult<Py<PyAny>> {
-        let consumer = self.inner.clone();
-        let fut = async move {
-            let next = consumer.next(timeout_ms.map(Duration::from_millis)).await?;
-            Ok(next.map(Delivery::from))
-        };
-        run(py, asynchronous, fut)
+    fn next(&self, py: Python<'_>, timeout_ms: Option<u64>) -> PyResult<Option<Delivery>> {
+        block(py, self.next_op(timeout_ms))
     }
 
-    fn close(&self, py: Python<'_>, asynchronous: bool) -> PyResult<Py<PyAny>> {
-        let consumer = self.inner.clone();
-        run(py, asynchronous, async move { consumer.close().await })
+    fn next_async<'py>(&self, py: Python<'py>, timeout_ms: Option<u64>) -> Awaitable<'py> {
+        awaitable(py, self.next_op(timeout_ms))
+    }
+
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        block(py, self.close_op())
+    }
+
+    fn close_async<'py>(&self, py: Python<'py>) -> Awaitable<'py> {
+        awaitable(py, self.close_op())
     }
 }
 
@@ -233,6 +398,29 @@ impl From<courierkit::Delivery> for Delivery {
         Delivery {
             inner: Arc::new(inner),
         }
+    }
+}
+
+impl Delivery {
+    fn ack_op(&self) -> impl Op<()> {
+        let d = self.inner.clone();
+        async move { d.ack().await }
+    }
+
+    fn nack_op(&self, requeue: Option<bool>) -> impl Op<()> {
+        let d = self.inner.clone();
+        let requeue = requeue.unwrap_or(courierkit::Delivery::DEFAULT_REQUEUE);
+        async move { d.nack(requeue).await }
+    }
+
+    fn reject_op(&self) -> impl Op<()> {
+        let d = self.inner.clone();
+        async move { d.reject().await }
+    }
+
+    fn reply_op(&self, body: Vec<u8>, headers: Option<BTreeMap<String, String>>) -> impl Op<()> {
+        let d = self.inner.clone();
+        async move { d.reply(body.into(), headers.unwrap_or_default()).await }
     }
 }
 
@@ -296,25 +484,29 @@ impl Delivery {
         self.inner.trace.clone().into()
     }
 
-    fn ack(&self, py: Python<'_>, asynchronous: bool) -> PyResult<Py<PyAny>> {
-        let d = self.inner.clone();
-        run(py, asynchronous, async move { d.ack().await })
+    fn ack(&self, py: Python<'_>) -> PyResult<()> {
+        block(py, self.ack_op())
     }
 
-    fn nack(
-        &self,
-        py: Python<'_>,
-        requeue: Option<bool>,
-        asynchronous: bool,
-    ) -> PyResult<Py<PyAny>> {
-        let d = self.inner.clone();
-        let requeue = requeue.unwrap_or(courierkit::Delivery::DEFAULT_REQUEUE);
-        run(py, asynchronous, async move { d.nack(requeue).await })
+    fn ack_async<'py>(&self, py: Python<'py>) -> Awaitable<'py> {
+        awaitable(py, self.ack_op())
     }
 
-    fn reject(&self, py: Python<'_>, asynchronous: bool) -> PyResult<Py<PyAny>> {
-        let d = self.inner.clone();
-        run(py, asynchronous, async move { d.reject().await })
+    /// `requeue` None is core's default ([`courierkit::Delivery::DEFAULT_REQUEUE`]).
+    fn nack(&self, py: Python<'_>, requeue: Option<bool>) -> PyResult<()> {
+        block(py, self.nack_op(requeue))
+    }
+
+    fn nack_async<'py>(&self, py: Python<'py>, requeue: Option<bool>) -> Awaitable<'py> {
+        awaitable(py, self.nack_op(requeue))
+    }
+
+    fn reject(&self, py: Python<'_>) -> PyResult<()> {
+        block(py, self.reject_op())
+    }
+
+    fn reject_async<'py>(&self, py: Python<'py>) -> Awaitable<'py> {
+        awaitable(py, self.reject_op())
     }
 
     /// Answers a request on its `reply_to`; does not settle it.
@@ -323,11 +515,16 @@ impl Delivery {
         py: Python<'_>,
         body: Vec<u8>,
         headers: Option<BTreeMap<String, String>>,
-        asynchronous: bool,
-    ) -> PyResult<Py<PyAny>> {
-        let d = self.inner.clone();
-        run(py, asynchronous, async move {
-            d.reply(body.into(), headers.unwrap_or_default()).await
-        })
+    ) -> PyResult<()> {
+        block(py, self.reply_op(body, headers))
+    }
+
+    fn reply_async<'py>(
+        &self,
+        py: Python<'py>,
+        body: Vec<u8>,
+        headers: Option<BTreeMap<String, String>>,
+    ) -> Awaitable<'py> {
+        awaitable(py, self.reply_op(body, headers))
     }
 }

@@ -8,19 +8,62 @@ use pyo3::types::PyBytes;
 
 use crate::error::IntoPyResult;
 use crate::trace::{TraceArg, TraceContext};
-use crate::wait::run;
+use crate::wait::{Awaitable, Op, awaitable, block};
 
-/// The native HTTP client; `courier.Client` and `courier.AsyncClient` wrap it.
+/// The native HTTP client; `courierkit.Client` and `courierkit.AsyncClient` wrap it.
 #[pyclass(frozen, module = "courierkit._courier")]
 pub(crate) struct Client {
     /// Cheap to clone: clones share one connection pool.
     inner: courierkit::Client,
 }
 
+/// `call`'s one argument: core's [`Request`] as the dict the Python layer builds (every
+/// key present). `None` leaves a field to core's default.
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+pub(crate) struct RequestArg {
+    method: String,
+    target: String,
+    path: Option<String>,
+    headers: Option<Vec<(String, String)>>,
+    body: Option<Vec<u8>>,
+    query: Option<Vec<(String, String)>>,
+    deadline_ms: Option<u64>,
+    timeout_ms: Option<u64>,
+    idempotency_key: Option<String>,
+    version: Option<String>,
+    trace: Option<TraceArg>,
+}
+
+impl RequestArg {
+    fn into_core(self) -> Request {
+        let default = Request::default();
+        Request {
+            method: self.method,
+            target: self.target,
+            path: self.path.unwrap_or(default.path),
+            headers: self.headers.unwrap_or(default.headers),
+            body: self.body.map_or(default.body, Into::into),
+            query: self.query.unwrap_or(default.query),
+            deadline_ms: self.deadline_ms,
+            timeout_ms: self.timeout_ms,
+            idempotency_key: self.idempotency_key,
+            version: self.version,
+            trace: self.trace.map(TraceArg::into_core),
+        }
+    }
+}
+
 impl Client {
     fn build(config: courierkit::Result<ClientConfig>) -> PyResult<Self> {
         let inner = config.and_then(courierkit::Client::new).py()?;
         Ok(Client { inner })
+    }
+
+    fn call_op(&self, request: RequestArg) -> impl Op<Response> {
+        let client = self.inner.clone();
+        let request = request.into_core();
+        async move { client.call(request).await.map(Response::from) }
     }
 }
 
@@ -37,40 +80,12 @@ impl Client {
         Self::build(ClientConfig::from_file(path))
     }
 
-    #[pyo3(signature = (method, target, path, headers, body, query, deadline_ms, timeout_ms, idempotency_key, version, trace, asynchronous))]
-    fn call(
-        &self,
-        py: Python<'_>,
-        method: String,
-        target: String,
-        path: String,
-        headers: Option<Vec<(String, String)>>,
-        body: Option<Vec<u8>>,
-        query: Option<Vec<(String, String)>>,
-        deadline_ms: Option<u64>,
-        timeout_ms: Option<u64>,
-        idempotency_key: Option<String>,
-        version: Option<String>,
-        trace: Option<TraceArg>,
-        asynchronous: bool,
-    ) -> PyResult<Py<PyAny>> {
-        let req = Request {
-            method,
-            target,
-            path,
-            headers: headers.unwrap_or_default(),
-            body: body.map(Into::into).unwrap_or_default(),
-            query: query.unwrap_or_default(),
-            deadline_ms,
-            timeout_ms,
-            idempotency_key,
-            version,
-            trace: trace.map(TraceArg::into_core),
-        };
-        let client = self.inner.clone();
-        run(py, asynchronous, async move {
-            client.call(req).await.map(Response::from)
-        })
+    fn call(&self, py: Python<'_>, request: RequestArg) -> PyResult<Response> {
+        block(py, self.call_op(request))
+    }
+
+    fn call_async<'py>(&self, py: Python<'py>, request: RequestArg) -> Awaitable<'py> {
+        awaitable(py, self.call_op(request))
     }
 
     /// Counters per service, as JSON (the Python layer returns a dict).

@@ -2,12 +2,10 @@
 //!
 //! This crate only converts types, maps errors and drives core futures: sync methods
 //! block with the GIL released ([`wait::block`]), `*_async` methods return awaitables
-//! ([`wait::awaitable`]). The public API (keyword arguments, `json=`, context managers,
-//! iterators) is the Python layer in `courier/`.
-
-// Native methods take the Python keyword arguments one by one; bundling them into a
-// struct would only move the conversion somewhere less obvious.
-#![allow(clippy::too_many_arguments)]
+//! ([`wait::awaitable`]). Methods take core's arguments: the positional ones as they are,
+//! an options struct as one dict (`*Arg` types, `None` for core's default). The public
+//! API (keyword arguments, `json=`, context managers, iterators) is the Python layer in
+//! `courierkit/`.
 
 use pyo3::prelude::*;
 

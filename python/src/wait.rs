@@ -1,12 +1,16 @@
 //! Driving core futures from Python, on core's one runtime.
 //!
-//! Sync methods block in [`block`]: the GIL is released while waiting and re-taken
-//! every 100 ms to run signal handlers, so Ctrl-C interrupts a long call or
-//! `consumer.next()` with `KeyboardInterrupt` (and dropping the task cancels the work).
+//! Each waiting operation is one core future ([`Op`]) and two native methods taking the
+//! same arguments: `name` runs it in [`block`], `name_async` returns it as an awaitable
+//! ([`awaitable`]). `courierkit.Bus` calls the one, `courierkit.AsyncBus` the other.
 //!
-//! Async methods return an asyncio future through pyo3-async-runtimes' *generic*
-//! bridge, with [`CoreRuntime`] spawning onto core's runtime: its ready-made tokio
-//! bridge would start a second runtime of its own, which also would not survive `fork()`.
+//! Blocking: the GIL is released while waiting and re-taken every 100 ms to run signal
+//! handlers, so Ctrl-C interrupts a long call or `consumer.next()` with
+//! `KeyboardInterrupt` (and dropping the task cancels the work).
+//!
+//! Awaitables are asyncio futures from pyo3-async-runtimes' *generic* bridge, with
+//! [`CoreRuntime`] spawning onto core's runtime: its ready-made tokio bridge would start
+//! a second runtime of its own, which also would not survive `fork()`.
 
 use std::any::Any;
 use std::future::Future;
@@ -15,7 +19,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::Poll;
 use std::time::Duration;
 
-use pyo3::IntoPyObjectExt;
 use pyo3::prelude::*;
 use pyo3_async_runtimes::TaskLocals;
 use pyo3_async_runtimes::generic::{ContextExt, JoinError, Runtime};
@@ -26,25 +29,17 @@ use crate::error::IntoPyResult;
 /// How often a blocked sync call wakes to check for signals.
 const SIGNAL_TICK: Duration = Duration::from_millis(100);
 
-/// Runs `fut` blocking, or returns an awaitable of it when `asynchronous`: each native
-/// method serves both `courier.Bus` and `courier.AsyncBus` this way.
-pub(crate) fn run<F, T>(py: Python<'_>, asynchronous: bool, fut: F) -> PyResult<Py<PyAny>>
-where
-    F: Future<Output = courierkit::Result<T>> + Send + 'static,
-    T: for<'a> IntoPyObject<'a> + Send + 'static,
-{
-    if asynchronous {
-        return awaitable(py, fut).map(Bound::unbind);
-    }
-    Ok(block(py, fut)?.into_bound_py_any(py)?.unbind())
-}
+/// A waiting operation: a core future that owns what it uses, so it can run on core's
+/// runtime while Python goes on.
+pub(crate) trait Op<T>: Future<Output = courierkit::Result<T>> + Send + 'static {}
+
+impl<T, F: Future<Output = courierkit::Result<T>> + Send + 'static> Op<T> for F {}
+
+/// What an `*_async` method returns: an asyncio awaitable.
+pub(crate) type Awaitable<'py> = PyResult<Bound<'py, PyAny>>;
 
 /// Runs `fut` on core's runtime and blocks until it ends, without holding the GIL.
-fn block<F, T>(py: Python<'_>, fut: F) -> PyResult<T>
-where
-    F: Future<Output = courierkit::Result<T>> + Send + 'static,
-    T: Send + 'static,
-{
+pub(crate) fn block<T: Send + 'static>(py: Python<'_>, fut: impl Op<T>) -> PyResult<T> {
     let mut task = courierkit::runtime::spawn(fut).py()?;
     loop {
         if let Some(done) = py.detach(|| task.wait_tick(SIGNAL_TICK)) {
@@ -57,9 +52,8 @@ where
 
 /// Runs `fut` on core's runtime and returns an asyncio awaitable of its result.
 /// Cancelling the awaitable drops the future.
-fn awaitable<'py, F, T>(py: Python<'py>, fut: F) -> PyResult<Bound<'py, PyAny>>
+pub(crate) fn awaitable<'py, T>(py: Python<'py>, fut: impl Op<T>) -> Awaitable<'py>
 where
-    F: Future<Output = courierkit::Result<T>> + Send + 'static,
     T: for<'a> IntoPyObject<'a> + Send + 'static,
 {
     // A panic inside `fut` arrives as courier's InternalError rather than
@@ -67,6 +61,17 @@ where
     pyo3_async_runtimes::generic::future_into_py::<CoreRuntime, _, T>(py, async move {
         courierkit::runtime::catch_panic(fut).await.py()
     })
+}
+
+/// Test hook: a core future that panics, run like any native method (blocking, or as an
+/// awaitable); it must raise `InternalError`, never crash or hang.
+#[pyfunction]
+pub(crate) fn _panic_for_tests(py: Python<'_>, asynchronous: bool) -> PyResult<Py<PyAny>> {
+    let fut = courierkit::runtime::panic_for_tests();
+    if asynchronous {
+        return awaitable(py, fut).map(Bound::unbind);
+    }
+    block(py, fut).map(|()| py.None())
 }
 
 /// pyo3-async-runtimes' view of core's runtime.
@@ -105,13 +110,6 @@ const QUIESCE_LIMIT: Duration = Duration::from_secs(2);
 /// waits (GIL released) for the polls under way, before finalization begins. A task
 /// dropped unpolled releases its Python references into pyo3's deferred pool, which
 /// never touches the interpreter.
-/// Test hook: a core future that panics, run like any native method (blocking, or as an
-/// awaitable); it must raise `InternalError`, never crash or hang.
-#[pyfunction]
-pub(crate) fn _panic_for_tests(py: Python<'_>, asynchronous: bool) -> PyResult<Py<PyAny>> {
-    run(py, asynchronous, courierkit::runtime::panic_for_tests())
-}
-
 #[pyfunction]
 pub(crate) fn _quiesce(py: Python<'_>) {
     EXITING.store(true, Ordering::SeqCst);
