@@ -1,6 +1,7 @@
 //! `Client`: HTTP calls to named services, as a uniffi object.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use courierkit::{ClientConfig, Validate};
 
@@ -64,8 +65,8 @@ impl From<HttpRequest> for courierkit::Request {
             query: r.query.into_iter().map(|q| (q.name, q.value)).collect(),
             headers: r.headers.into_iter().collect(),
             body: r.body.map(Into::into).unwrap_or_default(),
-            deadline_ms: r.deadline_ms,
-            timeout_ms: r.timeout_ms,
+            deadline: r.deadline_ms.map(Duration::from_millis),
+            timeout: r.timeout_ms.map(Duration::from_millis),
             idempotency_key: r.idempotency_key,
             version: r.version,
             trace: r.trace.map(courierkit::TraceContext::from_carrier),

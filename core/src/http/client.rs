@@ -16,7 +16,7 @@ use super::stats::{ClientStats, ServiceStats};
 use super::{Request, Response};
 use crate::config::Validate;
 use crate::error::{Error, Result};
-use crate::limits::{HttpLimits, check_duration_ms};
+use crate::limits::{HttpLimits, check_duration};
 use crate::resilience::{BreakerConfig, BudgetConfig, Policy, RetryConfig, is_idempotent};
 use crate::urls::redact_url;
 
@@ -129,11 +129,12 @@ impl Client {
         let method = parse_method(&req.method)?;
         check_path(&req.path)?;
         self.inner.limits.check_request_body(req.body.len())?;
-        if let Some(ms) = req.deadline_ms {
-            check_duration_ms("deadline_ms", ms, false)?;
+        // Named as the bindings' arguments and the service settings are, as messaging does.
+        if let Some(deadline) = req.deadline {
+            check_duration("deadline_ms", deadline, false)?;
         }
-        if let Some(ms) = req.timeout_ms {
-            check_duration_ms("timeout_ms", ms, false)?;
+        if let Some(timeout) = req.timeout {
+            check_duration("timeout_ms", timeout, false)?;
         }
         let target = self.target(req)?;
         let (deadline, per_try, headers, policy) = match &target {
@@ -151,8 +152,8 @@ impl Client {
             headers: request_headers(headers, req)?,
             target,
             policy,
-            deadline: req.deadline_ms.map_or(deadline, Duration::from_millis),
-            per_try: req.timeout_ms.map(Duration::from_millis).or(per_try),
+            deadline: req.deadline.unwrap_or(deadline),
+            per_try: req.timeout.or(per_try),
             req,
         })
     }

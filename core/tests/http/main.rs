@@ -5,6 +5,8 @@ mod discovery;
 mod resilience;
 mod support;
 
+use std::time::Duration;
+
 use courier_testkit::{Action, Reset, Testkit, closed_port};
 use courierkit::{Client, ClientConfig, ErrorKind, Request, Validate};
 
@@ -98,8 +100,8 @@ async fn deadline_and_attempt_timeout_are_timeouts() {
         "{err}"
     );
     let mut req = Request::new("GET", "orders", "/");
-    req.deadline_ms = Some(5_000);
-    req.timeout_ms = Some(100);
+    req.deadline = Some(Duration::from_secs(5));
+    req.timeout = Some(Duration::from_millis(100));
     let err = c.call(req).await.unwrap_err();
     assert!(
         matches!(
@@ -160,6 +162,28 @@ async fn bad_requests_name_the_field() {
         (
             Request::new("GET", "orders", "/").header("x-bad", "a\nb"),
             "headers.x-bad",
+        ),
+        // Durations are named as the service settings and the bindings' arguments are.
+        (
+            Request {
+                deadline: Some(Duration::ZERO),
+                ..Request::new("GET", "orders", "/")
+            },
+            "deadline_ms",
+        ),
+        (
+            Request {
+                deadline: Some(Duration::from_micros(500)),
+                ..Request::new("GET", "orders", "/")
+            },
+            "deadline_ms",
+        ),
+        (
+            Request {
+                timeout: Some(Duration::from_millis(courierkit::MAX_DURATION_MS + 1)),
+                ..Request::new("GET", "orders", "/")
+            },
+            "timeout_ms",
         ),
     ];
     for (req, field) in cases {
