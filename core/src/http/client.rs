@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use bytes::Bytes;
 use reqwest::Url;
 
 use super::call::{Attempts, Next, Plan, parse_method, request_headers};
@@ -121,6 +122,124 @@ impl Client {
                 Next::Retry(wait) => tokio::time::sleep(wait).await,
             }
         }
+    }
+
+    /// `GET target + path`: [`Client::call`] with `Request::new("GET", target, path)`.
+    ///
+    /// Each verb has a shortcut, the same seven as in every binding (`get`, `head`,
+    /// `options`, `delete` without a body; `post`, `put`, `patch` with one). They take
+    /// the service's settings as they are; for headers, a query, a deadline, an
+    /// idempotency key or a parent trace, build a [`Request`] and pass it to
+    /// [`Client::call`].
+    ///
+    /// # Errors
+    /// As [`Client::call`]. A final 4xx or 5xx is an `Ok` response.
+    ///
+    /// # Cancel safety
+    /// As [`Client::call`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn demo(client: courierkit::Client) -> courierkit::Result<()> {
+    /// let resp = client.get("orders", "/v1/items").await?;
+    /// if resp.status == 200 {
+    ///     println!("{}", resp.text());
+    /// }
+    /// let created = client.post("orders", "/v1/orders", r#"{"sku": "a"}"#).await?;
+    /// println!("{} after {} attempt(s)", created.status, created.attempts);
+    /// # Ok(()) }
+    /// ```
+    pub async fn get(
+        &self,
+        target: impl Into<String>,
+        path: impl Into<String>,
+    ) -> Result<Response> {
+        self.call(Request::new("GET", target, path)).await
+    }
+
+    /// `HEAD target + path`; see [`Client::get`].
+    ///
+    /// # Errors
+    /// As [`Client::call`].
+    pub async fn head(
+        &self,
+        target: impl Into<String>,
+        path: impl Into<String>,
+    ) -> Result<Response> {
+        self.call(Request::new("HEAD", target, path)).await
+    }
+
+    /// `OPTIONS target + path`; see [`Client::get`].
+    ///
+    /// # Errors
+    /// As [`Client::call`].
+    pub async fn options(
+        &self,
+        target: impl Into<String>,
+        path: impl Into<String>,
+    ) -> Result<Response> {
+        self.call(Request::new("OPTIONS", target, path)).await
+    }
+
+    /// `DELETE target + path`; see [`Client::get`]. DELETE is idempotent, so it is
+    /// retried like GET.
+    ///
+    /// # Errors
+    /// As [`Client::call`].
+    pub async fn delete(
+        &self,
+        target: impl Into<String>,
+        path: impl Into<String>,
+    ) -> Result<Response> {
+        self.call(Request::new("DELETE", target, path)).await
+    }
+
+    /// `POST target + path` with `body`; see [`Client::get`].
+    ///
+    /// A POST is not idempotent: once it may have reached the server it is not sent
+    /// again. To make it retryable, give it an idempotency key
+    /// ([`Request::idempotency_key`]) through [`Client::call`].
+    ///
+    /// # Errors
+    /// As [`Client::call`].
+    pub async fn post(
+        &self,
+        target: impl Into<String>,
+        path: impl Into<String>,
+        body: impl Into<Bytes>,
+    ) -> Result<Response> {
+        self.call(Request::new("POST", target, path).body(body))
+            .await
+    }
+
+    /// `PUT target + path` with `body`; see [`Client::get`]. PUT is idempotent, so it
+    /// is retried like GET.
+    ///
+    /// # Errors
+    /// As [`Client::call`].
+    pub async fn put(
+        &self,
+        target: impl Into<String>,
+        path: impl Into<String>,
+        body: impl Into<Bytes>,
+    ) -> Result<Response> {
+        self.call(Request::new("PUT", target, path).body(body))
+            .await
+    }
+
+    /// `PATCH target + path` with `body`; see [`Client::get`]. Like POST, a PATCH is
+    /// retried only with an idempotency key (through [`Client::call`]).
+    ///
+    /// # Errors
+    /// As [`Client::call`].
+    pub async fn patch(
+        &self,
+        target: impl Into<String>,
+        path: impl Into<String>,
+        body: impl Into<Bytes>,
+    ) -> Result<Response> {
+        self.call(Request::new("PATCH", target, path).body(body))
+            .await
     }
 
     /// Checks `req` and settles what every attempt shares: target, policy, time limits,

@@ -43,6 +43,65 @@ async fn get_reaches_the_service_endpoint_once() {
     assert_eq!(log.by_method.get("GET"), Some(&1));
 }
 
+/// The seven verb shortcuts are `call` with that method: each reaches the server with
+/// its method, path and body (none for the bodyless verbs), as in every binding.
+#[tokio::test]
+async fn verb_shortcuts_send_their_method_path_and_body() {
+    let kit = Testkit::start(1).await.unwrap();
+    let c = client(&kit, serde_json::json!({}));
+    let responses = [
+        ("GET", c.get("orders", "/v/get").await),
+        ("HEAD", c.head("orders", "/v/head").await),
+        ("OPTIONS", c.options("orders", "/v/options").await),
+        ("DELETE", c.delete("orders", "/v/delete").await),
+        ("POST", c.post("orders", "/v/post", "post!").await),
+        ("PUT", c.put("orders", "/v/put", b"put".to_vec()).await),
+        (
+            "PATCH",
+            c.patch("orders", "/v/patch", bytes::Bytes::from_static(b"patch"))
+                .await,
+        ),
+    ];
+    for (method, resp) in responses {
+        let resp = resp.unwrap_or_else(|e| panic!("{method}: {e}"));
+        assert_eq!((resp.status, resp.attempts), (200, 1), "{method}");
+        if method != "HEAD" {
+            let echo: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
+            assert_eq!(echo["method"], method);
+        }
+    }
+    let sent: Vec<_> = kit
+        .requests(0)
+        .requests
+        .iter()
+        .map(|r| (r.method.clone(), r.path.clone(), r.body_len))
+        .collect();
+    let want: Vec<_> = [
+        ("GET", "/v/get", 0),
+        ("HEAD", "/v/head", 0),
+        ("OPTIONS", "/v/options", 0),
+        ("DELETE", "/v/delete", 0),
+        ("POST", "/v/post", 5),
+        ("PUT", "/v/put", 3),
+        ("PATCH", "/v/patch", 5),
+    ]
+    .into_iter()
+    .map(|(m, p, n)| (m.to_owned(), p.to_owned(), n))
+    .collect();
+    assert_eq!(sent, want);
+
+    // Their failures are call's: an unknown service, a closed client.
+    match c.post("nope", "/", "x").await.unwrap_err() {
+        courierkit::Error::Config { field, .. } => assert_eq!(field, "target"),
+        other => panic!("expected a config error on target, got {other}"),
+    }
+    c.close();
+    assert_eq!(
+        c.get("orders", "/").await.unwrap_err().kind(),
+        ErrorKind::Closed
+    );
+}
+
 #[tokio::test]
 async fn idempotency_key_and_body_are_sent() {
     let kit = Testkit::start(1).await.unwrap();
