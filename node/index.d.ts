@@ -231,7 +231,12 @@ export interface CallOptions {
   trace?: Trace
 }
 
-export interface CallRequest extends CallOptions {
+/**
+ * One call for `Client.call`: core's `Request`, the same name as in Rust, Kotlin and
+ * Swift. Inside a module that imports it, it shadows the global fetch `Request`, as
+ * `Response` does.
+ */
+export interface Request extends CallOptions {
   method: string
   /** A service name from the config, or an absolute http(s) URL. */
   target: string
@@ -258,7 +263,7 @@ export declare class Client {
   /** @throws {CourierError} COURIER_CONFIG naming the field path. */
   constructor(config: ClientConfig)
   static fromFile(path: string): Client
-  call(request: CallRequest): Promise<Response>
+  call(request: Request): Promise<Response>
   get(target: string, path?: string, opts?: CallOptions): Promise<Response>
   head(target: string, path?: string, opts?: CallOptions): Promise<Response>
   options(target: string, path?: string, opts?: CallOptions): Promise<Response>
