@@ -3,7 +3,7 @@
 /** An error from courier: `code` is stable across versions and languages. */
 export interface CourierError extends Error {
   code:
-    | 'COURIER_CONFIG' | 'COURIER_TIMEOUT' | 'COURIER_CIRCUIT_OPEN' | 'COURIER_BUDGET' | 'COURIER_OVERLOADED'
+    | 'COURIER_CONFIG' | 'COURIER_TIMEOUT' | 'COURIER_CIRCUIT_OPEN' | 'COURIER_BUDGET_EXHAUSTED' | 'COURIER_OVERLOADED'
     | 'COURIER_NO_ENDPOINT' | 'COURIER_CONNECT' | 'COURIER_TLS' | 'COURIER_UNROUTABLE' | 'COURIER_PUBLISH_REJECTED'
     | 'COURIER_BROKER' | 'COURIER_LIMIT_EXCEEDED' | 'COURIER_CLOSED' | 'COURIER_INTERNAL'
   /** The snake_case kind shared with every other language (`circuit_open`). */
@@ -14,7 +14,7 @@ export interface CourierError extends Error {
   field?: string
   /** COURIER_CONFIG, COURIER_NO_ENDPOINT, COURIER_CONNECT, COURIER_TLS: why it failed. */
   reason?: string
-  /** The service (COURIER_CIRCUIT_OPEN, COURIER_BUDGET, COURIER_OVERLOADED, COURIER_NO_ENDPOINT). */
+  /** The service (COURIER_CIRCUIT_OPEN, COURIER_BUDGET_EXHAUSTED, COURIER_OVERLOADED, COURIER_NO_ENDPOINT). */
   service?: string
   /** What was attempted (COURIER_TIMEOUT, COURIER_CONNECT, COURIER_BROKER). */
   operation?: string
@@ -22,7 +22,7 @@ export interface CourierError extends Error {
   afterMs?: number
   /** COURIER_CIRCUIT_OPEN: when the breaker lets a probe through. */
   retryAfterMs?: number
-  /** COURIER_BUDGET: attempts made; `cause` is the failure that was not retried. */
+  /** COURIER_BUDGET_EXHAUSTED: attempts made; `cause` is the failure that was not retried. */
   attempts?: number
   cause?: CourierError
   /** COURIER_OVERLOADED: the service's max_concurrency (a number); COURIER_LIMIT_EXCEEDED: the config field of the limit (`limits.max_response_body_bytes`). */
@@ -231,7 +231,12 @@ export interface CallOptions {
   trace?: Trace
 }
 
-export interface CallRequest extends CallOptions {
+/**
+ * One call for `Client.call`: core's `Request`, the same name as in Rust, Kotlin and
+ * Swift. Inside a module that imports it, it shadows the global fetch `Request`, as
+ * `Response` does.
+ */
+export interface Request extends CallOptions {
   method: string
   /** A service name from the config, or an absolute http(s) URL. */
   target: string
@@ -258,7 +263,7 @@ export declare class Client {
   /** @throws {CourierError} COURIER_CONFIG naming the field path. */
   constructor(config: ClientConfig)
   static fromFile(path: string): Client
-  call(request: CallRequest): Promise<Response>
+  call(request: Request): Promise<Response>
   get(target: string, path?: string, opts?: CallOptions): Promise<Response>
   head(target: string, path?: string, opts?: CallOptions): Promise<Response>
   options(target: string, path?: string, opts?: CallOptions): Promise<Response>

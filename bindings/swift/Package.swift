@@ -1,10 +1,12 @@
 // swift-tools-version:5.9
 //
 // CourierKit for Swift: the uniffi-generated bindings of crate courier-ffi, linked statically,
-// plus a small idiomatic layer (AsyncSequence over Consumer) and XCTest tests.
+// plus a small idiomatic layer (AsyncSequence over Consumer, the HTTP verb shortcuts) and
+// XCTest tests.
 //
-// The CourierKit target is Sources/CourierKit: Deliveries.swift (checked in) and
-// Generated/CourierKit.swift (gitignored, written by test.sh or scripts/mobile-apple.sh).
+// The CourierKit target is Sources/CourierKit: Deliveries.swift and Client+Verbs.swift
+// (checked in) and Generated/CourierKit.swift (gitignored, written by test.sh or
+// scripts/mobile-apple.sh).
 // The C module CourierFFI comes from one of two places, chosen when the manifest is read:
 //
 // 1. Release mode: an XCFramework. Used when $COURIER_XCFRAMEWORK names one, or when

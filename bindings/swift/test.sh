@@ -44,7 +44,8 @@ for f in "$ffi_dir/module.modulemap" "$ffi_dir/CourierFFI.h" "$gen_dir/CourierKi
 done
 grep -q 'module CourierFFI' "$ffi_dir/module.modulemap" || fail "module map does not declare module CourierFFI"
 for decl in 'open class Client' 'open class Bus' 'open class Consumer' 'open class Delivery' \
-            'enum CourierError' 'public struct HttpRequest' 'func next(timeoutMs' \
+            'enum CourierError' 'public struct Request' 'public struct Response' \
+            'func call(request: Request) *async throws *-> *Response' 'case BudgetExhausted(' 'func next(timeoutMs' \
             'func stats() -> ClientStats' 'public struct ServiceStats' 'public struct EndpointStats' \
             'public var endpoints: \[EndpointStats\]' 'func stats() -> BusStats' 'public struct BusStats' \
             'public var rpcInFlight: UInt64' 'func request(routingKey' 'func serve(queue' \
@@ -53,6 +54,16 @@ for decl in 'open class Client' 'open class Bus' 'open class Consumer' 'open cla
             'static func fromCarrier(carrier' 'func traceContext() -> TraceContext'; do
   grep -q "$decl" "$gen_dir/CourierKit.swift" || fail "CourierKit.swift lacks '$decl'"
 done
+# The hand-written layer (Sources/CourierKit/*.swift, not compiled without a toolchain) must use
+# the generated names: the seven verb shortcuts over call(request:), core's Request/Response.
+sources="$here/Sources/CourierKit"
+for verb in get head options delete post put patch; do
+  grep -q "public func $verb(" "$sources/Client+Verbs.swift" || fail "Client+Verbs.swift lacks the $verb shortcut"
+done
+grep -q 'call(request: Request(' "$sources/Client+Verbs.swift" || fail "Client+Verbs.swift does not call call(request: Request(...))"
+stale="$(grep -rlE '\bHttp(Request|Response)\b|RetryBudgetExhausted' "$sources"/*.swift "$here/Tests" "$gen_dir" \
+  "$root/tests/interop/swift-interop/Sources" || true)"
+[ -z "$stale" ] || fail "old names (HttpRequest, HttpResponse, RetryBudgetExhausted) in: $stale"
 # Every FFI function the Swift code calls must be declared in the header and exported by
 # the static library: the three files must come from the same build.
 symbols="$(grep -o 'uniffi_courier_ffi_fn_[A-Za-z0-9_]*' "$gen_dir/CourierKit.swift" | sort -u)"

@@ -44,7 +44,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
     );
     let mut slow = Request::new("GET", "inventory", "/v1/slow");
-    slow.deadline_ms = Some(300);
+    slow.deadline = Some(Duration::from_millis(300));
     match client.call(slow).await {
         Err(e) => println!(
             "GET inventory /v1/slow with a 300 ms deadline -> {} error: {e}",

@@ -23,7 +23,7 @@ use serde_json::{Map, Value, json};
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Bounds every control-API request; the testkit answers in milliseconds.
-const CONTROL_DEADLINE_MS: u64 = 10_000;
+const CONTROL_DEADLINE: Duration = Duration::from_secs(10);
 
 struct Args {
     files: Vec<String>,
@@ -83,7 +83,7 @@ impl Testkit {
         body: Option<&Value>,
     ) -> Result<Value, BoxError> {
         let mut request = Request::new(method, self.control.as_str(), path);
-        request.deadline_ms = Some(CONTROL_DEADLINE_MS);
+        request.deadline = Some(CONTROL_DEADLINE);
         if let Some(body) = body {
             request = request.body(body.to_string());
         }
@@ -186,7 +186,7 @@ async fn run_http(case: &Value, kit: &Testkit) -> Result<Value, BoxError> {
         if let Some(body) = optional_text(call, "body") {
             request = request.body(body);
         }
-        request.deadline_ms = call["deadline_ms"].as_u64();
+        request.deadline = call["deadline_ms"].as_u64().map(Duration::from_millis);
         request.idempotency_key = optional_text(call, "idempotency_key");
         request.version = optional_text(call, "version");
         let mut outcome = match client.call(request).await {

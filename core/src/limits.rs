@@ -7,6 +7,7 @@
 //! bytes) are constants here. docs/limits.md lists them all.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +34,17 @@ pub fn check_duration_ms(field: impl Into<String>, ms: u64, zero_ok: bool) -> Re
         ));
     }
     Ok(())
+}
+
+/// [`check_duration_ms`] for a [`Duration`], counted in whole milliseconds (so a
+/// non-zero duration under 1 ms is refused like 0).
+pub(crate) fn check_duration(
+    field: impl Into<String>,
+    duration: Duration,
+    zero_ok: bool,
+) -> Result<()> {
+    let ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+    check_duration_ms(field, ms, zero_ok)
 }
 
 /// The largest config document read (JSON or TOML text, a file, `COURIER_CONFIG`):

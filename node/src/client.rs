@@ -41,11 +41,6 @@ fn pairs(field: &str, list: Option<Vec<Vec<String>>>) -> courierkit::Result<Vec<
         .collect()
 }
 
-/// A duration argument as core's `Request` takes it: whole milliseconds.
-fn millis(field: &str, value: Option<f64>) -> courierkit::Result<Option<u64>> {
-    numbers::millis(field, value).map(|d| d.map(|d| d.as_millis() as u64))
-}
-
 impl NativeRequest {
     fn into_core(self) -> courierkit::Result<Request> {
         Ok(Request {
@@ -55,8 +50,8 @@ impl NativeRequest {
             headers: pairs("headers", self.headers)?,
             query: pairs("query", self.query)?,
             body: self.body.map(|b| b.to_vec().into()).unwrap_or_default(),
-            deadline_ms: millis("deadline_ms", self.deadline_ms)?,
-            timeout_ms: millis("timeout_ms", self.timeout_ms)?,
+            deadline: numbers::millis("deadline_ms", self.deadline_ms)?,
+            timeout: numbers::millis("timeout_ms", self.timeout_ms)?,
             idempotency_key: self.idempotency_key,
             version: self.version,
             trace: self.trace.map(TraceContext::from_carrier),

@@ -6,13 +6,10 @@
 
 use napi::bindgen_prelude::*;
 
-/// The `err.code` for a core error kind.
+/// The `err.code` for a core error kind: `COURIER_` and core's code in upper case, for
+/// every kind (`budget_exhausted` → `COURIER_BUDGET_EXHAUSTED`).
 pub(crate) fn code(kind: courierkit::ErrorKind) -> String {
-    let code = match kind {
-        courierkit::ErrorKind::BudgetExhausted => "budget",
-        other => other.code(),
-    };
-    format!("COURIER_{}", code.to_ascii_uppercase())
+    format!("COURIER_{}", kind.code().to_ascii_uppercase())
 }
 
 /// Builds the JavaScript error for `err`; falls back to a plain error if the engine

@@ -50,13 +50,14 @@ test('an open breaker fails fast with COURIER_CIRCUIT_OPEN', async () => {
   assert.equal(c.stats().services['node-breaker'].breaker_state, 'open')
 })
 
-test('a denied retry rejects with COURIER_BUDGET carrying the last error', async () => {
+test('a denied retry rejects with COURIER_BUDGET_EXHAUSTED carrying the last error', async () => {
   await kit.stop(1)
   const c = new Client({ services: { 'node-budget': {
     endpoints: [kit.urls[1]], budget: { ratio: 0, min_per_sec: 0 }, breaker: null,
   } } })
   await assert.rejects(c.get('node-budget'), (err) => {
-    assert.equal(err.code, 'COURIER_BUDGET')
+    assert.equal(err.code, 'COURIER_BUDGET_EXHAUSTED')
+    assert.equal(err.kind, 'budget_exhausted')
     assert.equal(err.attempts, 1)
     assert.equal(err.cause.code, 'COURIER_CONNECT')
     return true

@@ -1,6 +1,6 @@
 // Type-checked by `tsc --noEmit` (not run): the public types accept what the docs show.
 import { Receipt, Trace, TraceContext } from '..'
-import { Bus, BusStats, Client, CourierError, Delivery, Response } from '..'
+import { Bus, BusStats, Client, CourierError, Delivery, Request, Response } from '..'
 import type { TlsConfig } from '..'
 
 async function usage(): Promise<void> {
@@ -10,6 +10,13 @@ async function usage(): Promise<void> {
   const attempts: number = resp.attempts
   const item = resp.json<{ id: string }>()
   void [status, attempts, item.id]
+  const patch: Request = { method: 'PATCH', target: 'orders', path: '/v1/items/1', json: { a: 2 }, idempotencyKey: 'k2' }
+  const patched: Response = await client.call(patch)
+  const verbs: Response[] = await Promise.all([
+    client.head('orders', '/'), client.options('orders', '/'), client.delete('orders', '/v1/items/1'),
+    client.put('orders', '/v1/items/1', { body: 'x' }), client.patch('orders', '/v1/items/1', { body: Buffer.from('x') }),
+  ])
+  void [patched, verbs]
 
   const bus = await Bus.connect({ urls: ['amqp://guest:guest@127.0.0.1:5672/%2f'] })
   await bus.declareQueue('orders', { quorum: true, deadLetter: true })
@@ -59,6 +66,8 @@ async function usage(): Promise<void> {
   } catch (e) {
     const err = e as CourierError
     if (err.code === 'COURIER_TIMEOUT') return
+    // Every code is COURIER_ + core's kind upper-cased (a code outside the union fails tsc).
+    if (err.code === 'COURIER_BUDGET_EXHAUSTED' && err.kind === 'budget_exhausted') return
   }
 }
 void usage

@@ -15,6 +15,7 @@ from ._client import AsyncClient, Client, Response
 from ._courier import TraceContext, __version__, _quiesce
 from ._errors import (
     BrokerError,
+    BudgetExhaustedError,
     CircuitOpenError,
     ClosedError,
     ConfigError,
@@ -26,7 +27,6 @@ from ._errors import (
     NoEndpointError,
     OverloadedError,
     PublishRejectedError,
-    RetryBudgetExhausted,
     TimeoutError,
     TlsError,
     UnroutableError,
@@ -37,6 +37,7 @@ __all__ = [
     "AsyncClient",
     "AsyncConsumer",
     "BrokerError",
+    "BudgetExhaustedError",
     "Bus",
     "CircuitOpenError",
     "Client",
@@ -54,7 +55,6 @@ __all__ = [
     "PublishRejectedError",
     "Receipt",
     "Response",
-    "RetryBudgetExhausted",
     "TimeoutError",
     "TlsError",
     "TraceContext",

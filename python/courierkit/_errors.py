@@ -49,7 +49,7 @@ class CircuitOpenError(CourierError):
     retry_after_ms: int = 0
 
 
-class RetryBudgetExhausted(CourierError):
+class BudgetExhaustedError(CourierError):
     """A retry was needed but the retry budget refused it.
 
     ``last`` (also ``__cause__``) is the failure that was not retried; ``attempts`` how
@@ -163,7 +163,7 @@ BY_KIND: dict[str, type[CourierError]] = {
         ConfigError,
         TimeoutError,
         CircuitOpenError,
-        RetryBudgetExhausted,
+        BudgetExhaustedError,
         OverloadedError,
         NoEndpointError,
         ConnectError,

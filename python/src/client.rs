@@ -1,6 +1,7 @@
 //! `Client` and `Response`.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use courierkit::{ClientConfig, Request, Validate};
 use pyo3::prelude::*;
@@ -45,8 +46,8 @@ impl RequestArg {
             headers: self.headers.unwrap_or(default.headers),
             body: self.body.map_or(default.body, Into::into),
             query: self.query.unwrap_or(default.query),
-            deadline_ms: self.deadline_ms,
-            timeout_ms: self.timeout_ms,
+            deadline: self.deadline_ms.map(Duration::from_millis),
+            timeout: self.timeout_ms.map(Duration::from_millis),
             idempotency_key: self.idempotency_key,
             version: self.version,
             trace: self.trace.map(TraceArg::into_core),

@@ -72,7 +72,7 @@ def test_budget_exhaustion_carries_the_last_error(testkit):
             }
         }
     )
-    with pytest.raises(courierkit.RetryBudgetExhausted) as info:
+    with pytest.raises(courierkit.BudgetExhaustedError) as info:
         c.get("py-budget")
     assert isinstance(info.value.last, courierkit.ConnectError)
     assert info.value.__cause__ is info.value.last

@@ -91,7 +91,7 @@ pub struct Receipt {
     /// The message's id, generated or given.
     pub message_id: String,
     /// The trace carrier the message carries (a child of the caller's, or a new trace).
-    /// The Kotlin and Swift wrappers add `traceContext()`, as for `HttpResponse.trace`.
+    /// The Kotlin and Swift wrappers add `traceContext()`, as for `Response.trace`.
     pub trace: HashMap<String, String>,
 }
 

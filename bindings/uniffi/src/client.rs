@@ -1,6 +1,7 @@
 //! `Client`: HTTP calls to named services, as a uniffi object.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use courierkit::{ClientConfig, Validate};
 
@@ -19,7 +20,7 @@ pub struct QueryParam {
 /// One HTTP call; the fields of core's `Request`. Every field but `method` and `target`
 /// has a default, so Kotlin and Swift callers name only what they set.
 #[derive(Debug, Clone, uniffi::Record)]
-pub struct HttpRequest {
+pub struct Request {
     /// HTTP method (`GET`, `POST`, ...).
     pub method: String,
     /// A service name from the config, or an absolute `http(s)://` URL.
@@ -55,8 +56,8 @@ pub struct HttpRequest {
     pub trace: Option<HashMap<String, String>>,
 }
 
-impl From<HttpRequest> for courierkit::Request {
-    fn from(r: HttpRequest) -> Self {
+impl From<Request> for courierkit::Request {
+    fn from(r: Request) -> Self {
         courierkit::Request {
             method: r.method,
             target: r.target,
@@ -64,8 +65,8 @@ impl From<HttpRequest> for courierkit::Request {
             query: r.query.into_iter().map(|q| (q.name, q.value)).collect(),
             headers: r.headers.into_iter().collect(),
             body: r.body.map(Into::into).unwrap_or_default(),
-            deadline_ms: r.deadline_ms,
-            timeout_ms: r.timeout_ms,
+            deadline: r.deadline_ms.map(Duration::from_millis),
+            timeout: r.timeout_ms.map(Duration::from_millis),
             idempotency_key: r.idempotency_key,
             version: r.version,
             trace: r.trace.map(courierkit::TraceContext::from_carrier),
@@ -76,7 +77,7 @@ impl From<HttpRequest> for courierkit::Request {
 /// A completed exchange, whatever its status: a final 4xx or 5xx is a response, not an
 /// error.
 #[derive(Debug, Clone, uniffi::Record)]
-pub struct HttpResponse {
+pub struct Response {
     /// HTTP status code.
     pub status: u16,
     /// Headers with lowercase names; repeated names joined with `", "` by core.
@@ -93,9 +94,9 @@ pub struct HttpResponse {
     pub trace: HashMap<String, String>,
 }
 
-impl From<courierkit::Response> for HttpResponse {
+impl From<courierkit::Response> for Response {
     fn from(r: courierkit::Response) -> Self {
-        HttpResponse {
+        Response {
             status: r.status,
             headers: r.header_map().into_iter().collect(),
             body: r.body.into(),
@@ -276,12 +277,12 @@ impl Client {
     ///
     /// # Cancel safety
     /// Cancelling the coroutine or task aborts the request.
-    pub async fn call(&self, request: HttpRequest) -> Result<HttpResponse, CourierError> {
+    pub async fn call(&self, request: Request) -> Result<Response, CourierError> {
         let client = self.inner.clone();
         let request = courierkit::Request::from(request);
         crate::run(async move { client.call(request).await })
             .await
-            .map(HttpResponse::from)
+            .map(Response::from)
     }
 
     /// Counters per service since the client was created.

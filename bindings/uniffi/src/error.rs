@@ -488,6 +488,28 @@ mod tests {
         }
     }
 
+    /// Kotlin's `CourierException.<Variant>` and Swift's `CourierError.<Variant>` are named
+    /// after core's code by the rule every binding follows: `budget_exhausted` →
+    /// `BudgetExhausted` (Python `BudgetExhaustedError`, Node `COURIER_BUDGET_EXHAUSTED`).
+    #[test]
+    fn every_variant_is_named_after_its_kind_code() {
+        for err in one_of_each() {
+            let code = err.kind().code();
+            let want: String = code
+                .split('_')
+                .map(|part| {
+                    let mut chars = part.chars();
+                    chars.next().map_or_else(String::new, |first| {
+                        first.to_ascii_uppercase().to_string() + chars.as_str()
+                    })
+                })
+                .collect();
+            let debug = format!("{:?}", CourierError::from(err));
+            let variant = debug.split([' ', '{', '(']).next().unwrap_or_default();
+            assert_eq!(variant, want, "{code}");
+        }
+    }
+
     #[test]
     fn a_budget_carries_its_last_failure() {
         let budget = one_of_each().swap_remove(3);

@@ -16,6 +16,11 @@
 //! [`Consumer`] closes the consumer on cancellation instead.
 //!
 //! # Names
+//! Types keep core's names: [`Request`] and [`Response`] as in Rust, Python and Node
+//! (they were `HttpRequest` and `HttpResponse`, which in Kotlin clashed with
+//! `java.net.http.HttpRequest` and `HttpResponse`). Errors follow core's kind codes
+//! (`budget_exhausted` is [`CourierError::BudgetExhausted`]).
+//!
 //! uniffi's Kotlin objects already implement `AutoCloseable.close()` (it frees the Rust
 //! handle), so `uniffi.toml` renames courier's `close()` to `shutdown()` for Kotlin only.
 //!
@@ -36,9 +41,7 @@ mod error;
 mod trace;
 
 pub use bus::{Bus, BusStats, Consumer, Delivery, PublishOptions, QueueOptions, Receipt};
-pub use client::{
-    Client, ClientStats, EndpointStats, HttpRequest, HttpResponse, QueryParam, ServiceStats,
-};
+pub use client::{Client, ClientStats, EndpointStats, QueryParam, Request, Response, ServiceStats};
 pub use error::CourierError;
 pub use trace::TraceContext;
 

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use bytes::Bytes;
 use reqwest::Url;
 
 use super::call::{Attempts, Next, Plan, parse_method, request_headers};
@@ -16,7 +17,7 @@ use super::stats::{ClientStats, ServiceStats};
 use super::{Request, Response};
 use crate::config::Validate;
 use crate::error::{Error, Result};
-use crate::limits::{HttpLimits, check_duration_ms};
+use crate::limits::{HttpLimits, check_duration};
 use crate::resilience::{BreakerConfig, BudgetConfig, Policy, RetryConfig, is_idempotent};
 use crate::urls::redact_url;
 
@@ -123,17 +124,136 @@ impl Client {
         }
     }
 
+    /// `GET target + path`: [`Client::call`] with `Request::new("GET", target, path)`.
+    ///
+    /// Each verb has a shortcut, the same seven as in every binding (`get`, `head`,
+    /// `options`, `delete` without a body; `post`, `put`, `patch` with one). They take
+    /// the service's settings as they are; for headers, a query, a deadline, an
+    /// idempotency key or a parent trace, build a [`Request`] and pass it to
+    /// [`Client::call`].
+    ///
+    /// # Errors
+    /// As [`Client::call`]. A final 4xx or 5xx is an `Ok` response.
+    ///
+    /// # Cancel safety
+    /// As [`Client::call`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # async fn demo(client: courierkit::Client) -> courierkit::Result<()> {
+    /// let resp = client.get("orders", "/v1/items").await?;
+    /// if resp.status == 200 {
+    ///     println!("{}", resp.text());
+    /// }
+    /// let created = client.post("orders", "/v1/orders", r#"{"sku": "a"}"#).await?;
+    /// println!("{} after {} attempt(s)", created.status, created.attempts);
+    /// # Ok(()) }
+    /// ```
+    pub async fn get(
+        &self,
+        target: impl Into<String>,
+        path: impl Into<String>,
+    ) -> Result<Response> {
+        self.call(Request::new("GET", target, path)).await
+    }
+
+    /// `HEAD target + path`; see [`Client::get`].
+    ///
+    /// # Errors
+    /// As [`Client::call`].
+    pub async fn head(
+        &self,
+        target: impl Into<String>,
+        path: impl Into<String>,
+    ) -> Result<Response> {
+        self.call(Request::new("HEAD", target, path)).await
+    }
+
+    /// `OPTIONS target + path`; see [`Client::get`].
+    ///
+    /// # Errors
+    /// As [`Client::call`].
+    pub async fn options(
+        &self,
+        target: impl Into<String>,
+        path: impl Into<String>,
+    ) -> Result<Response> {
+        self.call(Request::new("OPTIONS", target, path)).await
+    }
+
+    /// `DELETE target + path`; see [`Client::get`]. DELETE is idempotent, so it is
+    /// retried like GET.
+    ///
+    /// # Errors
+    /// As [`Client::call`].
+    pub async fn delete(
+        &self,
+        target: impl Into<String>,
+        path: impl Into<String>,
+    ) -> Result<Response> {
+        self.call(Request::new("DELETE", target, path)).await
+    }
+
+    /// `POST target + path` with `body`; see [`Client::get`].
+    ///
+    /// A POST is not idempotent: once it may have reached the server it is not sent
+    /// again. To make it retryable, give it an idempotency key
+    /// ([`Request::idempotency_key`]) through [`Client::call`].
+    ///
+    /// # Errors
+    /// As [`Client::call`].
+    pub async fn post(
+        &self,
+        target: impl Into<String>,
+        path: impl Into<String>,
+        body: impl Into<Bytes>,
+    ) -> Result<Response> {
+        self.call(Request::new("POST", target, path).body(body))
+            .await
+    }
+
+    /// `PUT target + path` with `body`; see [`Client::get`]. PUT is idempotent, so it
+    /// is retried like GET.
+    ///
+    /// # Errors
+    /// As [`Client::call`].
+    pub async fn put(
+        &self,
+        target: impl Into<String>,
+        path: impl Into<String>,
+        body: impl Into<Bytes>,
+    ) -> Result<Response> {
+        self.call(Request::new("PUT", target, path).body(body))
+            .await
+    }
+
+    /// `PATCH target + path` with `body`; see [`Client::get`]. Like POST, a PATCH is
+    /// retried only with an idempotency key (through [`Client::call`]).
+    ///
+    /// # Errors
+    /// As [`Client::call`].
+    pub async fn patch(
+        &self,
+        target: impl Into<String>,
+        path: impl Into<String>,
+        body: impl Into<Bytes>,
+    ) -> Result<Response> {
+        self.call(Request::new("PATCH", target, path).body(body))
+            .await
+    }
+
     /// Checks `req` and settles what every attempt shares: target, policy, time limits,
     /// headers, and whether the request may be repeated.
     fn plan<'a>(&'a self, req: &'a Request) -> Result<Plan<'a>> {
         let method = parse_method(&req.method)?;
         check_path(&req.path)?;
         self.inner.limits.check_request_body(req.body.len())?;
-        if let Some(ms) = req.deadline_ms {
-            check_duration_ms("deadline_ms", ms, false)?;
+        // Named as the bindings' arguments and the service settings are, as messaging does.
+        if let Some(deadline) = req.deadline {
+            check_duration("deadline_ms", deadline, false)?;
         }
-        if let Some(ms) = req.timeout_ms {
-            check_duration_ms("timeout_ms", ms, false)?;
+        if let Some(timeout) = req.timeout {
+            check_duration("timeout_ms", timeout, false)?;
         }
         let target = self.target(req)?;
         let (deadline, per_try, headers, policy) = match &target {
@@ -151,8 +271,8 @@ impl Client {
             headers: request_headers(headers, req)?,
             target,
             policy,
-            deadline: req.deadline_ms.map_or(deadline, Duration::from_millis),
-            per_try: req.timeout_ms.map(Duration::from_millis).or(per_try),
+            deadline: req.deadline.unwrap_or(deadline),
+            per_try: req.timeout.or(per_try),
             req,
         })
     }

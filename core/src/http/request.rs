@@ -1,5 +1,7 @@
 //! What a caller asks for; validated when the call starts.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 
 use crate::trace::TraceContext;
@@ -27,10 +29,11 @@ pub struct Request {
     pub headers: Vec<(String, String)>,
     /// Request body.
     pub body: Bytes,
-    /// Whole-call deadline, overriding the service's `deadline_ms`.
-    pub deadline_ms: Option<u64>,
-    /// Per-attempt timeout, overriding the service's `timeout_ms`.
-    pub timeout_ms: Option<u64>,
+    /// Whole-call deadline covering every attempt, overriding the service's
+    /// `deadline_ms`; 1 ms to 30 days ([`crate::MAX_DURATION_MS`]).
+    pub deadline: Option<Duration>,
+    /// Per-attempt timeout, overriding the service's `timeout_ms`; 1 ms to 30 days.
+    pub timeout: Option<Duration>,
     /// Sent as `Idempotency-Key`.
     pub idempotency_key: Option<String>,
     /// Route only to endpoints labelled with this version.

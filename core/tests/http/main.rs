@@ -5,6 +5,8 @@ mod discovery;
 mod resilience;
 mod support;
 
+use std::time::Duration;
+
 use courier_testkit::{Action, Reset, Testkit, closed_port};
 use courierkit::{Client, ClientConfig, ErrorKind, Request, Validate};
 
@@ -39,6 +41,65 @@ async fn get_reaches_the_service_endpoint_once() {
     let log = kit.requests(0);
     assert_eq!(log.total(), 1, "exactly one request reached the server");
     assert_eq!(log.by_method.get("GET"), Some(&1));
+}
+
+/// The seven verb shortcuts are `call` with that method: each reaches the server with
+/// its method, path and body (none for the bodyless verbs), as in every binding.
+#[tokio::test]
+async fn verb_shortcuts_send_their_method_path_and_body() {
+    let kit = Testkit::start(1).await.unwrap();
+    let c = client(&kit, serde_json::json!({}));
+    let responses = [
+        ("GET", c.get("orders", "/v/get").await),
+        ("HEAD", c.head("orders", "/v/head").await),
+        ("OPTIONS", c.options("orders", "/v/options").await),
+        ("DELETE", c.delete("orders", "/v/delete").await),
+        ("POST", c.post("orders", "/v/post", "post!").await),
+        ("PUT", c.put("orders", "/v/put", b"put".to_vec()).await),
+        (
+            "PATCH",
+            c.patch("orders", "/v/patch", bytes::Bytes::from_static(b"patch"))
+                .await,
+        ),
+    ];
+    for (method, resp) in responses {
+        let resp = resp.unwrap_or_else(|e| panic!("{method}: {e}"));
+        assert_eq!((resp.status, resp.attempts), (200, 1), "{method}");
+        if method != "HEAD" {
+            let echo: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
+            assert_eq!(echo["method"], method);
+        }
+    }
+    let sent: Vec<_> = kit
+        .requests(0)
+        .requests
+        .iter()
+        .map(|r| (r.method.clone(), r.path.clone(), r.body_len))
+        .collect();
+    let want: Vec<_> = [
+        ("GET", "/v/get", 0),
+        ("HEAD", "/v/head", 0),
+        ("OPTIONS", "/v/options", 0),
+        ("DELETE", "/v/delete", 0),
+        ("POST", "/v/post", 5),
+        ("PUT", "/v/put", 3),
+        ("PATCH", "/v/patch", 5),
+    ]
+    .into_iter()
+    .map(|(m, p, n)| (m.to_owned(), p.to_owned(), n))
+    .collect();
+    assert_eq!(sent, want);
+
+    // Their failures are call's: an unknown service, a closed client.
+    match c.post("nope", "/", "x").await.unwrap_err() {
+        courierkit::Error::Config { field, .. } => assert_eq!(field, "target"),
+        other => panic!("expected a config error on target, got {other}"),
+    }
+    c.close();
+    assert_eq!(
+        c.get("orders", "/").await.unwrap_err().kind(),
+        ErrorKind::Closed
+    );
 }
 
 #[tokio::test]
@@ -98,8 +159,8 @@ async fn deadline_and_attempt_timeout_are_timeouts() {
         "{err}"
     );
     let mut req = Request::new("GET", "orders", "/");
-    req.deadline_ms = Some(5_000);
-    req.timeout_ms = Some(100);
+    req.deadline = Some(Duration::from_secs(5));
+    req.timeout = Some(Duration::from_millis(100));
     let err = c.call(req).await.unwrap_err();
     assert!(
         matches!(
@@ -160,6 +221,28 @@ async fn bad_requests_name_the_field() {
         (
             Request::new("GET", "orders", "/").header("x-bad", "a\nb"),
             "headers.x-bad",
+        ),
+        // Durations are named as the service settings and the bindings' arguments are.
+        (
+            Request {
+                deadline: Some(Duration::ZERO),
+                ..Request::new("GET", "orders", "/")
+            },
+            "deadline_ms",
+        ),
+        (
+            Request {
+                deadline: Some(Duration::from_micros(500)),
+                ..Request::new("GET", "orders", "/")
+            },
+            "deadline_ms",
+        ),
+        (
+            Request {
+                timeout: Some(Duration::from_millis(courierkit::MAX_DURATION_MS + 1)),
+                ..Request::new("GET", "orders", "/")
+            },
+            "timeout_ms",
         ),
     ];
     for (req, field) in cases {

@@ -124,7 +124,7 @@ async fn retry_after_is_honoured_and_never_slept_past_the_deadline() {
     kit.reset();
     support::behave(&kit, 0, vec![busy], status(200));
     let mut req = Request::new("GET", "retry-after", "/");
-    req.deadline_ms = Some(1_000);
+    req.deadline = Some(Duration::from_secs(1));
     let resp = c
         .call(req)
         .await

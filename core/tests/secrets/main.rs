@@ -171,7 +171,7 @@ async fn http_paths(s: &mut Secrets) {
     // Absolute URLs, with the secret in the URL itself.
     for base in [pw_closed.clone(), tok_closed.clone()] {
         let mut req = Request::new("GET", format!("{base}/abs"), "");
-        req.deadline_ms = Some(1000);
+        req.deadline = Some(std::time::Duration::from_secs(1));
         let result = client.call(req).await;
         s.keep("absolute url", result.map(|_| ()));
     }

@@ -1,6 +1,7 @@
 // Swift idioms over the generated bindings (Generated/CourierKit.swift).
 //
-// Thin on purpose: behaviour lives in the Rust core; this only loops over `next()`.
+// Thin on purpose: behaviour lives in the Rust core; this only loops over `next()` and adds
+// helpers to the generated records. The HTTP verb shortcuts are in Client+Verbs.swift.
 
 import Foundation
 
@@ -53,18 +54,7 @@ extension Consumer {
     }
 }
 
-extension Client {
-    /// `GET target + path`; see `HttpRequest` for the other fields.
-    public func get(
-        _ target: String, _ path: String = "", headers: [String: String] = [:], deadlineMs: UInt64? = nil
-    ) async throws -> HttpResponse {
-        try await call(request: HttpRequest(
-            method: "GET", target: target, path: path, headers: headers, deadlineMs: deadlineMs
-        ))
-    }
-}
-
-extension HttpResponse {
+extension Response {
     /// The body as UTF-8 text (invalid sequences replaced).
     public func text() -> String {
         String(decoding: body, as: UTF8.self)

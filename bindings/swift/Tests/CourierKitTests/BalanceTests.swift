@@ -29,7 +29,7 @@ final class BalanceTests: XCTestCase {
         defer { client.close() }
 
         for _ in 0..<20 {
-            let response = try await client.call(request: HttpRequest(
+            let response = try await client.call(request: Request(
                 method: "GET", target: service, path: "/v", version: "v2"
             ))
             XCTAssertEqual(response.status, 200)
@@ -41,7 +41,7 @@ final class BalanceTests: XCTestCase {
         XCTAssertEqual(v2, 20, "the v2 endpoint got all 20")
 
         do {
-            _ = try await client.call(request: HttpRequest(method: "GET", target: service, path: "/v", version: "v3"))
+            _ = try await client.call(request: Request(method: "GET", target: service, path: "/v", version: "v3"))
             XCTFail("expected CourierError.NoEndpoint")
         } catch CourierError.NoEndpoint(let detail) {
             XCTAssertFalse(detail.isEmpty)

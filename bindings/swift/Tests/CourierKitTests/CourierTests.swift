@@ -26,6 +26,37 @@ final class ClientTests: XCTestCase {
         XCTAssertEqual(count, 1, "the upstream saw exactly one request")
     }
 
+    func testEveryVerbShortcutSendsItsMethodPathAndBody() async throws {
+        let client = try Client(configJson: #"{"services": {"echo": {"endpoints": ["\#(kit.upstreams[0])"]}}}"#)
+        defer { client.close() }
+        let body = Data(#"{"sku": 1}"#.utf8)
+
+        let get = try await client.get("echo", "/v/get")
+        let head = try await client.head("echo", "/v/head")
+        let options = try await client.options("echo", "/v/options")
+        let delete = try await client.delete("echo", "/v/delete")
+        let post = try await client.post("echo", "/v/post", body: body, idempotencyKey: "k-post")
+        let put = try await client.put("echo", "/v/put", body: body)
+        let patch = try await client.patch("echo", "/v/patch", body: body, idempotencyKey: "k-patch")
+        let responses: [(String, Response)] = [
+            ("GET", get), ("HEAD", head), ("OPTIONS", options), ("DELETE", delete),
+            ("POST", post), ("PUT", put), ("PATCH", patch),
+        ]
+        for (method, response) in responses {
+            XCTAssertEqual(response.status, 200, method)
+            if method == "HEAD" { continue } // a HEAD response has no body to echo into
+            let echo = try JSONSerialization.jsonObject(with: response.body) as? [String: Any]
+            XCTAssertEqual(echo?["method"] as? String, method)
+            XCTAssertEqual(echo?["path"] as? String, "/v/\(method.lowercased())")
+            let bodyLen = ["POST", "PUT", "PATCH"].contains(method) ? body.count : 0
+            XCTAssertEqual(echo?["body_len"] as? Int, bodyLen, method)
+        }
+        let methods = try await kit.methodCounts(0)
+        XCTAssertEqual(methods, ["GET": 1, "HEAD": 1, "OPTIONS": 1, "DELETE": 1, "POST": 1, "PUT": 1, "PATCH": 1])
+        let keys = try await kit.idempotencyKeyCounts(0)
+        XCTAssertEqual(keys, ["k-post": 1, "k-patch": 1])
+    }
+
     func testDeadlineEndsASlowCallWithTimeout() async throws {
         let client = try Client(configJson: #"{"services": {"echo": {"endpoints": ["\#(kit.upstreams[0])"]}}}"#)
         try await kit.behave(0, #"{"default": {"latency_ms": 3000}}"#)

@@ -32,7 +32,7 @@ final class HostileTests: XCTestCase {
     func testAPathLeavingTheBasePathIsAConfigError() async throws {
         let client = try Client(configJson: #"{"services": {"orders": {"endpoints": ["http://127.0.0.1:9/api/v1"]}}}"#)
         do {
-            _ = try await client.call(request: HttpRequest(method: "GET", target: "orders", path: "%2e%2e/%2e%2e/admin"))
+            _ = try await client.call(request: Request(method: "GET", target: "orders", path: "%2e%2e/%2e%2e/admin"))
             XCTFail("expected CourierError.Config")
         } catch CourierError.Config(let field, _) {
             XCTAssertEqual(field, "path")

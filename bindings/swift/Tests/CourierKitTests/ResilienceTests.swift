@@ -25,8 +25,8 @@ final class ResilienceTests: XCTestCase {
         return try Client(configJson: #"{"services": {"\#(service)": {"endpoints": ["\#(kit.upstreams[0])"]\#(more)}}}"#)
     }
 
-    private func post(_ client: Client, _ service: String, idempotencyKey: String? = nil) async throws -> HttpResponse {
-        try await client.call(request: HttpRequest(
+    private func post(_ client: Client, _ service: String, idempotencyKey: String? = nil) async throws -> Response {
+        try await client.call(request: Request(
             method: "POST", target: service, path: "/orders", body: Data("{}".utf8), idempotencyKey: idempotencyKey
         ))
     }

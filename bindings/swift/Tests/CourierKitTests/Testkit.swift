@@ -86,8 +86,18 @@ final class Testkit {
         return counts
     }
 
+    /// Requests upstream `index` received, counted by method.
+    func methodCounts(_ index: Int) async throws -> [String: Int] {
+        let log = try await send("GET", "/upstreams/\(index)/requests", nil)
+        let json = try JSONSerialization.jsonObject(with: log) as? [String: Any]
+        guard let counts = json?["by_method"] as? [String: Int] else {
+            throw TestkitError.badReply(String(decoding: log, as: UTF8.self))
+        }
+        return counts
+    }
+
     private func send(_ method: String, _ path: String, _ body: Data?) async throws -> Data {
-        let response = try await controlClient.call(request: HttpRequest(
+        let response = try await controlClient.call(request: Request(
             method: method, target: control, path: path,
             headers: ["content-type": "application/json"], body: body
         ))

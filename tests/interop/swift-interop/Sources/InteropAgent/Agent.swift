@@ -334,7 +334,7 @@ func serve(_ options: Options, _ bus: Bus, _ progress: RunProgress, deadline: UI
     try await drain(server, progress, deadline: deadline, caughtUp: { true }) { d in
         let order = try orderOf(d.body())
         // `call` rather than CourierKit's `get`, which takes no trace.
-        let response = try await client.call(request: HttpRequest(
+        let response = try await client.call(request: Request(
             method: "GET", target: "upstream", path: "/price/\(order)", trace: d.trace()
         ))
         try await d.reply(body: JSON.object([("order", JSON(order)), ("price", JSON(order * 10 + 1))]).data)

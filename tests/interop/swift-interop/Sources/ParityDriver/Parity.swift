@@ -83,9 +83,9 @@ final class Testkit {
     }
 
     func send(_ method: String, _ path: String, _ body: JSON? = nil) async throws -> JSON? {
-        let response: HttpResponse
+        let response: Response
         do {
-            response = try await client.call(request: HttpRequest(
+            response = try await client.call(request: Request(
                 method: method, target: control, path: path,
                 headers: ["content-type": "application/json"], body: body?.data, deadlineMs: controlDeadlineMs
             ))
@@ -172,13 +172,13 @@ func trimmingSlashes(_ url: String) -> String {
     return String(url)
 }
 
-func httpRequest(_ call: JSON) throws -> HttpRequest {
+func httpRequest(_ call: JSON) throws -> Request {
     var headers: [String: String] = [:]
     for (name, value) in try call.optionalObject("headers") ?? [] {
         guard let text = value.stringValue else { throw Failure("header \(name) must be a string, got \(value.text)") }
         headers[name] = text
     }
-    return try HttpRequest(
+    return try Request(
         method: call.requireString("method"),
         target: call.requireString("target"),
         path: call.optionalString("path") ?? "",

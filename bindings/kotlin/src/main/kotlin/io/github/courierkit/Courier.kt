@@ -18,10 +18,10 @@ import io.github.courierkit.ffi.Bus
 import io.github.courierkit.ffi.Client
 import io.github.courierkit.ffi.Consumer
 import io.github.courierkit.ffi.Delivery
-import io.github.courierkit.ffi.HttpRequest
-import io.github.courierkit.ffi.HttpResponse
 import io.github.courierkit.ffi.PublishOptions
 import io.github.courierkit.ffi.Receipt
+import io.github.courierkit.ffi.Request
+import io.github.courierkit.ffi.Response
 import io.github.courierkit.ffi.TraceContext
 import io.opentelemetry.api.baggage.propagation.W3CBaggagePropagator
 import io.opentelemetry.api.trace.Span
@@ -111,7 +111,7 @@ private object OpenTelemetryCarrier {
  * Sends [request]; without `request.trace`, the current OpenTelemetry span is the parent
  * ([HostTrace]), else core starts a new trace.
  */
-suspend fun Client.call(request: HttpRequest): HttpResponse =
+suspend fun Client.call(request: Request): Response =
     callNative(if (request.trace != null) request else request.copy(trace = HostTrace.carrier()))
 
 /**
@@ -143,21 +143,41 @@ suspend fun Bus.request(
     trace: Map<String, String>? = null,
 ): Delivery = requestNative(routingKey, body, exchange, timeoutMs, headers, trace ?: HostTrace.carrier())
 
-/** `GET target + path`; see [HttpRequest] for the remaining fields. */
+// The seven verb shortcuts, the same as in every language: `get`, `head`, `options` and
+// `delete` without a body; `post`, `put` and `patch` with one. Each is [call] with that
+// method; for a query, a per-attempt timeout, a version or a trace, build a [Request].
+
+/** `GET target + path`; see [Request] for the remaining fields. */
 suspend fun Client.get(
     target: String,
     path: String = "",
     headers: Map<String, String> = emptyMap(),
     deadlineMs: ULong? = null,
-): HttpResponse = call(HttpRequest(method = "GET", target = target, path = path, headers = headers, deadlineMs = deadlineMs))
+): Response = send("GET", target, path, null, headers, null, deadlineMs)
 
-/** `DELETE target + path`. */
+/** `HEAD target + path`: [get]'s status and headers without the body. */
+suspend fun Client.head(
+    target: String,
+    path: String = "",
+    headers: Map<String, String> = emptyMap(),
+    deadlineMs: ULong? = null,
+): Response = send("HEAD", target, path, null, headers, null, deadlineMs)
+
+/** `OPTIONS target + path`. */
+suspend fun Client.options(
+    target: String,
+    path: String = "",
+    headers: Map<String, String> = emptyMap(),
+    deadlineMs: ULong? = null,
+): Response = send("OPTIONS", target, path, null, headers, null, deadlineMs)
+
+/** `DELETE target + path`; idempotent, so retried like [get]. */
 suspend fun Client.delete(
     target: String,
     path: String = "",
     headers: Map<String, String> = emptyMap(),
     deadlineMs: ULong? = null,
-): HttpResponse = call(HttpRequest(method = "DELETE", target = target, path = path, headers = headers, deadlineMs = deadlineMs))
+): Response = send("DELETE", target, path, null, headers, null, deadlineMs)
 
 /** `POST` with a body; give an [idempotencyKey] to make it retryable. */
 suspend fun Client.post(
@@ -167,29 +187,48 @@ suspend fun Client.post(
     headers: Map<String, String> = emptyMap(),
     idempotencyKey: String? = null,
     deadlineMs: ULong? = null,
-): HttpResponse = call(
-    HttpRequest(
-        method = "POST", target = target, path = path, headers = headers, body = body,
-        idempotencyKey = idempotencyKey, deadlineMs = deadlineMs,
-    ),
-)
+): Response = send("POST", target, path, body, headers, idempotencyKey, deadlineMs)
 
-/** `PUT` with a body. */
+/** `PUT` with a body; idempotent, so retried like [get]. */
 suspend fun Client.put(
     target: String,
     path: String = "",
     body: ByteArray? = null,
     headers: Map<String, String> = emptyMap(),
+    idempotencyKey: String? = null,
     deadlineMs: ULong? = null,
-): HttpResponse = call(
-    HttpRequest(method = "PUT", target = target, path = path, headers = headers, body = body, deadlineMs = deadlineMs),
+): Response = send("PUT", target, path, body, headers, idempotencyKey, deadlineMs)
+
+/** `PATCH` with a body; like [post], retried only with an [idempotencyKey]. */
+suspend fun Client.patch(
+    target: String,
+    path: String = "",
+    body: ByteArray? = null,
+    headers: Map<String, String> = emptyMap(),
+    idempotencyKey: String? = null,
+    deadlineMs: ULong? = null,
+): Response = send("PATCH", target, path, body, headers, idempotencyKey, deadlineMs)
+
+private suspend fun Client.send(
+    method: String,
+    target: String,
+    path: String,
+    body: ByteArray?,
+    headers: Map<String, String>,
+    idempotencyKey: String?,
+    deadlineMs: ULong?,
+): Response = call(
+    Request(
+        method = method, target = target, path = path, headers = headers, body = body,
+        idempotencyKey = idempotencyKey, deadlineMs = deadlineMs,
+    ),
 )
 
 /** The body as UTF-8 text. */
-fun HttpResponse.text(): String = body.toString(Charsets.UTF_8)
+fun Response.text(): String = body.toString(Charsets.UTF_8)
 
-/** The trace context the answered attempt sent ([HttpResponse.trace] as a [TraceContext]). */
-fun HttpResponse.traceContext(): TraceContext = TraceContext.fromCarrier(trace)
+/** The trace context the answered attempt sent ([Response.trace] as a [TraceContext]). */
+fun Response.traceContext(): TraceContext = TraceContext.fromCarrier(trace)
 
 /** The trace context the message carries ([Receipt.trace] as a [TraceContext]). */
 fun Receipt.traceContext(): TraceContext = TraceContext.fromCarrier(trace)

@@ -2,7 +2,7 @@ package io.github.courierkit
 
 import io.github.courierkit.ffi.Client
 import io.github.courierkit.ffi.CourierException
-import io.github.courierkit.ffi.HttpRequest
+import io.github.courierkit.ffi.Request
 import kotlinx.coroutines.coroutineScope
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.runBlocking
@@ -49,7 +49,7 @@ class BalanceTest {
 
         Client("""{"services": {"$service": {"endpoints": $endpoints}}}""").use { client ->
             repeat(20) {
-                val response = client.call(HttpRequest(method = "GET", target = service, path = "/v", version = "v2"))
+                val response = client.call(Request(method = "GET", target = service, path = "/v", version = "v2"))
                 assertEquals(200.toUShort(), response.status)
             }
 
@@ -57,7 +57,7 @@ class BalanceTest {
             assertEquals(20L, kit.requestCount(1), "the v2 endpoint got all 20")
 
             assertThrows<CourierException.NoEndpoint> {
-                runBlocking { client.call(HttpRequest(method = "GET", target = service, path = "/v", version = "v3")) }
+                runBlocking { client.call(Request(method = "GET", target = service, path = "/v", version = "v3")) }
             }
             assertEquals(20L, kit.requestCount(0) + kit.requestCount(1), "the v3 call reached no upstream")
         }

@@ -2,7 +2,7 @@ package io.github.courierkit
 
 import io.github.courierkit.ffi.Client
 import io.github.courierkit.ffi.CourierException
-import io.github.courierkit.ffi.HttpRequest
+import io.github.courierkit.ffi.Request
 import kotlinx.coroutines.runBlocking
 import org.junit.jupiter.api.AfterAll
 import org.junit.jupiter.api.Assertions.assertEquals
@@ -49,6 +49,31 @@ class ClientTest {
     }
 
     @Test
+    fun `every verb shortcut sends its method, path and body`() = runBlocking {
+        val body = "{\"sku\": 1}".toByteArray()
+        val responses = linkedMapOf(
+            "GET" to client.get("echo", "/v/get"),
+            "HEAD" to client.head("echo", "/v/head"),
+            "OPTIONS" to client.options("echo", "/v/options"),
+            "DELETE" to client.delete("echo", "/v/delete"),
+            "POST" to client.post("echo", "/v/post", body = body, idempotencyKey = "k-post"),
+            "PUT" to client.put("echo", "/v/put", body = body),
+            "PATCH" to client.patch("echo", "/v/patch", body = body, idempotencyKey = "k-patch"),
+        )
+        for ((method, response) in responses) {
+            assertEquals(200.toUShort(), response.status, method)
+            if (method == "HEAD") continue // a HEAD response has no body to echo into
+            val echo = response.text()
+            val bodyLen = if (method in setOf("POST", "PUT", "PATCH")) body.size else 0
+            for (part in listOf("\"method\":\"$method\"", "\"path\":\"/v/${method.lowercase()}\"", "\"body_len\":$bodyLen")) {
+                assertTrue(echo.contains(part), "$method: the upstream echoes $part: $echo")
+            }
+        }
+        assertEquals(responses.keys.associateWith { 1L }, kit.methodCounts(0), "one request per verb")
+        assertEquals(mapOf("k-post" to 1L, "k-patch" to 1L), kit.idempotencyKeyCounts(0))
+    }
+
+    @Test
     fun `a client loads its config from a TOML file`() = runBlocking {
         val file = kotlin.io.path.createTempFile(suffix = ".toml").toFile()
         try {
@@ -68,7 +93,7 @@ class ClientTest {
     fun `a trace carrier round-trips through a call`() = runBlocking {
         val parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
         val response = client.call(
-            HttpRequest(method = "GET", target = "echo", path = "/t", trace = mapOf("traceparent" to parent)),
+            Request(method = "GET", target = "echo", path = "/t", trace = mapOf("traceparent" to parent)),
         )
         val sent = response.trace["traceparent"]!!.split("-")
         assertEquals("4bf92f3577b34da6a3ce929d0e0e4736", sent[1], "the call continues the caller's trace")
@@ -82,7 +107,7 @@ class ClientTest {
 
         val started = System.nanoTime()
         val error = assertThrows<CourierException.Timeout> {
-            runBlocking { client.call(HttpRequest(method = "GET", target = "echo", path = "/slow", deadlineMs = 200uL)) }
+            runBlocking { client.call(Request(method = "GET", target = "echo", path = "/slow", deadlineMs = 200uL)) }
         }
         val elapsedMs = (System.nanoTime() - started) / 1_000_000
 

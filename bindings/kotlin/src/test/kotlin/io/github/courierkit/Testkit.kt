@@ -49,11 +49,16 @@ class Testkit private constructor(
      * (requests without one are not counted). Parsed with a regex like [requestCount], so
      * keys must not contain `"` or `}`; test keys are plain ASCII.
      */
-    fun idempotencyKeyCounts(index: Int): Map<String, Long> {
+    fun idempotencyKeyCounts(index: Int): Map<String, Long> = counts(index, "by_idempotency_key")
+
+    /** Requests upstream [index] received since the last reset, counted by method. */
+    fun methodCounts(index: Int): Map<String, Long> = counts(index, "by_method")
+
+    private fun counts(index: Int, field: String): Map<String, Long> {
         val log = send("GET", "/upstreams/$index/requests", null)
-        val byKey = Regex("\"by_idempotency_key\"\\s*:\\s*\\{([^}]*)}").find(log)
-            ?: error("no by_idempotency_key in the testkit's request log: $log")
-        return Regex("\"([^\"]*)\"\\s*:\\s*(\\d+)").findAll(byKey.groupValues[1])
+        val counts = Regex("\"$field\"\\s*:\\s*\\{([^}]*)}").find(log)
+            ?: error("no $field in the testkit's request log: $log")
+        return Regex("\"([^\"]*)\"\\s*:\\s*(\\d+)").findAll(counts.groupValues[1])
             .associate { it.groupValues[1] to it.groupValues[2].toLong() }
     }
 

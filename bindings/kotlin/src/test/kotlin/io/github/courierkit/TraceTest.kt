@@ -3,8 +3,8 @@ package io.github.courierkit
 import io.github.courierkit.ffi.Bus
 import io.github.courierkit.ffi.Client
 import io.github.courierkit.ffi.CourierException
-import io.github.courierkit.ffi.HttpRequest
 import io.github.courierkit.ffi.PublishOptions
+import io.github.courierkit.ffi.Request
 import io.github.courierkit.ffi.TraceContext
 import io.opentelemetry.api.baggage.Baggage
 import io.opentelemetry.api.trace.Span
@@ -170,7 +170,7 @@ class TraceTest {
             server.shutdown()
         }
         Client("""{"services": {"echo": {"endpoints": ["${kit.upstreams[0]}"]}}}""").use { client ->
-            val response = otelSpan().makeCurrent().use { client.call(HttpRequest(method = "GET", target = "echo")) }
+            val response = otelSpan().makeCurrent().use { client.call(Request(method = "GET", target = "echo")) }
             assertEquals(traceId, response.traceContext().traceId())
             assertTrue(response.text().contains(traceId), "the upstream received the span's trace: ${response.text()}")
         }

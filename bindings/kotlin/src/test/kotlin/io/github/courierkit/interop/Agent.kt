@@ -25,8 +25,8 @@ import io.github.courierkit.ffi.Client
 import io.github.courierkit.ffi.Consumer
 import io.github.courierkit.ffi.CourierException
 import io.github.courierkit.ffi.Delivery
-import io.github.courierkit.ffi.HttpRequest
 import io.github.courierkit.ffi.PublishOptions
+import io.github.courierkit.ffi.Request
 import io.github.courierkit.ffi.TraceContext
 import io.github.courierkit.publish
 import io.github.courierkit.request
@@ -306,7 +306,7 @@ private suspend fun serve(options: Options, bus: Bus, progress: Progress) {
         drain(server, options, progress, caughtUp = { true }) { d ->
             val order = orderOf(d.body())
             val response = client.call(
-                HttpRequest(method = "GET", target = "upstream", path = "/price/$order", trace = d.trace()),
+                Request(method = "GET", target = "upstream", path = "/price/$order", trace = d.trace()),
             )
             d.reply("""{"order": $order, "price": ${order * 10 + 1}}""".toByteArray())
             d.ack()

@@ -20,16 +20,16 @@ import io.github.courierkit.ffi.Bus
 import io.github.courierkit.ffi.BusStats
 import io.github.courierkit.ffi.Client
 import io.github.courierkit.ffi.CourierException
-import io.github.courierkit.ffi.HttpRequest
 import io.github.courierkit.ffi.PublishOptions
+import io.github.courierkit.ffi.Request
 import io.github.courierkit.publish
 import io.github.courierkit.request
 import kotlinx.coroutines.runBlocking
 import java.io.File
 import java.net.URI
 import java.net.http.HttpClient
-import java.net.http.HttpRequest as JavaHttpRequest
-import java.net.http.HttpResponse as JavaHttpResponse
+import java.net.http.HttpRequest
+import java.net.http.HttpResponse
 import java.time.Duration
 import java.util.UUID
 import kotlin.system.exitProcess
@@ -225,15 +225,15 @@ private class Testkit(val control: String, val upstreams: List<String>) {
 
     fun send(method: String, path: String, body: Any? = null): Any? {
         val publisher = if (body == null) {
-            JavaHttpRequest.BodyPublishers.noBody()
+            HttpRequest.BodyPublishers.noBody()
         } else {
-            JavaHttpRequest.BodyPublishers.ofString(Json.write(body))
+            HttpRequest.BodyPublishers.ofString(Json.write(body))
         }
-        val request = JavaHttpRequest.newBuilder(URI.create(control + path))
+        val request = HttpRequest.newBuilder(URI.create(control + path))
             .method(method, publisher)
             .timeout(CONTROL_TIMEOUT)
             .build()
-        val response = http.send(request, JavaHttpResponse.BodyHandlers.ofString())
+        val response = http.send(request, HttpResponse.BodyHandlers.ofString())
         check(response.statusCode() in 200..299) { "testkit $method $path: ${response.statusCode()} ${response.body()}" }
         return response.body().takeIf { it.isNotEmpty() }?.let(Json::parse)
     }
@@ -275,7 +275,7 @@ private suspend fun runHttp(case: Map<String, Any?>, kit: Testkit): Map<String, 
             val before = kit.totals(behaviors.size)
             val outcome: MutableMap<String, Any?> = try {
                 val response = client.call(
-                    HttpRequest(
+                    Request(
                         method = call.text("method"),
                         target = call.text("target"),
                         path = call["path"] as? String ?: "",

@@ -1,0 +1,81 @@
+// The HTTP verb shortcuts over the generated `Client.call(request:)`: the same seven as
+// in every language (`get`, `head`, `options` and `delete` without a body; `post`, `put`
+// and `patch` with one). Each is `call` with that method; for a query, a per-attempt
+// timeout, a version or a trace, build a `Request` and `call` it.
+
+import Foundation
+
+extension Client {
+    /// `GET target + path`; see `Request` for the other fields.
+    ///
+    /// ```swift
+    /// let resp = try await client.get("orders", "/v1/items", deadlineMs: 2_000)
+    /// print(resp.status, resp.text())
+    /// ```
+    public func get(
+        _ target: String, _ path: String = "", headers: [String: String] = [:], deadlineMs: UInt64? = nil
+    ) async throws -> Response {
+        try await send("GET", target, path, body: nil, headers: headers, idempotencyKey: nil, deadlineMs: deadlineMs)
+    }
+
+    /// `HEAD target + path`: `get`'s status and headers without the body.
+    public func head(
+        _ target: String, _ path: String = "", headers: [String: String] = [:], deadlineMs: UInt64? = nil
+    ) async throws -> Response {
+        try await send("HEAD", target, path, body: nil, headers: headers, idempotencyKey: nil, deadlineMs: deadlineMs)
+    }
+
+    /// `OPTIONS target + path`.
+    public func options(
+        _ target: String, _ path: String = "", headers: [String: String] = [:], deadlineMs: UInt64? = nil
+    ) async throws -> Response {
+        try await send("OPTIONS", target, path, body: nil, headers: headers, idempotencyKey: nil, deadlineMs: deadlineMs)
+    }
+
+    /// `DELETE target + path`; idempotent, so retried like `get`.
+    public func delete(
+        _ target: String, _ path: String = "", headers: [String: String] = [:], deadlineMs: UInt64? = nil
+    ) async throws -> Response {
+        try await send("DELETE", target, path, body: nil, headers: headers, idempotencyKey: nil, deadlineMs: deadlineMs)
+    }
+
+    /// `POST` with a body; give an `idempotencyKey` to make it retryable.
+    public func post(
+        _ target: String, _ path: String = "", body: Data? = nil, headers: [String: String] = [:],
+        idempotencyKey: String? = nil, deadlineMs: UInt64? = nil
+    ) async throws -> Response {
+        try await send(
+            "POST", target, path, body: body, headers: headers, idempotencyKey: idempotencyKey, deadlineMs: deadlineMs
+        )
+    }
+
+    /// `PUT` with a body; idempotent, so retried like `get`.
+    public func put(
+        _ target: String, _ path: String = "", body: Data? = nil, headers: [String: String] = [:],
+        idempotencyKey: String? = nil, deadlineMs: UInt64? = nil
+    ) async throws -> Response {
+        try await send(
+            "PUT", target, path, body: body, headers: headers, idempotencyKey: idempotencyKey, deadlineMs: deadlineMs
+        )
+    }
+
+    /// `PATCH` with a body; like `post`, retried only with an `idempotencyKey`.
+    public func patch(
+        _ target: String, _ path: String = "", body: Data? = nil, headers: [String: String] = [:],
+        idempotencyKey: String? = nil, deadlineMs: UInt64? = nil
+    ) async throws -> Response {
+        try await send(
+            "PATCH", target, path, body: body, headers: headers, idempotencyKey: idempotencyKey, deadlineMs: deadlineMs
+        )
+    }
+
+    private func send(
+        _ method: String, _ target: String, _ path: String, body: Data?, headers: [String: String],
+        idempotencyKey: String?, deadlineMs: UInt64?
+    ) async throws -> Response {
+        try await call(request: Request(
+            method: method, target: target, path: path, headers: headers, body: body,
+            deadlineMs: deadlineMs, idempotencyKey: idempotencyKey
+        ))
+    }
+}
