@@ -1,5 +1,6 @@
 """What the interop runner (run.py) and the parity runner (parity.py) share: where the
-agents' wrappers are, building them, and the testkit process (tests/interop/PROTOCOL.md)."""
+languages' wrappers are (tests/interop/<lang>/run.sh), building them, and the testkit
+process (tests/interop/PROTOCOL.md)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-AGENTS = ROOT / "tests/interop/agents"
+INTEROP = ROOT / "tests/interop"
 ALL_LANGUAGES = ["python", "node", "kotlin", "rust", "swift"]
 BUILD_TIMEOUT_S = 1200.0
 AMQP_URL = os.environ.get("COURIER_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f")
@@ -56,11 +57,17 @@ class Testkit:
         self.proc.wait(timeout=10)
 
 
+def wrapper(lang: str) -> Path:
+    """The language's wrapper script, `tests/interop/<lang>/run.sh` (PROTOCOL.md): its agent,
+    its parity driver and their build, all in that directory."""
+    return INTEROP / lang / "run.sh"
+
+
 def start_wrapper(lang: str, command: str, args: list[str], stderr: Any) -> subprocess.Popen[str]:
-    """Runs `<lang>.sh command args` with stdout piped as text. In a session of its own,
+    """Runs `<lang>/run.sh command args` with stdout piped as text. In a session of its own,
     so killing its process group takes the wrapper's children (a JVM) too."""
     return subprocess.Popen(
-        ["bash", str(AGENTS / f"{lang}.sh"), command, *args],
+        ["bash", str(wrapper(lang)), command, *args],
         cwd=ROOT,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -96,10 +103,10 @@ def build(languages: list[str]) -> dict[str, str]:
     prebuilt = os.environ.get("COURIER_INTEROP_BUILT") == "1"
     state = {}
     for lang in languages:
-        wrapper = AGENTS / f"{lang}.sh"
+        script = wrapper(lang)
         if lang == "swift" and not shutil.which("swift"):
             state[lang] = "skipped: no toolchain"
-        elif not wrapper.is_file():
+        elif not script.is_file():
             state[lang] = "skipped: no wrapper script"
         elif prebuilt:
             state[lang] = "ok"
@@ -107,7 +114,7 @@ def build(languages: list[str]) -> dict[str, str]:
             started = time.monotonic()
             try:
                 result = subprocess.run(
-                    ["bash", str(wrapper), "build"],
+                    ["bash", str(script), "build"],
                     cwd=ROOT,
                     capture_output=True,
                     text=True,

@@ -5,7 +5,7 @@ Usage: .venv/bin/python tests/interop/parity.py [--languages python,node,kotlin,
                                                 [CASES.json ...]
 
 Builds each language through its agent wrapper, starts one courier-testkit, runs every
-available language's driver (`<lang>.sh parity`) over the cases in
+available language's driver (`<lang>/run.sh parity`) over the cases in
 tests/interop/cases/*.json (or the files given), one language after another since they
 share the testkit, and compares each language's outcome of every case with the case's
 expected outcome and with the other languages'. Prints a case x language grid and exits
@@ -32,9 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import common
 import pika
 import pika.exceptions
-from common import AGENTS, ALL_LANGUAGES, AMQP_URL, ROOT, Testkit, build, log, missing_expected, start_wrapper
+from common import ALL_LANGUAGES, AMQP_URL, ROOT, Testkit, build, log, missing_expected, start_wrapper
 
 CASES = ROOT / "tests/interop/cases"
 # A driver runs every case in seconds (the slowest cases wait out a Retry-After of 1 s);
@@ -81,7 +82,7 @@ class Run:
 
 def has_driver(lang: str) -> bool:
     """Whether the language's wrapper offers the `parity` subcommand (PROTOCOL.md)."""
-    return "parity" in (AGENTS / f"{lang}.sh").read_text()
+    return "parity" in common.wrapper(lang).read_text()
 
 
 def run_driver(lang: str, files: list[Path], kit: Testkit, logs: Path) -> Run:

@@ -148,8 +148,9 @@ run_swift() {
 run_interop() {
   step "interop: each language's agent with every other's over RabbitMQ, and with pika; the parity suite"
   # On its own (`make interop`) the python and node steps have not run: install what a
-  # fresh clone lacks and build both bindings from this checkout. Each agent's wrapper
-  # builds the rest (the Rust example, the Kotlin test classes).
+  # fresh clone lacks and build both bindings from this checkout. Each language's wrapper
+  # (tests/interop/<lang>/run.sh) builds the rest (crate courier-interop, the Kotlin test
+  # classes).
   $python_ready || setup_python
   if ! $node_ready; then
     [ -d node/node_modules ] || setup_node

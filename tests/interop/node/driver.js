@@ -1,7 +1,7 @@
 'use strict'
 // The Node parity driver: runs the cases of tests/interop/cases/*.json through courier's
 // Node API and prints one normalised outcome per case (tests/interop/PROTOCOL.md,
-// "Parity suite"). Run it through tests/interop/agents/node.sh parity.
+// "Parity suite"). Run it through tests/interop/node/run.sh parity.
 //
 // Usage: node driver.js CASES.json... --testkit-control URL --testkit-upstreams URL,URL,... --amqp URL
 //

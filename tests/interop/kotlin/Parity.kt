@@ -2,16 +2,16 @@
  * The Kotlin parity driver: runs the cases in the JSON files of `tests/interop/cases` through
  * courier's Kotlin API and prints one normalised outcome per case
  * (`tests/interop/PROTOCOL.md`, "Parity suite"). Run it through
- * `tests/interop/agents/kotlin.sh parity`, which starts `java` on the test classpath.
+ * `tests/interop/kotlin/run.sh parity`, which starts `java` on the test classpath.
  *
  * ```text
  * ParityKt CASES.json... --testkit-control URL --testkit-upstreams URL,URL,... --amqp URL
  * ```
  *
  * One JSON object per line on stdout, `{"case": name, "outcome": {...}}`; logs on
- * stderr. Like the agent it lives in the test sources with no `@Test`, so surefire never
- * runs it; the cases are nested JSON, so it carries a small reader and writer ([Json]),
- * the project having no JSON library.
+ * stderr. Like the agent it is compiled with the test sources, with no `@Test`, so
+ * surefire never runs it; the cases are nested JSON, so it carries a small reader and
+ * writer ([Json]), the project having no JSON library.
  */
 package io.github.courierkit.interop
 

@@ -1,9 +1,9 @@
 //! The Rust interop agent: plays one role (publish, consume or serve) of an interop
 //! scenario through courier's Rust API, exactly as `tests/interop/PROTOCOL.md`
-//! specifies. Run it through `tests/interop/agents/rust.sh`.
+//! specifies. Run it through `tests/interop/rust/run.sh`.
 //!
 //! ```text
-//! interop_agent ROLE --bus URL --run ID [options]
+//! interop-agent ROLE --bus URL --run ID [options]
 //!   publish --count N [--duplicates D]
 //!   consume --expect N --duplicates D
 //!   serve   --http URL --expect N
@@ -11,7 +11,7 @@
 //! ```
 //!
 //! One JSON object per line on stdout, the last one `{"event": "done", ...}`; logs on
-//! stderr. Arguments are parsed by hand so the example needs no dependency of its own.
+//! stderr. Arguments are parsed by hand, so the crate needs no argument parser.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -177,7 +177,7 @@ async fn main() {
     let args = match Args::parse(std::env::args().skip(1)) {
         Ok(args) => args,
         Err(message) => {
-            eprintln!("interop_agent: {message}");
+            eprintln!("interop-agent: {message}");
             std::process::exit(2);
         }
     };
@@ -187,11 +187,11 @@ async fn main() {
     let code = match tokio::time::timeout(Duration::from_millis(max_ms), run(&args)).await {
         Ok(Ok(())) => 0,
         Ok(Err(e)) => {
-            eprintln!("interop_agent: {role}: {e}");
+            eprintln!("interop-agent: {role}: {e}");
             1
         }
         Err(_) => {
-            eprintln!("interop_agent: {role}: gave up after --max-ms {max_ms} ms");
+            eprintln!("interop-agent: {role}: gave up after --max-ms {max_ms} ms");
             1
         }
     };
@@ -380,9 +380,9 @@ impl Worker {
             }
             Err(e) => {
                 let id = d.message_id.as_deref().unwrap_or("-");
-                eprintln!("interop_agent: message {id}: {e}; returning it to the queue");
+                eprintln!("interop-agent: message {id}: {e}; returning it to the queue");
                 if let Err(e) = d.nack(true).await {
-                    eprintln!("interop_agent: nack {id}: {e}");
+                    eprintln!("interop-agent: nack {id}: {e}");
                 }
                 None
             }

@@ -1,6 +1,6 @@
 // The Swift interop agent: plays one role (publish, consume or serve) of an interop scenario
 // through courier's Swift API, CourierKit, exactly as tests/interop/PROTOCOL.md specifies.
-// Run it through tests/interop/agents/swift.sh, which builds it.
+// Run it through tests/interop/swift/run.sh, which builds it.
 //
 //     InteropAgent ROLE --bus URL --run ID [options]
 //       publish --count N [--duplicates D]

@@ -1,7 +1,7 @@
 /**
  * The Kotlin interop agent: plays one role (publish, consume or serve) of an interop
  * scenario through courier's Kotlin API, exactly as `tests/interop/PROTOCOL.md`
- * specifies. Run it through `tests/interop/agents/kotlin.sh`, which starts `java` on the
+ * specifies. Run it through `tests/interop/kotlin/run.sh`, which starts `java` on the
  * test classpath Maven wrote (a Maven start per agent would cost seconds).
  *
  * ```text
@@ -13,8 +13,9 @@
  * ```
  *
  * One JSON object per line on stdout, the last one `{"event": "done", ...}`; logs on
- * stderr. It lives in the test sources, with no `@Test`, so it ships nothing and surefire
- * never runs it; JSON is written and read by hand, since the project has no JSON library
+ * stderr. It is compiled with bindings/kotlin's test sources (the pom adds
+ * tests/interop/kotlin as a test source root), with no `@Test`, so it ships nothing and
+ * surefire never runs it; JSON is written and read by hand, since the project has no JSON library
  * and the bodies are one-field objects.
  */
 package io.github.courierkit.interop

@@ -1,7 +1,7 @@
 'use strict'
 // The Node interop agent: plays one role (publish, consume or serve) of an interop
 // scenario through courier's Node API, exactly as tests/interop/PROTOCOL.md specifies.
-// Run it through tests/interop/agents/node.sh.
+// Run it through tests/interop/node/run.sh.
 //
 // Usage: node agent.js ROLE --bus URL --run ID [options]
 //   publish --count N [--duplicates D]

@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # The Swift interop agent and parity driver, per tests/interop/PROTOCOL.md: the SwiftPM
-# package tests/interop/swift-interop over CourierKit (bindings/swift).
-#   swift.sh build          cargo builds courier-ffi and uniffi-bindgen generates the Swift
-#                           bindings into bindings/swift, as bindings/swift/test.sh does, then
-#                           `swift build -c debug` of tests/interop/swift-interop
-#   swift.sh ROLE [options] runs the agent (Sources/InteropAgent/Agent.swift)
-#   swift.sh parity [args]  runs the parity driver (Sources/ParityDriver/Parity.swift)
+# package courier-interop (next to this script) over CourierKit (bindings/swift).
+#   run.sh build          cargo builds courier-ffi and uniffi-bindgen generates the Swift
+#                         bindings into bindings/swift, as bindings/swift/test.sh does, then
+#                         `swift build -c debug` of courier-interop
+#   run.sh ROLE [options] runs the agent (courier-interop/Sources/InteropAgent/Agent.swift)
+#   run.sh parity [args]  runs the parity driver (courier-interop/Sources/ParityDriver/Parity.swift)
 # Without `swift` on PATH every command prints one SKIPPED line on stderr and exits 3.
 set -euo pipefail
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
-package="$root/tests/interop/swift-interop"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../../.." && pwd)"
+# The package is a directory below this one, not this one: SwiftPM names a path package by
+# its directory, and a root package called "swift" is taken for its dependency
+# bindings/swift (see courier-interop/Package.swift).
+package="$here/courier-interop"
 swift_dir="$root/bindings/swift"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/courier/target}"
 # CourierKit's manifest links the static library from here (its local development mode),
@@ -28,7 +32,7 @@ quietly() {
   if ! "$@" >"$out" 2>&1; then
     cat "$out" >&2
     rm -f "$out"
-    echo "swift.sh: failed: $*" >&2
+    echo "swift/run.sh: failed: $*" >&2
     exit 1
   fi
   rm -f "$out"
@@ -69,7 +73,7 @@ if [[ "${1:-}" == parity ]]; then
 fi
 binary="$package/.build/debug/$program"
 if [[ ! -x "$binary" ]]; then
-  echo "swift.sh: no $binary; run 'bash tests/interop/agents/swift.sh build' first" >&2
+  echo "swift/run.sh: no $binary; run 'bash tests/interop/swift/run.sh build' first" >&2
   exit 1
 fi
 exec "$binary" "$@"

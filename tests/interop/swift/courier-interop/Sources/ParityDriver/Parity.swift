@@ -1,7 +1,7 @@
 // The Swift parity driver: runs the cases in the JSON files of tests/interop/cases through
 // courier's Swift API, CourierKit, and prints one normalised outcome per case
 // (tests/interop/PROTOCOL.md, "Parity suite"). Run it through
-// tests/interop/agents/swift.sh parity, which builds it.
+// tests/interop/swift/run.sh parity, which builds it.
 //
 //     ParityDriver CASES.json... --testkit-control URL --testkit-upstreams URL,URL,... --amqp URL
 //

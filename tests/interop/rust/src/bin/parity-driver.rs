@@ -1,15 +1,15 @@
 //! The Rust parity driver: runs the cases of `tests/interop/cases/*.json` through
 //! courier's Rust API and prints one normalised outcome per case
 //! (`tests/interop/PROTOCOL.md`, "Parity suite"). Run it through
-//! `tests/interop/agents/rust.sh parity`.
+//! `tests/interop/rust/run.sh parity`.
 //!
 //! ```text
-//! parity_driver CASES.json... --testkit-control URL --testkit-upstreams URL,URL,... --amqp URL
+//! parity-driver CASES.json... --testkit-control URL --testkit-upstreams URL,URL,... --amqp URL
 //! ```
 //!
 //! One JSON object per line on stdout, `{"case": name, "outcome": {...}}`; logs on
 //! stderr. The testkit's control API is called through a courier `Client` with absolute
-//! URLs, so the example needs no HTTP dependency of its own.
+//! URLs, so the driver needs no HTTP dependency of its own.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -376,12 +376,12 @@ async fn main() {
     let args = match Args::parse(std::env::args().skip(1)) {
         Ok(args) => args,
         Err(message) => {
-            eprintln!("parity_driver: {message}");
+            eprintln!("parity-driver: {message}");
             std::process::exit(2);
         }
     };
     if let Err(e) = run(args).await {
-        eprintln!("parity_driver: {e}");
+        eprintln!("parity-driver: {e}");
         std::process::exit(1);
     }
 }

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The Node interop agent (tests/interop/PROTOCOL.md).
-#   node.sh build          installs node/node_modules and builds the native module if missing
-#   node.sh ROLE [options] runs tests/interop/agents/agent.js
-#   node.sh parity [args]  runs the parity driver, tests/interop/parity/driver.js
+# The Node interop agent (agent.js) and parity driver (driver.js), per
+# tests/interop/PROTOCOL.md.
+#   run.sh build          installs node/node_modules and builds the native module if missing
+#   run.sh ROLE [options] runs the agent
+#   run.sh parity [args]  runs the parity driver
 set -euo pipefail
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../../.." && pwd)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/courier/target}"
 
 # Runs a command with its output kept aside, shown only when it fails: `build` is quiet.
@@ -14,7 +16,7 @@ quietly() {
   if ! "$@" >"$out" 2>&1; then
     cat "$out" >&2
     rm -f "$out"
-    echo "node.sh: failed: $*" >&2
+    echo "node/run.sh: failed: $*" >&2
     exit 1
   fi
   rm -f "$out"
@@ -29,6 +31,6 @@ if [[ "${1:-}" == build ]]; then
 fi
 if [[ "${1:-}" == parity ]]; then
   shift
-  exec node "$root/tests/interop/parity/driver.js" "$@"
+  exec node "$here/driver.js" "$@"
 fi
-exec node "$root/tests/interop/agents/agent.js" "$@"
+exec node "$here/agent.js" "$@"
