@@ -62,7 +62,7 @@ for verb in get head options delete post put patch; do
 done
 grep -q 'call(request: Request(' "$sources/Client+Verbs.swift" || fail "Client+Verbs.swift does not call call(request: Request(...))"
 stale="$(grep -rlE '\bHttp(Request|Response)\b|RetryBudgetExhausted' "$sources"/*.swift "$here/Tests" "$gen_dir" \
-  "$root/tests/interop/swift-interop/Sources" || true)"
+  "$root/tests/interop/swift/courier-interop/Sources" || true)"
 [ -z "$stale" ] || fail "old names (HttpRequest, HttpResponse, RetryBudgetExhausted) in: $stale"
 # Every FFI function the Swift code calls must be declared in the header and exported by
 # the static library: the three files must come from the same build.
