@@ -19,8 +19,17 @@ fi
 export CARGO_TARGET_DIR="${COURIER_FUZZ_TARGET_DIR:-$HOME/.cache/courier/fuzz-target}"
 for target in $(cargo +nightly fuzz list); do
   echo "== fuzz: $target (${seconds} s or ${runs} runs)"
-  cargo +nightly fuzz run -O -s "${COURIER_FUZZ_SANITIZER:-address}" "$target" -- -runs="$runs" -max_total_time="$seconds" 2>&1 \
-    | grep -E '^Done [0-9]+ runs|DONE|SUMMARY|panicked' || true
+  # The whole output goes to a file: a target that no longer compiles must fail this
+  # script, not vanish behind the filter that keeps the log short.
+  out=$(mktemp)
+  if ! cargo +nightly fuzz run -O -s "${COURIER_FUZZ_SANITIZER:-address}" "$target" -- -runs="$runs" -max_total_time="$seconds" >"$out" 2>&1; then
+    grep -v '^ \{2,\}' "$out" | tail -40 >&2
+    rm -f "$out"
+    echo "fuzz: $target failed to build or run" >&2
+    exit 1
+  fi
+  grep -E '^Done [0-9]+ runs|DONE' "$out" || true
+  rm -f "$out"
   if compgen -G "artifacts/$target/crash-*" >/dev/null || compgen -G "artifacts/$target/timeout-*" >/dev/null || compgen -G "artifacts/$target/oom-*" >/dev/null; then
     echo "fuzz: $target crashed; inputs in fuzz/artifacts/$target" >&2
     exit 1

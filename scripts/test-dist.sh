@@ -86,13 +86,18 @@ test_sdist() {
   local sdist
   sdist=$(one "dist/python/courierkit-$version.tar.gz")
   python3 -m venv "$work/sdist-venv"
-  # Build isolation fetches maturin as the sdist's pyproject.toml names it. A target dir of
-  # its own, as a user has: the sdist's files carry fixed timestamps (a reproducible
-  # archive), so in a shared target dir cargo takes an older build of the same crate as
-  # fresh and the wheel gets stale native code. No pip cache either: it keys a wheel built
-  # from a local sdist by its path.
-  CARGO_TARGET_DIR="$work/sdist-target" \
-    "$work/sdist-venv/bin/pip" install -q --disable-pip-version-check --no-cache-dir "$sdist"
+  # Build isolation fetches maturin as the sdist's pyproject.toml names it. The sdist is
+  # unpacked here and its files touched: they carry fixed timestamps (a reproducible
+  # archive), and cargo would take an older build of the same crates in the shared target
+  # dir as fresh and the wheel would get stale native code. With fresh timestamps only
+  # courier's own crates rebuild; the dependencies come from the release builds `make dist`
+  # just made (a cold target dir of its own cost CI a full release build). No pip cache:
+  # it keys a wheel built from a local source by its path.
+  mkdir -p "$work/sdist-src"
+  tar -xzf "$sdist" -C "$work/sdist-src"
+  find "$work/sdist-src" -type f -exec touch {} +
+  "$work/sdist-venv/bin/pip" install -q --disable-pip-version-check --no-cache-dir \
+    "$work/sdist-src/courierkit-$version"
   (cd "$work" && as_user "$work/sdist-venv/bin/python" "$root/examples/python/quickstart.py")
 }
 

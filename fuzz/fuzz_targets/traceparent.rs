@@ -11,7 +11,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let (traceparent, tracestate) = text.split_once('\n').unwrap_or((text, ""));
-    if let Some(ctx) = TraceContext::parse(traceparent, Some(tracestate)) {
+    if let Ok(ctx) = TraceContext::parse(traceparent, Some(tracestate)) {
         let carrier = ctx.to_carrier();
         let again = TraceContext::from_carrier(&carrier);
         assert_eq!(
