@@ -24,6 +24,7 @@ mod limits;
 mod messaging;
 mod resilience;
 pub mod runtime;
+pub mod telemetry;
 mod tls;
 mod trace;
 mod urls;
@@ -42,7 +43,7 @@ pub use messaging::{
 };
 pub use resilience::{BreakerConfig, BudgetConfig, MAX_RETRY_AFTER_MS, RetryConfig, RetryOn};
 pub use tls::{TlsConfig, TlsVersion};
-#[cfg(feature = "otlp")]
+#[cfg(feature = "telemetry")]
 pub use trace::OtlpLayer;
 pub use trace::{Baggage, TraceContext, TraceState};
 pub use urls::redact_url;

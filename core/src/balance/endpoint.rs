@@ -146,6 +146,7 @@ impl Endpoint {
         // Start counting afresh after re-admission.
         s.consecutive_failures = 0;
         tracing::info!(endpoint = %self.display, period_ms = period.as_millis() as u64, "outlier ejected");
+        crate::telemetry::metrics::ejected(&self.display);
     }
 
     pub(crate) fn stats(&self) -> EndpointStats {

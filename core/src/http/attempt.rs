@@ -221,6 +221,7 @@ pub(super) fn attempt_span(
         network.peer.address = endpoint,
         trace_id = %trace.trace_id(),
         span_id = %trace.span_id(),
+        sampled = trace.sampled(),
         parent_span_id = tracing::field::Empty,
         http.request.resend_count = tracing::field::Empty,
         http.response.status_code = tracing::field::Empty,

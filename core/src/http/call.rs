@@ -23,6 +23,7 @@ use crate::limits::HttpLimits;
 use crate::resilience::{
     Counters, MAX_RETRY_AFTER_MS, Outcome, Policy, RetryOn, parse_retry_after,
 };
+use crate::telemetry::metrics;
 use crate::trace::TraceContext;
 
 /// The remaining deadline, sent on every attempt so a courier-based server can stop
@@ -128,6 +129,14 @@ impl<'p> Attempts<'p> {
         if plan.req.trace.is_some() && !span.is_disabled() {
             span.record("parent_span_id", self.trace.span_id());
         }
+        // Only metrics need the server's address once the URL has moved into the attempt.
+        let server = metrics::active().then(|| {
+            (
+                url.host_str().unwrap_or_default().to_owned(),
+                url.port_or_known_default().unwrap_or_default(),
+            )
+        });
+        let started = Instant::now();
         let sending = Sending {
             method: plan.method.clone(),
             url,
@@ -153,6 +162,17 @@ impl<'p> Attempts<'p> {
             Err(failed) => failed.outcome,
         };
         record(&span, &result);
+        metrics::http_attempt(
+            &policy.service,
+            plan.method.as_str(),
+            server.as_ref().map(|(host, port)| (host.as_str(), *port)),
+            result.as_ref().ok().map(|resp| resp.status),
+            result
+                .as_ref()
+                .err()
+                .map(|failed| failed.error.kind().code()),
+            started.elapsed(),
+        );
         if let Some(permit) = permit {
             permit.record(outcome.is_service_failure());
         }
@@ -210,6 +230,7 @@ impl<'p> Attempts<'p> {
         }
         if !policy.budget.withdraw() {
             Counters::bump(&policy.counters.budget_denied);
+            metrics::budget_denied(&policy.service);
             return Next::Return(result.map_err(|last| Error::BudgetExhausted {
                 service: policy.service.clone(),
                 attempts: self.count,
@@ -217,6 +238,7 @@ impl<'p> Attempts<'p> {
             }));
         }
         Counters::bump(&policy.counters.retries);
+        metrics::retry(&policy.service);
         tracing::debug!(service = %policy.service, attempt = self.count, wait_ms = wait.as_millis() as u64, ?outcome, "retry");
         self.last = Some(result);
         Next::Retry(wait)

@@ -489,6 +489,7 @@ fn producer_span(
         messaging.message.conversation_id = tracing::field::Empty,
         trace_id = %trace.trace_id(),
         span_id = %trace.span_id(),
+        sampled = trace.sampled(),
         parent_span_id = tracing::field::Empty,
         error.type = tracing::field::Empty,
     );

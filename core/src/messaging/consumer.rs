@@ -15,6 +15,7 @@ use super::session::{SETUP_DEADLINE, Session};
 use super::transport::Subscription;
 use crate::error::{Error, Result};
 use crate::runtime::{self, Task};
+use crate::telemetry::metrics;
 
 /// Deliveries from one queue, pulled with [`Consumer::next`].
 ///
@@ -177,6 +178,7 @@ impl Shared {
     fn hand_over(&self, delivery: Delivery) -> Delivery {
         let counters = &self.session.counters;
         counters.delivered.inc();
+        metrics::consumed(&self.queue);
         if delivery.redelivered {
             counters.redelivered.inc();
         }
@@ -250,6 +252,7 @@ impl Shared {
     async fn skip(&self, incoming: Incoming) {
         tracing::debug!(message_id = ?incoming.message_id, queue = %self.queue, "duplicate skipped");
         self.session.counters.deduplicated.inc();
+        metrics::dedup_hit(&self.queue);
         if let Err(e) = settle_raw(&self.session, incoming, Outcome::Ack).await {
             tracing::debug!(error = %e, "ack of a duplicate failed; the broker redelivers it");
         }

@@ -108,6 +108,7 @@ impl Delivery {
             messaging.message.conversation_id = tracing::field::Empty,
             trace_id = %self.trace.trace_id(),
             link.span_id = %self.trace.span_id(),
+            sampled = self.trace.sampled(),
             error.type = tracing::field::Empty,
         );
         if let Some(id) = &self.message_id {

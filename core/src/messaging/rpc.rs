@@ -103,6 +103,7 @@ pub(crate) struct Guard {
 impl Drop for Guard {
     fn drop(&mut self) {
         self.pending.lock().remove(&self.correlation_id);
+        crate::telemetry::metrics::rpc_in_flight(-1);
     }
 }
 
@@ -126,6 +127,7 @@ impl Pending {
                 reply: tx,
             },
         );
+        crate::telemetry::metrics::rpc_in_flight(1);
         let guard = Guard {
             pending: Arc::clone(self),
             correlation_id,

@@ -19,6 +19,7 @@ use super::stats::Counters;
 use super::transport::{ReplyLane, Transport};
 use crate::error::{Error, Result};
 use crate::limits::MessageLimits;
+use crate::telemetry::metrics;
 
 /// How long a declaration or a new consumer's first subscription may wait for a
 /// reconnecting broker: the caller learns about an outage instead of waiting for it.
@@ -97,15 +98,28 @@ impl Session {
             Some(lane) => lane.publish(message).await,
             None => self.transport.publish(message, deadline).await,
         };
-        let confirm = confirm.map_err(|e| match e {
-            // The transport knows which wait ran out; the caller's clock started here.
-            Error::Timeout { operation, .. } => Error::Timeout {
-                operation,
-                after: started.elapsed(),
-            },
-            other => other,
-        })?;
-        self.receipt(message, confirm)
+        let result = confirm
+            .map_err(|e| match e {
+                // The transport knows which wait ran out; the caller's clock started here.
+                Error::Timeout { operation, .. } => Error::Timeout {
+                    operation,
+                    after: started.elapsed(),
+                },
+                other => other,
+            })
+            .and_then(|confirm| self.receipt(message, confirm));
+        // The default exchange routes by queue name: the routing key is the destination.
+        let destination = if message.exchange.is_empty() {
+            &message.routing_key
+        } else {
+            &message.exchange
+        };
+        metrics::published(
+            destination,
+            result.as_ref().err().map(|e| e.kind().code()),
+            started.elapsed(),
+        );
+        result
     }
 
     /// Counts the broker's answer and turns a refusal into its error.

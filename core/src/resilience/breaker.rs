@@ -214,6 +214,12 @@ impl CircuitBreaker {
     fn transition(&self, from: &'static str, to: &'static str, counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
         tracing::info!(service = %self.service, from, to, "circuit breaker");
+        let state = match to {
+            "closed" => 0,
+            "open" => 1,
+            _ => 2,
+        };
+        crate::telemetry::metrics::breaker(&self.service, from, to, state);
     }
 }
 

@@ -29,7 +29,8 @@ pub struct TraceContext {
 }
 
 impl TraceContext {
-    /// A new trace: random ids, sampled, and the Level 2 random flag set (the
+    /// A new trace: random ids, sampled as the [`Sampler`](crate::telemetry::Sampler)
+    /// decides (every trace by default), and the Level 2 random flag set (the
     /// trace-id is random, so downstream samplers may rely on it).
     pub fn new_root() -> TraceContext {
         let mut rng = rand::rng();
@@ -39,11 +40,16 @@ impl TraceContext {
                 break id;
             }
         };
+        let sampled = if crate::telemetry::sampler().samples(&trace_id) {
+            SAMPLED
+        } else {
+            0
+        };
         TraceContext {
             parent: TraceParent {
                 trace_id,
                 parent_id: new_span_id(),
-                flags: SAMPLED | RANDOM,
+                flags: sampled | RANDOM,
             },
             tracestate: TraceState::default(),
             baggage: Baggage::default(),

@@ -62,30 +62,23 @@ impl OtlpLayer {
     /// # Errors
     /// [`Error::Config`] when the URL is not http(s) or the exporter cannot be built.
     pub fn new(traces_url: &str) -> Result<OtlpLayer> {
-        let url = url::Url::parse(traces_url).map_err(|e| {
-            Error::config("otlp endpoint", format!("not a URL ({e}): {traces_url}"))
-        })?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(Error::config(
-                "otlp endpoint",
-                "must be an http:// or https:// URL",
-            ));
-        }
-        let tls = crate::tls::client_config(None, &[b"http/1.1"])?;
-        let http = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls)
-            .timeout(std::time::Duration::from_secs(10))
-            .build()
-            .map_err(|e| Error::Internal(format!("cannot build the OTLP HTTP client: {e}")))?;
+        OtlpLayer::with_resource(traces_url, Resource::builder().build())
+    }
+
+    /// As [`OtlpLayer::new`], exporting as `resource` (its `service.name` and the rest).
+    ///
+    /// # Errors
+    /// As [`OtlpLayer::new`].
+    pub(crate) fn with_resource(traces_url: &str, resource: Resource) -> Result<OtlpLayer> {
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .with_protocol(Protocol::HttpJson)
-            .with_endpoint(url.as_str())
-            .with_http_client(Post(http))
+            .with_endpoint(otlp_url("otlp endpoint", traces_url)?.as_str())
+            .with_http_client(Post(http_client()?))
             .build()
             .map_err(|e| Error::config("otlp endpoint", e.to_string()))?;
         let mut processor = BatchSpanProcessor::builder(exporter).build();
-        processor.set_resource(&Resource::builder().build());
+        processor.set_resource(&resource);
         Ok(OtlpLayer {
             processor: Arc::new(processor),
         })
@@ -182,6 +175,9 @@ struct Pending {
     parent_span_id: Option<SpanId>,
     /// The context a CONSUMER span processes (the producer's): its link.
     linked_span_id: Option<SpanId>,
+    /// The trace's sampled flag (W3C `traceparent` flags): unsampled spans are not
+    /// exported, as the caller's SDK decided.
+    sampled: bool,
     error: Option<String>,
     attributes: Vec<KeyValue>,
 }
@@ -196,6 +192,7 @@ impl Pending {
             span_id: None,
             parent_span_id: None,
             linked_span_id: None,
+            sampled: true,
             error: None,
             attributes: Vec::new(),
         }
@@ -226,9 +223,10 @@ impl Pending {
         }
     }
 
-    /// The exportable span; `None` for a span that carries no trace id.
+    /// The exportable span; `None` for a span that carries no trace id or is not
+    /// sampled.
     fn finish(self) -> Option<SpanData> {
-        let trace_id = self.trace_id?;
+        let trace_id = self.trace_id.filter(|_| self.sampled)?;
         let context = |span_id| {
             SpanContext::new(
                 trace_id,
@@ -288,6 +286,10 @@ impl Visit for Pending {
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
+        if field.name() == "sampled" {
+            self.sampled = value;
+            return;
+        }
         self.attributes.push(KeyValue::new(field.name(), value));
     }
 
@@ -297,10 +299,34 @@ impl Visit for Pending {
     }
 }
 
+/// An OTLP/HTTP URL, refused with `field` named unless it is http(s).
+pub(crate) fn otlp_url(field: &str, url: &str) -> Result<url::Url> {
+    let parsed = url::Url::parse(url).map_err(|e| {
+        Error::config(
+            field,
+            format!("not a URL ({e}): {}", crate::redact_url(url)),
+        )
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(Error::config(field, "must be an http:// or https:// URL"));
+    }
+    Ok(parsed)
+}
+
+/// The client exports go through: courier's rustls configuration, a 10 s timeout.
+pub(crate) fn http_client() -> Result<reqwest::Client> {
+    let tls = crate::tls::client_config(None, &[b"http/1.1"])?;
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot build the OTLP HTTP client: {e}")))
+}
+
 /// Posts the exporter's requests with courier's reqwest client, on courier's runtime:
 /// the batch processor calls from a thread of its own, where reqwest cannot run.
 #[derive(Debug)]
-struct Post(reqwest::Client);
+pub(crate) struct Post(pub(crate) reqwest::Client);
 
 #[async_trait]
 impl HttpClient for Post {

@@ -8,14 +8,14 @@
 
 mod baggage;
 mod context;
-#[cfg(feature = "otlp")]
-mod export;
+#[cfg(feature = "telemetry")]
+pub(crate) mod export;
 mod traceparent;
 mod tracestate;
 
 pub use baggage::Baggage;
 pub use context::TraceContext;
-#[cfg(feature = "otlp")]
+#[cfg(feature = "telemetry")]
 pub use export::OtlpLayer;
 pub use tracestate::TraceState;
 

@@ -3,12 +3,13 @@
 //! It prints one line of JSON on stdout:
 //!
 //! ```text
-//! {"control": url, "upstreams": [url, ...], "dns": "127.0.0.1:port",
+//! {"control": url, "upstreams": [url, ...], "dns": "127.0.0.1:port", "otlp": url,
 //!  "tls": {"dir": path, "urls": {"mtls": url, "tls12": url, "expired": url,
 //!          "wrong_san": url, "other_ca": url, "no_client_auth": url}}}
 //! ```
 //!
-//! (`dns` is the UDP DNS server's address; `tls.dir` holds the PKI's PEM files, taken
+//! (`dns` is the UDP DNS server's address; `otlp` an OTLP/HTTP receiver's base URL,
+//! from which `GET /spans` and `GET /metrics` read back what was exported; `tls.dir` holds the PKI's PEM files, taken
 //! from `$COURIER_PKI_DIR` when set, so every process and the RabbitMQ broker share
 //! one CA, else made for this process and deleted when it exits), then runs until its
 //! stdin reaches EOF or it gets SIGINT/SIGTERM. Tying the lifetime to stdin means a
@@ -24,7 +25,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use courier_testkit::{Pki, Testkit, TlsUpstream};
+use courier_testkit::{OtlpReceiver, Pki, Testkit, TlsUpstream};
 use tokio::sync::oneshot;
 
 const USAGE: &str = "usage: courier-testkit [--upstreams N]
@@ -72,6 +73,14 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // One OTLP receiver for the exporters under test (courier's and the host SDK's).
+    let otlp = match OtlpReceiver::start().await {
+        Ok(otlp) => otlp,
+        Err(e) => {
+            eprintln!("courier-testkit: cannot listen for OTLP: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let terminated = on_termination();
     let tls_urls: serde_json::Map<String, serde_json::Value> = TlsUpstream::ALL
         .iter()
@@ -81,6 +90,7 @@ async fn main() -> ExitCode {
         "control": kit.control_url(),
         "upstreams": kit.urls(),
         "dns": kit.dns_addr().to_string(),
+        "otlp": otlp.url(),
         "tls": {
             "dir": pki_dir.path().to_string_lossy(),
             "urls": tls_urls,

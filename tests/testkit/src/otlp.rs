@@ -1,26 +1,33 @@
-//! A minimal OTLP/HTTP trace receiver (JSON encoding) on 127.0.0.1: it keeps every span
-//! posted to `/v1/traces`, so a test can check what an exporter sent.
+//! A minimal OTLP/HTTP receiver on 127.0.0.1 for traces and metrics, in JSON (what
+//! courier sends) or protobuf (what the Python and Java SDKs send): it keeps every span
+//! posted to `/v1/traces` and every metric posted to `/v1/metrics`, so a test can check
+//! what exporters sent. Tests in other languages read them back over HTTP from the same
+//! port: `GET /spans` and `GET /metrics` (JSON arrays), `POST /reset`.
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::Message;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use crate::http1::{self, Conn, Response};
+use crate::http1::{self, Conn, Request, Response};
 
-/// Receives OTLP/HTTP JSON trace exports; dropping it closes the port.
+/// Receives OTLP/HTTP exports; dropping it closes the port.
 pub struct OtlpReceiver {
     addr: SocketAddr,
-    spans: Arc<Spans>,
+    received: Arc<Received>,
     task: JoinHandle<()>,
 }
 
 #[derive(Default)]
-struct Spans {
-    all: Mutex<Vec<serde_json::Value>>,
+struct Received {
+    spans: Mutex<Vec<serde_json::Value>>,
+    metrics: Mutex<Vec<serde_json::Value>>,
     arrived: Notify,
 }
 
@@ -32,14 +39,23 @@ impl OtlpReceiver {
     pub async fn start() -> io::Result<OtlpReceiver> {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
         let addr = listener.local_addr()?;
-        let spans = Arc::new(Spans::default());
-        let shared = Arc::clone(&spans);
+        let received = Arc::new(Received::default());
+        let shared = Arc::clone(&received);
         let task = tokio::spawn(http1::serve(
             listener,
             std::future::pending(),
             move |stream| receive(Arc::clone(&shared), stream),
         ));
-        Ok(OtlpReceiver { addr, spans, task })
+        Ok(OtlpReceiver {
+            addr,
+            received,
+            task,
+        })
+    }
+
+    /// The base URL, as `OTEL_EXPORTER_OTLP_ENDPOINT` takes it: `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
     }
 
     /// The traces URL to export to: `http://127.0.0.1:PORT/v1/traces`.
@@ -47,14 +63,22 @@ impl OtlpReceiver {
         format!("http://{}/v1/traces", self.addr)
     }
 
+    /// The metrics URL to export to: `http://127.0.0.1:PORT/v1/metrics`.
+    pub fn metrics_url(&self) -> String {
+        format!("http://{}/v1/metrics", self.addr)
+    }
+
     /// Every span received so far, as OTLP JSON objects (`traceId`, `spanId`,
-    /// `parentSpanId`, `name`, `kind`, `attributes`, `links`...), in arrival order.
+    /// `parentSpanId`, `name`, `kind`, `attributes`, `links`...) with the exporting
+    /// resource's attributes under `resource`, in arrival order.
     pub fn spans(&self) -> Vec<serde_json::Value> {
-        self.spans
-            .all
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        lock(&self.received.spans).clone()
+    }
+
+    /// Every metric received so far (`name`, `unit`, `sum`/`gauge`/`histogram`...), with
+    /// `resource` as for spans, in arrival order.
+    pub fn metrics(&self) -> Vec<serde_json::Value> {
+        lock(&self.received.metrics).clone()
     }
 
     /// Waits until at least `count` spans arrived, or `limit` passed; returns them.
@@ -65,7 +89,7 @@ impl OtlpReceiver {
     ) -> Vec<serde_json::Value> {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
-            let arrived = self.spans.arrived.notified();
+            let arrived = self.received.arrived.notified();
             let spans = self.spans();
             if spans.len() >= count {
                 return spans;
@@ -77,31 +101,49 @@ impl OtlpReceiver {
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 impl Drop for OtlpReceiver {
     fn drop(&mut self) {
         self.task.abort();
     }
 }
 
-async fn receive(spans: Arc<Spans>, stream: TcpStream) {
+async fn receive(received: Arc<Received>, stream: TcpStream) {
     let mut conn = Conn::new(stream);
     while let Some(request) = conn.next_request().await {
-        let response = if request.method == "POST" && request.path == "/v1/traces" {
-            match serde_json::from_slice::<serde_json::Value>(&request.body) {
+        let response = match (request.method.as_str(), request.path.as_str()) {
+            ("POST", "/v1/traces") => match decode::<ExportTraceServiceRequest>(&request) {
                 Ok(export) => {
-                    let received = flatten(&export);
-                    spans
-                        .all
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .extend(received);
-                    spans.arrived.notify_waiters();
+                    let spans = flatten(&export, "resourceSpans", "scopeSpans", "spans");
+                    lock(&received.spans).extend(spans);
+                    received.arrived.notify_waiters();
                     Response::json(200, &serde_json::json!({}))
                 }
-                Err(e) => Response::error(400, format!("not OTLP JSON: {e}")),
+                Err(e) => Response::error(400, e),
+            },
+            ("POST", "/v1/metrics") => match decode::<ExportMetricsServiceRequest>(&request) {
+                Ok(export) => {
+                    let metrics = flatten(&export, "resourceMetrics", "scopeMetrics", "metrics");
+                    lock(&received.metrics).extend(metrics);
+                    received.arrived.notify_waiters();
+                    Response::json(200, &serde_json::json!({}))
+                }
+                Err(e) => Response::error(400, e),
+            },
+            ("GET", "/spans") => Response::json(200, &*lock(&received.spans)),
+            ("GET", "/metrics") => Response::json(200, &*lock(&received.metrics)),
+            ("POST", "/reset") => {
+                lock(&received.spans).clear();
+                lock(&received.metrics).clear();
+                Response::empty(204)
             }
-        } else {
-            Response::error(404, "only POST /v1/traces")
+            _ => Response::error(
+                404,
+                "POST /v1/traces, POST /v1/metrics, GET /spans, GET /metrics, POST /reset",
+            ),
         };
         let close = !request.keep_alive;
         if conn.respond(&response, false, close).await.is_err() || close {
@@ -110,12 +152,38 @@ async fn receive(spans: Arc<Spans>, stream: TcpStream) {
     }
 }
 
-/// `resourceSpans[].scopeSpans[].spans[]`, flattened.
-fn flatten(export: &serde_json::Value) -> Vec<serde_json::Value> {
+/// An export body as OTLP JSON, whichever encoding it came in.
+fn decode<M: Message + Default + serde::Serialize>(
+    request: &Request,
+) -> Result<serde_json::Value, String> {
+    let protobuf = request
+        .header("content-type")
+        .is_some_and(|t| t.starts_with("application/x-protobuf"));
+    if protobuf {
+        let message = M::decode(request.body.as_slice()).map_err(|e| format!("not OTLP protobuf: {e}"))?;
+        serde_json::to_value(&message).map_err(|e| e.to_string())
+    } else {
+        serde_json::from_slice(&request.body).map_err(|e| format!("not OTLP JSON: {e}"))
+    }
+}
+
+/// `resourceX[].scopeX[].items[]`, flattened, each item with its resource's attributes
+/// as `resource`.
+fn flatten(
+    export: &serde_json::Value,
+    resources: &str,
+    scopes: &str,
+    items: &str,
+) -> Vec<serde_json::Value> {
     let list = |v: &serde_json::Value, key: &str| v[key].as_array().cloned().unwrap_or_default();
-    list(export, "resourceSpans")
-        .iter()
-        .flat_map(|r| list(r, "scopeSpans"))
-        .flat_map(|s| list(&s, "spans"))
-        .collect()
+    let mut out = Vec::new();
+    for resource in list(export, resources) {
+        for scope in list(&resource, scopes) {
+            for mut item in list(&scope, items) {
+                item["resource"] = resource["resource"].clone();
+                out.push(item);
+            }
+        }
+    }
+    out
 }
