@@ -104,8 +104,8 @@ run_python() {
   step "python: venv, build, lint, tests"
   setup_python
   (cd python && ../.venv/bin/ruff check . && ../.venv/bin/ruff format --check .)
-  .venv/bin/ruff check -q --config python/pyproject.toml examples/python
-  .venv/bin/ruff format -q --check --config python/pyproject.toml examples/python
+  .venv/bin/ruff check -q --config python/pyproject.toml examples/python tests/w3c
+  .venv/bin/ruff format -q --check --config python/pyproject.toml examples/python tests/w3c
   (cd python && ../.venv/bin/python -m mypy.stubtest courierkit._courier --allowlist stubtest-allowlist.txt)
   logged python bash -c "cd python && ../.venv/bin/python -m pytest -q -p no:cacheprovider"
   local n

@@ -256,4 +256,66 @@ mod tests {
             Some("v=1")
         );
     }
+
+    /// The W3C Trace Context test suite's tracestate cases (github.com/w3c/trace-context,
+    /// test/test.py, SPEC_LEVEL=2 STRICT_LEVEL=2), as its harness drives a service: these
+    /// headers in, the carrier of the next hop out. Repeated headers stay separate pairs.
+    mod w3c_suite {
+        use super::*;
+
+        const SUITE_TP: &str = "00-12345678901234567890123456789012-1234567890123456-00";
+        const SUITE_TRACE_ID: &str = "12345678901234567890123456789012";
+
+        /// The `tracestate` the next hop sends (None when it sends none), after checking
+        /// that the trace continued.
+        fn hop(tracestates: &[&str]) -> Option<String> {
+            let mut headers = vec![("traceparent", SUITE_TP)];
+            headers.extend(tracestates.iter().map(|ts| ("tracestate", *ts)));
+            let out = TraceContext::from_carrier(headers).child();
+            assert_eq!(out.trace_id(), SUITE_TRACE_ID, "{tracestates:?}");
+            out.to_carrier().remove("tracestate")
+        }
+
+        #[test]
+        fn test_tracestate_duplicated_keys() {
+            // The suite: 'foo=1' in the output, or for different values 'foo=1' or
+            // 'foo=2'. Courier keeps the first member of a repeated key.
+            assert_eq!(hop(&["foo=1,foo=1"]).as_deref(), Some("foo=1"));
+            assert_eq!(hop(&["foo=1,foo=2"]).as_deref(), Some("foo=1"));
+            assert_eq!(hop(&["foo=1", "foo=1"]).as_deref(), Some("foo=1"));
+            assert_eq!(hop(&["foo=1", "foo=2"]).as_deref(), Some("foo=1"));
+        }
+
+        #[test]
+        fn test_tracestate_key_illegal_vendor_format() {
+            // Keys that follow the key grammar are inherited, with the other members.
+            for ts in ["foo@=1,bar=2", "foo@@bar=1,bar=2", "foo@bar@baz=1,bar=2"] {
+                assert_eq!(hop(&[ts]).as_deref(), Some(ts));
+            }
+            // A key that starts with an at sign discards the tracestate ('bar' absent).
+            assert_eq!(hop(&["@foo=1,bar=2"]), None);
+        }
+
+        #[test]
+        fn test_tracestate_key_length_limit() {
+            // Keys of at most 256 characters, at signs anywhere after the first, are inherited
+            // with 'foo'.
+            for key in [
+                "z".repeat(256),
+                format!("{}@{}", "t".repeat(241), "v".repeat(14)),
+                format!("{}@v", "t".repeat(242)),
+                format!("t@{}", "v".repeat(15)),
+            ] {
+                let second = format!("{key}=1");
+                assert_eq!(
+                    hop(&["foo=1", &second]),
+                    Some(format!("foo=1,{key}=1")),
+                    "{} characters",
+                    key.len()
+                );
+            }
+            // A key of 257 characters discards the tracestate ('foo' absent).
+            assert_eq!(hop(&["foo=1", &format!("{}=1", "z".repeat(257))]), None);
+        }
+    }
 }

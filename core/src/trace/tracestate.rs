@@ -2,8 +2,11 @@
 //! (<https://www.w3.org/TR/trace-context-2/#tracestate-header>).
 //!
 //! A list of `key=value` members separated by commas with optional whitespace; empty
-//! members are allowed and skipped. Any invalid member, a repeated key or more than 32
-//! members makes the whole header invalid: it is dropped, never partially propagated.
+//! members are allowed and skipped. Any invalid member or more than 32 members makes the
+//! whole header invalid: it is dropped, never partially propagated (processing model,
+//! "A traceparent is Received" step 3: a tracestate that cannot be parsed MAY be
+//! discarded whole). A key repeated by upstream does not make it invalid: the first
+//! member with that key is kept and later ones are discarded (see [`TraceState::parse`]).
 //! Repeated headers are one list (section 3.3.1.1). Over 512 characters, whole members
 //! are removed, the longest of those over 128 characters first, then from the end
 //! (section 3.3.1.5).
@@ -23,8 +26,19 @@ pub struct TraceState {
 
 impl TraceState {
     /// Parses the values of every `tracestate` header in order; `None` when invalid.
+    ///
+    /// A repeated key keeps its first member and drops the later ones. Level 2 only asks
+    /// a participant not to *add* a key twice ("Combined Header Value",
+    /// <https://www.w3.org/TR/trace-context-2/#combined-header-value>) and lets it
+    /// discard duplicate keys it did not generate ("Mutating the tracestate Field",
+    /// <https://www.w3.org/TR/trace-context-2/#mutating-the-tracestate-field>), so a
+    /// duplicate is no reason to drop the whole header. The first is kept because the
+    /// left-most member is the most recently updated. The 32-member limit counts the
+    /// members as received, duplicates included (`list = list-member 0*31( OWS "," OWS
+    /// list-member )`).
     pub fn parse<'a>(values: impl IntoIterator<Item = &'a str>) -> Option<TraceState> {
         let mut members: Vec<(String, String)> = Vec::new();
+        let mut received = 0;
         for value in values {
             for raw in value.split(',') {
                 let member = raw.trim_matches([' ', '\t']);
@@ -32,12 +46,15 @@ impl TraceState {
                     continue;
                 }
                 let (key, value) = member.split_once('=')?;
-                if !valid_key(key) || !valid_value(value) || members.iter().any(|(k, _)| k == key) {
+                if !valid_key(key) || !valid_value(value) {
                     return None;
                 }
-                members.push((key.to_owned(), value.to_owned()));
-                if members.len() > MAX_MEMBERS {
+                received += 1;
+                if received > MAX_MEMBERS {
                     return None;
+                }
+                if !members.iter().any(|(k, _)| k == key) {
+                    members.push((key.to_owned(), value.to_owned()));
                 }
             }
         }
@@ -106,33 +123,22 @@ impl TraceState {
     }
 }
 
+/// `keychar = lcalpha / DIGIT / "_" / "-" / "*" / "/" / "@"`.
 fn key_char(c: u8) -> bool {
-    c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'-' | b'*' | b'/')
+    c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'-' | b'*' | b'/' | b'@')
 }
 
-/// `simple-key = lcalpha 0*255(...)` or `tenant-id "@" system-id`, where
-/// `tenant-id = (lcalpha / DIGIT) 0*240(...)` and `system-id = lcalpha 0*13(...)`.
+/// `key = ( lcalpha / DIGIT ) 0*255 ( keychar )`: 1 to 256 characters, the first a
+/// lowercase letter or a digit, `@` allowed anywhere after it (Level 2, "Key",
+/// <https://www.w3.org/TR/trace-context-2/#key>). This replaces Level 1's two forms
+/// (`simple-key`, and `tenant-id "@" system-id` with at most 241 and 14 characters and one
+/// `@`), every key of which it still accepts.
 fn valid_key(key: &str) -> bool {
     let k = key.as_bytes();
-    match key.split_once('@') {
-        None => {
-            !k.is_empty()
-                && k.len() <= 256
-                && k[0].is_ascii_lowercase()
-                && k.iter().all(|c| key_char(*c))
-        }
-        Some((tenant, system)) => {
-            let (t, s) = (tenant.as_bytes(), system.as_bytes());
-            !t.is_empty()
-                && t.len() <= 241
-                && (t[0].is_ascii_lowercase() || t[0].is_ascii_digit())
-                && t.iter().all(|c| key_char(*c))
-                && !s.is_empty()
-                && s.len() <= 14
-                && s[0].is_ascii_lowercase()
-                && s.iter().all(|c| key_char(*c))
-        }
-    }
+    !k.is_empty()
+        && k.len() <= 256
+        && (k[0].is_ascii_lowercase() || k[0].is_ascii_digit())
+        && k.iter().all(|c| key_char(*c))
 }
 
 /// `value = 0*255(chr) nblk-chr`: printable ASCII without `,` and `=`, spaces allowed
@@ -170,23 +176,82 @@ mod tests {
     fn any_invalid_member_drops_the_whole_header() {
         for v in [
             "A=1",
-            "1a=1",
             "a=",
             "a=b=c",
             "a",
-            "a=1,a=2",
             "t@S=1",
-            "t@system-is-too-long=1",
             "@s=1",
+            "foo =1",
+            "foo.bar=1",
             "a=\u{7f}",
             "a=caf\u{e9}",
+            "a=1,@s=1",
+            "a=1,b=",
         ] {
             assert_eq!(parse(v), None, "{v:?}");
         }
-        assert!(
-            parse("0t@s=1").is_some(),
-            "a tenant-id may start with a digit"
+        assert_eq!(
+            TraceState::parse(["a=1", "B=2"]),
+            None,
+            "across headers too"
         );
+    }
+
+    #[test]
+    fn keys_follow_the_level_2_grammar() {
+        for key in [
+            "a".to_owned(),
+            "1a".to_owned(),
+            "0t@s".to_owned(),
+            "foo@".to_owned(),
+            "foo@@bar".to_owned(),
+            "foo@bar@baz".to_owned(),
+            "t@system-is-too-long".to_owned(),
+            "az09_-*/@".to_owned(),
+            "z".repeat(256),
+            format!("{}@{}", "t".repeat(241), "v".repeat(14)),
+            format!("{}@v", "t".repeat(242)),
+            format!("t@{}", "v".repeat(15)),
+        ] {
+            let ts = parse(&format!("{key}=1,b=2")).unwrap_or_else(|| panic!("{key:?}"));
+            assert_eq!(
+                (ts.get(&key), ts.get("b")),
+                (Some("1"), Some("2")),
+                "{key:?}"
+            );
+        }
+        for key in [
+            String::new(),
+            "@foo".to_owned(),
+            "_a".to_owned(),
+            "Foo".to_owned(),
+            "foo.bar".to_owned(),
+            "z".repeat(257),
+        ] {
+            assert_eq!(parse(&format!("{key}=1,b=2")), None, "{key:?}");
+        }
+        let mut ts = TraceState::default();
+        assert!(
+            ts.insert("tenant@vendor@x", "v"),
+            "insert takes the same grammar"
+        );
+        assert!(!ts.insert("@vendor", "v"));
+    }
+
+    #[test]
+    fn a_repeated_key_keeps_its_first_member() {
+        let ts = parse("foo=1,bar=2,foo=3").unwrap();
+        assert_eq!(ts.header(), "foo=1,bar=2");
+        assert_eq!(ts.get("foo"), Some("1"));
+        assert_eq!(
+            TraceState::parse(["foo=1", "foo=2"]).unwrap().header(),
+            "foo=1",
+            "across headers too"
+        );
+        assert_eq!(parse("foo=1,foo=1").unwrap().header(), "foo=1");
+        let mut ts = parse("a=1,me=old,me=older").unwrap();
+        assert!(ts.insert("me", "new"));
+        assert_eq!(ts.header(), "me=new,a=1");
     }
 
     #[test]
@@ -199,6 +264,17 @@ mod tests {
         };
         assert!(parse(&list(32)).is_some());
         assert_eq!(parse(&list(33)), None);
+        assert!(
+            parse(&format!("{},,, ,", list(32))).is_some(),
+            "empty members are not counted"
+        );
+        assert_eq!(
+            parse(&format!("{},k0=again", list(32))),
+            None,
+            "a duplicate counts: 33 members were received"
+        );
+        let with_duplicate = parse(&format!("{},k0=again", list(31))).unwrap();
+        assert_eq!(with_duplicate.header(), list(31));
     }
 
     #[test]
