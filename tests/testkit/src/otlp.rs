@@ -160,7 +160,8 @@ fn decode<M: Message + Default + serde::Serialize>(
         .header("content-type")
         .is_some_and(|t| t.starts_with("application/x-protobuf"));
     if protobuf {
-        let message = M::decode(request.body.as_slice()).map_err(|e| format!("not OTLP protobuf: {e}"))?;
+        let message =
+            M::decode(request.body.as_slice()).map_err(|e| format!("not OTLP protobuf: {e}"))?;
         serde_json::to_value(&message).map_err(|e| e.to_string())
     } else {
         serde_json::from_slice(&request.body).map_err(|e| format!("not OTLP JSON: {e}"))
