@@ -299,8 +299,13 @@ impl Client {
     }
 
     /// Marks the client closed; later calls fail with [`Error::Closed`]. Calls in flight finish.
+    /// With the `telemetry` feature, the spans and metrics recorded so far are exported
+    /// in the background (a close never waits on a collector; [`crate::telemetry::flush`]
+    /// does).
     pub fn close(&self) {
         self.inner.closed.store(true, Ordering::Release);
+        #[cfg(feature = "telemetry")]
+        crate::telemetry::flush_in_background();
     }
 
     fn target<'a>(&'a self, req: &Request) -> Result<Target<'a>> {

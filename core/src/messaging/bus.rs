@@ -438,12 +438,16 @@ impl Bus {
     }
 
     /// Closes the connection and stops reconnecting. Unacknowledged deliveries return
-    /// to their queues; waiting requests fail.
+    /// to their queues; waiting requests fail. Exported telemetry is flushed.
     ///
     /// # Errors
     /// None in practice: a connection that is already gone is already closed.
     pub async fn close(&self) -> Result<()> {
         self.session.close().await;
+        // With the `telemetry` feature, what was recorded is exported before the close
+        // returns (a collector that is gone costs its export timeout).
+        #[cfg(feature = "telemetry")]
+        let _ = tokio::task::spawn_blocking(crate::telemetry::flush).await;
         Ok(())
     }
 

@@ -31,3 +31,5 @@ pub use log::{
 pub use sampler::{Sampler, sampler, set_sampler};
 #[cfg(feature = "telemetry")]
 pub use settings::{Settings, configure, flush, install, metrics_text};
+#[cfg(feature = "telemetry")]
+pub(crate) use settings::flush_in_background;

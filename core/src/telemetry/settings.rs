@@ -240,6 +240,18 @@ pub fn flush() -> Result<()> {
     traced.and(pipeline::flush())
 }
 
+/// [`flush`] on a thread of its own, for closes that must not wait; failures are
+/// logged.
+pub(crate) fn flush_in_background() {
+    let _ = std::thread::Builder::new()
+        .name("courier-flush".into())
+        .spawn(|| {
+            if let Err(e) = flush() {
+                tracing::warn!(error = %e, "telemetry export failed");
+            }
+        });
+}
+
 /// The metric readings in the Prometheus text format; empty when metrics are off.
 pub fn metrics_text() -> String {
     pipeline::collect()
