@@ -31,6 +31,15 @@ from ._errors import (
     TlsError,
     UnroutableError,
 )
+from ._telemetry import (
+    _flush_at_exit,
+    _install,
+    configure_telemetry,
+    flush_telemetry,
+    log_level,
+    metrics_text,
+    set_log_level,
+)
 
 __all__ = [
     "AsyncBus",
@@ -60,8 +69,17 @@ __all__ = [
     "TraceContext",
     "UnroutableError",
     "__version__",
+    "configure_telemetry",
+    "flush_telemetry",
+    "log_level",
+    "metrics_text",
+    "set_log_level",
 ]
 
 # Core's threads must not enter Python once the interpreter finalizes: this runs before
 # finalization, while the interpreter is whole, and holds exit until they are out.
 atexit.register(_quiesce)
+# Registered after _quiesce, so it runs before it (atexit is last in, first out): the
+# spans and metrics still held are exported while the core's threads may still run.
+atexit.register(_flush_at_exit)
+_install()

@@ -12,6 +12,7 @@ use pyo3::prelude::*;
 mod bus;
 mod client;
 mod error;
+mod telemetry;
 mod trace;
 mod wait;
 
@@ -26,5 +27,11 @@ fn _courier(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(wait::_quiesce, m)?)?;
     m.add_function(wrap_pyfunction!(wait::_panic_for_tests, m)?)?;
+    m.add_function(wrap_pyfunction!(telemetry::_install_telemetry, m)?)?;
+    m.add_function(wrap_pyfunction!(telemetry::set_log_level, m)?)?;
+    m.add_function(wrap_pyfunction!(telemetry::log_level, m)?)?;
+    m.add_function(wrap_pyfunction!(telemetry::configure_telemetry, m)?)?;
+    m.add_function(wrap_pyfunction!(telemetry::flush_telemetry, m)?)?;
+    m.add_function(wrap_pyfunction!(telemetry::metrics_text, m)?)?;
     Ok(())
 }

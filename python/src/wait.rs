@@ -121,6 +121,16 @@ pub(crate) fn _quiesce(py: Python<'_>) {
     });
 }
 
+/// Runs `enter` (which takes the GIL) from a core thread unless the interpreter is
+/// exiting, counted in [`POLLING`] so exit waits for it: the log sink's way into Python.
+pub(crate) fn enter_python(enter: impl FnOnce()) {
+    POLLING.fetch_add(1, Ordering::SeqCst);
+    if !EXITING.load(Ordering::SeqCst) {
+        enter();
+    }
+    POLLING.fetch_sub(1, Ordering::SeqCst);
+}
+
 /// A bridged task, counted in [`POLLING`] while polled and cut short once [`EXITING`].
 struct Bridged<F>(Pin<Box<F>>);
 

@@ -58,6 +58,8 @@ class Testkit:
         # HTTPS upstreams by name (mtls, tls12, expired, ...) and the PKI directory they use.
         self.tls_dir = Path(info["tls"]["dir"])
         self.tls_urls: dict[str, str] = info["tls"]["urls"]
+        # The OTLP/HTTP receiver's base URL; GET /spans and /metrics read back exports.
+        self.otlp: str = info["otlp"]
 
     def _send(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
@@ -77,6 +79,11 @@ class Testkit:
 
     def reset(self) -> None:
         self._send("POST", "/reset")
+
+    def exported(self, kind: str) -> list[dict[str, Any]]:
+        """What exporters posted to the OTLP receiver: ``spans`` or ``metrics``."""
+        with urllib.request.urlopen(f"{self.otlp}/{kind}", timeout=10) as resp:
+            return json.loads(resp.read())
 
     def proxy(self, url: str) -> Proxy:
         """A TCP proxy to the host and port of `url` (the testkit's `POST /proxies`)."""
