@@ -57,6 +57,8 @@ struct Row {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The bare reqwest peer needs a process-default provider; courier passes its own.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    #[cfg(feature = "telemetry")]
+    courierkit::telemetry::install()?;
     let args: Vec<String> = std::env::args().skip(1).collect();
     let which = args.first().map(String::as_str).unwrap_or("all");
     let json_path = args
