@@ -253,8 +253,9 @@ class _BusBase:
 
     def stats(self) -> dict[str, int]:
         """Counters since the bus connected: ``published``, ``confirmed``, ``resent``,
-        ``returned``, ``publish_rejected``, ``delivered``, ``acked``, ``nacked``,
-        ``rejected``, ``redelivered``, ``deduplicated``, ``rpc_in_flight``, ``reconnects``."""
+        ``returned``, ``publish_rejected``, ``republished``, ``delivered``, ``acked``,
+        ``nacked``, ``rejected``, ``redelivered``, ``deduplicated``, ``rpc_in_flight``,
+        ``reconnects``."""
         stats: dict[str, int] = _json.loads(self._native.stats_json())
         return stats
 

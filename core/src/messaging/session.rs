@@ -19,11 +19,17 @@ use super::stats::Counters;
 use super::transport::{ReplyLane, Transport};
 use crate::error::{Error, Result};
 use crate::limits::MessageLimits;
+use crate::resilience::Backoff;
 use crate::telemetry::metrics;
 
 /// How long a declaration or a new consumer's first subscription may wait for a
 /// reconnecting broker: the caller learns about an outage instead of waiting for it.
 pub(crate) const SETUP_DEADLINE: Duration = Duration::from_secs(30);
+
+/// The backoff between re-publishes of a nacked message: full jitter from 50 ms doubling
+/// up to 2 s, long enough for a quorum queue's leader election (a few seconds) to
+/// finish within a default 30 s publish deadline without a storm of re-sends.
+const REPUBLISH: Backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
 
 pub(crate) struct Session {
     pub(crate) transport: Box<dyn Transport>,
@@ -94,9 +100,30 @@ impl Session {
             })?
             .map_err(|_| Error::Closed { what: "bus" })?;
         self.counters.published.inc();
-        let confirm = match lane {
-            Some(lane) => lane.publish(message).await,
-            None => self.transport.publish(message, deadline).await,
+        let mut nacks = 0;
+        let confirm = loop {
+            let confirm = match lane {
+                Some(lane) => lane.publish(message).await,
+                None => self.transport.publish(message, deadline).await,
+            };
+            // A nack is the broker saying "not now" (a quorum queue electing a leader, a
+            // node going away, a full queue that rejects publishes): the same message,
+            // same id, goes again after a backoff while the deadline allows, as the
+            // RabbitMQ reliability guide tells publishers to. With dedup on the consumer,
+            // a copy that did land is discarded. Refusals that cannot heal (unroutable,
+            // access refused, a missing exchange, a message over the limit) are not
+            // nacks and fail at once.
+            if let Ok(Confirm::Nack) = confirm {
+                let wait = REPUBLISH.delay(nacks, &mut rand::rng());
+                if Instant::now() + wait < deadline {
+                    self.counters.publish_rejected.inc();
+                    self.counters.republished.inc();
+                    nacks += 1;
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+            }
+            break confirm;
         };
         let result = confirm
             .map_err(|e| match e {

@@ -27,6 +27,7 @@ pub(crate) struct Counters {
     pub resent: Counter,
     pub returned: Counter,
     pub publish_rejected: Counter,
+    pub republished: Counter,
     pub delivered: Counter,
     pub acked: Counter,
     pub nacked: Counter,
@@ -47,8 +48,10 @@ pub struct BusStats {
     pub resent: u64,
     /// Mandatory publishes returned as unroutable.
     pub returned: u64,
-    /// Publishes the broker nacked.
+    /// Nacks the broker sent (each try of a message counts).
     pub publish_rejected: u64,
+    /// Nacked messages sent again (same message id) within their publish deadline.
+    pub republished: u64,
     /// Deliveries handed to the application.
     pub delivered: u64,
     /// Deliveries acknowledged.
@@ -75,6 +78,7 @@ impl Counters {
             resent: self.resent.get(),
             returned: self.returned.get(),
             publish_rejected: self.publish_rejected.get(),
+            republished: self.republished.get(),
             delivered: self.delivered.get(),
             acked: self.acked.get(),
             nacked: self.nacked.get(),

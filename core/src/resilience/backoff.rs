@@ -17,7 +17,7 @@ pub(crate) struct Backoff {
 }
 
 impl Backoff {
-    pub(crate) fn new(base: Duration, cap: Duration) -> Backoff {
+    pub(crate) const fn new(base: Duration, cap: Duration) -> Backoff {
         Backoff { base, cap }
     }
 

@@ -30,6 +30,6 @@ pub use log::{
 };
 pub use sampler::{Sampler, sampler, set_sampler};
 #[cfg(feature = "telemetry")]
-pub use settings::{Settings, configure, flush, install, metrics_text};
-#[cfg(feature = "telemetry")]
 pub(crate) use settings::flush_in_background;
+#[cfg(feature = "telemetry")]
+pub use settings::{Settings, configure, flush, install, metrics_text};

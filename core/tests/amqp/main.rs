@@ -403,3 +403,104 @@ async fn empty_message_ids_from_other_publishers_are_not_deduplicated() {
     bus.close().await.unwrap();
     delete_queues(&[&q, &format!("{q}.dlq")]).await;
 }
+
+/// A nacked publish is sent again, same message id, until the broker takes it or the
+/// deadline leaves no time: a queue at `x-max-length` with `reject-publish` nacks
+/// every publish until a consumer makes room (as a quorum queue electing a leader nacks
+/// until it has one).
+#[tokio::test]
+async fn nacked_publishes_are_sent_again_within_their_deadline() {
+    let bus = bus().await;
+    let q = unique("nacked");
+    let conn = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    let mut arguments = lapin::types::FieldTable::default();
+    arguments.insert("x-max-length".into(), lapin::types::AMQPValue::LongInt(1));
+    arguments.insert(
+        "x-overflow".into(),
+        lapin::types::AMQPValue::LongString("reject-publish".into()),
+    );
+    ch.queue_declare(
+        q.as_str().into(),
+        lapin::options::QueueDeclareOptions::default(),
+        arguments,
+    )
+    .await
+    .unwrap();
+
+    bus.publish("", &q, b"first".to_vec().into(), PublishOptions::default())
+        .await
+        .unwrap();
+    // The queue is full: this one is nacked until the first leaves.
+    let second = {
+        let bus = bus.clone();
+        let q = q.clone();
+        tokio::spawn(async move {
+            let options = PublishOptions {
+                deadline: Some(Duration::from_secs(30)),
+                ..PublishOptions::default()
+            };
+            bus.publish("", &q, b"second".to_vec().into(), options)
+                .await
+        })
+    };
+    for _ in 0..200 {
+        if bus.stats().republished >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(bus.stats().republished >= 2, "{:?}", bus.stats());
+    let consumer = bus.consume(&q, ConsumeOptions::default()).await.unwrap();
+    let first = consumer
+        .next(SHORT)
+        .await
+        .unwrap()
+        .expect("the first message");
+    assert_eq!(first.body.as_ref(), b"first");
+    first.ack().await.unwrap();
+    let receipt = second.await.unwrap().expect("taken once there was room");
+    let delivered = consumer
+        .next(SHORT)
+        .await
+        .unwrap()
+        .expect("the second message");
+    assert_eq!(delivered.body.as_ref(), b"second");
+    assert_eq!(
+        delivered.message_id.as_deref(),
+        Some(receipt.message_id.as_str())
+    );
+    delivered.ack().await.unwrap();
+    let stats = bus.stats();
+    assert_eq!(
+        (stats.published, stats.confirmed),
+        (2, 2),
+        "one publish call each, both confirmed in the end: {stats:?}"
+    );
+    assert_eq!(stats.publish_rejected, stats.republished, "{stats:?}");
+
+    // Full again (x-max-length counts ready messages: no consumer may take it), and a
+    // deadline too short to wait for room: the caller gets the nack.
+    consumer.close().await.unwrap();
+    bus.publish("", &q, b"third".to_vec().into(), PublishOptions::default())
+        .await
+        .unwrap();
+    let short = PublishOptions {
+        deadline: Some(Duration::from_millis(300)),
+        ..PublishOptions::default()
+    };
+    let refused = bus
+        .publish("", &q, b"fourth".to_vec().into(), short)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, courierkit::Error::PublishRejected { .. }),
+        "{refused:?}"
+    );
+
+    bus.close().await.unwrap();
+    conn.close(200, "bye".into()).await.unwrap();
+    delete_queues(&[&q]).await;
+}
