@@ -98,7 +98,8 @@ class Testkit:
 
 
 class Proxy:
-    """A testkit TCP proxy: cut its connections, count the ones it accepted."""
+    """A testkit TCP proxy: cut or reset its connections, inject latency, a bandwidth cap
+    or a blackhole, count the connections it accepted."""
 
     def __init__(self, kit: Testkit, index: int, address: str) -> None:
         self._kit, self._index, self.address = kit, index, address
@@ -112,6 +113,19 @@ class Proxy:
 
     def cut(self) -> None:
         self._kit._send("POST", f"/proxies/{self._index}/cut")
+
+    def reset(self) -> None:
+        """Every connection closed with an RST."""
+        self._kit._send("POST", f"/proxies/{self._index}/reset")
+
+    def faults(self, latency_ms: int = 0, bandwidth_bytes_per_sec: int = 0, blackhole: bool = False) -> None:
+        """Network faults on every connection from now on; no arguments lifts them."""
+        faults = {
+            "latency_ms": latency_ms,
+            "bandwidth_bytes_per_sec": bandwidth_bytes_per_sec,
+            "blackhole": blackhole,
+        }
+        self._kit._send("PUT", f"/proxies/{self._index}/faults", faults)
 
     def accepted(self) -> int:
         return int(self._kit._send("GET", f"/proxies/{self._index}")["accepted"])

@@ -5,7 +5,9 @@
 //! `POST /upstreams/{i}/{reset,stop,start}`; `POST /reset`; `PUT /dns/{name}`;
 //! `POST /proxies {"target": "host:port"}` → `{"index", "address"}` (a TCP proxy, for
 //! cutting a client's connections to RabbitMQ or Redis), `GET /proxies/{i}` →
-//! `{"address", "accepted", "held_bytes"}`, `POST /proxies/{i}/{hold,cut,stop,listen}`.
+//! `{"address", "accepted", "held_bytes", "faults"}`,
+//! `POST /proxies/{i}/{hold,cut,reset,stop,listen}`, `PUT /proxies/{i}/faults`
+//! `{"latency_ms", "bandwidth_bytes_per_sec", "blackhole"}` (fields left out are off).
 
 use std::io::ErrorKind;
 use std::net::SocketAddr;
@@ -17,7 +19,7 @@ use tokio::net::TcpStream;
 use crate::behavior::Behavior;
 use crate::dns::{DnsRecords, DnsTable};
 use crate::http1::{Conn, Request, Response};
-use crate::proxy::Proxy;
+use crate::proxy::{Faults, Proxy};
 use crate::upstream::Upstream;
 
 /// The TCP proxies made with `POST /proxies`, by index.
@@ -91,6 +93,17 @@ async fn route(
                     proxy.cut();
                     Response::empty(204)
                 }
+                ("POST", ["reset"]) => {
+                    proxy.reset();
+                    Response::empty(204)
+                }
+                ("PUT", ["faults"]) => match serde_json::from_slice::<Faults>(&request.body) {
+                    Ok(faults) => {
+                        proxy.set_faults(faults);
+                        Response::empty(204)
+                    }
+                    Err(e) => Response::error(400, format!("not faults: {e}")),
+                },
                 ("POST", ["stop"]) => {
                     proxy.stop();
                     Response::empty(204)

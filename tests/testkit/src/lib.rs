@@ -40,5 +40,5 @@ pub use https::TlsUpstream;
 pub use log::{RecordedRequest, RequestLog};
 pub use otlp::OtlpReceiver;
 pub use pki::Pki;
-pub use proxy::Proxy;
+pub use proxy::{Faults, Proxy};
 pub use testkit::{Testkit, closed_port};

@@ -4,5 +4,6 @@
 mod binary;
 mod client;
 mod control;
+mod proxy;
 mod tls;
 mod upstream;
