@@ -364,3 +364,93 @@ async fn a_new_consumer_does_not_wait_an_hour_for_a_lost_broker() {
     assert_eq!(err.kind(), courierkit::ErrorKind::Timeout, "{err}");
     bus.close().await.unwrap();
 }
+
+/// A network partition between the client and its broker (the proxy's blackhole: no
+/// bytes either way, nothing closed) is noticed by the AMQP heartbeat (2 s here, from
+/// the URL's `heartbeat` query), the bus moves to the next URL, the publishes that were
+/// on the wire are re-sent there, and a request waiting for its reply fails with its
+/// timeout and leaves no correlation entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_is_detected_by_heartbeat_and_the_bus_moves_on() {
+    const N: usize = 20;
+    let _serial = SERIAL.lock().await;
+    let proxy = Proxy::start(support::socket_addr(&amqp_url()))
+        .await
+        .unwrap();
+    let partitioned = format!("{}?heartbeat=2", proxy.url(&amqp_url()));
+    let bus = bus_at(&[partitioned, amqp_url()]).await;
+    let q = format!("courier-test.recovery.partition.{}", uuid::Uuid::new_v4());
+    bus.declare_queue(&q, &QueueOptions::default())
+        .await
+        .unwrap();
+    let silent = format!("courier-test.recovery.silent.{}", uuid::Uuid::new_v4());
+    bus.declare_queue(&silent, &QueueOptions::default())
+        .await
+        .unwrap();
+
+    proxy.set_faults(courier_testkit::Faults {
+        blackhole: true,
+        ..courier_testkit::Faults::default()
+    });
+    let started = Instant::now();
+    let request = tokio::spawn({
+        let (bus, silent) = (bus.clone(), silent.clone());
+        async move {
+            let options = courierkit::RequestOptions {
+                timeout: Duration::from_secs(5),
+                ..courierkit::RequestOptions::default()
+            };
+            bus.request(&silent, bytes::Bytes::from_static(b"?"), options)
+                .await
+        }
+    });
+    let publishes = tokio::spawn({
+        let (bus, q) = (bus.clone(), q.clone());
+        async move {
+            let publishes = (0..N).map(|i| {
+                let options = PublishOptions {
+                    message_id: Some(format!("p-{i}")),
+                    ..PublishOptions::default()
+                };
+                bus.publish("", &q, bytes::Bytes::from(vec![b'x'; 256]), options)
+            });
+            futures_util::future::join_all(publishes).await
+        }
+    });
+    wait_for("the partition noticed", Duration::from_secs(60), || {
+        bus.stats().reconnects >= 1
+    })
+    .await;
+    let detected = started.elapsed();
+    println!("partition detected and left after {detected:?} (heartbeat 2 s)");
+    let results = tokio::time::timeout(Duration::from_secs(120), publishes)
+        .await
+        .expect("the publishes finish on the next broker")
+        .unwrap();
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let failed = request.await.unwrap().unwrap_err();
+    assert!(
+        matches!(
+            failed,
+            courierkit::Error::Timeout { .. } | courierkit::Error::Connect { .. }
+        ),
+        "{failed:?}"
+    );
+    let stats = bus.stats();
+    assert_eq!(
+        stats.rpc_in_flight, 0,
+        "no correlation entry left: {stats:?}"
+    );
+    assert_eq!(
+        (stats.published, stats.confirmed),
+        (N as u64, N as u64),
+        "every publish confirmed (the request, refused or timed out, is neither): {stats:?}"
+    );
+    assert_eq!(
+        support::queue_counts(&q).await.0,
+        N as u32,
+        "each publish stored once"
+    );
+    bus.close().await.unwrap();
+    support::delete_queues(&[&q, &format!("{q}.dlq"), &silent, &format!("{silent}.dlq")]).await;
+}
