@@ -504,3 +504,97 @@ async fn nacked_publishes_are_sent_again_within_their_deadline() {
     conn.close(200, "bye".into()).await.unwrap();
     delete_queues(&[&q]).await;
 }
+
+/// The Redis dedup store goes away while consuming (the proxy in front of it stops
+/// listening and cuts its connections) and comes back. Documented behaviour: no message
+/// is lost and none processed twice; while the store is unreachable, `next()` fails
+/// with the store's error and each message it could not check goes back to the queue
+/// (processing pauses, it does not fall back to an in-memory window that other
+/// processes would not share).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_redis_store_going_away_pauses_processing_and_loses_nothing() {
+    const IDS: usize = 40;
+    let redis = std::env::var("COURIER_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_owned());
+    let proxy = courier_testkit::Proxy::start(support::socket_addr(&redis))
+        .await
+        .unwrap();
+    let prefix = unique("redis-outage");
+    let config = BusConfig::from_value(serde_json::json!({
+        "urls": [amqp_url()],
+        "dedup": {"store": "redis", "url": proxy.url(&redis), "prefix": prefix},
+    }))
+    .unwrap();
+    let bus = Bus::connect(config).await.unwrap();
+    let q = unique("redis-outage");
+    bus.declare_queue(&q, &QueueOptions::default())
+        .await
+        .unwrap();
+    for i in 0..IDS {
+        let options = PublishOptions {
+            message_id: Some(format!("{prefix}-{i}")),
+            ..PublishOptions::default()
+        };
+        // Every id twice: the second copy must be skipped, before and after the outage.
+        for _ in 0..2 {
+            bus.publish("", &q, b"x".to_vec().into(), options.clone())
+                .await
+                .unwrap();
+        }
+    }
+    let consumer = bus
+        .consume(
+            &q,
+            ConsumeOptions {
+                dedup: true,
+                ..ConsumeOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut processed = std::collections::HashMap::<String, usize>::new();
+    let mut failures = 0;
+    let mut outage_done = false;
+    while processed.len() < IDS {
+        if processed.len() == IDS / 4 && !outage_done {
+            proxy.stop();
+            // Fails until the store is back; each unchecked message is requeued.
+            for _ in 0..3 {
+                match consumer.next(SHORT).await {
+                    Err(_) => failures += 1,
+                    Ok(Some(d)) => {
+                        *processed.entry(d.message_id.clone().unwrap()).or_default() += 1;
+                        d.ack().await.unwrap();
+                    }
+                    Ok(None) => panic!("the consumer closed"),
+                }
+            }
+            proxy.listen().unwrap();
+            outage_done = true;
+            continue;
+        }
+        match tokio::time::timeout(Duration::from_secs(30), consumer.next(SHORT)).await {
+            Ok(Ok(Some(d))) => {
+                *processed.entry(d.message_id.clone().unwrap()).or_default() += 1;
+                d.ack().await.unwrap();
+            }
+            Ok(Ok(None)) => panic!("the consumer closed"),
+            // The store's connection may need a moment to come back.
+            Ok(Err(_)) => failures += 1,
+            Err(_) => panic!("no delivery within 30 s; processed {}", processed.len()),
+        }
+        assert!(failures < 200, "the store never came back");
+    }
+    assert!(failures >= 1, "the outage was seen by next()");
+    assert!(processed.values().all(|n| *n == 1), "{processed:?}");
+    // Every second copy is skipped once its first is processed: the queue drains.
+    let mut left = 0;
+    while let Ok(Some(d)) = consumer.next(Some(Duration::from_secs(2))).await {
+        left += 1;
+        d.ack().await.unwrap();
+    }
+    assert_eq!(left, 0, "no duplicate reached the application");
+    consumer.close().await.unwrap();
+    bus.close().await.unwrap();
+    delete_queues(&[&q, &format!("{q}.dlq")]).await;
+}
