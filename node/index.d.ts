@@ -160,6 +160,7 @@ export interface BusStats {
   resent: number
   returned: number
   publish_rejected: number
+  republished: number
   delivered: number
   acked: number
   nacked: number
@@ -370,3 +371,83 @@ export declare class Bus {
   stats(): BusStats
   close(): Promise<void>
 }
+
+// --- telemetry ---------------------------------------------------------------------------
+
+/** The levels core records are produced at; `'off'` produces none. */
+export type LogLevel = 'off' | 'error' | 'warn' | 'info' | 'debug' | 'trace'
+
+/**
+ * One core log record, as `setLogger` callbacks and `courier:log` subscribers get it
+ * (frozen; the same object for both).
+ */
+export interface LogRecord {
+  readonly level: Exclude<LogLevel, 'off'>
+  /** The core module that logged it (`http::call`, `messaging::amqp::link`): append it to a `courier` logger's name. */
+  readonly target: string
+  /** The message followed by its fields as ` key=value`; URLs have their credentials redacted. */
+  readonly message: string
+  /** The fields alone, in the order logged (`service`, `attempt`, `error`, ...). */
+  readonly fields: Readonly<Record<string, string>>
+}
+
+/** The `node:diagnostics_channel` name every record is published on while it has subscribers: `'courier:log'`. */
+export declare const LOG_CHANNEL: 'courier:log'
+
+/**
+ * Sends every core log record of the process to `fn` on the JavaScript thread; `null`
+ * stops. Records are queued, never waited for: when the event loop falls behind they are
+ * dropped, and the next one delivered (a `warn` from `telemetry::log`) says how many were.
+ * A throwing logger is reported once with `process.emitWarning`.
+ * @throws {CourierError} COURIER_CONFIG on `logger` when `fn` is not a function or null.
+ */
+export declare function setLogger(fn: ((record: LogRecord) => void) | null): void
+
+/**
+ * Sets the level records are produced at, for every client and bus of the process
+ * (initially `COURIER_LOG`, else `'warn'`); below it, core does not even format them.
+ * Case-insensitive; `'warning'` and `'none'` are accepted too.
+ * @throws {CourierError} COURIER_CONFIG on `level` for any other word.
+ */
+export declare function setLogLevel(level: LogLevel | (string & {})): void
+export declare function logLevel(): LogLevel
+
+/**
+ * Telemetry settings. At load, courier reads the OpenTelemetry environment
+ * (`OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_SERVICE_NAME`, `OTEL_TRACES_SAMPLER`, ...);
+ * `configureTelemetry` replaces all of it, omitted options taking these defaults.
+ */
+export interface TelemetryOptions {
+  /** The full OTLP/HTTP traces URL (`http://collector:4318/v1/traces`); default none: spans are not exported. */
+  tracesEndpoint?: string | null
+  /** The full OTLP/HTTP metrics URL (`.../v1/metrics`); default none (metrics stay readable with `metricsText()`). */
+  metricsEndpoint?: string | null
+  /** `service.name` of the exported resource; default `OTEL_SERVICE_NAME`, else `unknown_service`. */
+  serviceName?: string | null
+  /** How the traces courier starts are sampled, named as `OTEL_TRACES_SAMPLER`: `'always_on'` (default), `'always_off'`, `'traceidratio'` (and their `parentbased_` forms: a parent's flag is always kept). */
+  sampler?: 'always_on' | 'always_off' | 'traceidratio' | 'parentbased_always_on' | 'parentbased_always_off' | 'parentbased_traceidratio' | null
+  /** The ratio for `'traceidratio'`, 0..1 (default 1). */
+  samplerArg?: number | string | null
+  /** Whether metrics are recorded at all. Default true. */
+  metrics?: boolean | null
+  /** How often metrics are exported. Default 60000. */
+  metricsIntervalMs?: number | null
+}
+
+/**
+ * Replaces the telemetry settings. Resolves once applied (an exporter replaced sends
+ * what it holds first, off the JavaScript thread).
+ * @throws {CourierError} (rejects) COURIER_CONFIG naming the option: `traces_endpoint`, `metrics_endpoint`, `sampler`, `sampler_arg`, `metrics_interval_ms`...
+ */
+export declare function configureTelemetry(options?: TelemetryOptions): Promise<void>
+
+/**
+ * Exports the finished spans and the current metric readings now, off the JavaScript
+ * thread. courier also flushes once at `beforeExit` and on `Bus.close()`;
+ * `process.exit()` skips `beforeExit`, so await this first.
+ * @throws {CourierError} (rejects) COURIER_CONNECT when a collector cannot be reached.
+ */
+export declare function flushTelemetry(): Promise<void>
+
+/** The metric readings in the Prometheus text format (0.0.4), for an application's own `/metrics`; empty when metrics are off. */
+export declare function metricsText(): string

@@ -4,6 +4,7 @@
 // only shapes arguments and results. Errors are `Error`s with a stable `code`
 // (`COURIER_TIMEOUT`, ...), plus `field`/`reason` for `COURIER_CONFIG`.
 
+const diagnosticsChannel = require('node:diagnostics_channel')
 const native = require('./native.js')
 const args = require('./args.js')
 const { TraceContext } = native
@@ -260,4 +261,97 @@ class Bus {
   async close() { return this.#native.close() }
 }
 
-module.exports = { Client, Bus, Consumer, Delivery, Response, TraceContext }
+// --- telemetry: core's log records, exported traces and metrics ----------------------
+
+/** Every core log record is published here while the channel has subscribers. */
+const LOG_CHANNEL = 'courier:log'
+const logChannel = diagnosticsChannel.channel(LOG_CHANNEL)
+let logger = null
+let loggerFailed = false
+
+function warn(message, code) {
+  process.emitWarning(message, { type: 'CourierWarning', code })
+}
+
+// Called on the JavaScript thread for each record, queued by the native sink without
+// ever blocking core (records are dropped, and counted, when this thread falls behind).
+// The sink stays registered: asking whether the channel has subscribers costs less than
+// noticing subscriptions, and nothing reaches JavaScript below the level (warn by default).
+function deliver(record) {
+  Object.freeze(record.fields)
+  Object.freeze(record)
+  if (logChannel.hasSubscribers) logChannel.publish(record)
+  if (logger !== null) {
+    try {
+      logger(record)
+    } catch (e) {
+      // A throw here would be an uncaught exception raised from courier's log queue.
+      if (!loggerFailed) {
+        loggerFailed = true
+        warn(`the courier logger threw (later throws are not reported): ${e?.stack ?? e}`, 'COURIER_LOGGER')
+      }
+    }
+  }
+}
+
+/** Sends every core log record to `fn` (`null` stops): `{ level, target, message, fields }`. */
+function setLogger(fn) {
+  if (fn != null && typeof fn !== 'function') {
+    throw args.configError('logger', `expected a function or null, got ${fn === null ? 'null' : typeof fn}`)
+  }
+  logger = fn ?? null
+  loggerFailed = false
+}
+
+/** The level core records are produced at: 'off', 'error', 'warn' (default), 'info', 'debug', 'trace'. */
+function setLogLevel(level) { native.setLogLevel(args.string('level', level)) }
+
+function logLevel() { return native.logLevel() }
+
+/** Replaces the telemetry settings; omitted options take their defaults (nothing exported). */
+async function configureTelemetry(opts = {}) {
+  opts = args.options('options', opts)
+  return native.configureTelemetry({
+    tracesEndpoint: args.optString('traces_endpoint', opts.tracesEndpoint),
+    metricsEndpoint: args.optString('metrics_endpoint', opts.metricsEndpoint),
+    serviceName: args.optString('service_name', opts.serviceName),
+    sampler: args.optString('sampler', opts.sampler),
+    samplerArg: samplerArg(opts.samplerArg),
+    metrics: args.optBool('metrics', opts.metrics),
+    metricsIntervalMs: args.optNumber('metrics_interval_ms', opts.metricsIntervalMs),
+  })
+}
+
+/** OTEL_TRACES_SAMPLER_ARG is text; a ratio may be given as a number. */
+function samplerArg(v) {
+  if (typeof v === 'number') return String(v)
+  return args.optString('sampler_arg', v)
+}
+
+/** Exports finished spans and current metric readings now. */
+async function flushTelemetry() { return native.flushTelemetry() }
+
+/** The metric readings in the Prometheus text format (empty when metrics are off). */
+function metricsText() { return native.metricsText() }
+
+native.setLogSink(deliver)
+try {
+  native.installTelemetry()
+} catch (e) {
+  warn(`courier telemetry stays at its defaults (nothing exported): ${e.message}`, e.code)
+}
+
+// At exit, what was recorded goes out once: `beforeExit` fires again whenever the loop
+// empties, so only the first one flushes (later ones see the flag and return).
+// `process.exit()` and fatal signals skip `beforeExit`: await flushTelemetry() first.
+let flushedAtExit = false
+process.on('beforeExit', () => {
+  if (flushedAtExit) return
+  flushedAtExit = true
+  flushTelemetry().catch((e) => warn(`courier telemetry was not exported at exit: ${e.message}`, e.code))
+})
+
+module.exports = {
+  Client, Bus, Consumer, Delivery, Response, TraceContext,
+  setLogger, setLogLevel, logLevel, configureTelemetry, flushTelemetry, metricsText, LOG_CHANNEL,
+}

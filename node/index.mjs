@@ -3,5 +3,8 @@
 // agrees between them.
 import courier from './index.js'
 
-export const { Client, Bus, Consumer, Delivery, Response, TraceContext } = courier
+export const {
+  Client, Bus, Consumer, Delivery, Response, TraceContext,
+  setLogger, setLogLevel, logLevel, configureTelemetry, flushTelemetry, metricsText, LOG_CHANNEL,
+} = courier
 export default courier

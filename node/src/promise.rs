@@ -36,3 +36,37 @@ where
     }
     Ok(promise)
 }
+
+/// Runs `work`, which blocks (telemetry exports wait for the collector), on a thread of
+/// its own and returns a Promise of its output: neither the JavaScript thread nor a
+/// core worker nor libuv's small thread pool (files, DNS) waits for it.
+pub(crate) fn blocking<'env, T, W>(env: &'env Env, name: &str, work: W) -> Result<Object<'env>>
+where
+    W: FnOnce() -> courierkit::Result<T> + Send + 'static,
+    T: ToNapiValue + Send + 'static,
+{
+    let (deferred, promise) = env.create_deferred::<T, Settle<T>>()?;
+    let spawned = std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            let settle: Settle<T> =
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)) {
+                    Ok(Ok(value)) => Box::new(move |_| Ok(value)),
+                    Ok(Err(e)) => Box::new(move |env| Err(to_js(&env, e))),
+                    Err(panic) => {
+                        let e =
+                            courierkit::Error::Internal(courierkit::runtime::panic_message(panic));
+                        Box::new(move |env| Err(to_js(&env, e)))
+                    }
+                };
+            deferred.resolve(settle);
+        });
+    if let Err(e) = spawned {
+        // The closure (and the deferred in it) is dropped: the Promise is not returned.
+        return Err(to_js(
+            env,
+            courierkit::Error::Internal(format!("cannot start a thread: {e}")),
+        ));
+    }
+    Ok(promise)
+}

@@ -195,7 +195,7 @@ test('memory: stats() has every counter in snake_case like client.stats(), and c
   const stats = bus.stats()
   assert.deepEqual(Object.keys(stats).sort(), [
     'acked', 'confirmed', 'deduplicated', 'delivered', 'nacked', 'publish_rejected', 'published',
-    'reconnects', 'redelivered', 'rejected', 'resent', 'returned', 'rpc_in_flight',
+    'reconnects', 'redelivered', 'rejected', 'republished', 'resent', 'returned', 'rpc_in_flight',
   ])
   assert.ok(Object.values(stats).every((v) => Number.isInteger(v) && v >= 0))
   assert.deepEqual([stats.published, stats.confirmed, stats.delivered, stats.acked], [1, 1, 1, 1])

@@ -27,8 +27,21 @@ async function startTestkit(upstreams = 3) {
     const text = await res.text()
     return text ? JSON.parse(text) : null
   }
+  const otlp = async (method, p) => {
+    const res = await fetch(info.otlp + p, { method })
+    if (!res.ok) throw new Error(`testkit OTLP ${method} ${p}: ${res.status} ${await res.text()}`)
+    const text = await res.text()
+    return text ? JSON.parse(text) : null
+  }
   return {
     urls: info.upstreams,
+    /** The OTLP/HTTP receiver: `url` as OTEL_EXPORTER_OTLP_ENDPOINT takes it; what it received, as OTLP JSON. */
+    otlp: {
+      url: info.otlp,
+      spans: () => otlp('GET', '/spans'),
+      metrics: () => otlp('GET', '/metrics'),
+      reset: () => otlp('POST', '/reset'),
+    },
     /** HTTPS upstreams by name (`tls.urls.mtls`, `tls12`, `expired`, ...) and their PKI directory. */
     tls: info.tls,
     behave: (i, behavior) => send('PUT', `/upstreams/${i}/behavior`, behavior),

@@ -1,7 +1,8 @@
 // Type-checked by `tsc --noEmit` (not run): the public types accept what the docs show.
 import { Receipt, Trace, TraceContext } from '..'
 import { Bus, BusStats, Client, CourierError, Delivery, Request, Response } from '..'
-import type { TlsConfig } from '..'
+import { configureTelemetry, flushTelemetry, LOG_CHANNEL, logLevel, metricsText, setLogger, setLogLevel } from '..'
+import type { LogLevel, LogRecord, TlsConfig } from '..'
 
 async function usage(): Promise<void> {
   const client = new Client({ services: { orders: { endpoints: ['http://127.0.0.1:8081', { url: 'http://h:1', version: 'v2' }] } } })
@@ -81,3 +82,25 @@ async function tlsUsage(pem: string): Promise<void> {
   await bus.close()
 }
 void tlsUsage
+
+// Telemetry: the log hook, the level, exporter settings, flush and the Prometheus text.
+async function telemetryUsage(): Promise<void> {
+  setLogger((record: LogRecord) => {
+    const level: 'error' | 'warn' | 'info' | 'debug' | 'trace' = record.level
+    const service: string | undefined = record.fields.service
+    void [level, record.target, record.message, service]
+  })
+  setLogger(null)
+  setLogLevel('debug')
+  const level: LogLevel = logLevel()
+  const channel: 'courier:log' = LOG_CHANNEL
+  await configureTelemetry({
+    tracesEndpoint: 'http://collector:4318/v1/traces', metricsEndpoint: null, serviceName: 'checkout',
+    sampler: 'parentbased_traceidratio', samplerArg: 0.25, metrics: true, metricsIntervalMs: 10000,
+  })
+  await configureTelemetry()
+  await flushTelemetry()
+  const text: string = metricsText()
+  void [level, channel, text]
+}
+void telemetryUsage
