@@ -385,6 +385,19 @@ impl Bus {
         let mut headers = options.headers;
         headers.extend(trace.to_carrier());
         let correlation_id = uuid::Uuid::now_v7().to_string();
+        let message_id = uuid::Uuid::now_v7().to_string();
+        // The request's PRODUCER span lasts until the reply (or the failure): the server's
+        // CONSUMER span is its child, so the request's side of the trace is exported too.
+        let span = producer_span(
+            &options.exchange,
+            routing_key,
+            &message_id,
+            Some(&correlation_id),
+            &trace,
+        );
+        if let Some(parent) = options.trace.as_ref().filter(|_| !span.is_disabled()) {
+            span.record("parent_span_id", parent.span_id());
+        }
         let session = &self.session;
         let outcome = async {
             let lane = session.rpc.lane(&*session.transport, deadline).await?;
@@ -397,7 +410,7 @@ impl Bus {
                 routing_key: routing_key.to_owned(),
                 body,
                 headers,
-                message_id: uuid::Uuid::now_v7().to_string(),
+                message_id,
                 correlation_id: Some(correlation_id),
                 reply_to: Some(lane.address().to_owned()),
                 expiration_ms: Some(millis(options.timeout)),
@@ -427,9 +440,15 @@ impl Bus {
                 }
             }
         };
-        tokio::time::timeout_at(deadline, outcome)
+        let result = tokio::time::timeout_at(deadline, outcome)
+            .instrument(span.clone())
             .await
-            .map_err(|_| timeout())?
+            .map_err(|_| timeout())
+            .and_then(|result| result);
+        if let Err(e) = &result {
+            span.record("error.type", e.kind().code());
+        }
+        result
     }
 
     /// Counters since the bus connected.

@@ -1,8 +1,8 @@
 //! One received message, its settlement and its reply.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use tokio::time::Instant;
@@ -47,8 +47,10 @@ pub struct Delivery {
     session: Arc<Session>,
     settled: AtomicBool,
     /// The CONSUMER span of the application's handling: open from hand-over until the
-    /// delivery is dropped, so its duration is the processing time.
-    span: tracing::Span,
+    /// delivery is settled (or dropped unsettled), so its duration is the processing
+    /// time and it ends when the application is done, not when a garbage collector
+    /// gets to a binding's wrapper.
+    span: Mutex<tracing::Span>,
 }
 
 /// The dedup claim a delivery holds until it is settled.
@@ -89,7 +91,7 @@ impl Delivery {
             claim,
             session,
             settled: AtomicBool::new(false),
-            span: tracing::Span::none(),
+            span: Mutex::new(tracing::Span::none()),
         }
     }
 
@@ -117,7 +119,7 @@ impl Delivery {
         if let Some(cid) = &self.correlation_id {
             span.record("messaging.message.conversation_id", cid.as_str());
         }
-        self.span = span;
+        self.span = Mutex::new(span);
         self
     }
 
@@ -138,6 +140,7 @@ impl Delivery {
             }
         }
         self.finish(Outcome::Ack).await?;
+        self.end_span(None);
         self.count(|c| &c.acked);
         Ok(())
     }
@@ -155,7 +158,7 @@ impl Delivery {
         self.take()?;
         self.release();
         self.finish(Outcome::Nack { requeue }).await?;
-        self.span.record("error.type", "nacked");
+        self.end_span(Some("nacked"));
         self.count(|c| &c.nacked);
         Ok(())
     }
@@ -168,7 +171,7 @@ impl Delivery {
         self.take()?;
         self.release();
         self.finish(Outcome::Reject).await?;
-        self.span.record("error.type", "rejected");
+        self.end_span(Some("rejected"));
         self.count(|c| &c.rejected);
         Ok(())
     }
@@ -217,6 +220,17 @@ impl Delivery {
     fn count(&self, counter: impl Fn(&Counters) -> &Counter) {
         if self.settle.is_some() {
             counter(&self.session.counters).inc();
+        }
+    }
+
+    /// Closes the CONSUMER span, with `error` as its `error.type`.
+    fn end_span(&self, error: Option<&'static str>) {
+        let span = std::mem::replace(
+            &mut *self.span.lock().unwrap_or_else(PoisonError::into_inner),
+            tracing::Span::none(),
+        );
+        if let Some(error) = error {
+            span.record("error.type", error);
         }
     }
 

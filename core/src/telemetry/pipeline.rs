@@ -163,11 +163,11 @@ pub(crate) fn start(
                 let exporter = opentelemetry_otlp::MetricExporter::builder()
                     .with_http()
                     .with_protocol(Protocol::HttpJson)
-                    .with_endpoint(otlp_url("metrics endpoint", endpoint)?.as_str())
+                    .with_endpoint(otlp_url("metrics_endpoint", endpoint)?.as_str())
                     .with_http_client(Post(http_client()?))
                     .with_temporality(Temporality::Cumulative)
                     .build()
-                    .map_err(|e| Error::config("metrics endpoint", e.to_string()))?;
+                    .map_err(|e| Error::config("metrics_endpoint", e.to_string()))?;
                 builder = builder.with_reader(
                     PeriodicReader::builder(exporter)
                         .with_interval(interval)

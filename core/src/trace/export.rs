@@ -73,10 +73,10 @@ impl OtlpLayer {
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .with_protocol(Protocol::HttpJson)
-            .with_endpoint(otlp_url("otlp endpoint", traces_url)?.as_str())
+            .with_endpoint(otlp_url("traces_endpoint", traces_url)?.as_str())
             .with_http_client(Post(http_client()?))
             .build()
-            .map_err(|e| Error::config("otlp endpoint", e.to_string()))?;
+            .map_err(|e| Error::config("traces_endpoint", e.to_string()))?;
         let mut processor = BatchSpanProcessor::builder(exporter).build();
         processor.set_resource(&resource);
         Ok(OtlpLayer {

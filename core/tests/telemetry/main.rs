@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use courier_testkit::{Action, Behavior, OtlpReceiver, Testkit};
 use courierkit::telemetry::{self, LogLevel, LogRecord, LogSink, Settings};
-use courierkit::{Client, ClientConfig, Request, TraceContext, Validate};
+use courierkit::{
+    Bus, BusConfig, Client, ClientConfig, QueueOptions, Request, RequestOptions, TraceContext,
+    Validate,
+};
 use serde_json::Value;
 
 #[derive(Default)]
@@ -162,9 +165,47 @@ async fn logs_metrics_and_spans_reach_the_host_and_the_collector() {
     );
     assert!(!text.contains("s3cret-pw"), "{text}");
 
+    // A request and its answer: the request's PRODUCER span is exported, and the
+    // server's CONSUMER span, its child, ends when the server acks (the delivery is
+    // still alive here, as a binding's garbage-collected wrapper would be).
+    let bus = Bus::connect(
+        BusConfig::from_value(serde_json::json!({"urls": ["memory://telemetry-rpc"]})).unwrap(),
+    )
+    .await
+    .unwrap();
+    bus.declare_queue("rpc", &QueueOptions::default())
+        .await
+        .unwrap();
+    let server = bus.serve("rpc").await.unwrap();
+    let answering = tokio::spawn(async move {
+        let request = server.next(None).await.unwrap().unwrap();
+        request
+            .reply(b"pong".to_vec().into(), Default::default())
+            .await
+            .unwrap();
+        request.ack().await.unwrap();
+        (server, request)
+    });
+    let reply = bus
+        .request("rpc", b"ping".to_vec().into(), RequestOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(reply.body.as_ref(), b"pong");
+    let (_server, _request_kept_alive) = answering.await.unwrap();
+
     // The same readings and the spans at the collector after a flush.
     telemetry::flush().unwrap();
-    let spans = receiver.wait_for(4, Duration::from_secs(10)).await;
+    let spans = receiver.wait_for(6, Duration::from_secs(10)).await;
+    let request_span = spans
+        .iter()
+        .find(|s| s["name"] == "publish rpc")
+        .unwrap_or_else(|| panic!("the request's span: {spans:#?}"));
+    assert_eq!(request_span["kind"], 4, "PRODUCER");
+    let process = spans
+        .iter()
+        .find(|s| s["name"] == "process rpc")
+        .unwrap_or_else(|| panic!("the server's span, ended by its ack: {spans:#?}"));
+    assert_eq!(process["parentSpanId"], request_span["spanId"]);
     let exported: Vec<&Value> = spans.iter().filter(|s| s["name"] == "GET").collect();
     assert_eq!(
         exported.len(),

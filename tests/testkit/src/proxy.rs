@@ -129,16 +129,24 @@ impl Proxy {
     /// of [`Proxy::cut`]). New connections are forwarded.
     pub fn reset(&self) {
         self.state.resets.send_modify(|n| *n += 1);
-        self.state.tasks.lock().unwrap().retain(|task| !task.is_finished());
+        self.state
+            .tasks
+            .lock()
+            .unwrap()
+            .retain(|task| !task.is_finished());
     }
 
     /// Applies `faults` to every connection, open and new, from now on.
     pub fn set_faults(&self, faults: Faults) {
-        self.state.latency_ms.store(faults.latency_ms, Ordering::SeqCst);
+        self.state
+            .latency_ms
+            .store(faults.latency_ms, Ordering::SeqCst);
         self.state
             .bandwidth
             .store(faults.bandwidth_bytes_per_sec, Ordering::SeqCst);
-        self.state.blackhole.store(faults.blackhole, Ordering::SeqCst);
+        self.state
+            .blackhole
+            .store(faults.blackhole, Ordering::SeqCst);
     }
 
     /// Stops listening (new connections are refused) and cuts every connection.
