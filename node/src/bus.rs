@@ -1,7 +1,7 @@
 //! `NativeBus`, `NativeConsumer` and `NativeDelivery`.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use courierkit::{
     BusConfig, ConsumeOptions, ExchangeKind, PublishOptions, QueueOptions, RequestOptions,
@@ -275,100 +275,16 @@ impl NativeConsumer {
     }
 }
 
-/// A delivery. Its fields are copied out (the body shares its bytes), so the core
-/// delivery can be let go once done with (settled, and answered when it is a request)
-/// rather than when the garbage collector gets to this object: core ends the delivery's
-/// CONSUMER span when it is dropped, and the span must end, and be exported, when the
-/// handling does.
 #[napi]
 pub struct NativeDelivery {
-    body: Box<dyn AsRef<[u8]> + Send + Sync>,
-    headers: BTreeMap<String, String>,
-    message_id: Option<String>,
-    correlation_id: Option<String>,
-    reply_to: Option<String>,
-    exchange: String,
-    routing_key: String,
-    redelivered: bool,
-    delivery_count: Option<u32>,
-    trace: TraceContext,
-    core: Arc<Held>,
-}
-
-/// The core delivery while it may still be needed.
-struct Held(Mutex<HeldState>);
-
-struct HeldState {
-    delivery: Option<Arc<courierkit::Delivery>>,
-    settled: bool,
-    /// A request (`reply_to` and a correlation id) not answered yet.
-    awaiting_reply: bool,
-}
-
-impl Held {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HeldState> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn get(&self) -> Option<Arc<courierkit::Delivery>> {
-        self.lock().delivery.clone()
-    }
-
-    /// Records a settle or a reply; once settled and not awaiting a reply the core
-    /// delivery is let go (the last clone, this or a settle still finishing, drops it).
-    fn done(&self, settled: bool, replied: bool) {
-        let mut state = self.lock();
-        state.settled |= settled;
-        state.awaiting_reply &= !replied;
-        if state.settled && !state.awaiting_reply {
-            state.delivery = None;
-        }
-    }
+    inner: Arc<courierkit::Delivery>,
 }
 
 impl From<courierkit::Delivery> for NativeDelivery {
     fn from(inner: courierkit::Delivery) -> Self {
-        let request = inner.reply_to.is_some() && inner.correlation_id.is_some();
         NativeDelivery {
-            body: Box::new(inner.body.clone()),
-            headers: inner.headers.clone(),
-            message_id: inner.message_id.clone(),
-            correlation_id: inner.correlation_id.clone(),
-            reply_to: inner.reply_to.clone(),
-            exchange: inner.exchange.clone(),
-            routing_key: inner.routing_key.clone(),
-            redelivered: inner.redelivered,
-            delivery_count: inner.delivery_count,
-            trace: inner.trace.clone(),
-            core: Arc::new(Held(Mutex::new(HeldState {
-                delivery: Some(Arc::new(inner)),
-                settled: false,
-                awaiting_reply: request,
-            }))),
+            inner: Arc::new(inner),
         }
-    }
-}
-
-impl NativeDelivery {
-    /// Runs a settle (`ack`, `nack`, `reject`) on the core delivery; once it succeeded the
-    /// delivery is let go unless a reply is still to come. Let go already: settled, so the
-    /// error core gives for a second settle.
-    fn settle<'env, F, Fut>(&self, env: &'env Env, settle: F) -> Result<Object<'env>>
-    where
-        F: FnOnce(Arc<courierkit::Delivery>) -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = courierkit::Result<()>> + Send + 'static,
-    {
-        let held = Arc::clone(&self.core);
-        promise::spawn(env, async move {
-            let Some(delivery) = held.get() else {
-                return Err(courierkit::Error::Closed {
-                    what: "delivery (already settled)",
-                });
-            };
-            settle(delivery).await?;
-            held.done(true, false);
-            Ok(())
-        })
     }
 }
 
@@ -376,76 +292,79 @@ impl NativeDelivery {
 impl NativeDelivery {
     #[napi(getter)]
     pub fn body(&self) -> Buffer {
-        (*self.body).as_ref().to_vec().into()
+        self.inner.body.to_vec().into()
     }
 
     #[napi(getter)]
     pub fn headers(&self) -> HashMap<String, String> {
-        self.headers.clone().into_iter().collect()
+        self.inner.headers.clone().into_iter().collect()
     }
 
     #[napi(getter)]
     pub fn message_id(&self) -> Option<String> {
-        self.message_id.clone()
+        self.inner.message_id.clone()
     }
 
     #[napi(getter)]
     pub fn correlation_id(&self) -> Option<String> {
-        self.correlation_id.clone()
+        self.inner.correlation_id.clone()
     }
 
     /// Where a reply goes: set on requests from `serve`, null otherwise.
     #[napi(getter)]
     pub fn reply_to(&self) -> Option<String> {
-        self.reply_to.clone()
+        self.inner.reply_to.clone()
     }
 
     #[napi(getter)]
     pub fn exchange(&self) -> String {
-        self.exchange.clone()
+        self.inner.exchange.clone()
     }
 
     #[napi(getter)]
     pub fn routing_key(&self) -> String {
-        self.routing_key.clone()
+        self.inner.routing_key.clone()
     }
 
     #[napi(getter)]
     pub fn redelivered(&self) -> bool {
-        self.redelivered
+        self.inner.redelivered
     }
 
     #[napi(getter)]
     pub fn delivery_count(&self) -> Option<u32> {
-        self.delivery_count
+        self.inner.delivery_count
     }
 
     /// The trace context the message carried, as a carrier object.
     #[napi(getter)]
     pub fn trace(&self) -> HashMap<String, String> {
-        self.trace.to_carrier().into_iter().collect()
+        self.inner.trace.to_carrier().into_iter().collect()
     }
 
     /// The same context as a `TraceContext`.
     #[napi(getter)]
     pub fn trace_context(&self) -> NativeTraceContext {
-        self.trace.clone().into()
+        self.inner.trace.clone().into()
     }
 
     #[napi(ts_return_type = "Promise<void>")]
     pub fn ack<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
-        self.settle(env, |d| async move { d.ack().await })
+        let d = self.inner.clone();
+        promise::spawn(env, async move { d.ack().await })
     }
 
     #[napi(ts_return_type = "Promise<void>")]
     pub fn nack<'env>(&self, env: &'env Env, requeue: Option<bool>) -> Result<Object<'env>> {
+        let d = self.inner.clone();
         let requeue = requeue.unwrap_or(courierkit::Delivery::DEFAULT_REQUEUE);
-        self.settle(env, move |d| async move { d.nack(requeue).await })
+        promise::spawn(env, async move { d.nack(requeue).await })
     }
 
     #[napi(ts_return_type = "Promise<void>")]
     pub fn reject<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
-        self.settle(env, |d| async move { d.reject().await })
+        let d = self.inner.clone();
+        promise::spawn(env, async move { d.reject().await })
     }
 
     /// Answers a request on its `replyTo` with the same correlation id; rejects with
@@ -459,25 +378,7 @@ impl NativeDelivery {
     ) -> Result<Object<'env>> {
         let body = body.to_vec().into();
         let headers = headers.unwrap_or_default().into_iter().collect();
-        let held = Arc::clone(&self.core);
-        let request = self.reply_to.is_some() && self.correlation_id.is_some();
-        promise::spawn(env, async move {
-            let Some(delivery) = held.get() else {
-                // Let go: settled, and either answered or not a request, as core says.
-                return Err(if request {
-                    courierkit::Error::Closed {
-                        what: "delivery (already settled and answered)",
-                    }
-                } else {
-                    courierkit::Error::config(
-                        "reply",
-                        "the delivery is not a request: it has no reply_to or no correlation_id",
-                    )
-                });
-            };
-            delivery.reply(body, headers).await?;
-            held.done(false, true);
-            Ok(())
-        })
+        let d = self.inner.clone();
+        promise::spawn(env, async move { d.reply(body, headers).await })
     }
 }
