@@ -35,7 +35,9 @@ ready() {
 }
 
 # The Erlang VM of the broker's node, whatever started it (our start, an init script).
-node_running() { pgrep -f 'beam.smp.*rabbit' >/dev/null 2>&1; }
+# The system broker's VM only: the cluster's nodes (ensure-rabbitmq-cluster.sh) run beam.smp
+# too, with homes of their own.
+node_running() { pgrep -f 'beam.smp.*-home /var/lib/rabbitmq ' >/dev/null 2>&1; }
 
 install() {
   command -v rabbitmq-server >/dev/null 2>&1 && return 0
