@@ -51,7 +51,13 @@ for decl in 'open class Client' 'open class Bus' 'open class Consumer' 'open cla
             'public var rpcInFlight: UInt64' 'func request(routingKey' 'func serve(queue' \
             'func reply(body' 'func replyTo() -> String?' 'dedup: Bool? = nil' 'public var deadlineMs' \
             'open class TraceContext' 'static func parse(traceparent' 'static func newRoot()' \
-            'static func fromCarrier(carrier' 'func traceContext() -> TraceContext'; do
+            'static func fromCarrier(carrier' 'func traceContext() -> TraceContext' \
+            'public protocol LogSink' 'func log(record: LogRecord)' 'public struct LogRecord' 'public struct LogField' \
+            'public enum LogLevel' 'public struct TelemetrySettings' 'func setLogSinkNative(sink: LogSink?)' \
+            'func setLogLevel(level: LogLevel)' 'func logLevel() -> LogLevel' \
+            'func configureTelemetry(settings: TelemetrySettings' 'func flushTelemetry() *async throws' \
+            'func metricsText() -> String' 'public typealias ConfigJson = String' \
+            'public typealias ConfigPath = String' 'CourierLogging.installed(value)'; do
   grep -q "$decl" "$gen_dir/CourierKit.swift" || fail "CourierKit.swift lacks '$decl'"
 done
 # The hand-written layer (Sources/CourierKit/*.swift, not compiled without a toolchain) must use
@@ -61,6 +67,14 @@ for verb in get head options delete post put patch; do
   grep -q "public func $verb(" "$sources/Client+Verbs.swift" || fail "Client+Verbs.swift lacks the $verb shortcut"
 done
 grep -q 'call(request: Request(' "$sources/Client+Verbs.swift" || fail "Client+Verbs.swift does not call call(request: Request(...))"
+# Telemetry.swift wraps the generated telemetry functions under these exact names, and the
+# generated ConfigJson/ConfigPath converters call CourierLogging.installed(_:) (uniffi.toml).
+for call in 'setLogSinkNative(sink: ' 'CourierKit.setLogLevel(level: ' 'CourierKit.logLevel()' \
+            'CourierKit.configureTelemetry(settings: TelemetrySettings(' 'CourierKit.flushTelemetry()' \
+            'CourierKit.metricsText()' 'static func installed(_ value: String) -> String' \
+            'public final class CourierLogger: LogSink' 'public func log(record: LogRecord)'; do
+  grep -qF "$call" "$sources/Telemetry.swift" || fail "Telemetry.swift lacks '$call'"
+done
 stale="$(grep -rlE '\bHttp(Request|Response)\b|RetryBudgetExhausted' "$sources"/*.swift "$here/Tests" "$gen_dir" \
   "$root/tests/interop/swift/courier-interop/Sources" || true)"
 [ -z "$stale" ] || fail "old names (HttpRequest, HttpResponse, RetryBudgetExhausted) in: $stale"

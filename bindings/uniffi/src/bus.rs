@@ -2,9 +2,10 @@
 //! broker) as uniffi objects.
 //!
 //! Consumers are pulled (`next()`), never pushed: Kotlin wraps them in a `Flow` and Swift
-//! in an `AsyncSequence`, and no Rust thread ever calls into foreign code. The same holds
+//! in an `AsyncSequence`, and no core worker ever calls into foreign code. The same holds
 //! for RPC: a server is a `Consumer` from `serve()` whose deliveries the foreign code
-//! answers with `Delivery.reply()`, so no foreign callback is ever registered with core.
+//! answers with `Delivery.reply()`. The one foreign callback is the log sink
+//! (`telemetry.rs`), called on courier's own log thread.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use std::time::Duration;
 use courierkit::{BusConfig, ExchangeKind, Validate};
 
 use crate::error::CourierError;
+use crate::telemetry::ConfigJson;
 use crate::trace::TraceContext;
 
 /// How to declare a queue; the defaults are core's (quorum, delivery limit 5,
@@ -168,8 +170,9 @@ impl Bus {
     /// # Errors
     /// `Config` for an invalid config; `Connect` or `Tls` when no broker accepts.
     #[uniffi::constructor]
-    pub async fn connect(config_json: String) -> Result<Arc<Self>, CourierError> {
-        let config = BusConfig::from_json(&config_json)?;
+    pub async fn connect(config_json: ConfigJson) -> Result<Arc<Self>, CourierError> {
+        crate::telemetry::install();
+        let config = BusConfig::from_json(&config_json.0)?;
         let inner = crate::run(courierkit::Bus::connect(config)).await?;
         Ok(Arc::new(Bus { inner }))
     }

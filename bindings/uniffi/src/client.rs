@@ -6,6 +6,7 @@ use std::time::Duration;
 use courierkit::{ClientConfig, Validate};
 
 use crate::error::CourierError;
+use crate::telemetry::{ConfigJson, ConfigPath};
 
 /// One query parameter. A list of pairs rather than a map, so order and repeated names
 /// (`?tag=a&tag=b`) reach the server as given.
@@ -241,6 +242,7 @@ pub struct Client {
 
 impl Client {
     fn build(config: courierkit::Result<ClientConfig>) -> Result<Self, CourierError> {
+        crate::telemetry::install();
         Ok(Client {
             inner: config.and_then(courierkit::Client::new)?,
         })
@@ -255,8 +257,8 @@ impl Client {
     /// `Config` naming the field path of the first invalid value; `Tls` when TLS
     /// cannot be set up.
     #[uniffi::constructor]
-    pub fn new(config_json: String) -> Result<Self, CourierError> {
-        Self::build(ClientConfig::from_json(&config_json))
+    pub fn new(config_json: ConfigJson) -> Result<Self, CourierError> {
+        Self::build(ClientConfig::from_json(&config_json.0))
     }
 
     /// Builds a client from a `.toml` or JSON config file, through core's loader.
@@ -264,8 +266,8 @@ impl Client {
     /// # Errors
     /// `Config` when the file cannot be read or holds an invalid config.
     #[uniffi::constructor]
-    pub fn from_file(path: String) -> Result<Self, CourierError> {
-        Self::build(ClientConfig::from_file(path))
+    pub fn from_file(path: ConfigPath) -> Result<Self, CourierError> {
+        Self::build(ClientConfig::from_file(path.0))
     }
 
     /// Sends `request` and returns the response, whatever its status.

@@ -29,6 +29,12 @@
 //! (`ctx.toCarrier()`); without one core starts a new trace. The Kotlin wrapper fills it
 //! from the current OpenTelemetry span when `opentelemetry-api` is on the classpath.
 //!
+//! # Telemetry
+//! [`telemetry`] forwards core's log records to a foreign [`LogSink`] (Kotlin: SLF4J or
+//! java.util.logging; Swift: `os_log`, installed when the first `Client` or `Bus` is
+//! made), and exposes the log level, the OTLP export settings, flush and the Prometheus
+//! text. Core's telemetry is installed before the first client or bus.
+//!
 //! # Errors
 //! Every failure is a [`CourierError`], one variant per core `ErrorKind`, which Kotlin
 //! sees as the sealed `CourierException` hierarchy and Swift as the `CourierError` enum.
@@ -38,11 +44,16 @@
 mod bus;
 mod client;
 mod error;
+mod telemetry;
 mod trace;
 
 pub use bus::{Bus, BusStats, Consumer, Delivery, PublishOptions, QueueOptions, Receipt};
 pub use client::{Client, ClientStats, EndpointStats, QueryParam, Request, Response, ServiceStats};
 pub use error::CourierError;
+pub use telemetry::{
+    ConfigJson, ConfigPath, LogField, LogLevel, LogRecord, LogSink, TelemetrySettings,
+    configure_telemetry, flush_telemetry, log_level, metrics_text, set_log_level, set_log_sink,
+};
 pub use trace::TraceContext;
 
 uniffi::setup_scaffolding!();

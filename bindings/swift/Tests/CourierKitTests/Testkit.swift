@@ -4,8 +4,8 @@ import Foundation
 /// The `courier-testkit` binary as a child process: fault-injecting HTTP upstreams and a
 /// control API, the same ones every language's tests drive.
 ///
-/// It prints one JSON line (`{"control": url, "upstreams": [url, ...], "tls": {"dir": path,
-/// "urls": {name: url, ...}}, ...}`) when ready and
+/// It prints one JSON line (`{"control": url, "upstreams": [url, ...], "otlp": url, "tls":
+/// {"dir": path, "urls": {name: url, ...}}, ...}`) when ready and
 /// exits when its stdin closes, which `stop()` does. The control API is driven with
 /// courier's own `Client` (absolute-URL targets), so the tests need no URLSession, which
 /// lives in FoundationNetworking on Linux.
@@ -16,6 +16,9 @@ final class Testkit {
     let tlsDir: String
     /// HTTPS upstreams by name: `mtls`, `tls12`, `expired`, `wrong_san`, `other_ca`, `no_client_auth`.
     let tlsUrls: [String: String]
+    /// The OTLP/HTTP receiver's base URL (`http://127.0.0.1:PORT`): exporters post to
+    /// `/v1/traces` and `/v1/metrics`; `otlpSpans()` and `otlpMetrics()` read back what arrived.
+    let otlp: String
     private let process: Process
     private let stdin: Pipe
     private let controlClient: Client
@@ -53,6 +56,10 @@ final class Testkit {
         guard let tlsDir = tls?["dir"] as? String, let tlsUrls = tls?["urls"] as? [String: String] else {
             throw TestkitError.badReadyLine(String(decoding: line, as: UTF8.self))
         }
+        guard let otlp = ready?["otlp"] as? String else {
+            throw TestkitError.badReadyLine(String(decoding: line, as: UTF8.self))
+        }
+        self.otlp = otlp
         self.control = control
         self.upstreams = urls
         self.tlsDir = tlsDir
@@ -96,9 +103,28 @@ final class Testkit {
         return counts
     }
 
-    private func send(_ method: String, _ path: String, _ body: Data?) async throws -> Data {
+    /// Every span the OTLP receiver took so far, as OTLP JSON objects (`traceId`, `spanId`,
+    /// `parentSpanId`, `name`, `kind`, `links`...), each with its `resource`.
+    func otlpSpans() async throws -> [[String: Any]] {
+        try await otlpItems("/spans")
+    }
+
+    /// Every metric the OTLP receiver took so far (`name`, `unit`, ...), as for `otlpSpans()`.
+    func otlpMetrics() async throws -> [[String: Any]] {
+        try await otlpItems("/metrics")
+    }
+
+    private func otlpItems(_ path: String) async throws -> [[String: Any]] {
+        let data = try await send("GET", path, nil, to: otlp)
+        guard let items = try JSONSerialization.jsonObject(with: data) as? [[String: Any]] else {
+            throw TestkitError.badReply(String(decoding: data, as: UTF8.self))
+        }
+        return items
+    }
+
+    private func send(_ method: String, _ path: String, _ body: Data?, to base: String? = nil) async throws -> Data {
         let response = try await controlClient.call(request: Request(
-            method: method, target: control, path: path,
+            method: method, target: base ?? control, path: path,
             headers: ["content-type": "application/json"], body: body
         ))
         guard (200..<300).contains(Int(response.status)) else {

@@ -10,8 +10,8 @@ import java.net.http.HttpResponse
  * The `courier-testkit` binary as a child process: fault-injecting HTTP upstreams plus a
  * control API, the same ones every language's tests drive.
  *
- * It prints one JSON line (`{"control": url, "upstreams": [url, ...], "tls": {"dir": path,
- * "urls": {name: url, ...}}, ...}`) when ready and
+ * It prints one JSON line (`{"control": url, "upstreams": [url, ...], "otlp": url, "tls":
+ * {"dir": path, "urls": {name: url, ...}}, ...}`) when ready and
  * exits when its stdin closes, so [close] (or this JVM dying) stops it.
  */
 class Testkit private constructor(
@@ -22,6 +22,12 @@ class Testkit private constructor(
     val tlsDir: String,
     /** HTTPS upstreams by name: `mtls`, `tls12`, `expired`, `wrong_san`, `other_ca`, `no_client_auth`. */
     val tlsUrls: Map<String, String>,
+    /**
+     * The OTLP/HTTP receiver's base URL (`http://127.0.0.1:PORT`): exporters post to
+     * `/v1/traces` and `/v1/metrics` (protobuf or JSON); [otlpSpans] and [otlpMetrics] read
+     * back what arrived.
+     */
+    val otlp: String,
 ) : AutoCloseable {
 
     private val http = HttpClient.newHttpClient()
@@ -89,6 +95,21 @@ class Testkit private constructor(
         }
     }
 
+    /**
+     * Every span the OTLP receiver took so far, as a JSON array of OTLP JSON spans (`traceId`,
+     * `spanId`, `parentSpanId`, `name`, `kind`, `links`...), each with its `resource`.
+     */
+    fun otlpSpans(): String = get(otlp + "/spans")
+
+    /** Every metric the OTLP receiver took so far (`name`, `unit`, ...), as for [otlpSpans]. */
+    fun otlpMetrics(): String = get(otlp + "/metrics")
+
+    private fun get(url: String): String {
+        val response = http.send(HttpRequest.newBuilder(URI.create(url)).GET().build(), HttpResponse.BodyHandlers.ofString())
+        check(response.statusCode() == 200) { "GET $url: ${response.statusCode()} ${response.body()}" }
+        return response.body()
+    }
+
     private fun send(method: String, path: String, body: String?): String {
         val publisher = body?.let { HttpRequest.BodyPublishers.ofString(it) } ?: HttpRequest.BodyPublishers.noBody()
         val request = HttpRequest.newBuilder(URI.create(control + path))
@@ -137,7 +158,9 @@ class Testkit private constructor(
                 ?: error("no tls.urls in $ready")
             val tlsUrls = Regex("\"([^\"]+)\"\\s*:\\s*\"([^\"]+)\"").findAll(tlsList)
                 .associate { it.groupValues[1] to it.groupValues[2] }
-            return Testkit(process, control, urls, tlsDir, tlsUrls)
+            val otlp = Regex("\"otlp\"\\s*:\\s*\"([^\"]+)\"").find(ready)?.groupValues?.get(1)
+                ?: error("no otlp in $ready")
+            return Testkit(process, control, urls, tlsDir, tlsUrls, otlp)
         }
     }
 }
