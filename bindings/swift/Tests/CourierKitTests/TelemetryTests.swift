@@ -199,16 +199,16 @@ final class TelemetryTests: XCTestCase {
             XCTAssertEqual(Courier.metricsText(), "", "after the refused \(want)")
         }
     }
+}
 
-    private let clientKind = 3
-    private let producerKind = 4
-    private let consumerKind = 5
+private let clientKind = 3
+private let producerKind = 4
+private let consumerKind = 5
 
-    /// A span's kind as OTLP numbers it (JSON exports may spell it out).
-    private func kind(_ span: [String: Any]) -> Int? {
-        if let number = span["kind"] as? Int { return number }
-        let names = ["SPAN_KIND_UNSPECIFIED", "SPAN_KIND_INTERNAL", "SPAN_KIND_SERVER",
-                     "SPAN_KIND_CLIENT", "SPAN_KIND_PRODUCER", "SPAN_KIND_CONSUMER"]
-        return (span["kind"] as? String).flatMap { names.firstIndex(of: $0) }
-    }
+/// A span's kind as OTLP numbers it (JSON exports may spell it out).
+private func kind(_ span: [String: Any]) -> Int? {
+    if let number = span["kind"] as? Int { return number }
+    let names = ["SPAN_KIND_UNSPECIFIED", "SPAN_KIND_INTERNAL", "SPAN_KIND_SERVER",
+                 "SPAN_KIND_CLIENT", "SPAN_KIND_PRODUCER", "SPAN_KIND_CONSUMER"]
+    return (span["kind"] as? String).flatMap { names.firstIndex(of: $0) }
 }
