@@ -138,6 +138,7 @@ cat >"$module/consumer-rules.pro" <<'EOF'
 -keep class io.github.courierkit.ffi.** { *; }
 # opentelemetry-api is optional (Courier.kt checks for it at run time).
 -dontwarn io.opentelemetry.**
+-dontwarn org.slf4j.**
 EOF
 cat >"$project/settings.gradle.kts" <<'EOF'
 // Staged by scripts/mobile-android.sh; edit bindings/android/build.gradle.kts.template instead.

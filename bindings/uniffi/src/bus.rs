@@ -111,8 +111,11 @@ pub struct BusStats {
     pub resent: u64,
     /// Mandatory publishes returned as unroutable.
     pub returned: u64,
-    /// Publishes the broker nacked.
+    /// Nacks the broker sent (each try of a message counts).
     pub publish_rejected: u64,
+    /// Nacked messages sent again (same message id) within their publish deadline.
+    #[uniffi(default = 0)]
+    pub republished: u64,
     /// Deliveries handed to the application.
     pub delivered: u64,
     /// Deliveries acknowledged.
@@ -139,6 +142,7 @@ impl From<courierkit::BusStats> for BusStats {
             resent: s.resent,
             returned: s.returned,
             publish_rejected: s.publish_rejected,
+            republished: s.republished,
             delivered: s.delivered,
             acked: s.acked,
             nacked: s.nacked,
