@@ -1,0 +1,195 @@
+//! Against a real three-node RabbitMQ cluster (`tests/scripts/ensure-rabbitmq-cluster.sh`,
+//! URLs in `COURIER_CLUSTER_URLS`): what production brokers do to a client. Ignored by a
+//! plain `cargo test` (no cluster there). By hand:
+//! `COURIER_CLUSTER_URLS="$(bash tests/scripts/ensure-rabbitmq-cluster.sh)" cargo test -p courierkit --test cluster -- --include-ignored --nocapture`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use courierkit::{Bus, BusConfig, ConsumeOptions, PublishOptions, QueueOptions, Validate};
+use futures_util::StreamExt;
+use tokio::time::Instant;
+
+fn urls() -> Vec<String> {
+    let urls = std::env::var("COURIER_CLUSTER_URLS")
+        .expect("COURIER_CLUSTER_URLS: run tests/scripts/ensure-rabbitmq-cluster.sh");
+    let urls: Vec<String> = urls.split_whitespace().map(str::to_owned).collect();
+    assert_eq!(urls.len(), 3, "three node URLs");
+    urls
+}
+
+/// `ensure-rabbitmq-cluster.sh ARGS...`, its stdout; panics when it fails.
+fn cluster(args: &[&str]) -> String {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/scripts/ensure-rabbitmq-cluster.sh");
+    let out = Command::new("bash")
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ensure-rabbitmq-cluster.sh {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+async fn bus(urls: &[String]) -> Bus {
+    let config = BusConfig::from_value(serde_json::json!({
+        "urls": urls,
+        "reconnect": {"base_delay_ms": 100, "max_delay_ms": 2000},
+        "publish_deadline_ms": 60_000,
+        "max_unconfirmed": 256,
+    }))
+    .unwrap();
+    Bus::connect(config)
+        .await
+        .expect("the cluster must be running")
+}
+
+/// 10,000 publishes (256 in flight) to a quorum queue; the node holding its leader is
+/// killed with SIGKILL once 30% are confirmed. Every publish succeeds (nacks while the
+/// queue elects a new leader are re-published, on-wire ones re-sent after the
+/// publisher's reconnect), and a dedup consumer on another node processes every
+/// message exactly once. The killed node rejoins and nothing changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// Not yet in `make test`: after the SIGKILL the publishes outlive their 60 s deadline
+// (seen on 2026-12-02: node 1, publisher's node and leader, killed at 3,064 confirmed;
+// no publish returned within 4 minutes). Run it by hand with the cluster up.
+#[ignore = "needs the three-node cluster; hangs today (see above)"]
+async fn killing_the_queue_leader_loses_and_duplicates_nothing() {
+    const N: usize = 10_000;
+    let urls = urls();
+    let q = format!("courier-test.cluster.leader.{}", uuid::Uuid::new_v4());
+    let publisher = bus(&urls).await;
+    publisher
+        .declare_queue(&q, &QueueOptions::default())
+        .await
+        .unwrap();
+    let leader: usize = cluster(&["leader", &q]).parse().unwrap();
+    // The consumer on a node that is not the leader's, the publisher wherever it landed.
+    let other = (leader % 3) + 1;
+    let consumer_bus = bus(&[
+        urls[other - 1].clone(),
+        urls[other % 3].clone(),
+        urls[(other + 1) % 3].clone(),
+    ])
+    .await;
+    let consumer = consumer_bus
+        .consume(
+            &q,
+            ConsumeOptions {
+                prefetch: Some(100),
+                dedup: true,
+            },
+        )
+        .await
+        .unwrap();
+
+    let killed = Arc::new(AtomicBool::new(false));
+    let killer = {
+        let (publisher, killed) = (publisher.clone(), Arc::clone(&killed));
+        tokio::spawn(async move {
+            while publisher.stats().confirmed < (N as u64) * 3 / 10 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let at = publisher.stats().confirmed;
+            cluster(&["kill", &leader.to_string()]);
+            eprintln!("cluster: node {leader} killed at {at} confirmed");
+            killed.store(true, Ordering::SeqCst);
+            at
+        })
+    };
+    let started = Instant::now();
+    let results: Vec<courierkit::Result<courierkit::Receipt>> = futures_util::stream::iter(0..N)
+        .map(|i| {
+            let (publisher, q) = (publisher.clone(), q.clone());
+            async move {
+                let options = PublishOptions {
+                    message_id: Some(format!("m-{i}")),
+                    persistent: true,
+                    ..PublishOptions::default()
+                };
+                publisher
+                    .publish("", &q, bytes::Bytes::from(vec![b'x'; 256]), options)
+                    .await
+            }
+        })
+        .buffer_unordered(256)
+        .collect()
+        .await;
+    eprintln!("cluster: publishes done after {:?}", started.elapsed());
+    let killed_at = killer.await.unwrap();
+    let failed: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {N} failed: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    let stats = publisher.stats();
+    println!(
+        "leader node {leader} killed at {killed_at} confirmed; {N} publishes in {:?}; publisher {stats:?}",
+        started.elapsed()
+    );
+    assert!(killed.load(Ordering::SeqCst));
+
+    let mut processed = HashMap::<String, usize>::new();
+    let limit = Instant::now() + Duration::from_secs(180);
+    while processed.len() < N {
+        assert!(
+            Instant::now() < limit,
+            "only {} of {N} processed",
+            processed.len()
+        );
+        match consumer.next(Some(Duration::from_secs(5))).await {
+            Ok(Some(d)) => {
+                *processed.entry(d.message_id.clone().unwrap()).or_default() += 1;
+                d.ack().await.unwrap();
+                if processed.len() % 2000 == 0 {
+                    eprintln!("cluster: {} processed", processed.len());
+                }
+            }
+            // Its node is up; a reconnect or the leader's move may still show here.
+            Ok(None) | Err(_) => {}
+        }
+    }
+    cluster(&["start", &leader.to_string()]);
+    // Back in the cluster: nothing more arrives (every copy was skipped or acked).
+    let mut late = 0;
+    while let Ok(Some(d)) = consumer.next(Some(Duration::from_secs(3))).await {
+        late += 1;
+        *processed.entry(d.message_id.clone().unwrap()).or_default() += 1;
+        d.ack().await.unwrap();
+    }
+    let twice: Vec<_> = processed.iter().filter(|(_, n)| **n > 1).collect();
+    println!(
+        "processed {} distinct, {} twice, {late} after the rejoin; consumer {:?}",
+        processed.len(),
+        twice.len(),
+        consumer_bus.stats()
+    );
+    assert_eq!(processed.len(), N, "none lost");
+    assert!(twice.is_empty(), "none processed twice: {twice:?}");
+    assert_eq!(late, 0);
+    consumer.close().await.unwrap();
+    consumer_bus.close().await.unwrap();
+    publisher.close().await.unwrap();
+    delete_queue(&urls[other - 1], &q).await;
+}
+
+async fn delete_queue(url: &str, queue: &str) {
+    let conn = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    ch.queue_delete(queue.into(), lapin::options::QueueDeleteOptions::default())
+        .await
+        .unwrap();
+    conn.close(200, "bye".into()).await.unwrap();
+}
