@@ -13,7 +13,6 @@
 //! [`configure`] for metrics.
 
 pub(crate) mod metrics;
-mod sampler;
 
 #[cfg(feature = "telemetry")]
 mod log;
@@ -24,11 +23,11 @@ mod prometheus;
 #[cfg(feature = "telemetry")]
 mod settings;
 
+pub use crate::trace::{Sampler, sampler, set_sampler};
 #[cfg(feature = "telemetry")]
 pub use log::{
     LOG_ENV, LogLayer, LogLevel, LogRecord, LogSink, log_level, set_log_level, set_log_sink,
 };
-pub use sampler::{Sampler, sampler, set_sampler};
 #[cfg(feature = "telemetry")]
 pub(crate) use settings::flush_in_background;
 #[cfg(feature = "telemetry")]

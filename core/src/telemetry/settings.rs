@@ -15,10 +15,10 @@ use tracing_subscriber::prelude::*;
 use tracing_subscriber::registry::LookupSpan;
 
 use super::log::{LOG_ENV, LogLayer, LogLevel};
-use super::sampler::{Sampler, set_sampler};
 use super::{pipeline, prometheus};
 use crate::error::{Error, Result};
 use crate::trace::OtlpLayer;
+use crate::trace::{Sampler, set_sampler};
 
 /// The default of `OTEL_METRIC_EXPORT_INTERVAL`.
 const METRIC_INTERVAL: Duration = Duration::from_secs(60);

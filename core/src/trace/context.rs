@@ -29,7 +29,7 @@ pub struct TraceContext {
 }
 
 impl TraceContext {
-    /// A new trace: random ids, sampled as the [`Sampler`](crate::telemetry::Sampler)
+    /// A new trace: random ids, sampled as the [`Sampler`](super::Sampler)
     /// decides (every trace by default), and the Level 2 random flag set (the
     /// trace-id is random, so downstream samplers may rely on it).
     pub fn new_root() -> TraceContext {
@@ -40,7 +40,7 @@ impl TraceContext {
                 break id;
             }
         };
-        let sampled = if crate::telemetry::sampler().samples(&trace_id) {
+        let sampled = if super::sampler::sampler().samples(&trace_id) {
             SAMPLED
         } else {
             0

@@ -10,6 +10,7 @@ mod baggage;
 mod context;
 #[cfg(feature = "telemetry")]
 pub(crate) mod export;
+mod sampler;
 mod traceparent;
 mod tracestate;
 
@@ -17,6 +18,7 @@ pub use baggage::Baggage;
 pub use context::TraceContext;
 #[cfg(feature = "telemetry")]
 pub use export::OtlpLayer;
+pub use sampler::{Sampler, sampler, set_sampler};
 pub use tracestate::TraceState;
 
 #[cfg(test)]

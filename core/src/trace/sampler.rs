@@ -1,7 +1,8 @@
 //! Which new traces are sampled: `OTEL_TRACES_SAMPLER` (+ `OTEL_TRACES_SAMPLER_ARG`) as
 //! the OpenTelemetry SDK environment specification defines them, or [`set_sampler`].
 //!
-//! courier only decides for the traces it starts (a call without a parent); a context
+//! Part of `trace` (the root context's flag is decided here); public as
+//! `courierkit::telemetry::Sampler`. courier only decides for the traces it starts (a call without a parent); a context
 //! handed in keeps its sampled flag, so every sampler acts as its `parentbased_` form:
 //! courier's spans are always children of the caller's, and a flag courier flipped
 //! mid-trace would split what the caller's SDK decided. The decision rides on the wire
