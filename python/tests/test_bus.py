@@ -101,6 +101,7 @@ STATS_FIELDS = {
     "resent",
     "returned",
     "publish_rejected",
+    "republished",
     "delivered",
     "acked",
     "nacked",

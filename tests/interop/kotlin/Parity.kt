@@ -259,7 +259,7 @@ private fun outcomeOf(e: CourierException): Map<String, Any?> =
 /** Every counter under the snake_case name the other languages use. */
 private fun BusStats.bySnakeName(): Map<String, Long> = mapOf(
     "published" to published, "confirmed" to confirmed, "resent" to resent, "returned" to returned,
-    "publish_rejected" to publishRejected, "delivered" to delivered, "acked" to acked, "nacked" to nacked,
+    "publish_rejected" to publishRejected, "republished" to republished, "delivered" to delivered, "acked" to acked, "nacked" to nacked,
     "rejected" to rejected, "redelivered" to redelivered, "deduplicated" to deduplicated,
     "rpc_in_flight" to rpcInFlight, "reconnects" to reconnects,
 ).mapValues { it.value.toLong() }

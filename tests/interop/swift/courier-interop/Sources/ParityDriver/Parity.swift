@@ -157,7 +157,8 @@ func outcome(of error: CourierError) -> [(String, JSON)] {
 func bySnakeName(_ stats: BusStats) -> [String: UInt64] {
     [
         "published": stats.published, "confirmed": stats.confirmed, "resent": stats.resent,
-        "returned": stats.returned, "publish_rejected": stats.publishRejected, "delivered": stats.delivered,
+        "returned": stats.returned, "publish_rejected": stats.publishRejected,
+        "republished": stats.republished, "delivered": stats.delivered,
         "acked": stats.acked, "nacked": stats.nacked, "rejected": stats.rejected,
         "redelivered": stats.redelivered, "deduplicated": stats.deduplicated,
         "rpc_in_flight": stats.rpcInFlight, "reconnects": stats.reconnects,
