@@ -38,9 +38,23 @@ pub(crate) struct Live {
     pub target: String,
     url_index: usize,
     /// The confirm-mode channel for publishes, replaced when the broker closes it (a
-    /// publish to a missing exchange closes the channel with 404).
+    /// publish to a missing exchange closes the channel with 404) or when it has
+    /// answered nothing but nacks for [`STUCK_AFTER`].
     publisher: RwLock<Channel>,
+    /// The publisher channel's id and when its current run of nacks began; `None`
+    /// after an ack.
+    nacking: Mutex<Option<(u16, Instant)>>,
 }
+
+/// How long a publisher channel may answer every publish with a nack before it is
+/// replaced. RabbitMQ 3.10 binds a quorum queue's leader to the channel that first
+/// publishes to it: a channel that did so while the queue was electing a new leader (a
+/// publisher that reconnected to a surviving node within the election) nacks every
+/// publish to that queue for as long as it lives, while a new channel on the same
+/// connection is acked. A healthy election ends within a few seconds, so a channel that
+/// has nacked everything for this long is replaced; in-flight publishes finish on the
+/// old one, which lapin closes when its last user drops it.
+const STUCK_AFTER: Duration = Duration::from_secs(2);
 
 #[derive(Clone)]
 enum State {
@@ -209,7 +223,9 @@ impl Link {
             sent = true;
             let outcome = self.on(&live, "basic.publish", async {
                 let channel = live.publisher().await?;
-                publish_on(&channel, message, &live.target).await
+                let confirm = publish_on(&channel, message, &live.target).await?;
+                live.answered(&channel, &confirm).await;
+                Ok(confirm)
             });
             let result = tokio::time::timeout_at(deadline, outcome)
                 .await
@@ -304,6 +320,45 @@ impl Live {
             *slot = confirm_channel(&self.connection, &self.target).await?;
         }
         Ok(slot.clone())
+    }
+
+    /// Notes the broker's answer on `channel` and replaces the publisher channel once it
+    /// has nacked everything for [`STUCK_AFTER`].
+    async fn answered(&self, channel: &Channel, confirm: &Confirm) {
+        let stuck = {
+            let mut nacking = self.nacking.lock().unwrap_or_else(PoisonError::into_inner);
+            match (confirm, *nacking) {
+                (Confirm::Nack, Some((id, since))) if id == channel.id() => {
+                    since.elapsed() >= STUCK_AFTER
+                }
+                (Confirm::Nack, _) => {
+                    *nacking = Some((channel.id(), Instant::now()));
+                    false
+                }
+                _ => {
+                    *nacking = None;
+                    false
+                }
+            }
+        };
+        if !stuck {
+            return;
+        }
+        let mut slot = self.publisher.write().await;
+        // Another publish may have replaced it already.
+        if slot.id() != channel.id() {
+            return;
+        }
+        match confirm_channel(&self.connection, &self.target).await {
+            Ok(fresh) => {
+                tracing::warn!(broker = %self.target, after_ms = STUCK_AFTER.as_millis() as u64,
+                    "the publisher channel answered only nacks; publishing on a new channel");
+                *slot = fresh;
+                *self.nacking.lock().unwrap_or_else(PoisonError::into_inner) = None;
+            }
+            // The nack stands and is re-published; the next one tries again.
+            Err(e) => tracing::warn!(error = %e, "could not replace the nacking publisher channel"),
+        }
     }
 }
 
@@ -449,6 +504,7 @@ async fn open(
         target,
         url_index: index,
         publisher: RwLock::new(publisher),
+        nacking: Mutex::new(None),
     };
     apply(&live, topology, false).await?;
     Ok(live)
