@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -205,6 +205,199 @@ async fn killing_the_queue_leader_loses_and_duplicates_nothing() {
     consumer_bus.close().await.unwrap();
     publisher.close().await.unwrap();
     delete_queue(&urls[other - 1], &q).await;
+}
+
+/// `urls` starting at node `first` (1-3), then the others in order.
+fn from_node(urls: &[String], first: usize) -> Vec<String> {
+    (0..3).map(|k| urls[(first - 1 + k) % 3].clone()).collect()
+}
+
+/// Three consumers (one first connected to each node, prefetch 50, one Redis dedup store)
+/// share a quorum queue while a paced publisher sends to it; the node holding the queue's
+/// leader is stopped and started twice meanwhile. Every publish succeeds, every message
+/// is processed exactly once, and the counters add up: the publisher's `published` =
+/// `confirmed` = messages sent; over the consumers `delivered` = `acked` + the acks that
+/// failed because their connection went down with the node (the broker redelivered those
+/// and dedup skipped the copy, counted in `deduplicated`), nothing nacked or rejected,
+/// nothing in flight at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the three-node cluster: make test-cluster"]
+async fn consumers_on_three_nodes_survive_a_node_stopped_and_started_twice() {
+    /// Publishing stops after this many, or when the node's second restart is done.
+    const MAX: usize = 40_000;
+    let urls = urls();
+    let q = format!("courier-test.cluster.spread.{}", uuid::Uuid::new_v4());
+    let publisher = bus(&urls).await;
+    publisher
+        .declare_queue(&q, &QueueOptions::default())
+        .await
+        .unwrap();
+    let node: usize = cluster(&["leader", &q]).parse().unwrap();
+    let redis = std::env::var("COURIER_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_owned());
+    let prefix = format!("courier-test.cluster.{}", uuid::Uuid::new_v4());
+    let processed = Arc::new(Mutex::new(HashMap::<String, usize>::new()));
+    let ack_failed = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut consumers = Vec::new();
+    for first in 1..=3 {
+        let config = BusConfig::from_value(serde_json::json!({
+            "urls": from_node(&urls, first),
+            "reconnect": {"base_delay_ms": 100, "max_delay_ms": 2000},
+            "dedup": {"store": "redis", "url": redis, "prefix": prefix},
+        }))
+        .unwrap();
+        let consumer_bus = Bus::connect(config).await.expect("cluster and Redis up");
+        let consumer = consumer_bus
+            .consume(
+                &q,
+                ConsumeOptions {
+                    prefetch: Some(50),
+                    dedup: true,
+                },
+            )
+            .await
+            .unwrap();
+        let (processed, ack_failed, stop) = (
+            Arc::clone(&processed),
+            Arc::clone(&ack_failed),
+            Arc::clone(&stop),
+        );
+        let task = tokio::spawn(async move {
+            while !stop.load(Ordering::SeqCst) {
+                // While its node is down, `next` fails until the bus has moved on.
+                let Ok(Some(d)) = consumer.next(Some(Duration::from_secs(1))).await else {
+                    continue;
+                };
+                *processed
+                    .lock()
+                    .unwrap()
+                    .entry(d.message_id.clone().unwrap())
+                    .or_default() += 1;
+                if d.ack().await.is_err() {
+                    ack_failed.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            consumer.close().await.unwrap();
+        });
+        consumers.push((consumer_bus, task));
+    }
+
+    let restarts_done = Arc::new(AtomicBool::new(false));
+    let chaos = {
+        let restarts_done = Arc::clone(&restarts_done);
+        tokio::spawn(async move {
+            for round in 1..=2 {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                let node_s = node.to_string();
+                tokio::task::spawn_blocking(move || {
+                    cluster(&["stop-node", &node_s]);
+                    eprintln!("cluster: node {node_s} stopped (round {round})");
+                    cluster(&["start", &node_s]);
+                    eprintln!("cluster: node {node_s} back (round {round})");
+                })
+                .await
+                .unwrap();
+            }
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            restarts_done.store(true, Ordering::SeqCst);
+        })
+    };
+    let started = Instant::now();
+    // About 400 publishes a second, 32 in flight, until the second restart is over.
+    let ticks = tokio_stream_ticks(Duration::from_micros(2500));
+    let results: Vec<courierkit::Result<courierkit::Receipt>> = ticks
+        .zip(futures_util::stream::iter(0..MAX))
+        .map(|(_, i)| i)
+        .take_while(|_| std::future::ready(!restarts_done.load(Ordering::SeqCst)))
+        .map(|i| {
+            let (publisher, q) = (publisher.clone(), q.clone());
+            async move {
+                let options = PublishOptions {
+                    message_id: Some(format!("m-{i}")),
+                    persistent: true,
+                    ..PublishOptions::default()
+                };
+                publisher
+                    .publish("", &q, bytes::Bytes::from(vec![b'x'; 256]), options)
+                    .await
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    chaos.await.unwrap();
+    let sent = results.len();
+    let failed: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {sent} failed: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    let stats = publisher.stats();
+    println!(
+        "node {node} stopped and started twice; {sent} publishes in {:?}; publisher {stats:?}",
+        started.elapsed()
+    );
+    assert_eq!(stats.published, sent as u64);
+    assert_eq!(stats.confirmed, sent as u64);
+
+    let limit = Instant::now() + Duration::from_secs(120);
+    while processed.lock().unwrap().len() < sent {
+        assert!(
+            Instant::now() < limit,
+            "only {} of {sent} processed",
+            processed.lock().unwrap().len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Late copies would show up now.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, Ordering::SeqCst);
+    let mut totals = courierkit::BusStats::default();
+    for (consumer_bus, task) in consumers {
+        task.await.unwrap();
+        let s = consumer_bus.stats();
+        println!("consumer {s:?}");
+        totals.delivered += s.delivered;
+        totals.acked += s.acked;
+        totals.nacked += s.nacked;
+        totals.rejected += s.rejected;
+        totals.deduplicated += s.deduplicated;
+        totals.reconnects += s.reconnects;
+        consumer_bus.close().await.unwrap();
+    }
+    let processed = processed.lock().unwrap().clone();
+    let twice: Vec<_> = processed.iter().filter(|(_, n)| **n > 1).collect();
+    let ack_failed = ack_failed.load(Ordering::SeqCst) as u64;
+    println!(
+        "processed {} distinct, {} twice; consumers: delivered {}, acked {}, acks failed {ack_failed}, deduplicated {}, reconnects {}",
+        processed.len(),
+        twice.len(),
+        totals.delivered,
+        totals.acked,
+        totals.deduplicated,
+        totals.reconnects
+    );
+    assert_eq!(processed.len(), sent, "none lost");
+    assert!(twice.is_empty(), "none processed twice: {twice:?}");
+    assert_eq!(totals.delivered, processed.values().sum::<usize>() as u64);
+    assert_eq!(totals.delivered, totals.acked + ack_failed);
+    assert_eq!((totals.nacked, totals.rejected), (0, 0));
+    assert!(totals.reconnects >= 1, "a consumer on the stopped node moved");
+    publisher.close().await.unwrap();
+    delete_queue(&urls[node % 3], &q).await;
+}
+
+/// A tick every `period`, the first at once.
+fn tokio_stream_ticks(period: Duration) -> impl futures_util::Stream<Item = ()> {
+    let mut interval = tokio::time::interval(period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    futures_util::stream::unfold(interval, |mut interval| async move {
+        interval.tick().await;
+        Some(((), interval))
+    })
 }
 
 async fn delete_queue(url: &str, queue: &str) {
