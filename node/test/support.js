@@ -55,6 +55,8 @@ async function startTestkit(upstreams = 3) {
       return {
         url: (u) => { const via = new URL(u); via.host = made.address; return via.toString() },
         cut: () => send('POST', `/proxies/${made.index}/cut`),
+        /** Faults on every connection from now on (`{ blackhole: true }`, `latency_ms`, ...); `{}` lifts them. */
+        faults: (faults) => send('PUT', `/proxies/${made.index}/faults`, { latency_ms: 0, bandwidth_bytes_per_sec: 0, blackhole: false, ...faults }),
         accepted: async () => (await send('GET', `/proxies/${made.index}`)).accepted,
       }
     },

@@ -3,7 +3,7 @@
 # Maven packages), then runs every suite in every language. Stops at the first failure
 # and ends with one line per language saying how many tests passed.
 #
-# Usage: test-all.sh [rust] [fuzz] [python] [node] [kotlin] [swift] [interop] [dist]   (default: all of them)
+# Usage: test-all.sh [rust] [fuzz] [python] [node] [cluster] [kotlin] [swift] [interop] [dist]   (default: all of them)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
@@ -12,7 +12,7 @@ export COURIER_TESTKIT="$CARGO_TARGET_DIR/debug/courier-testkit"
 logs=$(mktemp -d)
 summary=()
 langs=("$@")
-[ ${#langs[@]} -gt 0 ] || langs=(rust fuzz python node kotlin swift interop dist)
+[ ${#langs[@]} -gt 0 ] || langs=(rust fuzz python node cluster kotlin swift interop dist)
 # Set once a step has installed that language's packages and built its binding from this
 # checkout, so interop does not do it again.
 python_ready=false
@@ -125,6 +125,32 @@ run_node() {
   local n
   n=$(grep -Eo 'ℹ pass [0-9]+' "$logs/node.log" | awk '{print $3}')
   summary+=("node:   ${n:-0} passed")
+}
+
+# The scenarios that need a three-node RabbitMQ cluster (docs/cluster.md): Rust's in
+# core/tests/cluster, Python's and Node's leader kill and partition. The cluster is stopped
+# afterwards, so the steps after this one have its memory back.
+run_cluster() {
+  step "cluster: three RabbitMQ nodes; a queue leader killed, a node restarted twice, a partition"
+  COURIER_CLUSTER_URLS=$(bash tests/scripts/ensure-rabbitmq-cluster.sh)
+  export COURIER_CLUSTER_URLS
+  # One at a time: each test kills or stops nodes the others use.
+  logged cluster-rust cargo test -q -p courierkit --test cluster -- --include-ignored --skip soak --test-threads 1 --nocapture
+  $python_ready || setup_python
+  if ! $node_ready; then
+    [ -d node/node_modules ] || setup_node
+    (cd node && npm run build --silent)
+    node_ready=true
+  fi
+  logged cluster-python bash -c "cd python && ../.venv/bin/python -m pytest -q -s -p no:cacheprovider tests/test_cluster.py"
+  logged cluster-node bash -c "cd node && node --test --test-reporter=spec test/cluster.test.js"
+  unset COURIER_CLUSTER_URLS
+  bash tests/scripts/ensure-rabbitmq-cluster.sh stop
+  local rust python node
+  rust=$(grep -Eo 'test result: ok\. [0-9]+ passed' "$logs/cluster-rust.log" | awk '{s+=$4} END {print s+0}')
+  python=$(grep -Eo '[0-9]+ passed' "$logs/cluster-python.log" | tail -1 | awk '{print $1}')
+  node=$(grep -Eo 'ℹ pass [0-9]+' "$logs/cluster-node.log" | awk '{print $3}')
+  summary+=("cluster: rust ${rust} passed, python ${python:-0} passed, node ${node:-0} passed")
 }
 
 run_kotlin() {

@@ -47,11 +47,10 @@ pub(crate) struct Live {
 }
 
 /// How long a publisher channel may answer every publish with a nack before it is
-/// replaced. RabbitMQ 3.10 binds a quorum queue's leader to the channel that first
-/// publishes to it: a channel that did so while the queue was electing a new leader (a
-/// publisher that reconnected to a surviving node within the election) nacks every
-/// publish to that queue for as long as it lives, while a new channel on the same
-/// connection is acked. A healthy election ends within a few seconds, so a channel that
+/// replaced. With RabbitMQ 3.10, a publisher that reconnects to a surviving node while a
+/// quorum queue is still electing its new leader can get a channel that nacks every
+/// publish to that queue for as long as it lives (docs/cluster.md has the numbers); a new
+/// channel is acked. A healthy election ends within a few seconds, so a channel that
 /// has nacked everything for this long is replaced; in-flight publishes finish on the
 /// old one, which lapin closes when its last user drops it.
 const STUCK_AFTER: Duration = Duration::from_secs(2);
