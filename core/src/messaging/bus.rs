@@ -427,6 +427,12 @@ impl Bus {
                         confirmed = true;
                     }
                     r = &mut reply => {
+                        // A fast server's reply can overtake the request's confirm; the
+                        // reply proves the broker took the request, so it counts as
+                        // confirmed (`published` = `confirmed` holds for requests too).
+                        if r.is_ok() && !confirmed {
+                            session.counters.confirmed.inc();
+                        }
                         return match r {
                             Ok(incoming) => Ok(Delivery::new(incoming, session.clone(), None)),
                             Err(_) => Err(Error::Connect {

@@ -27,17 +27,25 @@ impl Transport {
     }
 
     pub(crate) async fn bus_with(self, extra: serde_json::Value) -> Bus {
-        let url = match self {
+        connect(&self.new_broker(), extra).await
+    }
+
+    /// Two buses on one broker (for `memory://`, the same in-process broker).
+    pub(crate) async fn pair(self) -> (Bus, Bus) {
+        let url = self.new_broker();
+        let extra = serde_json::json!({});
+        (
+            connect(&url, extra.clone()).await,
+            connect(&url, extra).await,
+        )
+    }
+
+    /// The URL of a broker for one test: RabbitMQ's, or a fresh in-process one.
+    fn new_broker(self) -> String {
+        match self {
             Transport::Amqp => amqp_url(),
             Transport::Memory => format!("memory://{}", uuid::Uuid::new_v4().simple()),
-        };
-        let mut config = serde_json::json!({ "urls": [url] });
-        if let (Some(c), Some(e)) = (config.as_object_mut(), extra.as_object()) {
-            c.extend(e.clone());
         }
-        Bus::connect(BusConfig::from_value(config).unwrap())
-            .await
-            .expect("RabbitMQ must be running (tests/scripts/ensure-rabbitmq.sh)")
     }
 
     /// Removes a test's queues from a shared broker.
@@ -420,6 +428,16 @@ async fn poison_message_ends_in_the_dead_letter_queue(t: Transport) {
     bus.close().await.unwrap();
     t.cleanup(&[&q, &dlq]).await;
 }
+/// A bus on `url`, with `extra` config keys.
+async fn connect(url: &str, extra: serde_json::Value) -> Bus {
+    let mut config = serde_json::json!({ "urls": [url] });
+    if let (Some(c), Some(e)) = (config.as_object_mut(), extra.as_object()) {
+        c.extend(e.clone());
+    }
+    Bus::connect(BusConfig::from_value(config).unwrap())
+        .await
+        .expect("RabbitMQ must be running (tests/scripts/ensure-rabbitmq.sh)")
+}
 
 /// Serves `queue` until the bus closes: echoes the body upper-cased, and leaves
 /// requests whose body starts with "ignore" unanswered (acked, never replied).
@@ -440,7 +458,8 @@ fn spawn_server(bus: &Bus, queue: &str) -> tokio::task::JoinHandle<()> {
 }
 
 async fn request_reply_and_timeout(t: Transport) {
-    let bus = t.bus().await;
+    // The server on a bus of its own, so `bus.stats()` counts the requests alone.
+    let (bus, server_bus) = t.pair().await;
     let q = unique("pricing");
     let classic = QueueOptions {
         quorum: false,
@@ -448,7 +467,7 @@ async fn request_reply_and_timeout(t: Transport) {
         ..QueueOptions::default()
     };
     bus.declare_queue(&q, &classic).await.unwrap();
-    let server = spawn_server(&bus, &q);
+    let server = spawn_server(&server_bus, &q);
 
     let parent = courierkit::TraceContext::new_root();
     let options = RequestOptions {
@@ -468,6 +487,15 @@ async fn request_reply_and_timeout(t: Transport) {
         "the reply continues the request's trace"
     );
     reply.ack().await.unwrap();
+    // A fast reply can overtake its request's confirm: every answered request still
+    // counts as confirmed.
+    let replies = futures_util::future::join_all(
+        (0..200).map(|_| bus.request(&q, body("quote"), RequestOptions::default())),
+    )
+    .await;
+    assert!(replies.iter().all(Result::is_ok));
+    let stats = bus.stats();
+    assert_eq!((stats.published, stats.confirmed), (201, 201), "{stats:?}");
 
     let options = RequestOptions {
         timeout: Duration::from_millis(300),
@@ -486,6 +514,7 @@ async fn request_reply_and_timeout(t: Transport) {
     assert_eq!(err.kind(), ErrorKind::Unroutable, "{err}");
     assert_eq!(bus.stats().rpc_in_flight, 0);
     bus.close().await.unwrap();
+    server_bus.close().await.unwrap();
     server.await.unwrap();
     t.cleanup(&[&q]).await;
 }
