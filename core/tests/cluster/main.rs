@@ -108,16 +108,7 @@ async fn kill_the_leader() -> Vec<String> {
         urls[(other + 1) % 3].clone(),
     ])
     .await;
-    let consumer = consumer_bus
-        .consume(
-            &q,
-            ConsumeOptions {
-                prefetch: Some(100),
-                dedup: true,
-            },
-        )
-        .await
-        .unwrap();
+    let consumer = dedup_consumer(&consumer_bus, &q).await;
 
     let killed = Arc::new(AtomicBool::new(false));
     let killer = {
@@ -178,13 +169,7 @@ async fn kill_the_leader() -> Vec<String> {
     monitor.abort();
     eprintln!("cluster: publishes done after {:?}", started.elapsed());
     let killed_at = killer.await.unwrap();
-    let failed: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
-    assert!(
-        failed.is_empty(),
-        "{} of {N} failed: {:?}",
-        failed.len(),
-        &failed[..failed.len().min(5)]
-    );
+    all_succeeded(&results);
     let stats = publisher.stats();
     println!(
         "leader node {leader} killed at {killed_at} confirmed; {N} publishes in {:?}; publisher {stats:?}",
@@ -233,6 +218,27 @@ async fn kill_the_leader() -> Vec<String> {
     publisher.close().await.unwrap();
     delete_queue(&urls[other - 1], &q).await;
     missing
+}
+
+/// Fails naming the first few errors unless every publish succeeded.
+fn all_succeeded(results: &[courierkit::Result<courierkit::Receipt>]) {
+    let failed: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed: {:?}",
+        failed.len(),
+        results.len(),
+        &failed[..failed.len().min(5)]
+    );
+}
+
+/// A consumer of `queue` with dedup on and prefetch 100.
+async fn dedup_consumer(bus: &Bus, queue: &str) -> courierkit::Consumer {
+    let options = ConsumeOptions {
+        prefetch: Some(100),
+        dedup: true,
+    };
+    bus.consume(queue, options).await.unwrap()
 }
 
 /// `urls` starting at node `first` (1-3), then the others in order.
@@ -356,13 +362,7 @@ async fn consumers_on_three_nodes_survive_a_node_stopped_and_started_twice() {
         .await;
     chaos.await.unwrap();
     let sent = results.len();
-    let failed: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
-    assert!(
-        failed.is_empty(),
-        "{} of {sent} failed: {:?}",
-        failed.len(),
-        &failed[..failed.len().min(5)]
-    );
+    all_succeeded(&results);
     let stats = publisher.stats();
     println!(
         "node {node} stopped and started twice; {sent} publishes in {:?}; publisher {stats:?}",

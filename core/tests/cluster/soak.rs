@@ -9,14 +9,14 @@ use std::time::Duration;
 
 use courier_testkit::{Action, Behavior, Faults, Proxy, Reset, Testkit};
 use courierkit::{
-    Bus, BusConfig, Client, ClientConfig, ConsumeOptions, PublishOptions, QueueOptions, Request,
-    RequestOptions, Validate,
+    Bus, BusConfig, Client, ClientConfig, PublishOptions, QueueOptions, Request, RequestOptions,
+    Validate,
 };
 use futures_util::StreamExt;
 use tokio::time::Instant;
 
 use super::support::socket_addr;
-use super::{cluster, delete_queue, from_node, ticks, urls};
+use super::{cluster, dedup_consumer, delete_queue, from_node, ticks, urls};
 
 /// Resident set size of this process, in KiB.
 fn rss_kib() -> u64 {
@@ -193,16 +193,7 @@ async fn soak() {
         }
     }));
     // The consumer, with dedup.
-    let consumer = back
-        .consume(
-            &q,
-            ConsumeOptions {
-                prefetch: Some(100),
-                dedup: true,
-            },
-        )
-        .await
-        .unwrap();
+    let consumer = dedup_consumer(&back, &q).await;
     receivers.push(tokio::spawn({
         let (processed, drained, tally) = (
             Arc::clone(&processed),
