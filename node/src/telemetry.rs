@@ -5,9 +5,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::time::Duration;
 
-use courierkit::telemetry::{self, LogLevel, LogRecord, LogSink, Sampler, Settings};
+use courierkit::telemetry::{self, LogLevel, LogRecord, LogSink, Settings};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{JsValue, sys};
@@ -186,46 +185,21 @@ pub struct NativeTelemetry {
     pub metrics_interval_ms: Option<f64>,
 }
 
-/// Core names its settings as the environment variables (`OTEL_TRACES_SAMPLER`) or in
-/// words (`otlp endpoint`); here the error names the option passed.
-fn renamed(err: courierkit::Error) -> courierkit::Error {
-    match err {
-        courierkit::Error::Config { field, reason, .. } => {
-            let field = match field.as_str() {
-                "otlp endpoint" => "traces_endpoint",
-                "metrics endpoint" => "metrics_endpoint",
-                "OTEL_TRACES_SAMPLER" => "sampler",
-                "OTEL_TRACES_SAMPLER_ARG" => "sampler_arg",
-                other => other,
-            };
-            courierkit::Error::config(field, reason)
-        }
-        other => other,
-    }
-}
-
 impl NativeTelemetry {
+    /// Core's settings; core names the options in its errors.
     fn into_settings(self) -> courierkit::Result<Settings> {
-        let defaults = Settings::default();
-        let sampler = match &self.sampler {
-            None => defaults.sampler,
-            Some(name) => Sampler::parse(name, self.sampler_arg.as_deref()).map_err(renamed)?,
-        };
-        let metrics_interval = match self.metrics_interval_ms {
-            None => defaults.metrics_interval,
-            Some(ms) => {
-                let ms = numbers::integer("metrics_interval_ms", ms, courierkit::MAX_DURATION_MS)?;
-                courierkit::check_duration_ms("metrics_interval_ms", ms, false)?;
-                Duration::from_millis(ms)
-            }
-        };
-        Ok(Settings {
+        let metrics_interval_ms = self
+            .metrics_interval_ms
+            .map(|ms| numbers::integer("metrics_interval_ms", ms, courierkit::MAX_DURATION_MS))
+            .transpose()?;
+        Settings::from_options(telemetry::Options {
             traces_endpoint: self.traces_endpoint,
             metrics_endpoint: self.metrics_endpoint,
             service_name: self.service_name,
-            sampler,
-            metrics: self.metrics.unwrap_or(defaults.metrics),
-            metrics_interval,
+            sampler: self.sampler,
+            sampler_arg: self.sampler_arg,
+            metrics: self.metrics,
+            metrics_interval_ms,
         })
     }
 }
@@ -237,7 +211,7 @@ impl NativeTelemetry {
 pub fn configure_telemetry(env: &Env, options: NativeTelemetry) -> Result<Object<'_>> {
     let settings = options.into_settings().or_throw(env)?;
     promise::blocking(env, "courier-configure", move || {
-        telemetry::configure(&settings).map_err(renamed)
+        telemetry::configure(&settings)
     })
 }
 

@@ -92,6 +92,50 @@ test('core log records reach setLogger and the courier:log channel, at the level
   }
 })
 
+test('records the JavaScript thread has no room for are dropped, counted and told with the next one', async () => {
+  const logged = []
+  setLogger((record) => logged.push(record))
+  setLogLevel('debug')
+  const service = 'node-log-flood'
+  const n = 1500 // more retry records than the queue to this thread holds (1024)
+  const flood = new Client({
+    services: {
+      [service]: {
+        endpoints: [kit.urls[0]],
+        breaker: null,
+        outlier: null,
+        max_concurrency: 4096,
+        budget: { ratio: 1.0, min_per_sec: 10, window_ms: 10000 },
+        retry: { max_attempts: 2, base_delay_ms: 1, max_delay_ms: 1 },
+      },
+    },
+  })
+  // Every attempt fails and each call tries twice: exactly one retry record a call.
+  await kit.behave(0, { default: { status: 503 } })
+  try {
+    const calls = Array.from({ length: n }, () => flood.get(service, '/items'))
+    // Keep this thread busy until core has logged every retry: the queue fills, the
+    // rest are dropped. Bounded: 60 s.
+    const deadline = Date.now() + 60_000
+    while (flood.stats().services[service].retries < n && Date.now() < deadline);
+    assert.equal(flood.stats().services[service].retries, n)
+    await Promise.allSettled(calls)
+    // The next record carries the count.
+    await kit.behave(0, failingOnce)
+    await client('node-log-after-flood').get('node-log-after-flood', '/items')
+    await until(logged, isRetry('node-log-after-flood'))
+    const notices = logged.filter((r) => r.target === 'telemetry::log' && r.fields.dropped)
+    const dropped = notices.reduce((sum, r) => sum + Number(r.fields.dropped), 0)
+    assert.ok(dropped > 0, 'some were dropped')
+    assert.equal(notices[0].level, 'warn')
+    assert.equal(logged.filter(isRetry(service)).length + dropped, n, 'every record delivered or counted')
+  } finally {
+    setLogLevel('warn')
+    setLogger(null)
+    flood.close()
+  }
+})
+
 test('a throwing logger is reported once, and records keep coming', async () => {
   const warnings = []
   const onWarning = (w) => warnings.push(w)
@@ -354,4 +398,24 @@ test('an unusable OTEL_* variable at load is a warning, not a throw; telemetry s
   const warning = JSON.parse(stdout)
   assert.equal(warning.code, 'COURIER_CONFIG')
   assert.match(warning.message, /OTEL_TRACES_SAMPLER/)
+})
+
+test('COURIER_LOG sets the level at load; an unusable one is a warning naming it', async () => {
+  const script = `
+    process.on('warning', (w) => { if (w.name === 'CourierWarning') process.stdout.write(JSON.stringify({ code: w.code, message: w.message }) + '\\n') })
+    const courier = require(${JSON.stringify(path.join(__dirname, '..'))})
+    process.stdout.write(JSON.stringify({ level: courier.logLevel() }) + '\\n')
+  `
+  const run = async (value) => {
+    const { stdout } = await promisify(execFile)(process.execPath, ['-e', script], {
+      env: { ...process.env, COURIER_LOG: value },
+    })
+    return stdout.trim().split('\n').map((line) => JSON.parse(line))
+  }
+  assert.deepEqual(await run('debug'), [{ level: 'debug' }])
+  // The warning event comes a tick after the synchronous level line.
+  const [level, warning] = await run('loud')
+  assert.equal(warning.code, 'COURIER_CONFIG')
+  assert.match(warning.message, /COURIER_LOG/)
+  assert.deepEqual(level, { level: 'warn' })
 })

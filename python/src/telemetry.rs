@@ -3,9 +3,8 @@
 //! (levels, variables, limits) is core's; this converts.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use courierkit::telemetry::{self, LogLevel, LogRecord, LogSink, Sampler, Settings};
+use courierkit::telemetry::{self, LogLevel, LogRecord, LogSink, Settings};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -73,27 +72,24 @@ pub(crate) struct TelemetryArg {
 /// Replaces the telemetry settings (endpoints, service name, sampler, metrics).
 #[pyfunction]
 pub(crate) fn configure_telemetry(options: TelemetryArg) -> PyResult<()> {
-    let defaults = Settings::default();
-    let interval = match options.metrics_interval_ms {
-        None => defaults.metrics_interval,
-        Some(ms) => {
-            courierkit::check_duration_ms("metrics_interval", ms, false).py()?;
-            Duration::from_millis(ms)
-        }
-    };
-    let sampler = match &options.sampler {
-        None => defaults.sampler,
-        Some(name) => Sampler::parse(name, options.sampler_arg.as_deref()).py()?,
-    };
-    telemetry::configure(&Settings {
+    let settings = Settings::from_options(telemetry::Options {
         traces_endpoint: options.traces_endpoint,
         metrics_endpoint: options.metrics_endpoint,
         service_name: options.service_name,
-        sampler,
-        metrics: options.metrics.unwrap_or(defaults.metrics),
-        metrics_interval: interval,
+        sampler: options.sampler,
+        sampler_arg: options.sampler_arg,
+        metrics: options.metrics,
+        metrics_interval_ms: options.metrics_interval_ms,
     })
-    .py()
+    // Python takes the interval in seconds, as `metrics_interval`.
+    .map_err(|e| match e {
+        courierkit::Error::Config { field, reason } if field == "metrics_interval_ms" => {
+            courierkit::Error::config("metrics_interval", reason)
+        }
+        other => other,
+    })
+    .py()?;
+    telemetry::configure(&settings).py()
 }
 
 /// Exports the spans and metrics recorded so far, GIL released.

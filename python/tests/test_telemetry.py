@@ -86,7 +86,7 @@ def test_levels_are_checked():
     assert "endpoint" in e.value.field
     with pytest.raises(courierkit.ConfigError) as e:
         courierkit.configure_telemetry(sampler="sometimes")
-    assert e.value.field == "OTEL_TRACES_SAMPLER"
+    assert e.value.field == "sampler"
 
 
 def test_metrics_as_prometheus_text(testkit):
@@ -201,3 +201,28 @@ def test_one_connected_trace_from_the_host_through_courier(testkit):
     durations = [m for m in metrics if m["name"] == "http.client.request.duration"]
     assert durations and durations[0]["unit"] == "s"
     assert "python-test" in json.dumps(durations[0]["resource"])
+
+
+def test_courier_log_sets_the_level_at_import_and_an_unusable_one_is_logged():
+    script = "import courierkit; print(courierkit.log_level())"
+
+    def run(value: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "COURIER_LOG": value}
+        return subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+
+    debug = run("debug")
+    assert (debug.returncode, debug.stdout.strip()) == (0, "debug"), debug.stderr
+    loud = run("loud")
+    assert (loud.returncode, loud.stdout.strip()) == (0, "warn"), loud.stderr
+    assert "telemetry settings ignored" in loud.stderr and "COURIER_LOG" in loud.stderr, loud.stderr
+
+
+def test_bad_telemetry_options_name_the_keyword():
+    with pytest.raises(courierkit.ConfigError) as e:
+        courierkit.configure_telemetry(sampler="traceidratio", sampler_arg="2")
+    assert e.value.field == "sampler_arg"
+    with pytest.raises(courierkit.ConfigError) as e:
+        courierkit.configure_telemetry(metrics_interval=0)
+    assert e.value.field == "metrics_interval"

@@ -26,9 +26,8 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
-use std::time::Duration;
 
-use courierkit::telemetry::{self, Sampler, Settings};
+use courierkit::telemetry::{self, Settings};
 
 use crate::error::CourierError;
 
@@ -272,49 +271,17 @@ impl Default for TelemetrySettings {
 }
 
 impl TelemetrySettings {
-    /// Core's settings, errors naming this record's fields.
+    /// Core's settings; core names this record's fields in its errors.
     fn to_core(&self) -> Result<Settings, CourierError> {
-        let defaults = Settings::default();
-        let metrics_interval = match self.metrics_interval_ms {
-            None => defaults.metrics_interval,
-            Some(ms) => {
-                courierkit::check_duration_ms("metrics_interval_ms", ms, false)?;
-                Duration::from_millis(ms)
-            }
-        };
-        let sampler = match &self.sampler {
-            None if self.sampler_arg.is_none() => defaults.sampler,
-            name => Sampler::parse(
-                name.as_deref().unwrap_or_default(),
-                self.sampler_arg.as_deref(),
-            )
-            .map_err(settings_error)?,
-        };
-        Ok(Settings {
+        Ok(Settings::from_options(telemetry::Options {
             traces_endpoint: self.traces_endpoint.clone(),
             metrics_endpoint: self.metrics_endpoint.clone(),
             service_name: self.service_name.clone(),
-            sampler,
-            metrics: self.metrics,
-            metrics_interval,
-        })
-    }
-}
-
-/// Core's error with the field renamed to the [`TelemetrySettings`] field it came from:
-/// core names the sampler's environment variables, which these settings stand in for
-/// (it names `traces_endpoint` and `metrics_endpoint` itself). Other errors as they are.
-fn settings_error(err: courierkit::Error) -> CourierError {
-    match CourierError::from(err) {
-        CourierError::Config { field, reason } => {
-            let field = match field.as_str() {
-                "OTEL_TRACES_SAMPLER" => "sampler".to_owned(),
-                "OTEL_TRACES_SAMPLER_ARG" => "sampler_arg".to_owned(),
-                _ => field,
-            };
-            CourierError::Config { field, reason }
-        }
-        other => other,
+            sampler: self.sampler.clone(),
+            sampler_arg: self.sampler_arg.clone(),
+            metrics: Some(self.metrics),
+            metrics_interval_ms: self.metrics_interval_ms,
+        })?)
     }
 }
 
@@ -330,7 +297,7 @@ fn settings_error(err: courierkit::Error) -> CourierError {
 pub fn configure_telemetry(settings: TelemetrySettings) -> Result<(), CourierError> {
     install();
     let settings = settings.to_core()?;
-    telemetry::configure(&settings).map_err(settings_error)
+    Ok(telemetry::configure(&settings)?)
 }
 
 /// Exports the finished spans and the current metric readings now, waiting for the
@@ -407,7 +374,7 @@ mod tests {
     fn field_of(settings: TelemetrySettings) -> String {
         let result = settings
             .to_core()
-            .and_then(|s| telemetry::configure(&s).map_err(settings_error));
+            .and_then(|s| Ok(telemetry::configure(&s)?));
         match result {
             Err(CourierError::Config { field, .. }) => field,
             other => panic!("expected Config, got {other:?}"),

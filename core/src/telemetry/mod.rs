@@ -31,4 +31,4 @@ pub use log::{
 #[cfg(feature = "telemetry")]
 pub(crate) use settings::flush_in_background;
 #[cfg(feature = "telemetry")]
-pub use settings::{Settings, configure, flush, install, metrics_text};
+pub use settings::{Options, Settings, configure, flush, install, metrics_text};

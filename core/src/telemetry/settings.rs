@@ -17,6 +17,7 @@ use tracing_subscriber::registry::LookupSpan;
 use super::log::{LOG_ENV, LogLayer, LogLevel};
 use super::{pipeline, prometheus};
 use crate::error::{Error, Result};
+use crate::limits::check_duration_ms;
 use crate::trace::OtlpLayer;
 use crate::trace::{Sampler, set_sampler};
 
@@ -57,7 +58,62 @@ impl Default for Settings {
     }
 }
 
+/// The settings a program passes to `configure_telemetry`, as every binding spells
+/// them; [`Settings::from_options`] checks them, its errors naming these fields. `None`
+/// takes the default.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Options {
+    /// The full OTLP/HTTP traces URL.
+    pub traces_endpoint: Option<String>,
+    /// The full OTLP/HTTP metrics URL.
+    pub metrics_endpoint: Option<String>,
+    /// `service.name` of the exported resource.
+    pub service_name: Option<String>,
+    /// A sampler as `OTEL_TRACES_SAMPLER` names it (`always_on` when `None`; then
+    /// `sampler_arg` is not used).
+    pub sampler: Option<String>,
+    /// The sampler's argument, as `OTEL_TRACES_SAMPLER_ARG`: the ratio for `traceidratio`.
+    pub sampler_arg: Option<String>,
+    /// Whether metrics are recorded (default on).
+    pub metrics: Option<bool>,
+    /// How often metrics are exported, in milliseconds (default 60,000).
+    pub metrics_interval_ms: Option<u64>,
+}
+
 impl Settings {
+    /// The settings `options` describe, with the defaults for what they leave out.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the option (`sampler`, `sampler_arg`,
+    /// `metrics_interval_ms`); the endpoints are checked when applied
+    /// ([`configure`]), naming `traces_endpoint` or `metrics_endpoint`.
+    pub fn from_options(options: Options) -> Result<Settings> {
+        let defaults = Settings::default();
+        let sampler = match &options.sampler {
+            None => defaults.sampler,
+            Some(name) => Sampler::parse_as(
+                name,
+                options.sampler_arg.as_deref(),
+                ["sampler", "sampler_arg"],
+            )?,
+        };
+        let metrics_interval = match options.metrics_interval_ms {
+            None => defaults.metrics_interval,
+            Some(ms) => {
+                check_duration_ms("metrics_interval_ms", ms, false)?;
+                Duration::from_millis(ms)
+            }
+        };
+        Ok(Settings {
+            traces_endpoint: options.traces_endpoint,
+            metrics_endpoint: options.metrics_endpoint,
+            service_name: options.service_name,
+            sampler,
+            metrics: options.metrics.unwrap_or(defaults.metrics),
+            metrics_interval,
+        })
+    }
+
     /// The settings the environment gives, as the OpenTelemetry SDK specification
     /// defines the variables: `OTEL_SDK_DISABLED`, `OTEL_EXPORTER_OTLP_ENDPOINT` (with
     /// `/v1/traces` and `/v1/metrics` appended), `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`
@@ -370,5 +426,43 @@ mod tests {
             let e = from(&[(name, value)]).unwrap_err().to_string();
             assert!(e.contains(name), "{name}: {e}");
         }
+    }
+
+    #[test]
+    fn options_fill_in_defaults_and_errors_name_the_option() {
+        let s = Settings::from_options(Options {
+            sampler: Some("parentbased_traceidratio".into()),
+            sampler_arg: Some("0.25".into()),
+            metrics_interval_ms: Some(500),
+            ..Options::default()
+        })
+        .unwrap();
+        assert_eq!(s.sampler, Sampler::TraceIdRatio(0.25));
+        assert_eq!(s.metrics_interval, Duration::from_millis(500));
+        assert!(s.metrics, "metrics default on");
+        assert_eq!(
+            Settings::from_options(Options::default()).unwrap(),
+            Settings::default()
+        );
+        let field = |options: Options| match Settings::from_options(options).unwrap_err() {
+            Error::Config { field, .. } => field,
+            other => panic!("{other:?}"),
+        };
+        let bad_sampler = Options {
+            sampler: Some("xray".into()),
+            ..Options::default()
+        };
+        assert_eq!(field(bad_sampler), "sampler");
+        let bad_ratio = Options {
+            sampler: Some("traceidratio".into()),
+            sampler_arg: Some("2".into()),
+            ..Options::default()
+        };
+        assert_eq!(field(bad_ratio), "sampler_arg");
+        let zero_interval = Options {
+            metrics_interval_ms: Some(0),
+            ..Options::default()
+        };
+        assert_eq!(field(zero_interval), "metrics_interval_ms");
     }
 }

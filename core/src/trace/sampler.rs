@@ -41,6 +41,17 @@ impl Sampler {
     /// # Errors
     /// As [`Sampler::from_env`].
     pub fn parse(name: &str, arg: Option<&str>) -> Result<Sampler> {
+        Sampler::parse_as(
+            name,
+            arg,
+            ["OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG"],
+        )
+    }
+
+    /// Parses a sampler name and argument, an error naming `fields` (the name's, the
+    /// argument's): the variables' names, or the settings' that stand in for them.
+    pub(crate) fn parse_as(name: &str, arg: Option<&str>, fields: [&str; 2]) -> Result<Sampler> {
+        let [name_field, arg_field] = fields;
         let ratio = || -> Result<f64> {
             let Some(arg) = arg.map(str::trim).filter(|a| !a.is_empty()) else {
                 return Ok(1.0);
@@ -48,7 +59,7 @@ impl Sampler {
             match arg.parse::<f64>() {
                 Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
                 _ => Err(Error::config(
-                    "OTEL_TRACES_SAMPLER_ARG",
+                    arg_field,
                     format!("{arg:?} is not a ratio between 0 and 1"),
                 )),
             }
@@ -59,7 +70,7 @@ impl Sampler {
             "traceidratio" | "parentbased_traceidratio" => Sampler::TraceIdRatio(ratio()?),
             other => {
                 return Err(Error::config(
-                    "OTEL_TRACES_SAMPLER",
+                    name_field,
                     format!(
                         "{other:?} is not one of always_on, always_off, traceidratio and \
                          their parentbased_ forms"
