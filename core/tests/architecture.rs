@@ -18,7 +18,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("config", &["error", "limits"]),
     ("tls", &["error"]),
     ("trace", &["error", "runtime", "tls", "urls"]),
-    ("telemetry", &["error", "trace"]),
+    ("telemetry", &["error", "limits", "trace"]),
     ("resilience", &["error", "telemetry"]),
     ("balance", &["error", "runtime", "telemetry", "urls"]),
     (
