@@ -62,6 +62,12 @@ export interface ServiceConfig {
     open_ms?: number; max_open_ms?: number; probes?: number
   } | null
   max_concurrency?: number
+  /**
+   * Hedged requests for requests safe to repeat: after `delay_ms` (or the `percentile` of recent
+   * latencies, never below `delay_ms`) without an answer, the request also goes to another
+   * endpoint; the first answer wins. Each hedge is paid from the retry budget. Default none.
+   */
+  hedge?: { max_hedges?: number; delay_ms?: number; percentile?: number } | null
   balancer?: 'p2c_ewma' | 'round_robin' | 'least_request' | 'random'
   /** null disables outlier ejection. */
   outlier?: {
@@ -90,6 +96,10 @@ export interface ServiceStats {
   budget_denied: number
   overloaded: number
   circuit_rejected: number
+  /** Hedged attempts sent (each also counts in `attempts`). */
+  hedges: number
+  /** Calls whose answer came from a hedged attempt. */
+  hedges_won: number
   in_flight: number
   breaker_state: 'closed' | 'open' | 'half_open' | 'disabled'
   breaker_opened: number
@@ -222,8 +232,13 @@ export interface CallOptions {
   json?: unknown
   deadlineMs?: number
   timeoutMs?: number
-  /** Sent as Idempotency-Key. */
+  /** Sent as Idempotency-Key on every attempt; makes POST and PATCH retryable. */
   idempotencyKey?: string
+  /**
+   * Without `idempotencyKey`: courier makes one key (a UUIDv7) for the call and sends it on
+   * every attempt and hedge, so a POST or PATCH is retried and hedged safely.
+   */
+  idempotent?: boolean
   /** Route only to endpoints of this version. */
   version?: string
   /** Aborting rejects the call with the signal's reason and cancels the request. */
@@ -252,6 +267,8 @@ export declare class Response {
   readonly attempts: number
   /** Base URL of the endpoint that answered. */
   readonly endpoint: string
+  /** The Idempotency-Key every attempt sent (the caller's or courier's); null when none. */
+  readonly idempotencyKey: string | null
   /** The trace carrier the answered attempt sent. */
   readonly trace: Record<string, string>
   /** The same context as a TraceContext. */

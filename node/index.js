@@ -57,6 +57,7 @@ class Response {
     this.status = n.status
     this.attempts = n.attempts
     this.endpoint = n.endpoint
+    this.idempotencyKey = n.idempotencyKey ?? null
     this.trace = n.trace
   }
   /** The context the answered attempt sent, as a TraceContext. */
@@ -108,6 +109,7 @@ class Client {
       deadlineMs: args.optNumber('deadline_ms', opts.deadlineMs),
       timeoutMs: args.optNumber('timeout_ms', opts.timeoutMs),
       idempotencyKey: args.optString('idempotency_key', opts.idempotencyKey),
+      idempotent: args.optBool('idempotent', opts.idempotent),
       version: args.optString('version', opts.version),
       trace: parentTrace(opts.trace),
     }, token)

@@ -41,7 +41,9 @@ pub use messaging::{
     Bus, BusConfig, BusStats, ConsumeOptions, Consumer, DEFAULT_DELIVERY_LIMIT, DedupConfig,
     Delivery, ExchangeKind, PublishOptions, QueueOptions, Receipt, ReconnectConfig, RequestOptions,
 };
-pub use resilience::{BreakerConfig, BudgetConfig, MAX_RETRY_AFTER_MS, RetryConfig, RetryOn};
+pub use resilience::{
+    BreakerConfig, BudgetConfig, HedgeConfig, MAX_RETRY_AFTER_MS, RetryConfig, RetryOn,
+};
 pub use tls::{TlsConfig, TlsVersion};
 #[cfg(feature = "telemetry")]
 pub use trace::OtlpLayer;

@@ -19,7 +19,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("tls", &["error"]),
     ("trace", &["error", "runtime", "tls", "urls"]),
     ("telemetry", &["error", "limits", "trace"]),
-    ("resilience", &["error", "telemetry"]),
+    ("resilience", &["error", "limits", "telemetry"]),
     ("balance", &["error", "runtime", "telemetry", "urls"]),
     (
         "http",

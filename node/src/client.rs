@@ -24,6 +24,7 @@ pub struct NativeRequest {
     pub deadline_ms: Option<f64>,
     pub timeout_ms: Option<f64>,
     pub idempotency_key: Option<String>,
+    pub idempotent: Option<bool>,
     pub version: Option<String>,
     pub trace: Option<HashMap<String, String>>,
 }
@@ -53,6 +54,7 @@ impl NativeRequest {
             deadline: numbers::millis("deadline_ms", self.deadline_ms)?,
             timeout: numbers::millis("timeout_ms", self.timeout_ms)?,
             idempotency_key: self.idempotency_key,
+            idempotent: self.idempotent.unwrap_or_default(),
             version: self.version,
             trace: self.trace.map(TraceContext::from_carrier),
         })
@@ -139,6 +141,12 @@ impl NativeResponse {
     #[napi(getter)]
     pub fn endpoint(&self) -> String {
         self.inner.endpoint.clone()
+    }
+
+    /// The `Idempotency-Key` every attempt sent, if any.
+    #[napi(getter)]
+    pub fn idempotency_key(&self) -> Option<String> {
+        self.inner.idempotency_key.clone()
     }
 
     /// The trace carrier the answered attempt sent.

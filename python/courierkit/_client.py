@@ -60,6 +60,12 @@ class Response:
         return self._native.endpoint
 
     @property
+    def idempotency_key(self) -> str | None:
+        """The ``Idempotency-Key`` every attempt sent: the caller's, or the one courier
+        made for ``idempotent=True``; None when none was sent."""
+        return self._native.idempotency_key
+
+    @property
     def trace(self) -> dict[str, str]:
         """The trace carrier the answered attempt sent (``traceparent``...)."""
         return self._native.trace
@@ -104,6 +110,7 @@ class _CallKwargs(TypedDict, total=False):
     deadline_ms: int | None
     timeout_ms: int | None
     idempotency_key: str | None
+    idempotent: bool | None
     version: str | None
     trace: Trace | None
 
@@ -131,6 +138,7 @@ def _request(method: str, target: str, path: str | None, options: _CallKwargs) -
         "deadline_ms": whole("deadline_ms", options.get("deadline_ms")),
         "timeout_ms": whole("timeout_ms", options.get("timeout_ms")),
         "idempotency_key": options.get("idempotency_key"),
+        "idempotent": options.get("idempotent"),
         "version": options.get("version"),
         "trace": parent(options.get("trace")),
     }
@@ -147,7 +155,7 @@ class _Base:
 
     def stats(self) -> dict[str, Any]:
         """Counters per service: ``{"services": {name: {"requests", "attempts", "retries",
-        "budget_denied", "overloaded", "circuit_rejected", "in_flight", "breaker_state",
+        "budget_denied", "overloaded", "circuit_rejected", "hedges", "hedges_won", "in_flight", "breaker_state",
         "breaker_opened", "breaker_half_opened", "breaker_closed", "endpoints": [{"url",
         "version", "weight", "requests", "failures", "ewma_ms", "in_flight", "ejected",
         "times_ejected"}]}}}``."""

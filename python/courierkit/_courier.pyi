@@ -56,6 +56,7 @@ class _Request(TypedDict):
     deadline_ms: int | None
     timeout_ms: int | None
     idempotency_key: str | None
+    idempotent: bool | None
     version: str | None
     trace: _Trace | None
 
@@ -95,6 +96,8 @@ class Response:
     def attempts(self) -> int: ...
     @property
     def endpoint(self) -> str: ...
+    @property
+    def idempotency_key(self) -> str | None: ...
     @property
     def trace(self) -> dict[str, str]: ...
     @property

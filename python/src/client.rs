@@ -32,6 +32,7 @@ pub(crate) struct RequestArg {
     deadline_ms: Option<u64>,
     timeout_ms: Option<u64>,
     idempotency_key: Option<String>,
+    idempotent: Option<bool>,
     version: Option<String>,
     trace: Option<TraceArg>,
 }
@@ -49,6 +50,7 @@ impl RequestArg {
             deadline: self.deadline_ms.map(Duration::from_millis),
             timeout: self.timeout_ms.map(Duration::from_millis),
             idempotency_key: self.idempotency_key,
+            idempotent: self.idempotent.unwrap_or(default.idempotent),
             version: self.version,
             trace: self.trace.map(TraceArg::into_core),
         }
@@ -137,6 +139,11 @@ impl Response {
     #[getter]
     fn endpoint(&self) -> &str {
         &self.inner.endpoint
+    }
+
+    #[getter]
+    fn idempotency_key(&self) -> Option<&str> {
+        self.inner.idempotency_key.as_deref()
     }
 
     /// The trace carrier the answered attempt sent.

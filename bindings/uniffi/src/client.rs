@@ -47,6 +47,10 @@ pub struct Request {
     /// Sent as `Idempotency-Key`; makes POST and PATCH retryable.
     #[uniffi(default = None)]
     pub idempotency_key: Option<String>,
+    /// Without `idempotency_key`: courier makes one key (a UUIDv7) for the call and sends
+    /// it on every attempt and hedge, so a POST or PATCH is retried and hedged safely.
+    #[uniffi(default = false)]
+    pub idempotent: bool,
     /// Route only to endpoints labelled with this version.
     #[uniffi(default = None)]
     pub version: Option<String>,
@@ -69,6 +73,7 @@ impl From<Request> for courierkit::Request {
             deadline: r.deadline_ms.map(Duration::from_millis),
             timeout: r.timeout_ms.map(Duration::from_millis),
             idempotency_key: r.idempotency_key,
+            idempotent: r.idempotent,
             version: r.version,
             trace: r.trace.map(courierkit::TraceContext::from_carrier),
         }
@@ -89,6 +94,9 @@ pub struct Response {
     pub attempts: u32,
     /// Base URL of the endpoint that answered, credentials redacted.
     pub endpoint: String,
+    /// The `Idempotency-Key` every attempt sent (the caller's or courier's); none when
+    /// none was sent.
+    pub idempotency_key: Option<String>,
     /// The trace carrier the answered attempt sent. The Kotlin and Swift wrappers add
     /// `traceContext()`, the same as a `TraceContext` (not a field or a record method
     /// here: a record that refers to an object loses Swift's `Equatable` and `Hashable`).
@@ -103,6 +111,7 @@ impl From<courierkit::Response> for Response {
             body: r.body.into(),
             attempts: r.attempts,
             endpoint: r.endpoint,
+            idempotency_key: r.idempotency_key,
             trace: r.trace.to_carrier().into_iter().collect(),
         }
     }
@@ -131,6 +140,10 @@ pub struct ServiceStats {
     pub overloaded: u64,
     /// Attempts refused because the breaker was open (`CircuitOpen`).
     pub circuit_rejected: u64,
+    /// Hedged attempts sent (each also counts in `attempts`).
+    pub hedges: u64,
+    /// Calls whose answer came from a hedged attempt.
+    pub hedges_won: u64,
     /// Calls in flight when the snapshot was taken.
     pub in_flight: u64,
     /// `closed`, `open`, `half_open`, or `disabled` (no breaker configured).
@@ -155,6 +168,8 @@ impl From<courierkit::ServiceStats> for ServiceStats {
             budget_denied: s.budget_denied,
             overloaded: s.overloaded,
             circuit_rejected: s.circuit_rejected,
+            hedges: s.hedges,
+            hedges_won: s.hedges_won,
             in_flight: s.in_flight,
             breaker_state: s.breaker_state,
             breaker_opened: s.breaker_opened,

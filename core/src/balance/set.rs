@@ -142,14 +142,12 @@ impl EndpointSet {
     }
 
     /// Reports an attempt's outcome on its endpoint (latency, failure streak) and ejects
-    /// the endpoint when the streak crosses the threshold and the cap allows; returns the
-    /// endpoint, for the call's list of those it tried.
-    pub(crate) fn finish(&self, flight: InFlight, failed: bool) -> Arc<Endpoint> {
+    /// the endpoint when the streak crosses the threshold and the cap allows.
+    pub(crate) fn finish(&self, flight: InFlight, failed: bool) {
         let endpoint = Arc::clone(&flight.endpoint);
         if flight.finish(failed, self.outlier.as_ref()) {
             self.try_eject(&endpoint);
         }
-        endpoint
     }
 
     /// Ejects `endpoint` unless the ejection cap (a share of the endpoints, at least

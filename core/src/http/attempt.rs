@@ -91,6 +91,7 @@ pub(super) async fn send(
         attempts: 1,
         endpoint: attempt.endpoint,
         trace: attempt.trace,
+        idempotency_key: None,
     })
 }
 

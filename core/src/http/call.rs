@@ -21,7 +21,7 @@ use crate::balance::{Endpoint, InFlight};
 use crate::error::{Error, Result};
 use crate::limits::HttpLimits;
 use crate::resilience::{
-    Counters, MAX_RETRY_AFTER_MS, Outcome, Policy, RetryOn, parse_retry_after,
+    Counters, MAX_RETRY_AFTER_MS, Outcome, Permit, Policy, RetryOn, parse_retry_after,
 };
 use crate::telemetry::metrics;
 use crate::trace::TraceContext;
@@ -43,6 +43,9 @@ pub(super) struct Plan<'a> {
     /// Whether repeating the request cannot repeat its effect (an idempotent method, or
     /// an idempotency key).
     pub(super) repeatable: bool,
+    /// The `Idempotency-Key` every attempt sends: the caller's, or one courier made
+    /// for a request marked idempotent. Returned on the response.
+    pub(super) idempotency_key: Option<String>,
 }
 
 /// What follows an attempt.
@@ -51,6 +54,28 @@ pub(super) enum Next {
     Retry(Duration),
     /// The call's result.
     Return(Result<Response>),
+    /// Hedged attempts are still running: wait for them.
+    Wait,
+}
+
+/// What an attempt comes to: a response, or a failure judged where it is known.
+pub(super) type AttemptResult = std::result::Result<Response, Failed>;
+
+/// An attempt the breaker let start, or the breaker's refusal (and when it may let one
+/// through).
+pub(super) enum Launch<'p, F> {
+    Sent(Sent<'p>, F),
+    Refused(Duration),
+}
+
+/// What an attempt's end is reported to, kept beside the attempt while it runs.
+pub(super) struct Sent<'p> {
+    permit: Option<Permit<'p>>,
+    flight: Option<InFlight>,
+    span: tracing::Span,
+    server: Option<(String, u16)>,
+    started: Instant,
+    hedge: bool,
 }
 
 /// One call's attempts so far.
@@ -59,7 +84,7 @@ pub(super) struct Attempts<'p> {
     deadline_at: Instant,
     trace: TraceContext,
     count: u32,
-    /// Endpoints this call already tried: a retry goes elsewhere when it can.
+    /// Endpoints this call tried or is trying: a retry or hedge goes elsewhere when it can.
     tried: Vec<Arc<Endpoint>>,
     last: Option<Result<Response>>,
 }
@@ -98,18 +123,41 @@ impl<'p> Attempts<'p> {
         http: &reqwest::Client,
         limits: &HttpLimits,
     ) -> Result<Next> {
+        Ok(match self.launch(http, limits, false)? {
+            Launch::Refused(retry_after) => Next::Return(self.refused(retry_after)),
+            Launch::Sent(sent, attempt) => {
+                let result = attempt.await;
+                self.conclude(sent, result, false)
+            }
+        })
+    }
+
+    /// The result of a call whose next attempt the open breaker refused: the last
+    /// attempt's result if there was one (more useful than "open"), else `CircuitOpen`.
+    pub(super) fn refused(&mut self, retry_after: Duration) -> Result<Response> {
+        let policy = &*self.plan.policy;
+        Counters::bump(&policy.counters.circuit_rejected);
+        let open = Error::CircuitOpen {
+            service: policy.service.clone(),
+            retry_after,
+        };
+        self.last.take().unwrap_or(Err(open))
+    }
+
+    /// Starts an attempt, if the breaker lets it: picks an endpoint (one this call has
+    /// not tried or is not trying, when there is one), and returns the attempt as a
+    /// future that owns everything it sends. `hedge` marks a hedged attempt.
+    pub(super) fn launch<'h>(
+        &mut self,
+        http: &'h reqwest::Client,
+        limits: &'h HttpLimits,
+        hedge: bool,
+    ) -> Result<Launch<'p, impl Future<Output = AttemptResult> + use<'h>>> {
         let plan = self.plan;
         let policy = &*plan.policy;
         let permit = match policy.breaker.as_ref().map(|b| b.acquire()).transpose() {
             Ok(permit) => permit,
-            Err(retry_after) => {
-                Counters::bump(&policy.counters.circuit_rejected);
-                let open = Error::CircuitOpen {
-                    service: policy.service.clone(),
-                    retry_after,
-                };
-                return Ok(Next::Return(self.last.take().unwrap_or(Err(open))));
-            }
+            Err(retry_after) => return Ok(Launch::Refused(retry_after)),
         };
         let (url, endpoint, flight) = self.pick()?;
         let remaining = self.deadline_at.saturating_duration_since(Instant::now());
@@ -136,7 +184,6 @@ impl<'p> Attempts<'p> {
                 url.port_or_known_default().unwrap_or_default(),
             )
         });
-        let started = Instant::now();
         let sending = Sending {
             method: plan.method.clone(),
             url,
@@ -145,54 +192,106 @@ impl<'p> Attempts<'p> {
             endpoint,
             trace,
         };
-        let sent = attempt::send(http, limits, sending).instrument(span.clone());
-        let result = match tokio::time::timeout(limit, sent).await {
-            Ok(result) => result,
-            Err(_) if limit < remaining => Err(Failed {
-                error: Error::Timeout {
-                    operation: "attempt",
-                    after: limit,
-                },
-                outcome: Outcome::Failure(RetryOn::Timeout),
-            }),
-            Err(_) => Err(Failed::fatal(call_timeout(plan.deadline))),
+        let deadline = plan.deadline;
+        let attempt = attempt::send(http, limits, sending).instrument(span.clone());
+        let attempt = async move {
+            match tokio::time::timeout(limit, attempt).await {
+                Ok(result) => result,
+                Err(_) if limit < remaining => Err(Failed {
+                    error: Error::Timeout {
+                        operation: "attempt",
+                        after: limit,
+                    },
+                    outcome: Outcome::Failure(RetryOn::Timeout),
+                }),
+                Err(_) => Err(Failed::fatal(call_timeout(deadline))),
+            }
         };
+        let sent = Sent {
+            permit,
+            flight,
+            span,
+            server,
+            started: Instant::now(),
+            hedge,
+        };
+        Ok(Launch::Sent(sent, attempt))
+    }
+
+    /// Reports an attempt's end (span, metrics, breaker, endpoint) and says what follows.
+    /// With `others_running` (hedged attempts still in flight), a failure that would be
+    /// retried is kept as the last result and the call waits for the others instead.
+    pub(super) fn conclude(
+        &mut self,
+        sent: Sent<'p>,
+        result: AttemptResult,
+        others_running: bool,
+    ) -> Next {
+        let plan = self.plan;
+        let policy = &*plan.policy;
         let outcome = match &result {
             Ok(resp) => Outcome::Status(resp.status),
             Err(failed) => failed.outcome,
         };
-        record(&span, &result);
+        let elapsed = sent.started.elapsed();
+        record(&sent.span, &result);
         metrics::http_attempt(
             &policy.service,
             plan.method.as_str(),
-            server.as_ref().map(|(host, port)| (host.as_str(), *port)),
+            sent.server
+                .as_ref()
+                .map(|(host, port)| (host.as_str(), *port)),
             result.as_ref().ok().map(|resp| resp.status),
             result
                 .as_ref()
                 .err()
                 .map(|failed| failed.error.kind().code()),
-            started.elapsed(),
+            elapsed,
         );
-        if let Some(permit) = permit {
+        if let Some(permit) = sent.permit {
             permit.record(outcome.is_service_failure());
         }
-        if let (Some(flight), Target::Service(svc)) = (flight, &plan.target) {
-            let failed = outcome.is_endpoint_failure();
-            self.tried.push(svc.endpoints.finish(flight, failed));
+        if let (Some(flight), Target::Service(svc)) = (sent.flight, &plan.target) {
+            svc.endpoints.finish(flight, outcome.is_endpoint_failure());
+        }
+        if let (Some(hedging), Ok(_)) = (&policy.hedging, &result) {
+            hedging.observe(elapsed);
         }
         let count = self.count;
         let result = result
             .map(|mut resp| {
                 resp.attempts = count;
+                resp.idempotency_key.clone_from(&plan.idempotency_key);
                 resp
             })
             .map_err(|failed| failed.error);
-        Ok(self.after(result, outcome))
+        if others_running && outcome.is_retryable(&policy.retry, plan.repeatable) {
+            self.last = Some(result);
+            return Next::Wait;
+        }
+        let next = self.after(result, outcome);
+        if sent.hedge && matches!(next, Next::Return(Ok(_))) {
+            Counters::bump(&policy.counters.hedges_won);
+        }
+        next
+    }
+
+    /// Whether a hedge may be sent now: hedging is configured, the request is safe to
+    /// repeat, and the retry budget pays for it (a refusal counts as `budget_denied`).
+    pub(super) fn pay_for_hedge(&self) -> bool {
+        let policy = &*self.plan.policy;
+        if !policy.budget.withdraw() {
+            Counters::bump(&policy.counters.budget_denied);
+            metrics::budget_denied(&policy.service);
+            return false;
+        }
+        Counters::bump(&policy.counters.hedges);
+        true
     }
 
     /// The endpoint of the next attempt: its URL, how it is shown, and for a balanced
     /// service the in-flight guard its outcome is reported through.
-    fn pick(&self) -> Result<(reqwest::Url, String, Option<InFlight>)> {
+    fn pick(&mut self) -> Result<(reqwest::Url, String, Option<InFlight>)> {
         let req = self.plan.req;
         match &self.plan.target {
             Target::Url { base, display } => {
@@ -207,7 +306,10 @@ impl<'p> Attempts<'p> {
                         reason,
                     })?;
                 let url = join(&endpoint.url, &req.path, &req.query);
-                Ok((url, endpoint.display.clone(), Some(endpoint.start())))
+                let flight = endpoint.start();
+                let display = endpoint.display.clone();
+                self.tried.push(endpoint);
+                Ok((url, display, Some(flight)))
             }
         }
     }
@@ -278,14 +380,18 @@ pub(super) fn parse_method(raw: &str) -> Result<Method> {
 }
 
 /// The service's headers overlaid with the request's, plus `Idempotency-Key`.
-pub(super) fn request_headers(base: Option<&HeaderMap>, req: &Request) -> Result<HeaderMap> {
+pub(super) fn request_headers(
+    base: Option<&HeaderMap>,
+    req: &Request,
+    idempotency_key: Option<&str>,
+) -> Result<HeaderMap> {
     let mut headers = base.cloned().unwrap_or_default();
     for (name, value) in &req.headers {
         let (n, v) = check_header(name, value)
             .map_err(|reason| Error::config(format!("headers.{name}"), reason))?;
         headers.insert(n, v);
     }
-    if let Some(key) = &req.idempotency_key {
+    if let Some(key) = idempotency_key {
         let value = HeaderValue::from_str(key)
             .map_err(|_| Error::config("idempotency_key", "not a valid header value"))?;
         headers.insert(HeaderName::from_static("idempotency-key"), value);

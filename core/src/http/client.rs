@@ -1,5 +1,5 @@
 //! The HTTP client: routing each attempt to an endpoint and running the resilience
-//! loop (breaker, retry with backoff and budget, Retry-After, deadline) around it.
+//! loop (breaker, retry with backoff and budget, Retry-After, deadline, hedging) around it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -7,9 +7,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use reqwest::Url;
+use tokio::time::Instant;
 
-use super::call::{Attempts, Next, Plan, parse_method, request_headers};
+use super::call::{
+    AttemptResult, Attempts, Launch, Next, Plan, Sent, parse_method, request_headers,
+};
 use super::config::ClientConfig;
 use super::request::check_path;
 use super::service::{Service, Target};
@@ -18,7 +23,7 @@ use super::{Request, Response};
 use crate::config::Validate;
 use crate::error::{Error, Result};
 use crate::limits::{HttpLimits, check_duration};
-use crate::resilience::{BreakerConfig, BudgetConfig, Policy, RetryConfig, is_idempotent};
+use crate::resilience::{BreakerConfig, BudgetConfig, Hedging, Policy, RetryConfig, is_idempotent};
 use crate::urls::redact_url;
 
 const DEFAULT_DEADLINE: Duration = Duration::from_millis(10_000);
@@ -116,11 +121,16 @@ impl Client {
         let plan = self.plan(&req)?;
         let _slot = plan.policy.admit()?;
         let mut attempts = Attempts::start(&plan).await?;
-        loop {
-            match attempts.next(&self.inner.http, &self.inner.limits).await? {
-                Next::Return(result) => return result,
-                Next::Retry(wait) => tokio::time::sleep(wait).await,
-            }
+        let (http, limits) = (&self.inner.http, &self.inner.limits);
+        match plan.policy.hedging.as_ref().filter(|_| plan.repeatable) {
+            Some(hedging) => hedged(&mut attempts, hedging, http, limits).await,
+            None => loop {
+                match attempts.next(http, limits).await? {
+                    Next::Return(result) => return result,
+                    Next::Retry(wait) => tokio::time::sleep(wait).await,
+                    Next::Wait => unreachable!("only hedged calls run attempts side by side"),
+                }
+            },
         }
     }
 
@@ -265,10 +275,18 @@ impl Client {
             ),
             Target::Url { base, .. } => (DEFAULT_DEADLINE, None, None, self.host_policy(base)),
         };
+        // One key for every attempt and hedge of the call, so the server can tell them
+        // apart from a new call.
+        let idempotency_key = match &req.idempotency_key {
+            Some(key) => Some(key.clone()),
+            None if req.idempotent => Some(uuid::Uuid::now_v7().to_string()),
+            None => None,
+        };
         Ok(Plan {
-            repeatable: is_idempotent(&method) || req.idempotency_key.is_some(),
+            repeatable: is_idempotent(&method) || idempotency_key.is_some(),
             method,
-            headers: request_headers(headers, req)?,
+            headers: request_headers(headers, req, idempotency_key.as_deref())?,
+            idempotency_key,
             target,
             policy,
             deadline: req.deadline.unwrap_or(deadline),
@@ -366,11 +384,75 @@ impl Client {
                     RetryConfig::default(),
                     &BudgetConfig::default(),
                     Some(BreakerConfig::default()),
+                    None,
                     DEFAULT_MAX_CONCURRENCY,
                 ))
             })
             .clone()
     }
+}
+
+/// Runs a call's attempts with hedging: while the newest attempt has not answered
+/// within the hedge delay, another is sent (to an endpoint the call is not already
+/// trying, when there is one), up to `max_hedges`, each paid for from the retry budget.
+/// The first answer that would not be retried wins; returning drops the other attempts,
+/// which cancels them and closes their connections. A retryable failure waits for the
+/// attempts still running; when none is left, the ordinary retry rules apply.
+async fn hedged(
+    attempts: &mut Attempts<'_>,
+    hedging: &Hedging,
+    http: &reqwest::Client,
+    limits: &HttpLimits,
+) -> Result<Response> {
+    let mut running = FuturesUnordered::new();
+    let mut hedges = 0;
+    let mut hedge_at = None;
+    loop {
+        if running.is_empty() {
+            match attempts.launch(http, limits, false)? {
+                Launch::Refused(retry_after) => return attempts.refused(retry_after),
+                Launch::Sent(sent, attempt) => running.push(paired(sent, attempt)),
+            }
+            hedge_at = Some(Instant::now() + hedging.delay());
+        }
+        let armed = hedges < hedging.max_hedges && hedge_at.is_some();
+        let at = hedge_at.unwrap_or_else(Instant::now);
+        tokio::select! {
+            Some((sent, result)) = running.next() => {
+                match attempts.conclude(sent, result, !running.is_empty()) {
+                    Next::Return(result) => return result,
+                    Next::Retry(wait) => tokio::time::sleep(wait).await,
+                    Next::Wait => {}
+                }
+            }
+            () = tokio::time::sleep_until(at), if armed => {
+                hedge_at = None;
+                if !attempts.pay_for_hedge() {
+                    hedges = hedging.max_hedges;
+                    continue;
+                }
+                match attempts.launch(http, limits, true)? {
+                    Launch::Sent(sent, attempt) => {
+                        hedges += 1;
+                        running.push(paired(sent, attempt));
+                        hedge_at = Some(Instant::now() + hedging.delay());
+                    }
+                    // The breaker opened meanwhile: no more hedges, the running
+                    // attempt decides.
+                    Launch::Refused(_) => hedges = hedging.max_hedges,
+                }
+            }
+        }
+    }
+}
+
+/// An attempt with what its end is reported to: one future type for every attempt a
+/// hedged call runs side by side.
+async fn paired<'p>(
+    sent: Sent<'p>,
+    attempt: impl Future<Output = AttemptResult>,
+) -> (Sent<'p>, AttemptResult) {
+    (sent, attempt.await)
 }
 
 /// At most `max` bytes of `text` (cut at a character boundary), marked when cut, so a

@@ -9,7 +9,7 @@ use crate::balance::{Balancer, DiscoveryConfig, OutlierConfig, VersionConfig};
 use crate::config::Validate;
 use crate::error::{Error, Result};
 use crate::limits::{HttpLimits, check_duration_ms};
-use crate::resilience::{BreakerConfig, BudgetConfig, RetryConfig};
+use crate::resilience::{BreakerConfig, BudgetConfig, HedgeConfig, RetryConfig};
 use crate::tls::TlsConfig;
 use crate::urls::parse_http_url;
 
@@ -66,6 +66,10 @@ pub struct ServiceConfig {
     /// The circuit breaker; `null` disables it.
     #[serde(default = "default_breaker")]
     pub breaker: Option<BreakerConfig>,
+    /// Hedged requests for requests that are safe to repeat (see [`HedgeConfig`]).
+    /// Default: none.
+    #[serde(default)]
+    pub hedge: Option<HedgeConfig>,
     /// Calls in flight at once; the next fails fast with `Overloaded`. Default 1024:
     /// far above healthy concurrency, low enough to stop a pile-up on a stuck service.
     #[serde(default = "default_max_concurrency")]
@@ -236,6 +240,9 @@ impl ServiceConfig {
         self.budget.validate(&format!("{at}.budget"))?;
         if let Some(breaker) = &self.breaker {
             breaker.validate(&format!("{at}.breaker"))?;
+        }
+        if let Some(hedge) = &self.hedge {
+            hedge.validate(&format!("{at}.hedge"))?;
         }
         if !(1..=1_000_000).contains(&self.max_concurrency) {
             return Err(Error::config(

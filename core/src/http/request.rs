@@ -34,8 +34,13 @@ pub struct Request {
     pub deadline: Option<Duration>,
     /// Per-attempt timeout, overriding the service's `timeout_ms`; 1 ms to 30 days.
     pub timeout: Option<Duration>,
-    /// Sent as `Idempotency-Key`.
+    /// Sent as `Idempotency-Key` on every attempt; makes a POST or PATCH retryable.
     pub idempotency_key: Option<String>,
+    /// Marks the request safe to repeat with a key courier makes: without an
+    /// `idempotency_key`, every attempt and hedge of the call sends one new UUIDv7 as
+    /// `Idempotency-Key` (returned as [`crate::Response::idempotency_key`]), so a POST
+    /// or PATCH is retried and hedged without the caller inventing keys.
+    pub idempotent: bool,
     /// Route only to endpoints labelled with this version.
     pub version: Option<String>,
     /// The caller's trace context: every attempt sends a child of it (a new trace

@@ -21,6 +21,9 @@ pub struct Response {
     pub endpoint: String,
     /// The trace context the answered attempt sent (`traceparent` of its span).
     pub trace: TraceContext,
+    /// The `Idempotency-Key` the call sent on every attempt: the caller's, or the one
+    /// courier made for an `idempotent` request; `None` when none was sent.
+    pub idempotency_key: Option<String>,
 }
 
 impl Response {

@@ -78,6 +78,7 @@ impl Service {
                 cfg.retry,
                 &cfg.budget,
                 cfg.breaker,
+                cfg.hedge.as_ref(),
                 cfg.max_concurrency,
             )),
             _discovery: discovery,

@@ -24,6 +24,10 @@ pub struct ServiceStats {
     pub overloaded: u64,
     /// Attempts refused because the breaker was open.
     pub circuit_rejected: u64,
+    /// Hedged attempts sent (each also counts in `attempts`).
+    pub hedges: u64,
+    /// Calls whose answer came from a hedged attempt.
+    pub hedges_won: u64,
     /// Calls in flight now.
     pub in_flight: u64,
     /// `closed`, `open`, `half_open`, or `disabled`.
@@ -58,6 +62,8 @@ impl ServiceStats {
             budget_denied: load(&c.budget_denied),
             overloaded: load(&c.overloaded),
             circuit_rejected: load(&c.circuit_rejected),
+            hedges: load(&c.hedges),
+            hedges_won: load(&c.hedges_won),
             in_flight: policy.in_flight(),
             breaker_state: breaker
                 .map(|b| b.state().as_str())

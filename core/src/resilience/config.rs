@@ -6,6 +6,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::error::{Error, Result};
+use crate::limits::check_duration_ms;
 
 /// When and how often to retry. Defaults: 3 attempts in all, full jitter between 0 and
 /// `min(2 s, 50 ms * 2^n)` — the values Envoy, Finagle and the AWS SDKs converge on.
@@ -167,6 +168,35 @@ impl Default for BreakerConfig {
     }
 }
 
+/// Hedged requests: when an attempt of a request that is safe to repeat has not
+/// answered after the hedge delay, the same request goes to another endpoint, and the
+/// first answer wins (the others are cancelled, their connections dropped). This cuts
+/// the tail a slow endpoint adds (Dean and Barroso, "The Tail at Scale"; Envoy's and
+/// gRPC's hedging policies). Each hedge is paid for from the retry budget, so hedging
+/// cannot multiply the load on a service that is slow everywhere. Off unless set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HedgeConfig {
+    /// Extra attempts a call may have in flight beside its first, 1..=4. Default 1.
+    pub max_hedges: u32,
+    /// How long an attempt may go unanswered before a hedge is sent; with `percentile`,
+    /// the least delay, and the delay until enough latencies have been seen. Default 50.
+    pub delay_ms: u64,
+    /// Hedge after this percentile (50.0..=99.9) of the service's recent attempt
+    /// latencies instead of a fixed delay (e.g. 95: hedge the slowest 5%). Default none.
+    pub percentile: Option<f64>,
+}
+
+impl Default for HedgeConfig {
+    fn default() -> Self {
+        HedgeConfig {
+            max_hedges: 1,
+            delay_ms: 50,
+            percentile: None,
+        }
+    }
+}
+
 fn check(ok: bool, field: String, reason: impl Into<String>) -> Result<()> {
     if ok {
         Ok(())
@@ -207,6 +237,24 @@ impl BudgetConfig {
             format!("{at}.window_ms"),
             format!("must be 1000..=3600000, got {}", self.window_ms),
         )
+    }
+}
+
+impl HedgeConfig {
+    pub(crate) fn validate(&self, at: &str) -> Result<()> {
+        check(
+            (1..=4).contains(&self.max_hedges),
+            format!("{at}.max_hedges"),
+            format!("must be 1..=4, got {}", self.max_hedges),
+        )?;
+        check_duration_ms(format!("{at}.delay_ms"), self.delay_ms, false)?;
+        match self.percentile {
+            Some(p) if !(50.0..=99.9).contains(&p) => Err(Error::config(
+                format!("{at}.percentile"),
+                format!("must be 50.0..=99.9, got {p}"),
+            )),
+            _ => Ok(()),
+        }
     }
 }
 

@@ -1,22 +1,27 @@
-//! Resilience for HTTP calls: retries with backoff and a budget, a circuit breaker and
-//! a concurrency limit, all per service.
+//! Resilience for HTTP calls: retries with backoff and a budget, hedging, a circuit
+//! breaker and a concurrency limit, all per service.
 //!
 //! The pieces and where each comes from are documented in their modules:
 //! [`backoff`] (full jitter), [`budget`] (Finagle's retry budget), [`breaker`]
 //! (count-over-window breaker with a growing open period), [`classify`] (what is safe
-//! to retry). `http::Client` runs the loop; nothing here does I/O.
+//! to retry), [`hedge`] (when to send a hedged attempt). `http::Client` runs the loop; nothing here does I/O.
 
 mod backoff;
 mod breaker;
 mod budget;
 mod classify;
 mod config;
+mod hedge;
 mod policy;
 mod retry_after;
 mod window;
 
 pub(crate) use backoff::Backoff;
+pub(crate) use breaker::Permit;
 pub(crate) use classify::{Outcome, is_idempotent};
-pub use config::{BreakerConfig, BudgetConfig, MAX_RETRY_AFTER_MS, RetryConfig, RetryOn};
+pub use config::{
+    BreakerConfig, BudgetConfig, HedgeConfig, MAX_RETRY_AFTER_MS, RetryConfig, RetryOn,
+};
+pub(crate) use hedge::Hedging;
 pub(crate) use policy::{Counters, Policy};
 pub(crate) use retry_after::parse as parse_retry_after;

@@ -1,5 +1,5 @@
 //! Everything that guards calls to one service: retry settings, the shared retry
-//! budget, the breaker, the concurrency limit and the counters behind `stats()`.
+//! budget, hedging, the breaker, the concurrency limit and the counters behind `stats()`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,7 +10,8 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 use super::backoff::Backoff;
 use super::breaker::CircuitBreaker;
 use super::budget::{self, RetryBudget};
-use super::config::{BreakerConfig, BudgetConfig, RetryConfig};
+use super::config::{BreakerConfig, BudgetConfig, HedgeConfig, RetryConfig};
+use super::hedge::Hedging;
 use crate::error::Error;
 
 /// The resilience state of one service (or one host, for absolute-URL targets).
@@ -21,6 +22,8 @@ pub(crate) struct Policy {
     pub(crate) backoff: Backoff,
     pub(crate) budget: Arc<RetryBudget>,
     pub(crate) breaker: Option<CircuitBreaker>,
+    /// Hedged requests, when configured.
+    pub(crate) hedging: Option<Hedging>,
     limit: Semaphore,
     max_concurrency: u32,
     pub(crate) counters: Counters,
@@ -35,6 +38,8 @@ pub(crate) struct Counters {
     pub(crate) budget_denied: AtomicU64,
     pub(crate) overloaded: AtomicU64,
     pub(crate) circuit_rejected: AtomicU64,
+    pub(crate) hedges: AtomicU64,
+    pub(crate) hedges_won: AtomicU64,
 }
 
 impl Counters {
@@ -49,6 +54,7 @@ impl Policy {
         retry: RetryConfig,
         budget: &BudgetConfig,
         breaker: Option<BreakerConfig>,
+        hedge: Option<&HedgeConfig>,
         max_concurrency: u32,
     ) -> Policy {
         Policy {
@@ -60,6 +66,7 @@ impl Policy {
             retry,
             budget: budget::shared(service, budget),
             breaker: breaker.map(|cfg| CircuitBreaker::new(service, cfg)),
+            hedging: hedge.map(Hedging::new),
             limit: Semaphore::new(max_concurrency as usize),
             max_concurrency,
             counters: Counters::default(),
