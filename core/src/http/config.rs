@@ -340,6 +340,40 @@ mod tests {
     }
 
     #[test]
+    fn hedge_settings_name_their_field() {
+        let hedge = |h: &str| {
+            client_err(&format!(
+                r#"{{"services": {{"a": {{"endpoints": ["http://h:1"], "hedge": {h}}}}}}}"#
+            ))
+        };
+        assert_eq!(
+            hedge(r#"{"max_hedges": 0}"#),
+            "services.a.hedge.max_hedges: must be 1..=4, got 0"
+        );
+        assert_eq!(
+            hedge(r#"{"delay_ms": 0}"#),
+            "services.a.hedge.delay_ms: must be 1..=2592000000 ms (30 days), got 0"
+        );
+        assert_eq!(
+            hedge(r#"{"percentile": 100}"#),
+            "services.a.hedge.percentile: must be 50.0..=99.9, got 100"
+        );
+        assert!(
+            hedge(r#"{"dealy_ms": 5}"#).starts_with("services.a.hedge.dealy_ms: unknown field")
+        );
+        let cfg = ClientConfig::from_json(
+            r#"{"services": {"a": {"endpoints": ["http://h:1"], "hedge": {}}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.services["a"].hedge,
+            Some(HedgeConfig::default()),
+            "an empty object takes the defaults"
+        );
+        assert_eq!(HedgeConfig::default().max_hedges, 1);
+    }
+
+    #[test]
     fn non_url_endpoint_names_the_index() {
         let msg = client_err(r#"{"services": {"a": {"endpoints": ["http://ok:1", "not a url"]}}}"#);
         assert!(

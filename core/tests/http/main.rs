@@ -2,6 +2,7 @@
 
 mod balance;
 mod discovery;
+mod hedge;
 mod resilience;
 mod support;
 
