@@ -18,6 +18,11 @@ async function usage(): Promise<void> {
     client.put('orders', '/v1/items/1', { body: 'x' }), client.patch('orders', '/v1/items/1', { body: Buffer.from('x') }),
   ])
   void [patched, verbs]
+  const hedged = new Client({ services: { search: { endpoints: ['http://h:1', 'http://h:2'], hedge: { delay_ms: 20, percentile: 95 } } } })
+  const charge: Response = await hedged.post('search', '/charges', { body: '{}', idempotent: true })
+  const key: string | null = charge.idempotencyKey
+  const { hedges, hedges_won: won } = hedged.stats().services.search
+  void [key, hedges + won]
 
   const bus = await Bus.connect({ urls: ['amqp://guest:guest@127.0.0.1:5672/%2f'] })
   await bus.declareQueue('orders', { quorum: true, deadLetter: true })

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypedDict, Union
 
 from . import _courier
-from ._config import body_bytes, known, text, to_json, whole
+from ._config import body_bytes, flag, known, text, to_json, whole
 from ._errors import HTTPStatusError
 from ._trace import Trace, parent
 
@@ -138,7 +138,7 @@ def _request(method: str, target: str, path: str | None, options: _CallKwargs) -
         "deadline_ms": whole("deadline_ms", options.get("deadline_ms")),
         "timeout_ms": whole("timeout_ms", options.get("timeout_ms")),
         "idempotency_key": options.get("idempotency_key"),
-        "idempotent": options.get("idempotent"),
+        "idempotent": flag("idempotent", options.get("idempotent")),
         "version": options.get("version"),
         "trace": parent(options.get("trace")),
     }

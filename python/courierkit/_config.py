@@ -62,6 +62,14 @@ def known(function: str, kwargs: Mapping[str, object], allowed: frozenset[str]) 
             raise TypeError(f"{function}() got an unexpected keyword argument {key!r}")
 
 
+def flag(field: str, value: object) -> bool | None:
+    """An optional bool argument; anything else (``"yes"``, ``1``) is refused rather
+    than judged truthy."""
+    if value is None or isinstance(value, bool):
+        return value
+    raise config_error(field, f"must be a bool, got {type(value).__name__}")
+
+
 def whole(field: str, value: object, maximum: int = 2**64 - 1) -> int | None:
     """An optional count or duration argument: an int in ``0..=maximum`` (the width the
     native module takes; the core then applies its own range and names the field), never

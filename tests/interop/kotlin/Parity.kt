@@ -284,6 +284,11 @@ private suspend fun runHttp(case: Map<String, Any?>, kit: Testkit): Map<String, 
                         body = (call["body"] as? String)?.toByteArray(),
                         deadlineMs = (call["deadline_ms"] as? Long)?.toULong(),
                         idempotencyKey = call["idempotency_key"] as? String,
+                        idempotent = when (val flag = call["idempotent"]) {
+                            null -> false
+                            is Boolean -> flag
+                            else -> error("idempotent must be a boolean")
+                        },
                         version = call["version"] as? String,
                     ),
                 )

@@ -92,6 +92,7 @@ async function runHttp(c, kit) {
           body: call.body,
           deadlineMs: call.deadline_ms,
           idempotencyKey: call.idempotency_key,
+          idempotent: call.idempotent,
           version: call.version,
         })
         const endpoint = resp.endpoint.replace(/\/$/, '')

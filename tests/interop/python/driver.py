@@ -75,6 +75,7 @@ def run_http(case: dict[str, Any], kit: Testkit) -> dict[str, Any]:
                     body=call.get("body"),
                     deadline_ms=call.get("deadline_ms"),
                     idempotency_key=call.get("idempotency_key"),
+                    idempotent=call.get("idempotent"),
                     version=call.get("version"),
                 )
                 endpoint = resp.endpoint.rstrip("/")

@@ -39,43 +39,47 @@ extension Client {
         try await send("DELETE", target, path, body: nil, headers: headers, idempotencyKey: nil, deadlineMs: deadlineMs)
     }
 
-    /// `POST` with a body; give an `idempotencyKey` to make it retryable.
+    /// `POST` with a body; give an `idempotencyKey`, or set `idempotent` for a key courier makes
+    /// (returned as `Response.idempotencyKey`), to make it retryable and hedgeable.
     public func post(
         _ target: String, _ path: String = "", body: Data? = nil, headers: [String: String] = [:],
-        idempotencyKey: String? = nil, deadlineMs: UInt64? = nil
+        idempotencyKey: String? = nil, deadlineMs: UInt64? = nil, idempotent: Bool = false
     ) async throws -> Response {
         try await send(
-            "POST", target, path, body: body, headers: headers, idempotencyKey: idempotencyKey, deadlineMs: deadlineMs
+            "POST", target, path, body: body, headers: headers, idempotencyKey: idempotencyKey,
+            deadlineMs: deadlineMs, idempotent: idempotent
         )
     }
 
     /// `PUT` with a body; idempotent, so retried like `get`.
     public func put(
         _ target: String, _ path: String = "", body: Data? = nil, headers: [String: String] = [:],
-        idempotencyKey: String? = nil, deadlineMs: UInt64? = nil
+        idempotencyKey: String? = nil, deadlineMs: UInt64? = nil, idempotent: Bool = false
     ) async throws -> Response {
         try await send(
-            "PUT", target, path, body: body, headers: headers, idempotencyKey: idempotencyKey, deadlineMs: deadlineMs
+            "PUT", target, path, body: body, headers: headers, idempotencyKey: idempotencyKey,
+            deadlineMs: deadlineMs, idempotent: idempotent
         )
     }
 
-    /// `PATCH` with a body; like `post`, retried only with an `idempotencyKey`.
+    /// `PATCH` with a body; like `post`, retried only with an `idempotencyKey` or `idempotent`.
     public func patch(
         _ target: String, _ path: String = "", body: Data? = nil, headers: [String: String] = [:],
-        idempotencyKey: String? = nil, deadlineMs: UInt64? = nil
+        idempotencyKey: String? = nil, deadlineMs: UInt64? = nil, idempotent: Bool = false
     ) async throws -> Response {
         try await send(
-            "PATCH", target, path, body: body, headers: headers, idempotencyKey: idempotencyKey, deadlineMs: deadlineMs
+            "PATCH", target, path, body: body, headers: headers, idempotencyKey: idempotencyKey,
+            deadlineMs: deadlineMs, idempotent: idempotent
         )
     }
 
     private func send(
         _ method: String, _ target: String, _ path: String, body: Data?, headers: [String: String],
-        idempotencyKey: String?, deadlineMs: UInt64?
+        idempotencyKey: String?, deadlineMs: UInt64?, idempotent: Bool = false
     ) async throws -> Response {
         try await call(request: Request(
             method: method, target: target, path: path, headers: headers, body: body,
-            deadlineMs: deadlineMs, idempotencyKey: idempotencyKey
+            deadlineMs: deadlineMs, idempotencyKey: idempotencyKey, idempotent: idempotent
         ))
     }
 }

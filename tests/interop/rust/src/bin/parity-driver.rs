@@ -188,6 +188,10 @@ async fn run_http(case: &Value, kit: &Testkit) -> Result<Value, BoxError> {
         }
         request.deadline = call["deadline_ms"].as_u64().map(Duration::from_millis);
         request.idempotency_key = optional_text(call, "idempotency_key");
+        request.idempotent = match &call["idempotent"] {
+            Value::Null => false,
+            value => value.as_bool().ok_or("idempotent must be a boolean")?,
+        };
         request.version = optional_text(call, "version");
         let mut outcome = match client.call(request).await {
             Ok(resp) => {

@@ -169,6 +169,12 @@ extension JSON {
         return value
     }
 
+    public func optionalBool(_ key: String) throws -> Bool? {
+        guard let value = present(key) else { return nil }
+        guard case let .bool(flag) = value else { throw Failure("\"\(key)\" must be a boolean, got \(value.text)") }
+        return flag
+    }
+
     public func requireList(_ key: String) throws -> [JSON] {
         guard case let .array(items)? = present(key) else { throw Failure("\"\(key)\" must be a list") }
         return items

@@ -187,6 +187,7 @@ func httpRequest(_ call: JSON) throws -> Request {
         body: call.optionalString("body").map { Data($0.utf8) },
         deadlineMs: call.optionalInteger("deadline_ms"),
         idempotencyKey: call.optionalString("idempotency_key"),
+        idempotent: call.optionalBool("idempotent") ?? false,
         version: call.optionalString("version")
     )
 }

@@ -179,7 +179,10 @@ suspend fun Client.delete(
     deadlineMs: ULong? = null,
 ): Response = send("DELETE", target, path, null, headers, null, deadlineMs)
 
-/** `POST` with a body; give an [idempotencyKey] to make it retryable. */
+/**
+ * `POST` with a body; give an [idempotencyKey], or set [idempotent] for a key courier makes
+ * (returned as [Response.idempotencyKey]), to make it retryable and hedgeable.
+ */
 suspend fun Client.post(
     target: String,
     path: String = "",
@@ -187,7 +190,8 @@ suspend fun Client.post(
     headers: Map<String, String> = emptyMap(),
     idempotencyKey: String? = null,
     deadlineMs: ULong? = null,
-): Response = send("POST", target, path, body, headers, idempotencyKey, deadlineMs)
+    idempotent: Boolean = false,
+): Response = send("POST", target, path, body, headers, idempotencyKey, deadlineMs, idempotent)
 
 /** `PUT` with a body; idempotent, so retried like [get]. */
 suspend fun Client.put(
@@ -197,9 +201,10 @@ suspend fun Client.put(
     headers: Map<String, String> = emptyMap(),
     idempotencyKey: String? = null,
     deadlineMs: ULong? = null,
-): Response = send("PUT", target, path, body, headers, idempotencyKey, deadlineMs)
+    idempotent: Boolean = false,
+): Response = send("PUT", target, path, body, headers, idempotencyKey, deadlineMs, idempotent)
 
-/** `PATCH` with a body; like [post], retried only with an [idempotencyKey]. */
+/** `PATCH` with a body; like [post], retried only with an [idempotencyKey] or [idempotent]. */
 suspend fun Client.patch(
     target: String,
     path: String = "",
@@ -207,7 +212,8 @@ suspend fun Client.patch(
     headers: Map<String, String> = emptyMap(),
     idempotencyKey: String? = null,
     deadlineMs: ULong? = null,
-): Response = send("PATCH", target, path, body, headers, idempotencyKey, deadlineMs)
+    idempotent: Boolean = false,
+): Response = send("PATCH", target, path, body, headers, idempotencyKey, deadlineMs, idempotent)
 
 private suspend fun Client.send(
     method: String,
@@ -217,10 +223,11 @@ private suspend fun Client.send(
     headers: Map<String, String>,
     idempotencyKey: String?,
     deadlineMs: ULong?,
+    idempotent: Boolean = false,
 ): Response = call(
     Request(
         method = method, target = target, path = path, headers = headers, body = body,
-        idempotencyKey = idempotencyKey, deadlineMs = deadlineMs,
+        idempotencyKey = idempotencyKey, idempotent = idempotent, deadlineMs = deadlineMs,
     ),
 )
 
