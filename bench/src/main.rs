@@ -19,9 +19,14 @@
 //!   concurrency 16 per balancer; prints the slow endpoint's share of the calls and
 //!   p50/p95 call latency (a table of courier against itself: the balancers differ).
 //!
+//! - hedge: 4 testkit upstreams, one answering 10% of its requests 100 ms late (a slow
+//!   tail); 1,000 calls at concurrency 8, unhedged against hedged (`delay_ms` 10);
+//!   prints p50/p99 call latency and the extra requests the hedges cost (a table of
+//!   courier against itself).
+//!
 //! Each figure is the median of [`ROUNDS`] alternating rounds (peer, courier, ...).
 //!
-//! Usage: `courier-bench [http|amqp|rpc|balance|all] [--json PATH]`.
+//! Usage: `courier-bench [http|amqp|rpc|balance|hedge|all] [--json PATH]`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -79,6 +84,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     if matches!(which, "balance" | "all") {
         balance().await?;
+    }
+    if matches!(which, "hedge" | "all") {
+        hedge().await?;
     }
     if rows.is_empty() {
         return Ok(());
@@ -267,26 +275,7 @@ async fn balance() -> Result<(), Box<dyn std::error::Error>> {
             "services": { "svc": { "endpoints": kit.urls(), "balancer": balancer } }
         }))?;
         let client = Client::new(config)?;
-        let mut workers = JoinSet::new();
-        for worker in 0..CONCURRENCY {
-            let client = client.clone();
-            workers.spawn(async move {
-                let mut latencies = Vec::new();
-                for _ in (worker..CALLS).step_by(CONCURRENCY) {
-                    let start = Instant::now();
-                    client
-                        .call(Request::new("GET", "svc", "/"))
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    latencies.push(start.elapsed().as_secs_f64() * 1e3);
-                }
-                Ok::<_, String>(latencies)
-            });
-        }
-        let mut latencies = Vec::with_capacity(CALLS);
-        while let Some(done) = workers.join_next().await {
-            latencies.extend(done??);
-        }
+        let mut latencies = calls(&client, "svc", CALLS, CONCURRENCY).await?;
         latencies.sort_by(f64::total_cmp);
         let slow = kit.requests(3).total() as f64 / CALLS as f64;
         println!(
@@ -298,6 +287,98 @@ async fn balance() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     Ok(())
+}
+
+/// A slow tail with and without hedging, alternating rounds; each figure is the median
+/// over the rounds of that round's percentile.
+async fn hedge() -> Result<(), Box<dyn std::error::Error>> {
+    const CALLS: usize = 1_000;
+    const CONCURRENCY: usize = 8;
+    let kit = courier_testkit::Testkit::start(4).await?;
+    let mut figures: [Vec<[f64; 3]>; 2] = [Vec::new(), Vec::new()];
+    for round in 0..ROUNDS {
+        for (i, hedge) in [serde_json::Value::Null, serde_json::json!({"delay_ms": 10})]
+            .into_iter()
+            .enumerate()
+        {
+            kit.reset();
+            kit.set_behavior(
+                3,
+                courier_testkit::Behavior {
+                    failure_ratio: 0.1,
+                    failure: courier_testkit::Action {
+                        latency_ms: 100,
+                        ..Default::default()
+                    },
+                    seed: round as u64,
+                    ..Default::default()
+                },
+            );
+            // A service name per round: the retry budget is per process and per name.
+            let name = format!("hedge-{round}-{i}");
+            let client = Client::new(ClientConfig::from_value(serde_json::json!({
+                "services": { &name: { "endpoints": kit.urls(), "hedge": hedge } }
+            }))?)?;
+            let mut latencies = calls(&client, &name, CALLS, CONCURRENCY).await?;
+            latencies.sort_by(f64::total_cmp);
+            let sent: u64 = (0..4).map(|u| kit.requests(u).total()).sum();
+            figures[i].push([
+                latencies[CALLS / 2],
+                latencies[CALLS * 99 / 100],
+                (sent as f64 / CALLS as f64 - 1.0) * 100.0,
+            ]);
+        }
+    }
+    let median = |rounds: &[[f64; 3]], k: usize| {
+        let mut v: Vec<f64> = rounds.iter().map(|r| r[k]).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    println!(
+        "{:<26} {:>9} {:>9} {:>16}",
+        "1 of 4 endpoints 10% slow", "p50 ms", "p99 ms", "extra requests"
+    );
+    for (label, rounds) in ["unhedged", "hedged, delay 10 ms"].iter().zip(&figures) {
+        println!(
+            "{:<26} {:>9.2} {:>9.2} {:>15.1}%",
+            label,
+            median(rounds, 0),
+            median(rounds, 1),
+            median(rounds, 2)
+        );
+    }
+    Ok(())
+}
+
+/// `calls` GETs of `/` to `service` from `concurrency` workers; each call's latency in ms.
+async fn calls(
+    client: &Client,
+    service: &str,
+    calls: usize,
+    concurrency: usize,
+) -> Result<Vec<f64>, Box<dyn std::error::Error>> {
+    let mut workers = JoinSet::new();
+    for worker in 0..concurrency {
+        let client = client.clone();
+        let service = service.to_owned();
+        workers.spawn(async move {
+            let mut latencies = Vec::new();
+            for _ in (worker..calls).step_by(concurrency) {
+                let start = Instant::now();
+                client
+                    .call(Request::new("GET", service.as_str(), "/"))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                latencies.push(start.elapsed().as_secs_f64() * 1e3);
+            }
+            Ok::<_, String>(latencies)
+        });
+    }
+    let mut latencies = Vec::with_capacity(calls);
+    while let Some(done) = workers.join_next().await {
+        latencies.extend(done??);
+    }
+    Ok(latencies)
 }
 
 /// Publishes against lapin twice: bare (what a minimal lapin publisher sends) and with
