@@ -4,7 +4,7 @@
 export interface CourierError extends Error {
   code:
     | 'COURIER_CONFIG' | 'COURIER_TIMEOUT' | 'COURIER_CIRCUIT_OPEN' | 'COURIER_BUDGET_EXHAUSTED' | 'COURIER_OVERLOADED'
-    | 'COURIER_NO_ENDPOINT' | 'COURIER_CONNECT' | 'COURIER_TLS' | 'COURIER_UNROUTABLE' | 'COURIER_PUBLISH_REJECTED'
+    | 'COURIER_RATE_LIMITED' | 'COURIER_NO_ENDPOINT' | 'COURIER_CONNECT' | 'COURIER_TLS' | 'COURIER_UNROUTABLE' | 'COURIER_PUBLISH_REJECTED'
     | 'COURIER_BROKER' | 'COURIER_LIMIT_EXCEEDED' | 'COURIER_CLOSED' | 'COURIER_INTERNAL'
   /** The snake_case kind shared with every other language (`circuit_open`). */
   kind: string
@@ -14,13 +14,13 @@ export interface CourierError extends Error {
   field?: string
   /** COURIER_CONFIG, COURIER_NO_ENDPOINT, COURIER_CONNECT, COURIER_TLS: why it failed. */
   reason?: string
-  /** The service (COURIER_CIRCUIT_OPEN, COURIER_BUDGET_EXHAUSTED, COURIER_OVERLOADED, COURIER_NO_ENDPOINT). */
+  /** The service (COURIER_CIRCUIT_OPEN, COURIER_BUDGET_EXHAUSTED, COURIER_OVERLOADED, COURIER_RATE_LIMITED, COURIER_NO_ENDPOINT). */
   service?: string
   /** What was attempted (COURIER_TIMEOUT, COURIER_CONNECT, COURIER_BROKER). */
   operation?: string
   /** COURIER_TIMEOUT: the limit that passed. */
   afterMs?: number
-  /** COURIER_CIRCUIT_OPEN: when the breaker lets a probe through. */
+  /** COURIER_CIRCUIT_OPEN: when the breaker lets a probe through; COURIER_RATE_LIMITED: when a token would have been there. */
   retryAfterMs?: number
   /** COURIER_BUDGET_EXHAUSTED: attempts made; `cause` is the failure that was not retried. */
   attempts?: number
@@ -68,6 +68,12 @@ export interface ServiceConfig {
    * endpoint; the first answer wins. Each hedge is paid from the retry budget. Default none.
    */
   hedge?: { max_hedges?: number; delay_ms?: number; percentile?: number } | null
+  /**
+   * A client-side token bucket: `per_second` calls, `burst` at once (default one second's worth);
+   * a call waits for a token within its deadline unless `wait` is false (then COURIER_RATE_LIMITED at
+   * once). A 429 halves the rate (recovering over 10 s) and a Retry-After pauses it. Default none.
+   */
+  rate_limit?: { per_second: number; burst?: number; wait?: boolean } | null
   balancer?: 'p2c_ewma' | 'round_robin' | 'least_request' | 'random'
   /** null disables outlier ejection. */
   outlier?: {
@@ -100,6 +106,10 @@ export interface ServiceStats {
   hedges: number
   /** Calls whose answer came from a hedged attempt. */
   hedges_won: number
+  /** Calls refused by the rate limit (COURIER_RATE_LIMITED). */
+  rate_limited: number
+  /** The rate limit's current calls per second (lower while it recovers from a 429); null without one. */
+  rate_per_sec: number | null
   in_flight: number
   breaker_state: 'closed' | 'open' | 'half_open' | 'disabled'
   breaker_opened: number
@@ -241,6 +251,8 @@ export interface CallOptions {
   idempotent?: boolean
   /** Route only to endpoints of this version. */
   version?: string
+  /** Take the rate limit's token from this key's bucket (a tenant, a user); the service needs a `rate_limit`. */
+  rateKey?: string
   /** Aborting rejects the call with the signal's reason and cancels the request. */
   signal?: AbortSignal
   /** The parent; every attempt sends a child of it. See `Trace` for the default. */

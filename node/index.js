@@ -111,6 +111,7 @@ class Client {
       idempotencyKey: args.optString('idempotency_key', opts.idempotencyKey),
       idempotent: args.optBool('idempotent', opts.idempotent),
       version: args.optString('version', opts.version),
+      rateKey: args.optString('rate_key', opts.rateKey),
       trace: parentTrace(opts.trace),
     }, token)
     if (!signal) return new Response(await pending)

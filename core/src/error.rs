@@ -67,6 +67,15 @@ pub enum Error {
         /// Its `max_concurrency`.
         limit: u32,
     },
+    /// The service's client-side rate limit had no token for the call within its
+    /// deadline (or at once, for a limit configured not to wait).
+    #[error("{service} is rate limited; next token in {} ms", .retry_after.as_millis())]
+    RateLimited {
+        /// The service.
+        service: String,
+        /// When a token would have been there.
+        retry_after: Duration,
+    },
     /// Nothing to route the request to.
     #[error("no endpoint for {service}: {reason}")]
     NoEndpoint {
@@ -180,6 +189,8 @@ pub enum ErrorKind {
     BudgetExhausted,
     /// The concurrency limit was reached.
     Overloaded,
+    /// The client-side rate limit had no token in time.
+    RateLimited,
     /// Nothing to route to.
     NoEndpoint,
     /// A transport failure.
@@ -202,12 +213,13 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, for bindings that build their class table from core.
-    pub const ALL: [ErrorKind; 14] = [
+    pub const ALL: [ErrorKind; 15] = [
         ErrorKind::Config,
         ErrorKind::Timeout,
         ErrorKind::CircuitOpen,
         ErrorKind::BudgetExhausted,
         ErrorKind::Overloaded,
+        ErrorKind::RateLimited,
         ErrorKind::NoEndpoint,
         ErrorKind::Connect,
         ErrorKind::Tls,
@@ -227,6 +239,7 @@ impl ErrorKind {
             ErrorKind::CircuitOpen => "circuit_open",
             ErrorKind::BudgetExhausted => "budget_exhausted",
             ErrorKind::Overloaded => "overloaded",
+            ErrorKind::RateLimited => "rate_limited",
             ErrorKind::NoEndpoint => "no_endpoint",
             ErrorKind::Connect => "connect",
             ErrorKind::Tls => "tls",
@@ -249,6 +262,7 @@ impl Error {
             Error::CircuitOpen { .. } => ErrorKind::CircuitOpen,
             Error::BudgetExhausted { .. } => ErrorKind::BudgetExhausted,
             Error::Overloaded { .. } => ErrorKind::Overloaded,
+            Error::RateLimited { .. } => ErrorKind::RateLimited,
             Error::NoEndpoint { .. } => ErrorKind::NoEndpoint,
             Error::Connect { .. } => ErrorKind::Connect,
             Error::Tls { .. } => ErrorKind::Tls,
@@ -303,6 +317,13 @@ impl Error {
                     ("limit", Count((*limit).into())),
                 ]
             }
+            Error::RateLimited {
+                service,
+                retry_after,
+            } => vec![
+                ("service", Text(service)),
+                ("retry_after_ms", ms(retry_after)),
+            ],
             Error::NoEndpoint { service, reason } => {
                 vec![("service", Text(service)), ("reason", Text(reason))]
             }

@@ -87,6 +87,11 @@ pub(crate) fn check_config_depth(value: &serde_json::Value) -> Result<()> {
     Ok(())
 }
 
+/// The rate-limit keys one service tracks at once (each a token bucket of about 100
+/// bytes): far above the tenants or users one client calls for, and a bound on what
+/// a caller passing unbounded keys (request ids) can make it hold.
+pub const MAX_RATE_KEYS: usize = 10_000;
+
 /// An AMQP short string (header names, ids, queue and exchange names) holds 255 bytes.
 pub(crate) const MAX_SHORT_STRING: usize = 255;
 

@@ -26,6 +26,7 @@ pub struct NativeRequest {
     pub idempotency_key: Option<String>,
     pub idempotent: Option<bool>,
     pub version: Option<String>,
+    pub rate_key: Option<String>,
     pub trace: Option<HashMap<String, String>>,
 }
 
@@ -56,6 +57,7 @@ impl NativeRequest {
             idempotency_key: self.idempotency_key,
             idempotent: self.idempotent.unwrap_or_default(),
             version: self.version,
+            rate_key: self.rate_key,
             trace: self.trace.map(TraceContext::from_carrier),
         })
     }

@@ -112,7 +112,12 @@ class _CallKwargs(TypedDict, total=False):
     idempotency_key: str | None
     idempotent: bool | None
     version: str | None
+    rate_key: str | None
     trace: Trace | None
+
+
+def _optional_text(field: str, value: object) -> str | None:
+    return None if value is None else text(field, value)
 
 
 def _request(method: str, target: str, path: str | None, options: _CallKwargs) -> _Request:
@@ -140,6 +145,7 @@ def _request(method: str, target: str, path: str | None, options: _CallKwargs) -
         "idempotency_key": options.get("idempotency_key"),
         "idempotent": flag("idempotent", options.get("idempotent")),
         "version": options.get("version"),
+        "rate_key": _optional_text("rate_key", options.get("rate_key")),
         "trace": parent(options.get("trace")),
     }
 
@@ -155,7 +161,8 @@ class _Base:
 
     def stats(self) -> dict[str, Any]:
         """Counters per service: ``{"services": {name: {"requests", "attempts", "retries",
-        "budget_denied", "overloaded", "circuit_rejected", "hedges", "hedges_won", "in_flight", "breaker_state",
+        "budget_denied", "overloaded", "circuit_rejected", "hedges", "hedges_won", "rate_limited",
+        "rate_per_sec", "in_flight", "breaker_state",
         "breaker_opened", "breaker_half_opened", "breaker_closed", "endpoints": [{"url",
         "version", "weight", "requests", "failures", "ewma_ms", "in_flight", "ejected",
         "times_ejected"}]}}}``."""

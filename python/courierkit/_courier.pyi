@@ -58,6 +58,7 @@ class _Request(TypedDict):
     idempotency_key: str | None
     idempotent: bool | None
     version: str | None
+    rate_key: str | None
     trace: _Trace | None
 
 class _QueueOptions(TypedDict):

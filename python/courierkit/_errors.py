@@ -70,6 +70,16 @@ class OverloadedError(CourierError):
     limit: int = 0
 
 
+class RateLimitedError(CourierError):
+    """The service's client-side rate limit had no token for the call within its deadline
+    (or at once, for a limit with ``wait: false``). ``retry_after_ms`` says when one would
+    have been there."""
+
+    kind = "rate_limited"
+    service: str = ""
+    retry_after_ms: int = 0
+
+
 class NoEndpointError(CourierError):
     """No endpoint qualifies for the request (for example, none has the version)."""
 
@@ -165,6 +175,7 @@ BY_KIND: dict[str, type[CourierError]] = {
         CircuitOpenError,
         BudgetExhaustedError,
         OverloadedError,
+        RateLimitedError,
         NoEndpointError,
         ConnectError,
         TlsError,

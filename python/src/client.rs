@@ -34,6 +34,7 @@ pub(crate) struct RequestArg {
     idempotency_key: Option<String>,
     idempotent: Option<bool>,
     version: Option<String>,
+    rate_key: Option<String>,
     trace: Option<TraceArg>,
 }
 
@@ -52,6 +53,7 @@ impl RequestArg {
             idempotency_key: self.idempotency_key,
             idempotent: self.idempotent.unwrap_or(default.idempotent),
             version: self.version,
+            rate_key: self.rate_key,
             trace: self.trace.map(TraceArg::into_core),
         }
     }

@@ -54,6 +54,10 @@ pub struct Request {
     /// Route only to endpoints labelled with this version.
     #[uniffi(default = None)]
     pub version: Option<String>,
+    /// Take the rate limit's token from this key's bucket (a tenant, a user); only for
+    /// a service with a `rate_limit`.
+    #[uniffi(default = None)]
+    pub rate_key: Option<String>,
     /// The caller's trace carrier (`traceparent`, `tracestate`, `baggage`; a
     /// `TraceContext` gives it with `toCarrier()`); every attempt sends a child of it, or
     /// a new trace. The Kotlin `call` fills it from the current OpenTelemetry span.
@@ -75,6 +79,7 @@ impl From<Request> for courierkit::Request {
             idempotency_key: r.idempotency_key,
             idempotent: r.idempotent,
             version: r.version,
+            rate_key: r.rate_key,
             trace: r.trace.map(courierkit::TraceContext::from_carrier),
         }
     }
@@ -144,6 +149,11 @@ pub struct ServiceStats {
     pub hedges: u64,
     /// Calls whose answer came from a hedged attempt.
     pub hedges_won: u64,
+    /// Calls refused by the rate limit (`RateLimited`).
+    pub rate_limited: u64,
+    /// The rate limit's current calls per second (lower while it recovers from a 429);
+    /// none without a rate limit.
+    pub rate_per_sec: Option<f64>,
     /// Calls in flight when the snapshot was taken.
     pub in_flight: u64,
     /// `closed`, `open`, `half_open`, or `disabled` (no breaker configured).
@@ -170,6 +180,8 @@ impl From<courierkit::ServiceStats> for ServiceStats {
             circuit_rejected: s.circuit_rejected,
             hedges: s.hedges,
             hedges_won: s.hedges_won,
+            rate_limited: s.rate_limited,
+            rate_per_sec: s.rate_per_sec,
             in_flight: s.in_flight,
             breaker_state: s.breaker_state,
             breaker_opened: s.breaker_opened,

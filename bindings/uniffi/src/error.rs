@@ -68,6 +68,15 @@ pub enum CourierError {
         /// The service's `max_concurrency`.
         limit: u32,
     },
+    /// The client-side rate limit had no token in time.
+    RateLimited {
+        /// Core's message.
+        detail: String,
+        /// The service.
+        service: String,
+        /// When a token would have been there.
+        retry_after_ms: u64,
+    },
     /// Nothing to route the request to.
     NoEndpoint {
         /// Core's message.
@@ -187,6 +196,11 @@ impl From<courierkit::Error> for CourierError {
                 service: f.text("service"),
                 limit: f.count32("limit"),
             },
+            ErrorKind::RateLimited => CourierError::RateLimited {
+                detail,
+                service: f.text("service"),
+                retry_after_ms: f.count("retry_after_ms"),
+            },
             ErrorKind::NoEndpoint => CourierError::NoEndpoint {
                 detail,
                 service: f.text("service"),
@@ -274,6 +288,7 @@ impl CourierError {
             CourierError::CircuitOpen { .. } => ErrorKind::CircuitOpen,
             CourierError::BudgetExhausted { .. } => ErrorKind::BudgetExhausted,
             CourierError::Overloaded { .. } => ErrorKind::Overloaded,
+            CourierError::RateLimited { .. } => ErrorKind::RateLimited,
             CourierError::NoEndpoint { .. } => ErrorKind::NoEndpoint,
             CourierError::Connect { .. } => ErrorKind::Connect,
             CourierError::Tls { .. } => ErrorKind::Tls,
@@ -297,6 +312,7 @@ impl fmt::Display for CourierError {
             | CourierError::CircuitOpen { detail, .. }
             | CourierError::BudgetExhausted { detail, .. }
             | CourierError::Overloaded { detail, .. }
+            | CourierError::RateLimited { detail, .. }
             | CourierError::NoEndpoint { detail, .. }
             | CourierError::Connect { detail, .. }
             | CourierError::Tls { detail, .. }
@@ -340,6 +356,10 @@ mod tests {
             E::Overloaded {
                 service: t("s"),
                 limit: 3,
+            },
+            E::RateLimited {
+                service: t("s"),
+                retry_after: Duration::from_millis(9),
             },
             E::NoEndpoint {
                 service: t("s"),
@@ -409,6 +429,14 @@ mod tests {
             CourierError::Overloaded { service, limit, .. } => {
                 vec![("service", service.clone()), ("limit", limit.to_string())]
             }
+            CourierError::RateLimited {
+                service,
+                retry_after_ms,
+                ..
+            } => vec![
+                ("service", service.clone()),
+                ("retry_after_ms", n(retry_after_ms)),
+            ],
             CourierError::NoEndpoint {
                 service, reason, ..
             } => vec![("service", service.clone()), ("reason", reason.clone())],

@@ -90,12 +90,22 @@ pub(super) struct Attempts<'p> {
 }
 
 impl<'p> Attempts<'p> {
-    /// Counts the call, feeds the retry budget, and waits (within the deadline) for a
-    /// discovered service's first DNS answer.
+    /// Counts the call, feeds the retry budget, takes a token from the rate limit
+    /// (waiting for it within the deadline, when configured to), and waits (within the
+    /// deadline) for a discovered service's first DNS answer.
     pub(super) async fn start(plan: &'p Plan<'p>) -> Result<Attempts<'p>> {
-        Counters::bump(&plan.policy.counters.requests);
-        plan.policy.budget.deposit();
+        let policy = &*plan.policy;
+        Counters::bump(&policy.counters.requests);
+        policy.budget.deposit();
         let deadline_at = Instant::now() + plan.deadline;
+        if let Some(rate) = &policy.rate {
+            let wait = rate
+                .acquire(plan.req.rate_key.as_deref(), plan.deadline)
+                .inspect_err(|_| Counters::bump(&policy.counters.rate_limited))?;
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+        }
         if let Target::Service(svc) = &plan.target
             && !svc.endpoints.is_ready()
         {
@@ -256,6 +266,15 @@ impl<'p> Attempts<'p> {
         }
         if let (Some(hedging), Ok(_)) = (&policy.hedging, &result) {
             hedging.observe(elapsed);
+        }
+        if let (Some(rate), Ok(resp)) = (&policy.rate, &result)
+            && resp.status == 429
+        {
+            let retry_after = resp
+                .header("retry-after")
+                .and_then(|value| parse_retry_after(value, SystemTime::now()))
+                .map(|asked| asked.min(Duration::from_millis(MAX_RETRY_AFTER_MS)));
+            rate.throttled(plan.req.rate_key.as_deref(), retry_after);
         }
         let count = self.count;
         let result = result

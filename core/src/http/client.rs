@@ -266,6 +266,14 @@ impl Client {
             check_duration("timeout_ms", timeout, false)?;
         }
         let target = self.target(req)?;
+        if req.rate_key.is_some()
+            && !matches!(&target, Target::Service(svc) if svc.policy.rate.is_some())
+        {
+            return Err(Error::config(
+                "rate_key",
+                "the target has no rate_limit configured",
+            ));
+        }
         let (deadline, per_try, headers, policy) = match &target {
             Target::Service(svc) => (
                 svc.deadline,
@@ -385,6 +393,7 @@ impl Client {
                     &BudgetConfig::default(),
                     Some(BreakerConfig::default()),
                     None,
+                    None,
                     DEFAULT_MAX_CONCURRENCY,
                 ))
             })
@@ -406,17 +415,19 @@ async fn hedged(
 ) -> Result<Response> {
     let mut running = FuturesUnordered::new();
     let mut hedges = 0;
-    let mut hedge_at = None;
+    // One timer for the call, re-armed after each launch: no timer per loop turn.
+    let timer = tokio::time::sleep(hedging.delay());
+    tokio::pin!(timer);
+    let mut armed = false;
     loop {
         if running.is_empty() {
             match attempts.launch(http, limits, false)? {
                 Launch::Refused(retry_after) => return attempts.refused(retry_after),
                 Launch::Sent(sent, attempt) => running.push(paired(sent, attempt)),
             }
-            hedge_at = Some(Instant::now() + hedging.delay());
+            timer.as_mut().reset(Instant::now() + hedging.delay());
+            armed = hedges < hedging.max_hedges;
         }
-        let armed = hedges < hedging.max_hedges && hedge_at.is_some();
-        let at = hedge_at.unwrap_or_else(Instant::now);
         tokio::select! {
             Some((sent, result)) = running.next() => {
                 match attempts.conclude(sent, result, !running.is_empty()) {
@@ -425,8 +436,8 @@ async fn hedged(
                     Next::Wait => {}
                 }
             }
-            () = tokio::time::sleep_until(at), if armed => {
-                hedge_at = None;
+            () = &mut timer, if armed => {
+                armed = false;
                 if !attempts.pay_for_hedge() {
                     hedges = hedging.max_hedges;
                     continue;
@@ -435,7 +446,8 @@ async fn hedged(
                     Launch::Sent(sent, attempt) => {
                         hedges += 1;
                         running.push(paired(sent, attempt));
-                        hedge_at = Some(Instant::now() + hedging.delay());
+                        timer.as_mut().reset(Instant::now() + hedging.delay());
+                        armed = hedges < hedging.max_hedges;
                     }
                     // The breaker opened meanwhile: no more hedges, the running
                     // attempt decides.

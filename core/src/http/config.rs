@@ -9,7 +9,7 @@ use crate::balance::{Balancer, DiscoveryConfig, OutlierConfig, VersionConfig};
 use crate::config::Validate;
 use crate::error::{Error, Result};
 use crate::limits::{HttpLimits, check_duration_ms};
-use crate::resilience::{BreakerConfig, BudgetConfig, HedgeConfig, RetryConfig};
+use crate::resilience::{BreakerConfig, BudgetConfig, HedgeConfig, RateLimitConfig, RetryConfig};
 use crate::tls::TlsConfig;
 use crate::urls::parse_http_url;
 
@@ -70,6 +70,9 @@ pub struct ServiceConfig {
     /// Default: none.
     #[serde(default)]
     pub hedge: Option<HedgeConfig>,
+    /// A client-side rate limit (see [`RateLimitConfig`]). Default: none.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitConfig>,
     /// Calls in flight at once; the next fails fast with `Overloaded`. Default 1024:
     /// far above healthy concurrency, low enough to stop a pile-up on a stuck service.
     #[serde(default = "default_max_concurrency")]
@@ -244,6 +247,9 @@ impl ServiceConfig {
         if let Some(hedge) = &self.hedge {
             hedge.validate(&format!("{at}.hedge"))?;
         }
+        if let Some(rate) = &self.rate_limit {
+            rate.validate(&format!("{at}.rate_limit"))?;
+        }
         if !(1..=1_000_000).contains(&self.max_concurrency) {
             return Err(Error::config(
                 format!("{at}.max_concurrency"),
@@ -371,6 +377,33 @@ mod tests {
             "an empty object takes the defaults"
         );
         assert_eq!(HedgeConfig::default().max_hedges, 1);
+    }
+
+    #[test]
+    fn rate_limit_settings_name_their_field() {
+        let rate = |r: &str| {
+            ClientConfig::from_json(&format!(
+                r#"{{"services": {{"a": {{"endpoints": ["http://h:1"], "rate_limit": {r}}}}}}}"#
+            ))
+        };
+        let err = |r: &str| rate(r).unwrap_err().to_string();
+        assert_eq!(
+            err(r#"{"per_second": 0}"#),
+            "services.a.rate_limit.per_second: must be above 0 and at most 1000000, got 0"
+        );
+        assert_eq!(
+            err(r#"{"per_second": 5, "burst": 0}"#),
+            "services.a.rate_limit.burst: must be 1..=1000000, got 0"
+        );
+        let missing = err("{}");
+        assert!(missing.contains("missing field `per_second`"), "{missing}");
+        let cfg = rate(r#"{"per_second": 2.5}"#).unwrap();
+        let limit = cfg.services["a"].rate_limit.as_ref().unwrap();
+        assert_eq!(
+            (limit.burst(), limit.wait),
+            (3, true),
+            "documented defaults"
+        );
     }
 
     #[test]

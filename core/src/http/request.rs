@@ -43,6 +43,9 @@ pub struct Request {
     pub idempotent: bool,
     /// Route only to endpoints labelled with this version.
     pub version: Option<String>,
+    /// Take the rate limit's token from this key's bucket (a tenant, a user) instead of
+    /// the service's; only for a service with a `rate_limit`.
+    pub rate_key: Option<String>,
     /// The caller's trace context: every attempt sends a child of it (a new trace
     /// when `None`).
     pub trace: Option<TraceContext>,

@@ -79,6 +79,7 @@ impl Service {
                 &cfg.budget,
                 cfg.breaker,
                 cfg.hedge.as_ref(),
+                cfg.rate_limit.as_ref(),
                 cfg.max_concurrency,
             )),
             _discovery: discovery,

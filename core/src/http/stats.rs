@@ -28,6 +28,11 @@ pub struct ServiceStats {
     pub hedges: u64,
     /// Calls whose answer came from a hedged attempt.
     pub hedges_won: u64,
+    /// Calls refused by the rate limit (`rate_limited`).
+    pub rate_limited: u64,
+    /// The rate limit's current calls per second: the configured rate, or less while
+    /// it recovers from a 429; `None` without a rate limit.
+    pub rate_per_sec: Option<f64>,
     /// Calls in flight now.
     pub in_flight: u64,
     /// `closed`, `open`, `half_open`, or `disabled`.
@@ -64,6 +69,8 @@ impl ServiceStats {
             circuit_rejected: load(&c.circuit_rejected),
             hedges: load(&c.hedges),
             hedges_won: load(&c.hedges_won),
+            rate_limited: load(&c.rate_limited),
+            rate_per_sec: policy.rate.as_ref().map(|rate| rate.current_rate()),
             in_flight: policy.in_flight(),
             breaker_state: breaker
                 .map(|b| b.state().as_str())

@@ -197,6 +197,56 @@ impl Default for HedgeConfig {
     }
 }
 
+/// A client-side rate limit: a token bucket of `burst` tokens refilled at `per_second`;
+/// each call takes one before its first attempt (per service, or per `rate_key` a call
+/// names). A 429 from the service slows the bucket (see the `rate` module). Off unless
+/// set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Calls per second, above 0 and at most 1 000 000 (fractions allowed: 0.5 is one
+    /// call every 2 s).
+    pub per_second: f64,
+    /// Calls that may go at once after a quiet spell, 1..=1 000 000. Default:
+    /// `per_second` rounded up (one second's worth).
+    #[serde(default)]
+    pub burst: Option<u32>,
+    /// Whether a call waits (within its deadline) for a token; `false` fails it at once
+    /// with `rate_limited`. Default true.
+    #[serde(default = "yes")]
+    pub wait: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl RateLimitConfig {
+    /// The bucket's size: `burst`, or one second's worth of calls.
+    pub(crate) fn burst(&self) -> u32 {
+        self.burst
+            .unwrap_or_else(|| self.per_second.ceil().clamp(1.0, 1_000_000.0) as u32)
+    }
+
+    pub(crate) fn validate(&self, at: &str) -> Result<()> {
+        check(
+            self.per_second > 0.0 && self.per_second <= 1_000_000.0,
+            format!("{at}.per_second"),
+            format!(
+                "must be above 0 and at most 1000000, got {}",
+                self.per_second
+            ),
+        )?;
+        match self.burst {
+            Some(b) if !(1..=1_000_000).contains(&b) => Err(Error::config(
+                format!("{at}.burst"),
+                format!("must be 1..=1000000, got {b}"),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
 fn check(ok: bool, field: String, reason: impl Into<String>) -> Result<()> {
     if ok {
         Ok(())

@@ -1,10 +1,11 @@
 //! Resilience for HTTP calls: retries with backoff and a budget, hedging, a circuit
-//! breaker and a concurrency limit, all per service.
+//! breaker, a concurrency limit and a rate limit, all per service.
 //!
 //! The pieces and where each comes from are documented in their modules:
 //! [`backoff`] (full jitter), [`budget`] (Finagle's retry budget), [`breaker`]
 //! (count-over-window breaker with a growing open period), [`classify`] (what is safe
-//! to retry), [`hedge`] (when to send a hedged attempt). `http::Client` runs the loop; nothing here does I/O.
+//! to retry), [`hedge`] (when to send a hedged attempt), [`rate`] (token buckets slowed
+//! by 429s). `http::Client` runs the loop; nothing here does I/O.
 
 mod backoff;
 mod breaker;
@@ -13,6 +14,7 @@ mod classify;
 mod config;
 mod hedge;
 mod policy;
+mod rate;
 mod retry_after;
 mod window;
 
@@ -20,7 +22,8 @@ pub(crate) use backoff::Backoff;
 pub(crate) use breaker::Permit;
 pub(crate) use classify::{Outcome, is_idempotent};
 pub use config::{
-    BreakerConfig, BudgetConfig, HedgeConfig, MAX_RETRY_AFTER_MS, RetryConfig, RetryOn,
+    BreakerConfig, BudgetConfig, HedgeConfig, MAX_RETRY_AFTER_MS, RateLimitConfig, RetryConfig,
+    RetryOn,
 };
 pub(crate) use hedge::Hedging;
 pub(crate) use policy::{Counters, Policy};

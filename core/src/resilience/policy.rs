@@ -1,5 +1,6 @@
 //! Everything that guards calls to one service: retry settings, the shared retry
-//! budget, hedging, the breaker, the concurrency limit and the counters behind `stats()`.
+//! budget, hedging, the breaker, the concurrency and rate limits, and the counters behind
+//! `stats()`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,8 +11,9 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 use super::backoff::Backoff;
 use super::breaker::CircuitBreaker;
 use super::budget::{self, RetryBudget};
-use super::config::{BreakerConfig, BudgetConfig, HedgeConfig, RetryConfig};
+use super::config::{BreakerConfig, BudgetConfig, HedgeConfig, RateLimitConfig, RetryConfig};
 use super::hedge::Hedging;
+use super::rate::RateLimiter;
 use crate::error::Error;
 
 /// The resilience state of one service (or one host, for absolute-URL targets).
@@ -24,6 +26,8 @@ pub(crate) struct Policy {
     pub(crate) breaker: Option<CircuitBreaker>,
     /// Hedged requests, when configured.
     pub(crate) hedging: Option<Hedging>,
+    /// The client-side rate limit, when configured.
+    pub(crate) rate: Option<RateLimiter>,
     limit: Semaphore,
     max_concurrency: u32,
     pub(crate) counters: Counters,
@@ -40,6 +44,7 @@ pub(crate) struct Counters {
     pub(crate) circuit_rejected: AtomicU64,
     pub(crate) hedges: AtomicU64,
     pub(crate) hedges_won: AtomicU64,
+    pub(crate) rate_limited: AtomicU64,
 }
 
 impl Counters {
@@ -55,6 +60,7 @@ impl Policy {
         budget: &BudgetConfig,
         breaker: Option<BreakerConfig>,
         hedge: Option<&HedgeConfig>,
+        rate: Option<&RateLimitConfig>,
         max_concurrency: u32,
     ) -> Policy {
         Policy {
@@ -67,6 +73,7 @@ impl Policy {
             budget: budget::shared(service, budget),
             breaker: breaker.map(|cfg| CircuitBreaker::new(service, cfg)),
             hedging: hedge.map(Hedging::new),
+            rate: rate.map(|cfg| RateLimiter::new(service, cfg)),
             limit: Semaphore::new(max_concurrency as usize),
             max_concurrency,
             counters: Counters::default(),

@@ -3,6 +3,7 @@
 mod balance;
 mod discovery;
 mod hedge;
+mod rate;
 mod resilience;
 mod support;
 
