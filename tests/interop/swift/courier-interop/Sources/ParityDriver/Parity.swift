@@ -134,6 +134,7 @@ func kind(of error: CourierError) -> String {
     case .CircuitOpen: return "circuit_open"
     case .BudgetExhausted: return "budget_exhausted"
     case .Overloaded: return "overloaded"
+    case .RateLimited: return "rate_limited"
     case .NoEndpoint: return "no_endpoint"
     case .Connect: return "connect"
     case .Tls: return "tls"
