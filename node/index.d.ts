@@ -63,6 +63,11 @@ export interface ServiceConfig {
   } | null
   max_concurrency?: number
   /**
+   * A concurrency limit that follows latency, in place of max_concurrency: it falls when latency
+   * rises above its baseline and grows back while it stays flat; past it, COURIER_OVERLOADED.
+   */
+  adaptive_concurrency?: { min_limit?: number; max_limit?: number; initial_limit?: number } | null
+  /**
    * Hedged requests for requests safe to repeat: after `delay_ms` (or the `percentile` of recent
    * latencies, never below `delay_ms`) without an answer, the request also goes to another
    * endpoint; the first answer wins. Each hedge is paid from the retry budget. Default none.
@@ -111,6 +116,8 @@ export interface ServiceStats {
   /** The rate limit's current calls per second (lower while it recovers from a 429); null without one. */
   rate_per_sec: number | null
   in_flight: number
+  /** The calls that may be in flight: max_concurrency, or the adaptive limit now. */
+  concurrency_limit: number
   breaker_state: 'closed' | 'open' | 'half_open' | 'disabled'
   breaker_opened: number
   breaker_half_opened: number

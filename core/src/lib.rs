@@ -42,8 +42,8 @@ pub use messaging::{
     Delivery, ExchangeKind, PublishOptions, QueueOptions, Receipt, ReconnectConfig, RequestOptions,
 };
 pub use resilience::{
-    BreakerConfig, BudgetConfig, HedgeConfig, MAX_RETRY_AFTER_MS, RateLimitConfig, RetryConfig,
-    RetryOn,
+    AdaptiveConcurrencyConfig, BreakerConfig, BudgetConfig, HedgeConfig, MAX_RETRY_AFTER_MS,
+    RateLimitConfig, RetryConfig, RetryOn,
 };
 pub use tls::{TlsConfig, TlsVersion};
 #[cfg(feature = "telemetry")]

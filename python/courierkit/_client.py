@@ -162,7 +162,7 @@ class _Base:
     def stats(self) -> dict[str, Any]:
         """Counters per service: ``{"services": {name: {"requests", "attempts", "retries",
         "budget_denied", "overloaded", "circuit_rejected", "hedges", "hedges_won", "rate_limited",
-        "rate_per_sec", "in_flight", "breaker_state",
+        "rate_per_sec", "in_flight", "concurrency_limit", "breaker_state",
         "breaker_opened", "breaker_half_opened", "breaker_closed", "endpoints": [{"url",
         "version", "weight", "requests", "failures", "ewma_ms", "in_flight", "ejected",
         "times_ejected"}]}}}``."""

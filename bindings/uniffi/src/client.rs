@@ -156,6 +156,8 @@ pub struct ServiceStats {
     pub rate_per_sec: Option<f64>,
     /// Calls in flight when the snapshot was taken.
     pub in_flight: u64,
+    /// The calls that may be in flight: `max_concurrency`, or the adaptive limit now.
+    pub concurrency_limit: u64,
     /// `closed`, `open`, `half_open`, or `disabled` (no breaker configured).
     pub breaker_state: String,
     /// Transitions to open.
@@ -183,6 +185,7 @@ impl From<courierkit::ServiceStats> for ServiceStats {
             rate_limited: s.rate_limited,
             rate_per_sec: s.rate_per_sec,
             in_flight: s.in_flight,
+            concurrency_limit: s.concurrency_limit,
             breaker_state: s.breaker_state,
             breaker_opened: s.breaker_opened,
             breaker_half_opened: s.breaker_half_opened,

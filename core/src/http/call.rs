@@ -90,22 +90,12 @@ pub(super) struct Attempts<'p> {
 }
 
 impl<'p> Attempts<'p> {
-    /// Counts the call, feeds the retry budget, takes a token from the rate limit
-    /// (waiting for it within the deadline, when configured to), and waits (within the
-    /// deadline) for a discovered service's first DNS answer.
-    pub(super) async fn start(plan: &'p Plan<'p>) -> Result<Attempts<'p>> {
+    /// Counts the call, feeds the retry budget, and waits (until `deadline_at`) for a
+    /// discovered service's first DNS answer.
+    pub(super) async fn start(plan: &'p Plan<'p>, deadline_at: Instant) -> Result<Attempts<'p>> {
         let policy = &*plan.policy;
         Counters::bump(&policy.counters.requests);
         policy.budget.deposit();
-        let deadline_at = Instant::now() + plan.deadline;
-        if let Some(rate) = &policy.rate {
-            let wait = rate
-                .acquire(plan.req.rate_key.as_deref(), plan.deadline)
-                .inspect_err(|_| Counters::bump(&policy.counters.rate_limited))?;
-            if !wait.is_zero() {
-                tokio::time::sleep(wait).await;
-            }
-        }
         if let Target::Service(svc) = &plan.target
             && !svc.endpoints.is_ready()
         {
@@ -293,6 +283,15 @@ impl<'p> Attempts<'p> {
             Counters::bump(&policy.counters.hedges_won);
         }
         next
+    }
+
+    /// The failure kept while waiting for other attempts, as the call's result.
+    pub(super) fn last_result(&mut self) -> Result<Response> {
+        self.last.take().unwrap_or_else(|| {
+            Err(Error::Internal(
+                "a call waited for attempts it did not have".into(),
+            ))
+        })
     }
 
     /// Whether a hedge may be sent now: hedging is configured, the request is safe to

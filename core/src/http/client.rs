@@ -23,7 +23,9 @@ use super::{Request, Response};
 use crate::config::Validate;
 use crate::error::{Error, Result};
 use crate::limits::{HttpLimits, check_duration};
-use crate::resilience::{BreakerConfig, BudgetConfig, Hedging, Policy, RetryConfig, is_idempotent};
+use crate::resilience::{
+    BreakerConfig, BudgetConfig, Concurrency, Hedging, Policy, RetryConfig, is_idempotent,
+};
 use crate::urls::redact_url;
 
 const DEFAULT_DEADLINE: Duration = Duration::from_millis(10_000);
@@ -119,8 +121,21 @@ impl Client {
             return Err(Error::Closed { what: "client" });
         }
         let plan = self.plan(&req)?;
-        let _slot = plan.policy.admit()?;
-        let mut attempts = Attempts::start(&plan).await?;
+        let deadline_at = Instant::now() + plan.deadline;
+        // The rate limit's wait comes before the concurrency slot: a call waiting for
+        // its token holds no slot, and its wait is not latency the adaptive limit reads.
+        plan.policy
+            .pace(plan.req.rate_key.as_deref(), plan.deadline)
+            .await?;
+        let slot = plan.policy.admit()?;
+        let result = self.run(&plan, deadline_at).await;
+        slot.finish();
+        result
+    }
+
+    /// The attempts of a planned call, admitted under the concurrency limit.
+    async fn run(&self, plan: &Plan<'_>, deadline_at: Instant) -> Result<Response> {
+        let mut attempts = Attempts::start(plan, deadline_at).await?;
         let (http, limits) = (&self.inner.http, &self.inner.limits);
         match plan.policy.hedging.as_ref().filter(|_| plan.repeatable) {
             Some(hedging) => hedged(&mut attempts, hedging, http, limits).await,
@@ -128,7 +143,9 @@ impl Client {
                 match attempts.next(http, limits).await? {
                     Next::Return(result) => return result,
                     Next::Retry(wait) => tokio::time::sleep(wait).await,
-                    Next::Wait => unreachable!("only hedged calls run attempts side by side"),
+                    // Only a hedged call has other attempts to wait for; were one asked
+                    // to wait here, its last failure is the answer.
+                    Next::Wait => return attempts.last_result(),
                 }
             },
         }
@@ -394,7 +411,7 @@ impl Client {
                     Some(BreakerConfig::default()),
                     None,
                     None,
-                    DEFAULT_MAX_CONCURRENCY,
+                    Concurrency::Fixed(DEFAULT_MAX_CONCURRENCY),
                 ))
             })
             .clone()

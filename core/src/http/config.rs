@@ -9,7 +9,10 @@ use crate::balance::{Balancer, DiscoveryConfig, OutlierConfig, VersionConfig};
 use crate::config::Validate;
 use crate::error::{Error, Result};
 use crate::limits::{HttpLimits, check_duration_ms};
-use crate::resilience::{BreakerConfig, BudgetConfig, HedgeConfig, RateLimitConfig, RetryConfig};
+use crate::resilience::{
+    AdaptiveConcurrencyConfig, BreakerConfig, BudgetConfig, HedgeConfig, RateLimitConfig,
+    RetryConfig,
+};
 use crate::tls::TlsConfig;
 use crate::urls::parse_http_url;
 
@@ -77,6 +80,10 @@ pub struct ServiceConfig {
     /// far above healthy concurrency, low enough to stop a pile-up on a stuck service.
     #[serde(default = "default_max_concurrency")]
     pub max_concurrency: u32,
+    /// A concurrency limit that follows the service's latency, in place of
+    /// `max_concurrency` (see [`AdaptiveConcurrencyConfig`]). Default: none.
+    #[serde(default)]
+    pub adaptive_concurrency: Option<AdaptiveConcurrencyConfig>,
     /// How an endpoint is chosen. Default `p2c_ewma`.
     #[serde(default)]
     pub balancer: Balancer,
@@ -246,6 +253,9 @@ impl ServiceConfig {
         }
         if let Some(hedge) = &self.hedge {
             hedge.validate(&format!("{at}.hedge"))?;
+        }
+        if let Some(adaptive) = &self.adaptive_concurrency {
+            adaptive.validate(&format!("{at}.adaptive_concurrency"))?;
         }
         if let Some(rate) = &self.rate_limit {
             rate.validate(&format!("{at}.rate_limit"))?;

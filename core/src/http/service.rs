@@ -11,7 +11,7 @@ use super::config::ServiceConfig;
 use super::request::check_header;
 use crate::balance::{Discovery, Endpoint, EndpointSet};
 use crate::error::{Error, Result};
-use crate::resilience::Policy;
+use crate::resilience::{Concurrency, Policy};
 use crate::urls::{parse_http_url, redact_url};
 
 /// Where a call goes: a configured service or an absolute URL.
@@ -80,7 +80,10 @@ impl Service {
                 cfg.breaker,
                 cfg.hedge.as_ref(),
                 cfg.rate_limit.as_ref(),
-                cfg.max_concurrency,
+                match &cfg.adaptive_concurrency {
+                    Some(adaptive) => Concurrency::Adaptive(adaptive),
+                    None => Concurrency::Fixed(cfg.max_concurrency),
+                },
             )),
             _discovery: discovery,
         })

@@ -35,6 +35,8 @@ pub struct ServiceStats {
     pub rate_per_sec: Option<f64>,
     /// Calls in flight now.
     pub in_flight: u64,
+    /// The calls that may be in flight: `max_concurrency`, or the adaptive limit now.
+    pub concurrency_limit: u64,
     /// `closed`, `open`, `half_open`, or `disabled`.
     pub breaker_state: String,
     /// Transitions to open.
@@ -72,6 +74,7 @@ impl ServiceStats {
             rate_limited: load(&c.rate_limited),
             rate_per_sec: policy.rate.as_ref().map(|rate| rate.current_rate()),
             in_flight: policy.in_flight(),
+            concurrency_limit: policy.concurrency_limit(),
             breaker_state: breaker
                 .map(|b| b.state().as_str())
                 .unwrap_or("disabled")

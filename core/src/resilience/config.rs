@@ -247,6 +247,56 @@ impl RateLimitConfig {
     }
 }
 
+/// An adaptive concurrency limit in place of the fixed `max_concurrency`: the calls let
+/// in flight follow the service's latency (see the `adaptive` module), starting at
+/// `initial_limit` and staying within `min_limit..=max_limit`. Off unless set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdaptiveConcurrencyConfig {
+    /// The lowest limit, at least 1. Default 1.
+    pub min_limit: u32,
+    /// The highest limit, at most 1 000 000. Default 1000.
+    pub max_limit: u32,
+    /// The limit before any call has finished. Default 20.
+    pub initial_limit: u32,
+}
+
+impl Default for AdaptiveConcurrencyConfig {
+    fn default() -> Self {
+        AdaptiveConcurrencyConfig {
+            min_limit: 1,
+            max_limit: 1000,
+            initial_limit: 20,
+        }
+    }
+}
+
+impl AdaptiveConcurrencyConfig {
+    pub(crate) fn validate(&self, at: &str) -> Result<()> {
+        check(
+            (1..=1_000_000).contains(&self.max_limit),
+            format!("{at}.max_limit"),
+            format!("must be 1..=1000000, got {}", self.max_limit),
+        )?;
+        check(
+            (1..=self.max_limit).contains(&self.min_limit),
+            format!("{at}.min_limit"),
+            format!(
+                "must be 1..=max_limit ({}), got {}",
+                self.max_limit, self.min_limit
+            ),
+        )?;
+        check(
+            (self.min_limit..=self.max_limit).contains(&self.initial_limit),
+            format!("{at}.initial_limit"),
+            format!(
+                "must be min_limit..=max_limit ({}..={}), got {}",
+                self.min_limit, self.max_limit, self.initial_limit
+            ),
+        )
+    }
+}
+
 fn check(ok: bool, field: String, reason: impl Into<String>) -> Result<()> {
     if ok {
         Ok(())

@@ -1,5 +1,6 @@
 //! HTTP behaviour against the testkit's loopback upstreams (in-process, fault-injecting).
 
+mod adaptive;
 mod balance;
 mod discovery;
 mod hedge;

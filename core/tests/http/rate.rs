@@ -40,7 +40,11 @@ async fn past_the_burst_a_limit_that_does_not_wait_refuses() {
     }
     assert_eq!(kit.requests(0).total(), 2, "the refused call sent nothing");
     let stats = &c.stats().services["limited"];
-    assert_eq!((stats.requests, stats.rate_limited), (3, 1));
+    assert_eq!(
+        (stats.requests, stats.rate_limited),
+        (2, 1),
+        "a refused call never started"
+    );
     assert_eq!(stats.rate_per_sec, Some(0.5));
 }
 
@@ -99,7 +103,9 @@ async fn a_429_with_retry_after_pauses_the_bucket_and_halves_the_rate() {
     }
     let stats = &c.stats().services["throttled"];
     assert!(
-        stats.rate_per_sec.is_some_and(|r| r < 1000.0 && r >= 500.0),
+        stats
+            .rate_per_sec
+            .is_some_and(|r| (500.0..1000.0).contains(&r)),
         "halved, recovering: {stats:?}"
     );
     assert_eq!(kit.requests(0).total(), 1);
