@@ -1,5 +1,7 @@
-"""The client-side rate limit from Python: refusals counted at the testkit, keys, the 429
-feedback. Each test uses a service name of its own."""
+"""The client-side rate limit (refusals counted at the testkit, keys, the 429 feedback) and
+the adaptive concurrency limit from Python. Each test uses a service name of its own."""
+
+import asyncio
 
 import pytest
 
@@ -53,3 +55,23 @@ def test_rate_key_errors_name_the_field(testkit):
     with pytest.raises(courierkit.ConfigError) as info:
         limited(testkit, "py-bad-rate", per_second=0)
     assert info.value.field == "services.py-bad-rate.rate_limit.per_second"
+
+
+async def test_an_adaptive_limit_refuses_past_its_current_limit(testkit):
+    testkit.behave(0, default={"latency_ms": 300})
+    adaptive = {"min_limit": 1, "max_limit": 50, "initial_limit": 2}
+    c = courierkit.AsyncClient(
+        {"services": {"py-adaptive": {"endpoints": [testkit.urls[0]], "adaptive_concurrency": adaptive}}}
+    )
+    assert c.stats()["services"]["py-adaptive"]["concurrency_limit"] == 2
+    first = [asyncio.ensure_future(c.get("py-adaptive")) for _ in range(2)]
+    for _ in range(200):
+        if c.stats()["services"]["py-adaptive"]["in_flight"] == 2:
+            break
+        await asyncio.sleep(0.005)
+    with pytest.raises(courierkit.OverloadedError) as info:
+        await c.get("py-adaptive")
+    assert info.value.limit == 2
+    assert [r.status for r in await asyncio.gather(*first)] == [200, 200]
+    stats = c.stats()["services"]["py-adaptive"]
+    assert (stats["overloaded"], stats["in_flight"]) == (1, 0)

@@ -3,6 +3,9 @@ package io.github.courierkit
 import io.github.courierkit.ffi.Client
 import io.github.courierkit.ffi.CourierException
 import io.github.courierkit.ffi.Request
+import kotlinx.coroutines.async
+import kotlinx.coroutines.awaitAll
+import kotlinx.coroutines.delay
 import kotlinx.coroutines.runBlocking
 import org.junit.jupiter.api.AfterAll
 import org.junit.jupiter.api.Assertions.assertEquals
@@ -14,10 +17,13 @@ import org.junit.jupiter.api.TestInstance
 import org.junit.jupiter.api.Timeout
 import org.junit.jupiter.api.assertThrows
 
-/** The client-side rate limit through the binding: refusals counted at the testkit, keys, the 429 feedback. */
+/**
+ * The client-side rate limit (refusals counted at the testkit, keys, the 429 feedback) and the
+ * adaptive concurrency limit through the binding.
+ */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 @Timeout(30)
-class RateLimitTest {
+class LimitsTest {
     private lateinit var kit: Testkit
 
     @BeforeAll
@@ -84,5 +90,23 @@ class RateLimitTest {
         }
         val bad = assertThrows<CourierException.Config> { limited("kt-bad-rate", """{"per_second": 0}""") }
         assertEquals("services.kt-bad-rate.rate_limit.per_second", bad.field)
+    }
+
+    @Test
+    fun `an adaptive limit throws Overloaded past its current limit`() = runBlocking {
+        kit.behave(0, """{"default": {"latency_ms": 300}}""")
+        val adaptive = """{"min_limit": 1, "max_limit": 50, "initial_limit": 2}"""
+        Client("""{"services": {"kt-adaptive": {"endpoints": ["${kit.upstreams[0]}"], "adaptive_concurrency": $adaptive}}}""")
+            .use { client ->
+                assertEquals(2uL, client.stats().services["kt-adaptive"]!!.concurrencyLimit)
+                val first = List(2) { async { client.get("kt-adaptive", "/x") } }
+                var waits = 0
+                while (client.stats().services["kt-adaptive"]!!.inFlight < 2uL && waits++ < 200) delay(5)
+                val e = assertThrows<CourierException.Overloaded> { runBlocking { client.get("kt-adaptive", "/x") } }
+                assertEquals(2u, e.limit)
+                assertEquals(listOf(200, 200), first.awaitAll().map { it.status.toInt() })
+                val stats = client.stats().services["kt-adaptive"]!!
+                assertEquals(listOf(1uL, 0uL), listOf(stats.overloaded, stats.inFlight))
+            }
     }
 }

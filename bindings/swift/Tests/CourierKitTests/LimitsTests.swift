@@ -2,9 +2,9 @@ import CourierKit
 import Foundation
 import XCTest
 
-/// The client-side rate limit through the binding; the same cases as the Kotlin
-/// `RateLimitTest`.
-final class RateLimitTests: XCTestCase {
+/// The client-side rate limit and the adaptive concurrency limit through the binding; the
+/// same cases as the Kotlin `LimitsTest`.
+final class LimitsTests: XCTestCase {
     private var kit: Testkit!
 
     override func setUpWithError() throws {
@@ -52,5 +52,30 @@ final class RateLimitTests: XCTestCase {
         _ = try await client.call(request: keyed("tenant-b"))
         let count = try await kit.requestCount(0)
         XCTAssertEqual(count, 2)
+    }
+
+    func testAnAdaptiveLimitThrowsOverloadedPastItsCurrentLimit() async throws {
+        try await kit.behave(0, #"{"default": {"latency_ms": 300}}"#)
+        let client = try Client(configJson: #"""
+            {"services": {"swift-adaptive": {"endpoints": ["\#(kit.upstreams[0])"],
+             "adaptive_concurrency": {"min_limit": 1, "max_limit": 50, "initial_limit": 2}}}}
+            """#)
+        defer { client.close() }
+        XCTAssertEqual(try XCTUnwrap(client.stats().services["swift-adaptive"]).concurrencyLimit, 2)
+        async let first = client.get("swift-adaptive", "/x")
+        async let second = client.get("swift-adaptive", "/x")
+        var waits = 0
+        while try XCTUnwrap(client.stats().services["swift-adaptive"]).inFlight < 2, waits < 200 {
+            waits += 1
+            try await Task.sleep(nanoseconds: 5_000_000)
+        }
+        do {
+            _ = try await client.get("swift-adaptive", "/x")
+            XCTFail("expected CourierError.Overloaded")
+        } catch CourierError.Overloaded(_, _, let limit) {
+            XCTAssertEqual(limit, 2)
+        }
+        let statuses = try await [first.status, second.status]
+        XCTAssertEqual(statuses, [200, 200])
     }
 }

@@ -1,6 +1,6 @@
 'use strict'
-// The client-side rate limit from Node: refusals counted at the testkit, keys, the 429
-// feedback. Each test uses a service name of its own.
+// The client-side rate limit (refusals counted at the testkit, keys, the 429 feedback) and
+// the adaptive concurrency limit from Node. Each test uses a service name of its own.
 const { test, before, after, beforeEach } = require('node:test')
 const assert = require('node:assert/strict')
 const { Client } = require('..')
@@ -53,4 +53,20 @@ test('rate_key errors name the field', async () => {
   assert.throws(() => limited('node-bad-rate', { per_second: 0 }), {
     code: 'COURIER_CONFIG', field: 'services.node-bad-rate.rate_limit.per_second',
   })
+})
+
+test('an adaptive limit rejects past its current limit with COURIER_OVERLOADED', async () => {
+  await kit.behave(0, { default: { latency_ms: 300 } })
+  const c = new Client({
+    services: { 'node-adaptive': { endpoints: [kit.urls[0]], adaptive_concurrency: { min_limit: 1, max_limit: 50, initial_limit: 2 } } },
+  })
+  assert.equal(c.stats().services['node-adaptive'].concurrency_limit, 2)
+  const first = [c.get('node-adaptive', '/x'), c.get('node-adaptive', '/x')]
+  for (let i = 0; i < 200 && c.stats().services['node-adaptive'].in_flight < 2; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+  await assert.rejects(c.get('node-adaptive', '/x'), { code: 'COURIER_OVERLOADED', limit: 2 })
+  assert.deepEqual((await Promise.all(first)).map((r) => r.status), [200, 200])
+  const s = c.stats().services['node-adaptive']
+  assert.deepEqual([s.overloaded, s.in_flight], [1, 0])
 })
