@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
@@ -17,7 +18,8 @@ use super::call::{
 };
 use super::config::ClientConfig;
 use super::request::check_path;
-use super::service::{Service, Target};
+use super::service::Target;
+use super::state::State;
 use super::stats::{ClientStats, ServiceStats};
 use super::{Request, Response};
 use crate::config::Validate;
@@ -64,12 +66,14 @@ pub struct Client {
 }
 
 struct Inner {
-    http: reqwest::Client,
-    services: HashMap<String, Service>,
+    /// The services and connection pool calls use; each call loads it once, and
+    /// [`Client::reconfigure`] swaps it.
+    state: ArcSwap<State>,
+    /// One reconfiguration at a time: each builds on the state before it.
+    reconfiguring: Mutex<()>,
     /// Policies for absolute-URL targets, by `host:port`, created on first use.
     hosts: Mutex<HashMap<String, Arc<Policy>>>,
     closed: AtomicBool,
-    limits: HttpLimits,
 }
 
 impl Client {
@@ -81,26 +85,42 @@ impl Client {
     /// TLS cannot be set up.
     pub fn new(config: ClientConfig) -> Result<Client> {
         config.validate()?;
-        let limits = config.limits.clone();
-        let tls = crate::tls::client_config(config.tls.as_ref(), &[b"h2", b"http/1.1"])?;
-        let http = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls)
-            .build()
-            .map_err(|e| Error::Internal(format!("cannot build the HTTP client: {e}")))?;
-        let services = config
-            .services
-            .into_iter()
-            .map(|(name, svc)| Service::new(&name, svc).map(|s| (name, s)))
-            .collect::<Result<_>>()?;
+        let state = State::build(config, None)?;
         Ok(Client {
             inner: Arc::new(Inner {
-                http,
-                services,
+                state: ArcSwap::from_pointee(state),
+                reconfiguring: Mutex::new(()),
                 hosts: Mutex::new(HashMap::new()),
                 closed: AtomicBool::new(false),
-                limits,
             }),
         })
+    }
+
+    /// Replaces the configuration of a live client, atomically: calls that start
+    /// afterwards use the new services, endpoints and policies; calls in flight finish
+    /// under the ones they started with. What did not change is kept: a service with
+    /// the same settings keeps its state whole (breaker, limits, latencies); a changed
+    /// one keeps its counters and the endpoints it still lists with the same URL,
+    /// version and weight (their latency estimates and ejections); the connection pool
+    /// is kept unless `tls` changed. A service that is gone stops taking calls.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the field for an invalid config, [`Error::Tls`] when its
+    /// TLS cannot be set up, [`Error::Closed`] after [`Client::close`]. On any error
+    /// the client keeps its current configuration whole.
+    pub fn reconfigure(&self, config: ClientConfig) -> Result<()> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed { what: "client" });
+        }
+        config.validate()?;
+        let _one = self
+            .inner
+            .reconfiguring
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let next = State::build(config, Some(&self.inner.state.load()))?;
+        self.inner.state.store(Arc::new(next));
+        Ok(())
     }
 
     /// Sends `req` with retries and returns the final response, whatever its status.
@@ -120,7 +140,8 @@ impl Client {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(Error::Closed { what: "client" });
         }
-        let plan = self.plan(&req)?;
+        let state = self.inner.state.load_full();
+        let plan = self.plan(&state, &req)?;
         let deadline_at = Instant::now() + plan.deadline;
         // The rate limit's wait comes before the concurrency slot: a call waiting for
         // its token holds no slot, and its wait is not latency the adaptive limit reads.
@@ -128,27 +149,9 @@ impl Client {
             .pace(plan.req.rate_key.as_deref(), plan.deadline)
             .await?;
         let slot = plan.policy.admit()?;
-        let result = self.run(&plan, deadline_at).await;
+        let result = run(&state, &plan, deadline_at).await;
         slot.finish();
         result
-    }
-
-    /// The attempts of a planned call, admitted under the concurrency limit.
-    async fn run(&self, plan: &Plan<'_>, deadline_at: Instant) -> Result<Response> {
-        let mut attempts = Attempts::start(plan, deadline_at).await?;
-        let (http, limits) = (&self.inner.http, &self.inner.limits);
-        match plan.policy.hedging.as_ref().filter(|_| plan.repeatable) {
-            Some(hedging) => hedged(&mut attempts, hedging, http, limits).await,
-            None => loop {
-                match attempts.next(http, limits).await? {
-                    Next::Return(result) => return result,
-                    Next::Retry(wait) => tokio::time::sleep(wait).await,
-                    // Only a hedged call has other attempts to wait for; were one asked
-                    // to wait here, its last failure is the answer.
-                    Next::Wait => return attempts.last_result(),
-                }
-            },
-        }
     }
 
     /// `GET target + path`: [`Client::call`] with `Request::new("GET", target, path)`.
@@ -271,10 +274,10 @@ impl Client {
 
     /// Checks `req` and settles what every attempt shares: target, policy, time limits,
     /// headers, and whether the request may be repeated.
-    fn plan<'a>(&'a self, req: &'a Request) -> Result<Plan<'a>> {
+    fn plan<'a>(&'a self, state: &'a State, req: &'a Request) -> Result<Plan<'a>> {
         let method = parse_method(&req.method)?;
         check_path(&req.path)?;
-        self.inner.limits.check_request_body(req.body.len())?;
+        state.limits.check_request_body(req.body.len())?;
         // Named as the bindings' arguments and the service settings are, as messaging does.
         if let Some(deadline) = req.deadline {
             check_duration("deadline_ms", deadline, false)?;
@@ -282,7 +285,7 @@ impl Client {
         if let Some(timeout) = req.timeout {
             check_duration("timeout_ms", timeout, false)?;
         }
-        let target = self.target(req)?;
+        let target = self.target(state, req)?;
         if req.rate_key.is_some()
             && !matches!(&target, Target::Service(svc) if svc.policy.rate.is_some())
         {
@@ -323,7 +326,7 @@ impl Client {
     /// Counters per service since the client was created.
     pub fn stats(&self) -> ClientStats {
         let mut stats = ClientStats::default();
-        for (name, svc) in &self.inner.services {
+        for (name, svc) in &self.inner.state.load().services {
             let mut service = ServiceStats::of(&svc.policy);
             service.endpoints = svc.endpoints.stats();
             stats.services.insert(name.clone(), service);
@@ -351,7 +354,7 @@ impl Client {
         crate::telemetry::flush_in_background();
     }
 
-    fn target<'a>(&'a self, req: &Request) -> Result<Target<'a>> {
+    fn target<'a>(&'a self, state: &'a State, req: &Request) -> Result<Target<'a>> {
         if req.target.contains("://") {
             let base = Url::parse(&req.target)
                 .ok()
@@ -365,12 +368,12 @@ impl Client {
             let display = redact_url(base.as_str());
             return Ok(Target::Url { base, display });
         }
-        self.inner
+        state
             .services
             .get(&req.target)
-            .map(Target::Service)
+            .map(|svc| Target::Service(svc))
             .ok_or_else(|| {
-                let mut known: Vec<_> = self.inner.services.keys().map(String::as_str).collect();
+                let mut known: Vec<_> = state.services.keys().map(String::as_str).collect();
                 known.sort_unstable();
                 // A few names help with a typo; thousands only bloat the message.
                 let shown = known.len().min(KNOWN_SERVICES_SHOWN);
@@ -415,6 +418,24 @@ impl Client {
                 ))
             })
             .clone()
+    }
+}
+
+/// The attempts of a planned call, admitted under the concurrency limit.
+async fn run(state: &State, plan: &Plan<'_>, deadline_at: Instant) -> Result<Response> {
+    let mut attempts = Attempts::start(plan, deadline_at).await?;
+    let (http, limits) = (&state.http, &state.limits);
+    match plan.policy.hedging.as_ref().filter(|_| plan.repeatable) {
+        Some(hedging) => hedged(&mut attempts, hedging, http, limits).await,
+        None => loop {
+            match attempts.next(http, limits).await? {
+                Next::Return(result) => return result,
+                Next::Retry(wait) => tokio::time::sleep(wait).await,
+                // Only a hedged call has other attempts to wait for; were one asked
+                // to wait here, its last failure is the answer.
+                Next::Wait => return attempts.last_result(),
+            }
+        },
     }
 }
 
@@ -523,8 +544,9 @@ mod tests {
             ClientConfig::from_value(serde_json::json!({ "services": services })).unwrap(),
         )
         .unwrap();
+        let state = client.inner.state.load();
         let err = client
-            .target(&Request::new("GET", "nope", "/"))
+            .target(&state, &Request::new("GET", "nope", "/"))
             .err()
             .unwrap()
             .to_string();

@@ -11,6 +11,7 @@ mod config;
 pub(crate) mod request;
 mod response;
 mod service;
+mod state;
 mod stats;
 
 pub use client::Client;

@@ -33,22 +33,40 @@ pub(super) struct Service {
 }
 
 impl Service {
-    pub(super) fn new(name: &str, cfg: ServiceConfig) -> Result<Service> {
-        let endpoints = cfg
-            .endpoints
-            .into_iter()
-            .map(|ep| {
-                // Validated already; the error arm only guards hand-built configs.
-                let url =
-                    parse_http_url(&ep.url).map_err(|reason| Error::config("endpoints", reason))?;
-                Ok(Arc::new(Endpoint::new(
-                    url.clone(),
-                    redact_url(url.as_str()),
-                    ep.version,
-                    ep.weight,
-                )))
-            })
-            .collect::<Result<_>>()?;
+    /// Builds the service; `previous` is the one it replaces in a reconfiguration,
+    /// whose counters it continues and whose endpoints it keeps where the new config
+    /// lists the same URL, version and weight (a discovered service starts from the
+    /// previous list until its first DNS answer).
+    pub(super) fn new(
+        name: &str,
+        cfg: ServiceConfig,
+        previous: Option<&Service>,
+    ) -> Result<Service> {
+        let known = previous.map(|p| p.endpoints.snapshot());
+        let endpoints: Vec<Arc<Endpoint>> = match (&known, cfg.discovery.is_some()) {
+            (Some(known), true) => known.to_vec(),
+            _ => cfg
+                .endpoints
+                .into_iter()
+                .map(|ep| {
+                    // Validated already; the error arm only guards hand-built configs.
+                    let url = parse_http_url(&ep.url)
+                        .map_err(|reason| Error::config("endpoints", reason))?;
+                    let kept = known.iter().flat_map(|k| k.iter()).find(|old| {
+                        old.url == url && old.version == ep.version && old.weight == ep.weight
+                    });
+                    Ok(match kept {
+                        Some(old) => Arc::clone(old),
+                        None => Arc::new(Endpoint::new(
+                            url.clone(),
+                            redact_url(url.as_str()),
+                            ep.version,
+                            ep.weight,
+                        )),
+                    })
+                })
+                .collect::<Result<_>>()?,
+        };
         let mut headers = HeaderMap::new();
         for (name, value) in &cfg.headers {
             let (n, v) = check_header(name, value)
@@ -68,23 +86,28 @@ impl Service {
                 Discovery::spawn(name, &at, &d, Arc::clone(&endpoints))
             })
             .transpose()?;
+        let mut policy = Policy::new(
+            name,
+            cfg.retry,
+            &cfg.budget,
+            cfg.breaker,
+            cfg.hedge.as_ref(),
+            cfg.rate_limit.as_ref(),
+            match &cfg.adaptive_concurrency {
+                Some(adaptive) => Concurrency::Adaptive(adaptive),
+                None => Concurrency::Fixed(cfg.max_concurrency),
+            },
+        );
+        if let Some(previous) = previous {
+            // The stats of a reconfigured service go on counting where they were.
+            policy.counters = Arc::clone(&previous.policy.counters);
+        }
         Ok(Service {
             endpoints,
             deadline: Duration::from_millis(cfg.deadline_ms),
             timeout: cfg.timeout_ms.map(Duration::from_millis),
             headers,
-            policy: Arc::new(Policy::new(
-                name,
-                cfg.retry,
-                &cfg.budget,
-                cfg.breaker,
-                cfg.hedge.as_ref(),
-                cfg.rate_limit.as_ref(),
-                match &cfg.adaptive_concurrency {
-                    Some(adaptive) => Concurrency::Adaptive(adaptive),
-                    None => Concurrency::Fixed(cfg.max_concurrency),
-                },
-            )),
+            policy: Arc::new(policy),
             _discovery: discovery,
         })
     }

@@ -34,7 +34,8 @@ pub(crate) struct Policy {
     /// The client-side rate limit, when configured.
     pub(crate) rate: Option<RateLimiter>,
     limit: Limit,
-    pub(crate) counters: Counters,
+    /// Shared with the policy a reconfiguration replaces this one with.
+    pub(crate) counters: Arc<Counters>,
 }
 
 /// How many calls may be in flight: a fixed number, or one that follows latency.
@@ -144,7 +145,7 @@ impl Policy {
                     in_flight: AtomicU64::new(0),
                 },
             },
-            counters: Counters::default(),
+            counters: Arc::default(),
         }
     }
 

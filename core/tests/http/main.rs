@@ -5,6 +5,7 @@ mod balance;
 mod discovery;
 mod hedge;
 mod rate;
+mod reconfigure;
 mod resilience;
 mod support;
 
