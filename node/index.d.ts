@@ -308,6 +308,12 @@ export declare class Client {
   post(target: string, path?: string, opts?: CallOptions): Promise<Response>
   put(target: string, path?: string, opts?: CallOptions): Promise<Response>
   patch(target: string, path?: string, opts?: CallOptions): Promise<Response>
+  /**
+   * Replaces the configuration atomically: later calls use `config`, calls in flight finish under the
+   * old one, and what did not change (services, endpoints, counters) is kept.
+   * @throws {CourierError} COURIER_CONFIG naming the field path; the client keeps its configuration.
+   */
+  reconfigure(config: ClientConfig): void
   stats(): { services: Record<string, ServiceStats> }
   close(): void
 }

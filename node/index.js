@@ -135,6 +135,9 @@ class Client {
   put(target, path = '', opts = {}) { return this.#send('PUT', target, path, opts) }
   patch(target, path = '', opts = {}) { return this.#send('PATCH', target, path, opts) }
 
+  /** Replaces the configuration atomically; calls in flight finish under the old one. */
+  reconfigure(config) { this.#native.reconfigure(configJson(config)) }
+
   /** Counters per service: `{ services: { [name]: { requests, attempts, retries, ... } } }`. */
   stats() { return JSON.parse(this.#native.statsJson()) }
 

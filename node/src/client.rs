@@ -100,6 +100,14 @@ impl NativeClient {
         promise::spawn(env, cancellable(cancel, call))
     }
 
+    /// Replaces the configuration atomically (core's `Client::reconfigure`).
+    #[napi]
+    pub fn reconfigure(&self, env: Env, config_json: String) -> Result<()> {
+        ClientConfig::from_json(&config_json)
+            .and_then(|config| self.inner.reconfigure(config))
+            .or_throw(&env)
+    }
+
     /// Counters per service, as JSON (index.js returns the parsed object).
     #[napi]
     pub fn stats_json(&self) -> String {

@@ -23,6 +23,7 @@ async function usage(): Promise<void> {
   const key: string | null = charge.idempotencyKey
   const { hedges, hedges_won: won } = hedged.stats().services.search
   void [key, hedges + won]
+  hedged.reconfigure({ services: { search: { endpoints: ['http://h:3'], rate_limit: { per_second: 10 }, adaptive_concurrency: {} } } })
 
   const bus = await Bus.connect({ urls: ['amqp://guest:guest@127.0.0.1:5672/%2f'] })
   await bus.declareQueue('orders', { quorum: true, deadLetter: true })

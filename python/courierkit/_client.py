@@ -168,6 +168,14 @@ class _Base:
         "times_ejected"}]}}}``."""
         return _json.loads(self._native.stats_json())
 
+    def reconfigure(self, config: Mapping[str, Any]) -> None:
+        """Replaces the configuration atomically: later calls use ``config``, calls in
+        flight finish under the old one, and what did not change (services, endpoints,
+        counters) is kept. An invalid ``config`` raises :class:`courierkit.ConfigError`
+        and changes nothing. Not a coroutine on :class:`AsyncClient` either: it does no
+        I/O."""
+        self._native.reconfigure(to_json(config))
+
     def close(self) -> None:
         """Later calls raise :class:`courierkit.ClosedError`; calls in flight finish."""
         self._native.close()

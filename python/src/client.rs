@@ -93,6 +93,13 @@ impl Client {
         awaitable(py, self.call_op(request))
     }
 
+    /// Replaces the configuration atomically (core's `Client::reconfigure`).
+    fn reconfigure(&self, config_json: &str) -> PyResult<()> {
+        ClientConfig::from_json(config_json)
+            .and_then(|config| self.inner.reconfigure(config))
+            .py()
+    }
+
     /// Counters per service, as JSON (the Python layer returns a dict).
     fn stats_json(&self) -> String {
         // ClientStats holds only numbers and strings: serialising cannot fail.

@@ -317,6 +317,18 @@ impl Client {
             .map(Response::from)
     }
 
+    /// Replaces the configuration of the live client atomically, from a `ClientConfig`
+    /// as JSON text: later calls use it, calls in flight finish under the old one, and
+    /// what did not change (services, endpoints, counters) is kept.
+    ///
+    /// # Errors
+    /// `Config` naming the field path of the first invalid value, `Tls`, `Closed`; the
+    /// client then keeps its current configuration whole.
+    pub fn reconfigure(&self, config_json: ConfigJson) -> Result<(), CourierError> {
+        let config = ClientConfig::from_json(&config_json.0)?;
+        Ok(self.inner.reconfigure(config)?)
+    }
+
     /// Counters per service since the client was created.
     ///
     /// Synchronous (not `suspend`/`async`): it reads atomic counters and takes core's
