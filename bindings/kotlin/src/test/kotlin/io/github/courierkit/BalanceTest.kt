@@ -6,13 +6,9 @@ import io.github.courierkit.ffi.Request
 import kotlinx.coroutines.coroutineScope
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.runBlocking
-import org.junit.jupiter.api.AfterAll
 import org.junit.jupiter.api.Assertions.assertEquals
 import org.junit.jupiter.api.Assertions.assertTrue
-import org.junit.jupiter.api.BeforeAll
-import org.junit.jupiter.api.BeforeEach
 import org.junit.jupiter.api.Test
-import org.junit.jupiter.api.TestInstance
 import org.junit.jupiter.api.Timeout
 import org.junit.jupiter.api.assertThrows
 
@@ -24,24 +20,8 @@ import org.junit.jupiter.api.assertThrows
  * leak into another's. Counts are the testkit's (what the upstreams received), not the
  * client's, except where the stats themselves are under test.
  */
-@TestInstance(TestInstance.Lifecycle.PER_CLASS)
 @Timeout(60)
-class BalanceTest {
-    private lateinit var kit: Testkit
-
-    @BeforeAll
-    fun start() {
-        kit = Testkit.start(upstreams = 4)
-    }
-
-    @AfterAll
-    fun stop() {
-        if (::kit.isInitialized) kit.close()
-    }
-
-    @BeforeEach
-    fun resetUpstreams() = kit.reset()
-
+class BalanceTest : WithTestkit(upstreams = 4) {
     @Test
     fun `a request's version routes only to endpoints with that version`() = runBlocking {
         val service = "balance-version"

@@ -8,32 +8,23 @@ import org.junit.jupiter.api.AfterAll
 import org.junit.jupiter.api.Assertions.assertEquals
 import org.junit.jupiter.api.Assertions.assertTrue
 import org.junit.jupiter.api.BeforeAll
-import org.junit.jupiter.api.BeforeEach
 import org.junit.jupiter.api.Test
-import org.junit.jupiter.api.TestInstance
 import org.junit.jupiter.api.Timeout
 import org.junit.jupiter.api.assertThrows
 
-@TestInstance(TestInstance.Lifecycle.PER_CLASS)
 @Timeout(30)
-class ClientTest {
-    private lateinit var kit: Testkit
+class ClientTest : WithTestkit(upstreams = 2) {
     private lateinit var client: Client
 
     @BeforeAll
     fun start() {
-        kit = Testkit.start(upstreams = 2)
         client = Client("""{"services": {"echo": {"endpoints": ["${kit.upstreams[0]}"]}}}""")
     }
 
     @AfterAll
     fun stop() {
         if (::client.isInitialized) client.close()
-        if (::kit.isInitialized) kit.close()
     }
-
-    @BeforeEach
-    fun resetUpstreams() = kit.reset()
 
     @Test
     fun `a GET reaches the configured upstream once`() = runBlocking {

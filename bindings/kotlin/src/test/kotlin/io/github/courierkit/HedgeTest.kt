@@ -5,14 +5,10 @@ import io.github.courierkit.ffi.CourierException
 import kotlinx.coroutines.async
 import kotlinx.coroutines.delay
 import kotlinx.coroutines.runBlocking
-import org.junit.jupiter.api.AfterAll
 import org.junit.jupiter.api.Assertions.assertEquals
 import org.junit.jupiter.api.Assertions.assertNull
 import org.junit.jupiter.api.Assertions.assertTrue
-import org.junit.jupiter.api.BeforeAll
-import org.junit.jupiter.api.BeforeEach
 import org.junit.jupiter.api.Test
-import org.junit.jupiter.api.TestInstance
 import org.junit.jupiter.api.Timeout
 import org.junit.jupiter.api.assertThrows
 
@@ -22,24 +18,8 @@ import org.junit.jupiter.api.assertThrows
  * 0's first request makes the first attempt hang; only a hedge to upstream 1 answers within
  * the deadline. Every test names its own service (retry budgets are per process).
  */
-@TestInstance(TestInstance.Lifecycle.PER_CLASS)
 @Timeout(30)
-class HedgeTest {
-    private lateinit var kit: Testkit
-
-    @BeforeAll
-    fun start() {
-        kit = Testkit.start(upstreams = 2)
-    }
-
-    @AfterAll
-    fun stop() {
-        if (::kit.isInitialized) kit.close()
-    }
-
-    @BeforeEach
-    fun resetUpstreams() = kit.reset()
-
+class HedgeTest : WithTestkit(upstreams = 2) {
     private fun hedged(service: String, deadlineMs: Int = 3000): Client = Client(
         """{"services": {"$service": {"endpoints": ["${kit.upstreams[0]}", "${kit.upstreams[1]}"],
             "balancer": "round_robin", "deadline_ms": $deadlineMs, "hedge": {"delay_ms": 50}}}}""",

@@ -6,37 +6,17 @@ import io.github.courierkit.ffi.CourierException
 import io.github.courierkit.ffi.PublishOptions
 import io.github.courierkit.ffi.QueueOptions
 import kotlinx.coroutines.runBlocking
-import org.junit.jupiter.api.AfterAll
 import org.junit.jupiter.api.Assertions.assertEquals
 import org.junit.jupiter.api.Assertions.assertFalse
 import org.junit.jupiter.api.Assertions.assertTrue
-import org.junit.jupiter.api.BeforeAll
-import org.junit.jupiter.api.BeforeEach
 import org.junit.jupiter.api.Test
-import org.junit.jupiter.api.TestInstance
 import org.junit.jupiter.api.Timeout
 import org.junit.jupiter.api.assertThrows
 import java.util.UUID
 
 /** Hostile input and hostile peers: limits, paths, header names and secrets (each once broke). */
-@TestInstance(TestInstance.Lifecycle.PER_CLASS)
 @Timeout(30)
-class HostileTest {
-    private lateinit var kit: Testkit
-
-    @BeforeAll
-    fun start() {
-        kit = Testkit.start(upstreams = 1)
-    }
-
-    @AfterAll
-    fun stop() {
-        if (::kit.isInitialized) kit.close()
-    }
-
-    @BeforeEach
-    fun resetUpstreams() = kit.reset()
-
+class HostileTest : WithTestkit(upstreams = 1) {
     @Test
     fun `an endless response body stops at the limit`() = runBlocking {
         kit.behave(0, """{"default": {"stream_body_bytes": 9007199254740991}}""")

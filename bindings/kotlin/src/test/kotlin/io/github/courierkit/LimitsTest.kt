@@ -7,13 +7,9 @@ import kotlinx.coroutines.async
 import kotlinx.coroutines.awaitAll
 import kotlinx.coroutines.delay
 import kotlinx.coroutines.runBlocking
-import org.junit.jupiter.api.AfterAll
 import org.junit.jupiter.api.Assertions.assertEquals
 import org.junit.jupiter.api.Assertions.assertTrue
-import org.junit.jupiter.api.BeforeAll
-import org.junit.jupiter.api.BeforeEach
 import org.junit.jupiter.api.Test
-import org.junit.jupiter.api.TestInstance
 import org.junit.jupiter.api.Timeout
 import org.junit.jupiter.api.assertThrows
 
@@ -21,24 +17,8 @@ import org.junit.jupiter.api.assertThrows
  * The client-side rate limit (refusals counted at the testkit, keys, the 429 feedback) and the
  * adaptive concurrency limit through the binding.
  */
-@TestInstance(TestInstance.Lifecycle.PER_CLASS)
 @Timeout(30)
-class LimitsTest {
-    private lateinit var kit: Testkit
-
-    @BeforeAll
-    fun start() {
-        kit = Testkit.start(upstreams = 1)
-    }
-
-    @AfterAll
-    fun stop() {
-        if (::kit.isInitialized) kit.close()
-    }
-
-    @BeforeEach
-    fun resetUpstreams() = kit.reset()
-
+class LimitsTest : WithTestkit(upstreams = 1) {
     private fun limited(service: String, rate: String): Client =
         Client("""{"services": {"$service": {"endpoints": ["${kit.upstreams[0]}"], "rate_limit": $rate}}}""")
 

@@ -3,13 +3,9 @@ package io.github.courierkit
 import io.github.courierkit.ffi.Client
 import io.github.courierkit.ffi.CourierException
 import kotlinx.coroutines.runBlocking
-import org.junit.jupiter.api.AfterAll
 import org.junit.jupiter.api.Assertions.assertEquals
 import org.junit.jupiter.api.Assertions.assertTrue
-import org.junit.jupiter.api.BeforeAll
-import org.junit.jupiter.api.BeforeEach
 import org.junit.jupiter.api.Test
-import org.junit.jupiter.api.TestInstance
 import org.junit.jupiter.api.Timeout
 import org.junit.jupiter.api.assertThrows
 
@@ -20,24 +16,8 @@ import org.junit.jupiter.api.assertThrows
  * so sharing a name would let one test's retries spend another's budget. (The deadline
  * case lives in [ClientTest].)
  */
-@TestInstance(TestInstance.Lifecycle.PER_CLASS)
 @Timeout(30)
-class ResilienceTest {
-    private lateinit var kit: Testkit
-
-    @BeforeAll
-    fun start() {
-        kit = Testkit.start(upstreams = 1)
-    }
-
-    @AfterAll
-    fun stop() {
-        if (::kit.isInitialized) kit.close()
-    }
-
-    @BeforeEach
-    fun resetUpstreams() = kit.reset()
-
+class ResilienceTest : WithTestkit(upstreams = 1) {
     /** A client with one [service] on upstream 0; [extra] is spliced into the service's config. */
     private fun client(service: String, extra: String = ""): Client {
         val more = if (extra.isEmpty()) "" else ", $extra"

@@ -17,15 +17,11 @@ import io.opentelemetry.sdk.trace.export.SimpleSpanProcessor
 import kotlinx.coroutines.runBlocking
 import org.json.JSONArray
 import org.json.JSONObject
-import org.junit.jupiter.api.AfterAll
 import org.junit.jupiter.api.AfterEach
 import org.junit.jupiter.api.Assertions.assertEquals
 import org.junit.jupiter.api.Assertions.assertFalse
 import org.junit.jupiter.api.Assertions.assertTrue
-import org.junit.jupiter.api.BeforeAll
-import org.junit.jupiter.api.BeforeEach
 import org.junit.jupiter.api.Test
-import org.junit.jupiter.api.TestInstance
 import org.junit.jupiter.api.Timeout
 import org.junit.jupiter.api.assertThrows
 import java.util.UUID
@@ -45,26 +41,10 @@ import java.util.logging.Logger
  * test class in one JVM: each test sets what it relies on, asserts only on records and spans
  * of its own (its service names, its trace ids), and [restore] puts the defaults back.
  */
-@TestInstance(TestInstance.Lifecycle.PER_CLASS)
 @Timeout(60)
-class TelemetryTest {
-    private lateinit var kit: Testkit
-
+class TelemetryTest : WithTestkit(upstreams = 1) {
     /** Held, so java.util.logging does not collect it (and its level and handler) meanwhile. */
     private val courierLogger: Logger = Logger.getLogger("courier")
-
-    @BeforeAll
-    fun start() {
-        kit = Testkit.start(upstreams = 1)
-    }
-
-    @AfterAll
-    fun stop() {
-        if (::kit.isInitialized) kit.close()
-    }
-
-    @BeforeEach
-    fun resetUpstreams() = kit.reset()
 
     @AfterEach
     fun restore() {

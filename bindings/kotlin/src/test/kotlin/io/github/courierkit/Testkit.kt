@@ -5,6 +5,10 @@ import java.net.URI
 import java.net.http.HttpClient
 import java.net.http.HttpRequest
 import java.net.http.HttpResponse
+import org.junit.jupiter.api.AfterAll
+import org.junit.jupiter.api.BeforeAll
+import org.junit.jupiter.api.BeforeEach
+import org.junit.jupiter.api.TestInstance
 
 /**
  * The `courier-testkit` binary as a child process: fault-injecting HTTP upstreams plus a
@@ -163,4 +167,28 @@ class Testkit private constructor(
             return Testkit(process, control, urls, tlsDir, tlsUrls, otlp)
         }
     }
+}
+
+/**
+ * A test class with a testkit of its own, [upstreams] upstreams wide: started before the
+ * class's first test, reset (behaviours and request logs) before each, closed after the last.
+ * A subclass's own `@BeforeAll` runs after the testkit started, its `@AfterAll` before it closes.
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+abstract class WithTestkit(private val upstreams: Int) {
+    protected lateinit var kit: Testkit
+        private set
+
+    @BeforeAll
+    fun startTestkit() {
+        kit = Testkit.start(upstreams)
+    }
+
+    @AfterAll
+    fun closeTestkit() {
+        if (::kit.isInitialized) kit.close()
+    }
+
+    @BeforeEach
+    fun resetTestkit() = kit.reset()
 }

@@ -4,34 +4,18 @@ import io.github.courierkit.ffi.Bus
 import io.github.courierkit.ffi.Client
 import io.github.courierkit.ffi.CourierException
 import kotlinx.coroutines.runBlocking
-import org.junit.jupiter.api.AfterAll
 import org.junit.jupiter.api.Assertions.assertEquals
 import org.junit.jupiter.api.Assertions.assertFalse
 import org.junit.jupiter.api.Assertions.assertTrue
 import org.junit.jupiter.api.Assumptions.assumeTrue
-import org.junit.jupiter.api.BeforeAll
 import org.junit.jupiter.api.Test
-import org.junit.jupiter.api.TestInstance
 import org.junit.jupiter.api.Timeout
 import org.junit.jupiter.api.assertThrows
 import java.io.File
 
 /** TLS through the binding: the `tls` section passes through as JSON; handshake failures are `Tls`. */
-@TestInstance(TestInstance.Lifecycle.PER_CLASS)
 @Timeout(30)
-class TlsTest {
-    private lateinit var kit: Testkit
-
-    @BeforeAll
-    fun start() {
-        kit = Testkit.start(upstreams = 0)
-    }
-
-    @AfterAll
-    fun stop() {
-        if (::kit.isInitialized) kit.close()
-    }
-
+class TlsTest : WithTestkit(upstreams = 0) {
     /** A config for the mTLS upstream; one attempt, so a handshake failure surfaces rather than being retried away. */
     private fun secure(tls: String) =
         """{"services": {"secure": {"endpoints": ["${kit.tlsUrls.getValue("mtls")}"], "retry": {"max_attempts": 1}}},

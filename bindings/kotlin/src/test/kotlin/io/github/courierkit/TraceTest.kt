@@ -15,37 +15,21 @@ import io.opentelemetry.context.Context
 import kotlinx.coroutines.CoroutineStart
 import kotlinx.coroutines.async
 import kotlinx.coroutines.runBlocking
-import org.junit.jupiter.api.AfterAll
 import org.junit.jupiter.api.Assertions.assertEquals
 import org.junit.jupiter.api.Assertions.assertFalse
 import org.junit.jupiter.api.Assertions.assertNotEquals
 import org.junit.jupiter.api.Assertions.assertNull
 import org.junit.jupiter.api.Assertions.assertTrue
-import org.junit.jupiter.api.BeforeAll
 import org.junit.jupiter.api.Test
-import org.junit.jupiter.api.TestInstance
 import org.junit.jupiter.api.Timeout
 import org.junit.jupiter.api.assertThrows
 import java.util.UUID
 
 /** TraceContext, and the current OpenTelemetry span as the parent of calls and messages. */
-@TestInstance(TestInstance.Lifecycle.PER_CLASS)
 @Timeout(30)
-class TraceTest {
+class TraceTest : WithTestkit(upstreams = 1) {
     private val traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
     private val traceId = "4bf92f3577b34da6a3ce929d0e0e4736"
-    private lateinit var kit: Testkit
-
-    @BeforeAll
-    fun start() {
-        kit = Testkit.start(upstreams = 1)
-    }
-
-    @AfterAll
-    fun stop() {
-        if (::kit.isInitialized) kit.close()
-    }
-
     private suspend fun memoryBus(test: String): Bus =
         Bus.connect("""{"urls": ["memory://kotlin-trace-$test-${UUID.randomUUID()}"]}""")
 
