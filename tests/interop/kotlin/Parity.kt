@@ -272,6 +272,17 @@ private suspend fun runHttp(case: Map<String, Any?>, kit: Testkit): Map<String, 
     val calls = mutableListOf<Map<String, Any?>>()
     Client(Json.write(case["config"])).use { client ->
         for (call in case["calls"].list().map { it.obj() }) {
+            if (call.containsKey("reconfigure")) {
+                val outcome: MutableMap<String, Any?> = try {
+                    client.reconfigure(Json.write(call["reconfigure"]))
+                    linkedMapOf("ok" to true)
+                } catch (e: CourierException) {
+                    LinkedHashMap(outcomeOf(e))
+                }
+                outcome["requests"] = List(behaviors.size) { 0L }
+                calls += outcome
+                continue
+            }
             val before = kit.totals(behaviors.size)
             val outcome: MutableMap<String, Any?> = try {
                 val response = client.call(

@@ -84,6 +84,11 @@ async function runHttp(c, kit) {
       const before = await kit.totals(count)
       let outcome
       try {
+        if (call.reconfigure !== undefined) {
+          client.reconfigure(call.reconfigure)
+          calls.push({ ok: true, requests: before.map(() => 0) })
+          continue
+        }
         const resp = await client.call({
           method: call.method,
           target: call.target,

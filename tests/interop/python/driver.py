@@ -67,6 +67,10 @@ def run_http(case: dict[str, Any], kit: Testkit) -> dict[str, Any]:
         for call in case["calls"]:
             before = kit.totals(count)
             try:
+                if "reconfigure" in call:
+                    client.reconfigure(call["reconfigure"])
+                    outcomes.append({"ok": True, "requests": [0] * count})
+                    continue
                 resp = client.call(
                     call["method"],
                     call["target"],

@@ -171,6 +171,17 @@ async fn run_http(case: &Value, kit: &Testkit) -> Result<Value, BoxError> {
         .collect();
     let mut calls = Vec::new();
     for call in list(case, "calls")? {
+        if !call["reconfigure"].is_null() {
+            let applied = ClientConfig::from_value(call["reconfigure"].clone())
+                .and_then(|config| client.reconfigure(config));
+            let mut outcome = match applied {
+                Ok(()) => json!({"ok": true}),
+                Err(e) => error(&e),
+            };
+            outcome["requests"] = json!(vec![0; count]);
+            calls.push(outcome);
+            continue;
+        }
         let before = kit.totals(count).await?;
         let mut request = Request::new(
             text(call, "method")?,

@@ -204,6 +204,18 @@ func runHttp(_ c: JSON, _ kit: Testkit) async throws -> JSON {
     defer { client.close() }
     var calls: [JSON] = []
     for call in try c.requireList("calls") {
+        if let config = call.member("reconfigure") {
+            var result: [(String, JSON)]
+            do {
+                try client.reconfigure(configJson: config.text)
+                result = [("ok", .bool(true))]
+            } catch let error as CourierError {
+                result = outcome(of: error)
+            }
+            result.append(("requests", .array(behaviors.map { _ in JSON(0) })))
+            calls.append(.object(result))
+            continue
+        }
         let request = try httpRequest(call)
         let before = try await kit.totals(behaviors.count)
         var result: [(String, JSON)]
