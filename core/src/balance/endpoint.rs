@@ -115,6 +115,7 @@ impl Endpoint {
         InFlight {
             endpoint: self.clone(),
             started: Instant::now(),
+            finished: false,
         }
     }
 
@@ -133,6 +134,13 @@ impl Endpoint {
             s.consecutive_failures = 0;
             false
         }
+    }
+
+    /// An attempt cancelled after `elapsed` (a hedge answered first, or the caller gave
+    /// up): its latency is at least that, so a slow endpoint whose attempts keep losing
+    /// to hedges still looks slow to the balancer. Not a failure.
+    fn cancelled(&self, elapsed: Duration) {
+        self.state().ewma.observe_at_least(elapsed, Instant::now());
     }
 
     /// Takes the endpoint out of rotation for `base × times ejected` (capped).
@@ -166,17 +174,20 @@ impl Endpoint {
 }
 
 /// An attempt in flight on an endpoint. Dropped without [`InFlight::finish`] (the
-/// call was cancelled), it only stops counting as in flight.
+/// attempt was cancelled), it stops counting as in flight and its time so far counts
+/// as a lower bound of the endpoint's latency.
 #[must_use = "report the attempt's outcome with finish()"]
 #[derive(Debug)]
 pub(crate) struct InFlight {
     pub(crate) endpoint: Arc<Endpoint>,
     started: Instant,
+    finished: bool,
 }
 
 impl InFlight {
     /// Reports the outcome; returns whether the endpoint reached the ejection threshold.
-    pub(crate) fn finish(self, failed: bool, outlier: Option<&OutlierConfig>) -> bool {
+    pub(crate) fn finish(mut self, failed: bool, outlier: Option<&OutlierConfig>) -> bool {
+        self.finished = true;
         self.endpoint
             .finish(self.started.elapsed(), failed, outlier)
     }
@@ -185,12 +196,34 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.endpoint.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if !self.finished {
+            self.endpoint.cancelled(self.started.elapsed());
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cancelled_attempt_can_only_raise_the_estimate() {
+        let url = Url::parse("http://127.0.0.1:1").unwrap();
+        let ep = Arc::new(Endpoint::new(url, "http://127.0.0.1:1".into(), None, 1));
+        let quick = ep.start();
+        tokio::time::advance(Duration::from_millis(1)).await;
+        drop(quick);
+        assert_eq!(
+            ep.stats().ewma_ms.round(),
+            30.0,
+            "1 ms says nothing: the initial 30 stays"
+        );
+        let hung = ep.start();
+        tokio::time::advance(Duration::from_millis(80)).await;
+        drop(hung);
+        assert_eq!(ep.stats().ewma_ms.round(), 80.0, "at least 80 ms");
+        assert_eq!((ep.stats().failures, ep.stats().in_flight), (0, 0));
+    }
 
     /// On a paused clock, so the estimate is read before it decays (the integration test
     /// compared it against a real clock while it decayed).

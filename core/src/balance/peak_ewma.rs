@@ -46,6 +46,14 @@ impl PeakEwma {
         self.stamp = now;
     }
 
+    /// Folds in a latency known only to be at least `rtt` (an attempt cancelled after
+    /// `rtt`): it can raise the estimate, never lower it.
+    pub(crate) fn observe_at_least(&mut self, rtt: Duration, now: Instant) {
+        if rtt.as_nanos() as f64 > self.decayed_ns(now) {
+            self.observe(rtt, now);
+        }
+    }
+
     /// The estimate in nanoseconds as of the last sample.
     #[cfg(test)]
     fn estimate_ns(&self) -> f64 {
