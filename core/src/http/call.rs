@@ -260,10 +260,8 @@ impl<'p> Attempts<'p> {
         if let (Some(rate), Ok(resp)) = (&policy.rate, &result)
             && resp.status == 429
         {
-            let retry_after = resp
-                .header("retry-after")
-                .and_then(|value| parse_retry_after(value, SystemTime::now()))
-                .map(|asked| asked.min(Duration::from_millis(MAX_RETRY_AFTER_MS)));
+            let retry_after =
+                asked_wait(resp).map(|asked| asked.min(Duration::from_millis(MAX_RETRY_AFTER_MS)));
             rate.throttled(plan.req.rate_key.as_deref(), retry_after);
         }
         let count = self.count;
@@ -417,6 +415,12 @@ pub(super) fn request_headers(
     Ok(headers)
 }
 
+/// The wait a response's `Retry-After` asks for (seconds or an HTTP date), if any.
+fn asked_wait(resp: &Response) -> Option<Duration> {
+    resp.header("retry-after")
+        .and_then(|value| parse_retry_after(value, SystemTime::now()))
+}
+
 /// How long to wait before the next attempt: full-jitter backoff, but at least the
 /// `Retry-After` of a 429 or 503. `None` when the server asks for longer than courier
 /// ever waits ([`MAX_RETRY_AFTER_MS`]).
@@ -426,8 +430,7 @@ fn retry_wait(policy: &Policy, attempts: u32, result: &Result<Response>) -> Opti
         .as_ref()
         .ok()
         .filter(|resp| matches!(resp.status, 429 | 503))
-        .and_then(|resp| resp.header("retry-after"))
-        .and_then(|value| parse_retry_after(value, SystemTime::now()));
+        .and_then(asked_wait);
     match retry_after {
         Some(asked) if asked > Duration::from_millis(MAX_RETRY_AFTER_MS) => None,
         Some(asked) => Some(backoff.max(asked)),
