@@ -67,6 +67,22 @@ final class HedgeTests: XCTestCase {
         XCTAssertEqual(try XCTUnwrap(client.stats().services["swift-hedge-plain"]).hedges, 0)
     }
 
+    func testAnIdempotentPostIsRetriedWithOneKeyAndAGivenKeyIsKept() async throws {
+        try await kit.behave(0, #"{"script": [{"status": 503}, {"status": 503}], "default": {"status": 201}}"#)
+        let client = try Client(configJson: #"{"services": {"swift-idem": {"endpoints": ["\#(kit.upstreams[0])"]}}}"#)
+        defer { client.close() }
+
+        let response = try await client.post("swift-idem", "/charges", body: Data("{}".utf8), idempotent: true)
+
+        XCTAssertEqual(response.status, 201)
+        XCTAssertEqual(response.attempts, 3)
+        let key = try XCTUnwrap(response.idempotencyKey)
+        let counts = try await kit.idempotencyKeyCounts(0)
+        XCTAssertEqual(counts, [key: 3])
+        let given = try await client.post("swift-idem", "/charges", idempotencyKey: "charge-17", idempotent: true)
+        XCTAssertEqual(given.idempotencyKey, "charge-17")
+    }
+
     func testHedgeSettingsAreCheckedAndNamed() {
         do {
             _ = try Client(configJson: #"{"services": {"a": {"endpoints": ["http://127.0.0.1:9"], "hedge": {"max_hedges": 9}}}}"#)

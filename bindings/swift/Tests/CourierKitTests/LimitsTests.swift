@@ -54,6 +54,33 @@ final class LimitsTests: XCTestCase {
         XCTAssertEqual(count, 2)
     }
 
+    func testA429WithRetryAfterPausesTheBucket() async throws {
+        try await kit.behave(0, #"{"script": [{"status": 429, "retry_after": "30"}]}"#)
+        let client = try limited("swift-rate-429", #"{"per_second": 1000, "burst": 100, "wait": false}"#)
+        defer { client.close() }
+        let first = try await client.get("swift-rate-429", "/x")
+        XCTAssertEqual(first.status, 429)
+        do {
+            _ = try await client.get("swift-rate-429", "/x")
+            XCTFail("expected CourierError.RateLimited")
+        } catch CourierError.RateLimited(_, _, let retryAfterMs) {
+            XCTAssertGreaterThan(retryAfterMs, 25_000)
+        }
+        let rate = try XCTUnwrap(client.stats().services["swift-rate-429"]?.ratePerSec)
+        XCTAssertTrue(rate >= 500 && rate < 1000, "\(rate)")
+    }
+
+    func testRateKeyErrorsNameTheField() async throws {
+        let client = try Client(configJson: #"{"services": {"swift-open": {"endpoints": ["\#(kit.upstreams[0])"]}}}"#)
+        defer { client.close() }
+        do {
+            _ = try await client.call(request: Request(method: "GET", target: "swift-open", rateKey: "tenant-a"))
+            XCTFail("expected CourierError.Config")
+        } catch CourierError.Config(let field, _) {
+            XCTAssertEqual(field, "rate_key")
+        }
+    }
+
     func testAnAdaptiveLimitThrowsOverloadedPastItsCurrentLimit() async throws {
         try await kit.behave(0, #"{"default": {"latency_ms": 300}}"#)
         let client = try Client(configJson: #"""
