@@ -92,6 +92,16 @@ pub(crate) fn check_config_depth(value: &serde_json::Value) -> Result<()> {
 /// a caller passing unbounded keys (request ids) can make it hold.
 pub const MAX_RATE_KEYS: usize = 10_000;
 
+/// Delay tiers one queue's `retry_delays_ms` may list: enough for any backoff
+/// schedule worth writing down, and a bound on the topology one queue can create.
+pub const MAX_RETRY_DELAYS: usize = 16;
+
+/// Delay queues (one per target exchange and delay bucket, see docs/messaging.md) one
+/// bus declares: delayed publishes to a few exchanges over delays from 1 ms to 30 days
+/// need a few hundred; a caller passing arbitrary exchanges cannot make the broker
+/// hold thousands of queues.
+pub const MAX_DELAY_QUEUES: usize = 1024;
+
 /// An AMQP short string (header names, ids, queue and exchange names) holds 255 bytes.
 pub(crate) const MAX_SHORT_STRING: usize = 255;
 

@@ -72,7 +72,8 @@ const MESSAGING_LAYERS: &[(&str, &[&str])] = &[
         "session",
         &["dedup", "message", "rpc", "stats", "transport"],
     ),
-    ("delivery", &["dedup", "message", "session", "stats"]),
+    ("delay", &["message", "session", "transport"]),
+    ("delivery", &["dedup", "delay", "message", "session", "stats"]),
     (
         "consumer",
         &["dedup", "delivery", "message", "session", "transport"],
@@ -84,6 +85,7 @@ const MESSAGING_LAYERS: &[(&str, &[&str])] = &[
             "config",
             "consumer",
             "dedup",
+            "delay",
             "delivery",
             "memory",
             "message",

@@ -13,6 +13,7 @@ use super::amqp::Amqp;
 use super::config::BusConfig;
 use super::consumer::Consumer;
 use super::dedup::DedupStore;
+use super::delay;
 use super::delivery::Delivery;
 use super::memory::Memory;
 use super::message::Outgoing;
@@ -65,6 +66,13 @@ pub struct PublishOptions {
     /// How long the publish may wait in all, reconnects included; the bus's
     /// `publish_deadline_ms` when `None`.
     pub deadline: Option<Duration>,
+    /// Deliver no earlier than this (1 ms to 30 days): the message waits in a delay
+    /// queue and is routed to `exchange` when it expires (docs/messaging.md has the
+    /// topology and its precision). The receipt confirms the message is in the delay
+    /// queue; whether a queue takes it is decided when it is routed on, and a message
+    /// no queue takes then is dropped by the broker, as RabbitMQ drops any
+    /// dead-lettered message it cannot route.
+    pub delay: Option<Duration>,
 }
 
 impl Default for PublishOptions {
@@ -76,6 +84,7 @@ impl Default for PublishOptions {
             persistent: true,
             trace: None,
             deadline: None,
+            delay: None,
         }
     }
 }
@@ -190,7 +199,10 @@ impl Bus {
             name: name.to_owned(),
             options: options.clone(),
         })
-        .await
+        .await?;
+        self.session
+            .set_retry_delays(name, &options.retry_delays_ms);
+        Ok(())
     }
 
     /// Declares a durable exchange; it is declared again after every reconnect.
@@ -274,6 +286,9 @@ impl Bus {
         if let Some(deadline) = options.deadline {
             check_duration_ms("deadline_ms", millis(deadline), false)?;
         }
+        if let Some(delay) = options.delay {
+            delay::check(exchange, delay)?;
+        }
         let trace = options
             .trace
             .as_ref()
@@ -290,7 +305,7 @@ impl Bus {
         if let Some(parent) = options.trace.as_ref().filter(|_| !span.is_disabled()) {
             span.record("parent_span_id", parent.span_id());
         }
-        let message = Outgoing {
+        let mut message = Outgoing {
             exchange: exchange.to_owned(),
             routing_key: routing_key.to_owned(),
             body,
@@ -304,7 +319,13 @@ impl Bus {
         };
         let deadline = Instant::now() + options.deadline.unwrap_or(self.session.publish_deadline);
         let outcome = async {
-            self.session.send(&message, deadline, None).await?;
+            match options.delay {
+                Some(delay) => {
+                    delay::send(&self.session, &mut message, delay, deadline).await?;
+                    self.session.counters.delayed.inc();
+                }
+                None => self.session.send(&message, deadline, None).await?,
+            }
             Ok::<_, Error>(Receipt {
                 message_id: message.message_id.clone(),
                 trace,

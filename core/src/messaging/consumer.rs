@@ -31,6 +31,8 @@ struct Shared {
     session: Arc<Session>,
     queue: String,
     dedup: bool,
+    /// The queue's retry delays, if this bus declared it with some.
+    retry_delays: Option<Arc<[u64]>>,
     /// Duplicates whose first copy was nacked come back through here.
     released: mpsc::UnboundedSender<Delivery>,
     /// Tasks holding duplicates back until their first copy settles.
@@ -63,6 +65,7 @@ impl Consumer {
         let (tx, rx) = mpsc::unbounded_channel();
         Ok(Consumer {
             shared: Arc::new(Shared {
+                retry_delays: session.retry_delays(queue),
                 session,
                 queue: queue.to_owned(),
                 dedup,
@@ -182,7 +185,9 @@ impl Shared {
         if delivery.redelivered {
             counters.redelivered.inc();
         }
-        delivery.processing(&self.queue)
+        delivery
+            .processing(&self.queue)
+            .retrying(&self.queue, self.retry_delays.clone())
     }
 
     /// Checks a delivery against the dedup store: a first copy is handed over holding

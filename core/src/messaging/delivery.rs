@@ -4,10 +4,13 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::dedup::DedupStore;
+use super::delay;
 use super::message::{Incoming, Outcome, Outgoing, Settle};
 use super::session::Session;
 use super::stats::{Counter, Counters};
@@ -43,6 +46,9 @@ pub struct Delivery {
     pub trace: TraceContext,
     /// `None` for a reply, which the broker settled already.
     settle: Option<Box<dyn Settle>>,
+    /// The queue it came from and that queue's `retry_delays_ms`, when a nack should
+    /// bring it back later.
+    retry: Option<(String, Arc<[u64]>)>,
     claim: Option<Claim>,
     session: Arc<Session>,
     settled: AtomicBool,
@@ -76,6 +82,17 @@ impl std::fmt::Debug for Delivery {
 
 impl Delivery {
     pub(crate) fn new(incoming: Incoming, session: Arc<Session>, claim: Option<Claim>) -> Delivery {
+        // A retried message comes back through the default exchange; the application
+        // sees where it was first sent.
+        let (exchange, routing_key) = match (
+            incoming.headers.get(ORIGINAL_EXCHANGE),
+            incoming.headers.get(ORIGINAL_ROUTING_KEY),
+        ) {
+            (Some(exchange), Some(key)) if incoming.headers.contains_key(RETRIES) => {
+                (exchange.clone(), key.clone())
+            }
+            _ => (incoming.exchange, incoming.routing_key),
+        };
         Delivery {
             trace: TraceContext::from_carrier(&incoming.headers),
             body: incoming.body,
@@ -83,11 +100,12 @@ impl Delivery {
             message_id: incoming.message_id,
             correlation_id: incoming.correlation_id,
             reply_to: incoming.reply_to,
-            exchange: incoming.exchange,
-            routing_key: incoming.routing_key,
+            exchange,
+            routing_key,
             redelivered: incoming.redelivered,
             delivery_count: incoming.delivery_count,
             settle: incoming.settle,
+            retry: None,
             claim,
             session,
             settled: AtomicBool::new(false),
@@ -123,6 +141,13 @@ impl Delivery {
         self
     }
 
+    /// Nacks with requeue send the delivery to a delay queue for each of `delays` in
+    /// turn, then to the dead-letter queue.
+    pub(crate) fn retrying(mut self, queue: &str, delays: Option<Arc<[u64]>>) -> Delivery {
+        self.retry = delays.map(|delays| (queue.to_owned(), delays));
+        self
+    }
+
     /// Acknowledges: the broker forgets the message, and with dedup on, its id is
     /// remembered so a redelivered copy is skipped.
     ///
@@ -152,15 +177,78 @@ impl Delivery {
     /// Negatively acknowledges; with `requeue` the message goes back to the queue,
     /// otherwise it is dead-lettered (or dropped when the queue has no dead-letter queue).
     ///
+    /// On a queue declared with `retry_delays_ms`, `requeue` means "later": the message
+    /// (same id, body, headers and trace context, plus an `x-courier-retries` count)
+    /// goes to a delay queue for the next delay and comes back to this queue when it
+    /// expires; past the last delay it is dead-lettered. The copy is confirmed before
+    /// this delivery is acked, so a crash in between leaves two copies of one id, which
+    /// dedup tells apart; if the copy cannot be sent, the delivery is requeued at once.
+    ///
     /// # Errors
     /// As [`Delivery::ack`].
     pub async fn nack(&self, requeue: bool) -> Result<()> {
         self.take()?;
         self.release();
-        self.finish(Outcome::Nack { requeue }).await?;
+        let outcome = match (&self.retry, requeue) {
+            (Some((queue, delays)), true) if self.settle.is_some() => {
+                self.retry_later(queue, delays).await
+            }
+            _ => Outcome::Nack { requeue },
+        };
+        self.finish(outcome).await?;
         self.end_span(Some("nacked"));
         self.count(|c| &c.nacked);
         Ok(())
+    }
+
+    /// Sends a copy to the next delay queue and says how to settle this delivery:
+    /// acked once the copy is confirmed, dead-lettered past the last delay, requeued
+    /// when the copy could not be sent (nothing is lost either way).
+    async fn retry_later(&self, queue: &str, delays: &[u64]) -> Outcome {
+        let done: usize = self
+            .headers
+            .get(RETRIES)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let Some(&delay_ms) = delays.get(done) else {
+            return Outcome::Reject;
+        };
+        let mut headers: BTreeMap<String, String> = self
+            .headers
+            .iter()
+            .filter(|(k, _)| !is_broker_header(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        headers.insert(RETRIES.to_owned(), (done + 1).to_string());
+        headers.insert(ORIGINAL_EXCHANGE.to_owned(), self.exchange.clone());
+        headers.insert(ORIGINAL_ROUTING_KEY.to_owned(), self.routing_key.clone());
+        let mut copy = Outgoing {
+            exchange: String::new(),
+            routing_key: queue.to_owned(),
+            body: self.body.clone(),
+            headers,
+            message_id: self
+                .message_id
+                .clone()
+                .unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
+            correlation_id: self.correlation_id.clone(),
+            reply_to: self.reply_to.clone(),
+            expiration_ms: None,
+            persistent: true,
+            mandatory: true,
+        };
+        let deadline = Instant::now() + self.session.publish_deadline;
+        let delay = Duration::from_millis(delay_ms);
+        match delay::send(&self.session, &mut copy, delay, deadline).await {
+            Ok(()) => {
+                self.session.counters.retried.inc();
+                Outcome::Ack
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, message_id = ?self.message_id, "retry copy not sent; requeueing at once");
+                Outcome::Nack { requeue: true }
+            }
+        }
     }
 
     /// Rejects without requeueing: a poison message goes to the dead-letter queue.
@@ -255,6 +343,21 @@ impl Delivery {
             None => Ok(()),
         }
     }
+}
+
+/// How many delay queues a retried message has been through.
+const RETRIES: &str = "x-courier-retries";
+/// Where a retried message was first published, restored on its deliveries.
+const ORIGINAL_EXCHANGE: &str = "x-courier-exchange";
+const ORIGINAL_ROUTING_KEY: &str = "x-courier-routing-key";
+
+/// Headers the broker sets on delivery or dead-lettering: a retry copy is a new
+/// publish, and RabbitMQ reads `x-death` to detect dead-letter cycles.
+fn is_broker_header(name: &str) -> bool {
+    name == "x-death"
+        || name == "x-delivery-count"
+        || name.starts_with("x-first-death-")
+        || name.starts_with("x-last-death-")
 }
 
 impl Drop for Delivery {

@@ -17,6 +17,7 @@ mod bus;
 mod config;
 mod consumer;
 mod dedup;
+mod delay;
 mod delivery;
 mod memory;
 mod message;

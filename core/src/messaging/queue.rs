@@ -1,6 +1,7 @@
 //! Queue and exchange declaration options.
 
 use crate::error::{Error, Result};
+use crate::limits::{MAX_RETRY_DELAYS, check_duration_ms};
 
 /// Returns of one message to a quorum queue before it is dead-lettered instead
 /// (RabbitMQ's rule: returned more times than the limit), so a poison message costs six
@@ -22,6 +23,12 @@ pub struct QueueOptions {
     pub dead_letter: bool,
     /// Message time-to-live in the queue.
     pub ttl_ms: Option<u64>,
+    /// Delayed redelivery: a delivery nacked with `requeue` comes back after the first
+    /// delay, nacked again after the second, and so on; after the last it goes to the
+    /// dead-letter queue. Empty (the default): a nacked message is requeued at once, as
+    /// in plain AMQP. Kept by the bus that declares the queue, so the consuming process
+    /// declares it too (as it should, to recover it after a reconnect).
+    pub retry_delays_ms: Vec<u64>,
 }
 
 impl Default for QueueOptions {
@@ -31,6 +38,7 @@ impl Default for QueueOptions {
             delivery_limit: None,
             dead_letter: true,
             ttl_ms: None,
+            retry_delays_ms: Vec::new(),
         }
     }
 }
@@ -40,8 +48,26 @@ impl QueueOptions {
     /// TTL beyond AMQP's signed 64-bit `x-message-ttl`. Both transports check the same.
     ///
     /// # Errors
-    /// [`Error::Config`] naming `delivery_limit` or `ttl_ms`.
+    /// [`Error::Config`] naming `delivery_limit`, `ttl_ms` or `retry_delays_ms`.
     pub(crate) fn check(&self) -> Result<()> {
+        if self.retry_delays_ms.len() > MAX_RETRY_DELAYS {
+            return Err(Error::config(
+                "retry_delays_ms",
+                format!(
+                    "at most {MAX_RETRY_DELAYS} delays, got {}",
+                    self.retry_delays_ms.len()
+                ),
+            ));
+        }
+        for (i, &ms) in self.retry_delays_ms.iter().enumerate() {
+            check_duration_ms(format!("retry_delays_ms[{i}]"), ms, false)?;
+        }
+        if !self.retry_delays_ms.is_empty() && !self.dead_letter {
+            return Err(Error::config(
+                "retry_delays_ms",
+                "needs dead_letter=true: a message past its last delay is parked in the dead-letter queue, not dropped",
+            ));
+        }
         if !self.quorum && self.delivery_limit.is_some() {
             return Err(Error::config(
                 "delivery_limit",
@@ -130,6 +156,31 @@ mod tests {
         assert_eq!(
             forever.check().unwrap_err().to_string(),
             "ttl_ms: too large"
+        );
+    }
+
+    #[test]
+    fn retry_delays_are_checked() {
+        let retry = |delays: Vec<u64>, dead_letter: bool| QueueOptions {
+            retry_delays_ms: delays,
+            dead_letter,
+            ..QueueOptions::default()
+        };
+        assert!(retry(vec![1000, 5000, 30_000], true).check().is_ok());
+        assert_eq!(
+            retry(vec![1000, 0], true).check().unwrap_err().to_string(),
+            "retry_delays_ms[1]: must be 1..=2592000000 ms (30 days), got 0"
+        );
+        assert_eq!(
+            retry(vec![1; 17], true).check().unwrap_err().to_string(),
+            "retry_delays_ms: at most 16 delays, got 17"
+        );
+        assert!(
+            retry(vec![1000], false)
+                .check()
+                .unwrap_err()
+                .to_string()
+                .starts_with("retry_delays_ms: needs dead_letter=true")
         );
     }
 }

@@ -5,8 +5,9 @@
 //! It sits below `Bus`, `Consumer` and `Delivery` so that none of them reaches into
 //! another: each holds the session, and the session knows none of them.
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::{Semaphore, watch};
@@ -44,6 +45,11 @@ pub(crate) struct Session {
     pub(crate) publish_deadline: Duration,
     /// Body and header sizes every outgoing message is checked against.
     pub(crate) limits: MessageLimits,
+    /// The delay queues this bus declared (`super::delay`).
+    delay_queues: Mutex<HashSet<String>>,
+    /// The retry delays of the queues this bus declared with `retry_delays_ms`, for
+    /// their consumers.
+    retry_delays: Mutex<HashMap<String, Arc<[u64]>>>,
     /// The process that connected; a child forked from it cannot use this bus.
     pid: u32,
     closed: AtomicBool,
@@ -75,6 +81,8 @@ impl Session {
             prefetch: settings.prefetch,
             publish_deadline: settings.publish_deadline,
             limits: settings.limits,
+            delay_queues: Mutex::default(),
+            retry_delays: Mutex::default(),
             pid: std::process::id(),
             closed: AtomicBool::new(false),
             shutdown: watch::Sender::new(false),
@@ -175,6 +183,35 @@ impl Session {
                 })
             }
         }
+    }
+
+    /// The delay queues declared so far; the lock is never held across an `.await`.
+    pub(crate) fn delay_queues(&self) -> MutexGuard<'_, HashSet<String>> {
+        self.delay_queues
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records `queue`'s retry delays (none: a nack requeues at once).
+    pub(crate) fn set_retry_delays(&self, queue: &str, delays: &[u64]) {
+        let mut map = self
+            .retry_delays
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if delays.is_empty() {
+            map.remove(queue);
+        } else {
+            map.insert(queue.to_owned(), delays.into());
+        }
+    }
+
+    /// The retry delays this bus declared `queue` with, if any.
+    pub(crate) fn retry_delays(&self, queue: &str) -> Option<Arc<[u64]>> {
+        self.retry_delays
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(queue)
+            .cloned()
     }
 
     /// Closes once: stops publishes, wakes consumers, fails waiting requests, closes

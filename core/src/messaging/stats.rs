@@ -34,6 +34,8 @@ pub(crate) struct Counters {
     pub rejected: Counter,
     pub redelivered: Counter,
     pub deduplicated: Counter,
+    pub retried: Counter,
+    pub delayed: Counter,
     pub reconnects: Counter,
 }
 
@@ -64,6 +66,10 @@ pub struct BusStats {
     pub redelivered: u64,
     /// Duplicates acked and skipped without reaching the application.
     pub deduplicated: u64,
+    /// Nacked deliveries sent to a delay queue to come back later (`retry_delays_ms`).
+    pub retried: u64,
+    /// Publishes confirmed into a delay queue (`delay`), retries not included.
+    pub delayed: u64,
     /// RPC requests awaiting their reply now.
     pub rpc_in_flight: u64,
     /// Reconnections after a lost connection.
@@ -85,6 +91,8 @@ impl Counters {
             rejected: self.rejected.get(),
             redelivered: self.redelivered.get(),
             deduplicated: self.deduplicated.get(),
+            retried: self.retried.get(),
+            delayed: self.delayed.get(),
             rpc_in_flight: rpc_in_flight as u64,
             reconnects: self.reconnects.get(),
         }

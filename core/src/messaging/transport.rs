@@ -110,4 +110,11 @@ pub(crate) enum Declaration {
         exchange: String,
         routing_key: String,
     },
+    /// A delay queue (`super::delay`): a durable fanout exchange `name`, a durable
+    /// classic queue `name` bound to it that dead-letters expired messages to `target`
+    /// with their own routing key.
+    Delay {
+        name: String,
+        target: String,
+    },
 }

@@ -82,6 +82,8 @@ on_both_transports!(
     many_requests_in_flight_with_unanswered_ones,
     close_wakes_a_waiting_next,
     oversized_messages_are_refused_before_sending,
+    delayed_publish_arrives_no_earlier_than_its_delay,
+    nacks_come_back_after_each_retry_delay_then_dead_letter,
 );
 
 /// Pulls from `consumer` (30 s at most) until the bus has handed `delivered` messages
@@ -665,4 +667,150 @@ async fn oversized_messages_are_refused_before_sending(t: Transport) {
     assert_eq!(bus.stats().published, 0, "nothing was sent");
     bus.close().await.unwrap();
     t.cleanup(&[&q, &format!("{q}.dlq")]).await;
+}
+
+/// A delayed message overtaken by one published after it, arriving no earlier than its
+/// delay (a lower bound: the one timing assertion a delay can honestly make) through
+/// its exchange, with its routing key, id, headers and trace.
+async fn delayed_publish_arrives_no_earlier_than_its_delay(t: Transport) {
+    let bus = t.bus().await;
+    let q = unique("delayed");
+    let ex = unique("delayed-events");
+    bus.declare_exchange(&ex, ExchangeKind::Topic)
+        .await
+        .unwrap();
+    bus.declare_queue(&q, &QueueOptions::default())
+        .await
+        .unwrap();
+    bus.bind(&q, &ex, "order.*").await.unwrap();
+    let delay = Duration::from_millis(1500);
+    let sent = tokio::time::Instant::now();
+    let later = PublishOptions {
+        headers: BTreeMap::from([("x-tenant".to_owned(), "acme".to_owned())]),
+        delay: Some(delay),
+        ..PublishOptions::default()
+    };
+    let receipt = bus
+        .publish(&ex, "order.placed", body("later"), later)
+        .await
+        .unwrap();
+    bus.publish(&ex, "order.placed", body("now"), PublishOptions::default())
+        .await
+        .unwrap();
+    let consumer = bus.consume(&q, ConsumeOptions::default()).await.unwrap();
+    let first = consumer.next(SHORT).await.unwrap().unwrap();
+    assert_eq!(&first.body[..], b"now", "the undelayed message overtakes");
+    first.ack().await.unwrap();
+    let d = consumer.next(SHORT).await.unwrap().unwrap();
+    assert!(sent.elapsed() >= delay, "arrived after {:?}", sent.elapsed());
+    assert_eq!(&d.body[..], b"later");
+    assert_eq!(d.message_id.as_deref(), Some(receipt.message_id.as_str()));
+    assert_eq!(d.headers.get("x-tenant").map(String::as_str), Some("acme"));
+    assert_eq!(d.trace.trace_id(), receipt.trace.trace_id());
+    assert_eq!(
+        (d.exchange.as_str(), d.routing_key.as_str()),
+        (ex.as_str(), "order.placed")
+    );
+    d.ack().await.unwrap();
+
+    let bad = |delay_ms| PublishOptions {
+        delay: Some(Duration::from_millis(delay_ms)),
+        ..PublishOptions::default()
+    };
+    let err = bus.publish(&ex, "order.placed", body("x"), bad(0)).await;
+    assert_eq!(
+        err.unwrap_err().to_string(),
+        "delay_ms: must be 1..=2592000000 ms (30 days), got 0"
+    );
+    let stats = bus.stats();
+    assert_eq!((stats.delayed, stats.published), (1, 2), "{stats:?}");
+    bus.close().await.unwrap();
+    let delay_queue = format!("courier.delay.1472ms.{ex}");
+    t.cleanup(&[&q, &format!("{q}.dlq"), &delay_queue]).await;
+}
+
+/// `retry_delays_ms`: each nack brings the message back after the next delay with the
+/// same id, trace and original routing, counting `x-courier-retries`; past the last
+/// delay it is parked in the dead-letter queue. `reject` skips the delays.
+async fn nacks_come_back_after_each_retry_delay_then_dead_letter(t: Transport) {
+    let bus = t.bus().await;
+    let q = unique("retry");
+    let dlq = format!("{q}.dlq");
+    let ex = unique("retry-events");
+    let retrying = QueueOptions {
+        retry_delays_ms: vec![300, 600],
+        ..QueueOptions::default()
+    };
+    bus.declare_exchange(&ex, ExchangeKind::Topic)
+        .await
+        .unwrap();
+    bus.declare_queue(&q, &retrying).await.unwrap();
+    bus.bind(&q, &ex, "order.*").await.unwrap();
+    let receipt = bus
+        .publish(&ex, "order.placed", body("flaky"), with_id("order-1"))
+        .await
+        .unwrap();
+    let consumer = bus.consume(&q, ConsumeOptions::default()).await.unwrap();
+    let mut d = consumer.next(SHORT).await.unwrap().unwrap();
+    for (retry, delay_ms) in [(1, 300), (2, 600)] {
+        let nacked = tokio::time::Instant::now();
+        d.nack(true).await.unwrap();
+        d = consumer.next(SHORT).await.unwrap().unwrap();
+        assert!(
+            nacked.elapsed() >= Duration::from_millis(delay_ms),
+            "retry {retry} came back after {:?}",
+            nacked.elapsed()
+        );
+        assert_eq!(d.message_id.as_deref(), Some("order-1"));
+        assert_eq!(&d.body[..], b"flaky");
+        assert_eq!(d.trace.trace_id(), receipt.trace.trace_id());
+        assert_eq!(
+            d.headers.get("x-courier-retries").map(String::as_str),
+            Some(retry.to_string().as_str())
+        );
+        assert_eq!(
+            (d.exchange.as_str(), d.routing_key.as_str()),
+            (ex.as_str(), "order.placed"),
+            "the original routing is restored"
+        );
+    }
+    d.nack(true).await.unwrap();
+    let dead = bus.consume(&dlq, ConsumeOptions::default()).await.unwrap();
+    let parked = dead.next(SHORT).await.unwrap().expect("dead-lettered");
+    assert_eq!(parked.message_id.as_deref(), Some("order-1"));
+    assert_eq!(
+        parked.headers.get("x-courier-retries").map(String::as_str),
+        Some("2")
+    );
+    parked.ack().await.unwrap();
+
+    bus.publish("", &q, body("poison"), with_id("order-2"))
+        .await
+        .unwrap();
+    let poison = consumer.next(SHORT).await.unwrap().unwrap();
+    poison.reject().await.unwrap();
+    let parked = dead.next(SHORT).await.unwrap().expect("rejected at once");
+    assert_eq!(parked.message_id.as_deref(), Some("order-2"));
+    assert!(!parked.headers.contains_key("x-courier-retries"));
+    parked.ack().await.unwrap();
+
+    let stats = bus.stats();
+    assert_eq!(
+        (stats.retried, stats.nacked, stats.rejected, stats.delayed),
+        (2, 3, 1, 0),
+        "{stats:?}"
+    );
+    let err = bus
+        .declare_queue(
+            &q,
+            &QueueOptions {
+                retry_delays_ms: vec![0],
+                ..QueueOptions::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config);
+    bus.close().await.unwrap();
+    t.cleanup(&[&q, &dlq]).await;
 }

@@ -177,6 +177,15 @@ pub(crate) fn dead_letter_arguments(options: &QueueOptions) -> FieldTable {
     args
 }
 
+/// A delay queue's arguments: a classic queue (its messages expire from the head in
+/// order, and a delay needs no replication beyond durability) that dead-letters to
+/// `target` without a routing key, so each message keeps its own.
+pub(crate) fn delay_arguments(target: &str) -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert("x-dead-letter-exchange".into(), long_string(target));
+    args
+}
+
 fn long_string(s: &str) -> AMQPValue {
     AMQPValue::LongString(LongString::from(s))
 }

@@ -6,7 +6,7 @@ use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptio
 use lapin::types::FieldTable;
 
 use super::connection::close_bounded;
-use super::convert::{self, dead_letter_arguments, queue_arguments};
+use super::convert::{self, dead_letter_arguments, delay_arguments, queue_arguments};
 use super::link::Live;
 use crate::error::Result;
 use crate::messaging::queue::dead_letter_queue;
@@ -92,5 +92,34 @@ async fn declare_on(channel: &Channel, declaration: &Declaration, target: &str) 
             )
             .await
             .map_err(|e| convert::error("queue.bind", target, e)),
+        Declaration::Delay { name, target: to } => {
+            let exchange = ExchangeDeclareOptions {
+                durable: true,
+                ..ExchangeDeclareOptions::default()
+            };
+            channel
+                .exchange_declare(
+                    name.as_str().into(),
+                    lapin::ExchangeKind::Fanout,
+                    exchange,
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(|e| convert::error("exchange.declare", target, e))?;
+            channel
+                .queue_declare(name.as_str().into(), durable, delay_arguments(to))
+                .await
+                .map_err(|e| convert::error("queue.declare", target, e))?;
+            channel
+                .queue_bind(
+                    name.as_str().into(),
+                    name.as_str().into(),
+                    "".into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(|e| convert::error("queue.bind", target, e))
+        }
     }
 }

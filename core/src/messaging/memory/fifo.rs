@@ -25,6 +25,7 @@ const REJECTED: &str = "rejected";
 const DELIVERY_LIMIT: &str = "delivery_limit";
 
 /// A message as one queue holds it.
+#[derive(Clone)]
 pub(super) struct Envelope {
     /// Enqueue order: a classic queue puts a requeued message back where this says.
     pub(super) seq: u64,

@@ -59,6 +59,7 @@ impl Transport for Memory {
                 exchange,
                 routing_key,
             } => self.broker.bind(queue, exchange, routing_key),
+            Declaration::Delay { name, target } => self.broker.state().declare_delay(name, target),
         };
         Box::pin(std::future::ready(declared))
     }

@@ -35,6 +35,9 @@ pub(super) struct State {
     exchanges: HashMap<String, Exchange>,
     queues: HashMap<String, Queue>,
     replies: HashMap<String, UnboundedSender<Incoming>>,
+    /// Delay queues and the exchange each dead-letters to (`x-dead-letter-exchange`
+    /// without a routing key): expired messages are routed on with their own key.
+    forwards: HashMap<String, String>,
     /// Source of consumer ids, enqueue sequence numbers and timer tokens.
     last_id: u64,
 }
@@ -50,6 +53,7 @@ impl State {
             exchanges,
             queues: HashMap::new(),
             replies: HashMap::new(),
+            forwards: HashMap::new(),
             last_id: 0,
         }
     }
@@ -100,6 +104,7 @@ impl State {
                 delivery_limit: None,
                 dead_letter: false,
                 ttl_ms: None,
+                retry_delays_ms: Vec::new(),
             };
             self.declare_one(&dead_letter_queue(name), &dlq)?;
         }
@@ -126,6 +131,20 @@ impl State {
         }
     }
 
+    /// A delay queue, as the AMQP transport declares it: a fanout exchange, a classic
+    /// queue of the same name bound to it, dead-lettering to `target`.
+    pub(super) fn declare_delay(&mut self, name: &str, target: &str) -> Result<()> {
+        self.declare_exchange(name, ExchangeKind::Fanout)?;
+        let classic = QueueOptions {
+            quorum: false,
+            dead_letter: false,
+            ..QueueOptions::default()
+        };
+        self.declare_one(name, &classic)?;
+        self.forwards.insert(name.to_owned(), target.to_owned());
+        self.bind(name, name, "")
+    }
+
     /// RabbitMQ reports a missing exchange before a missing queue.
     pub(super) fn bind(&mut self, queue: &str, exchange: &str, routing_key: &str) -> Result<()> {
         const OPERATION: &str = "queue.bind";
@@ -143,21 +162,12 @@ impl State {
     }
 
     pub(super) fn publish(&mut self, message: Outgoing, now: Instant) -> Result<Confirm> {
-        let targets = if message.exchange.is_empty() {
-            if self.replies.contains_key(&message.routing_key) {
-                return Ok(self.reply(message));
-            }
-            if self.queues.contains_key(&message.routing_key) {
-                vec![message.routing_key.clone()]
-            } else {
-                Vec::new()
-            }
-        } else {
-            self.exchanges
-                .get(&message.exchange)
-                .ok_or_else(|| not_found("basic.publish", "exchange", &message.exchange))?
-                .route(&message.routing_key)
-        };
+        if message.exchange.is_empty() && self.replies.contains_key(&message.routing_key) {
+            return Ok(self.reply(message));
+        }
+        let targets = self
+            .route(&message.exchange, &message.routing_key)
+            .ok_or_else(|| not_found("basic.publish", "exchange", &message.exchange))?;
         if targets.is_empty() {
             return Ok(unroutable(&message));
         }
@@ -165,6 +175,16 @@ impl State {
             self.enqueue(queue, Envelope::new(&message), message.expiration_ms, now);
         }
         Ok(Confirm::Ack)
+    }
+
+    /// The queues `exchange` routes `routing_key` to; `None` when there is no such
+    /// exchange.
+    fn route(&self, exchange: &str, routing_key: &str) -> Option<Vec<String>> {
+        if exchange.is_empty() {
+            let known = self.queues.contains_key(routing_key);
+            return Some(known.then(|| routing_key.to_owned()).into_iter().collect());
+        }
+        Some(self.exchanges.get(exchange)?.route(routing_key))
     }
 
     /// Direct reply-to: straight to the requester's receiver, consumed without acks.
@@ -307,6 +327,10 @@ impl State {
     /// (only on its first death), and loses its per-message TTL so it does not expire
     /// again where it is parked. Without `dead_letter` the message is dropped.
     fn dead_letter(&mut self, source: &str, mut message: Envelope, reason: &str, now: Instant) {
+        if let Some(exchange) = self.forwards.get(source).cloned() {
+            self.forward(source, message, reason, &exchange, now);
+            return;
+        }
         if !self
             .queues
             .get(source)
@@ -315,19 +339,32 @@ impl State {
             return;
         }
         let target = dead_letter_queue(source);
-        for (header, value) in [
-            ("x-first-death-queue", source),
-            ("x-first-death-reason", reason),
-            ("x-first-death-exchange", message.exchange.as_str()),
-        ] {
-            if !message.headers.contains_key(header) {
-                message.headers.insert(header.to_owned(), value.to_owned());
-            }
-        }
+        mark_death(&mut message, source, reason);
         message.exchange = String::new();
         message.routing_key.clone_from(&target);
         message.returns = 0;
         self.enqueue(&target, message, None, now);
+    }
+
+    /// Dead-letters a delay queue's message to `exchange` with its own routing key; a
+    /// message no queue takes there is dropped, as RabbitMQ drops it.
+    fn forward(
+        &mut self,
+        source: &str,
+        mut message: Envelope,
+        reason: &str,
+        exchange: &str,
+        now: Instant,
+    ) {
+        mark_death(&mut message, source, reason);
+        message.exchange = exchange.to_owned();
+        message.returns = 0;
+        let targets = self
+            .route(exchange, &message.routing_key)
+            .unwrap_or_default();
+        for queue in targets {
+            self.enqueue(&queue, message.clone(), None, now);
+        }
     }
 
     /// Schedules an expiry check for the head's expiry, unless one at least as early
@@ -377,6 +414,19 @@ impl State {
             token,
             task,
         });
+    }
+}
+
+/// RabbitMQ's `x-first-death-*` headers, set on a message's first dead-lettering only.
+fn mark_death(message: &mut Envelope, source: &str, reason: &str) {
+    for (header, value) in [
+        ("x-first-death-queue", source),
+        ("x-first-death-reason", reason),
+        ("x-first-death-exchange", message.exchange.as_str()),
+    ] {
+        if !message.headers.contains_key(header) {
+            message.headers.insert(header.to_owned(), value.to_owned());
+        }
     }
 }
 
