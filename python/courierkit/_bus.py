@@ -7,11 +7,11 @@ Consumers are iterators (sync) and async iterators (asyncio) over the core's pul
 from __future__ import annotations
 
 import json as _json
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypedDict, Union
 
 from . import _courier
-from ._config import body_bytes, known, text, to_json, whole
+from ._config import body_bytes, config_error, known, text, to_json, whole
 from ._trace import Trace, parent
 
 if TYPE_CHECKING:
@@ -45,6 +45,15 @@ class _QueueKwargs(TypedDict, total=False):
     delivery_limit: int | None
     dead_letter: bool | None
     ttl_ms: int | None
+    retry_delays_ms: Sequence[int] | None
+
+
+def _retry_delays(delays: Sequence[int] | None) -> list[int] | None:
+    if delays is None:
+        return None
+    if isinstance(delays, (str, bytes)) or not isinstance(delays, Sequence):
+        raise config_error("retry_delays_ms", f"must be a list of ints, got {type(delays).__name__}")
+    return [whole(f"retry_delays_ms[{i}]", d) or 0 for i, d in enumerate(delays)]
 
 
 def _queue_options(kw: _QueueKwargs) -> _QueueOptions:
@@ -54,6 +63,7 @@ def _queue_options(kw: _QueueKwargs) -> _QueueOptions:
         "delivery_limit": whole("delivery_limit", kw.get("delivery_limit"), 2**32 - 1),
         "dead_letter": kw.get("dead_letter"),
         "ttl_ms": whole("ttl_ms", kw.get("ttl_ms")),
+        "retry_delays_ms": _retry_delays(kw.get("retry_delays_ms")),
     }
 
 
@@ -64,6 +74,7 @@ class _PublishKwargs(TypedDict, total=False):
     persistent: bool | None
     trace: Trace | None
     deadline_ms: int | None
+    delay_ms: int | None
 
 
 def _publish_options(kw: _PublishKwargs) -> _PublishOptions:
@@ -75,6 +86,7 @@ def _publish_options(kw: _PublishKwargs) -> _PublishOptions:
         "persistent": kw.get("persistent"),
         "trace": parent(kw.get("trace")),
         "deadline_ms": whole("deadline_ms", kw.get("deadline_ms")),
+        "delay_ms": whole("delay_ms", kw.get("delay_ms")),
     }
 
 
@@ -254,8 +266,8 @@ class _BusBase:
     def stats(self) -> dict[str, int]:
         """Counters since the bus connected: ``published``, ``confirmed``, ``resent``,
         ``returned``, ``publish_rejected``, ``republished``, ``delivered``, ``acked``,
-        ``nacked``, ``rejected``, ``redelivered``, ``deduplicated``, ``rpc_in_flight``,
-        ``reconnects``."""
+        ``nacked``, ``rejected``, ``redelivered``, ``deduplicated``, ``retried``, ``delayed``,
+        ``rpc_in_flight``, ``reconnects``."""
         stats: dict[str, int] = _json.loads(self._native.stats_json())
         return stats
 
@@ -269,7 +281,9 @@ class Bus(_BusBase):
 
     def declare_queue(self, name: str, **options: Unpack[_QueueKwargs]) -> None:
         """Declares ``name``; by default (core's) a quorum queue with a delivery limit of 5
-        and a ``<name>.dlq`` dead-letter queue."""
+        and a ``<name>.dlq`` dead-letter queue. With ``retry_delays_ms=[1000, 5000]`` a
+        ``nack(requeue=True)`` brings the message back after each delay in turn, then
+        dead-letters it (docs/messaging.md)."""
         self._native.declare_queue(name, _queue_options(options))
 
     def declare_exchange(self, name: str, kind: ExchangeKind | None = None) -> None:
@@ -288,7 +302,8 @@ class Bus(_BusBase):
         (``traceparent``, ...); without it, the current OpenTelemetry span when there is
         one. The message carries a child of the parent, or starts a new trace.
         ``deadline_ms`` bounds the whole publish, reconnects included (default: the
-        config's ``publish_deadline_ms``). ``persistent`` unless False.
+        config's ``publish_deadline_ms``). ``persistent`` unless False. ``delay_ms``
+        delivers no earlier than that (through a delay queue; docs/messaging.md).
         """
         return Receipt(*self._native.publish(exchange, routing_key, _bytes(body), _publish_options(options)))
 

@@ -66,6 +66,7 @@ class _QueueOptions(TypedDict):
     delivery_limit: int | None
     dead_letter: bool | None
     ttl_ms: int | None
+    retry_delays_ms: list[int] | None
 
 class _PublishOptions(TypedDict):
     headers: dict[str, str] | None
@@ -74,6 +75,7 @@ class _PublishOptions(TypedDict):
     persistent: bool | None
     trace: _Trace | None
     deadline_ms: int | None
+    delay_ms: int | None
 
 class _ConsumeOptions(TypedDict):
     prefetch: int | None

@@ -34,6 +34,7 @@ pub(crate) struct QueueOptionsArg {
     delivery_limit: Option<u32>,
     dead_letter: Option<bool>,
     ttl_ms: Option<u64>,
+    retry_delays_ms: Option<Vec<u64>>,
 }
 
 impl QueueOptionsArg {
@@ -44,6 +45,7 @@ impl QueueOptionsArg {
             delivery_limit: self.delivery_limit,
             dead_letter: self.dead_letter.unwrap_or(default.dead_letter),
             ttl_ms: self.ttl_ms,
+            retry_delays_ms: self.retry_delays_ms.unwrap_or(default.retry_delays_ms),
         }
     }
 }
@@ -58,6 +60,7 @@ pub(crate) struct PublishOptionsArg {
     persistent: Option<bool>,
     trace: Option<TraceArg>,
     deadline_ms: Option<u64>,
+    delay_ms: Option<u64>,
 }
 
 impl PublishOptionsArg {
@@ -70,6 +73,7 @@ impl PublishOptionsArg {
             persistent: self.persistent.unwrap_or(default.persistent),
             trace: self.trace.map(TraceArg::into_core),
             deadline: self.deadline_ms.map(Duration::from_millis),
+            delay: self.delay_ms.map(Duration::from_millis),
         }
     }
 }

@@ -108,6 +108,8 @@ STATS_FIELDS = {
     "rejected",
     "redelivered",
     "deduplicated",
+    "retried",
+    "delayed",
     "rpc_in_flight",
     "reconnects",
 }
