@@ -47,6 +47,16 @@ function optNumber(field, v) {
   return v
 }
 
+/** An array of numbers, each checked as `optNumber` checks one (`field[i]`). */
+function optNumbers(field, v) {
+  if (v == null) return undefined
+  if (!Array.isArray(v)) throw configError(field, `expected an array of numbers, got ${typeName(v)}`)
+  return v.map((n, i) => {
+    if (typeof n !== 'number') throw configError(`${field}[${i}]`, `expected a number, got ${typeName(n)}`)
+    return n
+  })
+}
+
 /** `[name, value]` pairs from an object, a Map or an array of pairs. Values must be
  * strings, or also finite numbers and bigints when `numbers` (query parameters). */
 function entries(field, items, numbers = false) {
@@ -83,4 +93,4 @@ function body(field, v) {
   throw configError(field, `expected a string, Buffer, TypedArray or ArrayBuffer, got ${typeName(v)}`)
 }
 
-module.exports = { configError, options, string, optString, optBool, optNumber, entries, stringMap, body }
+module.exports = { configError, options, string, optString, optBool, optNumber, optNumbers, entries, stringMap, body }

@@ -195,6 +195,10 @@ export interface BusStats {
   redelivered: number
   /** Duplicates acked and skipped without reaching the application. */
   deduplicated: number
+  /** Nacked deliveries sent to a delay queue to come back later (`retryDelaysMs`). */
+  retried: number
+  /** Publishes confirmed into a delay queue (`delayMs`), retries not included. */
+  delayed: number
   /** Requests awaiting their reply now. */
   rpc_in_flight: number
   reconnects: number
@@ -355,6 +359,11 @@ export interface QueueOptions {
   /** Create `<name>.dlq` for rejected messages. Default true. */
   deadLetter?: boolean
   ttlMs?: number
+  /**
+   * Delayed redelivery: `nack(true)` brings the message back after each delay in turn
+   * (`x-courier-retries` counts them), then dead-letters it. Needs `deadLetter`.
+   */
+  retryDelaysMs?: number[]
 }
 
 export interface PublishMessage {
@@ -369,6 +378,8 @@ export interface PublishMessage {
   trace?: Trace
   /** How long the publish may wait in all; the config's `publish_deadline_ms` by default. */
   deadlineMs?: number
+  /** Deliver no earlier than this many milliseconds from now (through a delay queue). */
+  delayMs?: number
 }
 
 export interface ConsumeOptions {

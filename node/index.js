@@ -205,6 +205,7 @@ class Bus {
       deliveryLimit: args.optNumber('delivery_limit', opts.deliveryLimit),
       deadLetter: args.optBool('dead_letter', opts.deadLetter),
       ttlMs: args.optNumber('ttl_ms', opts.ttlMs),
+      retryDelaysMs: args.optNumbers('retry_delays_ms', opts.retryDelaysMs),
     })
   }
 
@@ -231,6 +232,7 @@ class Bus {
       persistent: args.optBool('persistent', msg.persistent),
       trace: parentTrace(msg.trace),
       deadlineMs: args.optNumber('deadline_ms', msg.deadlineMs),
+      delayMs: args.optNumber('delay_ms', msg.delayMs),
     })
   }
 

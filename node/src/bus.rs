@@ -21,6 +21,7 @@ pub struct NativeQueueOptions {
     pub delivery_limit: Option<f64>,
     pub dead_letter: Option<bool>,
     pub ttl_ms: Option<f64>,
+    pub retry_delays_ms: Option<Vec<f64>>,
 }
 
 #[napi(object)]
@@ -36,6 +37,8 @@ pub struct NativePublish {
     pub trace: Option<HashMap<String, String>>,
     /// How long the publish may wait in all; the bus's `publish_deadline_ms` when absent.
     pub deadline_ms: Option<f64>,
+    /// Deliver no earlier than this many milliseconds from now.
+    pub delay_ms: Option<f64>,
 }
 
 #[napi(object)]
@@ -105,6 +108,20 @@ impl NativeBus {
                 ttl_ms: numbers::millis("ttl_ms", o.ttl_ms)
                     .or_throw(env)?
                     .map(|d| d.as_millis() as u64),
+                retry_delays_ms: o
+                    .retry_delays_ms
+                    .unwrap_or_default()
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, ms)| {
+                        numbers::integer(
+                            &format!("retry_delays_ms[{i}]"),
+                            ms,
+                            courierkit::MAX_DURATION_MS,
+                        )
+                    })
+                    .collect::<courierkit::Result<_>>()
+                    .or_throw(env)?,
             },
         };
         let bus = self.inner.clone();
@@ -155,6 +172,7 @@ impl NativeBus {
                 .trace
                 .map(|carrier| TraceContext::from_carrier(&carrier)),
             deadline: numbers::millis("deadline_ms", message.deadline_ms).or_throw(env)?,
+            delay: numbers::millis("delay_ms", message.delay_ms).or_throw(env)?,
         };
         let body = message.body.to_vec().into();
         let (exchange, routing_key) = (message.exchange, message.routing_key);

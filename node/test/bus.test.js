@@ -194,8 +194,8 @@ test('memory: stats() has every counter in snake_case like client.stats(), and c
   await (await consumer.next({ timeoutMs: 1000 })).ack()
   const stats = bus.stats()
   assert.deepEqual(Object.keys(stats).sort(), [
-    'acked', 'confirmed', 'deduplicated', 'delivered', 'nacked', 'publish_rejected', 'published',
-    'reconnects', 'redelivered', 'rejected', 'republished', 'resent', 'returned', 'rpc_in_flight',
+    'acked', 'confirmed', 'deduplicated', 'delayed', 'delivered', 'nacked', 'publish_rejected', 'published',
+    'reconnects', 'redelivered', 'rejected', 'republished', 'resent', 'retried', 'returned', 'rpc_in_flight',
   ])
   assert.ok(Object.values(stats).every((v) => Number.isInteger(v) && v >= 0))
   assert.deepEqual([stats.published, stats.confirmed, stats.delivered, stats.acked], [1, 1, 1, 1])

@@ -26,7 +26,7 @@ async function usage(): Promise<void> {
   hedged.reconfigure({ services: { search: { endpoints: ['http://h:3'], rate_limit: { per_second: 10 }, adaptive_concurrency: {} } } })
 
   const bus = await Bus.connect({ urls: ['amqp://guest:guest@127.0.0.1:5672/%2f'] })
-  await bus.declareQueue('orders', { quorum: true, deadLetter: true })
+  await bus.declareQueue('orders', { quorum: true, deadLetter: true, retryDelaysMs: [1000, 5000] })
   const { messageId } = await bus.publish({ routingKey: 'orders', body: Buffer.from('x') })
   const consumer = await bus.consume('orders', { prefetch: 10 })
   for await (const d of consumer) {
@@ -34,7 +34,7 @@ async function usage(): Promise<void> {
     const id: string | null | undefined = delivery.messageId
     if (id === messageId) await delivery.ack()
   }
-  await bus.publish({ routingKey: 'orders', body: 'x', messageId: 'm1', deadlineMs: 1000 })
+  await bus.publish({ routingKey: 'orders', body: 'x', messageId: 'm1', deadlineMs: 1000, delayMs: 500 })
   const deduped = await bus.consume('orders', { prefetch: 10, dedup: false })
   await deduped.close()
 
@@ -55,7 +55,7 @@ async function usage(): Promise<void> {
   await memory.request({ exchange: 'rpc', routingKey: 'pricing', body: Buffer.from('x'), trace: { traceparent: '...' } })
   const text: string = reply.body.toString()
   const stats: BusStats = memory.stats()
-  const counts: number[] = [stats.deduplicated, stats.rpc_in_flight, stats.publish_rejected]
+  const counts: number[] = [stats.deduplicated, stats.rpc_in_flight, stats.publish_rejected, stats.retried, stats.delayed]
   void [text, counts]
   const parent: TraceContext = TraceContext.parse('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', 'v=1')
   const ids: [string, string, boolean, string | null] = [parent.traceId, parent.spanId, parent.sampled, parent.tracestate]
