@@ -34,6 +34,11 @@ pub struct QueueOptions {
     /// Message time-to-live in the queue.
     #[uniffi(default = None)]
     pub ttl_ms: Option<u64>,
+    /// Delayed redelivery: a `nack(requeue = true)` brings the message back after each
+    /// delay in turn (`x-courier-retries` counts them), then dead-letters it. Needs
+    /// `dead_letter`. Empty: a nack requeues at once.
+    #[uniffi(default)]
+    pub retry_delays_ms: Vec<u64>,
 }
 
 impl From<QueueOptions> for courierkit::QueueOptions {
@@ -43,6 +48,7 @@ impl From<QueueOptions> for courierkit::QueueOptions {
             delivery_limit: o.delivery_limit,
             dead_letter: o.dead_letter,
             ttl_ms: o.ttl_ms,
+            retry_delays_ms: o.retry_delays_ms,
         }
     }
 }
@@ -72,6 +78,9 @@ pub struct PublishOptions {
     /// `publish_deadline_ms`.
     #[uniffi(default = None)]
     pub deadline_ms: Option<u64>,
+    /// Deliver no earlier than this many milliseconds from now (through a delay queue).
+    #[uniffi(default = None)]
+    pub delay_ms: Option<u64>,
 }
 
 impl From<PublishOptions> for courierkit::PublishOptions {
@@ -83,6 +92,7 @@ impl From<PublishOptions> for courierkit::PublishOptions {
             persistent: o.persistent,
             trace: o.trace.map(|c| courierkit::TraceContext::from_carrier(&c)),
             deadline: o.deadline_ms.map(Duration::from_millis),
+            delay: o.delay_ms.map(Duration::from_millis),
         }
     }
 }
@@ -128,6 +138,12 @@ pub struct BusStats {
     pub redelivered: u64,
     /// Duplicates acked and skipped without reaching the application.
     pub deduplicated: u64,
+    /// Nacked deliveries sent to a delay queue to come back later (`retry_delays_ms`).
+    #[uniffi(default = 0)]
+    pub retried: u64,
+    /// Publishes confirmed into a delay queue (`delay_ms`), retries not included.
+    #[uniffi(default = 0)]
+    pub delayed: u64,
     /// RPC requests awaiting their reply now.
     pub rpc_in_flight: u64,
     /// Reconnections after a lost connection.
@@ -149,6 +165,8 @@ impl From<courierkit::BusStats> for BusStats {
             rejected: s.rejected,
             redelivered: s.redelivered,
             deduplicated: s.deduplicated,
+            retried: s.retried,
+            delayed: s.delayed,
             rpc_in_flight: s.rpc_in_flight,
             reconnects: s.reconnects,
         }

@@ -337,7 +337,7 @@ class MemoryBusTest {
                 BusStats(
                     published = 0u, confirmed = 0u, resent = 0u, returned = 0u, publishRejected = 0u,
                     republished = 0u, delivered = 0u, acked = 0u, nacked = 0u, rejected = 0u, redelivered = 0u,
-                    deduplicated = 0u, rpcInFlight = 0u, reconnects = 0u,
+                    deduplicated = 0u, retried = 0u, delayed = 0u, rpcInFlight = 0u, reconnects = 0u,
                 ),
                 bus.stats(),
             )
