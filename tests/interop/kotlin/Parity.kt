@@ -21,6 +21,7 @@ import io.github.courierkit.ffi.BusStats
 import io.github.courierkit.ffi.Client
 import io.github.courierkit.ffi.CourierException
 import io.github.courierkit.ffi.PublishOptions
+import io.github.courierkit.ffi.QueueOptions
 import io.github.courierkit.ffi.Request
 import io.github.courierkit.publish
 import io.github.courierkit.request
@@ -261,6 +262,7 @@ private fun BusStats.bySnakeName(): Map<String, Long> = mapOf(
     "published" to published, "confirmed" to confirmed, "resent" to resent, "returned" to returned,
     "publish_rejected" to publishRejected, "republished" to republished, "delivered" to delivered, "acked" to acked, "nacked" to nacked,
     "rejected" to rejected, "redelivered" to redelivered, "deduplicated" to deduplicated,
+    "retried" to retried, "delayed" to delayed,
     "rpc_in_flight" to rpcInFlight, "reconnects" to reconnects,
 ).mapValues { it.value.toLong() }
 
@@ -329,8 +331,14 @@ private suspend fun step(bus: Bus, kit: Testkit, s: Map<String, Any?>): Map<Stri
         // A control-API request (cutting the bus's connection through a proxy); an answer other
         // than 2xx fails its check, which ends the case as a driver error.
         "testkit" -> kit.send(s.text("method"), s.text("path"), s["body"])
-        "declare_queue" -> bus.declareQueue(s.text("queue"))
-        "publish" -> bus.publish(exchange, s.text("routing_key"), body, PublishOptions(messageId = s["message_id"] as? String))
+        "declare_queue" -> {
+            val delays = (s["retry_delays_ms"] as? List<*>)?.map { (it as Long).toULong() } ?: emptyList()
+            bus.declareQueue(s.text("queue"), QueueOptions(retryDelaysMs = delays))
+        }
+        "publish" -> bus.publish(
+            exchange, s.text("routing_key"), body,
+            PublishOptions(messageId = s["message_id"] as? String, delayMs = (s["delay_ms"] as? Long)?.toULong()),
+        )
         "request" -> bus.request(s.text("routing_key"), body, exchange = exchange, timeoutMs = s.long("timeout_ms").toULong()).close()
         "consume" -> {
             val ids = mutableListOf<String?>()

@@ -124,10 +124,12 @@ async function step(bus, kit, s) {
       await kit.send(s.method, s.path, s.body ?? undefined)
       break
     case 'declare_queue':
-      await bus.declareQueue(s.queue)
+      await bus.declareQueue(s.queue, { retryDelaysMs: s.retry_delays_ms })
       break
     case 'publish':
-      await bus.publish({ exchange: s.exchange ?? '', routingKey: s.routing_key, body: s.body ?? '', messageId: s.message_id })
+      await bus.publish({
+        exchange: s.exchange ?? '', routingKey: s.routing_key, body: s.body ?? '', messageId: s.message_id, delayMs: s.delay_ms,
+      })
       break
     case 'request':
       await bus.request({ exchange: s.exchange ?? '', routingKey: s.routing_key, body: s.body ?? '', timeoutMs: s.timeout_ms })

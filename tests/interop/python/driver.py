@@ -105,10 +105,14 @@ def step(bus: courierkit.Bus, kit: Testkit, s: dict[str, Any]) -> dict[str, Any]
         # other than 2xx raises urllib's HTTPError, which ends the case as a driver error.
         kit.send(s["method"], s["path"], s.get("body"))
     elif op == "declare_queue":
-        bus.declare_queue(s["queue"])
+        bus.declare_queue(s["queue"], retry_delays_ms=s.get("retry_delays_ms"))
     elif op == "publish":
         bus.publish(
-            s.get("exchange", ""), s["routing_key"], s.get("body", ""), message_id=s.get("message_id")
+            s.get("exchange", ""),
+            s["routing_key"],
+            s.get("body", ""),
+            message_id=s.get("message_id"),
+            delay_ms=s.get("delay_ms"),
         )
     elif op == "request":
         bus.request(

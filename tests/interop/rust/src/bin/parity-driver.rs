@@ -239,12 +239,23 @@ async fn step(
             Ok(())
         }
         "declare_queue" => {
-            bus.declare_queue(text(s, "queue")?, &QueueOptions::default())
-                .await
+            let retry_delays_ms = match s.get("retry_delays_ms").filter(|v| !v.is_null()) {
+                None => Vec::new(),
+                Some(_) => list(s, "retry_delays_ms")?
+                    .iter()
+                    .map(|ms| ms.as_u64().ok_or("retry_delays_ms must list integers"))
+                    .collect::<Result<_, _>>()?,
+            };
+            let options = QueueOptions {
+                retry_delays_ms,
+                ..QueueOptions::default()
+            };
+            bus.declare_queue(text(s, "queue")?, &options).await
         }
         "publish" => {
             let options = courierkit::PublishOptions {
                 message_id: optional_text(s, "message_id"),
+                delay: s["delay_ms"].as_u64().map(Duration::from_millis),
                 ..courierkit::PublishOptions::default()
             };
             bus.publish(exchange, text(s, "routing_key")?, body.into(), options)

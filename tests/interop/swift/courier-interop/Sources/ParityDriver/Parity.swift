@@ -162,6 +162,7 @@ func bySnakeName(_ stats: BusStats) -> [String: UInt64] {
         "republished": stats.republished, "delivered": stats.delivered,
         "acked": stats.acked, "nacked": stats.nacked, "rejected": stats.rejected,
         "redelivered": stats.redelivered, "deduplicated": stats.deduplicated,
+        "retried": stats.retried, "delayed": stats.delayed,
         "rpc_in_flight": stats.rpcInFlight, "reconnects": stats.reconnects,
     ]
 }
@@ -294,11 +295,19 @@ func step(_ bus: Bus, _ kit: Testkit, _ s: JSON) async throws -> JSON {
     let body = try Data((s.optionalString("body") ?? "").utf8)
     switch op {
     case "declare_queue":
-        try await bus.declareQueue(name: s.requireString("queue"))
+        let delays: [UInt64] = try s.member("retry_delays_ms").map { _ in
+            try s.requireList("retry_delays_ms").map { delay in
+                guard case let .number(text) = delay, let ms = UInt64(text) else {
+                    throw Failure("retry_delays_ms must list integers, got \(delay.text)")
+                }
+                return ms
+            }
+        } ?? []
+        try await bus.declareQueue(name: s.requireString("queue"), options: QueueOptions(retryDelaysMs: delays))
     case "publish":
         _ = try await bus.publish(
             exchange: exchange, routingKey: s.requireString("routing_key"), body: body,
-            options: PublishOptions(messageId: s.optionalString("message_id"))
+            options: PublishOptions(messageId: s.optionalString("message_id"), delayMs: s.optionalInteger("delay_ms"))
         )
     case "request":
         _ = try await bus.request(
