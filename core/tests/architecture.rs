@@ -73,7 +73,10 @@ const MESSAGING_LAYERS: &[(&str, &[&str])] = &[
         &["dedup", "message", "rpc", "stats", "transport"],
     ),
     ("delay", &["message", "session", "transport"]),
-    ("delivery", &["dedup", "delay", "message", "session", "stats"]),
+    (
+        "delivery",
+        &["dedup", "delay", "message", "session", "stats"],
+    ),
     (
         "consumer",
         &["dedup", "delivery", "message", "session", "transport"],
@@ -85,10 +88,10 @@ const MESSAGING_LAYERS: &[(&str, &[&str])] = &[
             "config",
             "consumer",
             "dedup",
-            "delay",
             "delivery",
             "memory",
             "message",
+            "publish",
             "queue",
             "session",
             "stats",

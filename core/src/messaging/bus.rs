@@ -13,10 +13,10 @@ use super::amqp::Amqp;
 use super::config::BusConfig;
 use super::consumer::Consumer;
 use super::dedup::DedupStore;
-use super::delay;
 use super::delivery::Delivery;
 use super::memory::Memory;
 use super::message::Outgoing;
+use super::publish::{self, PublishOptions, Receipt, millis, producer_span};
 use super::queue::{ExchangeKind, QueueOptions, check_name};
 use super::session::{SETUP_DEADLINE, Session, Settings};
 use super::stats::{BusStats, Counters};
@@ -46,47 +46,6 @@ use crate::trace::TraceContext;
 #[derive(Clone)]
 pub struct Bus {
     session: Arc<Session>,
-}
-
-/// Per-publish options.
-#[derive(Debug, Clone)]
-pub struct PublishOptions {
-    /// Application headers, sent as AMQP long strings.
-    pub headers: BTreeMap<String, String>,
-    /// The message id; a UUIDv7 is generated when `None`, so every message can be
-    /// deduplicated and traced.
-    pub message_id: Option<String>,
-    /// Correlation id, for replies and conversations.
-    pub correlation_id: Option<String>,
-    /// Persist the message to disk (delivery mode 2). Default true.
-    pub persistent: bool,
-    /// The caller's trace context; the message carries a child of it (a new trace
-    /// when `None`) in its `traceparent`, `tracestate` and `baggage` headers.
-    pub trace: Option<TraceContext>,
-    /// How long the publish may wait in all, reconnects included; the bus's
-    /// `publish_deadline_ms` when `None`.
-    pub deadline: Option<Duration>,
-    /// Deliver no earlier than this (1 ms to 30 days): the message waits in a delay
-    /// queue and is routed to `exchange` when it expires (docs/messaging.md has the
-    /// topology and its precision). The receipt confirms the message is in the delay
-    /// queue; whether a queue takes it is decided when it is routed on, and a message
-    /// no queue takes then is dropped by the broker, as RabbitMQ drops any
-    /// dead-lettered message it cannot route.
-    pub delay: Option<Duration>,
-}
-
-impl Default for PublishOptions {
-    fn default() -> Self {
-        PublishOptions {
-            headers: BTreeMap::new(),
-            message_id: None,
-            correlation_id: None,
-            persistent: true,
-            trace: None,
-            deadline: None,
-            delay: None,
-        }
-    }
 }
 
 /// Per-consumer options.
@@ -131,15 +90,6 @@ impl Default for RequestOptions {
             trace: None,
         }
     }
-}
-
-/// Proof that the broker confirmed a publish.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Receipt {
-    /// The message's id, generated or given.
-    pub message_id: String,
-    /// The trace context the message carries.
-    pub trace: TraceContext,
 }
 
 impl Bus {
@@ -268,75 +218,7 @@ impl Bus {
         options: PublishOptions,
     ) -> Result<Receipt> {
         self.check_open()?;
-        check_name("exchange", exchange)?;
-        check_name("routing_key", routing_key)?;
-        let message_id = match options.message_id {
-            Some(id) => {
-                check_id("message_id", &id)?;
-                id
-            }
-            None => uuid::Uuid::now_v7().to_string(),
-        };
-        if let Some(cid) = &options.correlation_id {
-            check_id("correlation_id", cid)?;
-        }
-        self.session
-            .limits
-            .check_message(body.len(), &options.headers)?;
-        if let Some(deadline) = options.deadline {
-            check_duration_ms("deadline_ms", millis(deadline), false)?;
-        }
-        if let Some(delay) = options.delay {
-            delay::check(exchange, delay)?;
-        }
-        let trace = options
-            .trace
-            .as_ref()
-            .map_or_else(TraceContext::new_root, TraceContext::child);
-        let mut headers = options.headers;
-        headers.extend(trace.to_carrier());
-        let span = producer_span(
-            exchange,
-            routing_key,
-            &message_id,
-            options.correlation_id.as_deref(),
-            &trace,
-        );
-        if let Some(parent) = options.trace.as_ref().filter(|_| !span.is_disabled()) {
-            span.record("parent_span_id", parent.span_id());
-        }
-        let mut message = Outgoing {
-            exchange: exchange.to_owned(),
-            routing_key: routing_key.to_owned(),
-            body,
-            headers,
-            message_id,
-            correlation_id: options.correlation_id,
-            reply_to: None,
-            expiration_ms: None,
-            persistent: options.persistent,
-            mandatory: true,
-        };
-        let deadline = Instant::now() + options.deadline.unwrap_or(self.session.publish_deadline);
-        let outcome = async {
-            match options.delay {
-                Some(delay) => {
-                    delay::send(&self.session, &mut message, delay, deadline).await?;
-                    self.session.counters.delayed.inc();
-                }
-                None => self.session.send(&message, deadline, None).await?,
-            }
-            Ok::<_, Error>(Receipt {
-                message_id: message.message_id.clone(),
-                trace,
-            })
-        }
-        .instrument(span.clone())
-        .await;
-        if let Err(e) = &outcome {
-            span.record("error.type", e.kind().code());
-        }
-        outcome
+        publish::publish(&self.session, exchange, routing_key, body, options).await
     }
 
     /// Starts consuming `queue` with manual acknowledgement. After a reconnect the
@@ -500,56 +382,4 @@ impl Bus {
     fn check_open(&self) -> Result<()> {
         self.session.check_open()
     }
-}
-
-/// Message and correlation ids are AMQP short strings, and an empty one cannot be
-/// deduplicated or matched.
-pub(crate) fn check_id(field: &'static str, id: &str) -> Result<()> {
-    if id.is_empty() || id.len() > 255 {
-        return Err(Error::config(field, "must be 1..=255 bytes"));
-    }
-    Ok(())
-}
-
-/// The PRODUCER span of one publish, named and attributed by the OpenTelemetry
-/// messaging semantic conventions (<https://opentelemetry.io/docs/specs/semconv/messaging/rabbitmq/>).
-/// Its ids are the message's own context, the parent of whatever the consumer does.
-fn producer_span(
-    exchange: &str,
-    routing_key: &str,
-    message_id: &str,
-    correlation_id: Option<&str>,
-    trace: &TraceContext,
-) -> tracing::Span {
-    // The default exchange routes by queue name, so the routing key is the destination.
-    let destination = if exchange.is_empty() {
-        routing_key
-    } else {
-        exchange
-    };
-    let span = tracing::info_span!(
-        "amqp.publish",
-        otel.name = %format_args!("publish {destination}"),
-        otel.kind = "producer",
-        messaging.system = "rabbitmq",
-        messaging.operation.type = "send",
-        messaging.destination.name = destination,
-        messaging.rabbitmq.destination.routing_key = routing_key,
-        messaging.message.id = message_id,
-        messaging.message.conversation_id = tracing::field::Empty,
-        trace_id = %trace.trace_id(),
-        span_id = %trace.span_id(),
-        sampled = trace.sampled(),
-        parent_span_id = tracing::field::Empty,
-        error.type = tracing::field::Empty,
-    );
-    if let Some(cid) = correlation_id {
-        span.record("messaging.message.conversation_id", cid);
-    }
-    span
-}
-
-/// A duration in whole milliseconds, saturating, for range checks.
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

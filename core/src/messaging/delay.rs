@@ -150,7 +150,10 @@ mod tests {
         let msg = check(&"e".repeat(MAX_TARGET + 1), Duration::from_secs(1))
             .unwrap_err()
             .to_string();
-        assert!(msg.starts_with("exchange: must be at most 228 bytes"), "{msg}");
+        assert!(
+            msg.starts_with("exchange: must be at most 228 bytes"),
+            "{msg}"
+        );
         assert_eq!(
             check("", Duration::ZERO).unwrap_err().to_string(),
             "delay_ms: must be 1..=2592000000 ms (30 days), got 0"

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use super::dedup::DedupStore;
 use super::delay;
+use super::publish::{self, PublishOptions, Receipt};
 use super::message::{Incoming, Outcome, Outgoing, Settle};
 use super::session::Session;
 use super::stats::{Counter, Counters};
@@ -264,6 +265,65 @@ impl Delivery {
         Ok(())
     }
 
+    /// Hands the message on to the next step of a workflow and checkpoints this one:
+    /// publishes `body` to `exchange`/`routing_key` under a message id derived from this
+    /// delivery's id and that destination (a UUIDv5), continuing this delivery's trace
+    /// unless `options.trace` names another parent, waits for the broker's confirm,
+    /// and only then acks this delivery.
+    ///
+    /// A crash or a lost connection between the confirm and the ack brings this message
+    /// back; handling it again forwards under the same id, which the next step's
+    /// deduplicating consumer skips. Each step may run more than once, and hands on
+    /// exactly once as its deduplicating consumer sees it.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the delivery has no message id to derive from, or
+    /// `options.message_id` is set (the id is derived); [`Error::Closed`] when already
+    /// settled; publish errors as [`crate::Bus::publish`] (this delivery is then left
+    /// unsettled: nack or forward again); ack errors as [`Delivery::ack`] (the next step
+    /// was confirmed; the broker redelivers this one).
+    pub async fn forward(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        body: Bytes,
+        mut options: PublishOptions,
+    ) -> Result<Receipt> {
+        if self.settled.load(Ordering::Acquire) {
+            return Err(Error::Closed {
+                what: "delivery (already settled)",
+            });
+        }
+        let Some(id) = &self.message_id else {
+            return Err(Error::config(
+                "message_id",
+                "the delivery has no message id to derive the next step's from",
+            ));
+        };
+        if options.message_id.is_some() {
+            return Err(Error::config(
+                "message_id",
+                "is derived by forward (from this delivery's id and the destination)",
+            ));
+        }
+        self.session.check_open()?;
+        let next = next_step_id(id, exchange, routing_key);
+        options.message_id = Some(next.clone());
+        if options.trace.is_none() {
+            options.trace = Some(self.trace.clone());
+        }
+        let receipt =
+            publish::publish(&self.session, exchange, routing_key, body, options).await?;
+        tracing::debug!(
+            target: "courierkit::forward",
+            message_id = %id,
+            next_message_id = %next,
+            "next step confirmed; acking this one"
+        );
+        self.ack().await?;
+        Ok(receipt)
+    }
+
     /// Answers a request (a delivery from [`Bus::serve`]) on its `reply_to` with the same
     /// correlation id, continuing its trace. Does not settle the request.
     ///
@@ -345,6 +405,17 @@ impl Delivery {
     }
 }
 
+/// The namespace of forwarded message ids (UUIDv5): any fixed UUID does, as long as
+/// every process (and every courier version) derives with the same one.
+const FORWARD_NAMESPACE: uuid::Uuid = uuid::uuid!("5b1f4c8e-5d4e-4f0a-9a53-2c7e61b0d3a4");
+
+/// The id of the message `forward` sends from message `id` to `exchange`/`routing_key`:
+/// the same for every redelivery of `id`, different for each destination.
+fn next_step_id(id: &str, exchange: &str, routing_key: &str) -> String {
+    let name = format!("{id}\n{exchange}\n{routing_key}");
+    uuid::Uuid::new_v5(&FORWARD_NAMESPACE, name.as_bytes()).to_string()
+}
+
 /// How many delay queues a retried message has been through.
 const RETRIES: &str = "x-courier-retries";
 /// Where a retried message was first published, restored on its deliveries.
@@ -366,5 +437,22 @@ impl Drop for Delivery {
         if !self.settled.load(Ordering::Acquire) {
             self.release();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_step_id;
+
+    #[test]
+    fn next_step_ids_are_fixed_per_message_and_destination() {
+        let id = next_step_id("order-1", "", "steps.2");
+        assert_eq!(id, next_step_id("order-1", "", "steps.2"));
+        // Pinned (Python: `uuid5(FORWARD_NAMESPACE, "order-1\\n\\nsteps.2")`): processes on
+        // different versions must derive the same id.
+        assert_eq!(id, "8db29ecb-8652-5a4f-873e-c3167dda3cdd");
+        assert_ne!(id, next_step_id("order-1", "", "steps.3"));
+        assert_ne!(id, next_step_id("order-1", "steps", ".2"));
+        assert_ne!(id, next_step_id("order-2", "", "steps.2"));
     }
 }

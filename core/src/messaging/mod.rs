@@ -21,15 +21,17 @@ mod delay;
 mod delivery;
 mod memory;
 mod message;
+mod publish;
 mod queue;
 mod rpc;
 mod session;
 mod stats;
 mod transport;
 
-pub use bus::{Bus, ConsumeOptions, PublishOptions, Receipt, RequestOptions};
+pub use bus::{Bus, ConsumeOptions, RequestOptions};
 pub use config::{BusConfig, DedupConfig, ReconnectConfig};
 pub use consumer::Consumer;
 pub use delivery::Delivery;
+pub use publish::{PublishOptions, Receipt};
 pub use queue::{DEFAULT_DELIVERY_LIMIT, ExchangeKind, QueueOptions};
 pub use stats::BusStats;

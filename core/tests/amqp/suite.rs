@@ -84,6 +84,7 @@ on_both_transports!(
     oversized_messages_are_refused_before_sending,
     delayed_publish_arrives_no_earlier_than_its_delay,
     nacks_come_back_after_each_retry_delay_then_dead_letter,
+    forward_hands_on_once_under_a_derived_id,
 );
 
 /// Pulls from `consumer` (30 s at most) until the bus has handed `delivered` messages
@@ -702,7 +703,11 @@ async fn delayed_publish_arrives_no_earlier_than_its_delay(t: Transport) {
     assert_eq!(&first.body[..], b"now", "the undelayed message overtakes");
     first.ack().await.unwrap();
     let d = consumer.next(SHORT).await.unwrap().unwrap();
-    assert!(sent.elapsed() >= delay, "arrived after {:?}", sent.elapsed());
+    assert!(
+        sent.elapsed() >= delay,
+        "arrived after {:?}",
+        sent.elapsed()
+    );
     assert_eq!(&d.body[..], b"later");
     assert_eq!(d.message_id.as_deref(), Some(receipt.message_id.as_str()));
     assert_eq!(d.headers.get("x-tenant").map(String::as_str), Some("acme"));
@@ -813,4 +818,66 @@ async fn nacks_come_back_after_each_retry_delay_then_dead_letter(t: Transport) {
     assert_eq!(err.kind(), ErrorKind::Config);
     bus.close().await.unwrap();
     t.cleanup(&[&q, &dlq]).await;
+}
+
+/// `forward`: the next step goes out under an id derived from the current one (the same
+/// for a redelivered copy, so the next consumer skips it), continuing the trace, and the
+/// current delivery is acked after the confirm.
+async fn forward_hands_on_once_under_a_derived_id(t: Transport) {
+    let bus = t.bus().await;
+    let (first, second) = (unique("step1"), unique("step2"));
+    for q in [&first, &second] {
+        bus.declare_queue(q, &QueueOptions::default()).await.unwrap();
+    }
+    let receipt = bus
+        .publish("", &first, body("order"), with_id("order-1"))
+        .await
+        .unwrap();
+    // Without dedup on the first step, a second copy of order-1 stands for the
+    // redelivery that follows a crash between the forward's confirm and its ack.
+    let redelivered = PublishOptions {
+        trace: Some(receipt.trace.clone()),
+        ..with_id("order-1")
+    };
+    bus.publish("", &first, body("order"), redelivered)
+        .await
+        .unwrap();
+    let no_dedup = ConsumeOptions {
+        dedup: false,
+        ..ConsumeOptions::default()
+    };
+    let step1 = bus.consume(&first, no_dedup).await.unwrap();
+    let mut forwarded = Vec::new();
+    for _ in 0..2 {
+        let d = step1.next(SHORT).await.unwrap().unwrap();
+        let next = d
+            .forward("", &second, body("step 2"), PublishOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            d.ack().await.unwrap_err().kind(),
+            ErrorKind::Closed,
+            "forward acked it"
+        );
+        assert_eq!(next.trace.trace_id(), receipt.trace.trace_id());
+        forwarded.push(next.message_id);
+    }
+    assert_eq!(forwarded[0], forwarded[1], "one id per step, however often");
+    assert_ne!(forwarded[0], "order-1");
+
+    let step2 = bus.consume(&second, ConsumeOptions::default()).await.unwrap();
+    let d = step2.next(SHORT).await.unwrap().unwrap();
+    assert_eq!(d.message_id.as_deref(), Some(forwarded[0].as_str()));
+    assert_eq!(&d.body[..], b"step 2");
+    assert_eq!(d.trace.trace_id(), receipt.trace.trace_id());
+    let err = d
+        .forward("", &first, body("x"), with_id("mine"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string().split(':').next(), Some("message_id"));
+    d.ack().await.unwrap();
+    accounted_for(&bus, &step2, 3, 1).await;
+    bus.close().await.unwrap();
+    t.cleanup(&[&first, &second, &format!("{first}.dlq"), &format!("{second}.dlq")])
+        .await;
 }

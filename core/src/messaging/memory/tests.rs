@@ -30,6 +30,7 @@ fn classic() -> QueueOptions {
         delivery_limit: None,
         dead_letter: false,
         ttl_ms: None,
+        retry_delays_ms: Vec::new(),
     }
 }
 
