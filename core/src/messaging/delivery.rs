@@ -11,8 +11,8 @@ use tokio::time::Instant;
 
 use super::dedup::DedupStore;
 use super::delay;
-use super::publish::{self, PublishOptions, Receipt};
 use super::message::{Incoming, Outcome, Outgoing, Settle};
+use super::publish::{self, PublishOptions, Receipt};
 use super::session::Session;
 use super::stats::{Counter, Counters};
 use crate::error::{Error, Result};
@@ -312,8 +312,7 @@ impl Delivery {
         if options.trace.is_none() {
             options.trace = Some(self.trace.clone());
         }
-        let receipt =
-            publish::publish(&self.session, exchange, routing_key, body, options).await?;
+        let receipt = publish::publish(&self.session, exchange, routing_key, body, options).await?;
         tracing::debug!(
             target: "courierkit::forward",
             message_id = %id,

@@ -87,9 +87,7 @@ pub(crate) async fn publish(
     if let Some(cid) = &options.correlation_id {
         check_id("correlation_id", cid)?;
     }
-    session
-        .limits
-        .check_message(body.len(), &options.headers)?;
+    session.limits.check_message(body.len(), &options.headers)?;
     if let Some(deadline) = options.deadline {
         check_duration_ms("deadline_ms", millis(deadline), false)?;
     }

@@ -7,6 +7,7 @@ use courierkit::{
     Bus, BusConfig, ConsumeOptions, ErrorKind, PublishOptions, QueueOptions, Validate,
 };
 
+mod forward;
 mod suite;
 #[path = "../support/mod.rs"]
 mod support;

@@ -827,7 +827,9 @@ async fn forward_hands_on_once_under_a_derived_id(t: Transport) {
     let bus = t.bus().await;
     let (first, second) = (unique("step1"), unique("step2"));
     for q in [&first, &second] {
-        bus.declare_queue(q, &QueueOptions::default()).await.unwrap();
+        bus.declare_queue(q, &QueueOptions::default())
+            .await
+            .unwrap();
     }
     let receipt = bus
         .publish("", &first, body("order"), with_id("order-1"))
@@ -865,7 +867,10 @@ async fn forward_hands_on_once_under_a_derived_id(t: Transport) {
     assert_eq!(forwarded[0], forwarded[1], "one id per step, however often");
     assert_ne!(forwarded[0], "order-1");
 
-    let step2 = bus.consume(&second, ConsumeOptions::default()).await.unwrap();
+    let step2 = bus
+        .consume(&second, ConsumeOptions::default())
+        .await
+        .unwrap();
     let d = step2.next(SHORT).await.unwrap().unwrap();
     assert_eq!(d.message_id.as_deref(), Some(forwarded[0].as_str()));
     assert_eq!(&d.body[..], b"step 2");
@@ -878,6 +883,11 @@ async fn forward_hands_on_once_under_a_derived_id(t: Transport) {
     d.ack().await.unwrap();
     accounted_for(&bus, &step2, 3, 1).await;
     bus.close().await.unwrap();
-    t.cleanup(&[&first, &second, &format!("{first}.dlq"), &format!("{second}.dlq")])
-        .await;
+    t.cleanup(&[
+        &first,
+        &second,
+        &format!("{first}.dlq"),
+        &format!("{second}.dlq"),
+    ])
+    .await;
 }
