@@ -188,6 +188,16 @@ class Delivery:
         delivery is not a request."""
         self._native.reply(_bytes(body), _headers(headers))
 
+    def forward(
+        self, exchange: str, routing_key: str, body: Body, **options: Unpack[_PublishKwargs]
+    ) -> Receipt:
+        """Hands the message on to the next step of a workflow: publishes ``body`` under a
+        message id derived from this delivery's id and the destination (so a redelivered
+        copy forwards the same id, which the next step's dedup skips), continuing this
+        delivery's trace, and acks this delivery once the broker confirmed the next step.
+        Takes :meth:`Bus.publish`'s options except ``message_id``."""
+        return Receipt(*self._native.forward(exchange, routing_key, _bytes(body), _publish_options(options)))
+
     async def ack_async(self) -> None:
         await self._native.ack_async()
 
@@ -199,6 +209,13 @@ class Delivery:
 
     async def reply_async(self, body: Body, headers: Mapping[str, str] | None = None) -> None:
         await self._native.reply_async(_bytes(body), _headers(headers))
+
+    async def forward_async(
+        self, exchange: str, routing_key: str, body: Body, **options: Unpack[_PublishKwargs]
+    ) -> Receipt:
+        return Receipt(
+            *await self._native.forward_async(exchange, routing_key, _bytes(body), _publish_options(options))
+        )
 
     def __repr__(self) -> str:
         return f"<Delivery {self.message_id} from {self.exchange!r}/{self.routing_key!r}>"

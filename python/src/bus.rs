@@ -426,6 +426,22 @@ impl Delivery {
         let d = self.inner.clone();
         async move { d.reply(body.into(), headers.unwrap_or_default()).await }
     }
+
+    fn forward_op(
+        &self,
+        exchange: String,
+        routing_key: String,
+        body: Vec<u8>,
+        options: PublishOptionsArg,
+    ) -> impl Op<(String, TraceContext)> {
+        let (d, options) = (self.inner.clone(), options.into_core());
+        async move {
+            let receipt = d
+                .forward(&exchange, &routing_key, body.into(), options)
+                .await?;
+            Ok((receipt.message_id, TraceContext::from(receipt.trace)))
+        }
+    }
 }
 
 #[pymethods]
@@ -530,5 +546,29 @@ impl Delivery {
         headers: Option<BTreeMap<String, String>>,
     ) -> Awaitable<'py> {
         awaitable(py, self.reply_op(body, headers))
+    }
+
+    /// Publishes the next step under a derived id, then acks this delivery; returns the
+    /// next step's message id and trace context.
+    fn forward(
+        &self,
+        py: Python<'_>,
+        exchange: String,
+        routing_key: String,
+        body: Vec<u8>,
+        options: PublishOptionsArg,
+    ) -> PyResult<(String, TraceContext)> {
+        block(py, self.forward_op(exchange, routing_key, body, options))
+    }
+
+    fn forward_async<'py>(
+        &self,
+        py: Python<'py>,
+        exchange: String,
+        routing_key: String,
+        body: Vec<u8>,
+        options: PublishOptionsArg,
+    ) -> Awaitable<'py> {
+        awaitable(py, self.forward_op(exchange, routing_key, body, options))
     }
 }
