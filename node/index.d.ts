@@ -344,6 +344,13 @@ export declare class Delivery {
   reject(): Promise<void>
   /** Answers a request; rejects with COURIER_CONFIG when this delivery is not one. */
   reply(body?: Body, headers?: Record<string, string>): Promise<void>
+  /**
+   * Hands the message on to the next workflow step: publishes `msg` under a message id
+   * derived from this delivery's id and the destination (a redelivered copy forwards the
+   * same id, which the next step's dedup skips), then acks this delivery once the broker
+   * confirmed. Without `trace`: the active OpenTelemetry span, else this delivery's trace.
+   */
+  forward(msg: Omit<PublishMessage, 'messageId'>): Promise<Receipt>
 }
 
 export declare class Consumer implements AsyncIterable<Delivery> {

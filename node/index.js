@@ -168,6 +168,11 @@ class Delivery {
   /** Dead-letters the message. */
   async reject() { return this.#native.reject() }
   /** Rejects with COURIER_CONFIG when this delivery is not a request. */
+  /** Publishes the next workflow step (`publish`'s message, without `messageId`: it is
+   * derived from this delivery's id and the destination), then acks this delivery;
+   * resolves with the next step's receipt. Without `trace`, continues this delivery's. */
+  async forward(msg) { return this.#native.forward(publishArgs(msg)) }
+
   async reply(body, headers = undefined) {
     return this.#native.reply(args.body('body', body) ?? Buffer.alloc(0), args.stringMap('headers', headers))
   }
@@ -189,6 +194,23 @@ class Consumer {
   }
 }
 
+
+/** A publish's (or a forward's) message as the native module takes it. */
+function publishArgs(msg) {
+  msg = args.options('message', msg)
+  return {
+    exchange: args.optString('exchange', msg.exchange) ?? '',
+    routingKey: args.string('routing_key', msg.routingKey),
+    body: args.body('body', msg.body) ?? Buffer.alloc(0),
+    headers: args.stringMap('headers', msg.headers),
+    messageId: args.optString('message_id', msg.messageId),
+    correlationId: args.optString('correlation_id', msg.correlationId),
+    persistent: args.optBool('persistent', msg.persistent),
+    trace: parentTrace(msg.trace),
+    deadlineMs: args.optNumber('deadline_ms', msg.deadlineMs),
+    delayMs: args.optNumber('delay_ms', msg.delayMs),
+  }
+}
 
 class Bus {
   #native
@@ -221,19 +243,7 @@ class Bus {
   /** Resolves once the broker confirms, with the message id and the trace context sent
    * (`trace`, a carrier, and `traceContext`). */
   async publish(msg) {
-    msg = args.options('message', msg)
-    return this.#native.publish({
-      exchange: args.optString('exchange', msg.exchange) ?? '',
-      routingKey: args.string('routing_key', msg.routingKey),
-      body: args.body('body', msg.body) ?? Buffer.alloc(0),
-      headers: args.stringMap('headers', msg.headers),
-      messageId: args.optString('message_id', msg.messageId),
-      correlationId: args.optString('correlation_id', msg.correlationId),
-      persistent: args.optBool('persistent', msg.persistent),
-      trace: parentTrace(msg.trace),
-      deadlineMs: args.optNumber('deadline_ms', msg.deadlineMs),
-      delayMs: args.optNumber('delay_ms', msg.delayMs),
-    })
+    return this.#native.publish(publishArgs(msg))
   }
 
   async consume(queue, opts = {}) {

@@ -68,6 +68,35 @@ pub struct NativeReceipt {
     pub trace_context: NativeTraceContext,
 }
 
+impl From<courierkit::Receipt> for NativeReceipt {
+    fn from(receipt: courierkit::Receipt) -> Self {
+        NativeReceipt {
+            message_id: receipt.message_id,
+            trace: receipt.trace.to_carrier().into_iter().collect(),
+            trace_context: receipt.trace.into(),
+        }
+    }
+}
+
+impl NativePublish {
+    /// The destination, body and core options of a publish or a forward.
+    fn into_core(self) -> courierkit::Result<(String, String, Vec<u8>, PublishOptions)> {
+        let defaults = PublishOptions::default();
+        let options = PublishOptions {
+            headers: self.headers.unwrap_or_default().into_iter().collect(),
+            message_id: self.message_id,
+            correlation_id: self.correlation_id,
+            persistent: self.persistent.unwrap_or(defaults.persistent),
+            trace: self
+                .trace
+                .map(|carrier| TraceContext::from_carrier(&carrier)),
+            deadline: numbers::millis("deadline_ms", self.deadline_ms)?,
+            delay: numbers::millis("delay_ms", self.delay_ms)?,
+        };
+        Ok((self.exchange, self.routing_key, self.body.to_vec(), options))
+    }
+}
+
 #[napi]
 pub struct NativeBus {
     inner: courierkit::Bus,
@@ -162,28 +191,13 @@ impl NativeBus {
     /// Resolves once confirmed, with the message id and its trace carrier.
     #[napi(ts_return_type = "Promise<NativeReceipt>")]
     pub fn publish<'env>(&self, env: &'env Env, message: NativePublish) -> Result<Object<'env>> {
-        let defaults = PublishOptions::default();
-        let options = PublishOptions {
-            headers: message.headers.unwrap_or_default().into_iter().collect(),
-            message_id: message.message_id,
-            correlation_id: message.correlation_id,
-            persistent: message.persistent.unwrap_or(defaults.persistent),
-            trace: message
-                .trace
-                .map(|carrier| TraceContext::from_carrier(&carrier)),
-            deadline: numbers::millis("deadline_ms", message.deadline_ms).or_throw(env)?,
-            delay: numbers::millis("delay_ms", message.delay_ms).or_throw(env)?,
-        };
-        let body = message.body.to_vec().into();
-        let (exchange, routing_key) = (message.exchange, message.routing_key);
+        let (exchange, routing_key, body, options) = message.into_core().or_throw(env)?;
         let bus = self.inner.clone();
         promise::spawn(env, async move {
-            let receipt = bus.publish(&exchange, &routing_key, body, options).await?;
-            Ok(NativeReceipt {
-                message_id: receipt.message_id,
-                trace: receipt.trace.to_carrier().into_iter().collect(),
-                trace_context: receipt.trace.into(),
-            })
+            let receipt = bus
+                .publish(&exchange, &routing_key, body.into(), options)
+                .await?;
+            Ok(NativeReceipt::from(receipt))
         })
     }
 
@@ -398,5 +412,20 @@ impl NativeDelivery {
         let headers = headers.unwrap_or_default().into_iter().collect();
         let d = self.inner.clone();
         promise::spawn(env, async move { d.reply(body, headers).await })
+    }
+
+    /// Publishes the next workflow step under a message id derived from this delivery's
+    /// and the destination, then acks this delivery; resolves with the next step's
+    /// receipt.
+    #[napi(ts_return_type = "Promise<NativeReceipt>")]
+    pub fn forward<'env>(&self, env: &'env Env, message: NativePublish) -> Result<Object<'env>> {
+        let (exchange, routing_key, body, options) = message.into_core().or_throw(env)?;
+        let d = self.inner.clone();
+        promise::spawn(env, async move {
+            let receipt = d
+                .forward(&exchange, &routing_key, body.into(), options)
+                .await?;
+            Ok(NativeReceipt::from(receipt))
+        })
     }
 }

@@ -33,6 +33,10 @@ async function usage(): Promise<void> {
     const delivery: Delivery = d
     const id: string | null | undefined = delivery.messageId
     if (id === messageId) await delivery.ack()
+    else {
+      const next: Receipt = await delivery.forward({ exchange: 'invoices', routingKey: 'invoice.due', body: d.body })
+      void next.messageId
+    }
   }
   await bus.publish({ routingKey: 'orders', body: 'x', messageId: 'm1', deadlineMs: 1000, delayMs: 500 })
   const deduped = await bus.consume('orders', { prefetch: 10, dedup: false })
