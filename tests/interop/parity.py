@@ -134,7 +134,7 @@ def rabbitmq_twins(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
     messages. Cases written for RabbitMQ (`{amqp}`, `{amqp_proxy}`) have no twin."""
     twins = []
     for case in cases:
-        if case["kind"] != "bus" or case["config"].get("urls") != ["{memory}"]:
+        if case["kind"] != "bus" or case["config"].get("urls") != ["{memory}"] or not case.get("twin", True):
             continue
         steps = [
             {**step, **{k: f"courier-parity.{{ns}}.{step[k]}" for k in NAME_FIELDS if k in step}}

@@ -107,6 +107,15 @@ pub struct Receipt {
     pub trace: HashMap<String, String>,
 }
 
+impl From<courierkit::Receipt> for Receipt {
+    fn from(receipt: courierkit::Receipt) -> Self {
+        Receipt {
+            message_id: receipt.message_id,
+            trace: receipt.trace.to_carrier().into_iter().collect(),
+        }
+    }
+}
+
 /// A snapshot of [`Bus::stats`], as core's `BusStats`: counters since the bus connected.
 ///
 /// A record, like `ClientStats`, so reading it takes no further FFI calls. Counters keep
@@ -272,10 +281,7 @@ impl Bus {
                 .await
         })
         .await?;
-        Ok(Receipt {
-            message_id: receipt.message_id,
-            trace: receipt.trace.to_carrier().into_iter().collect(),
-        })
+        Ok(Receipt::from(receipt))
     }
 
     /// Starts consuming `queue` with manual acknowledgement; `prefetch` overrides the
@@ -533,5 +539,28 @@ impl Delivery {
         let d = Arc::clone(&self.inner);
         let headers = headers.into_iter().collect();
         crate::run(async move { d.reply(body.into(), headers).await }).await
+    }
+
+    /// Hands the message on to the next workflow step: publishes `body` under a message
+    /// id derived from this delivery's id and the destination (a redelivered copy
+    /// forwards the same id, which the next step's dedup skips), continuing this
+    /// delivery's trace unless `options.trace` is set, then acks this delivery once the
+    /// broker confirmed. `options.messageId` must be unset.
+    #[uniffi::method(default(options))]
+    pub async fn forward(
+        &self,
+        exchange: String,
+        routing_key: String,
+        body: Vec<u8>,
+        options: PublishOptions,
+    ) -> Result<Receipt, CourierError> {
+        let d = Arc::clone(&self.inner);
+        let options = courierkit::PublishOptions::from(options);
+        let receipt = crate::run(async move {
+            d.forward(&exchange, &routing_key, body.into(), options)
+                .await
+        })
+        .await?;
+        Ok(Receipt::from(receipt))
     }
 }

@@ -355,6 +355,7 @@ private suspend fun step(bus: Bus, kit: Testkit, s: Map<String, Any?>): Map<Stri
                             "ack" -> d.ack()
                             "reject" -> d.reject()
                             "nack" -> d.nack(requeue = true)
+                            "forward" -> d.forward("", s.text("forward_to"), d.body())
                             else -> error("unknown settle $settle")
                         }
                     }

@@ -148,7 +148,8 @@ async function step(bus, kit, s) {
           }
           if (d === null) throw new Error('the consumer closed')
           ids.push(d.messageId)
-          await d[s.settle]()
+          if (s.settle === 'forward') await d.forward({ routingKey: s.forward_to, body: d.body })
+          else await d[s.settle]()
         }
       } finally {
         await consumer.close()

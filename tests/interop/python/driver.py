@@ -129,7 +129,10 @@ def step(bus: courierkit.Bus, kit: Testkit, s: dict[str, Any]) -> dict[str, Any]
                 if d is None:
                     raise RuntimeError("the consumer closed")
                 ids.append(d.message_id)
-                getattr(d, s["settle"])()
+                if s["settle"] == "forward":
+                    d.forward("", s["forward_to"], d.body)
+                else:
+                    getattr(d, s["settle"])()
         return {"message_ids": ids}
     elif op == "stats":
         stats = bus.stats()

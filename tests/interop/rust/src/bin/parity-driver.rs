@@ -311,6 +311,13 @@ async fn consume(bus: &Bus, s: &Value) -> Result<Result<Value, courierkit::Error
             "ack" => d.ack().await,
             "reject" => d.reject().await,
             "nack" => d.nack(true).await,
+            "forward" => {
+                let to = text(s, "forward_to")?;
+                let body = d.body.clone();
+                d.forward("", to, body, courierkit::PublishOptions::default())
+                    .await
+                    .map(drop)
+            }
             other => return Err(format!("unknown settle {other:?}").into()),
         };
         if let Err(e) = settled {

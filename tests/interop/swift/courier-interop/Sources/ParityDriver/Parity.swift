@@ -239,7 +239,7 @@ func runHttp(_ c: JSON, _ kit: Testkit) async throws -> JSON {
 }
 
 enum Settle: String {
-    case ack, reject, nack
+    case ack, reject, nack, forward
 }
 
 /// Takes deliveries until `next` times out after `wait_ms`, settling each as the step says,
@@ -264,6 +264,10 @@ func consumeStep(_ bus: Bus, _ s: JSON) async throws -> JSON {
             case .ack: try await delivery.ack()
             case .reject: try await delivery.reject()
             case .nack: try await delivery.nack(requeue: true)
+            case .forward:
+                _ = try await delivery.forward(
+                    exchange: "", routingKey: s.requireString("forward_to"), body: delivery.body()
+                )
             }
         }
     } catch {
