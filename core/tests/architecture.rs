@@ -73,9 +73,10 @@ const MESSAGING_LAYERS: &[(&str, &[&str])] = &[
         &["dedup", "message", "rpc", "stats", "transport"],
     ),
     ("delay", &["message", "session", "transport"]),
+    ("publish", &["delay", "message", "queue", "session"]),
     (
         "delivery",
-        &["dedup", "delay", "message", "session", "stats"],
+        &["dedup", "delay", "message", "publish", "session", "stats"],
     ),
     (
         "consumer",
@@ -88,6 +89,7 @@ const MESSAGING_LAYERS: &[(&str, &[&str])] = &[
             "config",
             "consumer",
             "dedup",
+            "delay",
             "delivery",
             "memory",
             "message",

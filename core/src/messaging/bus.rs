@@ -13,6 +13,7 @@ use super::amqp::Amqp;
 use super::config::BusConfig;
 use super::consumer::Consumer;
 use super::dedup::DedupStore;
+use super::delay;
 use super::delivery::Delivery;
 use super::memory::Memory;
 use super::message::Outgoing;
@@ -150,6 +151,12 @@ impl Bus {
             options: options.clone(),
         })
         .await?;
+        // The delay queues the retries go through, now: a broker that refuses them
+        // fails the declaration, not a nack later.
+        let deadline = Instant::now() + SETUP_DEADLINE;
+        for &ms in &options.retry_delays_ms {
+            delay::declare(&self.session, "", ms, deadline).await?;
+        }
         self.session
             .set_retry_delays(name, &options.retry_delays_ms);
         Ok(())

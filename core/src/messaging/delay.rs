@@ -55,14 +55,28 @@ fn queue_name(exchange: &str, ms: u64) -> String {
     }
 }
 
-/// Whether this bus declared delay queue `name` already (then the transport replays
-/// it after a reconnect), refusing a new one past [`MAX_DELAY_QUEUES`].
-fn is_declared(session: &Session, name: &str) -> Result<bool> {
-    let declared = session.delay_queues();
-    if declared.contains(name) {
-        return Ok(true);
+/// Declares the delay queue for `exchange` and a delay of `ms` unless this bus has
+/// (the transport then replays it after every reconnect), and returns its name. First
+/// declarations go one at a time, so the bound of [`MAX_DELAY_QUEUES`] is exact.
+///
+/// # Errors
+/// [`Error::Config`] on `delay` past the bound; the broker's refusal of the declaration.
+pub(crate) async fn declare(
+    session: &Session,
+    exchange: &str,
+    ms: u64,
+    deadline: Instant,
+) -> Result<String> {
+    let name = queue_name(exchange, ms);
+    if session.delay_queues().contains(&name) {
+        return Ok(name);
     }
-    if declared.len() >= MAX_DELAY_QUEUES {
+    let _declaring = session.delay_declaring.lock().await;
+    let declared = session.delay_queues().len();
+    if session.delay_queues().contains(&name) {
+        return Ok(name);
+    }
+    if declared >= MAX_DELAY_QUEUES {
         return Err(Error::config(
             "delay",
             format!(
@@ -70,7 +84,17 @@ fn is_declared(session: &Session, name: &str) -> Result<bool> {
             ),
         ));
     }
-    Ok(false)
+    let declaration = Declaration::Delay {
+        name: name.clone(),
+        target: exchange.to_owned(),
+    };
+    let setup = Instant::now() + SETUP_DEADLINE;
+    session
+        .transport
+        .declare(declaration, setup.min(deadline))
+        .await?;
+    session.delay_queues().insert(name.clone());
+    Ok(name)
 }
 
 /// Checks a delayed publish to `exchange` can be made, before anything is sent.
@@ -101,19 +125,7 @@ pub(crate) async fn send(
     deadline: Instant,
 ) -> Result<()> {
     let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
-    let name = queue_name(&message.exchange, ms);
-    if !is_declared(session, &name)? {
-        let declaration = Declaration::Delay {
-            name: name.clone(),
-            target: message.exchange.clone(),
-        };
-        let setup = Instant::now() + SETUP_DEADLINE;
-        session
-            .transport
-            .declare(declaration, setup.min(deadline))
-            .await?;
-        session.delay_queues().insert(name.clone());
-    }
+    let name = declare(session, &message.exchange, ms, deadline).await?;
     message.exchange = name;
     message.expiration_ms = Some(ms);
     session.send(message, deadline, None).await

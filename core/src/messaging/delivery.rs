@@ -15,7 +15,7 @@ use super::message::{Incoming, Outcome, Outgoing, Settle};
 use super::publish::{self, PublishOptions, Receipt};
 use super::session::Session;
 use super::stats::{Counter, Counters};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::trace::TraceContext;
 
 /// A message delivered to a [`super::Consumer`] (or the reply to a request, which the
@@ -183,7 +183,9 @@ impl Delivery {
     /// goes to a delay queue for the next delay and comes back to this queue when it
     /// expires; past the last delay it is dead-lettered. The copy is confirmed before
     /// this delivery is acked, so a crash in between leaves two copies of one id, which
-    /// dedup tells apart; if the copy cannot be sent, the delivery is requeued at once.
+    /// dedup tells apart (a message without an id, from another client, gets one on its
+    /// first retry). If the broker is unreachable the delivery is requeued at once; if it
+    /// refuses the copy, the delivery is dead-lettered rather than requeued forever.
     ///
     /// # Errors
     /// As [`Delivery::ack`].
@@ -245,9 +247,20 @@ impl Delivery {
                 self.session.counters.retried.inc();
                 Outcome::Ack
             }
-            Err(e) => {
+            // A broker that is away may be back for the requeued copy's next nack.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::Connect | ErrorKind::Timeout | ErrorKind::Closed
+                ) =>
+            {
                 tracing::warn!(error = %e, message_id = ?self.message_id, "retry copy not sent; requeueing at once");
                 Outcome::Nack { requeue: true }
+            }
+            // A refusal would repeat on every requeue: park the message instead.
+            Err(e) => {
+                tracing::warn!(error = %e, message_id = ?self.message_id, "retry copy refused; dead-lettering");
+                Outcome::Reject
             }
         }
     }
@@ -281,7 +294,7 @@ impl Delivery {
     /// `options.message_id` is set (the id is derived); [`Error::Closed`] when already
     /// settled; publish errors as [`crate::Bus::publish`] (this delivery is then left
     /// unsettled: nack or forward again); ack errors as [`Delivery::ack`] (the next step
-    /// was confirmed; the broker redelivers this one).
+    /// was confirmed: ack again, or leave it to the broker's redelivery).
     pub async fn forward(
         &self,
         exchange: &str,

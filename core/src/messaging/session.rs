@@ -47,6 +47,8 @@ pub(crate) struct Session {
     pub(crate) limits: MessageLimits,
     /// The delay queues this bus declared (`super::delay`).
     delay_queues: Mutex<HashSet<String>>,
+    /// Held while a delay queue is declared for the first time.
+    pub(crate) delay_declaring: tokio::sync::Mutex<()>,
     /// The retry delays of the queues this bus declared with `retry_delays_ms`, for
     /// their consumers.
     retry_delays: Mutex<HashMap<String, Arc<[u64]>>>,
@@ -82,6 +84,7 @@ impl Session {
             publish_deadline: settings.publish_deadline,
             limits: settings.limits,
             delay_queues: Mutex::default(),
+            delay_declaring: tokio::sync::Mutex::new(()),
             retry_delays: Mutex::default(),
             pid: std::process::id(),
             closed: AtomicBool::new(false),

@@ -98,6 +98,8 @@ async fn killed_between_confirm_and_ack_every_order_reaches_the_last_step_once()
             .spawn()
             .expect("the test binary runs again as a worker");
         // Drain the last step while the worker runs, until it dies or everything arrived.
+        let limit = tokio::time::sleep(Duration::from_secs(30));
+        tokio::pin!(limit);
         let status = loop {
             tokio::select! {
                 status = worker.wait() => break Some(status.unwrap()),
@@ -112,7 +114,7 @@ async fn killed_between_confirm_and_ack_every_order_reaches_the_last_step_once()
                     Err(e) if e.kind() == ErrorKind::Timeout => {}
                     other => panic!("the last step failed: {other:?}"),
                 },
-                () = tokio::time::sleep(Duration::from_secs(30)) => panic!("a worker ran 30 s"),
+                () = &mut limit => panic!("a worker ran 30 s"),
             }
         };
         match status {

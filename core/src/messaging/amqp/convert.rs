@@ -177,11 +177,14 @@ pub(crate) fn dead_letter_arguments(options: &QueueOptions) -> FieldTable {
     args
 }
 
-/// A delay queue's arguments: a classic queue (its messages expire from the head in
-/// order, and a delay needs no replication beyond durability) that dead-letters to
+/// A delay queue's arguments: a classic queue (per-message TTL and dead-lettering on
+/// expiry work alike on every RabbitMQ version courier supports; the hop out of it is
+/// RabbitMQ's at-most-once dead-lettering, see docs/messaging.md) that dead-letters to
 /// `target` without a routing key, so each message keeps its own.
 pub(crate) fn delay_arguments(target: &str) -> FieldTable {
     let mut args = FieldTable::default();
+    // Explicit: a vhost may default to another queue type.
+    args.insert("x-queue-type".into(), long_string("classic"));
     args.insert("x-dead-letter-exchange".into(), long_string(target));
     args
 }
