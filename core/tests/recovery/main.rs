@@ -454,3 +454,78 @@ async fn a_partition_is_detected_by_heartbeat_and_the_bus_moves_on() {
     bus.close().await.unwrap();
     support::delete_queues(&[&q, &format!("{q}.dlq"), &silent, &format!("{silent}.dlq")]).await;
 }
+
+/// Delay queues are topology like any other: one deleted while the bus was away is
+/// declared again on the new connection, so a delayed publish after the reconnect is
+/// routed and delivered, no earlier than its delay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delay_queues_are_declared_again_after_a_reconnect() {
+    let _serial = SERIAL.lock().await;
+    let proxy = Proxy::start(support::socket_addr(&amqp_url()))
+        .await
+        .unwrap();
+    let bus = bus_at(&[proxy.url(&amqp_url())]).await;
+    let id = uuid::Uuid::new_v4();
+    let (exchange, q) = (
+        format!("courier-test.recovery.delayed.{id}"),
+        format!("courier-test.recovery.delayed.{id}"),
+    );
+    bus.declare_exchange(&exchange, courierkit::ExchangeKind::Topic)
+        .await
+        .unwrap();
+    bus.declare_queue(&q, &QueueOptions::default())
+        .await
+        .unwrap();
+    bus.bind(&q, &exchange, "#").await.unwrap();
+    let delayed = |n: &str| PublishOptions {
+        message_id: Some(n.to_owned()),
+        delay: Some(Duration::from_millis(200)),
+        ..PublishOptions::default()
+    };
+    let body = || bytes::Bytes::from_static(b"later");
+    bus.publish(&exchange, "order.placed", body(), delayed("before"))
+        .await
+        .unwrap();
+    let consumer = bus.consume(&q, ConsumeOptions::default()).await.unwrap();
+    let d = consumer
+        .next(Some(Duration::from_secs(10)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(d.message_id.as_deref(), Some("before"));
+    d.ack().await.unwrap();
+
+    // Away: the delay queue and its exchange are deleted behind the bus's back.
+    proxy.stop();
+    let delay_queue = format!("courier.delay.192ms.{exchange}");
+    let conn = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    ch.queue_delete(delay_queue.as_str().into(), Default::default())
+        .await
+        .unwrap();
+    ch.exchange_delete(delay_queue.as_str().into(), Default::default())
+        .await
+        .unwrap();
+    conn.close(200, "bye".into()).await.unwrap();
+    proxy.listen().unwrap();
+
+    let sent = Instant::now();
+    bus.publish(&exchange, "order.placed", body(), delayed("after"))
+        .await
+        .expect("the delay queue was declared again on the new connection");
+    let d = consumer
+        .next(Some(Duration::from_secs(60)))
+        .await
+        .unwrap()
+        .expect("the consumer is subscribed again");
+    assert_eq!(d.message_id.as_deref(), Some("after"));
+    assert!(sent.elapsed() >= Duration::from_millis(200));
+    assert_eq!(d.routing_key, "order.placed");
+    d.ack().await.unwrap();
+    assert!(bus.stats().reconnects >= 1);
+    consumer.close().await.unwrap();
+    bus.close().await.unwrap();
+    support::delete_queues(&[&q, &format!("{q}.dlq"), &delay_queue]).await;
+}
