@@ -787,6 +787,18 @@ async fn nacks_come_back_after_each_retry_delay_then_dead_letter(t: Transport) {
         parked.headers.get("x-courier-retries").map(String::as_str),
         Some("2")
     );
+    if let Transport::Amqp = t {
+        // RabbitMQ's x-death, readable as JSON: the last death is the rejection here.
+        let deaths: serde_json::Value = serde_json::from_str(&parked.headers["x-death"]).unwrap();
+        assert!(
+            deaths
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|d| d["reason"] == "rejected" && d["queue"] == q.as_str()),
+            "{deaths}"
+        );
+    }
     parked.ack().await.unwrap();
 
     bus.publish("", &q, body("poison"), with_id("order-2"))

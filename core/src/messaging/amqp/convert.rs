@@ -59,7 +59,8 @@ pub(crate) fn to_table(headers: &BTreeMap<String, String>) -> FieldTable {
 
 /// Reads an AMQP header table as strings. Text and numbers keep their value; byte
 /// arrays are read as UTF-8 (lossily), which is how other clients send text in
-/// `bytes` fields; nested tables and arrays are rendered as debug text rather than lost.
+/// `bytes` fields; nested tables and arrays (RabbitMQ's `x-death`) are rendered as JSON
+/// text rather than lost.
 pub(crate) fn from_table(table: Option<&FieldTable>) -> BTreeMap<String, String> {
     let Some(table) = table else {
         return BTreeMap::new();
@@ -87,9 +88,52 @@ fn value_text(v: &AMQPValue) -> String {
         AMQPValue::Timestamp(n) => n.to_string(),
         AMQPValue::Float(n) => n.to_string(),
         AMQPValue::Double(n) => n.to_string(),
-        other => format!("{other:?}"),
+        nested => value_json(nested, 0).to_string(),
     }
 }
+
+/// A field value as JSON, for nested tables and arrays: text stays text, numbers and
+/// timestamps (seconds) stay numbers, byte arrays are read as UTF-8 (lossily). Below
+/// [`MAX_NESTING`] levels a value is cut, so a hostile header cannot recurse deeply.
+fn value_json(v: &AMQPValue, depth: usize) -> serde_json::Value {
+    use serde_json::Value;
+    if depth > MAX_NESTING {
+        return Value::String("(nested too deeply)".to_owned());
+    }
+    match v {
+        AMQPValue::FieldTable(table) => Value::Object(
+            table
+                .inner()
+                .iter()
+                .map(|(k, v)| (k.to_string(), value_json(v, depth + 1)))
+                .collect(),
+        ),
+        AMQPValue::FieldArray(items) => Value::Array(
+            items
+                .as_slice()
+                .iter()
+                .map(|v| value_json(v, depth + 1))
+                .collect(),
+        ),
+        AMQPValue::Boolean(b) => Value::Bool(*b),
+        AMQPValue::ShortShortInt(n) => Value::from(*n),
+        AMQPValue::ShortShortUInt(n) => Value::from(*n),
+        AMQPValue::ShortInt(n) => Value::from(*n),
+        AMQPValue::ShortUInt(n) => Value::from(*n),
+        AMQPValue::LongInt(n) => Value::from(*n),
+        AMQPValue::LongUInt(n) => Value::from(*n),
+        AMQPValue::LongLongInt(n) => Value::from(*n),
+        AMQPValue::Timestamp(n) => Value::from(*n),
+        AMQPValue::Float(n) => Value::from(*n),
+        AMQPValue::Double(n) => Value::from(*n),
+        AMQPValue::Void => Value::Null,
+        AMQPValue::DecimalValue(d) => Value::String(format!("{}e-{}", d.value, d.scale)),
+        text => Value::String(value_text(text)),
+    }
+}
+
+/// How deep a nested header value is rendered (RabbitMQ's `x-death` nests three levels).
+const MAX_NESTING: usize = 8;
 
 /// A short-string property as text, or `None` when it is absent or empty.
 fn present(value: Option<&ShortString>) -> Option<String> {
@@ -239,6 +283,30 @@ mod tests {
         let m = from_table(Some(&t));
         assert_eq!((m["n"].as_str(), m["b"].as_str()), ("7", "hi"));
         assert_eq!(delivery_count(Some(&t)), Some(2));
+    }
+
+    /// RabbitMQ's `x-death`: an array of tables, read as JSON a consumer can parse.
+    #[test]
+    fn nested_tables_and_arrays_read_as_json() {
+        let mut death = FieldTable::default();
+        death.insert("count".into(), AMQPValue::LongLongInt(1));
+        death.insert("reason".into(), AMQPValue::LongString("expired".into()));
+        death.insert("time".into(), AMQPValue::Timestamp(1_796_287_997));
+        death.insert(
+            "routing-keys".into(),
+            AMQPValue::FieldArray(vec![AMQPValue::LongString("orders".into())].into()),
+        );
+        let mut t = FieldTable::default();
+        t.insert(
+            "x-death".into(),
+            AMQPValue::FieldArray(vec![AMQPValue::FieldTable(death)].into()),
+        );
+        let text = &from_table(Some(&t))["x-death"];
+        let parsed: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_eq!(
+            parsed,
+            serde_json::json!([{"count": 1, "reason": "expired", "time": 1_796_287_997_u64, "routing-keys": ["orders"]}])
+        );
     }
 
     #[test]
