@@ -23,6 +23,7 @@ import io.github.courierkit.ffi.CourierException
 import io.github.courierkit.ffi.PublishOptions
 import io.github.courierkit.ffi.QueueOptions
 import io.github.courierkit.ffi.Request
+import io.github.courierkit.forward
 import io.github.courierkit.publish
 import io.github.courierkit.request
 import kotlinx.coroutines.runBlocking

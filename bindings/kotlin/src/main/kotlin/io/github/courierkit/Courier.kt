@@ -129,6 +129,22 @@ suspend fun Bus.publish(
 )
 
 /**
+ * Hands the message on to the next workflow step under a message id derived from this
+ * delivery's and the destination, then acks this delivery once the broker confirmed.
+ * Without `options.trace`: the current OpenTelemetry span ([HostTrace]), else this
+ * delivery's trace, as in Python and Node.
+ */
+suspend fun Delivery.forward(
+    exchange: String,
+    routingKey: String,
+    body: ByteArray,
+    options: PublishOptions = PublishOptions(),
+): Receipt = forwardNative(
+    exchange, routingKey, body,
+    if (options.trace != null) options else options.copy(trace = HostTrace.carrier()),
+)
+
+/**
  * Sends a request and returns the reply; without [trace], the current OpenTelemetry span
  * is the parent ([HostTrace]). Throws `CourierException.Timeout` when no reply comes in
  * [timeoutMs] (null: core's default, 5 000 ms). [exchange] null is core's default, the
