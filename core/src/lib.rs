@@ -15,6 +15,7 @@
 
 mod balance;
 mod config;
+mod deadline;
 mod error;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
@@ -31,15 +32,17 @@ mod urls;
 
 pub use balance::{Balancer, DiscoveryConfig, EndpointStats, OutlierConfig, VersionConfig};
 pub use config::Validate;
+pub use deadline::{DEADLINE_HEADER, deadline_from_headers};
 pub use error::{BoxError, Detail, Error, ErrorKind, Result};
 pub use http::{
     Client, ClientConfig, ClientStats, EndpointConfig, Request, Response, ServiceConfig,
     ServiceStats,
 };
-pub use limits::{HttpLimits, MAX_DURATION_MS, MessageLimits, check_duration_ms};
+pub use limits::{HttpLimits, MAX_BATCH, MAX_DURATION_MS, MessageLimits, check_duration_ms};
 pub use messaging::{
-    Bus, BusConfig, BusStats, ConsumeOptions, Consumer, DEFAULT_DELIVERY_LIMIT, DedupConfig,
-    Delivery, ExchangeKind, PublishOptions, QueueOptions, Receipt, ReconnectConfig, RequestOptions,
+    Batch, BatchMessage, Bus, BusConfig, BusStats, ConsumeOptions, Consumer,
+    DEFAULT_DELIVERY_LIMIT, DedupConfig, Delivery, ExchangeKind, PublishOptions, QueueOptions,
+    Receipt, ReconnectConfig, RequestOptions,
 };
 pub use resilience::{
     AdaptiveConcurrencyConfig, BreakerConfig, BudgetConfig, HedgeConfig, MAX_RETRY_AFTER_MS,

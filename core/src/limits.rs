@@ -96,6 +96,11 @@ pub const MAX_RATE_KEYS: usize = 10_000;
 /// schedule worth writing down, and a bound on the topology one queue can create.
 pub const MAX_RETRY_DELAYS: usize = 16;
 
+/// Messages one `publish_many` takes, and deliveries one `next_batch` returns: batches
+/// amortise round trips and calls across the language boundary, which 1,000 messages
+/// do almost fully, and every message of a batch is held in memory at once.
+pub const MAX_BATCH: usize = 1_000;
+
 /// Delay queues (one per target exchange and delay bucket, see docs/messaging.md) one
 /// bus declares: delayed publishes to a few exchanges over delays from 1 ms to 30 days
 /// need a few hundred; a caller passing arbitrary exchanges cannot make the broker

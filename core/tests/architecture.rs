@@ -14,6 +14,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("urls", &[]),
     ("error", &["urls"]),
     ("limits", &["error"]),
+    ("deadline", &["error", "limits"]),
     ("runtime", &["error"]),
     ("config", &["error", "limits"]),
     ("tls", &["error"]),
@@ -26,6 +27,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         &[
             "balance",
             "config",
+            "deadline",
             "error",
             "limits",
             "resilience",
@@ -40,6 +42,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "messaging",
         &[
             "config",
+            "deadline",
             "error",
             "limits",
             "resilience",
@@ -78,9 +81,18 @@ const MESSAGING_LAYERS: &[(&str, &[&str])] = &[
         "delivery",
         &["dedup", "delay", "message", "publish", "session", "stats"],
     ),
+    ("batch", &["delivery"]),
     (
         "consumer",
-        &["dedup", "delivery", "message", "session", "transport"],
+        &[
+            "batch",
+            "dedup",
+            "delay",
+            "delivery",
+            "message",
+            "session",
+            "transport",
+        ],
     ),
     (
         "bus",

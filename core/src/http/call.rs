@@ -18,6 +18,7 @@ use super::request::{check_header, join};
 use super::service::Target;
 use super::{Request, Response};
 use crate::balance::{Endpoint, InFlight};
+use crate::deadline;
 use crate::error::{Error, Result};
 use crate::limits::HttpLimits;
 use crate::resilience::{
@@ -27,8 +28,8 @@ use crate::telemetry::metrics;
 use crate::trace::TraceContext;
 
 /// The remaining deadline, sent on every attempt so a courier-based server can stop
-/// working on a request its caller has given up on.
-const DEADLINE_HEADER: HeaderName = HeaderName::from_static("x-courier-deadline-ms");
+/// working on a request its caller has given up on (`crate::deadline_from_headers`).
+const DEADLINE_HEADER: HeaderName = HeaderName::from_static(deadline::DEADLINE_HEADER);
 
 /// A checked request and everything its attempts share.
 pub(super) struct Plan<'a> {

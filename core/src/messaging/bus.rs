@@ -17,12 +17,13 @@ use super::delay;
 use super::delivery::Delivery;
 use super::memory::Memory;
 use super::message::Outgoing;
-use super::publish::{self, PublishOptions, Receipt, millis, producer_span};
+use super::publish::{self, BatchMessage, PublishOptions, Receipt, millis, producer_span};
 use super::queue::{ExchangeKind, QueueOptions, check_name};
 use super::session::{SETUP_DEADLINE, Session, Settings};
 use super::stats::{BusStats, Counters};
 use super::transport::{Declaration, Transport};
 use crate::config::Validate;
+use crate::deadline;
 use crate::error::{Error, Result};
 use crate::limits::check_duration_ms;
 use crate::trace::TraceContext;
@@ -73,8 +74,9 @@ pub struct RequestOptions {
     /// The exchange to publish the request to; `""` (the default exchange) routes by
     /// queue name.
     pub exchange: String,
-    /// How long to wait for the reply. Default 5 s; also the request's `expiration`, so
-    /// a request nobody picked up in time is not processed for a caller who gave up.
+    /// How long to wait for the reply. Default 5 s; also the request's `expiration` and
+    /// deadline header, so a request nobody picked up in time is not processed for a
+    /// caller who gave up (the server's `Delivery::remaining` is the caller's budget).
     pub timeout: Duration,
     /// Application headers.
     pub headers: BTreeMap<String, String>,
@@ -228,6 +230,22 @@ impl Bus {
         publish::publish(&self.session, exchange, routing_key, body, options).await
     }
 
+    /// Publishes up to [`crate::MAX_BATCH`] messages at once and waits for all their
+    /// confirms together: N messages cost about one broker round trip and one call,
+    /// not N. Each message is checked, confirmed (or refused) and re-sent across a
+    /// reconnect on its own, exactly as by [`Bus::publish`]; its result is at its index.
+    ///
+    /// # Errors
+    /// [`Error::Config`] on `messages` for an empty or over-long batch,
+    /// [`Error::Closed`] for a closed bus; each message's own failure is in its slot.
+    ///
+    /// # Cancel safety
+    /// As [`Bus::publish`], for every message of the batch.
+    pub async fn publish_many(&self, messages: Vec<BatchMessage>) -> Result<Vec<Result<Receipt>>> {
+        self.check_open()?;
+        publish::publish_many(&self.session, messages).await
+    }
+
     /// Starts consuming `queue` with manual acknowledgement. After a reconnect the
     /// consumer subscribes again by itself.
     ///
@@ -294,6 +312,9 @@ impl Bus {
             .map_or_else(TraceContext::new_root, TraceContext::child);
         let mut headers = options.headers;
         headers.extend(trace.to_carrier());
+        // The server's consumer discards a request its caller has stopped waiting for.
+        let (_, at) = deadline::message_deadline_after(options.timeout);
+        headers.insert(deadline::MESSAGE_DEADLINE_HEADER.to_owned(), at);
         let correlation_id = uuid::Uuid::now_v7().to_string();
         let message_id = uuid::Uuid::now_v7().to_string();
         // The request's PRODUCER span lasts until the reply (or the failure): the server's

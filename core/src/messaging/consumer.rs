@@ -1,19 +1,24 @@
 //! Pulling deliveries from a queue: resubscribing after a reconnect, and skipping or
 //! holding back duplicates (the idempotent consumer).
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex as SyncMutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::{Mutex, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use super::batch::Batch;
 use super::dedup::Claim as Claimed;
+use super::delay;
 use super::delivery::{Claim, Delivery};
 use super::message::{Incoming, Outcome};
 use super::session::{SETUP_DEADLINE, Session};
 use super::transport::Subscription;
+use crate::deadline;
 use crate::error::{Error, Result};
+use crate::limits::{MAX_BATCH, check_duration};
 use crate::runtime::{self, Task};
 use crate::telemetry::metrics;
 
@@ -31,6 +36,8 @@ struct Shared {
     session: Arc<Session>,
     queue: String,
     dedup: bool,
+    /// Unsettled deliveries the broker sends at most: the largest useful batch.
+    prefetch: u16,
     /// The queue's retry delays, if this bus declared it with some.
     retry_delays: Option<Arc<[u64]>>,
     /// Duplicates whose first copy was nacked come back through here.
@@ -48,6 +55,9 @@ struct State {
     /// that a `next()` dropped halfway (a timeout, a cancelled coroutine) neither loses
     /// the delivery nor leaves a claim behind: the next call picks the result up.
     admitting: Option<Task<Result<Option<Delivery>>>>,
+    /// A batch being gathered: kept here, not in the `next_batch` future, so a call
+    /// dropped halfway loses nothing (the next call returns them).
+    gathered: Vec<Delivery>,
 }
 
 impl Consumer {
@@ -69,6 +79,7 @@ impl Consumer {
                 session,
                 queue: queue.to_owned(),
                 dedup,
+                prefetch,
                 released: tx,
                 holders: SyncMutex::new(JoinSet::new()),
                 closed: watch::Sender::new(false),
@@ -77,6 +88,7 @@ impl Consumer {
                 source,
                 released: rx,
                 admitting: None,
+                gathered: Vec::new(),
             }),
         })
     }
@@ -105,13 +117,77 @@ impl Consumer {
         }
     }
 
+    /// Up to `max` deliveries (1..=the consumer's prefetch, since the broker sends no
+    /// more unsettled ones than that): returns as soon as `max` have come, or when
+    /// `timeout` has passed with fewer (possibly none: an empty batch). `None` once the
+    /// consumer or its bus is closed, or its queue deleted, with nothing left to return.
+    /// A `timeout` of zero takes only what has arrived already.
+    ///
+    /// # Errors
+    /// [`Error::Config`] on `max` or `timeout_ms`; [`Error::Connect`] when the dedup
+    /// store cannot be reached and nothing was gathered (with deliveries in hand, the
+    /// batch is returned and the next call reports the store).
+    ///
+    /// # Cancel safety
+    /// Cancel safe: deliveries gathered by a dropped call are returned by the next.
+    pub async fn next_batch(&self, max: usize, timeout: Duration) -> Result<Option<Batch>> {
+        self.shared.session.check_not_forked()?;
+        let prefetch = usize::from(self.shared.prefetch);
+        if max == 0 || max > prefetch.min(MAX_BATCH) {
+            return Err(Error::config(
+                "max",
+                format!(
+                    "must be 1..={} (the consumer's prefetch, at most {MAX_BATCH}), got {max}",
+                    prefetch.min(MAX_BATCH)
+                ),
+            ));
+        }
+        check_duration("timeout_ms", timeout, true)?;
+        let deadline = Instant::now() + timeout;
+        let mut state = self.state.lock().await;
+        let mut ended = false;
+        while state.gathered.len() < max {
+            // `timeout_at` polls the pull before its clock, so a zero timeout still
+            // takes what is ready.
+            match tokio::time::timeout_at(deadline, self.pull_locked(&mut state)).await {
+                Err(_elapsed) => break,
+                Ok(Ok(Some(delivery))) => state.gathered.push(delivery),
+                Ok(Ok(None)) => {
+                    ended = true;
+                    break;
+                }
+                Ok(Err(e)) if state.gathered.is_empty() => return Err(e),
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "batch cut short; the next call reports it");
+                    break;
+                }
+            }
+        }
+        if ended && state.gathered.is_empty() {
+            return Ok(None);
+        }
+        let deliveries = std::mem::take(&mut state.gathered);
+        Ok(Some(Batch::new(
+            deliveries.into_iter().map(Arc::new).collect(),
+        )))
+    }
+
     async fn pull(&self) -> Result<Option<Delivery>> {
         let mut state = self.state.lock().await;
+        if !state.gathered.is_empty() {
+            // Left by a `next_batch` that was dropped, in delivery order.
+            return Ok(Some(state.gathered.remove(0)));
+        }
+        self.pull_locked(&mut state).await
+    }
+
+    async fn pull_locked(&self, state: &mut State) -> Result<Option<Delivery>> {
         let State {
             source,
             released,
             admitting,
-        } = &mut *state;
+            ..
+        } = state;
         loop {
             if let Some(task) = admitting.as_mut() {
                 let admitted = task.await;
@@ -134,6 +210,9 @@ impl Consumer {
             };
             let Some(incoming) = incoming else {
                 return Ok(None);
+            };
+            let Some(incoming) = self.shared.unexpired(incoming) else {
+                continue;
             };
             match incoming.message_id.clone() {
                 Some(id) if self.shared.dedup => {
@@ -176,6 +255,32 @@ impl Shared {
         let mut rx = self.closed.subscribe();
         // The sender lives as long as `self`: an error cannot happen while we wait.
         let _ = rx.wait_for(|closed| *closed).await;
+    }
+
+    /// Dead-letters a message past its deadline (`PublishOptions::ttl`, a request's
+    /// timeout) instead of handing it over: its caller has given up on it. The broker
+    /// drops expired messages only at a queue's head, so late ones still arrive (behind
+    /// longer-lived messages, from the prefetch buffer, back from a retry delay).
+    fn unexpired(&self, incoming: Incoming) -> Option<Incoming> {
+        let deadline =
+            deadline::message_deadline(incoming.headers.get(deadline::MESSAGE_DEADLINE_HEADER));
+        if deadline.is_none_or(|at| at > SystemTime::now()) || parked(&incoming.headers) {
+            return Some(incoming);
+        }
+        tracing::debug!(message_id = ?incoming.message_id, queue = %self.queue, "expired message dead-lettered");
+        self.session.counters.expired.inc();
+        // Settled on the side so `next` stays cancel safe; a failed reject leaves the
+        // message to the broker, which redelivers it (and it is discarded again).
+        let session = self.session.clone();
+        let reject = async move {
+            if let Err(e) = settle_raw(&session, incoming, Outcome::Reject).await {
+                tracing::debug!(error = %e, "reject of an expired message failed");
+            }
+        };
+        if let Ok(task) = runtime::spawn(reject) {
+            drop(task.detach());
+        }
+        None
     }
 
     fn hand_over(&self, delivery: Delivery) -> Delivery {
@@ -262,6 +367,22 @@ impl Shared {
             tracing::debug!(error = %e, "ack of a duplicate failed; the broker redelivers it");
         }
     }
+}
+
+/// Whether a message sits in a dead-letter queue: dead-lettered last from a queue that is
+/// not a courier delay queue. Such a message is kept for inspection however late it is
+/// (discarding it there would lose it, since a DLQ dead-letters nowhere). RabbitMQ 3.13+
+/// and memory:// name that queue in `x-last-death-queue`; RabbitMQ 3.10 only in the
+/// newest (first) entry of `x-death`, read here as the JSON text courier renders it.
+fn parked(headers: &BTreeMap<String, String>) -> bool {
+    let last = match headers.get("x-last-death-queue") {
+        Some(queue) => Some(queue.clone()),
+        None => headers
+            .get("x-death")
+            .and_then(|deaths| serde_json::from_str::<serde_json::Value>(deaths).ok())
+            .and_then(|deaths| deaths.get(0)?.get("queue")?.as_str().map(str::to_owned)),
+    };
+    last.is_some_and(|queue| !delay::is_delay_queue(&queue))
 }
 
 /// Settles a delivery courier handles itself, outside the application's counters.

@@ -30,6 +30,12 @@ use crate::limits::{MAX_DELAY_QUEUES, MAX_SHORT_STRING};
 /// Names every delay queue and exchange starts with.
 const PREFIX: &str = "courier.delay.";
 
+/// Whether `queue` is one of courier's delay queues: a message dead-lettered out of one
+/// is on its way back, not parked.
+pub(crate) fn is_delay_queue(queue: &str) -> bool {
+    queue.starts_with(PREFIX)
+}
+
 /// The longest exchange name a delayed publish can target: the delay queue's name
 /// (`courier.delay.<bucket>ms.<exchange>`, bucket up to 10 digits) must stay an AMQP
 /// short string.

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use tokio::time::Instant;
@@ -15,6 +15,7 @@ use super::message::{Incoming, Outcome, Outgoing, Settle};
 use super::publish::{self, PublishOptions, Receipt};
 use super::session::Session;
 use super::stats::{Counter, Counters};
+use crate::deadline;
 use crate::error::{Error, ErrorKind, Result};
 use crate::trace::TraceContext;
 
@@ -45,6 +46,10 @@ pub struct Delivery {
     /// The trace context the publisher sent (a new trace when it sent none or an
     /// invalid one); a consumer continues the trace with `trace.child()`.
     pub trace: TraceContext,
+    /// When the message stops being worth processing, if its publisher set a `ttl`
+    /// (or it is a request, whose caller waits only so long). A consumer never hands
+    /// over a message already past it; [`Delivery::remaining`] is what is left.
+    pub deadline: Option<SystemTime>,
     /// `None` for a reply, which the broker settled already.
     settle: Option<Box<dyn Settle>>,
     /// The queue it came from and that queue's `retry_delays_ms`, when a nack should
@@ -96,6 +101,9 @@ impl Delivery {
         };
         Delivery {
             trace: TraceContext::from_carrier(&incoming.headers),
+            deadline: deadline::message_deadline(
+                incoming.headers.get(deadline::MESSAGE_DEADLINE_HEADER),
+            ),
             body: incoming.body,
             headers: incoming.headers,
             message_id: incoming.message_id,
@@ -149,6 +157,18 @@ impl Delivery {
         self
     }
 
+    /// The time left until [`Delivery::deadline`] (zero once it has passed), to pass on
+    /// as the deadline of the calls and publishes made for this message; `None` when
+    /// the message has no deadline.
+    pub fn remaining(&self) -> Option<Duration> {
+        self.deadline.map(deadline::remaining)
+    }
+
+    /// Whether the delivery has been acked, nacked, rejected or forwarded.
+    pub fn is_settled(&self) -> bool {
+        self.settled.load(Ordering::Acquire)
+    }
+
     /// Acknowledges: the broker forgets the message, and with dedup on, its id is
     /// remembered so a redelivered copy is skipped.
     ///
@@ -184,7 +204,8 @@ impl Delivery {
     /// expires; past the last delay it is dead-lettered. The copy is confirmed before
     /// this delivery is acked, so a crash in between leaves two copies of one id, which
     /// dedup tells apart (a message without an id, from another client, gets one on its
-    /// first retry). If the broker is unreachable the delivery is requeued at once; if it
+    /// first retry). A message whose deadline would pass during the delay is
+    /// dead-lettered at once (counted `expired`). If the broker is unreachable the delivery is requeued at once; if it
     /// refuses the copy, the delivery is dead-lettered rather than requeued forever.
     ///
     /// # Errors
@@ -216,6 +237,15 @@ impl Delivery {
         let Some(&delay_ms) = delays.get(done) else {
             return Outcome::Reject;
         };
+        let delay = Duration::from_millis(delay_ms);
+        // A message that would come back after its deadline is dead-lettered now.
+        if self
+            .deadline
+            .is_some_and(|at| at <= SystemTime::now() + delay)
+        {
+            self.session.counters.expired.inc();
+            return Outcome::Reject;
+        }
         let mut headers: BTreeMap<String, String> = self
             .headers
             .iter()
@@ -241,7 +271,6 @@ impl Delivery {
             mandatory: true,
         };
         let deadline = Instant::now() + self.session.publish_deadline;
-        let delay = Duration::from_millis(delay_ms);
         match delay::send(&self.session, &mut copy, delay, deadline).await {
             Ok(()) => {
                 self.session.counters.retried.inc();
@@ -281,7 +310,8 @@ impl Delivery {
     /// Hands the message on to the next step of a workflow and checkpoints this one:
     /// publishes `body` to `exchange`/`routing_key` under a message id derived from this
     /// delivery's id and that destination (a UUIDv5), continuing this delivery's trace
-    /// unless `options.trace` names another parent, waits for the broker's confirm,
+    /// unless `options.trace` names another parent and keeping what is left of its
+    /// deadline unless `options.ttl` sets another, waits for the broker's confirm,
     /// and only then acks this delivery.
     ///
     /// A crash or a lost connection between the confirm and the ack brings this message
@@ -324,6 +354,12 @@ impl Delivery {
         options.message_id = Some(next.clone());
         if options.trace.is_none() {
             options.trace = Some(self.trace.clone());
+        }
+        // The next step inherits what is left of this message's budget.
+        if options.ttl.is_none() {
+            options.ttl = self
+                .remaining()
+                .map(|left| left.max(Duration::from_millis(1)));
         }
         let receipt = publish::publish(&self.session, exchange, routing_key, body, options).await?;
         tracing::debug!(

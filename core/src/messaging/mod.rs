@@ -13,6 +13,7 @@
 //! on top the public `Bus`, `Consumer` and `Delivery`.
 
 pub(crate) mod amqp;
+mod batch;
 mod bus;
 mod config;
 mod consumer;
@@ -28,10 +29,11 @@ mod session;
 mod stats;
 mod transport;
 
+pub use batch::Batch;
 pub use bus::{Bus, ConsumeOptions, RequestOptions};
 pub use config::{BusConfig, DedupConfig, ReconnectConfig};
 pub use consumer::Consumer;
 pub use delivery::Delivery;
-pub use publish::{PublishOptions, Receipt};
+pub use publish::{BatchMessage, PublishOptions, Receipt};
 pub use queue::{DEFAULT_DELIVERY_LIMIT, ExchangeKind, QueueOptions};
 pub use stats::BusStats;

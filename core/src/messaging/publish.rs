@@ -12,8 +12,9 @@ use super::delay;
 use super::message::Outgoing;
 use super::queue::check_name;
 use super::session::Session;
+use crate::deadline;
 use crate::error::{Error, Result};
-use crate::limits::check_duration_ms;
+use crate::limits::{MAX_BATCH, check_duration_ms};
 use crate::trace::TraceContext;
 
 /// Per-publish options.
@@ -41,6 +42,13 @@ pub struct PublishOptions {
     /// no queue takes then is dropped by the broker, as RabbitMQ drops any
     /// dead-lettered message it cannot route.
     pub delay: Option<Duration>,
+    /// How long the message stays worth processing, counted from this publish (1 ms to
+    /// 30 days): it travels as the AMQP `expiration` (the broker drops it from the
+    /// queue once it passes) and as an absolute deadline header, so a consumer
+    /// discards it if it is delivered late and a handler can pass the rest of the
+    /// budget on (`Delivery::remaining`). With a `delay` it must be longer than the
+    /// delay, and only the header applies (the delay queue uses the expiration).
+    pub ttl: Option<Duration>,
 }
 
 impl Default for PublishOptions {
@@ -53,8 +61,22 @@ impl Default for PublishOptions {
             trace: None,
             deadline: None,
             delay: None,
+            ttl: None,
         }
     }
+}
+
+/// One message of [`crate::Bus::publish_many`].
+#[derive(Debug, Clone, Default)]
+pub struct BatchMessage {
+    /// The exchange (`""` is the default exchange, which routes by queue name).
+    pub exchange: String,
+    /// The routing key.
+    pub routing_key: String,
+    /// The body.
+    pub body: Bytes,
+    /// Its options, as for a single publish.
+    pub options: PublishOptions,
 }
 
 /// Proof that the broker confirmed a publish.
@@ -94,12 +116,25 @@ pub(crate) async fn publish(
     if let Some(delay) = options.delay {
         delay::check(exchange, delay)?;
     }
+    if let Some(ttl) = options.ttl {
+        check_duration_ms("ttl_ms", millis(ttl), false)?;
+        if options.delay.is_some_and(|delay| ttl <= delay) {
+            return Err(Error::config(
+                "ttl_ms",
+                "must be longer than delay_ms: the message would expire before it is delivered",
+            ));
+        }
+    }
     let trace = options
         .trace
         .as_ref()
         .map_or_else(TraceContext::new_root, TraceContext::child);
     let mut headers = options.headers;
     headers.extend(trace.to_carrier());
+    if let Some(ttl) = options.ttl {
+        let (_, at) = deadline::message_deadline_after(ttl);
+        headers.insert(deadline::MESSAGE_DEADLINE_HEADER.to_owned(), at);
+    }
     let span = producer_span(
         exchange,
         routing_key,
@@ -118,7 +153,7 @@ pub(crate) async fn publish(
         message_id,
         correlation_id: options.correlation_id,
         reply_to: None,
-        expiration_ms: None,
+        expiration_ms: options.ttl.map(millis),
         persistent: options.persistent,
         mandatory: true,
     };
@@ -142,6 +177,31 @@ pub(crate) async fn publish(
         span.record("error.type", e.kind().code());
     }
     outcome
+}
+
+/// Publishes every message at once and waits for all their confirms together: the
+/// messages are written back to back, so N confirms cost about one round trip, not N.
+/// Each message is checked and confirmed on its own, and its result is at its index.
+///
+/// # Errors
+/// [`Error::Config`] on `messages` for an empty batch or one over [`MAX_BATCH`].
+pub(crate) async fn publish_many(
+    session: &Session,
+    messages: Vec<BatchMessage>,
+) -> Result<Vec<Result<Receipt>>> {
+    if messages.is_empty() || messages.len() > MAX_BATCH {
+        return Err(Error::config(
+            "messages",
+            format!(
+                "a batch must hold 1..={MAX_BATCH} messages, got {}",
+                messages.len()
+            ),
+        ));
+    }
+    let sends = messages.into_iter().map(|m| async move {
+        publish(session, &m.exchange, &m.routing_key, m.body, m.options).await
+    });
+    Ok(futures_util::future::join_all(sends).await)
 }
 
 /// Message and correlation ids are AMQP short strings, and an empty one cannot be

@@ -36,6 +36,7 @@ pub(crate) struct Counters {
     pub deduplicated: Counter,
     pub retried: Counter,
     pub delayed: Counter,
+    pub expired: Counter,
     pub reconnects: Counter,
 }
 
@@ -70,6 +71,9 @@ pub struct BusStats {
     pub retried: u64,
     /// Publishes confirmed into a delay queue (`delay`), retries not included.
     pub delayed: u64,
+    /// Messages dead-lettered unprocessed because their deadline (`ttl`, a request's
+    /// timeout) had passed when they were delivered.
+    pub expired: u64,
     /// RPC requests awaiting their reply now.
     pub rpc_in_flight: u64,
     /// Reconnections after a lost connection.
@@ -93,6 +97,7 @@ impl Counters {
             deduplicated: self.deduplicated.get(),
             retried: self.retried.get(),
             delayed: self.delayed.get(),
+            expired: self.expired.get(),
             rpc_in_flight: rpc_in_flight as u64,
             reconnects: self.reconnects.get(),
         }

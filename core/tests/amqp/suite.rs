@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use courierkit::{
-    Bus, BusConfig, ConsumeOptions, Consumer, ErrorKind, ExchangeKind, PublishOptions,
-    QueueOptions, RequestOptions, Validate,
+    BatchMessage, Bus, BusConfig, ConsumeOptions, Consumer, ErrorKind, ExchangeKind,
+    PublishOptions, QueueOptions, RequestOptions, Validate,
 };
 use futures_util::StreamExt;
 
@@ -85,6 +85,8 @@ on_both_transports!(
     delayed_publish_arrives_no_earlier_than_its_delay,
     nacks_come_back_after_each_retry_delay_then_dead_letter,
     forward_hands_on_once_under_a_derived_id,
+    publish_many_and_next_batch_settle_together,
+    expired_messages_are_dead_lettered_not_processed,
 );
 
 /// Pulls from `consumer` (30 s at most) until the bus has handed `delivered` messages
@@ -903,3 +905,211 @@ async fn forward_hands_on_once_under_a_derived_id(t: Transport) {
     ])
     .await;
 }
+
+/// Gathers batches of at most `max` until `n` deliveries came (30 s at most).
+async fn gather(consumer: &Consumer, max: usize, n: usize) -> Vec<courierkit::Batch> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let (mut batches, mut got) = (Vec::new(), 0);
+    while got < n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{got} of {n} in 30 s"
+        );
+        let batch = consumer
+            .next_batch(max, Duration::from_millis(500))
+            .await
+            .unwrap()
+            .expect("an open consumer");
+        assert!(batch.len() <= max);
+        got += batch.len();
+        batches.push(batch);
+    }
+    assert_eq!(got, n, "no more than was published");
+    batches
+}
+
+async fn publish_many_and_next_batch_settle_together(t: Transport) {
+    let bus = t.bus().await;
+    let q = unique("batch");
+    let dlq = format!("{q}.dlq");
+    bus.declare_queue(&q, &QueueOptions::default())
+        .await
+        .unwrap();
+    let message = |rk: &str, id: &str| BatchMessage {
+        exchange: String::new(),
+        routing_key: rk.to_owned(),
+        body: body(id),
+        options: with_id(id),
+    };
+    let mut messages: Vec<_> = (0..10).map(|i| message(&q, &format!("m{i}"))).collect();
+    messages[3] = message("nowhere", "lost");
+    messages[5] = message(&q, "");
+    let results = bus.publish_many(messages).await.unwrap();
+    assert_eq!(results.len(), 10);
+    for (i, result) in results.iter().enumerate() {
+        match i {
+            3 => assert_eq!(result.as_ref().unwrap_err().kind(), ErrorKind::Unroutable),
+            5 => assert_eq!(result.as_ref().unwrap_err().kind(), ErrorKind::Config),
+            _ => assert_eq!(result.as_ref().unwrap().message_id, format!("m{i}")),
+        }
+    }
+    let err = bus.publish_many(Vec::new()).await.unwrap_err();
+    assert!(err.to_string().starts_with("messages:"), "{err}");
+    let too_many = vec![message(&q, "x"); courierkit::MAX_BATCH + 1];
+    assert_eq!(
+        bus.publish_many(too_many).await.unwrap_err().kind(),
+        ErrorKind::Config
+    );
+
+    let options = ConsumeOptions {
+        prefetch: Some(5),
+        ..ConsumeOptions::default()
+    };
+    let consumer = bus.consume(&q, options).await.unwrap();
+    let err = consumer.next_batch(6, SHORT.unwrap()).await.unwrap_err();
+    assert!(
+        err.to_string().starts_with("max:"),
+        "over the prefetch: {err}"
+    );
+    // The first five, in publish order: prefetch 5 means the broker sends no more
+    // until some are settled.
+    let first = &gather(&consumer, 5, 5).await;
+    let ids: Vec<_> = first
+        .iter()
+        .flat_map(|b| b.deliveries().iter().map(|d| d.message_id.clone().unwrap()))
+        .collect();
+    assert_eq!(ids, ["m0", "m1", "m2", "m4", "m6"]);
+    // One failed on its own; the batch call settles the rest.
+    let odd = first[0].deliveries()[1].clone();
+    odd.reject().await.unwrap();
+    for batch in first {
+        batch.ack().await.unwrap();
+        assert!(batch.deliveries().iter().all(|d| d.is_settled()));
+    }
+    let rest = gather(&consumer, 5, 3).await;
+    for batch in &rest {
+        batch.reject().await.unwrap();
+    }
+    let empty = consumer.next_batch(5, Duration::ZERO).await.unwrap();
+    assert!(
+        empty.is_some_and(|b| b.is_empty()),
+        "nothing left, none ended"
+    );
+    let stats = bus.stats();
+    assert_eq!(
+        (
+            stats.delivered,
+            stats.acked,
+            stats.rejected,
+            stats.published
+        ),
+        (8, 4, 4, 9),
+        "{stats:?}"
+    );
+
+    let dead = bus.consume(&dlq, ConsumeOptions::default()).await.unwrap();
+    let parked = gather(&dead, 4, 4).await;
+    for batch in &parked {
+        batch.ack().await.unwrap();
+    }
+    consumer.close().await.unwrap();
+    assert!(
+        consumer
+            .next_batch(5, SHORT.unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    bus.close().await.unwrap();
+    t.cleanup(&[&q, &dlq]).await;
+}
+
+async fn expired_messages_are_dead_lettered_not_processed(t: Transport) {
+    let bus = t.bus().await;
+    let (q, next) = (unique("ttl"), unique("ttl-next"));
+    let dlq = format!("{q}.dlq");
+    for name in [&q, &next] {
+        bus.declare_queue(name, &QueueOptions::default())
+            .await
+            .unwrap();
+    }
+    for (ttl, delay) in [(Duration::ZERO, None), (SECOND, Some(SECOND * 2))] {
+        let options = PublishOptions {
+            ttl: Some(ttl),
+            delay,
+            ..PublishOptions::default()
+        };
+        let err = bus.publish("", &q, body("x"), options).await.unwrap_err();
+        assert!(err.to_string().starts_with("ttl_ms:"), "{err}");
+    }
+    // A deadline long past (as from a publisher whose caller gave up): the consumer
+    // dead-letters it. Set by hand, since a `ttl` that short lets the broker drop it.
+    let mut stale = with_id("stale");
+    stale
+        .headers
+        .insert("x-courier-deadline".to_owned(), "1000".to_owned());
+    bus.publish("", &q, body("stale"), stale).await.unwrap();
+    let fresh = PublishOptions {
+        ttl: Some(SECOND * 60),
+        ..with_id("fresh")
+    };
+    bus.publish("", &q, body("fresh"), fresh).await.unwrap();
+
+    let consumer = bus.consume(&q, ConsumeOptions::default()).await.unwrap();
+    let d = consumer.next(SHORT).await.unwrap().unwrap();
+    assert_eq!(
+        d.message_id.as_deref(),
+        Some("fresh"),
+        "the stale one is skipped"
+    );
+    let left = d.remaining().expect("a deadline");
+    assert!(left > Duration::ZERO && left <= SECOND * 60, "{left:?}");
+    // The next step keeps what is left of the budget.
+    d.forward("", &next, body("step 2"), PublishOptions::default())
+        .await
+        .unwrap();
+    let step2 = bus.consume(&next, ConsumeOptions::default()).await.unwrap();
+    let d2 = step2.next(SHORT).await.unwrap().unwrap();
+    let inherited = d2.remaining().expect("an inherited deadline");
+    assert!(inherited <= left, "{inherited:?} > {left:?}");
+    d2.ack().await.unwrap();
+    step2.close().await.unwrap();
+
+    let dead = bus.consume(&dlq, ConsumeOptions::default()).await.unwrap();
+    let parked = dead.next(SHORT).await.unwrap().unwrap();
+    assert_eq!(parked.message_id.as_deref(), Some("stale"));
+    assert_eq!(parked.remaining(), Some(Duration::ZERO));
+    parked.ack().await.unwrap();
+    let stats = bus.stats();
+    assert_eq!(stats.expired, 1, "{stats:?}");
+    // One for `fresh`, one for step 2, one from the DLQ: the stale one never reached
+    // the application.
+    assert_eq!(stats.delivered, 3, "{stats:?}");
+
+    // A request carries its caller's budget to the server.
+    let server = bus.serve(&next).await.unwrap();
+    let waiting = tokio::spawn({
+        let bus = bus.clone();
+        let next = next.clone();
+        async move {
+            let options = RequestOptions {
+                timeout: SECOND * 5,
+                ..RequestOptions::default()
+            };
+            bus.request(&next, body("ping"), options).await
+        }
+    });
+    let request = server.next(SHORT).await.unwrap().unwrap();
+    let budget = request.remaining().expect("a request has a deadline");
+    assert!(
+        budget > Duration::ZERO && budget <= SECOND * 5,
+        "{budget:?}"
+    );
+    request.reply(body("pong"), BTreeMap::new()).await.unwrap();
+    request.ack().await.unwrap();
+    assert_eq!(&waiting.await.unwrap().unwrap().body[..], b"pong");
+    bus.close().await.unwrap();
+    t.cleanup(&[&q, &next, &dlq, &format!("{next}.dlq")]).await;
+}
+
+const SECOND: Duration = Duration::from_secs(1);

@@ -428,6 +428,14 @@ fn mark_death(message: &mut Envelope, source: &str, reason: &str) {
             message.headers.insert(header.to_owned(), value.to_owned());
         }
     }
+    // As RabbitMQ 3.13+ does: the latest dead-lettering, overwritten each time.
+    for (header, value) in [
+        ("x-last-death-queue", source),
+        ("x-last-death-reason", reason),
+        ("x-last-death-exchange", message.exchange.as_str()),
+    ] {
+        message.headers.insert(header.to_owned(), value.to_owned());
+    }
 }
 
 fn unroutable(message: &Outgoing) -> Confirm {
