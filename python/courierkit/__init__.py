@@ -10,7 +10,17 @@ and starts a new trace otherwise.
 
 import atexit
 
-from ._bus import AsyncBus, AsyncConsumer, Bus, Consumer, Delivery, Receipt
+from ._bus import (
+    AsyncBus,
+    AsyncConsumer,
+    Batch,
+    BatchMessage,
+    Bus,
+    Consumer,
+    Delivery,
+    Receipt,
+    deadline_from_headers,
+)
 from ._client import AsyncClient, Client, Response
 from ._courier import TraceContext, __version__, _quiesce
 from ._errors import (
@@ -46,6 +56,8 @@ __all__ = [
     "AsyncBus",
     "AsyncClient",
     "AsyncConsumer",
+    "Batch",
+    "BatchMessage",
     "BrokerError",
     "BudgetExhaustedError",
     "Bus",
@@ -72,6 +84,7 @@ __all__ = [
     "UnroutableError",
     "__version__",
     "configure_telemetry",
+    "deadline_from_headers",
     "flush_telemetry",
     "log_level",
     "metrics_text",

@@ -7,11 +7,12 @@ Consumers are iterators (sync) and async iterators (asyncio) over the core's pul
 from __future__ import annotations
 
 import json as _json
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, TypedDict, Union
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, Union, overload
 
 from . import _courier
 from ._config import body_bytes, config_error, known, text, to_json, whole
+from ._errors import CourierError
 from ._trace import Trace, parent
 
 if TYPE_CHECKING:
@@ -75,6 +76,7 @@ class _PublishKwargs(TypedDict, total=False):
     trace: Trace | None
     deadline_ms: int | None
     delay_ms: int | None
+    ttl_ms: int | None
 
 
 def _publish_options(kw: _PublishKwargs) -> _PublishOptions:
@@ -87,6 +89,7 @@ def _publish_options(kw: _PublishKwargs) -> _PublishOptions:
         "trace": parent(kw.get("trace")),
         "deadline_ms": whole("deadline_ms", kw.get("deadline_ms")),
         "delay_ms": whole("delay_ms", kw.get("delay_ms")),
+        "ttl_ms": whole("ttl_ms", kw.get("ttl_ms")),
     }
 
 
@@ -170,6 +173,12 @@ class Delivery:
         lambda self: self._native.trace_context,
         doc="The trace context the message carried, as a :class:`courierkit.TraceContext`.",
     )
+    remaining_ms = property(
+        lambda self: self._native.remaining_ms,
+        doc="Milliseconds left until the message's deadline (its publisher's ``ttl_ms``, a "
+        "request's timeout), 0 once passed; None without one. Pass it on as the deadline of "
+        "the calls and publishes made for this message.",
+    )
 
     def ack(self) -> None:
         self._native.ack()
@@ -221,6 +230,77 @@ class Delivery:
         return f"<Delivery {self.message_id} from {self.exchange!r}/{self.routing_key!r}>"
 
 
+class BatchMessage:
+    """One message of :meth:`Bus.publish_many`: where it goes, its body, and
+    :meth:`Bus.publish`'s keyword options."""
+
+    __slots__ = ("_native",)
+
+    def __init__(
+        self, exchange: str, routing_key: str, body: Body, **options: Unpack[_PublishKwargs]
+    ) -> None:
+        self._native = (exchange, routing_key, _bytes(body), _publish_options(options))
+
+    def __repr__(self) -> str:
+        return f"<BatchMessage to {self._native[0]!r}/{self._native[1]!r}>"
+
+
+def _outcomes(results: list[tuple[str, _courier.TraceContext] | Exception]) -> list[Receipt | CourierError]:
+    out: list[Receipt | CourierError] = []
+    for result in results:
+        if isinstance(result, CourierError):
+            out.append(result)
+        elif isinstance(result, tuple):
+            out.append(Receipt(*result))
+        else:  # pragma: no cover - the native layer returns only these
+            raise result
+    return out
+
+
+class Batch(Sequence[Delivery]):
+    """Deliveries from :meth:`Consumer.next_batch`, in delivery order. Settle any of them
+    on their own; ``ack()``, ``nack()`` and ``reject()`` then settle all the others with
+    one call (each raises the first failure, having settled the rest)."""
+
+    __slots__ = ("_deliveries", "_native")
+
+    def __init__(self, native: _courier.Batch) -> None:
+        self._native = native
+        self._deliveries = [Delivery(d) for d in native.deliveries]
+
+    def __len__(self) -> int:
+        return len(self._deliveries)
+
+    @overload
+    def __getitem__(self, index: int) -> Delivery: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Delivery]: ...
+    def __getitem__(self, index: int | slice) -> Delivery | list[Delivery]:
+        return self._deliveries[index]
+
+    def ack(self) -> None:
+        self._native.ack()
+
+    def nack(self, requeue: bool | None = None) -> None:
+        """Requeue (the default; on a queue with ``retry_delays_ms``, later) or dead-letter."""
+        self._native.nack(requeue)
+
+    def reject(self) -> None:
+        self._native.reject()
+
+    async def ack_async(self) -> None:
+        await self._native.ack_async()
+
+    async def nack_async(self, requeue: bool | None = None) -> None:
+        await self._native.nack_async(requeue)
+
+    async def reject_async(self) -> None:
+        await self._native.reject_async()
+
+    def __repr__(self) -> str:
+        return f"<Batch of {len(self)}>"
+
+
 class Consumer:
     """Deliveries from one queue: ``for d in consumer`` or ``consumer.next(timeout_ms=...)``."""
 
@@ -231,6 +311,12 @@ class Consumer:
         """The next delivery; None once closed. Raises :class:`courierkit.TimeoutError` on timeout."""
         native = self._native.next(whole("timeout_ms", timeout_ms))
         return None if native is None else Delivery(native)
+
+    def next_batch(self, max: int, timeout_ms: int) -> Batch | None:  # noqa: A002 - the core's name
+        """Up to ``max`` deliveries (1..=prefetch): returns once ``max`` came or ``timeout_ms``
+        passed, with fewer or none (an empty batch); None once closed."""
+        native = self._native.next_batch(_max(max), _timeout(timeout_ms))
+        return None if native is None else Batch(native)
 
     def close(self) -> None:
         """Stop consuming; unacknowledged deliveries return to the queue."""
@@ -257,6 +343,10 @@ class AsyncConsumer:
         native = await self._native.next_async(whole("timeout_ms", timeout_ms))
         return None if native is None else Delivery(native)
 
+    async def next_batch(self, max: int, timeout_ms: int) -> Batch | None:  # noqa: A002 - the core's name
+        native = await self._native.next_batch_async(_max(max), _timeout(timeout_ms))
+        return None if native is None else Batch(native)
+
     async def close(self) -> None:
         await self._native.close_async()
 
@@ -276,6 +366,35 @@ class AsyncConsumer:
         await self.close()
 
 
+def _max(value: int) -> int:
+    return whole("max", value, 2**32 - 1) or 0
+
+
+def _timeout(value: int) -> int:
+    ms = whole("timeout_ms", value)
+    if ms is None:
+        raise config_error("timeout_ms", "is required")
+    return ms
+
+
+def _messages(messages: Iterable[BatchMessage]) -> list[tuple[str, str, bytes, _PublishOptions]]:
+    out = []
+    for i, m in enumerate(messages):
+        if not isinstance(m, BatchMessage):
+            raise config_error(f"messages[{i}]", f"must be a BatchMessage, got {type(m).__name__}")
+        out.append(m._native)
+    return out
+
+
+def deadline_from_headers(headers: Mapping[str, str]) -> int | None:
+    """The caller's remaining budget in milliseconds from an incoming HTTP request's
+    headers (``x-courier-deadline-ms``, which courier clients send; any case), for a
+    server to pass on as the deadline of its own calls and publishes; None when the
+    caller sent none. Raises :class:`courierkit.ConfigError` naming the header when its
+    value is not whole milliseconds (answer 400)."""
+    return _courier.deadline_from_headers({str(k): str(v) for k, v in headers.items()})
+
+
 class _BusBase:
     def __init__(self, native: _courier.Bus) -> None:
         self._native = native
@@ -284,7 +403,7 @@ class _BusBase:
         """Counters since the bus connected: ``published``, ``confirmed``, ``resent``,
         ``returned``, ``publish_rejected``, ``republished``, ``delivered``, ``acked``,
         ``nacked``, ``rejected``, ``redelivered``, ``deduplicated``, ``retried``, ``delayed``,
-        ``rpc_in_flight``, ``reconnects``."""
+        ``expired``, ``rpc_in_flight``, ``reconnects``."""
         stats: dict[str, int] = _json.loads(self._native.stats_json())
         return stats
 
@@ -321,8 +440,17 @@ class Bus(_BusBase):
         ``deadline_ms`` bounds the whole publish, reconnects included (default: the
         config's ``publish_deadline_ms``). ``persistent`` unless False. ``delay_ms``
         delivers no earlier than that (through a delay queue; docs/messaging.md).
+        ``ttl_ms``: how long the message stays worth processing; a consumer dead-letters
+        it unprocessed after that (``Delivery.remaining_ms`` is what is left).
         """
         return Receipt(*self._native.publish(exchange, routing_key, _bytes(body), _publish_options(options)))
+
+    def publish_many(self, messages: Iterable[BatchMessage]) -> list[Receipt | CourierError]:
+        """Publishes up to 1,000 messages at once and waits for all their confirms together
+        (one round trip, not one per message). Each message's outcome is at its index: a
+        :class:`Receipt`, or the exception :meth:`publish` would raise, as a value (like
+        ``asyncio.gather(..., return_exceptions=True)``)."""
+        return _outcomes(self._native.publish_many(_messages(messages)))
 
     def consume(self, queue: str, **options: Unpack[_ConsumeKwargs]) -> Consumer:
         """Consumes ``queue`` with manual acks. With ``dedup`` (on unless False), a message id already
@@ -373,6 +501,9 @@ class AsyncBus(_BusBase):
         return Receipt(
             *await self._native.publish_async(exchange, routing_key, _bytes(body), _publish_options(options))
         )
+
+    async def publish_many(self, messages: Iterable[BatchMessage]) -> list[Receipt | CourierError]:
+        return _outcomes(await self._native.publish_many_async(_messages(messages)))
 
     async def consume(self, queue: str, **options: Unpack[_ConsumeKwargs]) -> AsyncConsumer:
         return AsyncConsumer(await self._native.consume_async(queue, _consume_options(options)))

@@ -13,7 +13,7 @@ use courierkit::{
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::error::IntoPyResult;
+use crate::error::{IntoPyResult, to_py};
 use crate::trace::{TraceArg, TraceContext};
 use crate::wait::{Awaitable, Op, awaitable, block};
 
@@ -61,6 +61,7 @@ pub(crate) struct PublishOptionsArg {
     trace: Option<TraceArg>,
     deadline_ms: Option<u64>,
     delay_ms: Option<u64>,
+    ttl_ms: Option<u64>,
 }
 
 impl PublishOptionsArg {
@@ -74,6 +75,7 @@ impl PublishOptionsArg {
             trace: self.trace.map(TraceArg::into_core),
             deadline: self.deadline_ms.map(Duration::from_millis),
             delay: self.delay_ms.map(Duration::from_millis),
+            ttl: self.ttl_ms.map(Duration::from_millis),
         }
     }
 }
@@ -120,6 +122,29 @@ impl RequestOptionsArg {
     }
 }
 
+/// One `publish_many` message: `(exchange, routing_key, body, options)`.
+type BatchMessageArg = (String, String, Vec<u8>, PublishOptionsArg);
+
+/// One `publish_many` result as Python sees it: `(message_id, trace)` when confirmed,
+/// else the exception `publish` would have raised, as a value (like
+/// `asyncio.gather(..., return_exceptions=True)`).
+pub(crate) struct PublishOutcome(courierkit::Result<courierkit::Receipt>);
+
+impl<'py> IntoPyObject<'py> for PublishOutcome {
+    type Target = PyAny;
+    type Output = Bound<'py, PyAny>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        match self.0 {
+            Ok(receipt) => Ok((receipt.message_id, TraceContext::from(receipt.trace))
+                .into_pyobject(py)?
+                .into_any()),
+            Err(e) => Ok(to_py(e).into_value(py).into_bound(py).into_any()),
+        }
+    }
+}
+
 impl Bus {
     fn connect_op(config_json: &str) -> PyResult<impl Op<Bus>> {
         let config = BusConfig::from_json(config_json).py()?;
@@ -159,6 +184,25 @@ impl Bus {
                 .publish(&exchange, &routing_key, body.into(), options)
                 .await?;
             Ok((receipt.message_id, TraceContext::from(receipt.trace)))
+        }
+    }
+
+    fn publish_many_op(&self, messages: Vec<BatchMessageArg>) -> impl Op<Vec<PublishOutcome>> {
+        let bus = self.inner.clone();
+        let messages = messages
+            .into_iter()
+            .map(
+                |(exchange, routing_key, body, options)| courierkit::BatchMessage {
+                    exchange,
+                    routing_key,
+                    body: body.into(),
+                    options: options.into_core(),
+                },
+            )
+            .collect();
+        async move {
+            let results = bus.publish_many(messages).await?;
+            Ok(results.into_iter().map(PublishOutcome).collect())
         }
     }
 
@@ -279,6 +323,23 @@ impl Bus {
         awaitable(py, self.publish_op(exchange, routing_key, body, options))
     }
 
+    /// One result per message: `(message_id, trace)` or the exception, at its index.
+    fn publish_many(
+        &self,
+        py: Python<'_>,
+        messages: Vec<BatchMessageArg>,
+    ) -> PyResult<Vec<PublishOutcome>> {
+        block(py, self.publish_many_op(messages))
+    }
+
+    fn publish_many_async<'py>(
+        &self,
+        py: Python<'py>,
+        messages: Vec<BatchMessageArg>,
+    ) -> Awaitable<'py> {
+        awaitable(py, self.publish_many_op(messages))
+    }
+
     fn consume(
         &self,
         py: Python<'_>,
@@ -365,6 +426,19 @@ impl Consumer {
         }
     }
 
+    fn next_batch_op(&self, max: usize, timeout_ms: u64) -> impl Op<Option<Batch>> {
+        let consumer = self.inner.clone();
+        async move {
+            courierkit::check_duration_ms("timeout_ms", timeout_ms, true)?;
+            let batch = consumer
+                .next_batch(max, Duration::from_millis(timeout_ms))
+                .await?;
+            Ok(batch.map(|inner| Batch {
+                inner: Arc::new(inner),
+            }))
+        }
+    }
+
     fn close_op(&self) -> impl Op<()> {
         let consumer = self.inner.clone();
         async move { consumer.close().await }
@@ -382,12 +456,95 @@ impl Consumer {
         awaitable(py, self.next_op(timeout_ms))
     }
 
+    /// Up to `max` deliveries within `timeout_ms`, or None once closed.
+    fn next_batch(&self, py: Python<'_>, max: usize, timeout_ms: u64) -> PyResult<Option<Batch>> {
+        block(py, self.next_batch_op(max, timeout_ms))
+    }
+
+    fn next_batch_async<'py>(
+        &self,
+        py: Python<'py>,
+        max: usize,
+        timeout_ms: u64,
+    ) -> Awaitable<'py> {
+        awaitable(py, self.next_batch_op(max, timeout_ms))
+    }
+
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         block(py, self.close_op())
     }
 
     fn close_async<'py>(&self, py: Python<'py>) -> Awaitable<'py> {
         awaitable(py, self.close_op())
+    }
+}
+
+/// The native batch of deliveries.
+#[pyclass(frozen, module = "courierkit._courier")]
+pub(crate) struct Batch {
+    inner: Arc<courierkit::Batch>,
+}
+
+impl Batch {
+    fn settle_op(&self, outcome: Settle) -> impl Op<()> {
+        let batch = self.inner.clone();
+        async move {
+            match outcome {
+                Settle::Ack => batch.ack().await,
+                Settle::Nack(requeue) => batch.nack(requeue).await,
+                Settle::Reject => batch.reject().await,
+            }
+        }
+    }
+}
+
+/// How `Batch` settles what is left.
+enum Settle {
+    Ack,
+    Nack(bool),
+    Reject,
+}
+
+impl Settle {
+    fn nack(requeue: Option<bool>) -> Settle {
+        Settle::Nack(requeue.unwrap_or(courierkit::Delivery::DEFAULT_REQUEUE))
+    }
+}
+
+#[pymethods]
+impl Batch {
+    /// The deliveries, in the order the broker sent them.
+    #[getter]
+    fn deliveries(&self) -> Vec<Delivery> {
+        self.inner
+            .deliveries()
+            .iter()
+            .map(|d| Delivery { inner: d.clone() })
+            .collect()
+    }
+
+    fn ack(&self, py: Python<'_>) -> PyResult<()> {
+        block(py, self.settle_op(Settle::Ack))
+    }
+
+    fn ack_async<'py>(&self, py: Python<'py>) -> Awaitable<'py> {
+        awaitable(py, self.settle_op(Settle::Ack))
+    }
+
+    fn nack(&self, py: Python<'_>, requeue: Option<bool>) -> PyResult<()> {
+        block(py, self.settle_op(Settle::nack(requeue)))
+    }
+
+    fn nack_async<'py>(&self, py: Python<'py>, requeue: Option<bool>) -> Awaitable<'py> {
+        awaitable(py, self.settle_op(Settle::nack(requeue)))
+    }
+
+    fn reject(&self, py: Python<'_>) -> PyResult<()> {
+        block(py, self.settle_op(Settle::Reject))
+    }
+
+    fn reject_async<'py>(&self, py: Python<'py>) -> Awaitable<'py> {
+        awaitable(py, self.settle_op(Settle::Reject))
     }
 }
 
@@ -490,6 +647,14 @@ impl Delivery {
     #[getter]
     fn delivery_count(&self) -> Option<u32> {
         self.inner.delivery_count
+    }
+
+    /// Milliseconds left until the message's deadline (0 once passed); None without one.
+    #[getter]
+    fn remaining_ms(&self) -> Option<u64> {
+        self.inner
+            .remaining()
+            .map(|left| u64::try_from(left.as_millis()).unwrap_or(u64::MAX))
     }
 
     /// The trace context the message carried, as a carrier dict.

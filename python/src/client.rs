@@ -171,3 +171,13 @@ impl Response {
         self.inner.text()
     }
 }
+
+/// The caller's remaining budget in milliseconds from an incoming HTTP request's headers
+/// (`x-courier-deadline-ms`), or None; a `ConfigError` naming the header for a bad value.
+#[pyfunction]
+pub(crate) fn deadline_from_headers(headers: BTreeMap<String, String>) -> PyResult<Option<u64>> {
+    let budget =
+        courierkit::deadline_from_headers(headers.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .py()?;
+    Ok(budget.map(|left| u64::try_from(left.as_millis()).unwrap_or(u64::MAX)))
+}

@@ -23,7 +23,9 @@ fn _courier(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<bus::Bus>()?;
     m.add_class::<bus::Consumer>()?;
     m.add_class::<bus::Delivery>()?;
+    m.add_class::<bus::Batch>()?;
     m.add_class::<trace::TraceContext>()?;
+    m.add_function(wrap_pyfunction!(client::deadline_from_headers, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(wait::_quiesce, m)?)?;
     m.add_function(wrap_pyfunction!(wait::_panic_for_tests, m)?)?;

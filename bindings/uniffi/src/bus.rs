@@ -81,6 +81,10 @@ pub struct PublishOptions {
     /// Deliver no earlier than this many milliseconds from now (through a delay queue).
     #[uniffi(default = None)]
     pub delay_ms: Option<u64>,
+    /// How long the message stays worth processing, from now: the broker's expiration
+    /// and a deadline header; a consumer dead-letters it unprocessed once it passed.
+    #[uniffi(default = None)]
+    pub ttl_ms: Option<u64>,
 }
 
 impl From<PublishOptions> for courierkit::PublishOptions {
@@ -93,6 +97,7 @@ impl From<PublishOptions> for courierkit::PublishOptions {
             trace: o.trace.map(|c| courierkit::TraceContext::from_carrier(&c)),
             deadline: o.deadline_ms.map(Duration::from_millis),
             delay: o.delay_ms.map(Duration::from_millis),
+            ttl: o.ttl_ms.map(Duration::from_millis),
         }
     }
 }
@@ -114,6 +119,36 @@ impl From<courierkit::Receipt> for Receipt {
             trace: receipt.trace.to_carrier().into_iter().collect(),
         }
     }
+}
+
+/// One message of `Bus.publishMany`.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct BatchMessage {
+    /// The exchange (`""` is the default exchange, which routes by queue name).
+    pub exchange: String,
+    /// The routing key.
+    pub routing_key: String,
+    /// The body.
+    pub body: Vec<u8>,
+    /// Its options, as for `publish`.
+    #[uniffi(default)]
+    pub options: PublishOptions,
+}
+
+/// What became of one message of `Bus.publishMany`. The Kotlin `publishMany` turns these
+/// into `Result<Receipt>`.
+#[derive(Debug, uniffi::Enum)]
+pub enum PublishResult {
+    /// The broker confirmed it.
+    Confirmed {
+        /// Its receipt.
+        receipt: Receipt,
+    },
+    /// It was refused (checked, unroutable, nacked, timed out), as `publish` would throw.
+    Failed {
+        /// Why.
+        error: CourierError,
+    },
 }
 
 /// A snapshot of [`Bus::stats`], as core's `BusStats`: counters since the bus connected.
@@ -153,6 +188,9 @@ pub struct BusStats {
     /// Publishes confirmed into a delay queue (`delay_ms`), retries not included.
     #[uniffi(default = 0)]
     pub delayed: u64,
+    /// Messages dead-lettered unprocessed because their deadline had passed.
+    #[uniffi(default = 0)]
+    pub expired: u64,
     /// RPC requests awaiting their reply now.
     pub rpc_in_flight: u64,
     /// Reconnections after a lost connection.
@@ -176,6 +214,7 @@ impl From<courierkit::BusStats> for BusStats {
             deduplicated: s.deduplicated,
             retried: s.retried,
             delayed: s.delayed,
+            expired: s.expired,
             rpc_in_flight: s.rpc_in_flight,
             reconnects: s.reconnects,
         }
@@ -282,6 +321,40 @@ impl Bus {
         })
         .await?;
         Ok(Receipt::from(receipt))
+    }
+
+    /// Publishes every message at once and waits for all their confirms together (one
+    /// round trip, one call, for up to 1,000 messages); each message's outcome is at its
+    /// index. The Kotlin and Swift wrappers fill each message's trace from the current
+    /// span, as `publish` does.
+    ///
+    /// # Errors
+    /// `Config` on `messages` for an empty batch or one over 1,000; `Closed` for a
+    /// closed bus. Each message's own failure is its `PublishResult.Failed`.
+    pub async fn publish_many(
+        &self,
+        messages: Vec<BatchMessage>,
+    ) -> Result<Vec<PublishResult>, CourierError> {
+        let bus = self.inner.clone();
+        let messages = messages
+            .into_iter()
+            .map(|m| courierkit::BatchMessage {
+                exchange: m.exchange,
+                routing_key: m.routing_key,
+                body: m.body.into(),
+                options: m.options.into(),
+            })
+            .collect();
+        let results = crate::run(async move { bus.publish_many(messages).await }).await?;
+        Ok(results
+            .into_iter()
+            .map(|result| match result {
+                Ok(receipt) => PublishResult::Confirmed {
+                    receipt: receipt.into(),
+                },
+                Err(e) => PublishResult::Failed { error: e.into() },
+            })
+            .collect())
     }
 
     /// Starts consuming `queue` with manual acknowledgement; `prefetch` overrides the
@@ -407,6 +480,29 @@ impl Consumer {
         Ok(delivery.map(Delivery::wrap))
     }
 
+    /// Up to `max` deliveries (1..=the consumer's prefetch): returns once `max` have
+    /// come or `timeout_ms` has passed, with fewer or none; none once the consumer is
+    /// closed. Settle them one by one, or all at once with the batch's `ack`, `nack`
+    /// or `reject`.
+    ///
+    /// # Errors
+    /// `Config` on `max` or `timeout_ms`; `Connect` as `next`.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: deliveries gathered by a cancelled call are returned by the next.
+    pub async fn next_batch(
+        &self,
+        max: u32,
+        timeout_ms: u64,
+    ) -> Result<Option<Arc<Batch>>, CourierError> {
+        courierkit::check_duration_ms("timeout_ms", timeout_ms, true)?;
+        let consumer = Arc::clone(&self.inner);
+        let max = usize::try_from(max).unwrap_or(usize::MAX);
+        let timeout = Duration::from_millis(timeout_ms);
+        let batch = crate::run(async move { consumer.next_batch(max, timeout).await }).await?;
+        Ok(batch.map(|inner| Arc::new(Batch { inner })))
+    }
+
     /// Cancels the subscription; unacknowledged deliveries return to the queue and
     /// `next()` returns none afterwards.
     ///
@@ -415,6 +511,50 @@ impl Consumer {
     pub async fn close(&self) -> Result<(), CourierError> {
         let consumer = Arc::clone(&self.inner);
         crate::run(async move { consumer.close().await }).await
+    }
+}
+
+/// Deliveries from `Consumer.nextBatch`, settled one by one or with one call.
+#[derive(uniffi::Object)]
+pub struct Batch {
+    inner: courierkit::Batch,
+}
+
+#[uniffi::export]
+impl Batch {
+    /// The deliveries, in the order the broker sent them.
+    pub fn deliveries(&self) -> Vec<Arc<Delivery>> {
+        self.inner
+            .deliveries()
+            .iter()
+            .map(|d| Arc::new(Delivery { inner: d.clone() }))
+            .collect()
+    }
+
+    /// Acks every delivery not settled yet.
+    ///
+    /// # Errors
+    /// The first failure among them; the others are settled regardless.
+    pub async fn ack(self: Arc<Self>) -> Result<(), CourierError> {
+        crate::run(async move { self.inner.ack().await }).await
+    }
+
+    /// Nacks every delivery not settled yet (`requeue` by default, as `Delivery.nack`).
+    ///
+    /// # Errors
+    /// As `ack`.
+    #[uniffi::method(default(requeue = None))]
+    pub async fn nack(self: Arc<Self>, requeue: Option<bool>) -> Result<(), CourierError> {
+        let requeue = requeue.unwrap_or(courierkit::Delivery::DEFAULT_REQUEUE);
+        crate::run(async move { self.inner.nack(requeue).await }).await
+    }
+
+    /// Rejects (dead-letters) every delivery not settled yet.
+    ///
+    /// # Errors
+    /// As `ack`.
+    pub async fn reject(self: Arc<Self>) -> Result<(), CourierError> {
+        crate::run(async move { self.inner.reject().await }).await
     }
 }
 
@@ -482,6 +622,15 @@ impl Delivery {
     /// Earlier delivery attempts (quorum queues' `x-delivery-count`).
     pub fn delivery_count(&self) -> Option<u32> {
         self.inner.delivery_count
+    }
+
+    /// Milliseconds left until the message's deadline (its publisher's `ttlMs`, a
+    /// request's timeout), 0 once passed; none without a deadline. Pass it on as the
+    /// deadline of the calls and publishes made for this message.
+    pub fn remaining_ms(&self) -> Option<u64> {
+        self.inner
+            .remaining()
+            .map(|left| u64::try_from(left.as_millis()).unwrap_or(u64::MAX))
     }
 
     /// The trace context the message carried, as a carrier map.

@@ -343,3 +343,19 @@ impl Client {
         self.inner.close();
     }
 }
+
+/// The caller's remaining budget from an incoming HTTP request's headers
+/// (`x-courier-deadline-ms`, which courier clients send; names match case-insensitively),
+/// in milliseconds, for a server to pass on as the deadline of its own calls and
+/// publishes; none when the caller sent none.
+///
+/// # Errors
+/// `Config` naming the header when its value is not whole milliseconds up to 30 days.
+#[uniffi::export]
+pub fn deadline_from_headers(
+    headers: HashMap<String, String>,
+) -> Result<Option<u64>, CourierError> {
+    let budget =
+        courierkit::deadline_from_headers(headers.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+    Ok(budget.map(|left| u64::try_from(left.as_millis()).unwrap_or(u64::MAX)))
+}

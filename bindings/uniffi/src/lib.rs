@@ -47,8 +47,14 @@ mod error;
 mod telemetry;
 mod trace;
 
-pub use bus::{Bus, BusStats, Consumer, Delivery, PublishOptions, QueueOptions, Receipt};
-pub use client::{Client, ClientStats, EndpointStats, QueryParam, Request, Response, ServiceStats};
+pub use bus::{
+    Batch, BatchMessage, Bus, BusStats, Consumer, Delivery, PublishOptions, PublishResult,
+    QueueOptions, Receipt,
+};
+pub use client::{
+    Client, ClientStats, EndpointStats, QueryParam, Request, Response, ServiceStats,
+    deadline_from_headers,
+};
 pub use error::CourierError;
 pub use telemetry::{
     ConfigJson, ConfigPath, LogField, LogLevel, LogRecord, LogSink, TelemetrySettings,

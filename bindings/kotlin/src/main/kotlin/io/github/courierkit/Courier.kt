@@ -14,11 +14,13 @@
  */
 package io.github.courierkit
 
+import io.github.courierkit.ffi.BatchMessage
 import io.github.courierkit.ffi.Bus
 import io.github.courierkit.ffi.Client
 import io.github.courierkit.ffi.Consumer
 import io.github.courierkit.ffi.Delivery
 import io.github.courierkit.ffi.PublishOptions
+import io.github.courierkit.ffi.PublishResult
 import io.github.courierkit.ffi.Receipt
 import io.github.courierkit.ffi.Request
 import io.github.courierkit.ffi.Response
@@ -127,6 +129,25 @@ suspend fun Bus.publish(
     exchange, routingKey, body,
     if (options.trace != null) options else options.copy(trace = HostTrace.carrier()),
 )
+
+/**
+ * Publishes every message at once and waits for all their confirms together (up to
+ * 1,000 per call); each message's outcome is at its index, a failure as the
+ * `CourierException` [publish] would throw. Messages without `options.trace` take the
+ * current OpenTelemetry span as parent ([HostTrace]).
+ */
+suspend fun Bus.publishMany(messages: List<BatchMessage>): List<Result<Receipt>> {
+    val parent = HostTrace.carrier()
+    val traced = messages.map { m ->
+        if (m.options.trace != null || parent == null) m else m.copy(options = m.options.copy(trace = parent))
+    }
+    return publishManyNative(traced).map { outcome ->
+        when (outcome) {
+            is PublishResult.Confirmed -> Result.success(outcome.receipt)
+            is PublishResult.Failed -> Result.failure(outcome.error)
+        }
+    }
+}
 
 /**
  * Hands the message on to the next workflow step under a message id derived from this
