@@ -199,6 +199,8 @@ export interface BusStats {
   retried: number
   /** Publishes confirmed into a delay queue (`delayMs`), retries not included. */
   delayed: number
+  /** Messages dead-lettered unprocessed because their deadline (`ttlMs`, a request's timeout) had passed. */
+  expired: number
   /** Requests awaiting their reply now. */
   rpc_in_flight: number
   reconnects: number
@@ -333,6 +335,12 @@ export declare class Delivery {
   readonly routingKey: string
   readonly redelivered: boolean
   readonly deliveryCount: number | null
+  /**
+   * Milliseconds left until the message's deadline (its publisher's `ttlMs`, a request's
+   * timeout), 0 once passed; null without one. Pass it on as the deadline of the calls
+   * and publishes made for this message.
+   */
+  readonly remainingMs: number | null
   /** The trace context the message carried, as a carrier object. */
   readonly trace: Record<string, string>
   /** The same context as a TraceContext. */
@@ -353,8 +361,27 @@ export declare class Delivery {
   forward(msg: Omit<PublishMessage, 'messageId'>): Promise<Receipt>
 }
 
+/**
+ * Deliveries from `Consumer.nextBatch`, in delivery order. Settle any on its own; `ack`,
+ * `nack` and `reject` then settle all the others at once (rejecting with the first
+ * failure, having settled the rest).
+ */
+export declare class Batch implements Iterable<Delivery> {
+  readonly deliveries: readonly Delivery[]
+  readonly length: number
+  ack(): Promise<void>
+  nack(requeue?: boolean): Promise<void>
+  reject(): Promise<void>
+  [Symbol.iterator](): Iterator<Delivery>
+}
+
 export declare class Consumer implements AsyncIterable<Delivery> {
   next(opts?: { timeoutMs?: number }): Promise<Delivery | null>
+  /**
+   * Up to `max` deliveries (1..=prefetch): resolves once `max` came or `timeoutMs` passed
+   * (fewer, possibly none), or null once the consumer is closed.
+   */
+  nextBatch(opts: { max: number; timeoutMs: number }): Promise<Batch | null>
   close(): Promise<void>
   [Symbol.asyncIterator](): AsyncIterator<Delivery>
 }
@@ -387,6 +414,11 @@ export interface PublishMessage {
   deadlineMs?: number
   /** Deliver no earlier than this many milliseconds from now (through a delay queue). */
   delayMs?: number
+  /**
+   * How long the message stays worth processing, from now: a consumer dead-letters it
+   * unprocessed after that (`Delivery.remainingMs` is what is left). With `delayMs`, longer than it.
+   */
+  ttlMs?: number
 }
 
 export interface ConsumeOptions {
@@ -423,6 +455,13 @@ export declare class Bus {
   declareExchange(name: string, kind?: 'direct' | 'fanout' | 'topic' | 'headers'): Promise<void>
   bind(queue: string, exchange: string, routingKey: string): Promise<void>
   publish(msg: PublishMessage): Promise<Receipt>
+  /**
+   * Publishes up to 1,000 messages at once and waits for all their confirms together;
+   * resolves with one `Promise.allSettled` entry per message, at its index (a rejected
+   * one holds the error `publish` would reject with). Rejects only for the batch itself
+   * (empty, too long, a closed bus).
+   */
+  publishMany(msgs: readonly PublishMessage[]): Promise<PromiseSettledResult<Receipt>[]>
   consume(queue: string, opts?: ConsumeOptions): Promise<Consumer>
   /** A consumer of RPC requests: each delivery's `reply()` answers its caller. */
   serve(queue: string): Promise<Consumer>
@@ -431,6 +470,14 @@ export declare class Bus {
   stats(): BusStats
   close(): Promise<void>
 }
+
+/**
+ * The caller's remaining budget in milliseconds from an incoming HTTP request's headers
+ * (`x-courier-deadline-ms`, which courier clients send; any case), for a server to pass
+ * on as the deadline of its own calls and publishes; null when the caller sent none.
+ * Throws COURIER_CONFIG naming the header when its value is not whole milliseconds.
+ */
+export declare function deadlineFromHeaders(headers: Record<string, string> | Map<string, string>): number | null
 
 // --- telemetry ---------------------------------------------------------------------------
 

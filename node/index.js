@@ -159,6 +159,8 @@ class Delivery {
   get routingKey() { return this.#native.routingKey }
   get redelivered() { return this.#native.redelivered }
   get deliveryCount() { return this.#native.deliveryCount }
+  /** Milliseconds left until the message's deadline, 0 once passed; null without one. */
+  get remainingMs() { return this.#native.remainingMs }
   get trace() { return this.#native.trace }
   /** The context the message carried, as a TraceContext. */
   get traceContext() { return this.#native.traceContext }
@@ -180,12 +182,36 @@ class Delivery {
 
 const delivery = (n) => (n === null ? null : new Delivery(n))
 
+/** Deliveries from `nextBatch`; `ack`, `nack` and `reject` settle the ones not settled yet. */
+class Batch {
+  #native
+  constructor(n) {
+    this.#native = n
+    this.deliveries = Object.freeze(n.deliveries.map((d) => new Delivery(d)))
+  }
+  get length() { return this.deliveries.length }
+  [Symbol.iterator]() { return this.deliveries[Symbol.iterator]() }
+  async ack() { return this.#native.ack() }
+  async nack(requeue = undefined) { return this.#native.nack(args.optBool('requeue', requeue)) }
+  async reject() { return this.#native.reject() }
+}
+
 class Consumer {
   #native
   constructor(n) { this.#native = n }
   /** The next delivery, or null once closed; rejects with COURIER_TIMEOUT after timeoutMs. */
   async next(opts = {}) {
     return delivery(await this.#native.next(args.optNumber('timeout_ms', args.options('options', opts).timeoutMs)))
+  }
+  /** Up to `max` deliveries once `max` came or `timeoutMs` passed (fewer, possibly none); null once closed. */
+  async nextBatch(opts) {
+    opts = args.options('options', opts)
+    const max = args.optNumber('max', opts.max)
+    const timeoutMs = args.optNumber('timeout_ms', opts.timeoutMs)
+    if (max === undefined) throw args.configError('max', 'is required')
+    if (timeoutMs === undefined) throw args.configError('timeout_ms', 'is required')
+    const n = await this.#native.nextBatch(max, timeoutMs)
+    return n === null ? null : new Batch(n)
   }
   /** Stops consuming; unacknowledged deliveries return to the queue. */
   async close() { return this.#native.close() }
@@ -209,6 +235,7 @@ function publishArgs(msg) {
     trace: parentTrace(msg.trace),
     deadlineMs: args.optNumber('deadline_ms', msg.deadlineMs),
     delayMs: args.optNumber('delay_ms', msg.delayMs),
+    ttlMs: args.optNumber('ttl_ms', msg.ttlMs),
   }
 }
 
@@ -244,6 +271,19 @@ class Bus {
    * (`trace`, a carrier, and `traceContext`). */
   async publish(msg) {
     return this.#native.publish(publishArgs(msg))
+  }
+
+  /** One `Promise.allSettled` entry per message, once all are confirmed or refused. */
+  async publishMany(msgs) {
+    if (!Array.isArray(msgs)) throw args.configError('messages', 'expected an array of messages')
+    return this.#native.publishMany(msgs.map((m, i) => {
+      try {
+        return publishArgs(m)
+      } catch (e) {
+        if (e.code === 'COURIER_CONFIG') throw args.configError(`messages[${i}].${e.field}`, e.reason)
+        throw e
+      }
+    }))
   }
 
   async consume(queue, opts = {}) {
@@ -369,7 +409,12 @@ process.on('beforeExit', () => {
   flushTelemetry().catch((e) => warn(`courier telemetry was not exported at exit: ${e.message}`, e.code))
 })
 
+/** The caller's remaining budget (ms) from incoming HTTP headers, or null. */
+function deadlineFromHeaders(headers) {
+  return native.deadlineFromHeaders(args.stringMap('headers', headers) ?? {})
+}
+
 module.exports = {
-  Client, Bus, Consumer, Delivery, Response, TraceContext,
+  Client, Bus, Batch, Consumer, Delivery, Response, TraceContext, deadlineFromHeaders,
   setLogger, setLogLevel, logLevel, configureTelemetry, flushTelemetry, metricsText, LOG_CHANNEL,
 }

@@ -8,9 +8,10 @@ use courierkit::{
     TraceContext, Validate,
 };
 use napi::bindgen_prelude::*;
+use napi::{JsValue, sys};
 use napi_derive::napi;
 
-use crate::error::OrThrow;
+use crate::error::{OrThrow, error_object};
 use crate::numbers;
 use crate::promise;
 use crate::trace::NativeTraceContext;
@@ -39,6 +40,8 @@ pub struct NativePublish {
     pub deadline_ms: Option<f64>,
     /// Deliver no earlier than this many milliseconds from now.
     pub delay_ms: Option<f64>,
+    /// How long the message stays worth processing, from now.
+    pub ttl_ms: Option<f64>,
 }
 
 #[napi(object)]
@@ -78,6 +81,33 @@ impl From<courierkit::Receipt> for NativeReceipt {
     }
 }
 
+/// `publishMany`'s results, in the shape of `Promise.allSettled`: for each message
+/// `{ status: 'fulfilled', value: receipt }` or `{ status: 'rejected', reason: error }`,
+/// the error being the one `publish` would reject with. Built on the JavaScript thread.
+pub struct Settled(Vec<courierkit::Result<courierkit::Receipt>>);
+
+impl ToNapiValue for Settled {
+    unsafe fn to_napi_value(raw: sys::napi_env, settled: Self) -> Result<sys::napi_value> {
+        let env = Env::from_raw(raw);
+        let mut array = env.create_array(u32::try_from(settled.0.len()).unwrap_or(u32::MAX))?;
+        for (i, result) in settled.0.into_iter().enumerate() {
+            let mut entry = Object::new(&env)?;
+            match result {
+                Ok(receipt) => {
+                    entry.set_named_property("status", "fulfilled")?;
+                    entry.set_named_property("value", NativeReceipt::from(receipt))?;
+                }
+                Err(e) => {
+                    entry.set_named_property("status", "rejected")?;
+                    entry.set_named_property("reason", error_object(&env, &e)?)?;
+                }
+            }
+            array.set(u32::try_from(i).unwrap_or(u32::MAX), entry)?;
+        }
+        Ok(array.raw())
+    }
+}
+
 impl NativePublish {
     /// The destination, body and core options of a publish or a forward.
     fn into_core(self) -> courierkit::Result<(String, String, Vec<u8>, PublishOptions)> {
@@ -92,6 +122,7 @@ impl NativePublish {
                 .map(|carrier| TraceContext::from_carrier(&carrier)),
             deadline: numbers::millis("deadline_ms", self.deadline_ms)?,
             delay: numbers::millis("delay_ms", self.delay_ms)?,
+            ttl: numbers::millis("ttl_ms", self.ttl_ms)?,
         };
         Ok((self.exchange, self.routing_key, self.body.to_vec(), options))
     }
@@ -201,6 +232,36 @@ impl NativeBus {
         })
     }
 
+    /// Publishes every message at once and resolves, once all are confirmed or refused,
+    /// with one `Promise.allSettled`-shaped entry per message.
+    #[napi(
+        ts_return_type = "Promise<Array<{ status: 'fulfilled', value: NativeReceipt } | { status: 'rejected', reason: Error }>>"
+    )]
+    pub fn publish_many<'env>(
+        &self,
+        env: &'env Env,
+        messages: Vec<NativePublish>,
+    ) -> Result<Object<'env>> {
+        let messages = messages
+            .into_iter()
+            .map(|m| {
+                let (exchange, routing_key, body, options) = m.into_core()?;
+                Ok(courierkit::BatchMessage {
+                    exchange,
+                    routing_key,
+                    body: body.into(),
+                    options,
+                })
+            })
+            .collect::<courierkit::Result<Vec<_>>>()
+            .or_throw(env)?;
+        let bus = self.inner.clone();
+        promise::spawn(
+            env,
+            async move { bus.publish_many(messages).await.map(Settled) },
+        )
+    }
+
     #[napi(ts_return_type = "Promise<NativeConsumer>")]
     pub fn consume<'env>(
         &self,
@@ -300,10 +361,71 @@ impl NativeConsumer {
         })
     }
 
+    /// Resolves to up to `max` deliveries once `max` came or `timeoutMs` passed (fewer,
+    /// possibly none), or null once the consumer is closed.
+    #[napi(ts_return_type = "Promise<NativeBatch | null>")]
+    pub fn next_batch<'env>(
+        &self,
+        env: &'env Env,
+        max: f64,
+        timeout_ms: f64,
+    ) -> Result<Object<'env>> {
+        let max = numbers::integer("max", max, u32::MAX.into()).or_throw(env)? as usize;
+        let timeout = numbers::millis("timeout_ms", Some(timeout_ms))
+            .or_throw(env)?
+            .unwrap_or_default();
+        let consumer = self.inner.clone();
+        promise::spawn(env, async move {
+            let batch = consumer.next_batch(max, timeout).await?;
+            Ok(batch.map(|inner| NativeBatch {
+                inner: Arc::new(inner),
+            }))
+        })
+    }
+
     #[napi(ts_return_type = "Promise<void>")]
     pub fn close<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
         let consumer = self.inner.clone();
         promise::spawn(env, async move { consumer.close().await })
+    }
+}
+
+/// Deliveries from `nextBatch`, settled one by one or all at once.
+#[napi]
+pub struct NativeBatch {
+    inner: Arc<courierkit::Batch>,
+}
+
+#[napi]
+impl NativeBatch {
+    /// The deliveries, in the order the broker sent them.
+    #[napi(getter)]
+    pub fn deliveries(&self) -> Vec<NativeDelivery> {
+        self.inner
+            .deliveries()
+            .iter()
+            .map(|d| NativeDelivery { inner: d.clone() })
+            .collect()
+    }
+
+    /// Acks every delivery not settled yet; rejects with the first failure.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn ack<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
+        let batch = self.inner.clone();
+        promise::spawn(env, async move { batch.ack().await })
+    }
+
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn nack<'env>(&self, env: &'env Env, requeue: Option<bool>) -> Result<Object<'env>> {
+        let batch = self.inner.clone();
+        let requeue = requeue.unwrap_or(courierkit::Delivery::DEFAULT_REQUEUE);
+        promise::spawn(env, async move { batch.nack(requeue).await })
+    }
+
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn reject<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
+        let batch = self.inner.clone();
+        promise::spawn(env, async move { batch.reject().await })
     }
 }
 
@@ -366,6 +488,12 @@ impl NativeDelivery {
     #[napi(getter)]
     pub fn delivery_count(&self) -> Option<u32> {
         self.inner.delivery_count
+    }
+
+    /// Milliseconds left until the message's deadline (0 once passed); null without one.
+    #[napi(getter)]
+    pub fn remaining_ms(&self) -> Option<f64> {
+        self.inner.remaining().map(|left| left.as_millis() as f64)
     }
 
     /// The trace context the message carried, as a carrier object.

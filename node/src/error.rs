@@ -19,6 +19,12 @@ pub(crate) fn to_js(env: &Env, err: courierkit::Error) -> Error {
 }
 
 fn build(env: &Env, err: &courierkit::Error) -> Result<Error> {
+    Ok(Error::from(error_object(env, err)?.to_unknown()))
+}
+
+/// The JavaScript error object for `err`, as a value: thrown by [`to_js`], or kept in a
+/// result (`publishMany`'s rejected entries).
+pub(crate) fn error_object<'env>(env: &'env Env, err: &courierkit::Error) -> Result<Object<'env>> {
     let mut obj = env.create_error(Error::new(Status::GenericFailure, err.to_string()))?;
     obj.set_named_property("code", code(err.kind()))?;
     obj.set_named_property("kind", err.kind().code())?;
@@ -34,10 +40,10 @@ fn build(env: &Env, err: &courierkit::Error) -> Result<Error> {
     }
     if let Some(last) = err.cause() {
         // The failure the budget would not retry, as the standard `cause`.
-        let cause = build(env, last)?;
+        let cause = error_object(env, last)?;
         obj.set_named_property("cause", cause)?;
     }
-    Ok(Error::from(obj.to_unknown()))
+    Ok(obj)
 }
 
 /// `retry_after_ms` → `retryAfterMs`.

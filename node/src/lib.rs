@@ -24,3 +24,18 @@ mod trace;
 pub fn panic_for_tests(env: &napi::Env) -> napi::Result<napi::bindgen_prelude::Object<'_>> {
     promise::spawn(env, courierkit::runtime::panic_for_tests())
 }
+
+/// The caller's remaining budget in milliseconds from an incoming HTTP request's headers
+/// (`x-courier-deadline-ms`), or null; throws COURIER_CONFIG naming the header for a bad
+/// value.
+#[napi_derive::napi]
+pub fn deadline_from_headers(
+    env: napi::Env,
+    headers: std::collections::HashMap<String, String>,
+) -> napi::Result<Option<f64>> {
+    use error::OrThrow;
+    let budget =
+        courierkit::deadline_from_headers(headers.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .or_throw(&env)?;
+    Ok(budget.map(|left| left.as_millis() as f64))
+}

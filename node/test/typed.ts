@@ -1,6 +1,6 @@
 // Type-checked by `tsc --noEmit` (not run): the public types accept what the docs show.
 import { Receipt, Trace, TraceContext } from '..'
-import { Bus, BusStats, Client, CourierError, Delivery, Request, Response } from '..'
+import { Batch, Bus, BusStats, Client, CourierError, deadlineFromHeaders, Delivery, Request, Response } from '..'
 import { configureTelemetry, flushTelemetry, LOG_CHANNEL, logLevel, metricsText, setLogger, setLogLevel } from '..'
 import type { LogLevel, LogRecord, TlsConfig } from '..'
 
@@ -38,7 +38,21 @@ async function usage(): Promise<void> {
       void next.messageId
     }
   }
-  await bus.publish({ routingKey: 'orders', body: 'x', messageId: 'm1', deadlineMs: 1000, delayMs: 500 })
+  await bus.publish({ routingKey: 'orders', body: 'x', messageId: 'm1', deadlineMs: 1000, delayMs: 500, ttlMs: 60000 })
+  const settled: PromiseSettledResult<Receipt>[] = await bus.publishMany([{ routingKey: 'orders', body: 'a' }, { routingKey: 'orders', ttlMs: 5000 }])
+  for (const r of settled) if (r.status === 'fulfilled') void r.value.messageId
+  const batch: Batch | null = await consumer.nextBatch({ max: 10, timeoutMs: 1000 })
+  if (batch !== null) {
+    for (const d of batch) {
+      const left: number | null = d.remainingMs
+      if (left === 0) await d.reject()
+    }
+    const first: Delivery | undefined = batch.deliveries[0]
+    void [first, batch.length]
+    await batch.ack()
+  }
+  const budget: number | null = deadlineFromHeaders({ 'x-courier-deadline-ms': '250' })
+  void budget
   const deduped = await bus.consume('orders', { prefetch: 10, dedup: false })
   await deduped.close()
 
@@ -59,7 +73,7 @@ async function usage(): Promise<void> {
   await memory.request({ exchange: 'rpc', routingKey: 'pricing', body: Buffer.from('x'), trace: { traceparent: '...' } })
   const text: string = reply.body.toString()
   const stats: BusStats = memory.stats()
-  const counts: number[] = [stats.deduplicated, stats.rpc_in_flight, stats.publish_rejected, stats.retried, stats.delayed]
+  const counts: number[] = [stats.deduplicated, stats.rpc_in_flight, stats.publish_rejected, stats.retried, stats.delayed, stats.expired]
   void [text, counts]
   const parent: TraceContext = TraceContext.parse('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', 'v=1')
   const ids: [string, string, boolean, string | null] = [parent.traceId, parent.spanId, parent.sampled, parent.tracestate]
