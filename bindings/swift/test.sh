@@ -57,7 +57,12 @@ for decl in 'open class Client' 'open class Bus' 'open class Consumer' 'open cla
             'func setLogLevel(level: LogLevel)' 'func logLevel() -> LogLevel' \
             'func configureTelemetry(settings: TelemetrySettings' 'func flushTelemetry() *async throws' \
             'func metricsText() -> String' 'public typealias ConfigJson = String' \
-            'public typealias ConfigPath = String' 'CourierLogging.installed(value)'; do
+            'public typealias ConfigPath = String' 'CourierLogging.installed(value)' \
+            'func publishMany(messages: \[BatchMessage\]) *async throws *-> *\[PublishResult\]' \
+            'public enum PublishResult' 'case failed(' '*/error: CourierError' 'open class Batch' \
+            'func nextBatch(max: UInt32, timeoutMs: UInt64) *async throws *-> *Batch?' \
+            'func deliveries() -> \[Delivery\]' 'func remainingMs() -> UInt64?' 'public var ttlMs' \
+            'func deadlineFromHeaders(headers: \[String: String\]) *throws *-> *UInt64?' 'public var expired: UInt64'; do
   grep -q "$decl" "$gen_dir/CourierKit.swift" || fail "CourierKit.swift lacks '$decl'"
 done
 # The hand-written layer (Sources/CourierKit/*.swift, not compiled without a toolchain) must use
