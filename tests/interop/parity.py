@@ -126,6 +126,15 @@ REDIS_URL = os.environ.get("COURIER_REDIS_URL", "redis://127.0.0.1:6379/0")
 NAME_FIELDS = ("queue", "routing_key")
 
 
+def namespaced(step: dict[str, Any]) -> dict[str, Any]:
+    """A bus step with its queue names and routing keys (those of a `publish_many`'s
+    messages too) under the `courier-parity.{ns}.` prefix."""
+    renamed = {**step, **{k: f"courier-parity.{{ns}}.{step[k]}" for k in NAME_FIELDS if k in step}}
+    if "messages" in step:
+        renamed["messages"] = [namespaced(m) for m in step["messages"]]
+    return renamed
+
+
 def rabbitmq_twins(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every bus case on `{memory}` again on RabbitMQ (`{amqp}`), and its dedup cases
     again with the Redis store, so each binding's messaging is exercised on the real
@@ -136,14 +145,11 @@ def rabbitmq_twins(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for case in cases:
         if case["kind"] != "bus" or case["config"].get("urls") != ["{memory}"] or not case.get("twin", True):
             continue
-        steps = [
-            {**step, **{k: f"courier-parity.{{ns}}.{step[k]}" for k in NAME_FIELDS if k in step}}
-            for step in case["steps"]
-        ]
+        steps = [namespaced(step) for step in case["steps"]]
         twin = {**case, "name": f"{case['name']} [rabbitmq]", "steps": steps}
         twin["config"] = {**case["config"], "urls": ["{amqp}"]}
         twins.append(twin)
-        if any(step.get("op") == "consume" and step.get("dedup") for step in steps):
+        if any(step.get("op") in ("consume", "consume_batches") and step.get("dedup") for step in steps):
             redis = {"store": "redis", "url": "{redis}", "prefix": "courier-parity:{ns}:"}
             name = f"{case['name']} [rabbitmq, redis dedup]"
             twins.append({**twin, "name": name, "config": {**twin["config"], "dedup": redis}})
@@ -201,6 +207,7 @@ def delete_queues(cases: list[dict[str, Any]], ns: str) -> None:
     names, twins included, in namespace `ns`."""
     prefix = "courier-parity.{ns}."
     steps = [step for case in cases if case["kind"] == "bus" for step in case["steps"]]
+    steps += [m for step in steps for m in step.get("messages", [])]
     names = {
         step[k].replace("{ns}", ns)
         for step in steps

@@ -38,7 +38,9 @@ impl Batch {
         self.deliveries.is_empty()
     }
 
-    /// Acks every delivery not settled yet, all at once (as [`Delivery::ack`] each).
+    /// Acks every delivery not settled yet, all at once (as [`Delivery::ack`] each): an
+    /// ack changes nothing anyone sees in order, so they go concurrently (with a Redis
+    /// dedup store, one round trip for the batch rather than one per delivery).
     ///
     /// # Errors
     /// The first failure among them; the others are settled regardless.
@@ -47,20 +49,30 @@ impl Batch {
     }
 
     /// Nacks every delivery not settled yet (as [`Delivery::nack`] each: on a queue
-    /// with `retry_delays_ms`, `requeue` sends each to its next delay).
+    /// with `retry_delays_ms`, `requeue` sends each to its next delay), one after the
+    /// other in delivery order, so requeued messages keep their order.
     ///
     /// # Errors
     /// As [`Batch::ack`].
     pub async fn nack(&self, requeue: bool) -> Result<()> {
-        first_error(join_all(self.unsettled().map(|d| d.nack(requeue))).await)
+        let mut results = Vec::with_capacity(self.len());
+        for d in self.unsettled() {
+            results.push(d.nack(requeue).await);
+        }
+        first_error(results)
     }
 
-    /// Rejects (dead-letters) every delivery not settled yet.
+    /// Rejects (dead-letters) every delivery not settled yet, in delivery order, so the
+    /// dead-letter queue holds them in the order they came.
     ///
     /// # Errors
     /// As [`Batch::ack`].
     pub async fn reject(&self) -> Result<()> {
-        first_error(join_all(self.unsettled().map(|d| d.reject())).await)
+        let mut results = Vec::with_capacity(self.len());
+        for d in self.unsettled() {
+            results.push(d.reject().await);
+        }
+        first_error(results)
     }
 
     /// Deliveries the application has not settled on its own. Settling one while the

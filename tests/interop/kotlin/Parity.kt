@@ -16,6 +16,7 @@
 package io.github.courierkit.interop
 
 import io.github.courierkit.call
+import io.github.courierkit.ffi.BatchMessage
 import io.github.courierkit.ffi.Bus
 import io.github.courierkit.ffi.BusStats
 import io.github.courierkit.ffi.Client
@@ -24,6 +25,7 @@ import io.github.courierkit.ffi.PublishOptions
 import io.github.courierkit.ffi.QueueOptions
 import io.github.courierkit.ffi.Request
 import io.github.courierkit.forward
+import io.github.courierkit.publishMany
 import io.github.courierkit.publish
 import io.github.courierkit.request
 import kotlinx.coroutines.runBlocking
@@ -263,7 +265,7 @@ private fun BusStats.bySnakeName(): Map<String, Long> = mapOf(
     "published" to published, "confirmed" to confirmed, "resent" to resent, "returned" to returned,
     "publish_rejected" to publishRejected, "republished" to republished, "delivered" to delivered, "acked" to acked, "nacked" to nacked,
     "rejected" to rejected, "redelivered" to redelivered, "deduplicated" to deduplicated,
-    "retried" to retried, "delayed" to delayed,
+    "retried" to retried, "delayed" to delayed, "expired" to expired,
     "rpc_in_flight" to rpcInFlight, "reconnects" to reconnects,
 ).mapValues { it.value.toLong() }
 
@@ -338,8 +340,25 @@ private suspend fun step(bus: Bus, kit: Testkit, s: Map<String, Any?>): Map<Stri
         }
         "publish" -> bus.publish(
             exchange, s.text("routing_key"), body,
-            PublishOptions(messageId = s["message_id"] as? String, delayMs = (s["delay_ms"] as? Long)?.toULong()),
+            PublishOptions(
+                messageId = s["message_id"] as? String,
+                delayMs = (s["delay_ms"] as? Long)?.toULong(),
+                ttlMs = (s["ttl_ms"] as? Long)?.toULong(),
+                headers = (s["headers"] as? Map<*, *>)?.entries?.associate { (k, v) -> k as String to v as String } ?: emptyMap(),
+            ),
         )
+        "publish_many" -> {
+            val messages = s["messages"].list().map { it.obj() }.map { m ->
+                BatchMessage(
+                    m["exchange"] as? String ?: "", m.text("routing_key"), (m["body"] as? String ?: "").toByteArray(),
+                    PublishOptions(messageId = m["message_id"] as? String),
+                )
+            }
+            val results = bus.publishMany(messages).map { result ->
+                result.fold({ mapOf("ok" to true) }, { e -> outcomeOf(e as CourierException) })
+            }
+            return mapOf("results" to results)
+        }
         "request" -> bus.request(s.text("routing_key"), body, exchange = exchange, timeoutMs = s.long("timeout_ms").toULong()).close()
         "consume" -> {
             val ids = mutableListOf<String?>()
@@ -357,6 +376,27 @@ private suspend fun step(bus: Bus, kit: Testkit, s: Map<String, Any?>): Map<Stri
                             "reject" -> d.reject()
                             "nack" -> d.nack(requeue = true)
                             "forward" -> d.forward("", s.text("forward_to"), d.body())
+                            else -> error("unknown settle $settle")
+                        }
+                    }
+                }
+                consumer.shutdown()
+            }
+            return mapOf("message_ids" to ids)
+        }
+        "consume_batches" -> {
+            val ids = mutableListOf<String?>()
+            bus.consume(s.text("queue"), dedup = s["dedup"] as? Boolean ?: error("dedup must be a boolean")).use { consumer ->
+                while (true) {
+                    val batch = consumer.nextBatch(s.long("max").toUInt(), s.long("wait_ms").toULong()) ?: error("the consumer closed")
+                    batch.use {
+                        val deliveries = batch.deliveries()
+                        if (deliveries.isEmpty()) break
+                        ids += deliveries.map { d -> d.use { it.messageId() } }
+                        when (val settle = s.text("settle")) {
+                            "ack" -> batch.ack()
+                            "reject" -> batch.reject()
+                            "nack" -> batch.nack(requeue = true)
                             else -> error("unknown settle $settle")
                         }
                     }

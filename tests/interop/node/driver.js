@@ -128,9 +128,21 @@ async function step(bus, kit, s) {
       break
     case 'publish':
       await bus.publish({
-        exchange: s.exchange ?? '', routingKey: s.routing_key, body: s.body ?? '', messageId: s.message_id, delayMs: s.delay_ms,
+        exchange: s.exchange ?? '',
+        routingKey: s.routing_key,
+        body: s.body ?? '',
+        messageId: s.message_id,
+        delayMs: s.delay_ms,
+        ttlMs: s.ttl_ms,
+        headers: s.headers,
       })
       break
+    case 'publish_many': {
+      const results = await bus.publishMany(s.messages.map((m) => ({
+        exchange: m.exchange ?? '', routingKey: m.routing_key, body: m.body ?? '', messageId: m.message_id,
+      })))
+      return { results: results.map((r) => (r.status === 'fulfilled' ? { ok: true } : error(r.reason))) }
+    }
     case 'request':
       await bus.request({ exchange: s.exchange ?? '', routingKey: s.routing_key, body: s.body ?? '', timeoutMs: s.timeout_ms })
       break
@@ -150,6 +162,22 @@ async function step(bus, kit, s) {
           ids.push(d.messageId)
           if (s.settle === 'forward') await d.forward({ routingKey: s.forward_to, body: d.body })
           else await d[s.settle]()
+        }
+      } finally {
+        await consumer.close()
+      }
+      return { message_ids: ids }
+    }
+    case 'consume_batches': {
+      const consumer = await bus.consume(s.queue, { dedup: s.dedup })
+      const ids = []
+      try {
+        for (;;) {
+          const batch = await consumer.nextBatch({ max: s.max, timeoutMs: s.wait_ms })
+          if (batch === null) throw new Error('the consumer closed')
+          if (batch.length === 0) break
+          ids.push(...[...batch].map((d) => d.messageId))
+          await batch[s.settle]()
         }
       } finally {
         await consumer.close()

@@ -113,7 +113,18 @@ def step(bus: courierkit.Bus, kit: Testkit, s: dict[str, Any]) -> dict[str, Any]
             s.get("body", ""),
             message_id=s.get("message_id"),
             delay_ms=s.get("delay_ms"),
+            ttl_ms=s.get("ttl_ms"),
+            headers=s.get("headers"),
         )
+    elif op == "publish_many":
+        messages = [
+            courierkit.BatchMessage(
+                m.get("exchange", ""), m["routing_key"], m.get("body", ""), message_id=m.get("message_id")
+            )
+            for m in s["messages"]
+        ]
+        results = bus.publish_many(messages)
+        return {"results": [error(r) if isinstance(r, courierkit.CourierError) else {"ok": True} for r in results]}
     elif op == "request":
         bus.request(
             s["routing_key"], s.get("body", ""), exchange=s.get("exchange", ""), timeout_ms=s["timeout_ms"]
@@ -133,6 +144,18 @@ def step(bus: courierkit.Bus, kit: Testkit, s: dict[str, Any]) -> dict[str, Any]
                     d.forward("", s["forward_to"], d.body)
                 else:
                     getattr(d, s["settle"])()
+        return {"message_ids": ids}
+    elif op == "consume_batches":
+        ids = []
+        with bus.consume(s["queue"], dedup=s["dedup"]) as consumer:
+            while True:
+                batch = consumer.next_batch(s["max"], timeout_ms=s["wait_ms"])
+                if batch is None:
+                    raise RuntimeError("the consumer closed")
+                if len(batch) == 0:
+                    break
+                ids.extend(d.message_id for d in batch)
+                getattr(batch, s["settle"])()
         return {"message_ids": ids}
     elif op == "stats":
         stats = bus.stats()

@@ -253,14 +253,44 @@ async fn step(
             bus.declare_queue(text(s, "queue")?, &options).await
         }
         "publish" => {
+            let headers = match s.get("headers").filter(|h| !h.is_null()) {
+                None => Default::default(),
+                Some(h) => serde_json::from_value(h.clone())?,
+            };
             let options = courierkit::PublishOptions {
                 message_id: optional_text(s, "message_id"),
                 delay: s["delay_ms"].as_u64().map(Duration::from_millis),
+                ttl: s["ttl_ms"].as_u64().map(Duration::from_millis),
+                headers,
                 ..courierkit::PublishOptions::default()
             };
             bus.publish(exchange, text(s, "routing_key")?, body.into(), options)
                 .await
                 .map(drop)
+        }
+        "publish_many" => {
+            let mut messages = Vec::new();
+            for m in list(s, "messages")? {
+                messages.push(courierkit::BatchMessage {
+                    exchange: m["exchange"].as_str().unwrap_or("").to_owned(),
+                    routing_key: text(m, "routing_key")?.to_owned(),
+                    body: m["body"].as_str().unwrap_or("").to_owned().into(),
+                    options: courierkit::PublishOptions {
+                        message_id: optional_text(m, "message_id"),
+                        ..courierkit::PublishOptions::default()
+                    },
+                });
+            }
+            return Ok(bus.publish_many(messages).await.map(|results| {
+                let results: Vec<Value> = results
+                    .iter()
+                    .map(|r| match r {
+                        Ok(_) => json!({"ok": true}),
+                        Err(e) => error(e),
+                    })
+                    .collect();
+                json!({ "results": results })
+            }));
         }
         "request" => {
             let options = RequestOptions {
@@ -273,6 +303,7 @@ async fn step(
                 .map(drop)
         }
         "consume" => return consume(bus, s).await,
+        "consume_batches" => return consume_batches(bus, s).await,
         "stats" => {
             let stats = serde_json::to_value(bus.stats())?;
             let mut picked = Map::new();
@@ -318,6 +349,45 @@ async fn consume(bus: &Bus, s: &Value) -> Result<Result<Value, courierkit::Error
                     .await
                     .map(drop)
             }
+            other => return Err(format!("unknown settle {other:?}").into()),
+        };
+        if let Err(e) = settled {
+            break Err(e);
+        }
+    };
+    consumer.close().await?;
+    Ok(outcome)
+}
+
+/// Takes batches of up to `max` until one comes back empty after `wait_ms`, settling
+/// each batch with one call as `settle` says.
+async fn consume_batches(
+    bus: &Bus,
+    s: &Value,
+) -> Result<Result<Value, courierkit::Error>, BoxError> {
+    let options = ConsumeOptions {
+        dedup: s["dedup"].as_bool().ok_or("dedup must be a boolean")?,
+        ..ConsumeOptions::default()
+    };
+    let consumer = match bus.consume(text(s, "queue")?, options).await {
+        Ok(consumer) => consumer,
+        Err(e) => return Ok(Err(e)),
+    };
+    let wait = Duration::from_millis(number(s, "wait_ms")?);
+    let max = usize::try_from(number(s, "max")?)?;
+    let mut ids = Vec::new();
+    let outcome = loop {
+        let batch = match consumer.next_batch(max, wait).await {
+            Ok(Some(batch)) if batch.is_empty() => break Ok(json!({ "message_ids": ids })),
+            Ok(Some(batch)) => batch,
+            Ok(None) => return Err("the consumer closed".into()),
+            Err(e) => break Err(e),
+        };
+        ids.extend(batch.deliveries().iter().map(|d| d.message_id.clone()));
+        let settled = match text(s, "settle")? {
+            "ack" => batch.ack().await,
+            "reject" => batch.reject().await,
+            "nack" => batch.nack(true).await,
             other => return Err(format!("unknown settle {other:?}").into()),
         };
         if let Err(e) = settled {

@@ -162,7 +162,7 @@ func bySnakeName(_ stats: BusStats) -> [String: UInt64] {
         "republished": stats.republished, "delivered": stats.delivered,
         "acked": stats.acked, "nacked": stats.nacked, "rejected": stats.rejected,
         "redelivered": stats.redelivered, "deduplicated": stats.deduplicated,
-        "retried": stats.retried, "delayed": stats.delayed,
+        "retried": stats.retried, "delayed": stats.delayed, "expired": stats.expired,
         "rpc_in_flight": stats.rpcInFlight, "reconnects": stats.reconnects,
     ]
 }
@@ -173,6 +173,16 @@ func trimmingSlashes(_ url: String) -> String {
         url = url.dropLast()
     }
     return String(url)
+}
+
+/// A publish step's `headers`: an object of strings, or none.
+func headerMap(_ s: JSON) throws -> [String: String] {
+    var headers: [String: String] = [:]
+    for (name, value) in try s.optionalObject("headers") ?? [] {
+        guard let text = value.stringValue else { throw Failure("header \(name) must be a string, got \(value.text)") }
+        headers[name] = text
+    }
+    return headers
 }
 
 func httpRequest(_ call: JSON) throws -> Request {
@@ -278,6 +288,40 @@ func consumeStep(_ bus: Bus, _ s: JSON) async throws -> JSON {
     return ["message_ids": .array(ids)]
 }
 
+/// Takes batches of up to `max` until one comes back empty after `wait_ms`, settling each
+/// batch with one call as the step says, then closes the consumer (on a failure too).
+func consumeBatchesStep(_ bus: Bus, _ s: JSON) async throws -> JSON {
+    let settleName = try s.requireString("settle")
+    guard let settle = Settle(rawValue: settleName), settle != .forward else {
+        throw Failure("unknown batch settle \(settleName)")
+    }
+    let waitMs: UInt64 = try s.requireInteger("wait_ms")
+    let max: UInt32 = try s.requireInteger("max")
+    let consumer = try await bus.consume(queue: s.requireString("queue"), dedup: s.requireBool("dedup"))
+    var ids: [JSON] = []
+    do {
+        while true {
+            guard let batch = try await consumer.nextBatch(max: max, timeoutMs: waitMs) else {
+                throw Failure("the consumer closed")
+            }
+            let deliveries = batch.deliveries()
+            if deliveries.isEmpty { break }
+            ids += deliveries.map { JSON($0.messageId()) }
+            switch settle {
+            case .ack: try await batch.ack()
+            case .reject: try await batch.reject()
+            case .nack: try await batch.nack(requeue: true)
+            case .forward: throw Failure("forward is not a batch settle")
+            }
+        }
+    } catch {
+        try? await consumer.close()
+        throw error
+    }
+    try await consumer.close()
+    return ["message_ids": .array(ids)]
+}
+
 /// A control-API request (cutting the bus's connection through a proxy). Its `body`, when
 /// present, is the request's JSON, not a message body; an answer other than 2xx is a
 /// `Failure`, which ends the case as a driver error.
@@ -311,8 +355,26 @@ func step(_ bus: Bus, _ kit: Testkit, _ s: JSON) async throws -> JSON {
     case "publish":
         _ = try await bus.publish(
             exchange: exchange, routingKey: s.requireString("routing_key"), body: body,
-            options: PublishOptions(messageId: s.optionalString("message_id"), delayMs: s.optionalInteger("delay_ms"))
+            options: PublishOptions(
+                headers: headerMap(s), messageId: s.optionalString("message_id"),
+                delayMs: s.optionalInteger("delay_ms"), ttlMs: s.optionalInteger("ttl_ms")
+            )
         )
+    case "publish_many":
+        let messages = try s.requireList("messages").map { m in
+            try BatchMessage(
+                exchange: m.optionalString("exchange") ?? "", routingKey: m.requireString("routing_key"),
+                body: Data((m.optionalString("body") ?? "").utf8),
+                options: PublishOptions(messageId: m.optionalString("message_id"))
+            )
+        }
+        let results = try await bus.publishMany(messages: messages).map { result -> JSON in
+            switch result {
+            case .confirmed: return ["ok": true]
+            case .failed(let error): return .object(outcome(of: error))
+            }
+        }
+        return ["results": .array(results)]
     case "request":
         _ = try await bus.request(
             routingKey: s.requireString("routing_key"), body: body, exchange: exchange,
@@ -320,6 +382,8 @@ func step(_ bus: Bus, _ kit: Testkit, _ s: JSON) async throws -> JSON {
         )
     case "consume":
         return try await consumeStep(bus, s)
+    case "consume_batches":
+        return try await consumeBatchesStep(bus, s)
     case "stats":
         let stats = bySnakeName(bus.stats())
         let fields = try s.requireList("fields").map { field -> (String, JSON) in
