@@ -322,6 +322,9 @@ export declare class Client {
   reconfigure(config: ClientConfig): void
   stats(): { services: Record<string, ServiceStats> }
   close(): void
+  /** `using client = new Client(...)` closes it at the end of the scope. */
+  [Symbol.dispose](): void
+  [Symbol.asyncDispose](): Promise<void>
 }
 
 export declare class Delivery {
@@ -359,6 +362,12 @@ export declare class Delivery {
    * confirmed. Without `trace`: the active OpenTelemetry span, else this delivery's trace.
    */
   forward(msg: Omit<PublishMessage, 'messageId'>): Promise<Receipt>
+  /**
+   * Runs `fn(delivery)` and settles the delivery after it, unless `fn` settled it already:
+   * acked when `fn` resolves; when it throws, nacked (`requeue`, by default true; on a
+   * queue with `retryDelaysMs`, later) and the error rethrown. Resolves with `fn`'s result.
+   */
+  process<T>(fn: (delivery: Delivery) => T | Promise<T>, opts?: { requeue?: boolean }): Promise<T>
 }
 
 /**
@@ -383,6 +392,9 @@ export declare class Consumer implements AsyncIterable<Delivery> {
    */
   nextBatch(opts: { max: number; timeoutMs: number }): Promise<Batch | null>
   close(): Promise<void>
+  /** `await using consumer = ...` closes it at the end of the scope. */
+  [Symbol.asyncDispose](): Promise<void>
+  /** Leaving a `for await` loop early closes the consumer; settle deliveries inside the loop. */
   [Symbol.asyncIterator](): AsyncIterator<Delivery>
 }
 
@@ -469,6 +481,8 @@ export declare class Bus {
   request(req: RequestMessage): Promise<Delivery>
   stats(): BusStats
   close(): Promise<void>
+  /** `await using bus = await Bus.connect(...)` closes it at the end of the scope. */
+  [Symbol.asyncDispose](): Promise<void>
 }
 
 /**

@@ -143,6 +143,10 @@ class Client {
 
   /** Later calls reject with COURIER_CLOSED; calls in flight finish. */
   close() { this.#native.close() }
+  /** `using client = new Client(...)` closes it at the end of the scope. */
+  [Symbol.dispose]() { this.close() }
+  /** `await using` works too, like the bus and consumers. */
+  async [Symbol.asyncDispose]() { this.close() }
 }
 
 /** A received message; `reply()` answers it when it is a request from `serve()`. */
@@ -177,6 +181,24 @@ class Delivery {
 
   async reply(body, headers = undefined) {
     return this.#native.reply(args.body('body', body) ?? Buffer.alloc(0), args.stringMap('headers', headers))
+  }
+
+  /** Runs `fn(delivery)` and settles the delivery after it, unless `fn` settled it (a
+   * forward, a reject): acked when `fn` resolves; when it throws, nacked (`requeue`, by
+   * default true) and the error rethrown. Resolves with `fn`'s result. The outcome is
+   * core's `Delivery::finish`. */
+  async process(fn, opts = {}) {
+    if (typeof fn !== 'function') throw args.configError('fn', `expected a function, got ${typeof fn}`)
+    const requeue = args.optBool('requeue', args.options('options', opts).requeue)
+    let result
+    try {
+      result = await fn(this)
+    } catch (e) {
+      await this.#native.finish(false, requeue)
+      throw e
+    }
+    await this.#native.finish(true, requeue)
+    return result
   }
 }
 
@@ -215,8 +237,17 @@ class Consumer {
   }
   /** Stops consuming; unacknowledged deliveries return to the queue. */
   async close() { return this.#native.close() }
+  /** `await using consumer = await bus.consume(...)` closes it at the end of the scope. */
+  async [Symbol.asyncDispose]() { return this.close() }
+  /** Deliveries until the consumer is closed. Leaving the loop early (`break`, `return`,
+   * a throw) closes the consumer: unsettled deliveries return to the queue, so settle
+   * each inside the loop. */
   async *[Symbol.asyncIterator]() {
-    for (let d = await this.next(); d !== null; d = await this.next()) yield d
+    try {
+      for (let d = await this.next(); d !== null; d = await this.next()) yield d
+    } finally {
+      await this.close()
+    }
   }
 }
 
@@ -317,6 +348,8 @@ class Bus {
   }
 
   async close() { return this.#native.close() }
+  /** `await using bus = await Bus.connect(...)` closes it at the end of the scope. */
+  async [Symbol.asyncDispose]() { return this.close() }
 }
 
 // --- telemetry: core's log records, exported traces and metrics ----------------------

@@ -527,6 +527,19 @@ impl NativeDelivery {
         promise::spawn(env, async move { d.reject().await })
     }
 
+    /// Settles at the end of `process` unless settled already: ack when `succeeded`, else
+    /// nack (`requeue`, core's default when absent).
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn finish<'env>(
+        &self,
+        env: &'env Env,
+        succeeded: bool,
+        requeue: Option<bool>,
+    ) -> Result<Object<'env>> {
+        let d = self.inner.clone();
+        promise::spawn(env, async move { d.finish(succeeded, requeue).await })
+    }
+
     /// Answers a request on its `replyTo` with the same correlation id; rejects with
     /// COURIER_CONFIG when this delivery is not a request.
     #[napi(ts_return_type = "Promise<void>")]

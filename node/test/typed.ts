@@ -128,3 +128,16 @@ async function telemetryUsage(): Promise<void> {
   void [level, channel, text]
 }
 void telemetryUsage
+
+async function scoped(): Promise<void> {
+  await using bus = await Bus.connect({ urls: ['memory://scoped'] })
+  await using consumer = await bus.consume('orders')
+  using client = new Client({ services: { a: { endpoints: ['http://127.0.0.1:1'] } } })
+  const d = await consumer.next({ timeoutMs: 100 })
+  if (d !== null) {
+    const size: number = await d.process(async (x) => x.body.length, { requeue: false })
+    const same: string | null = await d.process((x) => x.messageId)
+    void [size, same, client]
+  }
+}
+void scoped

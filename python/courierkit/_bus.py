@@ -226,8 +226,43 @@ class Delivery:
             *await self._native.forward_async(exchange, routing_key, _bytes(body), _publish_options(options))
         )
 
+    def process(self, requeue: bool | None = None) -> _Processing:
+        """A scope that settles the delivery when it ends, unless the block settled it
+        already (a ``forward``, a ``reject``): acked when the block succeeds; when it
+        raises, nacked (``requeue``, by default True: on a queue with
+        ``retry_delays_ms``, later) and the exception re-raised.
+
+        ``with d.process(): handle(d)`` blocks; ``async with d.process(): ...`` awaits.
+        """
+        return _Processing(self._native, requeue)
+
     def __repr__(self) -> str:
         return f"<Delivery {self.message_id} from {self.exchange!r}/{self.routing_key!r}>"
+
+
+class _Processing:
+    """What :meth:`Delivery.process` returns: a sync and an async context manager. The
+    outcome (ack, or nack with core's default requeue) is core's ``Delivery::finish``."""
+
+    __slots__ = ("_native", "_requeue")
+
+    def __init__(self, native: _courier.Delivery, requeue: bool | None) -> None:
+        self._native = native
+        self._requeue = requeue
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> Literal[False]:
+        self._native.finish(exc_type is None, self._requeue)
+        return False
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, *exc: object) -> Literal[False]:
+        await self._native.finish_async(exc_type is None, self._requeue)
+        return False
 
 
 class BatchMessage:
@@ -323,8 +358,14 @@ class Consumer:
         self._native.close()
 
     def __iter__(self) -> Iterator[Delivery]:
-        while (d := self.next()) is not None:
-            yield d
+        """Deliveries until the consumer is closed. Leaving the loop early (``break``, an
+        exception) closes the consumer: unsettled deliveries return to the queue, so
+        settle each inside the loop."""
+        try:
+            while (d := self.next()) is not None:
+                yield d
+        finally:
+            self.close()
 
     def __enter__(self) -> Self:
         return self
@@ -350,14 +391,15 @@ class AsyncConsumer:
     async def close(self) -> None:
         await self._native.close_async()
 
-    def __aiter__(self) -> AsyncIterator[Delivery]:
-        return self
-
-    async def __anext__(self) -> Delivery:
-        d = await self.next()
-        if d is None:
-            raise StopAsyncIteration
-        return d
+    async def __aiter__(self) -> AsyncIterator[Delivery]:
+        """Deliveries until the consumer is closed. Leaving the loop early closes the
+        consumer once asyncio finalizes the loop's generator (at once with ``async with``
+        around the loop)."""
+        try:
+            while (d := await self.next()) is not None:
+                yield d
+        finally:
+            await self.close()
 
     async def __aenter__(self) -> Self:
         return self

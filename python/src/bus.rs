@@ -579,6 +579,11 @@ impl Delivery {
         async move { d.reject().await }
     }
 
+    fn finish_op(&self, succeeded: bool, requeue: Option<bool>) -> impl Op<()> {
+        let d = self.inner.clone();
+        async move { d.finish(succeeded, requeue).await }
+    }
+
     fn reply_op(&self, body: Vec<u8>, headers: Option<BTreeMap<String, String>>) -> impl Op<()> {
         let d = self.inner.clone();
         async move { d.reply(body.into(), headers.unwrap_or_default()).await }
@@ -692,6 +697,25 @@ impl Delivery {
 
     fn reject_async<'py>(&self, py: Python<'py>) -> Awaitable<'py> {
         awaitable(py, self.reject_op())
+    }
+
+    /// Settles at the end of a scope unless settled: ack when `succeeded`, else nack.
+    fn finish(&self, py: Python<'_>, succeeded: bool, requeue: Option<bool>) -> PyResult<()> {
+        block(py, self.finish_op(succeeded, requeue))
+    }
+
+    fn finish_async<'py>(
+        &self,
+        py: Python<'py>,
+        succeeded: bool,
+        requeue: Option<bool>,
+    ) -> Awaitable<'py> {
+        awaitable(py, self.finish_op(succeeded, requeue))
+    }
+
+    #[getter]
+    fn is_settled(&self) -> bool {
+        self.inner.is_settled()
     }
 
     /// Answers a request on its `reply_to`; does not settle it.

@@ -110,6 +110,7 @@ STATS_FIELDS = {
     "deduplicated",
     "retried",
     "delayed",
+    "expired",
     "rpc_in_flight",
     "reconnects",
 }

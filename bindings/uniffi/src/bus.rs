@@ -674,6 +674,22 @@ impl Delivery {
         crate::run(async move { d.reject().await }).await
     }
 
+    /// Settles the delivery at the end of a processing scope unless it was settled
+    /// already: acked when `succeeded`, else nacked (`requeue`; none is core's default,
+    /// requeue). The Kotlin and Swift `process { }` call it.
+    ///
+    /// # Errors
+    /// As `ack` or `nack`.
+    pub async fn finish(&self, succeeded: bool, requeue: Option<bool>) -> Result<(), CourierError> {
+        let d = Arc::clone(&self.inner);
+        crate::run(async move { d.finish(succeeded, requeue).await }).await
+    }
+
+    /// Whether the delivery has been settled (acked, nacked, rejected or forwarded).
+    pub fn is_settled(&self) -> bool {
+        self.inner.is_settled()
+    }
+
     /// Answers a request (a delivery from `serve`) on its `reply_to`, with its correlation
     /// id and a child of its trace. Does not settle the request: ack it as well.
     ///

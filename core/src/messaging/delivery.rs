@@ -185,7 +185,7 @@ impl Delivery {
                 return Err(e);
             }
         }
-        self.finish(Outcome::Ack).await?;
+        self.settle_with(Outcome::Ack).await?;
         self.end_span(None);
         self.count(|c| &c.acked);
         Ok(())
@@ -219,7 +219,7 @@ impl Delivery {
             }
             _ => Outcome::Nack { requeue },
         };
-        self.finish(outcome).await?;
+        self.settle_with(outcome).await?;
         self.end_span(Some("nacked"));
         self.count(|c| &c.nacked);
         Ok(())
@@ -301,10 +301,30 @@ impl Delivery {
     pub async fn reject(&self) -> Result<()> {
         self.take()?;
         self.release();
-        self.finish(Outcome::Reject).await?;
+        self.settle_with(Outcome::Reject).await?;
         self.end_span(Some("rejected"));
         self.count(|c| &c.rejected);
         Ok(())
+    }
+
+    /// Settles the delivery at the end of a processing scope, unless the scope settled it
+    /// already (a `forward`, a `reject`): an ack when the handler `succeeded`, otherwise
+    /// a nack with `requeue` ([`Delivery::DEFAULT_REQUEUE`] when `None`: a failed handler
+    /// is retried, through the retry delays on a queue that has them). This is the one
+    /// policy behind every binding's scope (Python `with d.process()`, Node
+    /// `d.process(fn)`, Kotlin and Swift `d.process { }`).
+    ///
+    /// # Errors
+    /// As [`Delivery::ack`] or [`Delivery::nack`].
+    pub async fn finish(&self, succeeded: bool, requeue: Option<bool>) -> Result<()> {
+        if self.is_settled() {
+            return Ok(());
+        }
+        if succeeded {
+            self.ack().await
+        } else {
+            self.nack(requeue.unwrap_or(Self::DEFAULT_REQUEUE)).await
+        }
     }
 
     /// Hands the message on to the next step of a workflow and checkpoints this one:
@@ -409,7 +429,7 @@ impl Delivery {
     /// back because the dedup store failed): not counted as the application's.
     pub(crate) async fn settle_quietly(&self, outcome: Outcome) -> Result<()> {
         self.take()?;
-        self.finish(outcome).await
+        self.settle_with(outcome).await
     }
 
     /// Counts an application's settlement; replies (settled by the broker) don't count.
@@ -445,7 +465,7 @@ impl Delivery {
         }
     }
 
-    async fn finish(&self, outcome: Outcome) -> Result<()> {
+    async fn settle_with(&self, outcome: Outcome) -> Result<()> {
         match &self.settle {
             Some(settle) => settle.settle(outcome).await,
             None => Ok(()),

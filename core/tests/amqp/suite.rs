@@ -87,6 +87,7 @@ on_both_transports!(
     forward_hands_on_once_under_a_derived_id,
     publish_many_and_next_batch_settle_together,
     expired_messages_are_dead_lettered_not_processed,
+    finish_settles_what_the_scope_left,
 );
 
 /// Pulls from `consumer` (30 s at most) until the bus has handed `delivered` messages
@@ -1113,3 +1114,32 @@ async fn expired_messages_are_dead_lettered_not_processed(t: Transport) {
 }
 
 const SECOND: Duration = Duration::from_secs(1);
+
+async fn finish_settles_what_the_scope_left(t: Transport) {
+    let bus = t.bus().await;
+    let q = unique("finish");
+    let dlq = format!("{q}.dlq");
+    bus.declare_queue(&q, &QueueOptions::default())
+        .await
+        .unwrap();
+    for id in ["ok", "failed", "settled"] {
+        bus.publish("", &q, body(id), with_id(id)).await.unwrap();
+    }
+    let consumer = bus.consume(&q, ConsumeOptions::default()).await.unwrap();
+    let ok = consumer.next(SHORT).await.unwrap().unwrap();
+    ok.finish(true, None).await.unwrap();
+    let failed = consumer.next(SHORT).await.unwrap().unwrap();
+    failed.finish(false, Some(false)).await.unwrap();
+    let settled = consumer.next(SHORT).await.unwrap().unwrap();
+    settled.reject().await.unwrap();
+    settled.finish(true, None).await.unwrap();
+    assert!(ok.is_settled() && failed.is_settled() && settled.is_settled());
+    let stats = bus.stats();
+    assert_eq!(
+        (stats.acked, stats.nacked, stats.rejected),
+        (1, 1, 1),
+        "{stats:?}"
+    );
+    bus.close().await.unwrap();
+    t.cleanup(&[&q, &dlq]).await;
+}

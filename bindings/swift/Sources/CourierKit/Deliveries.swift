@@ -10,32 +10,50 @@ import Foundation
 ///
 /// ```swift
 /// for try await delivery in consumer.deliveries() {
-///     handle(delivery.body())
-///     try await delivery.ack()
+///     try await delivery.process { d in handle(d.body()) }
 /// }
 /// ```
 ///
-/// Cancelling the iterating task closes the consumer: uniffi's Swift bindings do not
+/// Leaving the loop early (`break`, `return`, a thrown error) closes the consumer when the
+/// iterator goes away: unsettled deliveries return to the queue, so settle each inside the
+/// loop. Cancelling the iterating task closes it too: uniffi's Swift bindings do not
 /// forward task cancellation into a pending Rust future, so the cancellation handler
-/// closes the consumer instead, which ends the pending `next()` with nil (unacked
-/// deliveries return to the queue). Leaving the loop with `break` does not close it, so
-/// the delivery in hand can still be acked; call `close()` when done.
+/// closes the consumer instead, which ends the pending `next()` with nil.
 public struct Deliveries: AsyncSequence, Sendable {
     public typealias Element = Delivery
 
     let consumer: Consumer
     let timeoutMs: UInt64?
 
-    public struct AsyncIterator: AsyncIteratorProtocol {
+    /// A class, not a struct, so that its `deinit` can close a consumer whose loop was left
+    /// before the end.
+    public final class AsyncIterator: AsyncIteratorProtocol {
         let consumer: Consumer
         let timeoutMs: UInt64?
+        private var ended = false
 
-        public mutating func next() async throws -> Delivery? {
+        init(consumer: Consumer, timeoutMs: UInt64?) {
+            self.consumer = consumer
+            self.timeoutMs = timeoutMs
+        }
+
+        public func next() async throws -> Delivery? {
             let consumer = self.consumer
             let timeoutMs = self.timeoutMs
-            return try await withTaskCancellationHandler {
+            let delivery = try await withTaskCancellationHandler {
                 try await consumer.next(timeoutMs: timeoutMs)
             } onCancel: {
+                Task { try? await consumer.close() }
+            }
+            if delivery == nil {
+                ended = true
+            }
+            return delivery
+        }
+
+        deinit {
+            if !ended {
+                let consumer = self.consumer
                 Task { try? await consumer.close() }
             }
         }
@@ -43,6 +61,24 @@ public struct Deliveries: AsyncSequence, Sendable {
 
     public func makeAsyncIterator() -> AsyncIterator {
         AsyncIterator(consumer: consumer, timeoutMs: timeoutMs)
+    }
+}
+
+extension Delivery {
+    /// Runs `body` and settles this delivery after it, unless `body` settled it already (a
+    /// `forward`, a `reject`): acked when `body` returns; when it throws, nacked (`requeue`;
+    /// nil is core's default, requeue) and the error rethrown. Returns `body`'s result. The
+    /// outcome is core's `Delivery::finish`.
+    public func process<T>(requeue: Bool? = nil, _ body: (Delivery) async throws -> T) async throws -> T {
+        let result: T
+        do {
+            result = try await body(self)
+        } catch {
+            try await finish(succeeded: false, requeue: requeue)
+            throw error
+        }
+        try await finish(succeeded: true, requeue: requeue)
+        return result
     }
 }
 

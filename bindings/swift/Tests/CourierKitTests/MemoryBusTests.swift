@@ -195,7 +195,7 @@ final class MemoryBusTests: XCTestCase {
             BusStats(
                 published: 0, confirmed: 0, resent: 0, returned: 0, publishRejected: 0,
                 republished: 0, delivered: 0, acked: 0, nacked: 0, rejected: 0, redelivered: 0,
-                deduplicated: 0, retried: 0, delayed: 0, rpcInFlight: 0, reconnects: 0
+                deduplicated: 0, retried: 0, delayed: 0, expired: 0, rpcInFlight: 0, reconnects: 0
             )
         )
         try await bus.close()

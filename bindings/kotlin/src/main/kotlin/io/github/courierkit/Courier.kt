@@ -42,10 +42,10 @@ import kotlin.coroutines.cancellation.CancellationException
  * The consumer's deliveries as a cold [Flow], pulled with `next(timeoutMs)` until it
  * returns null (the consumer was closed).
  *
- * When the collecting coroutine is cancelled, the consumer is shut down (its unacked
- * deliveries return to the queue). When a downstream operator stops early (`first`,
- * `take`), it is not: the coroutine is still active, and the delivery it returned must
- * stay ackable; shut the consumer down yourself afterwards.
+ * However the flow ends early (the collecting coroutine cancelled, a downstream operator
+ * stopping, `first` or `take`, or an exception), the consumer is shut down: its unsettled
+ * deliveries return to the queue, so settle each delivery inside the collector (with
+ * [process], for one).
  *
  * Collect it once; a consumer is one subscription.
  */
@@ -54,12 +54,26 @@ fun Consumer.asFlow(timeoutMs: ULong? = null): Flow<Delivery> = flow {
         while (true) {
             emit(next(timeoutMs) ?: break)
         }
-    } catch (e: CancellationException) {
-        if (!currentCoroutineContext().isActive) {
-            withContext(NonCancellable) { shutdown() }
-        }
+    } finally {
+        withContext(NonCancellable) { shutdown() }
+    }
+}
+
+/**
+ * Runs [block] and settles this delivery after it, unless [block] settled it already (a
+ * `forward`, a `reject`): acked when [block] returns; when it throws (cancellation
+ * included), nacked (`requeue`; null is core's default, requeue) and the exception
+ * rethrown. Returns [block]'s result. The outcome is core's `Delivery::finish`.
+ */
+suspend fun <T> Delivery.process(requeue: Boolean? = null, block: suspend (Delivery) -> T): T {
+    val result = try {
+        block(this)
+    } catch (e: Throwable) {
+        withContext(NonCancellable) { finish(false, requeue) }
         throw e
     }
+    finish(true, requeue)
+    return result
 }
 
 /**
