@@ -62,7 +62,8 @@ for decl in 'open class Client' 'open class Bus' 'open class Consumer' 'open cla
             'public enum PublishResult' 'case failed(' '*/error: CourierError' 'open class Batch' \
             'func nextBatch(max: UInt32, timeoutMs: UInt64) *async throws *-> *Batch?' \
             'func deliveries() -> \[Delivery\]' 'func remainingMs() -> UInt64?' 'public var ttlMs' \
-            'func deadlineFromHeaders(headers: \[String: String\]) *throws *-> *UInt64?' 'public var expired: UInt64'; do
+            'func deadlineFromHeaders(headers: \[String: String\]) *throws *-> *UInt64?' 'public var expired: UInt64' \
+            'func finish(succeeded: Bool, requeue: Bool?) *async throws'; do
   grep -q "$decl" "$gen_dir/CourierKit.swift" || fail "CourierKit.swift lacks '$decl'"
 done
 # The hand-written layer (Sources/CourierKit/*.swift, not compiled without a toolchain) must use
@@ -72,6 +73,10 @@ for verb in get head options delete post put patch; do
   grep -q "public func $verb(" "$sources/Client+Verbs.swift" || fail "Client+Verbs.swift lacks the $verb shortcut"
 done
 grep -q 'call(request: Request(' "$sources/Client+Verbs.swift" || fail "Client+Verbs.swift does not call call(request: Request(...))"
+# The scope and the loop that closes its consumer call the generated names.
+for call in 'public func process<T>(requeue: Bool? = nil' 'try await finish(succeeded: ' 'public final class AsyncIterator' 'try? await consumer.close()'; do
+  grep -qF "$call" "$sources/Deliveries.swift" || fail "Deliveries.swift lacks '$call'"
+done
 # Telemetry.swift wraps the generated telemetry functions under these exact names, and the
 # generated ConfigJson/ConfigPath converters call CourierLogging.installed(_:) (uniffi.toml).
 for call in 'setLogSinkNative(sink: ' 'CourierKit.setLogLevel(level: ' 'CourierKit.logLevel()' \

@@ -25,6 +25,7 @@ import io.github.courierkit.ffi.PublishOptions
 import io.github.courierkit.ffi.QueueOptions
 import io.github.courierkit.ffi.Request
 import io.github.courierkit.forward
+import io.github.courierkit.process
 import io.github.courierkit.publishMany
 import io.github.courierkit.publish
 import io.github.courierkit.request
@@ -327,6 +328,9 @@ private suspend fun runHttp(case: Map<String, Any?>, kit: Testkit): Map<String, 
     return mapOf("calls" to calls)
 }
 
+/** What a `process_fail` step's handler throws inside `Delivery.process`. */
+private class HandlerFailed : Exception()
+
 private suspend fun step(bus: Bus, kit: Testkit, s: Map<String, Any?>): Map<String, Any?> {
     val body = (s["body"] as? String ?: "").toByteArray()
     val exchange = s["exchange"] as? String ?: ""
@@ -376,6 +380,11 @@ private suspend fun step(bus: Bus, kit: Testkit, s: Map<String, Any?>): Map<Stri
                             "reject" -> d.reject()
                             "nack" -> d.nack(requeue = true)
                             "forward" -> d.forward("", s.text("forward_to"), d.body())
+                            "process" -> d.process { }
+                            "process_fail" -> try {
+                                d.process(requeue = false) { throw HandlerFailed() }
+                            } catch (e: HandlerFailed) {
+                            }
                             else -> error("unknown settle $settle")
                         }
                     }

@@ -116,6 +116,9 @@ async function runHttp(c, kit) {
   return { calls }
 }
 
+/** What a `process_fail` step's handler throws inside `Delivery.process`. */
+class HandlerFailed extends Error {}
+
 async function step(bus, kit, s) {
   switch (s.op) {
     case 'testkit':
@@ -161,7 +164,12 @@ async function step(bus, kit, s) {
           if (d === null) throw new Error('the consumer closed')
           ids.push(d.messageId)
           if (s.settle === 'forward') await d.forward({ routingKey: s.forward_to, body: d.body })
-          else await d[s.settle]()
+          else if (s.settle === 'process') await d.process(() => {})
+          else if (s.settle === 'process_fail') {
+            await d.process(() => { throw new HandlerFailed() }, { requeue: false }).catch((e) => {
+              if (!(e instanceof HandlerFailed)) throw e
+            })
+          } else await d[s.settle]()
         }
       } finally {
         await consumer.close()

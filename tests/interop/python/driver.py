@@ -98,6 +98,10 @@ def run_http(case: dict[str, Any], kit: Testkit) -> dict[str, Any]:
     return {"calls": outcomes}
 
 
+class HandlerFailed(Exception):
+    """What a `process_fail` step's handler raises inside `Delivery.process`."""
+
+
 def step(bus: courierkit.Bus, kit: Testkit, s: dict[str, Any]) -> dict[str, Any]:
     op = s["op"]
     if op == "testkit":
@@ -142,6 +146,15 @@ def step(bus: courierkit.Bus, kit: Testkit, s: dict[str, Any]) -> dict[str, Any]
                 ids.append(d.message_id)
                 if s["settle"] == "forward":
                     d.forward("", s["forward_to"], d.body)
+                elif s["settle"] == "process":
+                    with d.process():
+                        pass
+                elif s["settle"] == "process_fail":
+                    try:
+                        with d.process(requeue=False):
+                            raise HandlerFailed
+                    except HandlerFailed:
+                        pass
                 else:
                     getattr(d, s["settle"])()
         return {"message_ids": ids}

@@ -342,6 +342,9 @@ async fn consume(bus: &Bus, s: &Value) -> Result<Result<Value, courierkit::Error
             "ack" => d.ack().await,
             "reject" => d.reject().await,
             "nack" => d.nack(true).await,
+            // Rust has no scope object: `finish` is what every binding's scope calls.
+            "process" => d.finish(true, None).await,
+            "process_fail" => d.finish(false, Some(false)).await,
             "forward" => {
                 let to = text(s, "forward_to")?;
                 let body = d.body.clone();

@@ -250,7 +250,12 @@ func runHttp(_ c: JSON, _ kit: Testkit) async throws -> JSON {
 
 enum Settle: String {
     case ack, reject, nack, forward
+    case process
+    case processFail = "process_fail"
 }
+
+/// What a `process_fail` step's handler throws inside `Delivery.process`.
+struct HandlerFailed: Error {}
 
 /// Takes deliveries until `next` times out after `wait_ms`, settling each as the step says,
 /// then closes the consumer (on a failure too).
@@ -278,6 +283,12 @@ func consumeStep(_ bus: Bus, _ s: JSON) async throws -> JSON {
                 _ = try await delivery.forward(
                     exchange: "", routingKey: s.requireString("forward_to"), body: delivery.body()
                 )
+            case .process:
+                try await delivery.process { _ in }
+            case .processFail:
+                do {
+                    try await delivery.process(requeue: false) { _ in throw HandlerFailed() }
+                } catch is HandlerFailed {}
             }
         }
     } catch {
@@ -292,7 +303,7 @@ func consumeStep(_ bus: Bus, _ s: JSON) async throws -> JSON {
 /// batch with one call as the step says, then closes the consumer (on a failure too).
 func consumeBatchesStep(_ bus: Bus, _ s: JSON) async throws -> JSON {
     let settleName = try s.requireString("settle")
-    guard let settle = Settle(rawValue: settleName), settle != .forward else {
+    guard let settle = Settle(rawValue: settleName) else {
         throw Failure("unknown batch settle \(settleName)")
     }
     let waitMs: UInt64 = try s.requireInteger("wait_ms")
@@ -311,7 +322,7 @@ func consumeBatchesStep(_ bus: Bus, _ s: JSON) async throws -> JSON {
             case .ack: try await batch.ack()
             case .reject: try await batch.reject()
             case .nack: try await batch.nack(requeue: true)
-            case .forward: throw Failure("forward is not a batch settle")
+            case .forward, .process, .processFail: throw Failure("\(settle.rawValue) is not a batch settle")
             }
         }
     } catch {
