@@ -128,7 +128,9 @@ def step(bus: courierkit.Bus, kit: Testkit, s: dict[str, Any]) -> dict[str, Any]
             for m in s["messages"]
         ]
         results = bus.publish_many(messages)
-        return {"results": [error(r) if isinstance(r, courierkit.CourierError) else {"ok": True} for r in results]}
+        return {
+            "results": [error(r) if isinstance(r, courierkit.CourierError) else {"ok": True} for r in results]
+        }
     elif op == "request":
         bus.request(
             s["routing_key"], s.get("body", ""), exchange=s.get("exchange", ""), timeout_ms=s["timeout_ms"]
