@@ -42,6 +42,7 @@ from ._errors import (
     TlsError,
     UnroutableError,
 )
+from ._stats import BusStats, ClientStats, EndpointStats, ServiceStats
 from ._telemetry import (
     _flush_at_exit,
     _install,
@@ -61,14 +62,17 @@ __all__ = [
     "BrokerError",
     "BudgetExhaustedError",
     "Bus",
+    "BusStats",
     "CircuitOpenError",
     "Client",
+    "ClientStats",
     "ClosedError",
     "ConfigError",
     "ConnectError",
     "Consumer",
     "CourierError",
     "Delivery",
+    "EndpointStats",
     "HTTPStatusError",
     "InternalError",
     "LimitExceededError",
@@ -78,6 +82,7 @@ __all__ = [
     "RateLimitedError",
     "Receipt",
     "Response",
+    "ServiceStats",
     "TimeoutError",
     "TlsError",
     "TraceContext",

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict, Union, overload
 from . import _courier
 from ._config import body_bytes, config_error, known, text, to_json, whole
 from ._errors import CourierError
+from ._stats import BusStats
 from ._trace import Trace, parent
 
 if TYPE_CHECKING:
@@ -152,33 +153,71 @@ class Delivery:
     def __init__(self, native: _courier.Delivery) -> None:
         self._native = native
 
-    body = property(lambda self: self._native.body, doc="Message body (bytes).")
-    headers = property(lambda self: self._native.headers, doc="Application headers as text.")
-    message_id = property(lambda self: self._native.message_id)
-    correlation_id = property(lambda self: self._native.correlation_id)
-    reply_to = property(
-        lambda self: self._native.reply_to, doc="Where the sender wants a reply (requests only)."
-    )
-    exchange = property(lambda self: self._native.exchange)
-    routing_key = property(lambda self: self._native.routing_key)
-    redelivered = property(lambda self: self._native.redelivered)
-    delivery_count = property(
-        lambda self: self._native.delivery_count, doc="Earlier deliveries (quorum queues)."
-    )
-    trace = property(
-        lambda self: self._native.trace,
-        doc="The trace context the message carried: a carrier dict (traceparent, tracestate, baggage).",
-    )
-    trace_context = property(
-        lambda self: self._native.trace_context,
-        doc="The trace context the message carried, as a :class:`courierkit.TraceContext`.",
-    )
-    remaining_ms = property(
-        lambda self: self._native.remaining_ms,
-        doc="Milliseconds left until the message's deadline (its publisher's ``ttl_ms``, a "
-        "request's timeout), 0 once passed; None without one. Pass it on as the deadline of "
-        "the calls and publishes made for this message.",
-    )
+    @property
+    def body(self) -> bytes:
+        """Message body."""
+        return self._native.body
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Application headers as text."""
+        return self._native.headers
+
+    @property
+    def message_id(self) -> str | None:
+        """The message id (courier publishers always set one)."""
+        return self._native.message_id
+
+    @property
+    def correlation_id(self) -> str | None:
+        return self._native.correlation_id
+
+    @property
+    def reply_to(self) -> str | None:
+        """Where the sender wants a reply (requests only)."""
+        return self._native.reply_to
+
+    @property
+    def exchange(self) -> str:
+        """The exchange it was published to (``""`` is the default exchange)."""
+        return self._native.exchange
+
+    @property
+    def routing_key(self) -> str:
+        return self._native.routing_key
+
+    @property
+    def redelivered(self) -> bool:
+        """Whether the broker delivered it before."""
+        return self._native.redelivered
+
+    @property
+    def delivery_count(self) -> int | None:
+        """Earlier deliveries (quorum queues)."""
+        return self._native.delivery_count
+
+    @property
+    def trace(self) -> dict[str, str]:
+        """The trace context the message carried: a carrier dict (traceparent, tracestate,
+        baggage)."""
+        return self._native.trace
+
+    @property
+    def trace_context(self) -> _courier.TraceContext:
+        """The trace context the message carried, as a :class:`courierkit.TraceContext`."""
+        return self._native.trace_context
+
+    @property
+    def remaining_ms(self) -> int | None:
+        """Milliseconds left until the message's deadline (its publisher's ``ttl_ms``, a
+        request's timeout), 0 once passed; None without one. Pass it on as the deadline
+        of the calls and publishes made for this message."""
+        return self._native.remaining_ms
+
+    @property
+    def is_settled(self) -> bool:
+        """Whether it was acked, nacked, rejected or forwarded."""
+        return self._native.is_settled
 
     def ack(self) -> None:
         self._native.ack()
@@ -441,12 +480,12 @@ class _BusBase:
     def __init__(self, native: _courier.Bus) -> None:
         self._native = native
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> BusStats:
         """Counters since the bus connected: ``published``, ``confirmed``, ``resent``,
         ``returned``, ``publish_rejected``, ``republished``, ``delivered``, ``acked``,
         ``nacked``, ``rejected``, ``redelivered``, ``deduplicated``, ``retried``, ``delayed``,
         ``expired``, ``rpc_in_flight``, ``reconnects``."""
-        stats: dict[str, int] = _json.loads(self._native.stats_json())
+        stats: BusStats = _json.loads(self._native.stats_json())
         return stats
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypedDict, Union
 from . import _courier
 from ._config import body_bytes, flag, known, text, to_json, whole
 from ._errors import HTTPStatusError
+from ._stats import ClientStats
 from ._trace import Trace, parent
 
 if TYPE_CHECKING:
@@ -155,18 +156,19 @@ class _Base:
         self._native = _native if _native is not None else _courier.Client(to_json(config))
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike[str]):  # noqa: ANN206 - returns cls
+    def from_file(cls, path: str | os.PathLike[str]) -> Self:
         """Loads a ``.toml`` or JSON config file."""
         return cls({}, _native=_courier.Client.from_file(os.fspath(path)))
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> ClientStats:
         """Counters per service: ``{"services": {name: {"requests", "attempts", "retries",
         "budget_denied", "overloaded", "circuit_rejected", "hedges", "hedges_won", "rate_limited",
         "rate_per_sec", "in_flight", "concurrency_limit", "breaker_state",
         "breaker_opened", "breaker_half_opened", "breaker_closed", "endpoints": [{"url",
         "version", "weight", "requests", "failures", "ewma_ms", "in_flight", "ejected",
         "times_ejected"}]}}}``."""
-        return _json.loads(self._native.stats_json())
+        stats: ClientStats = _json.loads(self._native.stats_json())
+        return stats
 
     def reconfigure(self, config: Mapping[str, Any]) -> None:
         """Replaces the configuration atomically: later calls use ``config``, calls in
