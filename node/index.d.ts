@@ -385,12 +385,12 @@ export declare class Batch implements Iterable<Delivery> {
 }
 
 export declare class Consumer implements AsyncIterable<Delivery> {
-  next(opts?: { timeoutMs?: number }): Promise<Delivery | null>
+  next(opts?: { timeoutMs?: number; signal?: AbortSignal }): Promise<Delivery | null>
   /**
    * Up to `max` deliveries (1..=prefetch): resolves once `max` came or `timeoutMs` passed
    * (fewer, possibly none), or null once the consumer is closed.
    */
-  nextBatch(opts: { max: number; timeoutMs: number }): Promise<Batch | null>
+  nextBatch(opts: { max: number; timeoutMs: number; signal?: AbortSignal }): Promise<Batch | null>
   close(): Promise<void>
   /** `await using consumer = ...` closes it at the end of the scope. */
   [Symbol.asyncDispose](): Promise<void>
@@ -431,6 +431,11 @@ export interface PublishMessage {
    * unprocessed after that (`Delivery.remainingMs` is what is left). With `delayMs`, longer than it.
    */
   ttlMs?: number
+  /**
+   * Aborts the wait: the Promise rejects with the signal's reason at once. A message
+   * already written may still be routed; only its confirm is no longer awaited.
+   */
+  signal?: AbortSignal
 }
 
 export interface ConsumeOptions {
@@ -438,6 +443,8 @@ export interface ConsumeOptions {
   prefetch?: number
   /** Skip message ids already acked within the dedup window. Default true. */
   dedup?: boolean
+  /** Aborts the wait for the subscription. */
+  signal?: AbortSignal
 }
 
 export interface RequestMessage {
@@ -450,6 +457,8 @@ export interface RequestMessage {
   headers?: Record<string, string>
   /** The parent; the request carries a child of it. See `Trace` for the default. */
   trace?: Trace
+  /** Aborts the request: the Promise rejects with the signal's reason and a late reply is discarded. */
+  signal?: AbortSignal
 }
 
 /** A confirmed publish. */
@@ -462,7 +471,7 @@ export interface Receipt {
 }
 
 export declare class Bus {
-  static connect(config: BusConfig): Promise<Bus>
+  static connect(config: BusConfig, opts?: { signal?: AbortSignal }): Promise<Bus>
   declareQueue(name: string, opts?: QueueOptions): Promise<void>
   declareExchange(name: string, kind?: 'direct' | 'fanout' | 'topic' | 'headers'): Promise<void>
   bind(queue: string, exchange: string, routingKey: string): Promise<void>
@@ -473,7 +482,7 @@ export declare class Bus {
    * one holds the error `publish` would reject with). Rejects only for the batch itself
    * (empty, too long, a closed bus).
    */
-  publishMany(msgs: readonly PublishMessage[]): Promise<PromiseSettledResult<Receipt>[]>
+  publishMany(msgs: readonly PublishMessage[], opts?: { signal?: AbortSignal }): Promise<PromiseSettledResult<Receipt>[]>
   consume(queue: string, opts?: ConsumeOptions): Promise<Consumer>
   /** A consumer of RPC requests: each delivery's `reply()` answers its caller. */
   serve(queue: string): Promise<Consumer>

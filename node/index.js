@@ -50,6 +50,29 @@ function configJson(config) {
   return JSON.stringify(args.options('config', config))
 }
 
+/** Runs `start(token)`, a native call that takes an optional `CancelToken`, under
+ * `signal` (an AbortSignal or undefined): rejects at once with the signal's reason when it
+ * aborts, like `fetch`, and cancels the token, which drops the Rust future on core's
+ * runtime (a request forgets its reply, a `next` leaves its delivery for the next call, a
+ * publish stops waiting for its confirm). Its own late rejection is ignored. */
+function abortable(signal, start) {
+  if (signal == null) return start(undefined)
+  if (!(signal instanceof AbortSignal)) {
+    throw args.configError('signal', `expected an AbortSignal, got ${typeof signal}`)
+  }
+  signal.throwIfAborted()
+  const token = new native.CancelToken()
+  const pending = start(token)
+  return new Promise((resolve, reject) => {
+    const onAbort = () => { token.cancel(); reject(signal.reason) }
+    signal.addEventListener('abort', onAbort, { once: true })
+    pending.then(
+      (v) => { signal.removeEventListener('abort', onAbort); resolve(v) },
+      (e) => { signal.removeEventListener('abort', onAbort); reject(e) },
+    )
+  })
+}
+
 class Response {
   #native
   constructor(n) {
@@ -93,13 +116,7 @@ class Client {
       body = JSON.stringify(opts.json)
       if (!headers.some(([k]) => k.toLowerCase() === 'content-type')) headers.push(['content-type', 'application/json'])
     }
-    const signal = opts.signal ?? undefined
-    if (signal !== undefined && !(signal instanceof AbortSignal)) {
-      throw args.configError('signal', `expected an AbortSignal, got ${typeof signal}`)
-    }
-    signal?.throwIfAborted()
-    const token = signal ? new native.CancelToken() : undefined
-    const pending = this.#native.call({
+    const request = {
       method: args.string('method', method),
       target: args.string('target', target),
       path: args.optString('path', path),
@@ -113,18 +130,8 @@ class Client {
       version: args.optString('version', opts.version),
       rateKey: args.optString('rate_key', opts.rateKey),
       trace: parentTrace(opts.trace),
-    }, token)
-    if (!signal) return new Response(await pending)
-    // Reject at once with the signal's reason, like fetch; cancelling the token drops
-    // the Rust future (aborting the request); its own late rejection is ignored.
-    return new Promise((resolve, reject) => {
-      const onAbort = () => { token.cancel(); reject(signal.reason) }
-      signal.addEventListener('abort', onAbort, { once: true })
-      pending.then(
-        (n) => { signal.removeEventListener('abort', onAbort); resolve(new Response(n)) },
-        (e) => { signal.removeEventListener('abort', onAbort); reject(e) },
-      )
-    })
+    }
+    return new Response(await abortable(opts.signal, (token) => this.#native.call(request, token)))
   }
 
   get(target, path = '', opts = {}) { return this.#send('GET', target, path, opts) }
@@ -177,7 +184,10 @@ class Delivery {
   /** Publishes the next workflow step (`publish`'s message, without `messageId`: it is
    * derived from this delivery's id and the destination), then acks this delivery;
    * resolves with the next step's receipt. Without `trace`, continues this delivery's. */
-  async forward(msg) { return this.#native.forward(publishArgs(msg)) }
+  async forward(msg) {
+    const message = publishArgs(msg)
+    return abortable(msg.signal, (token) => this.#native.forward(message, token))
+  }
 
   async reply(body, headers = undefined) {
     return this.#native.reply(args.body('body', body) ?? Buffer.alloc(0), args.stringMap('headers', headers))
@@ -223,7 +233,9 @@ class Consumer {
   constructor(n) { this.#native = n }
   /** The next delivery, or null once closed; rejects with COURIER_TIMEOUT after timeoutMs. */
   async next(opts = {}) {
-    return delivery(await this.#native.next(args.optNumber('timeout_ms', args.options('options', opts).timeoutMs)))
+    opts = args.options('options', opts)
+    const timeoutMs = args.optNumber('timeout_ms', opts.timeoutMs)
+    return delivery(await abortable(opts.signal, (token) => this.#native.next(timeoutMs, token)))
   }
   /** Up to `max` deliveries once `max` came or `timeoutMs` passed (fewer, possibly none); null once closed. */
   async nextBatch(opts) {
@@ -232,7 +244,7 @@ class Consumer {
     const timeoutMs = args.optNumber('timeout_ms', opts.timeoutMs)
     if (max === undefined) throw args.configError('max', 'is required')
     if (timeoutMs === undefined) throw args.configError('timeout_ms', 'is required')
-    const n = await this.#native.nextBatch(max, timeoutMs)
+    const n = await abortable(opts.signal, (token) => this.#native.nextBatch(max, timeoutMs, token))
     return n === null ? null : new Batch(n)
   }
   /** Stops consuming; unacknowledged deliveries return to the queue. */
@@ -274,7 +286,12 @@ class Bus {
   #native
   constructor(n) { this.#native = n }
 
-  static async connect(config) { return new Bus(await native.NativeBus.connect(configJson(config))) }
+  /** `opts.signal` aborts the wait for the first broker. */
+  static async connect(config, opts = {}) {
+    const json = configJson(config)
+    const { signal } = args.options('options', opts)
+    return new Bus(await abortable(signal, (token) => native.NativeBus.connect(json, token)))
+  }
 
   // Every Promise-returning method is async, so a bad argument rejects the Promise like
   // any other failure instead of throwing synchronously.
@@ -301,28 +318,33 @@ class Bus {
   /** Resolves once the broker confirms, with the message id and the trace context sent
    * (`trace`, a carrier, and `traceContext`). */
   async publish(msg) {
-    return this.#native.publish(publishArgs(msg))
+    const message = publishArgs(msg)
+    return abortable(msg.signal, (token) => this.#native.publish(message, token))
   }
 
   /** One `Promise.allSettled` entry per message, once all are confirmed or refused. */
-  async publishMany(msgs) {
+  async publishMany(msgs, opts = {}) {
     if (!Array.isArray(msgs)) throw args.configError('messages', 'expected an array of messages')
-    return this.#native.publishMany(msgs.map((m, i) => {
+    const { signal } = args.options('options', opts)
+    const messages = msgs.map((m, i) => {
       try {
         return publishArgs(m)
       } catch (e) {
         if (e.code === 'COURIER_CONFIG') throw args.configError(`messages[${i}].${e.field}`, e.reason)
         throw e
       }
-    }))
+    })
+    return abortable(signal, (token) => this.#native.publishMany(messages, token))
   }
 
   async consume(queue, opts = {}) {
     opts = args.options('options', opts)
-    return new Consumer(await this.#native.consume(args.string('queue', queue), {
+    const options = {
       prefetch: args.optNumber('prefetch', opts.prefetch),
       dedup: args.optBool('dedup', opts.dedup),
-    }))
+    }
+    const name = args.string('queue', queue)
+    return new Consumer(await abortable(opts.signal, (token) => this.#native.consume(name, options, token)))
   }
 
   /** A consumer of RPC requests: each delivery's `reply()` answers its caller. */
@@ -331,14 +353,15 @@ class Bus {
   /** Sends a request and resolves to the reply; rejects with COURIER_TIMEOUT after timeoutMs. */
   async request(req) {
     req = args.options('request', req)
-    return new Delivery(await this.#native.request({
+    const request = {
       exchange: args.optString('exchange', req.exchange),
       routingKey: args.string('routing_key', req.routingKey),
       body: args.body('body', req.body) ?? Buffer.alloc(0),
       timeoutMs: args.optNumber('timeout_ms', req.timeoutMs),
       headers: args.stringMap('headers', req.headers),
       trace: parentTrace(req.trace),
-    }))
+    }
+    return new Delivery(await abortable(req.signal, (token) => this.#native.request(request, token)))
   }
 
   /** Counters since connecting: `{ published, confirmed, ..., deduplicated, rpc_in_flight, reconnects }`,

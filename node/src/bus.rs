@@ -11,6 +11,7 @@ use napi::bindgen_prelude::*;
 use napi::{JsValue, sys};
 use napi_derive::napi;
 
+use crate::cancel::{CancelToken, cancellable};
 use crate::error::{OrThrow, error_object};
 use crate::numbers;
 use crate::promise;
@@ -136,13 +137,18 @@ pub struct NativeBus {
 #[napi]
 impl NativeBus {
     #[napi(ts_return_type = "Promise<NativeBus>")]
-    pub fn connect(env: &Env, config_json: String) -> Result<Object<'_>> {
+    pub fn connect<'env>(
+        env: &'env Env,
+        config_json: String,
+        cancel: Option<&CancelToken>,
+    ) -> Result<Object<'env>> {
         let config = BusConfig::from_json(&config_json).or_throw(env)?;
-        promise::spawn(env, async move {
+        let connect = async move {
             courierkit::Bus::connect(config)
                 .await
                 .map(|inner| NativeBus { inner })
-        })
+        };
+        promise::spawn(env, cancellable(cancel, connect))
     }
 
     #[napi(ts_return_type = "Promise<void>")]
@@ -221,15 +227,21 @@ impl NativeBus {
 
     /// Resolves once confirmed, with the message id and its trace carrier.
     #[napi(ts_return_type = "Promise<NativeReceipt>")]
-    pub fn publish<'env>(&self, env: &'env Env, message: NativePublish) -> Result<Object<'env>> {
+    pub fn publish<'env>(
+        &self,
+        env: &'env Env,
+        message: NativePublish,
+        cancel: Option<&CancelToken>,
+    ) -> Result<Object<'env>> {
         let (exchange, routing_key, body, options) = message.into_core().or_throw(env)?;
         let bus = self.inner.clone();
-        promise::spawn(env, async move {
+        let publish = async move {
             let receipt = bus
                 .publish(&exchange, &routing_key, body.into(), options)
                 .await?;
             Ok(NativeReceipt::from(receipt))
-        })
+        };
+        promise::spawn(env, cancellable(cancel, publish))
     }
 
     /// Publishes every message at once and resolves, once all are confirmed or refused,
@@ -241,6 +253,7 @@ impl NativeBus {
         &self,
         env: &'env Env,
         messages: Vec<NativePublish>,
+        cancel: Option<&CancelToken>,
     ) -> Result<Object<'env>> {
         let messages = messages
             .into_iter()
@@ -256,10 +269,8 @@ impl NativeBus {
             .collect::<courierkit::Result<Vec<_>>>()
             .or_throw(env)?;
         let bus = self.inner.clone();
-        promise::spawn(
-            env,
-            async move { bus.publish_many(messages).await.map(Settled) },
-        )
+        let publish = async move { bus.publish_many(messages).await.map(Settled) };
+        promise::spawn(env, cancellable(cancel, publish))
     }
 
     #[napi(ts_return_type = "Promise<NativeConsumer>")]
@@ -268,6 +279,7 @@ impl NativeBus {
         env: &'env Env,
         queue: String,
         options: Option<NativeConsumeOptions>,
+        cancel: Option<&CancelToken>,
     ) -> Result<Object<'env>> {
         let defaults = ConsumeOptions::default();
         let options = match options {
@@ -282,10 +294,11 @@ impl NativeBus {
             },
         };
         let bus = self.inner.clone();
-        promise::spawn(env, async move {
+        let consume = async move {
             let inner = bus.consume(&queue, options).await?;
             Ok(NativeConsumer::from(inner))
-        })
+        };
+        promise::spawn(env, cancellable(cancel, consume))
     }
 
     /// A consumer of RPC requests: each delivery's `reply()` answers its caller.
@@ -300,7 +313,12 @@ impl NativeBus {
 
     /// Resolves to the reply; rejects with COURIER_TIMEOUT when none comes in time.
     #[napi(ts_return_type = "Promise<NativeDelivery>")]
-    pub fn request<'env>(&self, env: &'env Env, request: NativeRpcRequest) -> Result<Object<'env>> {
+    pub fn request<'env>(
+        &self,
+        env: &'env Env,
+        request: NativeRpcRequest,
+        cancel: Option<&CancelToken>,
+    ) -> Result<Object<'env>> {
         let defaults = RequestOptions::default();
         let options = RequestOptions {
             exchange: request.exchange.unwrap_or(defaults.exchange),
@@ -315,10 +333,11 @@ impl NativeBus {
         let body = request.body.to_vec().into();
         let routing_key = request.routing_key;
         let bus = self.inner.clone();
-        promise::spawn(env, async move {
+        let request = async move {
             let reply = bus.request(&routing_key, body, options).await?;
             Ok(NativeDelivery::from(reply))
-        })
+        };
+        promise::spawn(env, cancellable(cancel, request))
     }
 
     /// Counters since the bus connected, as JSON (index.js returns the parsed object).
@@ -352,13 +371,19 @@ impl From<courierkit::Consumer> for NativeConsumer {
 impl NativeConsumer {
     /// Resolves to the next delivery, or null once the consumer is closed.
     #[napi(ts_return_type = "Promise<NativeDelivery | null>")]
-    pub fn next<'env>(&self, env: &'env Env, timeout_ms: Option<f64>) -> Result<Object<'env>> {
+    pub fn next<'env>(
+        &self,
+        env: &'env Env,
+        timeout_ms: Option<f64>,
+        cancel: Option<&CancelToken>,
+    ) -> Result<Object<'env>> {
         let timeout = numbers::millis("timeout_ms", timeout_ms).or_throw(env)?;
         let consumer = self.inner.clone();
-        promise::spawn(env, async move {
+        let next = async move {
             let next = consumer.next(timeout).await?;
             Ok(next.map(NativeDelivery::from))
-        })
+        };
+        promise::spawn(env, cancellable(cancel, next))
     }
 
     /// Resolves to up to `max` deliveries once `max` came or `timeoutMs` passed (fewer,
@@ -369,18 +394,20 @@ impl NativeConsumer {
         env: &'env Env,
         max: f64,
         timeout_ms: f64,
+        cancel: Option<&CancelToken>,
     ) -> Result<Object<'env>> {
         let max = numbers::integer("max", max, u32::MAX.into()).or_throw(env)? as usize;
         let timeout = numbers::millis("timeout_ms", Some(timeout_ms))
             .or_throw(env)?
             .unwrap_or_default();
         let consumer = self.inner.clone();
-        promise::spawn(env, async move {
+        let next = async move {
             let batch = consumer.next_batch(max, timeout).await?;
             Ok(batch.map(|inner| NativeBatch {
                 inner: Arc::new(inner),
             }))
-        })
+        };
+        promise::spawn(env, cancellable(cancel, next))
     }
 
     #[napi(ts_return_type = "Promise<void>")]
@@ -559,14 +586,20 @@ impl NativeDelivery {
     /// and the destination, then acks this delivery; resolves with the next step's
     /// receipt.
     #[napi(ts_return_type = "Promise<NativeReceipt>")]
-    pub fn forward<'env>(&self, env: &'env Env, message: NativePublish) -> Result<Object<'env>> {
+    pub fn forward<'env>(
+        &self,
+        env: &'env Env,
+        message: NativePublish,
+        cancel: Option<&CancelToken>,
+    ) -> Result<Object<'env>> {
         let (exchange, routing_key, body, options) = message.into_core().or_throw(env)?;
         let d = self.inner.clone();
-        promise::spawn(env, async move {
+        let forward = async move {
             let receipt = d
                 .forward(&exchange, &routing_key, body.into(), options)
                 .await?;
             Ok(NativeReceipt::from(receipt))
-        })
+        };
+        promise::spawn(env, cancellable(cancel, forward))
     }
 }

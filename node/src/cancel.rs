@@ -1,9 +1,11 @@
 //! `CancelToken`: how an `AbortSignal` reaches the Rust future.
 //!
-//! index.js creates a token per call that has a `signal`, and cancels it when the
-//! signal aborts; the call's future is then dropped on core's runtime, which aborts the
-//! request and releases its concurrency slot and breaker probe: nothing keeps running
-//! for a caller that gave up.
+//! index.js creates a token per operation that has a `signal` (a call, a publish, a
+//! request, a consumer's `next`...), and cancels it when the signal aborts; the
+//! operation's future is then dropped on core's runtime, which releases what it held (a
+//! call's concurrency slot and breaker probe, a request's reply correlation, a publish's
+//! unconfirmed slot) and leaves a consumer's delivery for its next `next`: nothing keeps
+//! running for a caller that gave up.
 
 use std::future::Future;
 
@@ -48,7 +50,7 @@ where
                     .run_until_cancelled(fut)
                     .await
                     .unwrap_or(Err(courierkit::Error::Closed {
-                        what: "call (aborted by its AbortSignal)",
+                        what: "operation (aborted by its AbortSignal)",
                     }))
             }
         }

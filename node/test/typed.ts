@@ -52,6 +52,13 @@ async function usage(): Promise<void> {
     await batch.ack()
   }
   const budget: number | null = deadlineFromHeaders({ 'x-courier-deadline-ms': '250' })
+  const aborts = new AbortController()
+  await bus.publish({ routingKey: 'orders', signal: aborts.signal })
+  await bus.publishMany([{ routingKey: 'orders' }], { signal: AbortSignal.timeout(1000) })
+  await consumer.next({ timeoutMs: 100, signal: aborts.signal })
+  await consumer.nextBatch({ max: 2, timeoutMs: 100, signal: aborts.signal })
+  await bus.request({ routingKey: 'pricing', signal: aborts.signal })
+  await Bus.connect({ urls: ['memory://typed'] }, { signal: aborts.signal })
   void budget
   const deduped = await bus.consume('orders', { prefetch: 10, dedup: false })
   await deduped.close()
