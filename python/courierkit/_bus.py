@@ -141,7 +141,36 @@ class Receipt:
         return f"<Receipt {self.message_id}>"
 
 
-class Delivery:
+class _Settles:
+    """``ack``, ``nack`` and ``reject``, blocking and asyncio, over a native Delivery or
+    Batch (which name them alike): a Batch settles each of its deliveries not settled yet."""
+
+    __slots__ = ()
+    _native: _courier.Delivery | _courier.Batch
+
+    def ack(self) -> None:
+        self._native.ack()
+
+    def nack(self, requeue: bool | None = None) -> None:
+        """Return the message to the queue (``requeue``, the default; on a queue with
+        ``retry_delays_ms``, later) or dead-letter it."""
+        self._native.nack(requeue)
+
+    def reject(self) -> None:
+        """Reject without requeue: the message goes to the dead-letter queue."""
+        self._native.reject()
+
+    async def ack_async(self) -> None:
+        await self._native.ack_async()
+
+    async def nack_async(self, requeue: bool | None = None) -> None:
+        await self._native.nack_async(requeue)
+
+    async def reject_async(self) -> None:
+        await self._native.reject_async()
+
+
+class Delivery(_Settles):
     """A received message. Settle it once: ``ack()``, ``nack(requeue=...)`` or ``reject()``.
 
     A request (from :meth:`Bus.serve`) is answered with ``reply()``, which does not settle
@@ -149,6 +178,7 @@ class Delivery:
     """
 
     __slots__ = ("_native",)
+    _native: _courier.Delivery
 
     def __init__(self, native: _courier.Delivery) -> None:
         self._native = native
@@ -219,17 +249,6 @@ class Delivery:
         """Whether it was acked, nacked, rejected or forwarded."""
         return self._native.is_settled
 
-    def ack(self) -> None:
-        self._native.ack()
-
-    def nack(self, requeue: bool | None = None) -> None:
-        """Return the message to the queue (``requeue``, the default) or dead-letter it."""
-        self._native.nack(requeue)
-
-    def reject(self) -> None:
-        """Reject without requeue: the message goes to the dead-letter queue."""
-        self._native.reject()
-
     def reply(self, body: Body, headers: Mapping[str, str] | None = None) -> None:
         """Answers a request on its ``reply_to`` with the same correlation id. Does not
         settle it: ``ack()`` afterwards. Raises :class:`courierkit.ConfigError` when the
@@ -245,15 +264,6 @@ class Delivery:
         delivery's trace, and acks this delivery once the broker confirmed the next step.
         Takes :meth:`Bus.publish`'s options except ``message_id``."""
         return Receipt(*self._native.forward(exchange, routing_key, _bytes(body), _publish_options(options)))
-
-    async def ack_async(self) -> None:
-        await self._native.ack_async()
-
-    async def nack_async(self, requeue: bool | None = None) -> None:
-        await self._native.nack_async(requeue)
-
-    async def reject_async(self) -> None:
-        await self._native.reject_async()
 
     async def reply_async(self, body: Body, headers: Mapping[str, str] | None = None) -> None:
         await self._native.reply_async(_bytes(body), _headers(headers))
@@ -331,12 +341,13 @@ def _outcomes(results: list[tuple[str, _courier.TraceContext] | Exception]) -> l
     return out
 
 
-class Batch(Sequence[Delivery]):
+class Batch(_Settles, Sequence[Delivery]):
     """Deliveries from :meth:`Consumer.next_batch`, in delivery order. Settle any of them
     on their own; ``ack()``, ``nack()`` and ``reject()`` then settle all the others with
     one call (each raises the first failure, having settled the rest)."""
 
     __slots__ = ("_deliveries", "_native")
+    _native: _courier.Batch
 
     def __init__(self, native: _courier.Batch) -> None:
         self._native = native
@@ -351,25 +362,6 @@ class Batch(Sequence[Delivery]):
     def __getitem__(self, index: slice) -> list[Delivery]: ...
     def __getitem__(self, index: int | slice) -> Delivery | list[Delivery]:
         return self._deliveries[index]
-
-    def ack(self) -> None:
-        self._native.ack()
-
-    def nack(self, requeue: bool | None = None) -> None:
-        """Requeue (the default; on a queue with ``retry_delays_ms``, later) or dead-letter."""
-        self._native.nack(requeue)
-
-    def reject(self) -> None:
-        self._native.reject()
-
-    async def ack_async(self) -> None:
-        await self._native.ack_async()
-
-    async def nack_async(self, requeue: bool | None = None) -> None:
-        await self._native.nack_async(requeue)
-
-    async def reject_async(self) -> None:
-        await self._native.reject_async()
 
     def __repr__(self) -> str:
         return f"<Batch of {len(self)}>"
