@@ -166,10 +166,10 @@ impl Consumer {
         if ended && state.gathered.is_empty() {
             return Ok(None);
         }
-        let deliveries = std::mem::take(&mut state.gathered);
-        Ok(Some(Batch::new(
-            deliveries.into_iter().map(Arc::new).collect(),
-        )))
+        // A dropped call may have gathered more than this call's `max`: the rest waits.
+        let take = state.gathered.len().min(max);
+        let deliveries = state.gathered.drain(..take).map(Arc::new).collect();
+        Ok(Some(Batch::new(deliveries)))
     }
 
     async fn pull(&self) -> Result<Option<Delivery>> {

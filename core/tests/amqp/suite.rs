@@ -1008,6 +1008,34 @@ async fn publish_many_and_next_batch_settle_together(t: Transport) {
         "{stats:?}"
     );
 
+    // Cancel safety: a call dropped while it waits for more keeps what it gathered for
+    // the next calls, each taking no more than its own `max`.
+    for id in ["c1", "c2", "c3"] {
+        bus.publish("", &q, body(id), with_id(id)).await.unwrap();
+    }
+    let waiting = consumer.next_batch(5, Duration::from_secs(30));
+    assert!(
+        tokio::time::timeout(Duration::from_secs(1), waiting)
+            .await
+            .is_err(),
+        "3 of 5 never fill the batch"
+    );
+    let two = consumer
+        .next_batch(2, Duration::ZERO)
+        .await
+        .unwrap()
+        .unwrap();
+    let ids: Vec<_> = two
+        .deliveries()
+        .iter()
+        .map(|d| d.message_id.clone().unwrap())
+        .collect();
+    assert_eq!(ids, ["c1", "c2"]);
+    two.ack().await.unwrap();
+    let last = consumer.next(SHORT).await.unwrap().unwrap();
+    assert_eq!(last.message_id.as_deref(), Some("c3"));
+    last.ack().await.unwrap();
+
     let dead = bus.consume(&dlq, ConsumeOptions::default()).await.unwrap();
     let parked = gather(&dead, 4, 4).await;
     for batch in &parked {
