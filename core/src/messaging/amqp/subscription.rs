@@ -149,7 +149,43 @@ impl Subscription for Consuming {
 }
 
 /// Opens a channel, sets its prefetch and starts consuming with manual acks.
+///
+/// A new channel can already be closing when it is handed out: lapin reuses the id of a
+/// channel whose close the broker has not confirmed yet (a consumer closed just before
+/// this one starts). Such a channel is replaced by another, twice at most.
 async fn on_channel(
+    link: &Link,
+    queue: &str,
+    prefetch: u16,
+    deadline: Instant,
+) -> Result<OnChannel> {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match subscribe(link, queue, prefetch, deadline).await {
+            Err(e) if attempts < 3 && closing_channel(&e) => {
+                tracing::debug!(error = %e, queue, "new channel was closing; opening another");
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+/// Whether `e` is lapin refusing an operation on a channel that is not open.
+fn closing_channel(e: &Error) -> bool {
+    let Error::Connect {
+        source: Some(source),
+        ..
+    } = e
+    else {
+        return false;
+    };
+    source
+        .downcast_ref::<lapin::Error>()
+        .is_some_and(|e| matches!(e.kind(), lapin::ErrorKind::InvalidChannelState(..)))
+}
+
+async fn subscribe(
     link: &Link,
     queue: &str,
     prefetch: u16,
