@@ -344,6 +344,8 @@ export declare class Delivery {
    * and publishes made for this message.
    */
   readonly remainingMs: number | null
+  /** Whether it was acked, nacked, rejected or forwarded. */
+  readonly isSettled: boolean
   /** The trace context the message carried, as a carrier object. */
   readonly trace: Record<string, string>
   /** The same context as a TraceContext. */

@@ -172,6 +172,8 @@ class Delivery {
   get deliveryCount() { return this.#native.deliveryCount }
   /** Milliseconds left until the message's deadline, 0 once passed; null without one. */
   get remainingMs() { return this.#native.remainingMs }
+  /** Whether it was acked, nacked, rejected or forwarded. */
+  get isSettled() { return this.#native.isSettled }
   get trace() { return this.#native.trace }
   /** The context the message carried, as a TraceContext. */
   get traceContext() { return this.#native.traceContext }

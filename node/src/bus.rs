@@ -517,6 +517,12 @@ impl NativeDelivery {
         self.inner.delivery_count
     }
 
+    /// Whether it was acked, nacked, rejected or forwarded.
+    #[napi(getter)]
+    pub fn is_settled(&self) -> bool {
+        self.inner.is_settled()
+    }
+
     /// Milliseconds left until the message's deadline (0 once passed); null without one.
     #[napi(getter)]
     pub fn remaining_ms(&self) -> Option<f64> {

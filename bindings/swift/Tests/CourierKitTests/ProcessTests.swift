@@ -24,7 +24,9 @@ final class ProcessTests: XCTestCase {
             XCTFail("the error is rethrown")
         } catch is Bad {}
         let third = try XCTUnwrap(try await consumer.next(timeoutMs: 5_000))
+        XCTAssertFalse(third.isSettled())
         try await third.process { try await $0.reject() }
+        XCTAssertTrue(third.isSettled())
         let stats = bus.stats()
         XCTAssertEqual([stats.acked, stats.nacked, stats.rejected], [1, 1, 1])
         try await consumer.close()

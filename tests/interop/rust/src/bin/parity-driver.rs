@@ -318,13 +318,22 @@ async fn step(
     Ok(done.map(|()| json!({"ok": true})))
 }
 
-/// Takes deliveries until none comes within `wait_ms`, settling each as `settle` says.
-async fn consume(bus: &Bus, s: &Value) -> Result<Result<Value, courierkit::Error>, BoxError> {
+/// The consumer a `consume` or `consume_batches` step names (`queue`, `dedup`): a step
+/// error when courier refuses it, a driver error for a malformed step.
+async fn open_consumer(
+    bus: &Bus,
+    s: &Value,
+) -> Result<Result<courierkit::Consumer, courierkit::Error>, BoxError> {
     let options = ConsumeOptions {
         dedup: s["dedup"].as_bool().ok_or("dedup must be a boolean")?,
         ..ConsumeOptions::default()
     };
-    let consumer = match bus.consume(text(s, "queue")?, options).await {
+    Ok(bus.consume(text(s, "queue")?, options).await)
+}
+
+/// Takes deliveries until none comes within `wait_ms`, settling each as `settle` says.
+async fn consume(bus: &Bus, s: &Value) -> Result<Result<Value, courierkit::Error>, BoxError> {
+    let consumer = match open_consumer(bus, s).await? {
         Ok(consumer) => consumer,
         Err(e) => return Ok(Err(e)),
     };
@@ -368,11 +377,7 @@ async fn consume_batches(
     bus: &Bus,
     s: &Value,
 ) -> Result<Result<Value, courierkit::Error>, BoxError> {
-    let options = ConsumeOptions {
-        dedup: s["dedup"].as_bool().ok_or("dedup must be a boolean")?,
-        ..ConsumeOptions::default()
-    };
-    let consumer = match bus.consume(text(s, "queue")?, options).await {
+    let consumer = match open_consumer(bus, s).await? {
         Ok(consumer) => consumer,
         Err(e) => return Ok(Err(e)),
     };

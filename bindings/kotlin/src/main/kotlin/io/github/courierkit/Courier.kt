@@ -139,10 +139,7 @@ suspend fun Bus.publish(
     routingKey: String,
     body: ByteArray,
     options: PublishOptions = PublishOptions(),
-): Receipt = publishNative(
-    exchange, routingKey, body,
-    if (options.trace != null) options else options.copy(trace = HostTrace.carrier()),
-)
+): Receipt = publishNative(exchange, routingKey, body, options.tracedBy(HostTrace.carrier()))
 
 /**
  * Publishes every message at once and waits for all their confirms together (up to
@@ -152,9 +149,7 @@ suspend fun Bus.publish(
  */
 suspend fun Bus.publishMany(messages: List<BatchMessage>): List<Result<Receipt>> {
     val parent = HostTrace.carrier()
-    val traced = messages.map { m ->
-        if (m.options.trace != null || parent == null) m else m.copy(options = m.options.copy(trace = parent))
-    }
+    val traced = messages.map { m -> m.copy(options = m.options.tracedBy(parent)) }
     return publishManyNative(traced).map { outcome ->
         when (outcome) {
             is PublishResult.Confirmed -> Result.success(outcome.receipt)
@@ -174,10 +169,11 @@ suspend fun Delivery.forward(
     routingKey: String,
     body: ByteArray,
     options: PublishOptions = PublishOptions(),
-): Receipt = forwardNative(
-    exchange, routingKey, body,
-    if (options.trace != null) options else options.copy(trace = HostTrace.carrier()),
-)
+): Receipt = forwardNative(exchange, routingKey, body, options.tracedBy(HostTrace.carrier()))
+
+/** These options, with [parent] as their trace when they name none. */
+private fun PublishOptions.tracedBy(parent: Map<String, String>?): PublishOptions =
+    if (trace != null || parent == null) this else copy(trace = parent)
 
 /**
  * Sends a request and returns the reply; without [trace], the current OpenTelemetry span

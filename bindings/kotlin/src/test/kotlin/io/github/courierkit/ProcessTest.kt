@@ -35,7 +35,10 @@ class ProcessTest {
             suspend fun next() = checkNotNull(consumer.next(5_000uL))
             assertEquals("p0", next().process { it.messageId() })
             assertThrows<IllegalStateException> { next().process(requeue = false) { error("bad") } }
-            next().process { it.reject() }
+            val rejected = next()
+            assertEquals(false, rejected.isSettled())
+            rejected.process { it.reject() }
+            assertTrue(rejected.isSettled(), "settled by the block, left alone by the scope")
             assertThrows<IllegalArgumentException> { next().process { throw IllegalArgumentException("again") } }
             val again = next()
             assertEquals("p3" to true, again.messageId() to again.redelivered())
