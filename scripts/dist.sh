@@ -20,7 +20,7 @@ version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -1)
 parts=("$@")
 [ ${#parts[@]} -gt 0 ] || parts=(python node kotlin rust mobile)
 
-step() { printf '\n\033[1m== dist: %s\033[0m\n' "$*"; }
+step() { printf '\n\033[1m== dist: %s\033[0m  (%s)\n' "$*" "$(date +%T)"; }
 
 # The build tools (maturin, ziglang), pinned, in the repository's virtualenv.
 venv() {

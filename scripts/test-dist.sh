@@ -21,7 +21,7 @@ parts=("$@")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-step() { printf '\n\033[1m== test-dist: %s\033[0m\n' "$*"; }
+step() { printf '\n\033[1m== test-dist: %s\033[0m  (%s)\n' "$*" "$(date +%T)"; }
 fail() { echo "test-dist: $*" >&2; exit 1; }
 
 # PATH without any directory that holds cargo or rustc: what is installed must not need them.

@@ -96,11 +96,14 @@ def missing_expected(languages: list[str], state: dict[str, str]) -> list[str]:
 def build(languages: list[str]) -> dict[str, str]:
     """Each language's state: "ok", "skipped: <why>" or "build failed".
 
-    With COURIER_INTEROP_BUILT=1 the wrappers' builds are taken as done: test-all.sh sets
-    it for the parity runner, right after run.py built the same checkout (Kotlin's build
-    alone takes most of a minute even when nothing changed).
+    COURIER_INTEROP_BUILT names the languages whose wrapper builds are taken as done, comma
+    separated, or "1" for all: test-all.sh sets it for the parity runner right after run.py
+    built the same checkout, and names kotlin for run.py when its Kotlin step has just
+    compiled the same test sources (Kotlin's build alone takes most of a minute even when
+    nothing changed).
     """
-    prebuilt = os.environ.get("COURIER_INTEROP_BUILT") == "1"
+    built = os.environ.get("COURIER_INTEROP_BUILT", "")
+    prebuilt_langs = set(languages) if built == "1" else set(filter(None, built.split(",")))
     state = {}
     for lang in languages:
         script = wrapper(lang)
@@ -108,7 +111,7 @@ def build(languages: list[str]) -> dict[str, str]:
             state[lang] = "skipped: no toolchain"
         elif not script.is_file():
             state[lang] = "skipped: no wrapper script"
-        elif prebuilt:
+        elif lang in prebuilt_langs:
             state[lang] = "ok"
         else:
             started = time.monotonic()

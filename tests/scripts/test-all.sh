@@ -17,8 +17,9 @@ langs=("$@")
 # checkout, so interop does not do it again.
 python_ready=false
 node_ready=false
+kotlin_ready=false
 
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+step() { printf '\n\033[1m== %s\033[0m  (%s)\n' "$*" "$(date +%T)"; }
 
 # Runs a command with its output shown and kept in $logs/$1.log.
 logged() {
@@ -158,6 +159,8 @@ run_cluster() {
 run_kotlin() {
   step "kotlin: cargo build, uniffi-bindgen, maven tests"
   logged kotlin mvn -B -ntp -f bindings/kotlin/pom.xml test
+  # `mvn test` compiled the interop agent and parity driver too (they are test sources).
+  kotlin_ready=true
   local n
   n=$(grep -E 'Tests run: [0-9]+, Failures: 0, Errors: 0' "$logs/kotlin.log" | tail -1 | grep -Eo 'Tests run: [0-9]+' | awk '{print $3}')
   local skipped
@@ -190,7 +193,9 @@ run_interop() {
   fi
   .venv/bin/ruff check -q --config python/pyproject.toml tests/interop
   .venv/bin/ruff format -q --check --config python/pyproject.toml tests/interop
-  logged interop .venv/bin/python tests/interop/run.py
+  local built=""
+  $kotlin_ready && built=kotlin
+  COURIER_INTEROP_BUILT=$built logged interop .venv/bin/python tests/interop/run.py
   # The parity table: every language's driver over tests/interop/cases (the builds above
   # are done, so its own are quick).
   # run.py just built every agent from this checkout: the parity runner reuses that.
@@ -213,10 +218,17 @@ run_dist() {
   summary+=("dist:   $(find dist -maxdepth 2 -type f \( -name '*.whl' -o -name '*.tar.gz' -o -name '*.tgz' -o -name '*.jar' -o -name '*.crate' \) | wc -l) artifacts built; installed and run: ${parts:-none}")
 }
 
+# Wall time per step, printed with the summary so a slow step is plain to see.
+timings=()
+t=$SECONDS
 setup_common
+timings+=("setup $((SECONDS - t)) s")
 for lang in "${langs[@]}"; do
+  t=$SECONDS
   "run_$lang"
+  timings+=("$lang $((SECONDS - t)) s")
 done
 
 step "summary"
 printf '%s\n' "${summary[@]}"
+echo "time: $(IFS=,; echo "${timings[*]}" | sed 's/,/, /g')"
