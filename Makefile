@@ -6,7 +6,13 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/courier/target
 bench:
 	@COURIER_AMQP_URL="$$(bash tests/scripts/ensure-rabbitmq.sh)" cargo run -q --release -p courier-bench -- all --json bench/latest.json
 
-.PHONY: bench demo soak test test-rust test-python test-node test-cluster test-kotlin test-swift interop dist test-dist fmt lint rabbitmq
+# courier from Python, Node and Kotlin against httpx, requests, aiohttp, pika, aio-pika,
+# undici, amqplib, OkHttp and the RabbitMQ Java client in one run (bench/peers/run.sh;
+# release builds, an nginx upstream, the local RabbitMQ).
+bench-peers:
+	@bash bench/peers/run.sh
+
+.PHONY: bench bench-peers demo soak test test-rust test-python test-node test-cluster test-kotlin test-swift interop dist test-dist fmt lint rabbitmq
 
 # The embedded default: an in-process memory:// broker and an in-process HTTP upstream, no
 # root and nothing installed. `make demo COURIER_AMQP_URL=amqp://...` runs it against RabbitMQ.

@@ -109,8 +109,8 @@ run_python() {
   step "python: venv, build, lint, tests"
   setup_python
   (cd python && ../.venv/bin/ruff check . && ../.venv/bin/ruff format --check .)
-  .venv/bin/ruff check -q --config python/pyproject.toml examples/python tests/w3c
-  .venv/bin/ruff format -q --check --config python/pyproject.toml examples/python tests/w3c
+  .venv/bin/ruff check -q --config python/pyproject.toml examples/python tests/w3c bench/peers
+  .venv/bin/ruff format -q --check --config python/pyproject.toml examples/python tests/w3c bench/peers
   (cd python && ../.venv/bin/python -m mypy.stubtest courierkit._courier --allowlist stubtest-allowlist.txt)
   # The public types are precise: the package, a typed usage file and the examples pass --strict.
   (cd python && ../.venv/bin/python -m mypy --strict courierkit tests/typed_usage.py ../examples/python)

@@ -1,0 +1,171 @@
+// courier from Kotlin against the JVM libraries a service would otherwise use (OkHttp,
+// the RabbitMQ Java client), in one JVM, against one upstream and one broker. Every
+// contender gets an untimed warm-up round first (the JIT), then peer and courier rounds
+// alternate; each figure is the median over the rounds. Prints one JSON row per workload
+// on stdout (bench/peers/run.sh assembles the table); progress goes to stderr.
+//
+// Usage: java -cp ... PeersKt --upstream URL --amqp URL [--rounds N]
+
+import com.rabbitmq.client.AMQP
+import com.rabbitmq.client.ConnectionFactory
+import io.github.courierkit.Bus
+import io.github.courierkit.Client
+import io.github.courierkit.get
+import io.github.courierkit.publish
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.async
+import kotlinx.coroutines.awaitAll
+import kotlinx.coroutines.runBlocking
+import okhttp3.ConnectionPool
+import okhttp3.Dispatcher
+import okhttp3.OkHttpClient
+import okhttp3.Request
+import java.util.UUID
+import java.util.concurrent.ConcurrentSkipListSet
+import java.util.concurrent.Semaphore
+import java.util.concurrent.TimeUnit
+import java.util.concurrent.atomic.AtomicInteger
+import kotlin.concurrent.thread
+
+private const val IN_FLIGHT = 256
+private const val CONCURRENCY = 64
+private val BODY = ByteArray(256) { 'x'.code.toByte() }
+
+private fun log(message: String) = System.err.println(message)
+
+/** `count` operations per second for one run of [block]. */
+private inline fun rate(count: Int, block: () -> Unit): Double {
+    val start = System.nanoTime()
+    block()
+    return count / ((System.nanoTime() - start) / 1e9)
+}
+
+/** `count` calls of [call] spread over [width] coroutines on the default dispatcher. */
+private fun coroutines(count: Int, width: Int, call: suspend () -> Unit) = runBlocking(Dispatchers.Default) {
+    val remaining = AtomicInteger(count)
+    (1..width).map {
+        async {
+            while (remaining.getAndDecrement() > 0) call()
+        }
+    }.awaitAll()
+}
+
+/** `count` calls of [call] spread over [width] threads. */
+private fun threads(count: Int, width: Int, call: () -> Unit) {
+    val remaining = AtomicInteger(count)
+    (1..width).map {
+        thread {
+            while (remaining.getAndDecrement() > 0) call()
+        }
+    }.forEach { it.join() }
+}
+
+/** One warm-up run of each contender, then [rounds] alternating timed runs; medians. */
+private fun compare(workload: String, rounds: Int, contenders: Map<String, () -> Double>): String {
+    contenders.values.forEach { it() }
+    val figures = contenders.keys.associateWith { mutableListOf<Double>() }
+    repeat(rounds) { round ->
+        contenders.forEach { (name, run) -> figures.getValue(name).add(run()) }
+        log("$workload round ${round + 1}: " + figures.entries.joinToString { "${it.key} ${"%,.0f".format(it.value.last())}/s" })
+    }
+    fun json(s: String) = "\"" + s.replace("\\", "\\\\").replace("\"", "\\\"") + "\""
+    val medians = figures.entries.joinToString(", ") { (k, v) -> "${json(k)}: ${v.sorted()[v.size / 2]}" }
+    val all = figures.entries.joinToString(", ") { (k, v) -> "${json(k)}: ${v.joinToString(", ", "[", "]")}" }
+    return "{\"workload\": ${json(workload)}, \"language\": \"kotlin\", \"per_sec\": {$medians}, \"rounds\": {$all}}"
+}
+
+private fun get(upstream: String, rounds: Int, concurrency: Int, calls: Int): String {
+    val url = "$upstream/bench"
+    val okhttp = OkHttpClient.Builder()
+        .connectionPool(ConnectionPool(concurrency, 5, TimeUnit.MINUTES))
+        .dispatcher(Dispatcher().apply { maxRequests = concurrency; maxRequestsPerHost = concurrency })
+        .build()
+    val request = Request.Builder().url(url).build()
+    val client = Client("""{"services": {"svc": {"endpoints": ["$upstream"]}}}""")
+    val okhttpGet = { okhttp.newCall(request).execute().use { it.body.bytes() }; Unit }
+    val courierGet: suspend () -> Unit = { client.get("svc", "/bench").body }
+    val name = if (concurrency == 1) "GET, c=1" else "GET, $concurrency coroutines vs $concurrency threads"
+    val peer = if (concurrency == 1) "OkHttp" else "OkHttp, $concurrency threads"
+    try {
+        return compare(
+            name,
+            rounds,
+            linkedMapOf(
+                peer to { rate(calls) { threads(calls, concurrency, okhttpGet) } },
+                "courier" to { rate(calls) { coroutines(calls, concurrency, courierGet) } },
+            ),
+        )
+    } finally {
+        client.close()
+        okhttp.dispatcher.executorService.shutdown()
+        okhttp.connectionPool.evictAll()
+    }
+}
+
+private fun publish(amqp: String, rounds: Int, messages: Int): String {
+    val queue = "bench.peers.${UUID.randomUUID().toString().take(8)}"
+    val factory = ConnectionFactory().apply { setUri(amqp) }
+    val admin = factory.newConnection()
+    val adminChannel = admin.createChannel()
+    adminChannel.queueDeclare(queue, true, false, false, mapOf("x-queue-type" to "classic"))
+    val persistent = AMQP.BasicProperties.Builder().deliveryMode(2).build()
+
+    // The Java client's asynchronous confirms: a window of IN_FLIGHT unconfirmed
+    // publishes, released by the confirm listener (the pattern its documentation gives).
+    val javaRound = {
+        val connection = factory.newConnection()
+        val channel = connection.createChannel()
+        channel.confirmSelect()
+        val window = Semaphore(IN_FLIGHT)
+        val outstanding = ConcurrentSkipListSet<Long>()
+        val release = { tag: Long, multiple: Boolean ->
+            if (multiple) {
+                val done = outstanding.headSet(tag, true)
+                window.release(done.size)
+                done.clear()
+            } else if (outstanding.remove(tag)) {
+                window.release()
+            }
+        }
+        channel.addConfirmListener({ tag, multiple -> release(tag, multiple) }, { tag, multiple -> release(tag, multiple) })
+        val result = rate(messages) {
+            repeat(messages) {
+                window.acquire()
+                outstanding.add(channel.nextPublishSeqNo)
+                channel.basicPublish("", queue, true, persistent, BODY)
+            }
+            window.acquire(IN_FLIGHT)
+        }
+        connection.close()
+        adminChannel.queuePurge(queue)
+        result
+    }
+    val courierRound = {
+        val bus = runBlocking { Bus.connect("""{"urls": ["$amqp"]}""") }
+        val result = rate(messages) { coroutines(messages, IN_FLIGHT) { bus.publish("", queue, BODY) } }
+        runBlocking { bus.shutdown() }
+        bus.close()
+        adminChannel.queuePurge(queue)
+        result
+    }
+    try {
+        return compare(
+            "confirmed publish, $IN_FLIGHT in flight",
+            rounds,
+            linkedMapOf("Java client ConfirmChannel" to javaRound, "courier" to courierRound),
+        )
+    } finally {
+        adminChannel.queueDelete(queue)
+        admin.close()
+    }
+}
+
+fun main(args: Array<String>) {
+    val options = args.toList().chunked(2).associate { it[0].removePrefix("--") to it[1] }
+    val upstream = options.getValue("upstream")
+    val amqp = options.getValue("amqp")
+    val rounds = options["rounds"]?.toInt() ?: 3
+    println(get(upstream, rounds, 1, 5_000))
+    println(get(upstream, rounds, CONCURRENCY, 20_000))
+    println(publish(amqp, rounds, 10_000))
+}

@@ -1,0 +1,281 @@
+"""courier from Python against the libraries a Python service would otherwise use, in one
+process, against one upstream and one broker. Peer and courier rounds alternate; each
+figure is the median over the rounds. Prints nothing but one JSON row per workload on
+stdout (bench/peers/run.sh assembles the table); progress goes to stderr.
+
+Usage: python_peers.py --upstream URL --amqp URL [--rounds N] [--only NAME,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aio_pika
+import aiohttp
+import courierkit
+import httpx
+import pika
+import requests
+
+BODY = b"x" * 256
+IN_FLIGHT = 256
+CONCURRENCY = 64
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def rate(count: int, run: Callable[[], None]) -> float:
+    start = time.perf_counter()
+    run()
+    return count / (time.perf_counter() - start)
+
+
+def arate(count: int, run: Callable[[], Awaitable[None]]) -> float:
+    async def timed() -> float:
+        start = time.perf_counter()
+        await run()
+        return count / (time.perf_counter() - start)
+
+    return asyncio.run(timed())
+
+
+def compare(name: str, rounds: int, contenders: dict[str, Callable[[], float]]) -> dict[str, Any]:
+    """Runs each contender once per round, in the same order every round, and keeps the
+    median; courier is the last key."""
+    figures: dict[str, list[float]] = {key: [] for key in contenders}
+    for round_no in range(rounds):
+        for key, run in contenders.items():
+            figures[key].append(run())
+        log(f"{name} round {round_no + 1}: " + ", ".join(f"{k} {v[-1]:,.0f}/s" for k, v in figures.items()))
+    medians = {key: statistics.median(values) for key, values in figures.items()}
+    return {"workload": name, "language": "python", "per_sec": medians, "rounds": figures}
+
+
+# HTTP ----------------------------------------------------------------------------------
+
+
+def sync_get(upstream: str, rounds: int, calls: int) -> dict[str, Any]:
+    url = f"{upstream}/bench"
+    client = courierkit.Client({"services": {"svc": {"endpoints": [upstream]}}})
+    hx = httpx.Client()
+    session = requests.Session()
+
+    def loop(call: Callable[[], object]) -> Callable[[], float]:
+        def run() -> float:
+            def body() -> None:
+                for _ in range(calls):
+                    call()
+
+            return rate(calls, body)
+
+        return run
+
+    for _ in range(50):  # connections open, code paths warm
+        hx.get(url)
+        session.get(url)
+        client.get("svc", "/bench")
+    result = compare(
+        "sync GET, c=1",
+        rounds,
+        {
+            "requests": loop(lambda: session.get(url).content),
+            "httpx": loop(lambda: hx.get(url).content),
+            "courier": loop(lambda: client.get("svc", "/bench").body),
+        },
+    )
+    client.close()
+    hx.close()
+    session.close()
+    return result
+
+
+def async_get(upstream: str, rounds: int, calls: int) -> dict[str, Any]:
+    url = f"{upstream}/bench"
+
+    async def workers(call: Callable[[], Awaitable[object]]) -> None:
+        per_worker = calls // CONCURRENCY
+
+        async def worker() -> None:
+            for _ in range(per_worker):
+                await call()
+
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+
+    def aiohttp_round() -> float:
+        async def run() -> None:
+            connector = aiohttp.TCPConnector(limit=CONCURRENCY)
+            async with aiohttp.ClientSession(connector=connector) as session:
+
+                async def get() -> None:
+                    async with session.get(url) as resp:
+                        await resp.read()
+
+                await asyncio.gather(*(get() for _ in range(CONCURRENCY)))  # connections open
+                await workers(get)
+
+        return arate(calls, run)
+
+    def courier_round() -> float:
+        async def run() -> None:
+            async with courierkit.AsyncClient({"services": {"svc": {"endpoints": [upstream]}}}) as client:
+
+                async def get() -> None:
+                    await client.get("svc", "/bench")
+
+                await asyncio.gather(*(get() for _ in range(CONCURRENCY)))
+                await workers(get)
+
+        return arate(calls, run)
+
+    # Connection set-up happens before the clock starts in both; the timed part is `calls`.
+    return compare(
+        f"async GET, {CONCURRENCY} tasks", rounds, {"aiohttp": aiohttp_round, "courier": courier_round}
+    )
+
+
+# AMQP ----------------------------------------------------------------------------------
+
+
+def fresh_queue(amqp: str, name: str) -> None:
+    """A durable classic queue, declared empty, through pika (the peers' own tool)."""
+    connection = pika.BlockingConnection(pika.URLParameters(amqp))
+    channel = connection.channel()
+    channel.queue_declare(name, durable=True, arguments={"x-queue-type": "classic"})
+    channel.queue_purge(name)
+    connection.close()
+
+
+def drop_queue(amqp: str, name: str) -> None:
+    connection = pika.BlockingConnection(pika.URLParameters(amqp))
+    connection.channel().queue_delete(name)
+    connection.close()
+
+
+def sync_publish(amqp: str, rounds: int, messages: int) -> dict[str, Any]:
+    queue = f"bench.peers.{uuid.uuid4().hex[:8]}"
+    fresh_queue(amqp, queue)
+    connection = pika.BlockingConnection(pika.URLParameters(amqp))
+    channel = connection.channel()
+    channel.confirm_delivery()
+    persistent = pika.BasicProperties(delivery_mode=2)
+    bus = courierkit.Bus.connect({"urls": [amqp]})
+
+    def pika_round() -> float:
+        def run() -> None:
+            for _ in range(messages):
+                channel.basic_publish("", queue, BODY, persistent, mandatory=True)
+
+        result = rate(messages, run)
+        channel.queue_purge(queue)
+        return result
+
+    def courier_round() -> float:
+        def run() -> None:
+            for _ in range(messages):
+                bus.publish("", queue, BODY)
+
+        result = rate(messages, run)
+        channel.queue_purge(queue)
+        return result
+
+    try:
+        return compare("sync confirmed publish, c=1", rounds, {"pika": pika_round, "courier": courier_round})
+    finally:
+        bus.close()
+        connection.close()
+        drop_queue(amqp, queue)
+
+
+def async_publish(amqp: str, rounds: int, messages: int) -> dict[str, Any]:
+    queue = f"bench.peers.{uuid.uuid4().hex[:8]}"
+    fresh_queue(amqp, queue)
+
+    async def windowed(publish: Callable[[], Awaitable[object]]) -> None:
+        """`messages` publishes with IN_FLIGHT unconfirmed at any moment."""
+        remaining = messages
+
+        async def lane() -> None:
+            nonlocal remaining
+            while remaining > 0:
+                remaining -= 1
+                await publish()
+
+        await asyncio.gather(*(lane() for _ in range(IN_FLIGHT)))
+
+    def aio_pika_round() -> float:
+        async def run() -> float:
+            connection = await aio_pika.connect(amqp)
+            async with connection:
+                channel = await connection.channel(publisher_confirms=True)
+                exchange = channel.default_exchange
+                persistent = aio_pika.DeliveryMode.PERSISTENT
+
+                async def publish() -> None:
+                    await exchange.publish(
+                        aio_pika.Message(BODY, delivery_mode=persistent), queue, mandatory=True
+                    )
+
+                start = time.perf_counter()
+                await windowed(publish)
+                return messages / (time.perf_counter() - start)
+
+        result = asyncio.run(run())
+        fresh_queue(amqp, queue)
+        return result
+
+    def courier_round() -> float:
+        async def run() -> float:
+            async with await courierkit.AsyncBus.connect({"urls": [amqp]}) as bus:
+
+                async def publish() -> None:
+                    await bus.publish("", queue, BODY)
+
+                start = time.perf_counter()
+                await windowed(publish)
+                return messages / (time.perf_counter() - start)
+
+        result = asyncio.run(run())
+        fresh_queue(amqp, queue)
+        return result
+
+    try:
+        return compare(
+            f"async confirmed publish, {IN_FLIGHT} in flight",
+            rounds,
+            {"aio-pika": aio_pika_round, "courier": courier_round},
+        )
+    finally:
+        drop_queue(amqp, queue)
+
+
+WORKLOADS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
+    "sync_get": lambda a: sync_get(a.upstream, a.rounds, 5_000),
+    "async_get": lambda a: async_get(a.upstream, a.rounds, 20_000),
+    "sync_publish": lambda a: sync_publish(a.amqp, a.rounds, 2_000),
+    "async_publish": lambda a: async_publish(a.amqp, a.rounds, 10_000),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--upstream", required=True)
+    parser.add_argument("--amqp", required=True)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--only", default=",".join(WORKLOADS))
+    args = parser.parse_args()
+    for name in args.only.split(","):
+        print(json.dumps(WORKLOADS[name](args)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
