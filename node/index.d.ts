@@ -412,6 +412,14 @@ export interface QueueOptions {
    * (`x-courier-retries` counts them), then dead-letters it. Needs `deadLetter`.
    */
   retryDelaysMs?: number[]
+  /** Aborts the wait for the broker's answer. */
+  signal?: AbortSignal
+}
+
+/** For the topology calls that take nothing else. */
+export interface SignalOptions {
+  /** Aborts the wait for the broker's answer. */
+  signal?: AbortSignal
 }
 
 export interface PublishMessage {
@@ -475,8 +483,8 @@ export interface Receipt {
 export declare class Bus {
   static connect(config: BusConfig, opts?: { signal?: AbortSignal }): Promise<Bus>
   declareQueue(name: string, opts?: QueueOptions): Promise<void>
-  declareExchange(name: string, kind?: 'direct' | 'fanout' | 'topic' | 'headers'): Promise<void>
-  bind(queue: string, exchange: string, routingKey: string): Promise<void>
+  declareExchange(name: string, kind?: 'direct' | 'fanout' | 'topic' | 'headers', opts?: SignalOptions): Promise<void>
+  bind(queue: string, exchange: string, routingKey: string, opts?: SignalOptions): Promise<void>
   publish(msg: PublishMessage): Promise<Receipt>
   /**
    * Publishes up to 1,000 messages at once and waits for all their confirms together;
@@ -487,7 +495,7 @@ export declare class Bus {
   publishMany(msgs: readonly PublishMessage[], opts?: { signal?: AbortSignal }): Promise<PromiseSettledResult<Receipt>[]>
   consume(queue: string, opts?: ConsumeOptions): Promise<Consumer>
   /** A consumer of RPC requests: each delivery's `reply()` answers its caller. */
-  serve(queue: string): Promise<Consumer>
+  serve(queue: string, opts?: SignalOptions): Promise<Consumer>
   /** Resolves to the reply; rejects with COURIER_TIMEOUT or COURIER_UNROUTABLE. */
   request(req: RequestMessage): Promise<Delivery>
   stats(): BusStats

@@ -299,22 +299,29 @@ class Bus {
   // any other failure instead of throwing synchronously.
   async declareQueue(name, opts = {}) {
     opts = args.options('options', opts)
-    return this.#native.declareQueue(args.string('queue', name), {
+    const queue = args.string('queue', name)
+    const options = {
       quorum: args.optBool('quorum', opts.quorum),
       deliveryLimit: args.optNumber('delivery_limit', opts.deliveryLimit),
       deadLetter: args.optBool('dead_letter', opts.deadLetter),
       ttlMs: args.optNumber('ttl_ms', opts.ttlMs),
       retryDelaysMs: args.optNumbers('retry_delays_ms', opts.retryDelaysMs),
-    })
+    }
+    return abortable(opts.signal, (token) => this.#native.declareQueue(queue, options, token))
   }
 
   /** `kind` defaults to `'topic'` (core's default). */
-  async declareExchange(name, kind = undefined) {
-    return this.#native.declareExchange(args.string('exchange', name), args.optString('kind', kind))
+  async declareExchange(name, kind = undefined, opts = {}) {
+    const { signal } = args.options('options', opts)
+    const exchange = args.string('exchange', name)
+    const exchangeKind = args.optString('kind', kind)
+    return abortable(signal, (token) => this.#native.declareExchange(exchange, exchangeKind, token))
   }
 
-  async bind(queue, exchange, routingKey) {
-    return this.#native.bind(args.string('queue', queue), args.string('exchange', exchange), args.string('routing_key', routingKey))
+  async bind(queue, exchange, routingKey, opts = {}) {
+    const { signal } = args.options('options', opts)
+    const names = [args.string('queue', queue), args.string('exchange', exchange), args.string('routing_key', routingKey)]
+    return abortable(signal, (token) => this.#native.bind(...names, token))
   }
 
   /** Resolves once the broker confirms, with the message id and the trace context sent
@@ -350,7 +357,11 @@ class Bus {
   }
 
   /** A consumer of RPC requests: each delivery's `reply()` answers its caller. */
-  async serve(queue) { return new Consumer(await this.#native.serve(args.string('queue', queue))) }
+  async serve(queue, opts = {}) {
+    const { signal } = args.options('options', opts)
+    const name = args.string('queue', queue)
+    return new Consumer(await abortable(signal, (token) => this.#native.serve(name, token)))
+  }
 
   /** Sends a request and resolves to the reply; rejects with COURIER_TIMEOUT after timeoutMs. */
   async request(req) {

@@ -157,6 +157,7 @@ impl NativeBus {
         env: &'env Env,
         name: String,
         options: Option<NativeQueueOptions>,
+        cancel: Option<&CancelToken>,
     ) -> Result<Object<'env>> {
         let defaults = QueueOptions::default();
         let options = match options {
@@ -191,7 +192,8 @@ impl NativeBus {
             },
         };
         let bus = self.inner.clone();
-        promise::spawn(env, async move { bus.declare_queue(&name, &options).await })
+        let declare = async move { bus.declare_queue(&name, &options).await };
+        promise::spawn(env, cancellable(cancel, declare))
     }
 
     #[napi(ts_return_type = "Promise<void>")]
@@ -200,6 +202,7 @@ impl NativeBus {
         env: &'env Env,
         name: String,
         kind: Option<String>,
+        cancel: Option<&CancelToken>,
     ) -> Result<Object<'env>> {
         let kind: ExchangeKind = kind
             .as_deref()
@@ -208,7 +211,8 @@ impl NativeBus {
             .or_throw(env)?
             .unwrap_or_default();
         let bus = self.inner.clone();
-        promise::spawn(env, async move { bus.declare_exchange(&name, kind).await })
+        let declare = async move { bus.declare_exchange(&name, kind).await };
+        promise::spawn(env, cancellable(cancel, declare))
     }
 
     #[napi(ts_return_type = "Promise<void>")]
@@ -218,11 +222,11 @@ impl NativeBus {
         queue: String,
         exchange: String,
         routing_key: String,
+        cancel: Option<&CancelToken>,
     ) -> Result<Object<'env>> {
         let bus = self.inner.clone();
-        promise::spawn(env, async move {
-            bus.bind(&queue, &exchange, &routing_key).await
-        })
+        let bind = async move { bus.bind(&queue, &exchange, &routing_key).await };
+        promise::spawn(env, cancellable(cancel, bind))
     }
 
     /// Resolves once confirmed, with the message id and its trace carrier.
@@ -303,12 +307,18 @@ impl NativeBus {
 
     /// A consumer of RPC requests: each delivery's `reply()` answers its caller.
     #[napi(ts_return_type = "Promise<NativeConsumer>")]
-    pub fn serve<'env>(&self, env: &'env Env, queue: String) -> Result<Object<'env>> {
+    pub fn serve<'env>(
+        &self,
+        env: &'env Env,
+        queue: String,
+        cancel: Option<&CancelToken>,
+    ) -> Result<Object<'env>> {
         let bus = self.inner.clone();
-        promise::spawn(env, async move {
+        let serve = async move {
             let inner = bus.serve(&queue).await?;
             Ok(NativeConsumer::from(inner))
-        })
+        };
+        promise::spawn(env, cancellable(cancel, serve))
     }
 
     /// Resolves to the reply; rejects with COURIER_TIMEOUT when none comes in time.

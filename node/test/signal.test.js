@@ -33,6 +33,24 @@ for (const [transport, url] of [['amqp', () => amqpUrl], ['memory', () => `memor
     await bus.close()
   })
 
+  test(`${transport}: topology calls under a signal that does not abort complete`, async () => {
+    const bus = await Bus.connect({ urls: [url()] })
+    const { signal } = new AbortController()
+    const q = `courier-test.node.signal-topology.${randomUUID()}`
+    await bus.declareQueue(q, { quorum: false, deadLetter: false, signal })
+    await bus.declareExchange(`${q}.x`, 'direct', { signal })
+    await bus.bind(q, `${q}.x`, 'k', { signal })
+    const server = await bus.serve(q, { signal })
+    await server.close()
+    await bus.publish({ exchange: `${q}.x`, routingKey: 'k', body: 'routed' })
+    const consumer = await bus.consume(q)
+    const d = await consumer.next({ timeoutMs: 5000 })
+    assert.equal(d.body.toString(), 'routed')
+    await d.ack()
+    await consumer.close()
+    await bus.close()
+  })
+
   test(`${transport}: an aborted next leaves the delivery for the next call`, async () => {
     const bus = await Bus.connect({ urls: [url()] })
     const q = `courier-test.node.signal-next.${randomUUID()}`
@@ -62,6 +80,11 @@ for (const [transport, url] of [['amqp', () => amqpUrl], ['memory', () => `memor
     await assert.rejects(bus.publishMany([{ routingKey: q }], { signal: AbortSignal.abort('no') }), (e) => e === 'no')
     await assert.rejects(bus.request({ routingKey: q, signal: AbortSignal.abort('no') }), (e) => e === 'no')
     await assert.rejects(bus.consume(q, { signal: AbortSignal.abort('no') }), (e) => e === 'no')
+    await assert.rejects(bus.serve(q, { signal: AbortSignal.abort('no') }), (e) => e === 'no')
+    await assert.rejects(bus.declareQueue(`${q}.never`, { quorum: false, signal: AbortSignal.abort('no') }), (e) => e === 'no')
+    await assert.rejects(bus.declareExchange(`${q}.never`, 'topic', { signal: AbortSignal.abort('no') }), (e) => e === 'no')
+    await assert.rejects(bus.bind(q, 'amq.topic', 'k', { signal: AbortSignal.abort('no') }), (e) => e === 'no')
+    await assert.rejects(bus.bind(q, 'amq.topic', 'k', { signal: 'soon' }), { code: 'COURIER_CONFIG', field: 'signal' })
     await assert.rejects(bus.publish({ routingKey: q, signal: 'soon' }), { code: 'COURIER_CONFIG', field: 'signal' })
     assert.equal(bus.stats().published, 0)
     await assert.rejects(Bus.connect({ urls: [url()] }, { signal: AbortSignal.abort('no') }), (e) => e === 'no')
