@@ -3,8 +3,8 @@
 # ecosystem would otherwise pick (requests, httpx, aiohttp, pika, aio-pika; undici,
 # amqplib; OkHttp, the RabbitMQ Java client), in one run, against one local nginx
 # (`return 200`) and the local RabbitMQ. Release builds only: courierkit is built with
-# --release into a virtualenv of its own (.bench-venv), the Node addon with
-# `build:release`, the Kotlin JAR by `dist.sh kotlin`; the peers are pinned
+# --release into a virtualenv of its own (.bench-venv), the Node addon and the Kotlin
+# JAR by `dist.sh node kotlin`; the peers are pinned
 # (requirements.txt, node/package-lock.json, kotlin/pom.xml). Prints one table with ratios and the goals, and writes
 # bench/peers/latest.json. Nothing here runs in `make test`: timings never go into tests.
 #
@@ -91,7 +91,8 @@ for lang in "${langs[@]}"; do
       ;;
     node)
       step "node: pinned peers and a release courierkit addon"
-      (cd node && { [ -d node_modules ] || npm ci --no-fund --no-audit --loglevel=error; } && npm run build:release --silent)
+      # dist.sh leaves the release addon in node/, where peers.mjs loads it from.
+      bash scripts/dist.sh node
       (cd "$here/node" && npm ci --no-fund --no-audit --loglevel=error)
       step "node: $rounds rounds per workload"
       node "$here/node/peers.mjs" --upstream "$upstream" --amqp "$amqp" --rounds "$rounds" >>"$rows"

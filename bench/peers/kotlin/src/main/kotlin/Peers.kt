@@ -8,8 +8,8 @@
 
 import com.rabbitmq.client.AMQP
 import com.rabbitmq.client.ConnectionFactory
-import io.github.courierkit.Bus
-import io.github.courierkit.Client
+import io.github.courierkit.ffi.Bus
+import io.github.courierkit.ffi.Client
 import io.github.courierkit.get
 import io.github.courierkit.publish
 import kotlinx.coroutines.Dispatchers
