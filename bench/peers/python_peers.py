@@ -200,8 +200,8 @@ def async_publish(amqp: str, rounds: int, messages: int) -> dict[str, Any]:
     queue = f"bench.peers.{uuid.uuid4().hex[:8]}"
     fresh_queue(amqp, queue)
 
-    async def windowed(publish: Callable[[], Awaitable[object]]) -> None:
-        """`messages` publishes with IN_FLIGHT unconfirmed at any moment."""
+    async def windowed(publish: Callable[[], Awaitable[object]]) -> float:
+        """Publishes per second for `messages` publishes, IN_FLIGHT unconfirmed at any moment."""
         remaining = messages
 
         async def lane() -> None:
@@ -210,49 +210,45 @@ def async_publish(amqp: str, rounds: int, messages: int) -> dict[str, Any]:
                 remaining -= 1
                 await publish()
 
+        start = time.perf_counter()
         await asyncio.gather(*(lane() for _ in range(IN_FLIGHT)))
+        return messages / (time.perf_counter() - start)
 
-    def aio_pika_round() -> float:
-        async def run() -> float:
-            connection = await aio_pika.connect(amqp)
-            async with connection:
-                channel = await connection.channel(publisher_confirms=True)
-                exchange = channel.default_exchange
-                persistent = aio_pika.DeliveryMode.PERSISTENT
-
-                async def publish() -> None:
-                    await exchange.publish(
-                        aio_pika.Message(BODY, delivery_mode=persistent), queue, mandatory=True
-                    )
-
-                start = time.perf_counter()
-                await windowed(publish)
-                return messages / (time.perf_counter() - start)
-
+    def emptied_after(run: Callable[[], Awaitable[float]]) -> float:
         result = asyncio.run(run())
         fresh_queue(amqp, queue)
         return result
 
-    def courier_round() -> float:
-        async def run() -> float:
-            async with await courierkit.AsyncBus.connect({"urls": [amqp]}) as bus:
+    async def aio_pika_round() -> float:
+        connection = await aio_pika.connect(amqp)
+        async with connection:
+            channel = await connection.channel(publisher_confirms=True)
+            exchange = channel.default_exchange
+            persistent = aio_pika.DeliveryMode.PERSISTENT
 
-                async def publish() -> None:
-                    await bus.publish("", queue, BODY)
+            async def publish() -> None:
+                await exchange.publish(
+                    aio_pika.Message(BODY, delivery_mode=persistent), queue, mandatory=True
+                )
 
-                start = time.perf_counter()
-                await windowed(publish)
-                return messages / (time.perf_counter() - start)
+            return await windowed(publish)
 
-        result = asyncio.run(run())
-        fresh_queue(amqp, queue)
-        return result
+    async def courier_round() -> float:
+        async with await courierkit.AsyncBus.connect({"urls": [amqp]}) as bus:
+
+            async def publish() -> None:
+                await bus.publish("", queue, BODY)
+
+            return await windowed(publish)
 
     try:
         return compare(
             f"async confirmed publish, {IN_FLIGHT} in flight",
             rounds,
-            {"aio-pika": aio_pika_round, "courier": courier_round},
+            {
+                "aio-pika": lambda: emptied_after(aio_pika_round),
+                "courier": lambda: emptied_after(courier_round),
+            },
         )
     finally:
         drop_queue(amqp, queue)
