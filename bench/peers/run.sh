@@ -8,7 +8,8 @@
 # (requirements.txt, node/package-lock.json, kotlin/pom.xml). Prints one table with ratios and the goals, and writes
 # bench/peers/latest.json. Nothing here runs in `make test`: timings never go into tests.
 #
-# Usage: bench/peers/run.sh [python] [node] [kotlin]   (default: all three)
+# Usage: bench/peers/run.sh [python] [node] [kotlin] [memory]   (default: all four)
+#   memory: Python's memory figures (memory.py), printed as JSON lines, not in the table
 #   BENCH_ROUNDS=N   rounds per workload, alternating peer and courier (default 3)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -17,7 +18,7 @@ cd "$root"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/courier/target}"
 rounds="${BENCH_ROUNDS:-3}"
 langs=("$@")
-[ ${#langs[@]} -gt 0 ] || langs=(python node kotlin)
+[ ${#langs[@]} -gt 0 ] || langs=(python node kotlin memory)
 work=$(mktemp -d)
 nginx_pid=""
 cleanup() {
@@ -97,6 +98,13 @@ for lang in "${langs[@]}"; do
       step "node: $rounds rounds per workload"
       node "$here/node/peers.mjs" --upstream "$upstream" --amqp "$amqp" --rounds "$rounds" >>"$rows"
       ;;
+    memory)
+      step "memory (python): unconfirmed publishes against aio-pika, dedup bytes per id"
+      [ -x .bench-venv/bin/python ] || python3 -m venv .bench-venv
+      .bench-venv/bin/pip install -q --disable-pip-version-check -r "$here/requirements.txt"
+      (cd python && VIRTUAL_ENV="$root/.bench-venv" PATH="$root/.bench-venv/bin:$PATH" maturin develop -q --release)
+      .bench-venv/bin/python "$here/memory.py" --amqp "$amqp" | tee "$work/memory.jsonl"
+      ;;
     kotlin)
       step "kotlin: the release courierkit JAR (dist.sh kotlin) and pinned peers"
       bash scripts/dist.sh kotlin
@@ -106,7 +114,7 @@ for lang in "${langs[@]}"; do
         --upstream "$upstream" --amqp "$amqp" --rounds "$rounds" >>"$rows"
       ;;
     *)
-      echo "bench-peers: unknown language $lang (python, node, kotlin)" >&2
+      echo "bench-peers: unknown part $lang (python, node, kotlin, memory)" >&2
       exit 2
       ;;
   esac

@@ -5,6 +5,7 @@ use std::ffi::c_void;
 use std::future::Future;
 use std::ptr;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use napi::bindgen_prelude::*;
@@ -44,14 +45,14 @@ where
         // Detached: the Promise, not this handle, carries the result.
         Ok(task) => drop(task.detach()),
         Err(e) => {
-            // Never spawned: nothing will settle it, so it is not returned (nor counted).
-            let error = to_js(env, e);
-            let reason = unsafe { JsError::from(error).into_value(env.raw()) };
-            unsafe { sys::napi_reject_deferred(env.raw(), deferred, reason) };
-            return Err(Error::new(
-                Status::GenericFailure,
-                "courier runtime unavailable",
-            ));
+            // Never spawned: the call throws instead, and the Promise nobody will see is
+            // rejected here only so napi frees its resolver.
+            let mut undefined = ptr::null_mut();
+            unsafe {
+                sys::napi_get_undefined(env.raw(), &mut undefined);
+                sys::napi_reject_deferred(env.raw(), deferred, undefined);
+            }
+            return Err(to_js(env, e));
         }
     }
     completions.started(env)?;
@@ -95,12 +96,9 @@ type Completion = Box<dyn FnOnce(sys::napi_env) + Send>;
 /// and the thread-safe function that wakes that thread to drain it.
 struct Shared {
     queue: Mutex<Vec<Completion>>,
-    tsfn: sys::napi_threadsafe_function,
+    /// Set once, right after the function is made and before anything can be queued.
+    tsfn: AtomicPtr<sys::napi_threadsafe_function__>,
 }
-
-// SAFETY: a thread-safe function may be called from any thread; the queue is a Mutex.
-unsafe impl Send for Shared {}
-unsafe impl Sync for Shared {}
 
 impl Shared {
     /// Queues a completion; the push that finds the queue empty wakes the JavaScript
@@ -114,7 +112,7 @@ impl Shared {
             // Fails only once the environment is going away; its Promises go with it.
             unsafe {
                 sys::napi_call_threadsafe_function(
-                    self.tsfn,
+                    self.tsfn.load(Ordering::Acquire),
                     ptr::null_mut(),
                     sys::ThreadsafeFunctionCallMode::nonblocking,
                 )
@@ -143,7 +141,7 @@ impl Completions {
         }
         let shared = Arc::new(Shared {
             queue: Mutex::new(Vec::new()),
-            tsfn: ptr::null_mut(),
+            tsfn: AtomicPtr::new(ptr::null_mut()),
         });
         let name = env.create_string("courier.completions")?;
         let mut tsfn = ptr::null_mut();
@@ -174,13 +172,7 @@ impl Completions {
         }
         // Idle, it must not keep the process alive; `started` refs it while Promises wait.
         check_status!(unsafe { sys::napi_unref_threadsafe_function(env.raw(), tsfn) })?;
-        // Set before any completion can be pushed (none exist yet): only this thread
-        // has seen `shared` so far.
-        let shared = {
-            let raw = Arc::into_raw(shared) as *mut Shared;
-            unsafe { (*raw).tsfn = tsfn };
-            unsafe { Arc::from_raw(raw) }
-        };
+        shared.tsfn.store(tsfn, Ordering::Release);
         let made = Rc::new(Completions {
             shared,
             pending: Cell::new(0),
@@ -194,7 +186,10 @@ impl Completions {
         let pending = self.pending.get();
         if pending == 0 {
             check_status!(unsafe {
-                sys::napi_ref_threadsafe_function(env.raw(), self.shared.tsfn)
+                sys::napi_ref_threadsafe_function(
+                    env.raw(),
+                    self.shared.tsfn.load(Ordering::Acquire),
+                )
             })?;
         }
         self.pending.set(pending + 1);
@@ -206,7 +201,9 @@ impl Completions {
         let pending = self.pending.get().saturating_sub(n);
         self.pending.set(pending);
         if pending == 0 {
-            unsafe { sys::napi_unref_threadsafe_function(env, self.shared.tsfn) };
+            unsafe {
+                sys::napi_unref_threadsafe_function(env, self.shared.tsfn.load(Ordering::Acquire))
+            };
         }
     }
 }
@@ -229,14 +226,15 @@ unsafe extern "C" fn drain(
     for completion in queued {
         completion(env);
     }
-    if let Some(completions) = COMPLETIONS.with(|c| c.borrow().clone()) {
+    if let Ok(Some(completions)) = COMPLETIONS.try_with(|c| c.borrow().clone()) {
         completions.settled(env, n);
     }
 }
 
 /// Gives back the thread-safe function's reference to [`Shared`].
 unsafe extern "C" fn finalize(_env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
-    COMPLETIONS.with(|c| c.borrow_mut().take());
+    // `try_with`: never a panic across this C callback, even late in a thread's exit.
+    let _ = COMPLETIONS.try_with(|c| c.borrow_mut().take());
     // SAFETY: `data` is the reference `of_this_thread` leaked for the function.
     drop(unsafe { Arc::from_raw(data as *const Shared) });
 }

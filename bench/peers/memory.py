@@ -1,0 +1,153 @@
+"""Memory figures from Python (bench/peers/run.sh memory): each measurement runs in a
+process of its own, so one's allocations cannot hide in another's peak.
+
+- unconfirmed: peak RSS added by 10,000 confirmed publishes started at once (256-byte
+  persistent messages, one durable classic queue on the local RabbitMQ), courier's
+  AsyncBus against aio-pika doing the same on a confirm channel.
+- dedup: bytes per message id the memory dedup window holds, from 200,000 ids of 20
+  characters through memory://: the same publish-consume-ack run with dedup on and off,
+  the difference in RSS divided by the number of ids.
+
+Prints one JSON object per figure on stdout; progress goes to stderr.
+
+Usage: memory.py --amqp URL
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import subprocess
+import sys
+import uuid
+
+import aio_pika
+import courierkit
+import pika
+
+BODY = b"x" * 256
+PUBLISHES = 10_000
+IDS = 200_000
+
+
+def rss_kib() -> int:
+    """Current resident set size, from /proc (ru_maxrss is only the peak)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def peak_kib() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+async def unconfirmed_courier(amqp: str, queue: str) -> int:
+    async with await courierkit.AsyncBus.connect({"urls": [amqp], "max_unconfirmed": PUBLISHES}) as bus:
+        await bus.publish("", queue, BODY)  # connection and channel up before the baseline
+        before = rss_kib()
+        await asyncio.gather(*(bus.publish("", queue, BODY) for _ in range(PUBLISHES)))
+        return peak_kib() - before
+
+
+async def unconfirmed_aio_pika(amqp: str, queue: str) -> int:
+    connection = await aio_pika.connect(amqp)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = channel.default_exchange
+
+        async def publish() -> None:
+            message = aio_pika.Message(BODY, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+            await exchange.publish(message, queue, mandatory=True)
+
+        await publish()
+        before = rss_kib()
+        await asyncio.gather(*(publish() for _ in range(PUBLISHES)))
+        return peak_kib() - before
+
+
+def dedup_run(dedup: bool) -> int:
+    """RSS added by publishing, consuming and acking IDS messages with 20-character ids."""
+    config = {
+        "urls": [f"memory://memory-bench-{uuid.uuid4().hex}"],
+        # Room for every id, so the window holds all of them when measured.
+        "dedup": {"store": "memory", "capacity": IDS},
+    }
+    with courierkit.Bus.connect(config) as bus:
+        bus.declare_queue("q", quorum=False, dead_letter=False)
+        ids = [f"{i:020d}" for i in range(IDS)]  # allocated before the baseline
+        before = rss_kib()
+        with bus.consume("q", dedup=dedup, prefetch=1000) as consumer:
+            for start in range(0, IDS, 1000):
+                receipts = bus.publish_many(
+                    [courierkit.BatchMessage("", "q", b"", message_id=i) for i in ids[start : start + 1000]]
+                )
+                assert not any(isinstance(r, Exception) for r in receipts)
+                batch = consumer.next_batch(1000, timeout_ms=5000)
+                assert batch is not None
+                batch.ack()
+        return rss_kib() - before
+
+
+def child(kind: str, amqp: str) -> None:
+    if kind in ("courier", "aio-pika"):
+        queue = f"bench.memory.{uuid.uuid4().hex[:8]}"
+        connection = pika.BlockingConnection(pika.URLParameters(amqp))
+        channel = connection.channel()
+        channel.queue_declare(queue, durable=True, arguments={"x-queue-type": "classic"})
+        try:
+            measure = unconfirmed_courier if kind == "courier" else unconfirmed_aio_pika
+            print(asyncio.run(measure(amqp, queue)))
+        finally:
+            channel.queue_delete(queue)
+            connection.close()
+    else:
+        print(dedup_run(kind == "dedup-on"))
+
+
+def measure(kind: str, amqp: str) -> int:
+    out = subprocess.run(
+        [sys.executable, __file__, "--amqp", amqp, "--child", kind],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return int(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--amqp", required=True)
+    parser.add_argument("--child")
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.amqp)
+        return
+    figures = {kind: measure(kind, args.amqp) for kind in ("aio-pika", "courier")}
+    print(
+        json.dumps(
+            {
+                "figure": f"peak RSS added by {PUBLISHES:,} unconfirmed publishes, KiB",
+                "language": "python",
+                "values": figures,
+            }
+        )
+    )
+    on, off = measure("dedup-on", args.amqp), measure("dedup-off", args.amqp)
+    print(
+        json.dumps(
+            {
+                "figure": f"memory dedup window, bytes per id ({IDS:,} ids of 20 characters)",
+                "language": "python",
+                "values": {"courier": round((on - off) * 1024 / IDS, 1)},
+                "rss_added_kib": {"dedup on": on, "dedup off": off},
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
