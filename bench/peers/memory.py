@@ -25,9 +25,8 @@ import uuid
 
 import aio_pika
 import courierkit
-import pika
+from python_peers import BODY, drop_queue, fresh_queue
 
-BODY = b"x" * 256
 PUBLISHES = 10_000
 IDS = 200_000
 
@@ -95,15 +94,12 @@ def dedup_run(dedup: bool) -> int:
 def child(kind: str, amqp: str) -> None:
     if kind in ("courier", "aio-pika"):
         queue = f"bench.memory.{uuid.uuid4().hex[:8]}"
-        connection = pika.BlockingConnection(pika.URLParameters(amqp))
-        channel = connection.channel()
-        channel.queue_declare(queue, durable=True, arguments={"x-queue-type": "classic"})
+        fresh_queue(amqp, queue)
         try:
             measure = unconfirmed_courier if kind == "courier" else unconfirmed_aio_pika
             print(asyncio.run(measure(amqp, queue)))
         finally:
-            channel.queue_delete(queue)
-            connection.close()
+            drop_queue(amqp, queue)
     else:
         print(dedup_run(kind == "dedup-on"))
 

@@ -1,4 +1,5 @@
-"""Fixtures: the courier-testkit binary (HTTP upstreams with fault injection) and RabbitMQ."""
+"""Fixtures: the courier-testkit binary (HTTP upstreams with fault injection), RabbitMQ, and
+bus configs for tests parametrized over the transport."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import subprocess
 import time
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -147,3 +149,11 @@ def testkit(_testkit_process: Testkit) -> Testkit:
 @pytest.fixture(scope="session")
 def amqp_url() -> str:
     return os.environ.get("COURIER_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f")
+
+
+def bus_config(transport: str, amqp_url: str) -> dict[str, object]:
+    """A bus config for a test parametrized over ``transport``: a memory:// broker of its
+    own, or the RabbitMQ at ``amqp_url``."""
+    if transport == "memory":
+        return {"urls": [f"memory://courier-py-{uuid.uuid4().hex}"]}
+    return {"urls": [amqp_url]}

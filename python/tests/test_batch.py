@@ -8,14 +8,9 @@ import asyncio
 import uuid
 
 import pytest
+from conftest import bus_config
 
 import courierkit
-
-
-def config(transport: str, amqp_url: str) -> dict[str, object]:
-    if transport == "memory":
-        return {"urls": [f"memory://courier-py-{uuid.uuid4().hex}"]}
-    return {"urls": [amqp_url]}
 
 
 def queue(name: str) -> str:
@@ -39,7 +34,7 @@ def gather(consumer: courierkit.Consumer, n: int) -> list[courierkit.Delivery]:
 @pytest.mark.parametrize("transport", ["memory", "amqp"])
 def test_publish_many_reports_each_message_and_a_batch_settles_in_one_call(transport, amqp_url):
     q = queue("batch")
-    with courierkit.Bus.connect(config(transport, amqp_url)) as bus:
+    with courierkit.Bus.connect(bus_config(transport, amqp_url)) as bus:
         bus.declare_queue(q, quorum=False)
         messages = [courierkit.BatchMessage("", q, f"m{i}", message_id=f"m{i}") for i in range(6)]
         messages[2] = courierkit.BatchMessage("", f"nowhere.{uuid.uuid4().hex}", b"x")
@@ -81,7 +76,7 @@ def test_publish_many_reports_each_message_and_a_batch_settles_in_one_call(trans
 def test_async_batches_nack_together(transport, amqp_url):
     async def main() -> None:
         q = queue("batch-async")
-        async with await courierkit.AsyncBus.connect(config(transport, amqp_url)) as bus:
+        async with await courierkit.AsyncBus.connect(bus_config(transport, amqp_url)) as bus:
             await bus.declare_queue(q, quorum=False)
             results = await bus.publish_many(
                 [courierkit.BatchMessage("", q, b"x", message_id=f"a{i}") for i in range(3)]
@@ -103,7 +98,7 @@ def test_async_batches_nack_together(transport, amqp_url):
 @pytest.mark.parametrize("transport", ["memory", "amqp"])
 def test_expired_messages_are_dead_lettered_and_the_rest_carry_their_budget(transport, amqp_url):
     q = queue("ttl")
-    with courierkit.Bus.connect(config(transport, amqp_url)) as bus:
+    with courierkit.Bus.connect(bus_config(transport, amqp_url)) as bus:
         bus.declare_queue(q, quorum=False)
         with pytest.raises(courierkit.ConfigError) as e:
             bus.publish("", q, b"x", ttl_ms=1000, delay_ms=2000)

@@ -10,14 +10,9 @@ import uuid
 from collections.abc import Callable
 
 import pytest
+from conftest import bus_config
 
 import courierkit
-
-
-def config(transport: str, amqp_url: str) -> dict[str, object]:
-    if transport == "memory":
-        return {"urls": [f"memory://courier-py-cancel-{uuid.uuid4().hex}"]}
-    return {"urls": [amqp_url]}
 
 
 async def eventually(check: Callable[[], bool], what: str) -> None:
@@ -32,7 +27,7 @@ async def eventually(check: Callable[[], bool], what: str) -> None:
 @pytest.mark.parametrize("transport", ["memory", "amqp"])
 async def test_a_cancelled_request_frees_its_reply_slot(transport, amqp_url):
     q = f"courier-py.cancel.rpc.{uuid.uuid4().hex}"
-    async with await courierkit.AsyncBus.connect(config(transport, amqp_url)) as bus:
+    async with await courierkit.AsyncBus.connect(bus_config(transport, amqp_url)) as bus:
         await bus.declare_queue(q, quorum=False)
         server = await bus.serve(q)  # takes the request and never answers
         task = asyncio.ensure_future(bus.request(q, b"x", timeout_ms=30_000))
@@ -47,12 +42,12 @@ async def test_a_cancelled_request_frees_its_reply_slot(transport, amqp_url):
 @pytest.mark.parametrize("transport", ["memory", "amqp"])
 async def test_a_cancelled_next_leaves_the_delivery_for_the_next_call(transport, amqp_url):
     q = f"courier-py.cancel.next.{uuid.uuid4().hex}"
-    async with await courierkit.AsyncBus.connect(config(transport, amqp_url)) as bus:
+    async with await courierkit.AsyncBus.connect(bus_config(transport, amqp_url)) as bus:
         await bus.declare_queue(q, quorum=False)
         async with await bus.consume(q) as consumer:
             waiting = asyncio.ensure_future(consumer.next())
             batch = asyncio.ensure_future(consumer.next_batch(5, timeout_ms=30_000))
-            await asyncio.sleep(0.05)  # both are waiting inside the core
+            await asyncio.sleep(0)  # both start: each has spawned its core future and waits on it
             waiting.cancel()
             batch.cancel()
             for task in (waiting, batch):
@@ -71,7 +66,7 @@ async def test_a_cancelled_publish_gives_back_its_unconfirmed_slot(transport, am
     would make every later publish time out; they are confirmed instead. (Whether a
     cancelled message reached the broker is not knowable, as with any cancelled write.)"""
     q = f"courier-py.cancel.publish.{uuid.uuid4().hex}"
-    cfg = {**config(transport, amqp_url), "max_unconfirmed": 1, "publish_deadline_ms": 5000}
+    cfg = {**bus_config(transport, amqp_url), "max_unconfirmed": 1, "publish_deadline_ms": 5000}
     async with await courierkit.AsyncBus.connect(cfg) as bus:
         await bus.declare_queue(q, quorum=False)
         tasks = [asyncio.ensure_future(bus.publish("", q, b"x", message_id=f"c{i}")) for i in range(50)]

@@ -7,20 +7,15 @@ import asyncio
 import uuid
 
 import pytest
+from conftest import bus_config
 
 import courierkit
-
-
-def config(transport: str, amqp_url: str) -> dict[str, object]:
-    if transport == "memory":
-        return {"urls": [f"memory://courier-py-{uuid.uuid4().hex}"]}
-    return {"urls": [amqp_url]}
 
 
 @pytest.mark.parametrize("transport", ["memory", "amqp"])
 def test_process_acks_on_success_and_nacks_on_an_exception(transport, amqp_url):
     q = f"courier-py.process.{uuid.uuid4().hex}"
-    with courierkit.Bus.connect(config(transport, amqp_url)) as bus:
+    with courierkit.Bus.connect(bus_config(transport, amqp_url)) as bus:
         bus.declare_queue(q, quorum=False)
         for i in range(4):
             bus.publish("", q, b"x", message_id=f"p{i}")
@@ -59,7 +54,7 @@ def test_process_acks_on_success_and_nacks_on_an_exception(transport, amqp_url):
 def test_async_process_and_leaving_loops_close_the_consumer(transport, amqp_url):
     async def main() -> None:
         q = f"courier-py.process-async.{uuid.uuid4().hex}"
-        async with await courierkit.AsyncBus.connect(config(transport, amqp_url)) as bus:
+        async with await courierkit.AsyncBus.connect(bus_config(transport, amqp_url)) as bus:
             await bus.declare_queue(q, quorum=False)
             for i in range(3):
                 await bus.publish("", q, b"x", message_id=f"a{i}")

@@ -77,7 +77,7 @@ class CancelTest {
             val consumer = bus.consume(queue)
             val waiting = async(start = CoroutineStart.UNDISPATCHED) { consumer.next() }
             val batch = async(start = CoroutineStart.UNDISPATCHED) { consumer.nextBatch(5u, 30_000uL) }
-            delay(50) // both are waiting inside the core
+            // UNDISPATCHED: both ran to their first suspension, waiting inside the core.
             waiting.cancel()
             batch.cancel()
             assertThrows<CancellationException> { waiting.await() }
