@@ -17,7 +17,7 @@ const script = path.join(__dirname, '..', '..', 'tests', 'scripts', 'ensure-rabb
 /** `ensure-rabbitmq-cluster.sh ARGS...`, its stdout. */
 function cluster(...args) {
   return new Promise((resolve, reject) => {
-    execFile('bash', [script, ...args], { timeout: 180_000 }, (err, stdout, stderr) => {
+    execFile('bash', [script, ...args], { timeout: 480_000 }, (err, stdout, stderr) => {
       if (err) reject(new Error(`ensure-rabbitmq-cluster.sh ${args.join(' ')}: ${stderr}`))
       else resolve(stdout.trim())
     })

@@ -9,6 +9,7 @@
 
 use pyo3::prelude::*;
 
+mod asyncio_bridge;
 mod bus;
 mod client;
 mod error;

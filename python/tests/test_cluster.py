@@ -24,7 +24,7 @@ SCRIPT = pathlib.Path(__file__).resolve().parents[2] / "tests" / "scripts" / "en
 def cluster(*args: str) -> str:
     """`ensure-rabbitmq-cluster.sh ARGS...`, its stdout."""
     done = subprocess.run(
-        ["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=180, check=False
+        ["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=480, check=False
     )
     assert done.returncode == 0, f"ensure-rabbitmq-cluster.sh {args}: {done.stderr}"
     return done.stdout.strip()

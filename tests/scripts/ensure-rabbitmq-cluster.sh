@@ -15,6 +15,8 @@
 #   ensure-rabbitmq-cluster.sh stop-node N   graceful stop of node N
 #   ensure-rabbitmq-cluster.sh leader QUEUE  print the index (1-3) of the node holding the
 #                                        leader of quorum queue QUEUE in vhost /
+#   ensure-rabbitmq-cluster.sh delete-queues PREFIX  delete every queue of vhost / whose
+#                                        name starts with PREFIX (what a test suite left)
 #
 # Messages go to stderr. Every wait is bounded and a failure names the node and its log.
 #
@@ -71,9 +73,13 @@ check_index() {
   case "${1:-}" in 1|2|3) ;; *) echo "usage: ensure-rabbitmq-cluster.sh $mode N   (N = 1, 2 or 3)" >&2; exit 2 ;; esac
 }
 
+# The node log's last lines, without the per-queue Raft notices (a restart logs one or more
+# per quorum queue, which would hide why the node is slow or stopped).
 show_log() {
-  say "last lines of $(log_file "$1"):"
-  tail -n 30 "$(log_file "$1")" >&2 2>/dev/null || true
+  local raft
+  raft=$(grep -c "^.* queue '.*' in vhost '.*': " "$(log_file "$1")" 2>/dev/null || true)
+  say "last lines of $(log_file "$1") (${raft:-0} per-queue Raft notices left out):"
+  grep -v "^.* queue '.*' in vhost '.*': " "$(log_file "$1")" 2>/dev/null | tail -n 30 >&2 || true
   if [ -s "$(console_log "$1")" ]; then
     say "last lines of $(console_log "$1"):"
     tail -n 10 "$(console_log "$1")" >&2 || true
@@ -245,7 +251,14 @@ launch() {
     </dev/null >>"$(console_log "$n")" 2>&1 9>&- & echo $!; })
 }
 
-# Waits until node N has booted (port open, then `await_startup`), at most until $2 (SECONDS).
+# How long the last boot step (`await_startup` once the node listens) may take at least.
+BOOT_TAIL=90
+# How long `start N` may take to bring node N back (the boot, then rejoining the cluster).
+# Callers that bound the script (the Python and Node cluster tests) allow more than this.
+START_LIMIT=360
+
+# Waits until node N has booted (port open, then `await_startup`), at most until $2 (SECONDS)
+# plus BOOT_TAIL.
 wait_booted() {
   local n=$1 deadline=$2 port left
   port=$(amqp_port "$n")
@@ -260,12 +273,16 @@ wait_booted() {
     fi
     sleep 1
   done
+  # Listening, the node is at the end of its boot: a restart that recovered many quorum
+  # queues on a loaded machine may have used most of the deadline, and the CLI alone takes
+  # seconds to start there, so this last step gets at least BOOT_TAIL seconds of its own.
   left=$((deadline - SECONDS))
-  [ $left -ge 10 ] || left=10
+  [ $left -ge "$BOOT_TAIL" ] || left=$BOOT_TAIL
   if ! CTL_TIMEOUT=$left ctl "$n" -q await_startup >/dev/null 2>&1; then
     show_log "$n"
-    die "$(name "$n") answers on $port but did not finish booting in time; see $(logs_of "$n")"
+    die "$(name "$n") answers on $port but did not finish booting within $left s more; see $(logs_of "$n")"
   fi
+  say "$(name "$n") booted"
 }
 
 # Makes sure node N's VM runs and its rabbit application is up (bounded by $2).
@@ -358,14 +375,14 @@ kill_node() {
 
 # --- AMQP check (python3 stdlib only) -----------------------------------------------------
 
-# amqp login PORT | amqp declare PORT QUEUE | amqp delete PORT QUEUE, as guest/guest on
+# amqp login PORT | amqp declare PORT QUEUE | amqp delete PORT QUEUE..., as guest/guest on
 # 127.0.0.1 in vhost /; declare makes a durable quorum queue with 3 initial members.
 amqp() {
   timeout 60 python3 - "$@" <<'PY'
 import socket, struct, sys
 
 op, port = sys.argv[1], int(sys.argv[2])
-queue = sys.argv[3].encode() if len(sys.argv) > 3 else b""
+queues = [q.encode() for q in sys.argv[3:]]
 
 def shortstr(b): return struct.pack("B", len(b)) + b
 def longstr(b): return struct.pack(">I", len(b)) + b
@@ -418,14 +435,15 @@ expect(10, 41)                                  # connection.open-ok: logged in
 if op in ("declare", "delete"):
     method(1, 20, 10, shortstr(b""))
     expect(20, 11)
-    if op == "declare":
-        args = table([(b"x-queue-type", b"S" + longstr(b"quorum")),
-                      (b"x-quorum-initial-group-size", b"I" + struct.pack(">i", 3))])
-        method(1, 50, 10, struct.pack(">H", 0) + shortstr(queue) + b"\x02" + args)  # durable
-        expect(50, 11)
-    else:
-        method(1, 50, 40, struct.pack(">H", 0) + shortstr(queue) + b"\x00")
-        expect(50, 41)
+    for queue in queues:
+        if op == "declare":
+            args = table([(b"x-queue-type", b"S" + longstr(b"quorum")),
+                          (b"x-quorum-initial-group-size", b"I" + struct.pack(">i", 3))])
+            method(1, 50, 10, struct.pack(">H", 0) + shortstr(queue) + b"\x02" + args)  # durable
+            expect(50, 11)
+        else:
+            method(1, 50, 40, struct.pack(">H", 0) + shortstr(queue) + b"\x00")
+            expect(50, 41)
 method(0, 10, 50, struct.pack(">H", 200) + shortstr(b"") + struct.pack(">HH", 0, 0))
 expect(10, 51)
 PY
@@ -534,7 +552,7 @@ start_one() {
     say "configuration of $(name "$n") changed: restarting it"
     stop_node "$n"
   fi
-  deadline=$((SECONDS + 180))
+  deadline=$((SECONDS + START_LIMIT - BOOT_TAIL - 60))
   if ! vm_pid "$n" >/dev/null || ! answers "$(amqp_port "$n")"; then
     bring_up "$n" "$deadline"
     wait_booted "$n" "$deadline"
@@ -554,6 +572,26 @@ start_one() {
   else
     say "$(name "$n") is up, but no other node of the cluster runs"
   fi
+}
+
+# Deletes the queues of vhost / named PREFIX*, through the first node that answers.
+delete_queues() {
+  local prefix=$1 n json names
+  for n in "${all[@]}"; do
+    answers "$(amqp_port "$n")" || continue
+    json=$(CTL_TIMEOUT=30 ctl "$n" -q list_queues -p / name --formatter json 2>/dev/null) || continue
+    mapfile -t names < <(python3 -c '
+import json, sys
+for row in json.loads(sys.argv[1]):
+    if row["name"].startswith(sys.argv[2]):
+        print(row["name"])
+' "$json" "$prefix")
+    [ ${#names[@]} -gt 0 ] || return 0
+    amqp delete "$(amqp_port "$n")" "${names[@]}" || die "deleting ${#names[@]} queue(s) named $prefix* on $(url "$n") failed"
+    say "deleted ${#names[@]} queue(s) named $prefix*"
+    return 0
+  done
+  die "no node of the cluster answers"
 }
 
 status() {
@@ -579,9 +617,9 @@ status() {
 }
 
 case "$mode" in
-  ensure|start|stop|status|urls|kill|stop-node|leader) ;;
+  ensure|start|stop|status|urls|kill|stop-node|leader|delete-queues) ;;
   -h|--help|help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-  *) echo "usage: ensure-rabbitmq-cluster.sh [ensure|stop|status|urls|kill N|start N|stop-node N|leader QUEUE]" >&2; exit 2 ;;
+  *) echo "usage: ensure-rabbitmq-cluster.sh [ensure|stop|status|urls|kill N|start N|stop-node N|leader QUEUE|delete-queues PREFIX]" >&2; exit 2 ;;
 esac
 
 if [ "$mode" = urls ]; then urls; exit 0; fi
@@ -606,6 +644,10 @@ case "$mode" in
   kill) check_index "${2:-}"; kill_node "$2" ;;
   stop-node) check_index "${2:-}"; lock; stop_node "$2" ;;
   start) check_index "${2:-}"; start_one "$2" ;;
+  delete-queues)
+    [ -n "${2:-}" ] || { echo "usage: ensure-rabbitmq-cluster.sh delete-queues PREFIX" >&2; exit 2; }
+    delete_queues "$2"
+    ;;
   leader)
     [ -n "${2:-}" ] || { echo "usage: ensure-rabbitmq-cluster.sh leader QUEUE" >&2; exit 2; }
     leader=$(queue_field "$2" leader) || exit 1

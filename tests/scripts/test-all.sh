@@ -138,6 +138,9 @@ run_cluster() {
   COURIER_CLUSTER_URLS=$(bash tests/scripts/ensure-rabbitmq-cluster.sh)
   export COURIER_CLUSTER_URLS
   # One at a time: each test kills or stops nodes the others use.
+  # Each suite starts without the queues of the one before (or of an interrupted run): a node
+  # restart recovers every quorum queue, and on this small machine each one costs boot time.
+  bash tests/scripts/ensure-rabbitmq-cluster.sh delete-queues courier-test.
   logged cluster-rust cargo test -q -p courierkit --test cluster -- --include-ignored --skip soak --test-threads 1 --nocapture
   $python_ready || setup_python
   if ! $node_ready; then
@@ -145,7 +148,9 @@ run_cluster() {
     (cd node && npm run build --silent)
     node_ready=true
   fi
+  bash tests/scripts/ensure-rabbitmq-cluster.sh delete-queues courier-test.
   logged cluster-python bash -c "cd python && ../.venv/bin/python -m pytest -q -s -p no:cacheprovider tests/test_cluster.py"
+  bash tests/scripts/ensure-rabbitmq-cluster.sh delete-queues courier-test.
   logged cluster-node bash -c "cd node && node --test --test-reporter=spec test/cluster.test.js"
   unset COURIER_CLUSTER_URLS
   bash tests/scripts/ensure-rabbitmq-cluster.sh stop

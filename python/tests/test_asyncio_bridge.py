@@ -1,0 +1,101 @@
+"""How awaitables are settled: on their own event loop's thread, many per wake-up, with
+core's threads never entering Python (python/src/asyncio_bridge.rs)."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import threading
+
+import courierkit
+
+
+async def publish_all(name: str, n: int) -> list[int]:
+    """`n` publishes in flight at once on a memory:// bus; their sequence numbers."""
+    bus = await courierkit.AsyncBus.connect({"urls": [f"memory://{name}"]})
+    await bus.declare_queue("q")
+    receipts = await asyncio.gather(*(bus.publish("", "q", str(i).encode()) for i in range(n)))
+    consumer = await bus.consume("q", prefetch=n)
+    bodies = [(await consumer.next(timeout_ms=5000)).body for _ in range(n)]
+    await bus.close()
+    assert all(r is not None for r in receipts)
+    return sorted(int(b) for b in bodies)
+
+
+def test_thousands_in_flight_all_settle_with_their_own_result():
+    assert asyncio.run(publish_all("bridge-many", 3000)) == list(range(3000))
+
+
+def test_loops_on_several_threads_settle_their_own_futures():
+    results: dict[int, list[int]] = {}
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            results[i] = asyncio.run(publish_all(f"bridge-thread-{i}", 500))
+        except BaseException as e:  # reported below, with the thread's index
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    assert all(not t.is_alive() for t in threads), "a thread's loop never finished"
+    assert results == {i: list(range(500)) for i in range(4)}
+
+
+LOOPS_SCRIPT = """
+import asyncio, os, courierkit
+async def one():
+    bus = await courierkit.AsyncBus.connect({"urls": ["memory://loops"]})
+    await bus.declare_queue("q")
+    await bus.publish("", "q", b"x")
+    await bus.close()
+asyncio.run(one())
+before = len(os.listdir("/proc/self/fd"))
+for _ in range(30):
+    asyncio.run(one())
+print(len(os.listdir("/proc/self/fd")) - before)
+"""
+
+
+def test_a_closed_loop_leaves_no_socket_behind():
+    # Each loop gets one socket pair for its wake-ups; a thread forgets its closed loops
+    # (and closes their sockets) when it meets a new one, so 30 loops one after another
+    # hold at most the last one's pair, not 30.
+    done = subprocess.run([sys.executable, "-c", LOOPS_SCRIPT], capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")[-500:]
+    assert int(done.stdout) <= 2
+
+
+def test_a_cancelled_awaitable_is_not_settled_later():
+    async def main() -> None:
+        bus = await courierkit.AsyncBus.connect({"urls": ["memory://bridge-cancel"]})
+        await bus.declare_queue("q")
+        consumer = await bus.consume("q")
+        waiting = asyncio.ensure_future(consumer.next(timeout_ms=10_000))
+        await asyncio.sleep(0)
+        waiting.cancel()
+        await bus.publish("", "q", b"after")
+        # The cancelled next() did not take the delivery, and nothing raised
+        # InvalidStateError into the loop's exception handler.
+        d = await consumer.next(timeout_ms=5000)
+        assert d is not None and d.body == b"after"
+        assert waiting.cancelled()
+        await bus.close()
+
+    failures: list[dict[str, object]] = []
+
+    def run() -> None:
+        loop = asyncio.new_event_loop()
+        loop.set_exception_handler(lambda _loop, context: failures.append(context))
+        try:
+            loop.run_until_complete(main())
+        finally:
+            loop.close()
+
+    run()
+    assert failures == []
