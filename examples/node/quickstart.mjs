@@ -13,12 +13,13 @@ import { Bus, Client } from 'courierkit'
 
 async function httpCall() {
   const server = http.createServer((req, res) => {
-    const body = JSON.stringify({ item: req.url.split('/').pop(), inStock: 3 })
+    const body = JSON.stringify({ item: (req.url ?? '').split('/').pop(), inStock: 3 })
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
     res.end(body)
   })
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const upstream = `http://127.0.0.1:${server.address().port}`
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(undefined)))
+  const { port } = /** @type {import('node:net').AddressInfo} */ (server.address())
+  const upstream = `http://127.0.0.1:${port}`
   const client = new Client({ services: { inventory: { endpoints: [upstream], deadline_ms: 2000 } } })
   const resp = await client.get('inventory', '/v1/items/42')
   console.log(`GET inventory /v1/items/42 -> ${resp.status} ${resp.text()} (${resp.attempts} attempt)`)
@@ -27,6 +28,7 @@ async function httpCall() {
   server.close()
 }
 
+/** @param {string} url a memory:// or amqp:// URL */
 async function messaging(url) {
   const queue = `quickstart.${randomUUID().slice(0, 8)}`
   const bus = await Bus.connect({ urls: [url] })
