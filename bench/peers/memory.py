@@ -4,6 +4,9 @@ process of its own, so one's allocations cannot hide in another's peak.
 - unconfirmed: peak RSS added by 10,000 confirmed publishes started at once (256-byte
   persistent messages, one durable classic queue on the local RabbitMQ), courier's
   AsyncBus against aio-pika doing the same on a confirm channel.
+- in flight: peak RSS added by 10,000 async GETs in flight at once, each held 2 s by a
+  slow upstream (a stdlib asyncio server in a process of its own), courier's AsyncClient
+  against aiohttp with an unlimited connector: 10,000 connections either way.
 - dedup: bytes per message id the memory dedup window holds, from 200,000 ids of 20
   characters through memory://: the same publish-consume-ack run with dedup on and off,
   the difference in RSS divided by the number of ids.
@@ -24,11 +27,14 @@ import sys
 import uuid
 
 import aio_pika
+import aiohttp
 import courierkit
 from python_peers import BODY, drop_queue, fresh_queue
 
 PUBLISHES = 10_000
 IDS = 200_000
+IN_FLIGHT = 10_000
+HOLD_S = 2.0
 
 
 def rss_kib() -> int:
@@ -68,6 +74,69 @@ async def unconfirmed_aio_pika(amqp: str, queue: str) -> int:
         return peak_kib() - before
 
 
+SLOW_UPSTREAM = """
+import asyncio, sys
+async def answer(reader, writer):
+    try:
+        while (await reader.readline()) not in (b"\\r\\n", b""):
+            pass
+        await asyncio.sleep(float(sys.argv[1]))
+        writer.write(b"HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\nConnection: close\\r\\n\\r\\nok")
+        await writer.drain()
+    finally:
+        writer.close()
+async def main():
+    server = await asyncio.start_server(answer, "127.0.0.1", 0, backlog=16384)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await server.serve_forever()
+asyncio.run(main())
+"""
+
+
+async def in_flight_courier(upstream: str) -> int:
+    slow = {"endpoints": [upstream], "max_concurrency": IN_FLIGHT, "deadline_ms": 60_000}
+    config = {"services": {"slow": slow}}
+    async with courierkit.AsyncClient(config) as client:
+        await client.get("slow", "/")  # runtime, pool and client up before the baseline
+        before = rss_kib()
+        responses = await asyncio.gather(*(client.get("slow", "/") for _ in range(IN_FLIGHT)))
+        assert all(r.status == 200 for r in responses)
+        return peak_kib() - before
+
+
+async def in_flight_aiohttp(upstream: str) -> int:
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=timeout) as session:
+
+        async def get() -> int:
+            async with session.get(f"{upstream}/") as resp:
+                await resp.read()
+                return resp.status
+
+        await get()
+        before = rss_kib()
+        statuses = await asyncio.gather(*(get() for _ in range(IN_FLIGHT)))
+        assert all(s == 200 for s in statuses)
+        return peak_kib() - before
+
+
+def in_flight(kind: str) -> int:
+    # 10,000 sockets each side: raise the soft limit to the hard one for both processes.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    command = [sys.executable, "-c", SLOW_UPSTREAM, str(HOLD_S)]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        upstream = f"http://127.0.0.1:{server.stdout.readline().strip()}"
+        run = in_flight_courier if kind == "http-courier" else in_flight_aiohttp
+        return asyncio.run(run(upstream))
+    finally:
+        server.kill()
+        server.wait()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
 def dedup_run(dedup: bool) -> int:
     """RSS added by publishing, consuming and acking IDS messages with 20-character ids."""
     config = {
@@ -100,6 +169,8 @@ def child(kind: str, amqp: str) -> None:
             print(asyncio.run(measure(amqp, queue)))
         finally:
             drop_queue(amqp, queue)
+    elif kind.startswith("http-"):
+        print(in_flight(kind))
     else:
         print(dedup_run(kind == "dedup-on"))
 
@@ -127,6 +198,16 @@ def main() -> None:
         json.dumps(
             {
                 "figure": f"peak RSS added by {PUBLISHES:,} unconfirmed publishes, KiB",
+                "language": "python",
+                "values": figures,
+            }
+        )
+    )
+    figures = {"aiohttp": measure("http-aiohttp", args.amqp), "courier": measure("http-courier", args.amqp)}
+    print(
+        json.dumps(
+            {
+                "figure": f"peak RSS added by {IN_FLIGHT:,} async GETs in flight ({HOLD_S:g} s each), KiB",
                 "language": "python",
                 "values": figures,
             }
