@@ -7,6 +7,8 @@
  * Naming note: uniffi objects already implement [AutoCloseable.close], which frees the
  * Rust handle, so courier's own `close()` is exposed as `shutdown()` in Kotlin
  * (`Client.shutdown()`, `suspend Bus.shutdown()`, `suspend Consumer.shutdown()`).
+ * `use { }` from this package does both, shutdown then free; import it (it takes
+ * precedence over the standard library's, which would only free).
  *
  * Tracing: [Client.call], [Bus.publish] and [Bus.request] here take the current
  * OpenTelemetry span as the parent when no `trace` carrier is given (see [HostTrace]);
@@ -56,6 +58,48 @@ fun Consumer.asFlow(timeoutMs: ULong? = null): Flow<Delivery> = flow {
         }
     } finally {
         withContext(NonCancellable) { shutdown() }
+    }
+}
+
+/**
+ * Runs [block] with this client, then shuts it down (courier's close) and frees its
+ * handle, however [block] ends: `use` for a client. The standard library's
+ * [AutoCloseable.use] would only free the handle.
+ */
+inline fun <R> Client.use(block: (Client) -> R): R {
+    try {
+        return block(this)
+    } finally {
+        shutdown()
+        close()
+    }
+}
+
+/**
+ * Runs [block] with this bus, then shuts it down (unconfirmed publishes settle,
+ * consumers stop, the connection closes) and frees its handle, however [block] ends;
+ * the shutdown runs even when the coroutine was cancelled. `use` for a bus, which the
+ * standard library's [AutoCloseable.use] cannot be: closing a bus suspends.
+ */
+suspend inline fun <R> Bus.use(block: (Bus) -> R): R {
+    try {
+        return block(this)
+    } finally {
+        withContext(NonCancellable) { shutdown() }
+        close()
+    }
+}
+
+/**
+ * Runs [block] with this consumer, then shuts it down (its unsettled deliveries return
+ * to the queue) and frees its handle, however [block] ends, cancellation included.
+ */
+suspend inline fun <R> Consumer.use(block: (Consumer) -> R): R {
+    try {
+        return block(this)
+    } finally {
+        withContext(NonCancellable) { shutdown() }
+        close()
     }
 }
 
