@@ -9,7 +9,8 @@
 # bench/peers/latest.json. Nothing here runs in `make test`: timings never go into tests.
 #
 # Usage: bench/peers/run.sh [python] [node] [kotlin] [memory]   (default: all four)
-#   memory: Python's memory figures (memory.py), printed as JSON lines, not in the table
+#   memory: Python's and Node's memory figures (memory.py, node/memory.mjs), printed as
+#           JSON lines, not in the table
 #   BENCH_ROUNDS=N   rounds per workload, alternating peer and courier (default 3)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -99,11 +100,17 @@ for lang in "${langs[@]}"; do
       node "$here/node/peers.mjs" --upstream "$upstream" --amqp "$amqp" --rounds "$rounds" >>"$rows"
       ;;
     memory)
-      step "memory (python): unconfirmed publishes against aio-pika, dedup bytes per id"
+      # 10,000 connections in flight per process: the soft descriptor limit goes to the hard one.
+      ulimit -n "$(ulimit -Hn)"
+      step "memory (python): unconfirmed publishes, GETs in flight, dedup bytes per id"
       [ -x .bench-venv/bin/python ] || python3 -m venv .bench-venv
       .bench-venv/bin/pip install -q --disable-pip-version-check -r "$here/requirements.txt"
       (cd python && VIRTUAL_ENV="$root/.bench-venv" PATH="$root/.bench-venv/bin:$PATH" maturin develop -q --release)
       .bench-venv/bin/python "$here/memory.py" --amqp "$amqp" | tee "$work/memory.jsonl"
+      step "memory (node): unconfirmed publishes against amqplib, GETs in flight against undici"
+      bash scripts/dist.sh node
+      (cd "$here/node" && npm ci --no-fund --no-audit --loglevel=error)
+      node "$here/node/memory.mjs" --amqp "$amqp" | tee -a "$work/memory.jsonl"
       ;;
     kotlin)
       step "kotlin: the release courierkit JAR (dist.sh kotlin) and pinned peers"

@@ -37,8 +37,7 @@ where
     let shared = completions.shared.clone();
     // A panic inside `fut` becomes an internal error, so the Promise is settled either
     // way; uncaught, it would never be queued and the Promise would stay pending.
-    let task = courierkit::runtime::spawn(async move {
-        let outcome = courierkit::runtime::catch_panic(fut).await;
+    let task = courierkit::runtime::spawn_settled(fut, move |outcome| {
         shared.push(Box::new(move |raw_env| settle(raw_env, resolver, outcome)));
     });
     match task {

@@ -174,8 +174,7 @@ where
     let target = py_future.clone().unbind();
     // A panic inside `fut` becomes courier's InternalError, so the future is settled
     // either way. The outcome is only queued here: the loop's thread settles it.
-    let task = courierkit::runtime::spawn(async move {
-        let outcome = courierkit::runtime::catch_panic(fut).await;
+    let task = courierkit::runtime::spawn_settled(fut, move |outcome| {
         shared.push(Box::new(move |py| settle(py, target.bind(py), outcome)));
     })
     .py()?;

@@ -67,14 +67,19 @@ uniffi::setup_scaffolding!();
 /// Runs `fut` on core's runtime and waits for it from whichever executor polls the
 /// returned future (Kotlin's coroutine, Swift's task).
 ///
+/// `fut` is spawned when `run` is called, not when the returned future is first polled:
+/// an `async fn` would keep `fut` in its own state as well as in the task (arguments stay
+/// in an `async fn`'s state), storing it twice.
+///
 /// # Cancel safety
 /// Dropping the returned future aborts `fut` at its next await point.
-async fn run<T, F>(fut: F) -> Result<T, CourierError>
+fn run<T, F>(fut: F) -> impl Future<Output = Result<T, CourierError>> + Send
 where
     F: Future<Output = courierkit::Result<T>> + Send + 'static,
     T: Send + 'static,
 {
-    Ok(courierkit::runtime::spawn(fut)?.await??)
+    let task = courierkit::runtime::spawn(fut);
+    async move { Ok(task?.await??) }
 }
 
 /// Test hook: a core future that panics. The suspend function / async call must throw
