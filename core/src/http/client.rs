@@ -149,11 +149,7 @@ impl Client {
             .pace(plan.req.rate_key.as_deref(), plan.deadline)
             .await?;
         let slot = plan.policy.admit()?;
-        // Boxed: the attempts' state (reqwest's future, the body read, hedging) is about
-        // 10 KiB, and a future that size inline is copied whole each time the caller's
-        // future moves (into a task, into a binding's wrapper): 4 µs of 45 per call
-        // from Python in memmove (perf, bench/peers async GET). One allocation is less.
-        let result = Box::pin(run(&state, &plan, deadline_at)).await;
+        let result = run(&state, &plan, deadline_at).await;
         slot.finish();
         result
     }
