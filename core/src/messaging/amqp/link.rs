@@ -8,6 +8,7 @@
 //! channel across a reconnect; they ask the link for the live connection and compare
 //! generations to tell "my channel broke" from "the broker refused me".
 
+use std::pin::{Pin, pin};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
@@ -178,11 +179,15 @@ impl Link {
     /// Runs `op` on `live`'s connection, giving up once that connection is no longer the
     /// live one: lapin leaves an operation pending forever when the broker closes the
     /// connection cleanly, as `rabbitmqctl close_connection` does (amqp-rs/lapin#409).
+    ///
+    /// `op` comes pinned by the caller (`pin!(...)`): an `async fn` keeps a by-value
+    /// argument in its state beside the `select!` that moves it, so a publish's
+    /// operation (1,272 bytes) would be held twice per publish in flight.
     pub(crate) async fn on<T>(
         &self,
         live: &Live,
         operation: &'static str,
-        op: impl Future<Output = Result<T>>,
+        op: Pin<&mut impl Future<Output = Result<T>>>,
     ) -> Result<T> {
         tokio::select! {
             biased;
@@ -200,7 +205,7 @@ impl Link {
     pub(crate) async fn declare(&self, declaration: Declaration, deadline: Instant) -> Result<()> {
         let live = self.live(deadline, "declare").await?;
         let declaring = apply(&live, std::slice::from_ref(&declaration), true);
-        self.on(&live, "declare", declaring).await?;
+        self.on(&live, "declare", pin!(declaring)).await?;
         let mut topology = self.topology.lock().unwrap_or_else(PoisonError::into_inner);
         if !topology.contains(&declaration) {
             topology.push(declaration);
@@ -220,18 +225,22 @@ impl Link {
                 self.counters.resent.inc();
             }
             sent = true;
-            let outcome = self.on(&live, "basic.publish", async {
-                let channel = live.publisher().await?;
-                let confirm = publish_on(&channel, message, &live.target).await?;
-                live.answered(&channel, &confirm).await;
-                Ok(confirm)
-            });
-            let result = tokio::time::timeout_at(deadline, outcome)
-                .await
-                .map_err(|_| Error::Timeout {
-                    operation: "publish confirm",
-                    after: Duration::ZERO,
-                })?;
+            // In a block of its own: the pinned operation borrows `live`, which the
+            // retry below may replace.
+            let result = {
+                let publishing = pin!(async {
+                    let channel = live.publisher().await?;
+                    let confirm = publish_on(&channel, message, &live.target).await?;
+                    live.answered(&channel, &confirm).await;
+                    Ok(confirm)
+                });
+                let outcome = self.on(&live, "basic.publish", publishing);
+                tokio::time::timeout_at(deadline, outcome).await
+            }
+            .map_err(|_| Error::Timeout {
+                operation: "publish confirm",
+                after: Duration::ZERO,
+            })?;
             match result {
                 Err(e) if is_transport(&e) && self.is_open() => {
                     tracing::debug!(error = %e, message_id = %message.message_id,
@@ -278,7 +287,7 @@ impl Link {
                 .await
                 .map_err(|e| convert::error("channel.open", &live.target, e))
         };
-        let channel = self.on(&live, "channel.open", opening).await?;
+        let channel = self.on(&live, "channel.open", pin!(opening)).await?;
         Ok((live, channel))
     }
 

@@ -1,6 +1,7 @@
 //! RabbitMQ direct reply-to: replies come back on the channel the request went out on,
 //! with no reply queue to declare, recover or delete.
 
+use std::pin::pin;
 use std::sync::Arc;
 
 use futures_util::StreamExt;
@@ -51,7 +52,7 @@ pub(crate) async fn open(link: Arc<Link>, deadline: Instant) -> Result<Replies> 
             .await
             .map_err(|e| convert::error("basic.consume", &target, e))
     };
-    let stream = link.on(&live, "basic.consume", starting).await?;
+    let stream = link.on(&live, "basic.consume", pin!(starting)).await?;
     let replies = stream
         .take_while(|d| std::future::ready(d.is_ok()))
         .filter_map(|d| std::future::ready(d.ok().map(|d| convert::incoming(d, |_| None))))

@@ -1,6 +1,7 @@
 //! Consuming a queue over AMQP: a subscription that subscribes again after every
 //! reconnect, and settling its deliveries only on the connection they came on.
 
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -214,7 +215,7 @@ async fn subscribe(
             .await
             .map_err(|e| convert::error("basic.consume", target, e))
     };
-    let stream = link.on(&live, "basic.consume", starting).await?;
+    let stream = link.on(&live, "basic.consume", pin!(starting)).await?;
     subscription.stream = Some(stream);
     Ok(subscription)
 }
