@@ -167,6 +167,45 @@ where
     spawn(catch_panic(fut).map(settle))
 }
 
+/// Settled outcomes on their way to a binding's host thread (a JavaScript thread, an
+/// asyncio loop), which takes them all in one turn. [`Handoff::push`] tells whether this
+/// push must wake the host thread: only the one that finds the queue empty does, so a
+/// burst of completions costs one wake-up. The host must take the queue after it has
+/// consumed its wake-up, never before: then every queued item is followed either by a
+/// wake-up not yet consumed or by a take still to come.
+pub struct Handoff<T> {
+    queue: std::sync::Mutex<Vec<T>>,
+}
+
+impl<T> Default for Handoff<T> {
+    fn default() -> Self {
+        Handoff {
+            queue: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl<T> Handoff<T> {
+    /// Queues `item`; true when the host thread must be woken for it.
+    pub fn push(&self, item: T) -> bool {
+        let mut queue = self.lock();
+        queue.push(item);
+        queue.len() == 1
+    }
+
+    /// Everything queued so far, in order.
+    pub fn take(&self) -> Vec<T> {
+        std::mem::take(&mut *self.lock())
+    }
+
+    /// A panic while holding the lock cannot leave a `Vec` push or take half done.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<T>> {
+        self.queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 /// A core future that panics, for the bindings' tests: every binding must turn a panic
 /// inside core into its internal error and settle the caller's Promise, coroutine or
 /// suspend call, never strand it or unwind across the FFI boundary. Not part of the API.
@@ -222,5 +261,16 @@ mod tests {
             rx.recv().is_err(),
             "abort must drop the future and what it owns"
         );
+    }
+
+    #[test]
+    fn a_handoff_asks_for_one_wake_up_per_batch() {
+        let handoff = Handoff::default();
+        assert!(handoff.push(1), "the first item wakes the host");
+        assert!(!handoff.push(2), "a wake-up is already on its way");
+        assert_eq!(handoff.take(), vec![1, 2]);
+        assert!(handoff.push(3), "after a take, the next item wakes again");
+        assert_eq!(handoff.take(), vec![3]);
+        assert!(handoff.take().is_empty());
     }
 }

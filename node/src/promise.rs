@@ -5,11 +5,13 @@ use std::ffi::c_void;
 use std::future::Future;
 use std::ptr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicPtr, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 
 use napi::bindgen_prelude::*;
 use napi::{JsError, JsValue, check_status, sys};
+
+use courierkit::runtime::Handoff;
 
 use crate::error::{error_object, to_js};
 
@@ -94,7 +96,7 @@ type Completion = Box<dyn FnOnce(sys::napi_env) + Send>;
 /// What core's threads share with one JavaScript thread: the queue of settled outcomes
 /// and the thread-safe function that wakes that thread to drain it.
 struct Shared {
-    queue: Mutex<Vec<Completion>>,
+    queue: Handoff<Completion>,
     /// Set once, right after the function is made and before anything can be queued.
     tsfn: AtomicPtr<sys::napi_threadsafe_function__>,
 }
@@ -103,11 +105,7 @@ impl Shared {
     /// Queues a completion; the push that finds the queue empty wakes the JavaScript
     /// thread, which then drains everything queued by the time it runs.
     fn push(&self, completion: Completion) {
-        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
-        let wake = queue.is_empty();
-        queue.push(completion);
-        drop(queue);
-        if wake {
+        if self.queue.push(completion) {
             // Fails only once the environment is going away; its Promises go with it.
             unsafe {
                 sys::napi_call_threadsafe_function(
@@ -139,7 +137,7 @@ impl Completions {
             return Ok(made);
         }
         let shared = Arc::new(Shared {
-            queue: Mutex::new(Vec::new()),
+            queue: Handoff::default(),
             tsfn: AtomicPtr::new(ptr::null_mut()),
         });
         let name = env.create_string("courier.completions")?;
@@ -216,7 +214,7 @@ unsafe extern "C" fn drain(
 ) {
     // SAFETY: `context` is the `Shared` the function was made with, alive until finalize.
     let shared = unsafe { &*(context as *const Shared) };
-    let queued = std::mem::take(&mut *shared.queue.lock().unwrap_or_else(PoisonError::into_inner));
+    let queued = shared.queue.take();
     if env.is_null() {
         // The environment is being torn down: its Promises cannot be settled any more.
         return;

@@ -15,7 +15,9 @@ use std::cell::RefCell;
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
+
+use courierkit::runtime::Handoff;
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -30,20 +32,15 @@ type Completion = Box<dyn FnOnce(Python<'_>) + Send>;
 /// What core's threads share with one event loop: settled outcomes, and the write end of
 /// the socket that wakes the loop to settle them.
 struct Shared {
-    queue: Mutex<Vec<Completion>>,
+    queue: Handoff<Completion>,
     wake: UnixStream,
 }
 
 impl Shared {
-    /// Queues a completion. Only the push that finds the queue empty writes a byte: the
-    /// loop reads the socket empty before it takes the queue, so every queued completion
-    /// is followed by a byte not yet read or by a drain that has not yet taken the queue.
+    /// Queues a completion; the push that finds the queue empty writes a byte. The loop
+    /// reads the socket empty before it takes the queue ([`Handoff`]'s rule).
     fn push(&self, completion: Completion) {
-        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
-        let wake = queue.is_empty();
-        queue.push(completion);
-        drop(queue);
-        if wake {
+        if self.queue.push(completion) {
             // WouldBlock means bytes are already waiting, so the loop will run anyway; any
             // other failure means the loop's side is gone, and its futures with it.
             let _ = (&self.wake).write(&[1]);
@@ -70,14 +67,7 @@ impl Drain {
                 _ => break,
             }
         }
-        let mut queue = self
-            .shared
-            .queue
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let batch = std::mem::take(&mut *queue);
-        drop(queue);
-        for settle in batch {
+        for settle in self.shared.queue.take() {
             settle(py);
         }
     }
@@ -128,7 +118,7 @@ fn register(py: Python<'_>, event_loop: &Bound<'_, PyAny>) -> PyResult<Arc<Share
     wake.set_nonblocking(true)?;
     let fd = wakeups.as_raw_fd();
     let shared = Arc::new(Shared {
-        queue: Mutex::new(Vec::new()),
+        queue: Handoff::default(),
         wake,
     });
     let drain = Drain {

@@ -79,6 +79,9 @@ def test_a_cancelled_awaitable_is_not_settled_later():
         waiting = asyncio.ensure_future(consumer.next(timeout_ms=10_000))
         await asyncio.sleep(0)
         waiting.cancel()
+        # Once the cancellation has run its course (the core task is aborted then, before
+        # the task's own wake-up), the next delivery is not the cancelled call's.
+        await asyncio.gather(waiting, return_exceptions=True)
         await bus.publish("", "q", b"after")
         # The cancelled next() did not take the delivery, and nothing raised
         # InvalidStateError into the loop's exception handler.
