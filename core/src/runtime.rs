@@ -129,14 +129,13 @@ impl<T> Task<T> {
     }
 }
 
-/// `fut` with a panic inside it turned into [`Error::Internal`], for bindings that await
-/// core futures in place (a Promise's task, an asyncio bridge): a panic must settle the
-/// caller's Promise or awaitable, not drop it unsettled. Costs no extra task.
+/// `fut` with a panic inside it turned into [`Error::Internal`], for [`spawn_settled`]:
+/// a panic must settle the caller's Promise or awaitable, not drop it unsettled.
 ///
 /// A combinator rather than an `async fn`: an `async fn` keeps its argument and the
 /// future it awaits as two fields of its state, so the wrapped future would be stored
 /// twice (measured: a 6.8 KiB task per publish from Python instead of about 2 KiB).
-pub fn catch_panic<T>(fut: impl Future<Output = Result<T>>) -> impl Future<Output = Result<T>> {
+fn catch_panic<T>(fut: impl Future<Output = Result<T>>) -> impl Future<Output = Result<T>> {
     use futures_util::FutureExt;
     std::panic::AssertUnwindSafe(fut)
         .catch_unwind()

@@ -81,20 +81,23 @@ inline fun <R> Client.use(block: (Client) -> R): R {
  * the shutdown runs even when the coroutine was cancelled. `use` for a bus, which the
  * standard library's [AutoCloseable.use] cannot be: closing a bus suspends.
  */
-suspend inline fun <R> Bus.use(block: (Bus) -> R): R {
-    try {
-        return block(this)
-    } finally {
-        withContext(NonCancellable) { shutdown() }
-        close()
-    }
-}
+suspend inline fun <R> Bus.use(block: (Bus) -> R): R = useShuttingDown({ shutdown() }, block)
 
 /**
  * Runs [block] with this consumer, then shuts it down (its unsettled deliveries return
  * to the queue) and frees its handle, however [block] ends, cancellation included.
  */
-suspend inline fun <R> Consumer.use(block: (Consumer) -> R): R {
+suspend inline fun <R> Consumer.use(block: (Consumer) -> R): R = useShuttingDown({ shutdown() }, block)
+
+/**
+ * [Bus.use] and [Consumer.use]: [block], then [shutdown] under [NonCancellable] (so a
+ * cancelled coroutine still shuts down), then the handle freed.
+ */
+@PublishedApi
+internal suspend inline fun <T : AutoCloseable, R> T.useShuttingDown(
+    crossinline shutdown: suspend () -> Unit,
+    block: (T) -> R,
+): R {
     try {
         return block(this)
     } finally {
