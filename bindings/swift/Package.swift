@@ -94,7 +94,7 @@ let courierKitLinkerSettings: [LinkerSetting] =
 
 let package = Package(
     name: "CourierKit",
-    platforms: [.macOS(.v12), .iOS(.v15)],
+    platforms: [.macOS(.v13), .iOS(.v16)],
     products: [
         .library(name: "CourierKit", targets: ["CourierKit"]),
     ],

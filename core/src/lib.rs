@@ -38,7 +38,9 @@ pub use http::{
     Client, ClientConfig, ClientStats, EndpointConfig, Request, Response, ServiceConfig,
     ServiceStats,
 };
-pub use limits::{HttpLimits, MAX_BATCH, MAX_DURATION_MS, MessageLimits, check_duration_ms};
+pub use limits::{
+    HttpLimits, MAX_BATCH, MAX_DURATION_MS, MessageLimits, check_duration_ms, duration_from_millis,
+};
 pub use messaging::{
     Batch, BatchMessage, Bus, BusConfig, BusStats, ConsumeOptions, Consumer,
     DEFAULT_DELIVERY_LIMIT, DedupConfig, Delivery, ExchangeKind, PublishOptions, QueueOptions,

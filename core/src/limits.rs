@@ -36,6 +36,25 @@ pub fn check_duration_ms(field: impl Into<String>, ms: u64, zero_ok: bool) -> Re
     Ok(())
 }
 
+/// A duration a binding received as signed whole milliseconds: Kotlin's and Swift's
+/// `Duration` cross the FFI as a 64-bit signed count, so a negative one is refused by
+/// name here rather than wrapping into 584 million years. Zero passes; the operation that
+/// takes the duration refuses it where zero means nothing.
+///
+/// # Errors
+/// [`Error::Config`] on `field` when `ms` is negative or above [`MAX_DURATION_MS`].
+pub fn duration_from_millis(field: impl Into<String>, ms: i64) -> Result<Duration> {
+    let field = field.into();
+    let Ok(whole) = u64::try_from(ms) else {
+        return Err(Error::config(
+            field,
+            format!("must not be negative, got {ms} ms"),
+        ));
+    };
+    check_duration_ms(field, whole, true)?;
+    Ok(Duration::from_millis(whole))
+}
+
 /// [`check_duration_ms`] for a [`Duration`], counted in whole milliseconds (so a
 /// non-zero duration under 1 ms is refused like 0).
 pub(crate) fn check_duration(

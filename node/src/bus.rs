@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use courierkit::{
     BusConfig, ConsumeOptions, ExchangeKind, PublishOptions, QueueOptions, RequestOptions,
@@ -172,10 +173,8 @@ impl NativeBus {
                     .transpose()
                     .or_throw(env)?,
                 dead_letter: o.dead_letter.unwrap_or(defaults.dead_letter),
-                ttl_ms: numbers::millis("ttl_ms", o.ttl_ms)
-                    .or_throw(env)?
-                    .map(|d| d.as_millis() as u64),
-                retry_delays_ms: o
+                ttl: numbers::millis("ttl_ms", o.ttl_ms).or_throw(env)?,
+                retry_delays: o
                     .retry_delays_ms
                     .unwrap_or_default()
                     .into_iter()
@@ -186,6 +185,7 @@ impl NativeBus {
                             ms,
                             courierkit::MAX_DURATION_MS,
                         )
+                        .map(Duration::from_millis)
                     })
                     .collect::<courierkit::Result<_>>()
                     .or_throw(env)?,

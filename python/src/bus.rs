@@ -44,8 +44,10 @@ impl QueueOptionsArg {
             quorum: self.quorum.unwrap_or(default.quorum),
             delivery_limit: self.delivery_limit,
             dead_letter: self.dead_letter.unwrap_or(default.dead_letter),
-            ttl_ms: self.ttl_ms,
-            retry_delays_ms: self.retry_delays_ms.unwrap_or(default.retry_delays_ms),
+            ttl: self.ttl_ms.map(Duration::from_millis),
+            retry_delays: self.retry_delays_ms.map_or(default.retry_delays, |delays| {
+                delays.into_iter().map(Duration::from_millis).collect()
+            }),
         }
     }
 }

@@ -7,12 +7,11 @@
 //! answers with `Delivery.reply()`. The one foreign callback is the log sink
 //! (`telemetry.rs`), called on courier's own log thread.
 
+use courierkit::{BusConfig, ExchangeKind, Validate};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-use courierkit::{BusConfig, ExchangeKind, Validate};
-
+use crate::duration::Millis;
 use crate::error::CourierError;
 use crate::telemetry::ConfigJson;
 use crate::trace::TraceContext;
@@ -31,25 +30,32 @@ pub struct QueueOptions {
     /// Create `<name>.dlq` and route rejected or expired messages to it.
     #[uniffi(default = true)]
     pub dead_letter: bool,
-    /// Message time-to-live in the queue.
+    /// Message time-to-live in the queue (whole milliseconds).
     #[uniffi(default = None)]
-    pub ttl_ms: Option<u64>,
+    pub ttl: Option<Millis>,
     /// Delayed redelivery: a `nack(requeue = true)` brings the message back after each
     /// delay in turn (`x-courier-retries` counts them), then dead-letters it. Needs
     /// `dead_letter`. Empty: a nack requeues at once.
     #[uniffi(default)]
-    pub retry_delays_ms: Vec<u64>,
+    pub retry_delays: Vec<Millis>,
 }
 
-impl From<QueueOptions> for courierkit::QueueOptions {
-    fn from(o: QueueOptions) -> Self {
-        courierkit::QueueOptions {
+impl TryFrom<QueueOptions> for courierkit::QueueOptions {
+    type Error = CourierError;
+
+    fn try_from(o: QueueOptions) -> Result<Self, CourierError> {
+        Ok(courierkit::QueueOptions {
             quorum: o.quorum,
             delivery_limit: o.delivery_limit,
             dead_letter: o.dead_letter,
-            ttl_ms: o.ttl_ms,
-            retry_delays_ms: o.retry_delays_ms,
-        }
+            ttl: Millis::optional(o.ttl, "ttl_ms")?,
+            retry_delays: o
+                .retry_delays
+                .into_iter()
+                .enumerate()
+                .map(|(i, delay)| delay.to_core(&format!("retry_delays_ms[{i}]")))
+                .collect::<Result<_, _>>()?,
+        })
     }
 }
 
@@ -77,28 +83,30 @@ pub struct PublishOptions {
     /// How long the publish may wait in all, reconnects included; none means the bus's
     /// `publish_deadline_ms`.
     #[uniffi(default = None)]
-    pub deadline_ms: Option<u64>,
-    /// Deliver no earlier than this many milliseconds from now (through a delay queue).
+    pub deadline: Option<Millis>,
+    /// Deliver no earlier than this from now (through a delay queue).
     #[uniffi(default = None)]
-    pub delay_ms: Option<u64>,
+    pub delay: Option<Millis>,
     /// How long the message stays worth processing, from now: the broker's expiration
     /// and a deadline header; a consumer dead-letters it unprocessed once it passed.
     #[uniffi(default = None)]
-    pub ttl_ms: Option<u64>,
+    pub ttl: Option<Millis>,
 }
 
-impl From<PublishOptions> for courierkit::PublishOptions {
-    fn from(o: PublishOptions) -> Self {
-        courierkit::PublishOptions {
+impl TryFrom<PublishOptions> for courierkit::PublishOptions {
+    type Error = CourierError;
+
+    fn try_from(o: PublishOptions) -> Result<Self, CourierError> {
+        Ok(courierkit::PublishOptions {
             headers: o.headers.into_iter().collect(),
             message_id: o.message_id,
             correlation_id: o.correlation_id,
             persistent: o.persistent,
             trace: o.trace.map(|c| courierkit::TraceContext::from_carrier(&c)),
-            deadline: o.deadline_ms.map(Duration::from_millis),
-            delay: o.delay_ms.map(Duration::from_millis),
-            ttl: o.ttl_ms.map(Duration::from_millis),
-        }
+            deadline: Millis::optional(o.deadline, "deadline_ms")?,
+            delay: Millis::optional(o.delay, "delay_ms")?,
+            ttl: Millis::optional(o.ttl, "ttl_ms")?,
+        })
     }
 }
 
@@ -258,7 +266,7 @@ impl Bus {
         options: QueueOptions,
     ) -> Result<(), CourierError> {
         let bus = self.inner.clone();
-        let options = courierkit::QueueOptions::from(options);
+        let options = courierkit::QueueOptions::try_from(options)?;
         crate::run(async move { bus.declare_queue(&name, &options).await }).await
     }
 
@@ -314,7 +322,7 @@ impl Bus {
         options: PublishOptions,
     ) -> Result<Receipt, CourierError> {
         let bus = self.inner.clone();
-        let options = courierkit::PublishOptions::from(options);
+        let options = courierkit::PublishOptions::try_from(options)?;
         let receipt = crate::run(async move {
             bus.publish(&exchange, &routing_key, body.into(), options)
                 .await
@@ -336,15 +344,19 @@ impl Bus {
         messages: Vec<BatchMessage>,
     ) -> Result<Vec<PublishResult>, CourierError> {
         let bus = self.inner.clone();
+        // A duration that cannot convert fails the whole call, as a bad option does in
+        // Node and Python; what core refuses is that message's own `Failed`.
         let messages = messages
             .into_iter()
-            .map(|m| courierkit::BatchMessage {
-                exchange: m.exchange,
-                routing_key: m.routing_key,
-                body: m.body.into(),
-                options: m.options.into(),
+            .map(|m| {
+                Ok(courierkit::BatchMessage {
+                    exchange: m.exchange,
+                    routing_key: m.routing_key,
+                    body: m.body.into(),
+                    options: m.options.try_into()?,
+                })
             })
-            .collect();
+            .collect::<Result<_, CourierError>>()?;
         let results = crate::run(async move { bus.publish_many(messages).await }).await?;
         Ok(results
             .into_iter()
@@ -396,22 +408,22 @@ impl Bus {
     /// settlement is a no-op. `trace` is the caller's carrier, as in `PublishOptions`.
     ///
     /// # Errors
-    /// `Timeout` when no reply arrives within `timeout_ms`; `Unroutable` when no queue
-    /// takes the request; `Connect` when the connection is lost while waiting; `Config`
-    /// for a `timeout_ms` of 0.
+    /// `Timeout` when no reply arrives within `timeout` (default 5 s); `Unroutable` when
+    /// no queue takes the request; `Connect` when the connection is lost while waiting;
+    /// `Config` on `timeout_ms` for a zero or negative `timeout`.
     ///
     /// # Cancel safety
     /// Cancelling forgets the request: a late reply is discarded. The request itself may
     /// still be served.
     // `headers` comes last: uniffi 0.32 accepts a bare name (the type's default, here an
     // empty map) only at the end of the list.
-    #[uniffi::method(default(exchange = None, timeout_ms = None, trace = None, headers))]
+    #[uniffi::method(default(exchange = None, timeout = None, trace = None, headers))]
     pub async fn request(
         &self,
         routing_key: String,
         body: Vec<u8>,
         exchange: Option<String>,
-        timeout_ms: Option<u64>,
+        timeout: Option<Millis>,
         headers: HashMap<String, String>,
         trace: Option<HashMap<String, String>>,
     ) -> Result<Arc<Delivery>, CourierError> {
@@ -419,7 +431,7 @@ impl Bus {
         let defaults = courierkit::RequestOptions::default();
         let options = courierkit::RequestOptions {
             exchange: exchange.unwrap_or(defaults.exchange),
-            timeout: timeout_ms.map_or(defaults.timeout, Duration::from_millis),
+            timeout: Millis::optional(timeout, "timeout_ms")?.unwrap_or(defaults.timeout),
             headers: headers.into_iter().collect(),
             trace: trace.map(|c| courierkit::TraceContext::from_carrier(&c)),
         };
@@ -463,25 +475,25 @@ impl Consumer {
     /// The next delivery; none once the consumer is closed.
     ///
     /// # Errors
-    /// `Timeout` when `timeout_ms` passes with nothing delivered; `Connect` when the
-    /// connection failed.
+    /// `Timeout` when `timeout` passes with nothing delivered; `Connect` when the
+    /// connection failed; `Config` on `timeout_ms` for a negative one.
     ///
     /// # Cancel safety
     /// Cancel safe: a delivery is taken only when this completes, so cancelling loses
     /// nothing.
-    #[uniffi::method(default(timeout_ms = None))]
+    #[uniffi::method(default(timeout = None))]
     pub async fn next(
         &self,
-        timeout_ms: Option<u64>,
+        timeout: Option<Millis>,
     ) -> Result<Option<Arc<Delivery>>, CourierError> {
         let consumer = Arc::clone(&self.inner);
-        let timeout = timeout_ms.map(Duration::from_millis);
+        let timeout = Millis::optional(timeout, "timeout_ms")?;
         let delivery = crate::run(async move { consumer.next(timeout).await }).await?;
         Ok(delivery.map(Delivery::wrap))
     }
 
     /// Up to `max` deliveries (1..=the consumer's prefetch): returns once `max` have
-    /// come or `timeout_ms` has passed, with fewer or none; none once the consumer is
+    /// come or `timeout` has passed, with fewer or none; none once the consumer is
     /// closed. Settle them one by one, or all at once with the batch's `ack`, `nack`
     /// or `reject`.
     ///
@@ -493,12 +505,11 @@ impl Consumer {
     pub async fn next_batch(
         &self,
         max: u32,
-        timeout_ms: u64,
+        timeout: Millis,
     ) -> Result<Option<Arc<Batch>>, CourierError> {
-        courierkit::check_duration_ms("timeout_ms", timeout_ms, true)?;
+        let timeout = timeout.to_core("timeout_ms")?;
         let consumer = Arc::clone(&self.inner);
         let max = usize::try_from(max).unwrap_or(usize::MAX);
-        let timeout = Duration::from_millis(timeout_ms);
         let batch = crate::run(async move { consumer.next_batch(max, timeout).await }).await?;
         Ok(batch.map(|inner| Arc::new(Batch { inner })))
     }
@@ -624,13 +635,11 @@ impl Delivery {
         self.inner.delivery_count
     }
 
-    /// Milliseconds left until the message's deadline (its publisher's `ttlMs`, a
-    /// request's timeout), 0 once passed; none without a deadline. Pass it on as the
-    /// deadline of the calls and publishes made for this message.
-    pub fn remaining_ms(&self) -> Option<u64> {
-        self.inner
-            .remaining()
-            .map(|left| u64::try_from(left.as_millis()).unwrap_or(u64::MAX))
+    /// Time left until the message's deadline (its publisher's `ttl`, a request's
+    /// timeout), zero once passed; none without a deadline. Pass it on as the deadline
+    /// of the calls and publishes made for this message.
+    pub fn remaining(&self) -> Option<Millis> {
+        self.inner.remaining().map(Millis::from)
     }
 
     /// The trace context the message carried, as a carrier map.
@@ -720,7 +729,7 @@ impl Delivery {
         options: PublishOptions,
     ) -> Result<Receipt, CourierError> {
         let d = Arc::clone(&self.inner);
-        let options = courierkit::PublishOptions::from(options);
+        let options = courierkit::PublishOptions::try_from(options)?;
         let receipt = crate::run(async move {
             d.forward(&exchange, &routing_key, body.into(), options)
                 .await

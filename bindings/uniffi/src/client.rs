@@ -1,10 +1,10 @@
 //! `Client`: HTTP calls to named services, as a uniffi object.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use courierkit::{ClientConfig, Validate};
 
+use crate::duration::Millis;
 use crate::error::CourierError;
 use crate::telemetry::{ConfigJson, ConfigPath};
 
@@ -38,12 +38,13 @@ pub struct Request {
     /// Request body; none sends an empty body.
     #[uniffi(default = None)]
     pub body: Option<Vec<u8>>,
-    /// Whole-call deadline covering every attempt, overriding the service's.
+    /// Whole-call deadline covering every attempt, overriding the service's
+    /// `deadline_ms`.
     #[uniffi(default = None)]
-    pub deadline_ms: Option<u64>,
-    /// Per-attempt timeout, overriding the service's.
+    pub deadline: Option<Millis>,
+    /// Per-attempt timeout, overriding the service's `timeout_ms`.
     #[uniffi(default = None)]
-    pub timeout_ms: Option<u64>,
+    pub timeout: Option<Millis>,
     /// Sent as `Idempotency-Key`; makes POST and PATCH retryable.
     #[uniffi(default = None)]
     pub idempotency_key: Option<String>,
@@ -65,23 +66,25 @@ pub struct Request {
     pub trace: Option<HashMap<String, String>>,
 }
 
-impl From<Request> for courierkit::Request {
-    fn from(r: Request) -> Self {
-        courierkit::Request {
+impl TryFrom<Request> for courierkit::Request {
+    type Error = CourierError;
+
+    fn try_from(r: Request) -> Result<Self, CourierError> {
+        Ok(courierkit::Request {
             method: r.method,
             target: r.target,
             path: r.path,
             query: r.query.into_iter().map(|q| (q.name, q.value)).collect(),
             headers: r.headers.into_iter().collect(),
             body: r.body.map(Into::into).unwrap_or_default(),
-            deadline: r.deadline_ms.map(Duration::from_millis),
-            timeout: r.timeout_ms.map(Duration::from_millis),
+            deadline: Millis::optional(r.deadline, "deadline_ms")?,
+            timeout: Millis::optional(r.timeout, "timeout_ms")?,
             idempotency_key: r.idempotency_key,
             idempotent: r.idempotent,
             version: r.version,
             rate_key: r.rate_key,
             trace: r.trace.map(courierkit::TraceContext::from_carrier),
-        }
+        })
     }
 }
 
@@ -311,7 +314,7 @@ impl Client {
     /// Cancelling the coroutine or task aborts the request.
     pub async fn call(&self, request: Request) -> Result<Response, CourierError> {
         let client = self.inner.clone();
-        let request = courierkit::Request::from(request);
+        let request = courierkit::Request::try_from(request)?;
         crate::run(async move { client.call(request).await })
             .await
             .map(Response::from)
@@ -346,16 +349,16 @@ impl Client {
 
 /// The caller's remaining budget from an incoming HTTP request's headers
 /// (`x-courier-deadline-ms`, which courier clients send; names match case-insensitively),
-/// in milliseconds, for a server to pass on as the deadline of its own calls and
-/// publishes; none when the caller sent none.
+/// for a server to pass on as the deadline of its own calls and publishes; none when the
+/// caller sent none.
 ///
 /// # Errors
 /// `Config` naming the header when its value is not whole milliseconds up to 30 days.
 #[uniffi::export]
 pub fn deadline_from_headers(
     headers: HashMap<String, String>,
-) -> Result<Option<u64>, CourierError> {
+) -> Result<Option<Millis>, CourierError> {
     let budget =
         courierkit::deadline_from_headers(headers.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
-    Ok(budget.map(|left| u64::try_from(left.as_millis()).unwrap_or(u64::MAX)))
+    Ok(budget.map(Millis::from))
 }

@@ -35,6 +35,11 @@
 //! made), and exposes the log level, the OTLP export settings, flush and the Prometheus
 //! text. Core's telemetry is installed before the first client or bus.
 //!
+//! # Durations
+//! Every duration argument and result is a [`Millis`]: `kotlin.time.Duration` in Kotlin,
+//! `Duration` in Swift, whole milliseconds across the FFI. The config schema keeps its
+//! `*_ms` keys, and error fields name them (`deadline_ms`) in every language.
+//!
 //! # Errors
 //! Every failure is a [`CourierError`], one variant per core `ErrorKind`, which Kotlin
 //! sees as the sealed `CourierException` hierarchy and Swift as the `CourierError` enum.
@@ -43,6 +48,7 @@
 
 mod bus;
 mod client;
+mod duration;
 mod error;
 mod telemetry;
 mod trace;
@@ -55,6 +61,7 @@ pub use client::{
     Client, ClientStats, EndpointStats, QueryParam, Request, Response, ServiceStats,
     deadline_from_headers,
 };
+pub use duration::Millis;
 pub use error::CourierError;
 pub use telemetry::{
     ConfigJson, ConfigPath, LogField, LogLevel, LogRecord, LogSink, TelemetrySettings,

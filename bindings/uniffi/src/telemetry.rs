@@ -29,6 +29,7 @@ use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
 use courierkit::telemetry::{self, Settings};
 
+use crate::duration::Millis;
 use crate::error::CourierError;
 
 /// A config document as JSON text (`Client(configJson)`, `Bus.connect(configJson)`).
@@ -251,9 +252,9 @@ pub struct TelemetrySettings {
     /// Whether metrics are recorded at all.
     #[uniffi(default = true)]
     pub metrics: bool,
-    /// How often metrics are exported, in milliseconds; none: 60 000.
+    /// How often metrics are exported; none: 60 s.
     #[uniffi(default = None)]
-    pub metrics_interval_ms: Option<u64>,
+    pub metrics_interval: Option<Millis>,
 }
 
 impl Default for TelemetrySettings {
@@ -265,7 +266,7 @@ impl Default for TelemetrySettings {
             sampler: None,
             sampler_arg: None,
             metrics: true,
-            metrics_interval_ms: None,
+            metrics_interval: None,
         }
     }
 }
@@ -280,7 +281,8 @@ impl TelemetrySettings {
             sampler: self.sampler.clone(),
             sampler_arg: self.sampler_arg.clone(),
             metrics: Some(self.metrics),
-            metrics_interval_ms: self.metrics_interval_ms,
+            metrics_interval_ms: Millis::optional(self.metrics_interval, "metrics_interval_ms")?
+                .map(|every| u64::try_from(every.as_millis()).unwrap_or(u64::MAX)),
         })?)
     }
 }
@@ -418,7 +420,7 @@ mod tests {
             (
                 "metrics_interval_ms",
                 TelemetrySettings {
-                    metrics_interval_ms: Some(0),
+                    metrics_interval: Some(Millis(0)),
                     ..TelemetrySettings::default()
                 },
             ),

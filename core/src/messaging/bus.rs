@@ -156,11 +156,11 @@ impl Bus {
         // The delay queues the retries go through, now: a broker that refuses them
         // fails the declaration, not a nack later.
         let deadline = Instant::now() + SETUP_DEADLINE;
-        for &ms in &options.retry_delays_ms {
+        let delays = options.retry_delays_ms();
+        for &ms in &delays {
             delay::declare(&self.session, "", ms, deadline).await?;
         }
-        self.session
-            .set_retry_delays(name, &options.retry_delays_ms);
+        self.session.set_retry_delays(name, &delays);
         Ok(())
     }
 

@@ -1,7 +1,10 @@
 //! Queue and exchange declaration options.
 
+use std::time::Duration;
+
 use crate::error::{Error, Result};
-use crate::limits::{MAX_RETRY_DELAYS, check_duration_ms};
+use crate::limits::{MAX_RETRY_DELAYS, check_duration};
+use crate::messaging::publish::millis;
 
 /// Returns of one message to a quorum queue before it is dead-lettered instead
 /// (RabbitMQ's rule: returned more times than the limit), so a poison message costs six
@@ -21,14 +24,16 @@ pub struct QueueOptions {
     pub delivery_limit: Option<u32>,
     /// Create `<name>.dlq` and route rejected or expired messages to it.
     pub dead_letter: bool,
-    /// Message time-to-live in the queue.
-    pub ttl_ms: Option<u64>,
+    /// Message time-to-live in the queue (`x-message-ttl`, whole milliseconds); zero
+    /// expires what no consumer takes at once.
+    pub ttl: Option<Duration>,
     /// Delayed redelivery: a delivery nacked with `requeue` comes back after the first
     /// delay, nacked again after the second, and so on; after the last it goes to the
     /// dead-letter queue. Empty (the default): a nacked message is requeued at once, as
     /// in plain AMQP. Kept by the bus that declares the queue, so the consuming process
     /// declares it too (as it should, to recover it after a reconnect).
-    pub retry_delays_ms: Vec<u64>,
+    /// Each delay is whole milliseconds, at least 1 (its delay queue is named by it).
+    pub retry_delays: Vec<Duration>,
 }
 
 impl Default for QueueOptions {
@@ -37,8 +42,8 @@ impl Default for QueueOptions {
             quorum: true,
             delivery_limit: None,
             dead_letter: true,
-            ttl_ms: None,
-            retry_delays_ms: Vec::new(),
+            ttl: None,
+            retry_delays: Vec::new(),
         }
     }
 }
@@ -48,21 +53,22 @@ impl QueueOptions {
     /// TTL beyond AMQP's signed 64-bit `x-message-ttl`. Both transports check the same.
     ///
     /// # Errors
-    /// [`Error::Config`] naming `delivery_limit`, `ttl_ms` or `retry_delays_ms`.
+    /// [`Error::Config`] naming `delivery_limit`, `ttl_ms` or `retry_delays_ms` (the
+    /// schema's names, as in every language).
     pub(crate) fn check(&self) -> Result<()> {
-        if self.retry_delays_ms.len() > MAX_RETRY_DELAYS {
+        if self.retry_delays.len() > MAX_RETRY_DELAYS {
             return Err(Error::config(
                 "retry_delays_ms",
                 format!(
                     "at most {MAX_RETRY_DELAYS} delays, got {}",
-                    self.retry_delays_ms.len()
+                    self.retry_delays.len()
                 ),
             ));
         }
-        for (i, &ms) in self.retry_delays_ms.iter().enumerate() {
-            check_duration_ms(format!("retry_delays_ms[{i}]"), ms, false)?;
+        for (i, &delay) in self.retry_delays.iter().enumerate() {
+            check_duration(format!("retry_delays_ms[{i}]"), delay, false)?;
         }
-        if !self.retry_delays_ms.is_empty() && !self.dead_letter {
+        if !self.retry_delays.is_empty() && !self.dead_letter {
             return Err(Error::config(
                 "retry_delays_ms",
                 "needs dead_letter=true: a message past its last delay is parked in the dead-letter queue, not dropped",
@@ -74,10 +80,23 @@ impl QueueOptions {
                 "needs a quorum queue (quorum=true)",
             ));
         }
-        if self.ttl_ms.is_some_and(|ttl| i64::try_from(ttl).is_err()) {
+        if self
+            .ttl
+            .is_some_and(|ttl| i64::try_from(millis(ttl)).is_err())
+        {
             return Err(Error::config("ttl_ms", "too large"));
         }
         Ok(())
+    }
+
+    /// The queue's message TTL in whole milliseconds, as the broker takes it.
+    pub(crate) fn ttl_ms(&self) -> Option<u64> {
+        self.ttl.map(millis)
+    }
+
+    /// The retry delays in whole milliseconds, which name their delay queues.
+    pub(crate) fn retry_delays_ms(&self) -> Vec<u64> {
+        self.retry_delays.iter().copied().map(millis).collect()
     }
 }
 
@@ -150,7 +169,7 @@ mod tests {
             "delivery_limit: needs a quorum queue (quorum=true)"
         );
         let forever = QueueOptions {
-            ttl_ms: Some(u64::MAX),
+            ttl: Some(Duration::MAX),
             ..QueueOptions::default()
         };
         assert_eq!(
@@ -162,7 +181,7 @@ mod tests {
     #[test]
     fn retry_delays_are_checked() {
         let retry = |delays: Vec<u64>, dead_letter: bool| QueueOptions {
-            retry_delays_ms: delays,
+            retry_delays: delays.into_iter().map(Duration::from_millis).collect(),
             dead_letter,
             ..QueueOptions::default()
         };

@@ -737,7 +737,7 @@ async fn delayed_publish_arrives_no_earlier_than_its_delay(t: Transport) {
     t.cleanup(&[&q, &format!("{q}.dlq"), &delay_queue]).await;
 }
 
-/// `retry_delays_ms`: each nack brings the message back after the next delay with the
+/// `retry_delays`: each nack brings the message back after the next delay with the
 /// same id, trace and original routing, counting `x-courier-retries`; past the last
 /// delay it is parked in the dead-letter queue. `reject` skips the delays.
 async fn nacks_come_back_after_each_retry_delay_then_dead_letter(t: Transport) {
@@ -746,7 +746,7 @@ async fn nacks_come_back_after_each_retry_delay_then_dead_letter(t: Transport) {
     let dlq = format!("{q}.dlq");
     let ex = unique("retry-events");
     let retrying = QueueOptions {
-        retry_delays_ms: vec![300, 600],
+        retry_delays: vec![Duration::from_millis(300), Duration::from_millis(600)],
         ..QueueOptions::default()
     };
     bus.declare_exchange(&ex, ExchangeKind::Topic)
@@ -824,7 +824,7 @@ async fn nacks_come_back_after_each_retry_delay_then_dead_letter(t: Transport) {
         .declare_queue(
             &q,
             &QueueOptions {
-                retry_delays_ms: vec![0],
+                retry_delays: vec![Duration::ZERO],
                 ..QueueOptions::default()
             },
         )

@@ -41,15 +41,17 @@ import kotlinx.coroutines.sync.Semaphore
 import kotlinx.coroutines.withTimeout
 import java.lang.management.ManagementFactory
 import kotlin.system.exitProcess
+import kotlin.time.Duration.Companion.milliseconds
+import kotlin.time.Duration.Companion.seconds
 
 /** Orders worked on at once by publish, consume and serve. */
 private const val IN_FLIGHT = 16
 
 /** How long one `next()` waits before the loop checks again whether it may stop. */
-private const val POLL_MS = 100uL
+private val POLL = 100.milliseconds
 
 /** The consumer's RPC timeout, from the protocol. */
-private const val RPC_TIMEOUT_MS = 10_000uL
+private val RPC_TIMEOUT = 10.seconds
 
 /** The consumer's prefetch, from the protocol. */
 private const val PREFETCH: UShort = 50u
@@ -241,7 +243,7 @@ private suspend fun drain(
         if (progress.orders.size >= expect && running == 0 && caughtUp()) break
         slots.acquire()
         val delivery = try {
-            consumer.next(POLL_MS)
+            consumer.next(POLL)
         } catch (e: CourierException.Timeout) {
             slots.release()
             continue
@@ -284,7 +286,7 @@ private suspend fun consume(options: Options, bus: Bus, progress: Progress) {
         val order = orderOf(d.body())
         val (price, replyTraceId) = bus.request(
             names.pricing, """{"order": $order}""".toByteArray(),
-            timeoutMs = RPC_TIMEOUT_MS, trace = d.trace(),
+            timeout = RPC_TIMEOUT, trace = d.trace(),
         ).use { reply -> numberField(reply.body(), "price") to reply.traceId() }
         d.ack()
         progress.record(order)

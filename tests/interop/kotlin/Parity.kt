@@ -38,6 +38,7 @@ import java.net.http.HttpResponse
 import java.time.Duration
 import java.util.UUID
 import kotlin.system.exitProcess
+import kotlin.time.Duration.Companion.milliseconds
 
 /** Bounds every control-API request; the testkit answers in milliseconds. */
 private val CONTROL_TIMEOUT: Duration = Duration.ofSeconds(10)
@@ -299,7 +300,7 @@ private suspend fun runHttp(case: Map<String, Any?>, kit: Testkit): Map<String, 
                         headers = (call["headers"] as? Map<*, *>)?.entries?.associate { (k, v) -> k.toString() to v.toString() }
                             ?: emptyMap(),
                         body = (call["body"] as? String)?.toByteArray(),
-                        deadlineMs = (call["deadline_ms"] as? Long)?.toULong(),
+                        deadline = (call["deadline_ms"] as? Long)?.milliseconds,
                         idempotencyKey = call["idempotency_key"] as? String,
                         idempotent = when (val flag = call["idempotent"]) {
                             null -> false
@@ -339,15 +340,15 @@ private suspend fun step(bus: Bus, kit: Testkit, s: Map<String, Any?>): Map<Stri
         // than 2xx fails its check, which ends the case as a driver error.
         "testkit" -> kit.send(s.text("method"), s.text("path"), s["body"])
         "declare_queue" -> {
-            val delays = (s["retry_delays_ms"] as? List<*>)?.map { (it as Long).toULong() } ?: emptyList()
-            bus.declareQueue(s.text("queue"), QueueOptions(retryDelaysMs = delays))
+            val delays = (s["retry_delays_ms"] as? List<*>)?.map { (it as Long).milliseconds } ?: emptyList()
+            bus.declareQueue(s.text("queue"), QueueOptions(retryDelays = delays))
         }
         "publish" -> bus.publish(
             exchange, s.text("routing_key"), body,
             PublishOptions(
                 messageId = s["message_id"] as? String,
-                delayMs = (s["delay_ms"] as? Long)?.toULong(),
-                ttlMs = (s["ttl_ms"] as? Long)?.toULong(),
+                delay = (s["delay_ms"] as? Long)?.milliseconds,
+                ttl = (s["ttl_ms"] as? Long)?.milliseconds,
                 headers = (s["headers"] as? Map<*, *>)?.entries?.associate { (k, v) -> k as String to v as String } ?: emptyMap(),
             ),
         )
@@ -363,13 +364,13 @@ private suspend fun step(bus: Bus, kit: Testkit, s: Map<String, Any?>): Map<Stri
             }
             return mapOf("results" to results)
         }
-        "request" -> bus.request(s.text("routing_key"), body, exchange = exchange, timeoutMs = s.long("timeout_ms").toULong()).close()
+        "request" -> bus.request(s.text("routing_key"), body, exchange = exchange, timeout = s.long("timeout_ms").milliseconds).close()
         "consume" -> {
             val ids = mutableListOf<String?>()
             bus.consume(s.text("queue"), dedup = s["dedup"] as? Boolean ?: error("dedup must be a boolean")).use { consumer ->
                 while (true) {
                     val delivery = try {
-                        consumer.next(s.long("wait_ms").toULong())
+                        consumer.next(s.long("wait_ms").milliseconds)
                     } catch (e: CourierException.Timeout) {
                         break
                     } ?: error("the consumer closed")
@@ -397,7 +398,7 @@ private suspend fun step(bus: Bus, kit: Testkit, s: Map<String, Any?>): Map<Stri
             val ids = mutableListOf<String?>()
             bus.consume(s.text("queue"), dedup = s["dedup"] as? Boolean ?: error("dedup must be a boolean")).use { consumer ->
                 while (true) {
-                    val batch = consumer.nextBatch(s.long("max").toUInt(), s.long("wait_ms").toULong()) ?: error("the consumer closed")
+                    val batch = consumer.nextBatch(s.long("max").toUInt(), s.long("wait_ms").milliseconds) ?: error("the consumer closed")
                     batch.use {
                         val deliveries = batch.deliveries()
                         if (deliveries.isEmpty()) break

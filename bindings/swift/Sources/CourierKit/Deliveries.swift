@@ -5,7 +5,7 @@
 
 import Foundation
 
-/// A consumer's deliveries as an `AsyncSequence`, pulled with `next(timeoutMs:)` until it
+/// A consumer's deliveries as an `AsyncSequence`, pulled with `next(timeout:)` until it
 /// returns nil (the consumer was closed).
 ///
 /// ```swift
@@ -23,25 +23,25 @@ public struct Deliveries: AsyncSequence, Sendable {
     public typealias Element = Delivery
 
     let consumer: Consumer
-    let timeoutMs: UInt64?
+    let timeout: Duration?
 
     /// A class, not a struct, so that its `deinit` can close a consumer whose loop was left
     /// before the end.
     public final class AsyncIterator: AsyncIteratorProtocol {
         let consumer: Consumer
-        let timeoutMs: UInt64?
+        let timeout: Duration?
         private var ended = false
 
-        init(consumer: Consumer, timeoutMs: UInt64?) {
+        init(consumer: Consumer, timeout: Duration?) {
             self.consumer = consumer
-            self.timeoutMs = timeoutMs
+            self.timeout = timeout
         }
 
         public func next() async throws -> Delivery? {
             let consumer = self.consumer
-            let timeoutMs = self.timeoutMs
+            let timeout = self.timeout
             let delivery = try await withTaskCancellationHandler {
-                try await consumer.next(timeoutMs: timeoutMs)
+                try await consumer.next(timeout: timeout)
             } onCancel: {
                 Task { try? await consumer.close() }
             }
@@ -60,7 +60,7 @@ public struct Deliveries: AsyncSequence, Sendable {
     }
 
     public func makeAsyncIterator() -> AsyncIterator {
-        AsyncIterator(consumer: consumer, timeoutMs: timeoutMs)
+        AsyncIterator(consumer: consumer, timeout: timeout)
     }
 }
 
@@ -83,10 +83,10 @@ extension Delivery {
 }
 
 extension Consumer {
-    /// This consumer's deliveries as an `AsyncSequence`; `timeoutMs` bounds each wait
+    /// This consumer's deliveries as an `AsyncSequence`; `timeout` bounds each wait
     /// (a wait that passes it throws `CourierError.Timeout`).
-    public func deliveries(timeoutMs: UInt64? = nil) -> Deliveries {
-        Deliveries(consumer: self, timeoutMs: timeoutMs)
+    public func deliveries(timeout: Duration? = nil) -> Deliveries {
+        Deliveries(consumer: self, timeout: timeout)
     }
 }
 

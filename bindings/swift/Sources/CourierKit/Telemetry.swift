@@ -58,7 +58,7 @@ public enum Courier {
     ///     `traceidratio` or their `parentbased_` forms.
     ///   - samplerArg: as `OTEL_TRACES_SAMPLER_ARG`: the ratio for `traceidratio`.
     ///   - metrics: whether metrics are recorded at all.
-    ///   - metricsIntervalMs: the export interval; nil: 60 000.
+    ///   - metricsInterval: the export interval; nil: 60 s.
     /// - Throws: `CourierError.Config` naming the parameter (`traces_endpoint`,
     ///   `metrics_endpoint`, `sampler`, `sampler_arg`, `metrics_interval_ms`) whose value is
     ///   unusable; the settings in force stay.
@@ -69,7 +69,7 @@ public enum Courier {
         sampler: String? = nil,
         samplerArg: String? = nil,
         metrics: Bool = true,
-        metricsIntervalMs: UInt64? = nil
+        metricsInterval: Duration? = nil
     ) throws {
         CourierLogging.install()
         try CourierKit.configureTelemetry(settings: TelemetrySettings(
@@ -79,7 +79,7 @@ public enum Courier {
             sampler: sampler,
             samplerArg: samplerArg,
             metrics: metrics,
-            metricsIntervalMs: metricsIntervalMs
+            metricsInterval: metricsInterval
         ))
     }
 

@@ -30,14 +30,14 @@ final class BatchTests: XCTestCase {
 
         let consumer = try await bus.consume(queue: "orders", prefetch: 5)
         do {
-            _ = try await consumer.nextBatch(max: 6, timeoutMs: 100)
+            _ = try await consumer.nextBatch(max: 6, timeout: .milliseconds(100))
             XCTFail("over the prefetch")
         } catch CourierError.Config(let field, _) {
             XCTAssertEqual(field, "max")
         }
         var seen: [String?] = []
         for _ in 0..<60 where seen.count < 5 {
-            let batch = try XCTUnwrap(try await consumer.nextBatch(max: 5, timeoutMs: 500))
+            let batch = try XCTUnwrap(try await consumer.nextBatch(max: 5, timeout: .milliseconds(500)))
             let deliveries = batch.deliveries()
             if seen.isEmpty, let first = deliveries.first { try await first.reject() }
             seen += deliveries.map { $0.messageId() }
@@ -47,7 +47,7 @@ final class BatchTests: XCTestCase {
         let stats = bus.stats()
         XCTAssertEqual([stats.delivered, stats.acked, stats.rejected], [5, 4, 1])
         try await consumer.close()
-        let closed = try await consumer.nextBatch(max: 5, timeoutMs: 100)
+        let closed = try await consumer.nextBatch(max: 5, timeout: .milliseconds(100))
         XCTAssertNil(closed)
         try await bus.close()
     }
@@ -61,26 +61,26 @@ final class BatchTests: XCTestCase {
         )
         _ = try await bus.publish(
             exchange: "", routingKey: "work", body: Data("fresh".utf8),
-            options: PublishOptions(messageId: "fresh", ttlMs: 60_000)
+            options: PublishOptions(messageId: "fresh", ttl: .milliseconds(60_000))
         )
         let consumer = try await bus.consume(queue: "work")
-        let next = try await consumer.next(timeoutMs: 5_000)
+        let next = try await consumer.next(timeout: .milliseconds(5_000))
         let fresh = try XCTUnwrap(next)
         XCTAssertEqual(fresh.messageId(), "fresh")
-        let left = try XCTUnwrap(fresh.remainingMs())
-        XCTAssertTrue(left > 0 && left <= 60_000)
+        let left = try XCTUnwrap(fresh.remaining())
+        XCTAssertTrue(left > .zero && left <= .seconds(60))
         try await fresh.ack()
         let dead = try await bus.consume(queue: "work.dlq")
-        let parked = try XCTUnwrap(try await dead.next(timeoutMs: 5_000))
+        let parked = try XCTUnwrap(try await dead.next(timeout: .milliseconds(5_000)))
         XCTAssertEqual(parked.messageId(), "stale")
-        XCTAssertEqual(parked.remainingMs(), 0)
+        XCTAssertEqual(parked.remaining(), .zero)
         try await parked.ack()
         XCTAssertEqual(bus.stats().expired, 1)
         try await bus.close()
     }
 
     func testDeadlineFromHeadersReadsTheCallersBudget() throws {
-        XCTAssertEqual(try deadlineFromHeaders(headers: ["X-Courier-Deadline-Ms": "1500"]), 1500)
+        XCTAssertEqual(try deadlineFromHeaders(headers: ["X-Courier-Deadline-Ms": "1500"]), .milliseconds(1500))
         XCTAssertNil(try deadlineFromHeaders(headers: ["accept": "*/*"]))
         XCTAssertThrowsError(try deadlineFromHeaders(headers: ["x-courier-deadline-ms": "soon"])) { error in
             guard case CourierError.Config(let field, _) = error else { return XCTFail("\(error)") }

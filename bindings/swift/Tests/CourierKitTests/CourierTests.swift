@@ -61,11 +61,27 @@ final class ClientTests: XCTestCase {
         let client = try Client(configJson: #"{"services": {"echo": {"endpoints": ["\#(kit.upstreams[0])"]}}}"#)
         try await kit.behave(0, #"{"default": {"latency_ms": 3000}}"#)
         do {
-            _ = try await client.get("echo", "/slow", deadlineMs: 200)
+            _ = try await client.get("echo", "/slow", deadline: .milliseconds(200))
             XCTFail("expected CourierError.Timeout")
         } catch CourierError.Timeout(let detail) {
             XCTAssertTrue(detail.contains("timed out"), detail)
         }
+    }
+
+    func testANegativeOrTooLongDeadlineIsAConfigErrorAndNothingIsSent() async throws {
+        let client = try Client(configJson: #"{"services": {"echo": {"endpoints": ["\#(kit.upstreams[0])"]}}}"#)
+        for deadline: Duration in [.milliseconds(-1), .seconds(31 * 24 * 3600), .seconds(Int64.max)] {
+            do {
+                _ = try await client.get("echo", "/", deadline: deadline)
+                XCTFail("expected CourierError.Config for \(deadline)")
+            } catch CourierError.Config(let field, _) {
+                XCTAssertEqual(field, "deadline_ms")
+            }
+        }
+        XCTAssertEqual(CourierDurations.milliseconds(.microseconds(2_999)), 2)
+        XCTAssertEqual(CourierDurations.milliseconds(.seconds(Int64.min)), Int64.min)
+        let count = try await kit.requestCount(0)
+        XCTAssertEqual(count, 0)
     }
 
     func testClientLoadsItsConfigFromATomlFile() async throws {
@@ -104,7 +120,7 @@ final class BusTests: XCTestCase {
         let consumer = try await bus.consume(queue: queue, prefetch: 10)
         var mine: Delivery?
         // Messages left by an interrupted earlier run are acked away, not asserted on.
-        for try await delivery in consumer.deliveries(timeoutMs: 10_000) {
+        for try await delivery in consumer.deliveries(timeout: .milliseconds(10_000)) {
             if delivery.messageId() == id {
                 mine = delivery
                 break
@@ -127,7 +143,7 @@ final class BusTests: XCTestCase {
         // Requests left by an interrupted earlier run expired with their timeout.
         let requests = try await bus.serve(queue: queue)
         let serving = Task {
-            for try await request in requests.deliveries(timeoutMs: 10_000) {
+            for try await request in requests.deliveries(timeout: .milliseconds(10_000)) {
                 try await request.reply(body: Data("echo: ".utf8) + request.body())
                 try await request.ack()
                 break
@@ -135,7 +151,7 @@ final class BusTests: XCTestCase {
             try await requests.close()
         }
 
-        let reply = try await bus.request(routingKey: queue, body: Data("ping".utf8), timeoutMs: 10_000)
+        let reply = try await bus.request(routingKey: queue, body: Data("ping".utf8), timeout: .milliseconds(10_000))
         XCTAssertEqual(reply.body(), Data("echo: ping".utf8))
         try await serving.value
         try await bus.close()

@@ -2,7 +2,7 @@ import CourierKit
 import Foundation
 import XCTest
 
-/// Delayed publishes (`delayMs`) and delayed retries (`retryDelaysMs`) on RabbitMQ and
+/// Delayed publishes (`delay`) and delayed retries (`retryDelays`) on RabbitMQ and
 /// memory://. Delays are checked as lower bounds: a message may never arrive early.
 final class DelayTests: XCTestCase {
     private var urls: [String] {
@@ -13,7 +13,7 @@ final class DelayTests: XCTestCase {
     }
 
     private func take(_ consumer: Consumer) async throws -> Delivery {
-        let next = try await consumer.next(timeoutMs: 5_000)
+        let next = try await consumer.next(timeout: .milliseconds(5_000))
         return try XCTUnwrap(next, "a delivery within 5 s")
     }
 
@@ -28,7 +28,7 @@ final class DelayTests: XCTestCase {
             try await bus.declareQueue(name: queue, options: QueueOptions(quorum: false, deadLetter: false))
             let sent = DispatchTime.now()
             let receipt = try await bus.publish(
-                exchange: "", routingKey: queue, body: Data("later".utf8), options: PublishOptions(delayMs: 700)
+                exchange: "", routingKey: queue, body: Data("later".utf8), options: PublishOptions(delay: .milliseconds(700))
             )
             _ = try await bus.publish(exchange: "", routingKey: queue, body: Data("now".utf8))
             let consumer = try await bus.consume(queue: queue)
@@ -50,7 +50,7 @@ final class DelayTests: XCTestCase {
         for url in urls {
             let bus = try await Bus.connect(configJson: #"{"urls": ["\#(url)"]}"#)
             let queue = "courier-test.swift.retry.\(UUID().uuidString.lowercased())"
-            try await bus.declareQueue(name: queue, options: QueueOptions(retryDelaysMs: [200, 400]))
+            try await bus.declareQueue(name: queue, options: QueueOptions(retryDelays: [.milliseconds(200), .milliseconds(400)]))
             _ = try await bus.publish(
                 exchange: "", routingKey: queue, body: Data("flaky".utf8), options: PublishOptions(messageId: "order-1")
             )
@@ -84,14 +84,14 @@ final class DelayTests: XCTestCase {
         let bus = try await Bus.connect(configJson: #"{"urls": ["memory://swift-delay-bad"]}"#)
         try await bus.declareQueue(name: "orders")
         do {
-            try await bus.declareQueue(name: "retrying", options: QueueOptions(retryDelaysMs: [1_000, 0]))
+            try await bus.declareQueue(name: "retrying", options: QueueOptions(retryDelays: [.milliseconds(1_000), .milliseconds(0)]))
             XCTFail("a zero delay must be refused")
         } catch CourierError.Config(let field, _) {
             XCTAssertEqual(field, "retry_delays_ms[1]")
         }
         do {
             _ = try await bus.publish(
-                exchange: "", routingKey: "orders", body: Data("x".utf8), options: PublishOptions(delayMs: 0)
+                exchange: "", routingKey: "orders", body: Data("x".utf8), options: PublishOptions(delay: .milliseconds(0))
             )
             XCTFail("a zero delay must be refused")
         } catch CourierError.Config(let field, _) {

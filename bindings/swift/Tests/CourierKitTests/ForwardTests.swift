@@ -18,7 +18,7 @@ final class ForwardTests: XCTestCase {
         )
         let packing = try await bus.consume(queue: "packing", dedup: false)
         for _ in 0..<2 {
-            let next = try await packing.next(timeoutMs: 5_000)
+            let next = try await packing.next(timeout: .milliseconds(5_000))
             let delivery = try XCTUnwrap(next)
             let sent = try await delivery.forward(exchange: "", routingKey: "shipping", body: Data("box".utf8))
             // uuid5(namespace, "order-1\n\nshipping"), as docs/messaging.md derives it.
@@ -30,7 +30,7 @@ final class ForwardTests: XCTestCase {
         }
         try await packing.close()
         let shipping = try await bus.consume(queue: "shipping")
-        let next = try await shipping.next(timeoutMs: 5_000)
+        let next = try await shipping.next(timeout: .milliseconds(5_000))
         let box = try XCTUnwrap(next)
         XCTAssertEqual(box.messageId(), "2916467f-36c7-58ab-adee-382fbc7648a5")
         do {
@@ -43,7 +43,7 @@ final class ForwardTests: XCTestCase {
         }
         try await box.ack()
         do {
-            _ = try await shipping.next(timeoutMs: 300)
+            _ = try await shipping.next(timeout: .milliseconds(300))
             XCTFail("the second copy is skipped")
         } catch CourierError.Timeout(_) {}
         XCTAssertEqual(bus.stats().deduplicated, 1)

@@ -25,7 +25,7 @@ final class MemoryBusTests: XCTestCase {
     private func answer(_ server: Consumer, count: Int, reply: Bool) -> Task<[String?], Error> {
         Task {
             var replyTos: [String?] = []
-            for try await request in server.deliveries(timeoutMs: 10_000) {
+            for try await request in server.deliveries(timeout: .milliseconds(10_000)) {
                 replyTos.append(request.replyTo())
                 if reply {
                     var headers: [String: String] = [:]
@@ -45,10 +45,10 @@ final class MemoryBusTests: XCTestCase {
         try await bus.declareQueue(name: "orders")
         let receipt = try await bus.publish(
             exchange: "", routingKey: "orders", body: Data("hello".utf8),
-            options: PublishOptions(headers: ["x-lang": "swift"], correlationId: "c-1", deadlineMs: 2_000)
+            options: PublishOptions(headers: ["x-lang": "swift"], correlationId: "c-1", deadline: .milliseconds(2_000))
         )
         let consumer = try await bus.consume(queue: "orders")
-        let next = try await consumer.next(timeoutMs: 5_000)
+        let next = try await consumer.next(timeout: .milliseconds(5_000))
         let delivery = try XCTUnwrap(next, "the published message must arrive")
         XCTAssertEqual(delivery.messageId(), receipt.messageId)
         XCTAssertEqual(delivery.body(), Data("hello".utf8))
@@ -86,14 +86,14 @@ final class MemoryBusTests: XCTestCase {
         // The first copy is acked before the next pull, so the second is a known duplicate
         // there: core acks and skips it, and hands over order-2.
         for _ in 0..<2 {
-            let next = try await consumer.next(timeoutMs: 5_000)
+            let next = try await consumer.next(timeout: .milliseconds(5_000))
             let delivery = try XCTUnwrap(next, "a delivery must arrive")
             seen.append(delivery.messageId())
             try await delivery.ack()
         }
         XCTAssertEqual(seen, ["order-1", "order-2"], "each message id reaches the application once")
         do {
-            _ = try await consumer.next(timeoutMs: 200)
+            _ = try await consumer.next(timeout: .milliseconds(200))
             XCTFail("expected CourierError.Timeout: the duplicate was consumed by core")
         } catch CourierError.Timeout(_) {
         }
@@ -117,7 +117,7 @@ final class MemoryBusTests: XCTestCase {
         }
         let consumer = try await bus.consume(queue: "orders", dedup: false)
         for _ in 0..<2 {
-            let next = try await consumer.next(timeoutMs: 5_000)
+            let next = try await consumer.next(timeout: .milliseconds(5_000))
             let delivery = try XCTUnwrap(next, "a delivery must arrive")
             XCTAssertEqual(delivery.messageId(), "same")
             try await delivery.ack()
@@ -147,7 +147,7 @@ final class MemoryBusTests: XCTestCase {
         XCTAssertEqual(traceId, "4bf92f3577b34da6a3ce929d0e0e4736", "the reply continues the caller's trace")
         try await reply.ack() // a reply was settled by the broker: a no-op
 
-        let second = try await client.request(routingKey: "pricing", body: Data("again".utf8), timeoutMs: 2_000)
+        let second = try await client.request(routingKey: "pricing", body: Data("again".utf8), timeout: .milliseconds(2_000))
         XCTAssertEqual(second.body(), Data("echo: again".utf8))
 
         let replyTos = try await serving.value
@@ -167,7 +167,7 @@ final class MemoryBusTests: XCTestCase {
         let requests = try await bus.serve(queue: "silent")
         let serving = answer(requests, count: 1, reply: false)
         do {
-            _ = try await bus.request(routingKey: "silent", body: Data("hello?".utf8), timeoutMs: 300)
+            _ = try await bus.request(routingKey: "silent", body: Data("hello?".utf8), timeout: .milliseconds(300))
             XCTFail("expected CourierError.Timeout")
         } catch CourierError.Timeout(let detail) {
             XCTAssertTrue(detail.contains("request"), detail)
@@ -181,7 +181,7 @@ final class MemoryBusTests: XCTestCase {
     func testRequestNoQueueTakesIsUnroutable() async throws {
         let bus = try await connect(memoryURL("rpc-unroutable"))
         do {
-            _ = try await bus.request(routingKey: "nobody-home", body: Data("hello?".utf8), timeoutMs: 2_000)
+            _ = try await bus.request(routingKey: "nobody-home", body: Data("hello?".utf8), timeout: .milliseconds(2_000))
             XCTFail("expected CourierError.Unroutable")
         } catch CourierError.Unroutable(_) {
         }

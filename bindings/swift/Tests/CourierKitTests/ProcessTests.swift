@@ -15,15 +15,15 @@ final class ProcessTests: XCTestCase {
             )
         }
         let consumer = try await bus.consume(queue: "work", dedup: false)
-        let first = try XCTUnwrap(try await consumer.next(timeoutMs: 5_000))
+        let first = try XCTUnwrap(try await consumer.next(timeout: .milliseconds(5_000)))
         let id = try await first.process { $0.messageId() }
         XCTAssertEqual(id, "p0")
-        let second = try XCTUnwrap(try await consumer.next(timeoutMs: 5_000))
+        let second = try XCTUnwrap(try await consumer.next(timeout: .milliseconds(5_000)))
         do {
             try await second.process(requeue: false) { _ in throw Bad() }
             XCTFail("the error is rethrown")
         } catch is Bad {}
-        let third = try XCTUnwrap(try await consumer.next(timeoutMs: 5_000))
+        let third = try XCTUnwrap(try await consumer.next(timeout: .milliseconds(5_000)))
         XCTAssertFalse(third.isSettled())
         try await third.process { try await $0.reject() }
         XCTAssertTrue(third.isSettled())
@@ -39,7 +39,7 @@ final class ProcessTests: XCTestCase {
         _ = try await bus.publish(exchange: "", routingKey: "orders", body: Data("1".utf8))
         _ = try await bus.publish(exchange: "", routingKey: "orders", body: Data("2".utf8))
         let consumer = try await bus.consume(queue: "orders")
-        for try await delivery in consumer.deliveries(timeoutMs: 5_000) {
+        for try await delivery in consumer.deliveries(timeout: .milliseconds(5_000)) {
             try await delivery.process { _ in }
             break
         }
@@ -47,7 +47,7 @@ final class ProcessTests: XCTestCase {
         var closed = false
         for _ in 0..<100 where !closed {
             do {
-                closed = try await consumer.next(timeoutMs: 50) == nil
+                closed = try await consumer.next(timeout: .milliseconds(50)) == nil
             } catch CourierError.Timeout(_) {}
         }
         XCTAssertTrue(closed, "leaving the loop closed the consumer")

@@ -125,7 +125,7 @@ final class TelemetryTests: XCTestCase {
         let consumer = try await bus.consume(queue: "telemetry")
         do {
             // The CONSUMER span lasts as long as the delivery: scoped, so it ends here.
-            let next = try await consumer.next(timeoutMs: 5_000)
+            let next = try await consumer.next(timeout: .milliseconds(5_000))
             let delivery = try XCTUnwrap(next)
             try await delivery.ack()
         }
@@ -183,7 +183,7 @@ final class TelemetryTests: XCTestCase {
             ("metrics_endpoint", { try Courier.configureTelemetry(metricsEndpoint: "not a url") }),
             ("sampler", { try Courier.configureTelemetry(sampler: "xray") }),
             ("sampler_arg", { try Courier.configureTelemetry(sampler: "traceidratio", samplerArg: "2") }),
-            ("metrics_interval_ms", { try Courier.configureTelemetry(metricsIntervalMs: 0) }),
+            ("metrics_interval_ms", { try Courier.configureTelemetry(metricsInterval: .milliseconds(0)) }),
         ]
         // Metrics off: each case would turn them on, so an empty text shows nothing changed.
         try Courier.configureTelemetry(metrics: false)

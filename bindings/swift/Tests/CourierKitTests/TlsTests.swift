@@ -72,7 +72,7 @@ final class TlsTests: XCTestCase {
         let consumer = try await bus.consume(queue: queue)
         var mine: Delivery?
         // Messages left by an interrupted earlier run are acked away, not asserted on.
-        for try await delivery in consumer.deliveries(timeoutMs: 5_000) {
+        for try await delivery in consumer.deliveries(timeout: .milliseconds(5_000)) {
             if delivery.messageId() == id {
                 mine = delivery
                 break

@@ -58,7 +58,7 @@ final class TraceTests: XCTestCase {
         XCTAssertEqual(receipt.traceContext().traceId(), traceId, "the message continues the parent's trace")
         XCTAssertNotEqual(receipt.traceContext().spanId(), parent.spanId(), "the message is a child span")
         let consumer = try await bus.consume(queue: "orders")
-        let next = try await consumer.next(timeoutMs: 5_000)
+        let next = try await consumer.next(timeout: .milliseconds(5_000))
         let delivery = try XCTUnwrap(next, "the published message must arrive")
         XCTAssertEqual(delivery.traceContext(), receipt.traceContext())
         try await delivery.ack()
@@ -67,7 +67,7 @@ final class TraceTests: XCTestCase {
         try await bus.declareQueue(name: "pricing")
         let server = try await bus.serve(queue: "pricing")
         let serving = Task { () async throws -> TraceContext? in
-            let request = try await server.next(timeoutMs: 5_000)
+            let request = try await server.next(timeout: .milliseconds(5_000))
             try await request?.reply(body: Data("ok".utf8))
             try await request?.ack()
             return request?.traceContext()

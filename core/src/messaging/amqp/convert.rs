@@ -202,7 +202,7 @@ pub(crate) fn queue_arguments(name: &str, options: &QueueOptions) -> FieldTable 
             long_string(&dead_letter_queue(name)),
         );
     }
-    if let Some(ttl) = options.ttl_ms {
+    if let Some(ttl) = options.ttl_ms() {
         // `QueueOptions::check` refused a TTL beyond i64.
         args.insert(
             "x-message-ttl".into(),

@@ -103,8 +103,8 @@ impl State {
                 quorum: options.quorum,
                 delivery_limit: None,
                 dead_letter: false,
-                ttl_ms: None,
-                retry_delays_ms: Vec::new(),
+                ttl: None,
+                retry_delays: Vec::new(),
             };
             self.declare_one(&dead_letter_queue(name), &dlq)?;
         }
@@ -228,7 +228,7 @@ impl State {
         let Some(queue) = self.queues.get_mut(name) else {
             return;
         };
-        let ttl = match (queue.options().ttl_ms, expiration_ms) {
+        let ttl = match (queue.options().ttl_ms(), expiration_ms) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
@@ -460,7 +460,7 @@ fn inequivalent_arg(
             ),
             ("x-delivery-limit", o.delivery_limit.map(|l| l.to_string())),
             ("x-dead-letter-exchange", o.dead_letter.then(String::new)),
-            ("x-message-ttl", o.ttl_ms.map(|t| t.to_string())),
+            ("x-message-ttl", o.ttl_ms().map(|t| t.to_string())),
         ]
     };
     let shown =

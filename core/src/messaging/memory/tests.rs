@@ -29,8 +29,8 @@ fn classic() -> QueueOptions {
         quorum: false,
         delivery_limit: None,
         dead_letter: false,
-        ttl_ms: None,
-        retry_delays_ms: Vec::new(),
+        ttl: None,
+        retry_delays: Vec::new(),
     }
 }
 
@@ -708,7 +708,7 @@ fn a_delivery_settles_once() {
 async fn expired_messages_are_dead_lettered_by_a_timer() {
     let broker = Broker::new();
     let options = QueueOptions {
-        ttl_ms: Some(1_000),
+        ttl: Some(Duration::from_millis(1_000)),
         ..QueueOptions::default()
     };
     broker.declare_queue("q", &options).unwrap();
@@ -745,7 +745,7 @@ async fn expired_messages_are_dead_lettered_by_a_timer() {
 async fn an_expired_message_is_never_delivered() {
     let broker = Broker::new();
     let options = QueueOptions {
-        ttl_ms: Some(100),
+        ttl: Some(Duration::from_millis(100)),
         ..classic()
     };
     broker.declare_queue("q", &options).unwrap();

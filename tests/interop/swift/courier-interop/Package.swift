@@ -15,7 +15,7 @@ import PackageDescription
 let package = Package(
     name: "CourierInterop",
     // CourierKit's macOS minimum: a package cannot ask for less than its dependencies.
-    platforms: [.macOS(.v12)],
+    platforms: [.macOS(.v13)],
     dependencies: [
         .package(path: "../../../../bindings/swift"),
     ],

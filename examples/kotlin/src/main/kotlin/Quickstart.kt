@@ -11,6 +11,7 @@ import io.github.courierkit.text
 import kotlinx.coroutines.runBlocking
 import java.net.InetSocketAddress
 import java.util.UUID
+import kotlin.time.Duration.Companion.milliseconds
 
 suspend fun httpCall() {
     val server = HttpServer.create(InetSocketAddress("127.0.0.1", 0), 0)
@@ -34,11 +35,11 @@ suspend fun messaging(url: String) {
     val queue = "quickstart.${UUID.randomUUID().toString().take(8)}"
     val bus = Bus.connect("""{"urls": ["$url"]}""")
     // A classic queue without a dead-letter queue: nothing is left behind on a broker.
-    bus.declareQueue(queue, QueueOptions(quorum = false, deadLetter = false, ttlMs = 60_000uL))
+    bus.declareQueue(queue, QueueOptions(quorum = false, deadLetter = false, ttl = 60_000.milliseconds))
     val receipt = bus.publish("", queue, """{"order": 42}""".toByteArray())
     println("[${url.substringAfterLast('@')}] published ${receipt.messageId} (confirmed)")
     val consumer = bus.consume(queue, null, true)
-    val delivery = consumer.next(5_000uL) ?: error("no delivery within 5 s")
+    val delivery = consumer.next(5_000.milliseconds) ?: error("no delivery within 5 s")
     check(delivery.messageId() == receipt.messageId) { "another message arrived" }
     delivery.ack()
     println("consumed ${delivery.messageId()} body=${delivery.body().toString(Charsets.UTF_8)} -> acked")

@@ -239,15 +239,19 @@ async fn step(
             Ok(())
         }
         "declare_queue" => {
-            let retry_delays_ms = match s.get("retry_delays_ms").filter(|v| !v.is_null()) {
+            let retry_delays = match s.get("retry_delays_ms").filter(|v| !v.is_null()) {
                 None => Vec::new(),
                 Some(_) => list(s, "retry_delays_ms")?
                     .iter()
-                    .map(|ms| ms.as_u64().ok_or("retry_delays_ms must list integers"))
+                    .map(|ms| {
+                        ms.as_u64()
+                            .map(Duration::from_millis)
+                            .ok_or("retry_delays_ms must list integers")
+                    })
                     .collect::<Result<_, _>>()?,
             };
             let options = QueueOptions {
-                retry_delays_ms,
+                retry_delays,
                 ..QueueOptions::default()
             };
             bus.declare_queue(text(s, "queue")?, &options).await

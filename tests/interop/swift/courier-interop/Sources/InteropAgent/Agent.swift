@@ -26,10 +26,10 @@ import Darwin
 let inFlight = 16
 
 /// How long one `next()` waits before the loop checks again whether it may stop.
-let pollMs: UInt64 = 100
+let poll: Duration = .milliseconds(100)
 
 /// The consumer's RPC timeout, from the protocol.
-let rpcTimeoutMs: UInt64 = 10_000
+let rpcTimeout: Duration = .seconds(10)
 
 /// The consumer's prefetch, from the protocol.
 let prefetch: UInt16 = 50
@@ -268,7 +268,7 @@ func drain(
             }
             let next: Delivery?
             do {
-                next = try await consumer.next(timeoutMs: pollMs)
+                next = try await consumer.next(timeout: poll)
             } catch CourierError.Timeout(_) {
                 continue
             }
@@ -307,7 +307,7 @@ func consume(_ options: Options, _ bus: Bus, _ progress: RunProgress, deadline: 
     try await drain(consumer, progress, deadline: deadline, caughtUp: skippedAll) { d in
         let order = try orderOf(d.body())
         let reply = try await bus.request(
-            routingKey: names.pricing, body: orderBody(order), timeoutMs: rpcTimeoutMs, trace: d.trace()
+            routingKey: names.pricing, body: orderBody(order), timeout: rpcTimeout, trace: d.trace()
         )
         // Reported as the server sent it, whatever JSON it is.
         let price = try JSON.parse(reply.body()).requireMember("price")

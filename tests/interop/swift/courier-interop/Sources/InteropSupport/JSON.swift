@@ -164,6 +164,15 @@ extension JSON {
         return number
     }
 
+    /// A duration given in whole milliseconds, as the cases write it (`"wait_ms": 300`).
+    public func optionalMillis(_ key: String) throws -> Duration? {
+        try optionalInteger(key).map { (ms: Int64) in .milliseconds(ms) }
+    }
+
+    public func requireMillis(_ key: String) throws -> Duration {
+        .milliseconds(try requireInteger(key) as Int64)
+    }
+
     public func requireBool(_ key: String) throws -> Bool {
         guard case let .bool(value)? = present(key) else { throw Failure("\"\(key)\" must be a boolean") }
         return value

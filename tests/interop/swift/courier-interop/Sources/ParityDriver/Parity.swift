@@ -19,7 +19,7 @@ import Darwin
 #endif
 
 /// Bounds every control-API request; the testkit answers in milliseconds.
-let controlDeadlineMs: UInt64 = 10_000
+let controlDeadline: Duration = .seconds(10)
 
 /// Exit code for a bad command line, as the agents use.
 let usageExit: Int32 = 2
@@ -87,7 +87,7 @@ final class Testkit {
         do {
             response = try await client.call(request: Request(
                 method: method, target: control, path: path,
-                headers: ["content-type": "application/json"], body: body?.data, deadlineMs: controlDeadlineMs
+                headers: ["content-type": "application/json"], body: body?.data, deadline: controlDeadline
             ))
         } catch {
             throw Failure("testkit \(method) \(path): \(describe(error))")
@@ -197,7 +197,7 @@ func httpRequest(_ call: JSON) throws -> Request {
         path: call.optionalString("path") ?? "",
         headers: headers,
         body: call.optionalString("body").map { Data($0.utf8) },
-        deadlineMs: call.optionalInteger("deadline_ms"),
+        deadline: call.optionalMillis("deadline_ms"),
         idempotencyKey: call.optionalString("idempotency_key"),
         idempotent: call.optionalBool("idempotent") ?? false,
         version: call.optionalString("version")
@@ -262,14 +262,14 @@ struct HandlerFailed: Error {}
 func consumeStep(_ bus: Bus, _ s: JSON) async throws -> JSON {
     let settleName = try s.requireString("settle")
     guard let settle = Settle(rawValue: settleName) else { throw Failure("unknown settle \(settleName)") }
-    let waitMs: UInt64 = try s.requireInteger("wait_ms")
+    let wait: Duration = try s.requireMillis("wait_ms")
     let consumer = try await bus.consume(queue: s.requireString("queue"), dedup: s.requireBool("dedup"))
     var ids: [JSON] = []
     do {
         receiving: while true {
             let next: Delivery?
             do {
-                next = try await consumer.next(timeoutMs: waitMs)
+                next = try await consumer.next(timeout: wait)
             } catch CourierError.Timeout(_) {
                 break receiving
             }
@@ -306,13 +306,13 @@ func consumeBatchesStep(_ bus: Bus, _ s: JSON) async throws -> JSON {
     guard let settle = Settle(rawValue: settleName) else {
         throw Failure("unknown batch settle \(settleName)")
     }
-    let waitMs: UInt64 = try s.requireInteger("wait_ms")
+    let wait: Duration = try s.requireMillis("wait_ms")
     let max: UInt32 = try s.requireInteger("max")
     let consumer = try await bus.consume(queue: s.requireString("queue"), dedup: s.requireBool("dedup"))
     var ids: [JSON] = []
     do {
         while true {
-            guard let batch = try await consumer.nextBatch(max: max, timeoutMs: waitMs) else {
+            guard let batch = try await consumer.nextBatch(max: max, timeout: wait) else {
                 throw Failure("the consumer closed")
             }
             let deliveries = batch.deliveries()
@@ -354,21 +354,21 @@ func step(_ bus: Bus, _ kit: Testkit, _ s: JSON) async throws -> JSON {
     let body = try Data((s.optionalString("body") ?? "").utf8)
     switch op {
     case "declare_queue":
-        let delays: [UInt64] = try s.member("retry_delays_ms").map { _ in
+        let delays: [Duration] = try s.member("retry_delays_ms").map { _ in
             try s.requireList("retry_delays_ms").map { delay in
-                guard case let .number(text) = delay, let ms = UInt64(text) else {
+                guard case let .number(text) = delay, let ms = Int64(text) else {
                     throw Failure("retry_delays_ms must list integers, got \(delay.text)")
                 }
-                return ms
+                return .milliseconds(ms)
             }
         } ?? []
-        try await bus.declareQueue(name: s.requireString("queue"), options: QueueOptions(retryDelaysMs: delays))
+        try await bus.declareQueue(name: s.requireString("queue"), options: QueueOptions(retryDelays: delays))
     case "publish":
         _ = try await bus.publish(
             exchange: exchange, routingKey: s.requireString("routing_key"), body: body,
             options: PublishOptions(
                 headers: headerMap(s), messageId: s.optionalString("message_id"),
-                delayMs: s.optionalInteger("delay_ms"), ttlMs: s.optionalInteger("ttl_ms")
+                delay: s.optionalMillis("delay_ms"), ttl: s.optionalMillis("ttl_ms")
             )
         )
     case "publish_many":
@@ -389,7 +389,7 @@ func step(_ bus: Bus, _ kit: Testkit, _ s: JSON) async throws -> JSON {
     case "request":
         _ = try await bus.request(
             routingKey: s.requireString("routing_key"), body: body, exchange: exchange,
-            timeoutMs: s.requireInteger("timeout_ms")
+            timeout: s.requireMillis("timeout_ms")
         )
     case "consume":
         return try await consumeStep(bus, s)

@@ -39,9 +39,10 @@ import kotlinx.coroutines.flow.flow
 import kotlinx.coroutines.isActive
 import kotlinx.coroutines.withContext
 import kotlin.coroutines.cancellation.CancellationException
+import kotlin.time.Duration
 
 /**
- * The consumer's deliveries as a cold [Flow], pulled with `next(timeoutMs)` until it
+ * The consumer's deliveries as a cold [Flow], pulled with `next(timeout)` until it
  * returns null (the consumer was closed).
  *
  * However the flow ends early (the collecting coroutine cancelled, a downstream operator
@@ -51,10 +52,10 @@ import kotlin.coroutines.cancellation.CancellationException
  *
  * Collect it once; a consumer is one subscription.
  */
-fun Consumer.asFlow(timeoutMs: ULong? = null): Flow<Delivery> = flow {
+fun Consumer.asFlow(timeout: Duration? = null): Flow<Delivery> = flow {
     try {
         while (true) {
-            emit(next(timeoutMs) ?: break)
+            emit(next(timeout) ?: break)
         }
     } finally {
         withContext(NonCancellable) { shutdown() }
@@ -225,17 +226,17 @@ private fun PublishOptions.tracedBy(parent: Map<String, String>?): PublishOption
 /**
  * Sends a request and returns the reply; without [trace], the current OpenTelemetry span
  * is the parent ([HostTrace]). Throws `CourierException.Timeout` when no reply comes in
- * [timeoutMs] (null: core's default, 5 000 ms). [exchange] null is core's default, the
+ * [timeout] (null: core's default, 5 s). [exchange] null is core's default, the
  * default exchange (routing by queue name).
  */
 suspend fun Bus.request(
     routingKey: String,
     body: ByteArray,
     exchange: String? = null,
-    timeoutMs: ULong? = null,
+    timeout: Duration? = null,
     headers: Map<String, String> = emptyMap(),
     trace: Map<String, String>? = null,
-): Delivery = requestNative(routingKey, body, exchange, timeoutMs, headers, trace ?: HostTrace.carrier())
+): Delivery = requestNative(routingKey, body, exchange, timeout, headers, trace ?: HostTrace.carrier())
 
 // The seven verb shortcuts, the same as in every language: `get`, `head`, `options` and
 // `delete` without a body; `post`, `put` and `patch` with one. Each is [call] with that
@@ -246,32 +247,32 @@ suspend fun Client.get(
     target: String,
     path: String = "",
     headers: Map<String, String> = emptyMap(),
-    deadlineMs: ULong? = null,
-): Response = send("GET", target, path, null, headers, null, deadlineMs)
+    deadline: Duration? = null,
+): Response = send("GET", target, path, null, headers, null, deadline)
 
 /** `HEAD target + path`: [get]'s status and headers without the body. */
 suspend fun Client.head(
     target: String,
     path: String = "",
     headers: Map<String, String> = emptyMap(),
-    deadlineMs: ULong? = null,
-): Response = send("HEAD", target, path, null, headers, null, deadlineMs)
+    deadline: Duration? = null,
+): Response = send("HEAD", target, path, null, headers, null, deadline)
 
 /** `OPTIONS target + path`. */
 suspend fun Client.options(
     target: String,
     path: String = "",
     headers: Map<String, String> = emptyMap(),
-    deadlineMs: ULong? = null,
-): Response = send("OPTIONS", target, path, null, headers, null, deadlineMs)
+    deadline: Duration? = null,
+): Response = send("OPTIONS", target, path, null, headers, null, deadline)
 
 /** `DELETE target + path`; idempotent, so retried like [get]. */
 suspend fun Client.delete(
     target: String,
     path: String = "",
     headers: Map<String, String> = emptyMap(),
-    deadlineMs: ULong? = null,
-): Response = send("DELETE", target, path, null, headers, null, deadlineMs)
+    deadline: Duration? = null,
+): Response = send("DELETE", target, path, null, headers, null, deadline)
 
 /**
  * `POST` with a body; give an [idempotencyKey], or set [idempotent] for a key courier makes
@@ -283,9 +284,9 @@ suspend fun Client.post(
     body: ByteArray? = null,
     headers: Map<String, String> = emptyMap(),
     idempotencyKey: String? = null,
-    deadlineMs: ULong? = null,
+    deadline: Duration? = null,
     idempotent: Boolean = false,
-): Response = send("POST", target, path, body, headers, idempotencyKey, deadlineMs, idempotent)
+): Response = send("POST", target, path, body, headers, idempotencyKey, deadline, idempotent)
 
 /** `PUT` with a body; idempotent, so retried like [get]. */
 suspend fun Client.put(
@@ -294,9 +295,9 @@ suspend fun Client.put(
     body: ByteArray? = null,
     headers: Map<String, String> = emptyMap(),
     idempotencyKey: String? = null,
-    deadlineMs: ULong? = null,
+    deadline: Duration? = null,
     idempotent: Boolean = false,
-): Response = send("PUT", target, path, body, headers, idempotencyKey, deadlineMs, idempotent)
+): Response = send("PUT", target, path, body, headers, idempotencyKey, deadline, idempotent)
 
 /** `PATCH` with a body; like [post], retried only with an [idempotencyKey] or [idempotent]. */
 suspend fun Client.patch(
@@ -305,9 +306,9 @@ suspend fun Client.patch(
     body: ByteArray? = null,
     headers: Map<String, String> = emptyMap(),
     idempotencyKey: String? = null,
-    deadlineMs: ULong? = null,
+    deadline: Duration? = null,
     idempotent: Boolean = false,
-): Response = send("PATCH", target, path, body, headers, idempotencyKey, deadlineMs, idempotent)
+): Response = send("PATCH", target, path, body, headers, idempotencyKey, deadline, idempotent)
 
 private suspend fun Client.send(
     method: String,
@@ -316,12 +317,12 @@ private suspend fun Client.send(
     body: ByteArray?,
     headers: Map<String, String>,
     idempotencyKey: String?,
-    deadlineMs: ULong?,
+    deadline: Duration?,
     idempotent: Boolean = false,
 ): Response = call(
     Request(
         method = method, target = target, path = path, headers = headers, body = body,
-        idempotencyKey = idempotencyKey, idempotent = idempotent, deadlineMs = deadlineMs,
+        idempotencyKey = idempotencyKey, idempotent = idempotent, deadline = deadline,
     ),
 )
 

@@ -29,6 +29,7 @@ import java.util.concurrent.ConcurrentHashMap
 import java.util.concurrent.atomic.AtomicBoolean
 import java.util.logging.Level
 import java.util.logging.Logger
+import kotlin.time.Duration
 import io.github.courierkit.ffi.configureTelemetry as configureTelemetryNative
 import io.github.courierkit.ffi.flushTelemetry as flushTelemetryNative
 import io.github.courierkit.ffi.logLevel as logLevelNative
@@ -80,7 +81,7 @@ object Courier {
      *   `traceidratio` or their `parentbased_` forms.
      * @param samplerArg as `OTEL_TRACES_SAMPLER_ARG`: the ratio for `traceidratio`.
      * @param metrics whether metrics are recorded at all.
-     * @param metricsIntervalMs the export interval; null: 60 000.
+     * @param metricsInterval the export interval; null: 60 s.
      * @throws CourierException.Config naming the parameter (`traces_endpoint`,
      *   `metrics_endpoint`, `sampler`, `sampler_arg`, `metrics_interval_ms`) whose value is
      *   unusable; the settings in force stay.
@@ -92,7 +93,7 @@ object Courier {
         sampler: String? = null,
         samplerArg: String? = null,
         metrics: Boolean = true,
-        metricsIntervalMs: ULong? = null,
+        metricsInterval: Duration? = null,
     ) {
         CourierLogging.install()
         configureTelemetryNative(
@@ -103,7 +104,7 @@ object Courier {
                 sampler = sampler,
                 samplerArg = samplerArg,
                 metrics = metrics,
-                metricsIntervalMs = metricsIntervalMs,
+                metricsInterval = metricsInterval,
             ),
         )
     }

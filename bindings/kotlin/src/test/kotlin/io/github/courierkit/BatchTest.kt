@@ -18,6 +18,9 @@ import org.junit.jupiter.api.assertThrows
 import org.junit.jupiter.params.ParameterizedTest
 import org.junit.jupiter.params.provider.ValueSource
 import java.util.UUID
+import kotlin.time.Duration.Companion.milliseconds
+import kotlin.time.Duration.Companion.seconds
+import kotlin.time.Duration
 
 /** `publishMany`, `Consumer.nextBatch` with one settle call, and deadlines across queues. */
 @Timeout(60)
@@ -35,7 +38,7 @@ class BatchTest {
         val until = System.nanoTime() + 30_000_000_000L
         while (got.size < n) {
             assertTrue(System.nanoTime() < until, "${got.size} of $n in 30 s")
-            val batch = checkNotNull(consumer.nextBatch(max, 500uL))
+            val batch = checkNotNull(consumer.nextBatch(max, 500.milliseconds))
             val deliveries = batch.deliveries()
             assertTrue(deliveries.size <= max.toInt())
             got += deliveries
@@ -63,20 +66,20 @@ class BatchTest {
             assertEquals("messages", empty.field)
 
             val consumer = bus.consume(q, prefetch = 5u)
-            val over = assertThrows<CourierException.Config> { consumer.nextBatch(6u, 100uL) }
+            val over = assertThrows<CourierException.Config> { consumer.nextBatch(6u, 100.milliseconds) }
             assertEquals("max", over.field)
-            val first = checkNotNull(consumer.nextBatch(5u, 5_000uL))
+            val first = checkNotNull(consumer.nextBatch(5u, 5_000.milliseconds))
             val got = first.deliveries().toMutableList()
             got[0].reject()
             first.ack()
             // The fifth may still be on its way when the first batch returned.
             if (got.size < 5) got += gather(consumer, 5u, 5 - got.size)
             assertEquals(listOf("m0", "m1", "m3", "m4", "m5"), got.map { it.messageId() })
-            assertEquals(0, checkNotNull(consumer.nextBatch(5u, 0uL)).deliveries().size)
+            assertEquals(0, checkNotNull(consumer.nextBatch(5u, 0.milliseconds)).deliveries().size)
             val stats = bus.stats()
             assertEquals(Triple(5uL, 4uL, 1uL), Triple(stats.delivered, stats.acked, stats.rejected))
             consumer.shutdown()
-            assertNull(consumer.nextBatch(5u, 1_000uL))
+            assertNull(consumer.nextBatch(5u, 1_000.milliseconds))
         } finally {
             bus.shutdown()
         }
@@ -89,20 +92,20 @@ class BatchTest {
         val q = queue("ttl")
         try {
             bus.declareQueue(q, QueueOptions(quorum = false))
-            val zero = assertThrows<CourierException.Config> { bus.publish("", q, byteArrayOf(), PublishOptions(ttlMs = 0uL)) }
+            val zero = assertThrows<CourierException.Config> { bus.publish("", q, byteArrayOf(), PublishOptions(ttl = 0.milliseconds)) }
             assertEquals("ttl_ms", zero.field)
             bus.publish("", q, "stale".toByteArray(), PublishOptions(messageId = "stale", headers = mapOf("x-courier-deadline" to "1000")))
-            bus.publish("", q, "fresh".toByteArray(), PublishOptions(messageId = "fresh", ttlMs = 60_000uL))
+            bus.publish("", q, "fresh".toByteArray(), PublishOptions(messageId = "fresh", ttl = 60_000.milliseconds))
             val consumer = bus.consume(q)
-            val d = checkNotNull(consumer.next(5_000uL))
+            val d = checkNotNull(consumer.next(5_000.milliseconds))
             assertEquals("fresh", d.messageId())
-            val left = checkNotNull(d.remainingMs())
-            assertTrue(left in 1uL..60_000uL, "$left")
+            val left = checkNotNull(d.remaining())
+            assertTrue(left > Duration.ZERO && left <= 60.seconds, "$left")
             d.ack()
             val dead = bus.consume("$q.dlq")
-            val parked = checkNotNull(dead.next(5_000uL))
+            val parked = checkNotNull(dead.next(5_000.milliseconds))
             assertEquals("stale", parked.messageId())
-            assertEquals(0uL, parked.remainingMs())
+            assertEquals(Duration.ZERO, parked.remaining())
             parked.ack()
             assertEquals(1uL, bus.stats().expired)
             consumer.shutdown()
@@ -114,7 +117,7 @@ class BatchTest {
 
     @Test
     fun `deadlineFromHeaders reads the caller's budget`() {
-        assertEquals(1500uL, deadlineFromHeaders(mapOf("X-Courier-Deadline-Ms" to "1500")))
+        assertEquals(1500.milliseconds, deadlineFromHeaders(mapOf("X-Courier-Deadline-Ms" to "1500")))
         assertNull(deadlineFromHeaders(mapOf("accept" to "*/*")))
         val bad = assertThrows<CourierException.Config> { deadlineFromHeaders(mapOf("x-courier-deadline-ms" to "soon")) }
         assertEquals("x-courier-deadline-ms", bad.field)

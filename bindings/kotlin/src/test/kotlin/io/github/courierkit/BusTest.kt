@@ -25,6 +25,7 @@ import org.junit.jupiter.api.TestInstance
 import org.junit.jupiter.api.Timeout
 import org.junit.jupiter.api.assertThrows
 import java.util.UUID
+import kotlin.time.Duration.Companion.milliseconds
 
 /** Against the RabbitMQ at `$COURIER_AMQP_URL` (default: guest on localhost). */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
@@ -63,10 +64,10 @@ class BusTest {
         try {
             // Messages left by an interrupted earlier run are acked away, not asserted on.
             // Settled inside the flow: leaving it with `first` shuts the consumer down.
-            val delivery = consumer.asFlow(timeoutMs = 10_000uL).first { d ->
+            val delivery = consumer.asFlow(timeout = 10_000.milliseconds).first { d ->
                 d.process { it.messageId() == receipt.messageId }
             }
-            assertNull(consumer.next(100uL), "first {} shut the consumer down")
+            assertNull(consumer.next(100.milliseconds), "first {} shut the consumer down")
             assertArrayEquals("hello from kotlin".toByteArray(), delivery.body())
             assertEquals("kotlin", delivery.headers()["x-lang"])
             assertEquals("c-1", delivery.correlationId())
@@ -90,7 +91,7 @@ class BusTest {
         }
         collecting.cancelAndJoin()
 
-        assertNull(consumer.next(5_000uL), "a shut-down consumer yields null")
+        assertNull(consumer.next(5_000.milliseconds), "a shut-down consumer yields null")
     }
 
     @Test
@@ -100,7 +101,7 @@ class BusTest {
         // Requests left by an interrupted earlier run expired with their timeout.
         val serving = serveEcho(bus, queue)
         try {
-            val reply = bus.request(queue, "ping".toByteArray(), timeoutMs = 10_000uL)
+            val reply = bus.request(queue, "ping".toByteArray(), timeout = 10_000.milliseconds)
             assertEquals("echo: ping", String(reply.body()))
         } finally {
             serving.cancelAndJoin()
@@ -167,11 +168,11 @@ class MemoryBusTest {
             bus.declareQueue("orders")
             val receipt = bus.publish(
                 "", "orders", "hello".toByteArray(),
-                PublishOptions(headers = mapOf("x-lang" to "kotlin"), correlationId = "c-1", deadlineMs = 2_000uL),
+                PublishOptions(headers = mapOf("x-lang" to "kotlin"), correlationId = "c-1", deadline = 2_000.milliseconds),
             )
             val consumer = bus.consume("orders")
             try {
-                val delivery = checkNotNull(consumer.next(5_000uL)) { "a delivery must arrive" }
+                val delivery = checkNotNull(consumer.next(5_000.milliseconds)) { "a delivery must arrive" }
                 assertEquals(receipt.messageId, delivery.messageId())
                 assertArrayEquals("hello".toByteArray(), delivery.body())
                 assertEquals("kotlin", delivery.headers()["x-lang"])
@@ -208,13 +209,13 @@ class MemoryBusTest {
                 // The first copy is acked before the next pull, so the second is a known
                 // duplicate there: core acks and skips it, and hands over order-2.
                 repeat(2) {
-                    val delivery = checkNotNull(consumer.next(5_000uL)) { "a delivery must arrive" }
+                    val delivery = checkNotNull(consumer.next(5_000.milliseconds)) { "a delivery must arrive" }
                     seen += delivery.messageId()
                     delivery.ack()
                 }
                 assertEquals(listOf("order-1", "order-2"), seen, "each message id reaches the application once")
                 assertThrows<CourierException.Timeout>("nothing is left: the duplicate was consumed by core") {
-                    consumer.next(200uL)
+                    consumer.next(200.milliseconds)
                 }
             } finally {
                 consumer.shutdown()
@@ -235,7 +236,7 @@ class MemoryBusTest {
             val consumer = bus.consume("orders", dedup = false)
             try {
                 repeat(2) {
-                    val delivery = checkNotNull(consumer.next(5_000uL)) { "a delivery must arrive" }
+                    val delivery = checkNotNull(consumer.next(5_000.milliseconds)) { "a delivery must arrive" }
                     assertEquals("same", delivery.messageId())
                     delivery.ack()
                 }
@@ -269,7 +270,7 @@ class MemoryBusTest {
                     )
                     reply.ack() // a reply was settled by the broker: a no-op
 
-                    val second = client.request("pricing", "again".toByteArray(), timeoutMs = 2_000uL)
+                    val second = client.request("pricing", "again".toByteArray(), timeout = 2_000.milliseconds)
                     assertEquals("echo: again", String(second.body()))
                 } finally {
                     serving.cancelAndJoin()
@@ -296,7 +297,7 @@ class MemoryBusTest {
             }
             try {
                 val error = assertThrows<CourierException.Timeout> {
-                    bus.request("silent", "hello?".toByteArray(), timeoutMs = 300uL)
+                    bus.request("silent", "hello?".toByteArray(), timeout = 300.milliseconds)
                 }
                 assertTrue(error.detail.contains("request"), error.detail)
                 assertEquals(1, served.size, "the server got the request")
@@ -312,7 +313,7 @@ class MemoryBusTest {
     fun `a request no queue takes is Unroutable`() = runBlocking {
         memoryBus(memoryUrl("rpc-unroutable")).using { bus ->
             assertThrows<CourierException.Unroutable> {
-                bus.request("nobody-home", "hello?".toByteArray(), timeoutMs = 2_000uL)
+                bus.request("nobody-home", "hello?".toByteArray(), timeout = 2_000.milliseconds)
             }
             Unit
         }

@@ -17,6 +17,7 @@ import org.junit.jupiter.api.assertThrows
 import org.junit.jupiter.params.ParameterizedTest
 import org.junit.jupiter.params.provider.ValueSource
 import java.util.UUID
+import kotlin.time.Duration.Companion.milliseconds
 
 /**
  * Coroutine cancellation on the bus: the cancelled coroutine ends with a
@@ -58,7 +59,7 @@ class CancelTest {
             val queue = "courier-kt.cancel.rpc.${UUID.randomUUID()}"
             bus.declareQueue(queue, QueueOptions(quorum = false))
             val server = bus.serve(queue) // takes the request and never answers
-            val request = async { bus.request(queue, "x".toByteArray(), timeoutMs = 30_000uL) }
+            val request = async { bus.request(queue, "x".toByteArray(), timeout = 30_000.milliseconds) }
             eventually("the request in flight") { bus.stats().rpcInFlight == 1uL }
             request.cancel()
             assertThrows<CancellationException> { request.await() }
@@ -76,14 +77,14 @@ class CancelTest {
             bus.declareQueue(queue, QueueOptions(quorum = false))
             val consumer = bus.consume(queue)
             val waiting = async(start = CoroutineStart.UNDISPATCHED) { consumer.next() }
-            val batch = async(start = CoroutineStart.UNDISPATCHED) { consumer.nextBatch(5u, 30_000uL) }
+            val batch = async(start = CoroutineStart.UNDISPATCHED) { consumer.nextBatch(5u, 30_000.milliseconds) }
             // UNDISPATCHED: both ran to their first suspension, waiting inside the core.
             waiting.cancel()
             batch.cancel()
             assertThrows<CancellationException> { waiting.await() }
             assertThrows<CancellationException> { batch.await() }
             bus.publish("", queue, "later".toByteArray(), PublishOptions(messageId = "m1"))
-            val delivery = consumer.next(5_000uL)
+            val delivery = consumer.next(5_000.milliseconds)
             assertNotNull(delivery)
             assertEquals("m1", delivery!!.messageId())
             delivery.ack()

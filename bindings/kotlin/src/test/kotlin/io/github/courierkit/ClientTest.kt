@@ -11,6 +11,7 @@ import org.junit.jupiter.api.BeforeAll
 import org.junit.jupiter.api.Test
 import org.junit.jupiter.api.Timeout
 import org.junit.jupiter.api.assertThrows
+import kotlin.time.Duration.Companion.milliseconds
 
 @Timeout(30)
 class ClientTest : WithTestkit(upstreams = 2) {
@@ -98,7 +99,7 @@ class ClientTest : WithTestkit(upstreams = 2) {
 
         val started = System.nanoTime()
         val error = assertThrows<CourierException.Timeout> {
-            runBlocking { client.call(Request(method = "GET", target = "echo", path = "/slow", deadlineMs = 200uL)) }
+            runBlocking { client.call(Request(method = "GET", target = "echo", path = "/slow", deadline = 200.milliseconds)) }
         }
         val elapsedMs = (System.nanoTime() - started) / 1_000_000
 

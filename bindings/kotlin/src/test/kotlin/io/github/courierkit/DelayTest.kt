@@ -15,9 +15,10 @@ import org.junit.jupiter.api.assertThrows
 import org.junit.jupiter.params.ParameterizedTest
 import org.junit.jupiter.params.provider.ValueSource
 import java.util.UUID
+import kotlin.time.Duration.Companion.milliseconds
 
 /**
- * Delayed publishes (`delayMs`) and delayed retries (`retryDelaysMs`) on RabbitMQ and
+ * Delayed publishes (`delay`) and delayed retries (`retryDelays`) on RabbitMQ and
  * memory://. Delays are checked as lower bounds: a message may never arrive early.
  */
 @Timeout(30)
@@ -27,7 +28,7 @@ class DelayTest {
         else -> "memory://kotlin-delay-${UUID.randomUUID()}"
     }
 
-    private suspend fun Consumer.take(): Delivery = checkNotNull(next(5_000uL)) { "a delivery within 5 s" }
+    private suspend fun Consumer.take(): Delivery = checkNotNull(next(5_000.milliseconds)) { "a delivery within 5 s" }
 
     @ParameterizedTest
     @ValueSource(strings = ["amqp", "memory"])
@@ -37,7 +38,7 @@ class DelayTest {
             val queue = "courier-test.kotlin.delayed.${UUID.randomUUID()}"
             bus.declareQueue(queue, QueueOptions(quorum = false, deadLetter = false))
             val sent = System.nanoTime()
-            val receipt = bus.publish("", queue, "later".toByteArray(), PublishOptions(delayMs = 700uL))
+            val receipt = bus.publish("", queue, "later".toByteArray(), PublishOptions(delay = 700.milliseconds))
             bus.publish("", queue, "now".toByteArray())
             val consumer = bus.consume(queue)
             val first = consumer.take()
@@ -63,7 +64,7 @@ class DelayTest {
         val bus = Bus.connect("""{"urls": ["${url(transport)}"]}""")
         try {
             val queue = "courier-test.kotlin.retry.${UUID.randomUUID()}"
-            bus.declareQueue(queue, QueueOptions(retryDelaysMs = listOf(200uL, 400uL)))
+            bus.declareQueue(queue, QueueOptions(retryDelays = listOf(200.milliseconds, 400.milliseconds)))
             bus.publish("", queue, "flaky".toByteArray(), PublishOptions(messageId = "order-1"))
             val consumer = bus.consume(queue)
             var delivery = consumer.take()
@@ -98,15 +99,15 @@ class DelayTest {
         try {
             bus.declareQueue("orders")
             val zero = assertThrows<CourierException.Config> {
-                bus.declareQueue("retrying", QueueOptions(retryDelaysMs = listOf(1_000uL, 0uL)))
+                bus.declareQueue("retrying", QueueOptions(retryDelays = listOf(1_000.milliseconds, 0.milliseconds)))
             }
             assertEquals("retry_delays_ms[1]", zero.field)
             val noDlq = assertThrows<CourierException.Config> {
-                bus.declareQueue("retrying", QueueOptions(deadLetter = false, retryDelaysMs = listOf(1uL)))
+                bus.declareQueue("retrying", QueueOptions(deadLetter = false, retryDelays = listOf(1.milliseconds)))
             }
             assertEquals("retry_delays_ms", noDlq.field)
             val never = assertThrows<CourierException.Config> {
-                bus.publish("", "orders", "x".toByteArray(), PublishOptions(delayMs = 0uL))
+                bus.publish("", "orders", "x".toByteArray(), PublishOptions(delay = 0.milliseconds))
             }
             assertEquals("delay_ms", never.field)
             assertEquals(0uL, bus.stats().published)

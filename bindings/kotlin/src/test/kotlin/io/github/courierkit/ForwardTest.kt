@@ -11,6 +11,7 @@ import org.junit.jupiter.api.assertThrows
 import org.junit.jupiter.params.ParameterizedTest
 import org.junit.jupiter.params.provider.ValueSource
 import java.util.UUID
+import kotlin.time.Duration.Companion.milliseconds
 
 /** `Delivery.forward`: the next workflow step under an id derived from the current one. */
 @Timeout(30)
@@ -46,7 +47,7 @@ class ForwardTest {
             val step1 = bus.consume(first, dedup = false)
             var forwarded = ""
             repeat(2) {
-                val d = checkNotNull(step1.next(5_000uL))
+                val d = checkNotNull(step1.next(5_000.milliseconds))
                 val sent = d.forward("", last, "step 2".toByteArray())
                 assertEquals(nextId("order-1", "", last), sent.messageId)
                 assertEquals(receipt.trace["traceparent"]!!.split("-")[1], sent.trace["traceparent"]!!.split("-")[1])
@@ -55,7 +56,7 @@ class ForwardTest {
             }
             step1.shutdown()
             val step2 = bus.consume(last)
-            val d = checkNotNull(step2.next(5_000uL))
+            val d = checkNotNull(step2.next(5_000.milliseconds))
             assertEquals(forwarded, d.messageId())
             assertEquals("step 2", String(d.body()))
             val mine = assertThrows<CourierException.Config> {
@@ -63,7 +64,7 @@ class ForwardTest {
             }
             assertEquals("message_id", mine.field)
             d.ack()
-            assertThrows<CourierException.Timeout> { step2.next(300uL) }
+            assertThrows<CourierException.Timeout> { step2.next(300.milliseconds) }
             val stats = bus.stats()
             assertEquals(3uL to 1uL, stats.acked to stats.deduplicated)
             step2.shutdown()

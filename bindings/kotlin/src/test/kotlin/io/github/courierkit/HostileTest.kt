@@ -13,6 +13,9 @@ import org.junit.jupiter.api.Test
 import org.junit.jupiter.api.Timeout
 import org.junit.jupiter.api.assertThrows
 import java.util.UUID
+import kotlin.time.Duration.Companion.milliseconds
+import kotlin.time.Duration
+import kotlin.time.Duration.Companion.days
 
 /** Hostile input and hostile peers: limits, paths, header names and secrets (each once broke). */
 @Timeout(30)
@@ -59,7 +62,7 @@ class HostileTest : WithTestkit(upstreams = 1) {
             val consumer = bus.consume(queue, prefetch = 10u)
             try {
                 for (expected in listOf("first", "second")) {
-                    val d = consumer.next(5_000uL) ?: error("$expected never arrived")
+                    val d = consumer.next(5_000.milliseconds) ?: error("$expected never arrived")
                     assertEquals(expected, String(d.body()))
                     assertEquals(null, d.messageId(), "an empty id is no id")
                     d.ack()
@@ -88,13 +91,13 @@ class HostileTest : WithTestkit(upstreams = 1) {
             val consumer = bus.consume(queue, prefetch = 10u)
             try {
                 bus.publish("", queue, "before".toByteArray(), PublishOptions(messageId = "before"))
-                val first = consumer.next(10_000uL) ?: error("before never arrived")
+                val first = consumer.next(10_000.milliseconds) ?: error("before never arrived")
                 assertEquals("before", first.messageId())
                 first.ack()
                 proxy.cut()
                 // Waits for the new connection.
                 bus.publish("", queue, "after".toByteArray(), PublishOptions(messageId = "after"))
-                val second = consumer.next(30_000uL) ?: error("the consumer was not subscribed again")
+                val second = consumer.next(30_000.milliseconds) ?: error("the consumer was not subscribed again")
                 assertEquals("after", second.messageId())
                 second.ack()
             } finally {
@@ -162,7 +165,7 @@ class HostileTest : WithTestkit(upstreams = 1) {
                 "tok503": {"endpoints": ["http://$token@$up"]}}}""",
         ).use { client ->
             for (target in listOf("pw", "tok", "http://user:$password@127.0.0.1:1/x", "http://$token@127.0.0.1:1/x")) {
-                attempt { client.get(target, "/", deadlineMs = 2000uL) }
+                attempt { client.get(target, "/", deadline = 2000.milliseconds) }
             }
             for (target in listOf("pw503", "tok503")) assertEquals(503, client.get(target, "/").status.toInt())
             shown += client.stats().toString()
@@ -187,12 +190,14 @@ class HostileTest : WithTestkit(upstreams = 1) {
     }
 
     @Test
-    fun `a deadline beyond 30 days is a config error, not an overflow`() = runBlocking {
+    fun `a deadline beyond 30 days or below zero is a config error, not an overflow`() = runBlocking {
         Client("""{"services": {"orders": {"endpoints": ["${kit.upstreams[0]}"]}}}""").use { client ->
-            val e = assertThrows<CourierException.Config> {
-                runBlocking { client.get("orders", "/", deadlineMs = ULong.MAX_VALUE) }
+            for (deadline in listOf(Duration.INFINITE, 31.days, (-1).milliseconds)) {
+                val e = assertThrows<CourierException.Config>("$deadline") {
+                    runBlocking { client.get("orders", "/", deadline = deadline) }
+                }
+                assertEquals("deadline_ms", e.field)
             }
-            assertEquals("deadline_ms", e.field)
         }
         assertEquals(0L, kit.requestCount(0))
     }

@@ -14,6 +14,7 @@ import org.junit.jupiter.api.assertThrows
 import org.junit.jupiter.params.ParameterizedTest
 import org.junit.jupiter.params.provider.ValueSource
 import java.util.UUID
+import kotlin.time.Duration.Companion.milliseconds
 
 /** `Delivery.process` settles by scope; a flow left early shuts its consumer down. */
 @Timeout(30)
@@ -32,7 +33,7 @@ class ProcessTest {
             bus.declareQueue(q, QueueOptions(quorum = false))
             for (i in 0 until 4) bus.publish("", q, byteArrayOf(), PublishOptions(messageId = "p$i"))
             val consumer = bus.consume(q, dedup = false)
-            suspend fun next() = checkNotNull(consumer.next(5_000uL))
+            suspend fun next() = checkNotNull(consumer.next(5_000.milliseconds))
             assertEquals("p0", next().process { it.messageId() })
             assertThrows<IllegalStateException> { next().process(requeue = false) { error("bad") } }
             val rejected = next()
@@ -47,7 +48,7 @@ class ProcessTest {
             assertEquals(Triple(2uL, 2uL, 1uL), Triple(stats.acked, stats.nacked, stats.rejected))
             consumer.shutdown()
             val dead = bus.consume("$q.dlq")
-            val parked = List(2) { checkNotNull(dead.next(5_000uL)) }
+            val parked = List(2) { checkNotNull(dead.next(5_000.milliseconds)) }
             assertEquals(listOf("p1", "p2"), parked.map { it.messageId() })
             parked.forEach { it.ack() }
             dead.shutdown()
@@ -64,10 +65,10 @@ class ProcessTest {
             bus.publish("", "orders", "1".toByteArray())
             bus.publish("", "orders", "2".toByteArray())
             val consumer = bus.consume("orders")
-            consumer.asFlow(5_000uL).take(1).collect { d -> d.process { assertEquals("1", String(it.body())) } }
-            assertNull(consumer.next(1_000uL), "take(1) shut the consumer down")
+            consumer.asFlow(5_000.milliseconds).take(1).collect { d -> d.process { assertEquals("1", String(it.body())) } }
+            assertNull(consumer.next(1_000.milliseconds), "take(1) shut the consumer down")
             val again = bus.consume("orders")
-            val d = checkNotNull(again.next(5_000uL))
+            val d = checkNotNull(again.next(5_000.milliseconds))
             assertEquals("2", String(d.body()))
             d.ack()
             again.shutdown()

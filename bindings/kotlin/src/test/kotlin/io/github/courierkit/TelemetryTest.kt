@@ -31,6 +31,7 @@ import java.util.concurrent.TimeUnit
 import java.util.logging.Handler
 import java.util.logging.Level
 import java.util.logging.Logger
+import kotlin.time.Duration.Companion.milliseconds
 
 /**
  * Telemetry from Kotlin: core's log records in java.util.logging and SLF4J, a host span from
@@ -214,7 +215,7 @@ class TelemetryTest : WithTestkit(upstreams = 1) {
             host.end()
         }
         val consumer = bus.consume("telemetry")
-        val delivery = checkNotNull(consumer.next(5_000uL))
+        val delivery = checkNotNull(consumer.next(5_000.milliseconds))
         assertEquals(receipt.traceContext(), delivery.traceContext())
         delivery.ack()
         // The CONSUMER span lasts until the delivery is dropped: free it now.
@@ -286,7 +287,7 @@ class TelemetryTest : WithTestkit(upstreams = 1) {
             "metrics_endpoint" to { Courier.configureTelemetry(metricsEndpoint = "not a url") },
             "sampler" to { Courier.configureTelemetry(sampler = "xray") },
             "sampler_arg" to { Courier.configureTelemetry(sampler = "traceidratio", samplerArg = "2") },
-            "metrics_interval_ms" to { Courier.configureTelemetry(metricsIntervalMs = 0uL) },
+            "metrics_interval_ms" to { Courier.configureTelemetry(metricsInterval = 0.milliseconds) },
         )
         // Metrics off: every case below would turn them on (the default), so an empty text
         // afterwards shows that a refused configuration changed nothing.

@@ -12,6 +12,7 @@ import org.junit.jupiter.api.Test
 import org.junit.jupiter.api.Timeout
 import org.junit.jupiter.api.assertThrows
 import java.io.File
+import kotlin.time.Duration.Companion.milliseconds
 
 /** TLS through the binding: the `tls` section passes through as JSON; handshake failures are `Tls`. */
 @Timeout(30)
@@ -59,10 +60,10 @@ class TlsTest : WithTestkit(upstreams = 0) {
             val consumer = bus.consume(queue)
             try {
                 // Messages left by an interrupted earlier run are acked away, not asserted on.
-                var delivery = checkNotNull(consumer.next(5_000uL)) { "a delivery must arrive" }
+                var delivery = checkNotNull(consumer.next(5_000.milliseconds)) { "a delivery must arrive" }
                 while (delivery.messageId() != receipt.messageId) {
                     delivery.ack()
-                    delivery = checkNotNull(consumer.next(5_000uL)) { "a delivery must arrive" }
+                    delivery = checkNotNull(consumer.next(5_000.milliseconds)) { "a delivery must arrive" }
                 }
                 assertEquals("over tls", String(delivery.body()))
                 delivery.ack()

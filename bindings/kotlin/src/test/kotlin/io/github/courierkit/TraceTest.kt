@@ -24,6 +24,7 @@ import org.junit.jupiter.api.Test
 import org.junit.jupiter.api.Timeout
 import org.junit.jupiter.api.assertThrows
 import java.util.UUID
+import kotlin.time.Duration.Companion.milliseconds
 
 /** TraceContext, and the current OpenTelemetry span as the parent of calls and messages. */
 @Timeout(30)
@@ -81,7 +82,7 @@ class TraceTest : WithTestkit(upstreams = 1) {
             assertEquals(receipt.trace, receipt.traceContext().toCarrier())
             val consumer = bus.consume("orders")
             try {
-                val delivery = checkNotNull(consumer.next(5_000uL))
+                val delivery = checkNotNull(consumer.next(5_000.milliseconds))
                 assertEquals(receipt.traceContext(), delivery.traceContext())
                 delivery.ack()
             } finally {
@@ -142,9 +143,9 @@ class TraceTest : WithTestkit(upstreams = 1) {
                 // Started undispatched, so the request is made here, inside the span, before
                 // this coroutine suspends to take it from the server.
                 val pending = async(start = CoroutineStart.UNDISPATCHED) {
-                    bus.request("pricing", "q".toByteArray(), timeoutMs = 5_000uL)
+                    bus.request("pricing", "q".toByteArray(), timeout = 5_000.milliseconds)
                 }
-                val request = checkNotNull(server.next(5_000uL))
+                val request = checkNotNull(server.next(5_000.milliseconds))
                 assertEquals(traceId, request.traceContext().traceId(), "the server sees the span's trace")
                 request.reply("ok".toByteArray())
                 request.ack()

@@ -11,6 +11,7 @@ import org.junit.jupiter.api.Test
 import org.junit.jupiter.api.Timeout
 import org.junit.jupiter.api.assertThrows
 import java.util.UUID
+import kotlin.time.Duration.Companion.milliseconds
 
 /** `use { }` shuts a client, bus or consumer down and frees its handle, however the block ends. */
 @Timeout(30)
@@ -27,12 +28,12 @@ class UseTest {
             bus.declareQueue("orders")
             bus.publish("", "orders", "1".toByteArray())
             val consumer = bus.consume("orders", dedup = false)
-            val body = consumer.use { String(checkNotNull(it.next(5_000uL)).body()) }
+            val body = consumer.use { String(checkNotNull(it.next(5_000.milliseconds)).body()) }
             assertEquals("1", body)
             // Freed: the handle is gone, not merely closed.
-            assertThrows<IllegalStateException> { runBlocking { consumer.next(0uL) } }
+            assertThrows<IllegalStateException> { runBlocking { consumer.next(0.milliseconds) } }
             val again = bus.consume("orders", dedup = false)
-            val d = checkNotNull(again.next(5_000uL)) { "the unsettled delivery went back to the queue" }
+            val d = checkNotNull(again.next(5_000.milliseconds)) { "the unsettled delivery went back to the queue" }
             assertEquals("1" to true, String(d.body()) to d.redelivered())
             d.ack()
             again.shutdown()
@@ -66,15 +67,15 @@ class UseTest {
             val consumer = bus.consume("orders", dedup = false)
             val waiting = async {
                 consumer.use {
-                    checkNotNull(it.next(5_000uL)) // taken, never settled
-                    it.next(10_000uL) // cancelled while waiting here
+                    checkNotNull(it.next(5_000.milliseconds)) // taken, never settled
+                    it.next(10_000.milliseconds) // cancelled while waiting here
                 }
             }
             while (bus.stats().delivered < 1uL) yield()
             waiting.cancelAndJoin()
-            assertThrows<IllegalStateException> { runBlocking { consumer.next(0uL) } }
+            assertThrows<IllegalStateException> { runBlocking { consumer.next(0.milliseconds) } }
             val again = bus.consume("orders", dedup = false)
-            val d = checkNotNull(again.next(5_000uL)) { "the shutdown returned the unsettled delivery" }
+            val d = checkNotNull(again.next(5_000.milliseconds)) { "the shutdown returned the unsettled delivery" }
             assertEquals(true, d.redelivered())
             d.ack()
             again.shutdown()
