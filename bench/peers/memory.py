@@ -154,7 +154,7 @@ def dedup_run(dedup: bool) -> int:
                     [courierkit.BatchMessage("", "q", b"", message_id=i) for i in ids[start : start + 1000]]
                 )
                 assert not any(isinstance(r, Exception) for r in receipts)
-                batch = consumer.next_batch(1000, timeout_ms=5000)
+                batch = consumer.next_batch(1000, timeout=5)
                 assert batch is not None
                 batch.ack()
         return rss_kib() - before

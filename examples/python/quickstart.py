@@ -49,12 +49,12 @@ def messaging(url: str) -> None:
     queue = f"quickstart.{uuid.uuid4().hex[:8]}"
     with courierkit.Bus.connect({"urls": [url]}) as bus:
         # A classic queue without a dead-letter queue: nothing is left behind on a broker.
-        bus.declare_queue(queue, quorum=False, dead_letter=False, ttl_ms=60_000)
+        bus.declare_queue(queue, quorum=False, dead_letter=False, ttl=60)
         receipt = bus.publish("", queue, b'{"order": 42}')
         where = url.split("@")[-1]  # no credentials in the output
         print(f"[{where}] published {receipt.message_id} (confirmed)")
         with bus.consume(queue) as consumer:
-            delivery = consumer.next(timeout_ms=5000)
+            delivery = consumer.next(timeout=5)
             assert delivery is not None, "no delivery within 5 s"
             assert delivery.message_id == receipt.message_id
             delivery.ack()

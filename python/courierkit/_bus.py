@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypedDict, Union, overload
 
 from . import _courier
-from ._config import body_bytes, config_error, known, text, to_json, whole
+from ._config import Seconds, body_bytes, config_error, known, millis, seconds, text, to_json, whole
 from ._errors import CourierError
 from ._stats import BusStats
 from ._trace import Trace, parent
@@ -46,16 +46,16 @@ class _QueueKwargs(TypedDict, total=False):
     quorum: bool | None
     delivery_limit: int | None
     dead_letter: bool | None
-    ttl_ms: int | None
-    retry_delays_ms: Sequence[int] | None
+    ttl: Seconds | None
+    retry_delays: Sequence[Seconds] | None
 
 
-def _retry_delays(delays: Sequence[int] | None) -> list[int] | None:
+def _retry_delays(delays: Sequence[Seconds] | None) -> list[int] | None:
     if delays is None:
         return None
     if isinstance(delays, (str, bytes)) or not isinstance(delays, Sequence):
-        raise config_error("retry_delays_ms", f"must be a list of ints, got {type(delays).__name__}")
-    return [whole(f"retry_delays_ms[{i}]", d) or 0 for i, d in enumerate(delays)]
+        raise config_error("retry_delays_ms", f"must be a list of durations, got {type(delays).__name__}")
+    return [millis(f"retry_delays_ms[{i}]", d) or 0 for i, d in enumerate(delays)]
 
 
 def _queue_options(kw: _QueueKwargs) -> _QueueOptions:
@@ -64,8 +64,8 @@ def _queue_options(kw: _QueueKwargs) -> _QueueOptions:
         "quorum": kw.get("quorum"),
         "delivery_limit": whole("delivery_limit", kw.get("delivery_limit"), 2**32 - 1),
         "dead_letter": kw.get("dead_letter"),
-        "ttl_ms": whole("ttl_ms", kw.get("ttl_ms")),
-        "retry_delays_ms": _retry_delays(kw.get("retry_delays_ms")),
+        "ttl_ms": millis("ttl_ms", kw.get("ttl")),
+        "retry_delays_ms": _retry_delays(kw.get("retry_delays")),
     }
 
 
@@ -75,9 +75,9 @@ class _PublishKwargs(TypedDict, total=False):
     correlation_id: str | None
     persistent: bool | None
     trace: Trace | None
-    deadline_ms: int | None
-    delay_ms: int | None
-    ttl_ms: int | None
+    deadline: Seconds | None
+    delay: Seconds | None
+    ttl: Seconds | None
 
 
 def _publish_options(kw: _PublishKwargs) -> _PublishOptions:
@@ -88,9 +88,9 @@ def _publish_options(kw: _PublishKwargs) -> _PublishOptions:
         "correlation_id": kw.get("correlation_id"),
         "persistent": kw.get("persistent"),
         "trace": parent(kw.get("trace")),
-        "deadline_ms": whole("deadline_ms", kw.get("deadline_ms")),
-        "delay_ms": whole("delay_ms", kw.get("delay_ms")),
-        "ttl_ms": whole("ttl_ms", kw.get("ttl_ms")),
+        "deadline_ms": millis("deadline_ms", kw.get("deadline")),
+        "delay_ms": millis("delay_ms", kw.get("delay")),
+        "ttl_ms": millis("ttl_ms", kw.get("ttl")),
     }
 
 
@@ -106,7 +106,7 @@ def _consume_options(kw: _ConsumeKwargs) -> _ConsumeOptions:
 
 class _RequestKwargs(TypedDict, total=False):
     exchange: str | None
-    timeout_ms: int | None
+    timeout: Seconds | None
     headers: Mapping[str, str] | None
     trace: Trace | None
 
@@ -115,7 +115,7 @@ def _request_options(kw: _RequestKwargs) -> _RequestOptions:
     known("request", kw, _RequestKwargs.__optional_keys__)
     return {
         "exchange": kw.get("exchange"),
-        "timeout_ms": whole("timeout_ms", kw.get("timeout_ms")),
+        "timeout_ms": millis("timeout_ms", kw.get("timeout")),
         "headers": _headers(kw.get("headers")),
         "trace": parent(kw.get("trace")),
     }
@@ -153,7 +153,7 @@ class _Settles:
 
     def nack(self, requeue: bool | None = None) -> None:
         """Return the message to the queue (``requeue``, the default; on a queue with
-        ``retry_delays_ms``, later) or dead-letter it."""
+        ``retry_delays``, later) or dead-letter it."""
         self._native.nack(requeue)
 
     def reject(self) -> None:
@@ -238,11 +238,11 @@ class Delivery(_Settles):
         return self._native.trace_context
 
     @property
-    def remaining_ms(self) -> int | None:
-        """Milliseconds left until the message's deadline (its publisher's ``ttl_ms``, a
-        request's timeout), 0 once passed; None without one. Pass it on as the deadline
-        of the calls and publishes made for this message."""
-        return self._native.remaining_ms
+    def remaining(self) -> float | None:
+        """Seconds left until the message's deadline (its publisher's ``ttl``, a request's
+        timeout), 0 once passed; None without one. Pass it on as the ``deadline`` of the
+        calls and publishes made for this message."""
+        return seconds(self._native.remaining_ms)
 
     @property
     def is_settled(self) -> bool:
@@ -279,7 +279,7 @@ class Delivery(_Settles):
         """A scope that settles the delivery when it ends, unless the block settled it
         already (a ``forward``, a ``reject``): acked when the block succeeds; when it
         raises, nacked (``requeue``, by default True: on a queue with
-        ``retry_delays_ms``, later) and the exception re-raised.
+        ``retry_delays``, later) and the exception re-raised.
 
         ``with d.process(): handle(d)`` blocks; ``async with d.process(): ...`` awaits.
         """
@@ -368,20 +368,21 @@ class Batch(_Settles, Sequence[Delivery]):
 
 
 class Consumer:
-    """Deliveries from one queue: ``for d in consumer`` or ``consumer.next(timeout_ms=...)``."""
+    """Deliveries from one queue: ``for d in consumer`` or ``consumer.next(timeout=...)``."""
 
     def __init__(self, native: _courier.Consumer) -> None:
         self._native = native
 
-    def next(self, timeout_ms: int | None = None) -> Delivery | None:
-        """The next delivery; None once closed. Raises :class:`courierkit.TimeoutError` on timeout."""
-        native = self._native.next(whole("timeout_ms", timeout_ms))
+    def next(self, timeout: Seconds | None = None) -> Delivery | None:
+        """The next delivery; None once closed. Raises :class:`courierkit.TimeoutError`
+        when ``timeout`` (seconds or a timedelta) passes first."""
+        native = self._native.next(millis("timeout_ms", timeout))
         return None if native is None else Delivery(native)
 
-    def next_batch(self, max: int, timeout_ms: int) -> Batch | None:  # noqa: A002 - the core's name
-        """Up to ``max`` deliveries (1..=prefetch): returns once ``max`` came or ``timeout_ms``
+    def next_batch(self, max: int, timeout: Seconds) -> Batch | None:  # noqa: A002 - the core's name
+        """Up to ``max`` deliveries (1..=prefetch): returns once ``max`` came or ``timeout``
         passed, with fewer or none (an empty batch); None once closed."""
-        native = self._native.next_batch(_max(max), _timeout(timeout_ms))
+        native = self._native.next_batch(_max(max), _timeout(timeout))
         return None if native is None else Batch(native)
 
     def close(self) -> None:
@@ -411,12 +412,12 @@ class AsyncConsumer:
     def __init__(self, native: _courier.Consumer) -> None:
         self._native = native
 
-    async def next(self, timeout_ms: int | None = None) -> Delivery | None:
-        native = await self._native.next_async(whole("timeout_ms", timeout_ms))
+    async def next(self, timeout: Seconds | None = None) -> Delivery | None:
+        native = await self._native.next_async(millis("timeout_ms", timeout))
         return None if native is None else Delivery(native)
 
-    async def next_batch(self, max: int, timeout_ms: int) -> Batch | None:  # noqa: A002 - the core's name
-        native = await self._native.next_batch_async(_max(max), _timeout(timeout_ms))
+    async def next_batch(self, max: int, timeout: Seconds) -> Batch | None:  # noqa: A002 - the core's name
+        native = await self._native.next_batch_async(_max(max), _timeout(timeout))
         return None if native is None else Batch(native)
 
     async def close(self) -> None:
@@ -443,8 +444,8 @@ def _max(value: int) -> int:
     return whole("max", value, 2**32 - 1) or 0
 
 
-def _timeout(value: int) -> int:
-    ms = whole("timeout_ms", value)
+def _timeout(value: Seconds) -> int:
+    ms = millis("timeout_ms", value)
     if ms is None:
         raise config_error("timeout_ms", "is required")
     return ms
@@ -459,13 +460,13 @@ def _messages(messages: Iterable[BatchMessage]) -> list[tuple[str, str, bytes, _
     return out
 
 
-def deadline_from_headers(headers: Mapping[str, str]) -> int | None:
-    """The caller's remaining budget in milliseconds from an incoming HTTP request's
-    headers (``x-courier-deadline-ms``, which courier clients send; any case), for a
-    server to pass on as the deadline of its own calls and publishes; None when the
-    caller sent none. Raises :class:`courierkit.ConfigError` naming the header when its
-    value is not whole milliseconds (answer 400)."""
-    return _courier.deadline_from_headers({str(k): str(v) for k, v in headers.items()})
+def deadline_from_headers(headers: Mapping[str, str]) -> float | None:
+    """The caller's remaining budget in seconds from an incoming HTTP request's headers
+    (``x-courier-deadline-ms``, which courier clients send; any case), for a server to
+    pass on as the ``deadline`` of its own calls and publishes; None when the caller sent
+    none. Raises :class:`courierkit.ConfigError` naming the header when its value is not
+    whole milliseconds (answer 400)."""
+    return seconds(_courier.deadline_from_headers({str(k): str(v) for k, v in headers.items()}))
 
 
 class _BusBase:
@@ -490,7 +491,7 @@ class Bus(_BusBase):
 
     def declare_queue(self, name: str, **options: Unpack[_QueueKwargs]) -> None:
         """Declares ``name``; by default (core's) a quorum queue with a delivery limit of 5
-        and a ``<name>.dlq`` dead-letter queue. With ``retry_delays_ms=[1000, 5000]`` a
+        and a ``<name>.dlq`` dead-letter queue. With ``retry_delays=[1, 5]`` (seconds) a
         ``nack(requeue=True)`` brings the message back after each delay in turn, then
         dead-letters it (docs/messaging.md)."""
         self._native.declare_queue(name, _queue_options(options))
@@ -510,11 +511,12 @@ class Bus(_BusBase):
         ``trace`` is the parent, a :class:`courierkit.TraceContext` or a carrier dict
         (``traceparent``, ...); without it, the current OpenTelemetry span when there is
         one. The message carries a child of the parent, or starts a new trace.
-        ``deadline_ms`` bounds the whole publish, reconnects included (default: the
-        config's ``publish_deadline_ms``). ``persistent`` unless False. ``delay_ms``
-        delivers no earlier than that (through a delay queue; docs/messaging.md).
-        ``ttl_ms``: how long the message stays worth processing; a consumer dead-letters
-        it unprocessed after that (``Delivery.remaining_ms`` is what is left).
+        Durations are seconds or a ``timedelta``. ``deadline`` bounds the whole publish,
+        reconnects included (default: the config's ``publish_deadline_ms``).
+        ``persistent`` unless False. ``delay`` delivers no earlier than that (through a
+        delay queue; docs/messaging.md). ``ttl``: how long the message stays worth
+        processing; a consumer dead-letters it unprocessed after that
+        (``Delivery.remaining`` is what is left).
         """
         return Receipt(*self._native.publish(exchange, routing_key, _bytes(body), _publish_options(options)))
 
@@ -536,10 +538,11 @@ class Bus(_BusBase):
         return Consumer(self._native.serve(queue))
 
     def request(self, routing_key: str, body: Body, **options: Unpack[_RequestKwargs]) -> Delivery:
-        """Sends a request and returns the reply. Raises :class:`courierkit.TimeoutError` when
-        no reply comes within ``timeout_ms`` (default 5000), :class:`courierkit.UnroutableError` when no
-        queue takes the request. ``exchange`` defaults to the default exchange (routing by queue
-        name). ``trace`` as for :meth:`publish`."""
+        """Sends a request and returns the reply. Raises :class:`courierkit.TimeoutError`
+        when no reply comes within ``timeout`` (seconds or a timedelta; default 5),
+        :class:`courierkit.UnroutableError` when no queue takes the request. ``exchange``
+        defaults to the default exchange (routing by queue name). ``trace`` as for
+        :meth:`publish`."""
         return Delivery(self._native.request(routing_key, _bytes(body), _request_options(options)))
 
     def close(self) -> None:

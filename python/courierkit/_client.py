@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypedDict, Union
 
 from . import _courier
-from ._config import body_bytes, flag, known, text, to_json, whole
+from ._config import Seconds, body_bytes, flag, known, millis, text, to_json
 from ._errors import HTTPStatusError
 from ._stats import ClientStats
 from ._trace import Trace, parent
@@ -108,8 +108,8 @@ class _CallKwargs(TypedDict, total=False):
     body: Body | None
     json: Any
     query: Query | None
-    deadline_ms: int | None
-    timeout_ms: int | None
+    deadline: Seconds | None
+    timeout: Seconds | None
     idempotency_key: str | None
     idempotent: bool | None
     version: str | None
@@ -141,8 +141,8 @@ def _request(method: str, target: str, path: str | None, options: _CallKwargs) -
         "headers": headers,
         "body": body_bytes(body),
         "query": _pairs("query", options.get("query")),
-        "deadline_ms": whole("deadline_ms", options.get("deadline_ms")),
-        "timeout_ms": whole("timeout_ms", options.get("timeout_ms")),
+        "deadline_ms": millis("deadline_ms", options.get("deadline")),
+        "timeout_ms": millis("timeout_ms", options.get("timeout")),
         "idempotency_key": options.get("idempotency_key"),
         "idempotent": flag("idempotent", options.get("idempotent")),
         "version": options.get("version"),

@@ -7,8 +7,10 @@ core's, the same in every language."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
-from typing import Any
+from datetime import timedelta
+from typing import Any, Union
 
 from ._errors import ConfigError
 
@@ -68,6 +70,35 @@ def flag(field: str, value: object) -> bool | None:
     if value is None or isinstance(value, bool):
         return value
     raise config_error(field, f"must be a bool, got {type(value).__name__}")
+
+
+Seconds = Union[float, timedelta]
+"""A duration argument: seconds as an ``int`` or ``float`` (``2.5``), or a ``timedelta``."""
+
+
+def millis(field: str, value: object) -> int | None:
+    """An optional duration argument (:data:`Seconds`) as the whole milliseconds the
+    native module takes, a finer part dropped. ``field`` is the schema's name
+    (``deadline_ms``), which core's own range check names too, so an error names the
+    same field in every language. Not a bool, NaN, an infinity or below zero."""
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        if value < timedelta(0):
+            raise config_error(field, f"must not be negative, got {value}")
+        return whole(field, value // timedelta(milliseconds=1))
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise config_error(field, f"must be seconds (a number or a timedelta), got {type(value).__name__}")
+    if not math.isfinite(value) or value < 0:
+        raise config_error(field, f"must be finite seconds, not negative, got {value}")
+    # Through whole microseconds first, so that 0.57 s is 570 ms, not 569 (0.57 * 1000
+    # is 569.99999999999989 in binary floating point).
+    return whole(field, round(value * 1_000_000) // 1_000)
+
+
+def seconds(ms: int | None) -> float | None:
+    """Whole milliseconds from the native module as seconds."""
+    return None if ms is None else ms / 1_000
 
 
 def whole(field: str, value: object, maximum: int = 2**64 - 1) -> int | None:

@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import timedelta
 from typing import Union
 
 from . import _courier
-from ._config import config_error
+from ._config import Seconds, config_error, millis
 
 _LEVELS = {
     "error": logging.ERROR,
@@ -82,19 +81,12 @@ def configure_telemetry(
     sampler: str | None = None,
     sampler_arg: str | None = None,
     metrics: bool = True,
-    metrics_interval: float | timedelta | None = None,
+    metrics_interval: Seconds | None = None,
 ) -> None:
     """Replaces the telemetry settings the environment gave: the full OTLP/HTTP URLs
     (``http://collector:4318/v1/traces``, ``.../v1/metrics``; ``None`` exports nothing),
     the ``service.name``, the sampler (``OTEL_TRACES_SAMPLER`` names), whether metrics
     are recorded, and how often they are exported (seconds or a timedelta)."""
-    if isinstance(metrics_interval, timedelta):
-        metrics_interval = metrics_interval.total_seconds()
-    interval_ms = None
-    if metrics_interval is not None:
-        if isinstance(metrics_interval, bool) or not isinstance(metrics_interval, (int, float)):
-            raise config_error("metrics_interval", "must be seconds as a number or a timedelta")
-        interval_ms = round(metrics_interval * 1000)
     if not isinstance(metrics, bool):
         raise config_error("metrics", "must be True or False")
     _courier.configure_telemetry(
@@ -105,7 +97,7 @@ def configure_telemetry(
             "sampler": sampler,
             "sampler_arg": sampler_arg,
             "metrics": metrics,
-            "metrics_interval_ms": interval_ms,
+            "metrics_interval_ms": millis("metrics_interval_ms", metrics_interval),
         }
     )
 

@@ -81,13 +81,6 @@ pub(crate) fn configure_telemetry(options: TelemetryArg) -> PyResult<()> {
         metrics: options.metrics,
         metrics_interval_ms: options.metrics_interval_ms,
     })
-    // Python takes the interval in seconds, as `metrics_interval`.
-    .map_err(|e| match e {
-        courierkit::Error::Config { field, reason } if field == "metrics_interval_ms" => {
-            courierkit::Error::config("metrics_interval", reason)
-        }
-        other => other,
-    })
     .py()?;
     telemetry::configure(&settings).py()
 }

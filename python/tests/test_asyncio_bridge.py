@@ -20,7 +20,7 @@ async def publish_all(name: str, n: int) -> list[int]:
     await bus.declare_queue("q")
     receipts = await asyncio.gather(*(bus.publish("", "q", str(i).encode()) for i in range(n)))
     consumer = await bus.consume("q", prefetch=n)
-    bodies = [(await consumer.next(timeout_ms=5000)).body for _ in range(n)]
+    bodies = [(await consumer.next(timeout=5)).body for _ in range(n)]
     await bus.close()
     assert all(r is not None for r in receipts)
     return sorted(int(b) for b in bodies)
@@ -79,7 +79,7 @@ def test_a_cancelled_awaitable_is_not_settled_later():
         bus = await courierkit.AsyncBus.connect({"urls": ["memory://bridge-cancel"]})
         await bus.declare_queue("q")
         consumer = await bus.consume("q")
-        waiting = asyncio.ensure_future(consumer.next(timeout_ms=10_000))
+        waiting = asyncio.ensure_future(consumer.next(timeout=10))
         await asyncio.sleep(0)
         waiting.cancel()
         # Once the cancellation has run its course (the core task is aborted then, before
@@ -88,7 +88,7 @@ def test_a_cancelled_awaitable_is_not_settled_later():
         await bus.publish("", "q", b"after")
         # The cancelled next() did not take the delivery, and nothing raised
         # InvalidStateError into the loop's exception handler.
-        d = await consumer.next(timeout_ms=5000)
+        d = await consumer.next(timeout=5)
         assert d is not None and d.body == b"after"
         assert waiting.cancelled()
         await bus.close()

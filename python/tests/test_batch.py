@@ -1,5 +1,5 @@
 """Batches (``publish_many``, ``next_batch`` with one settle call) and deadlines across
-queues (``ttl_ms``, ``Delivery.remaining_ms``, ``deadline_from_headers``), on memory://
+queues (``ttl``, ``Delivery.remaining``, ``deadline_from_headers``), on memory://
 and RabbitMQ, sync and asyncio."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def gather(consumer: courierkit.Consumer, n: int) -> list[courierkit.Delivery]:
     for _ in range(60):
         if len(got) >= n:
             break
-        batch = consumer.next_batch(5, timeout_ms=500)
+        batch = consumer.next_batch(5, timeout=0.5)
         assert batch is not None
         got.extend(batch)
         batch.ack()
@@ -57,19 +57,19 @@ def test_publish_many_reports_each_message_and_a_batch_settles_in_one_call(trans
 
         with bus.consume(q, prefetch=5) as consumer:
             with pytest.raises(courierkit.ConfigError) as e:
-                consumer.next_batch(6, timeout_ms=100)
+                consumer.next_batch(6, timeout=0.1)
             assert e.value.field == "max"
-            first = consumer.next_batch(5, timeout_ms=5000)
+            first = consumer.next_batch(5, timeout=5)
             assert first is not None and 1 <= len(first) <= 4
             first[0].reject()
             first.ack()
             got = list(first) + (gather(consumer, 4 - len(first)) if len(first) < 4 else [])
             assert [d.message_id for d in got] == ["m0", "m1", "m3", "m5"]
-            empty = consumer.next_batch(5, timeout_ms=0)
+            empty = consumer.next_batch(5, timeout=0)
             assert empty is not None and len(empty) == 0
         stats = bus.stats()
         assert (stats["delivered"], stats["acked"], stats["rejected"]) == (4, 3, 1)
-        assert consumer.next_batch(5, timeout_ms=100) is None
+        assert consumer.next_batch(5, timeout=0.1) is None
 
 
 @pytest.mark.parametrize("transport", ["memory", "amqp"])
@@ -85,7 +85,7 @@ def test_async_batches_nack_together(transport, amqp_url):
             async with await bus.consume(q, dedup=False) as consumer:
                 seen: list[str | None] = []
                 while len(seen) < 3:
-                    batch = await consumer.next_batch(3, timeout_ms=2000)
+                    batch = await consumer.next_batch(3, timeout=2)
                     assert batch is not None
                     seen.extend(d.message_id for d in batch)
                     await batch.nack_async(requeue=False)
@@ -101,26 +101,26 @@ def test_expired_messages_are_dead_lettered_and_the_rest_carry_their_budget(tran
     with courierkit.Bus.connect(bus_config(transport, amqp_url)) as bus:
         bus.declare_queue(q, quorum=False)
         with pytest.raises(courierkit.ConfigError) as e:
-            bus.publish("", q, b"x", ttl_ms=1000, delay_ms=2000)
+            bus.publish("", q, b"x", ttl=1, delay=2)
         assert e.value.field == "ttl_ms"
         # A deadline long past, as from a publisher whose caller gave up.
         bus.publish("", q, b"stale", message_id="stale", headers={"x-courier-deadline": "1000"})
-        bus.publish("", q, b"fresh", message_id="fresh", ttl_ms=60_000)
+        bus.publish("", q, b"fresh", message_id="fresh", ttl=60)
         with bus.consume(q) as consumer:
-            d = consumer.next(timeout_ms=5000)
+            d = consumer.next(timeout=5)
             assert d is not None and d.message_id == "fresh"
-            assert d.remaining_ms is not None and 0 < d.remaining_ms <= 60_000
+            assert d.remaining is not None and 0 < d.remaining <= 60
             d.ack()
         with bus.consume(f"{q}.dlq") as dead:
-            parked = dead.next(timeout_ms=5000)
+            parked = dead.next(timeout=5)
             assert parked is not None and parked.message_id == "stale"
-            assert parked.remaining_ms == 0
+            assert parked.remaining == 0
             parked.ack()
         assert bus.stats()["expired"] == 1
 
 
 def test_deadline_from_headers_reads_the_callers_budget():
-    assert courierkit.deadline_from_headers({"X-Courier-Deadline-Ms": "1500"}) == 1500
+    assert courierkit.deadline_from_headers({"X-Courier-Deadline-Ms": "1500"}) == 1.5
     assert courierkit.deadline_from_headers({"accept": "*/*"}) is None
     with pytest.raises(courierkit.ConfigError) as e:
         courierkit.deadline_from_headers({"x-courier-deadline-ms": "soon"})

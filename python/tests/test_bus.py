@@ -12,7 +12,7 @@ import courierkit
 
 def take(consumer, message_id):
     while True:
-        d = consumer.next(timeout_ms=5000)
+        d = consumer.next(timeout=5)
         assert d is not None
         if d.message_id == message_id:
             return d
@@ -21,7 +21,7 @@ def take(consumer, message_id):
 
 async def take_async(consumer, message_id):
     while True:
-        d = await consumer.next(timeout_ms=5000)
+        d = await consumer.next(timeout=5)
         assert d is not None
         if d.message_id == message_id:
             return d
@@ -42,7 +42,7 @@ def test_publish_consume_ack(amqp_url):
             with pytest.raises(courierkit.ClosedError):
                 d.ack()
             with pytest.raises(courierkit.TimeoutError):
-                consumer.next(timeout_ms=200)
+                consumer.next(timeout=0.2)
 
 
 async def test_async_publish_consume_ack(amqp_url):
@@ -123,11 +123,9 @@ def memory_bus_config(**extra):
 def test_memory_publish_consume_round_trip():
     with courierkit.Bus.connect(memory_bus_config()) as bus:
         bus.declare_queue("orders")
-        receipt = bus.publish(
-            "", "orders", "hello", headers={"x-n": "1"}, correlation_id="c1", deadline_ms=2000
-        )
+        receipt = bus.publish("", "orders", "hello", headers={"x-n": "1"}, correlation_id="c1", deadline=2)
         with bus.consume("orders", prefetch=5) as consumer:
-            d = consumer.next(timeout_ms=5000)
+            d = consumer.next(timeout=5)
             assert d is not None
             assert (d.message_id, d.body, d.headers["x-n"]) == (receipt.message_id, b"hello", "1")
             assert (d.correlation_id, d.exchange, d.routing_key) == ("c1", "", "orders")
@@ -137,7 +135,7 @@ def test_memory_publish_consume_round_trip():
                 d.reply(b"nobody asked")
             d.ack()
             with pytest.raises(courierkit.TimeoutError):
-                consumer.next(timeout_ms=100)
+                consumer.next(timeout=0.1)
         stats = bus.stats()
         assert set(stats) == STATS_FIELDS
         assert (stats["published"], stats["confirmed"], stats["delivered"], stats["acked"]) == (1, 1, 1, 1)
@@ -153,12 +151,12 @@ def test_memory_consumer_sees_each_message_id_once():
         seen = []
         with bus.consume("orders", dedup=True) as consumer:
             for _ in range(2):
-                d = consumer.next(timeout_ms=5000)
+                d = consumer.next(timeout=5)
                 assert d is not None
                 seen.append((d.message_id, d.body))
                 d.ack()
             with pytest.raises(courierkit.TimeoutError):
-                consumer.next(timeout_ms=200)
+                consumer.next(timeout=0.2)
         assert seen == [("order-1", b"first"), ("order-2", b"other")]
         stats = bus.stats()
         assert stats["deduplicated"] == 1, "the second order-1 was acked and skipped"
@@ -172,7 +170,7 @@ def test_memory_consume_without_dedup_sees_duplicates():
         bus.publish("", "orders", b"x", message_id="same")
         with bus.consume("orders", dedup=False) as consumer:
             for _ in range(2):
-                d = consumer.next(timeout_ms=5000)
+                d = consumer.next(timeout=5)
                 assert d is not None and d.message_id == "same"
                 d.ack()
         assert bus.stats()["deduplicated"] == 0
@@ -194,9 +192,7 @@ def test_memory_request_gets_the_reply_of_a_served_queue():
     thread = threading.Thread(target=handle)
     thread.start()
     parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-    reply = bus.request(
-        "pricing", b"sku-1", timeout_ms=5000, headers={"x-n": "1"}, trace={"traceparent": parent}
-    )
+    reply = bus.request("pricing", b"sku-1", timeout=5, headers={"x-n": "1"}, trace={"traceparent": parent})
     assert (reply.body, reply.headers["x-currency"]) == (b"price:sku-1", "EUR")
     assert reply.correlation_id == served[0].correlation_id, "the reply answers that request"
     assert served[0].reply_to is not None and served[0].headers["x-n"] == "1"
@@ -217,7 +213,7 @@ def test_memory_request_without_a_reply_times_out():
         got = []
 
         def ignore():
-            d = server.next(timeout_ms=5000)
+            d = server.next(timeout=5)
             got.append(d)
             if d is not None:
                 d.ack()
@@ -225,13 +221,13 @@ def test_memory_request_without_a_reply_times_out():
         thread = threading.Thread(target=ignore)
         thread.start()
         with pytest.raises(courierkit.TimeoutError) as info:
-            bus.request("silent", b"anyone?", timeout_ms=300)
+            bus.request("silent", b"anyone?", timeout=0.3)
         assert isinstance(info.value, TimeoutError), "also the builtin TimeoutError"
         thread.join(timeout=10)
         assert got and got[0] is not None, "the handler received the request and did not reply"
         assert bus.stats()["rpc_in_flight"] == 0, "a timed-out request is forgotten"
         with pytest.raises(courierkit.UnroutableError):
-            bus.request("no-such-queue", b"x", timeout_ms=1000)
+            bus.request("no-such-queue", b"x", timeout=1)
 
 
 def test_memory_close():
@@ -239,7 +235,7 @@ def test_memory_close():
     bus.declare_queue("orders")
     consumer = bus.consume("orders")
     bus.close()
-    assert consumer.next(timeout_ms=1000) is None, "a closed bus ends its consumers"
+    assert consumer.next(timeout=1) is None, "a closed bus ends its consumers"
     with pytest.raises(courierkit.ClosedError):
         bus.publish("", "orders", b"x")
     with pytest.raises(courierkit.ClosedError):
@@ -267,25 +263,25 @@ async def test_async_memory_request_serve_and_dedup():
         assert sorted(r.body for r in replies) == [b"SKU-0", b"SKU-1", b"SKU-2"]
 
         silent = await bus.serve("silent")
-        received = asyncio.ensure_future(silent.next(timeout_ms=5000))
+        received = asyncio.ensure_future(silent.next(timeout=5))
         with pytest.raises(courierkit.TimeoutError):
-            await bus.request("silent", b"x", timeout_ms=300)
+            await bus.request("silent", b"x", timeout=0.3)
         d = await received
         assert d is not None and d.reply_to is not None, "the request reached the silent server"
         await d.ack_async()
 
         await bus.publish("", "events", b"a", message_id="m1")
         await bus.publish("", "events", b"a", message_id="m1")
-        await bus.publish("", "events", b"b", message_id="m2", deadline_ms=1000)
+        await bus.publish("", "events", b"b", message_id="m2", deadline=1)
         consumer = await bus.consume("events", prefetch=10)
         ids = []
         for _ in range(2):
-            d = await consumer.next(timeout_ms=5000)
+            d = await consumer.next(timeout=5)
             assert d is not None
             ids.append(d.message_id)
             await d.ack_async()
         with pytest.raises(courierkit.TimeoutError):
-            await consumer.next(timeout_ms=200)
+            await consumer.next(timeout=0.2)
         assert ids == ["m1", "m2"]
         stats = bus.stats()
         assert set(stats) == STATS_FIELDS

@@ -30,7 +30,7 @@ async def test_a_cancelled_request_frees_its_reply_slot(transport, amqp_url):
     async with await courierkit.AsyncBus.connect(bus_config(transport, amqp_url)) as bus:
         await bus.declare_queue(q, quorum=False)
         server = await bus.serve(q)  # takes the request and never answers
-        task = asyncio.ensure_future(bus.request(q, b"x", timeout_ms=30_000))
+        task = asyncio.ensure_future(bus.request(q, b"x", timeout=30))
         await eventually(lambda: bus.stats()["rpc_in_flight"] == 1, "the request in flight")
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -46,7 +46,7 @@ async def test_a_cancelled_next_leaves_the_delivery_for_the_next_call(transport,
         await bus.declare_queue(q, quorum=False)
         async with await bus.consume(q) as consumer:
             waiting = asyncio.ensure_future(consumer.next())
-            batch = asyncio.ensure_future(consumer.next_batch(5, timeout_ms=30_000))
+            batch = asyncio.ensure_future(consumer.next_batch(5, timeout=30))
             await asyncio.sleep(0)  # both start: each has spawned its core future and waits on it
             waiting.cancel()
             batch.cancel()
@@ -54,7 +54,7 @@ async def test_a_cancelled_next_leaves_the_delivery_for_the_next_call(transport,
                 with pytest.raises(asyncio.CancelledError):
                     await task
             await bus.publish("", q, b"later", message_id="m1")
-            d = await consumer.next(timeout_ms=5000)
+            d = await consumer.next(timeout=5)
             assert d is not None and d.message_id == "m1"
             await d.ack_async()
             assert bus.stats()["delivered"] == 1

@@ -1,5 +1,6 @@
 import asyncio
 import builtins
+from datetime import timedelta
 
 import pytest
 
@@ -73,7 +74,17 @@ async def test_async_per_call_deadline(testkit):
     testkit.behave(0, default={"latency_ms": 5000})
     client = courierkit.AsyncClient(config(testkit))
     with pytest.raises(courierkit.TimeoutError):
-        await client.get("orders", "/slow", deadline_ms=200)
+        await client.get("orders", "/slow", deadline=0.2)
+
+
+@pytest.mark.parametrize("deadline", [0.57, timedelta(milliseconds=570)])
+def test_a_deadline_is_seconds_or_a_timedelta(testkit, deadline):
+    testkit.behave(0, default={"latency_ms": 5000})
+    client = courierkit.Client(config(testkit))
+    with pytest.raises(courierkit.TimeoutError) as info:
+        client.get("orders", "/slow", deadline=deadline)
+    # 0.57 s is 570 ms, not 569 (0.57 * 1000 is just below 570 in binary floating point).
+    assert info.value.after_ms == 570
 
 
 def test_refused_connection_is_a_connect_error(testkit):

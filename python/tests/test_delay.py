@@ -28,7 +28,7 @@ def test_a_pika_consumer_sees_a_delayed_message_no_earlier_than_its_delay(amqp_u
     with courierkit.Bus.connect({"urls": [amqp_url]}) as bus:
         bus.declare_queue(queue, quorum=False, dead_letter=False)
         sent = time.time()
-        receipt = bus.publish("", queue, b"later", delay_ms=2000, headers={"x-tenant": "acme"})
+        receipt = bus.publish("", queue, b"later", delay=2, headers={"x-tenant": "acme"})
         assert bus.stats()["delayed"] == 1
     with pika.BlockingConnection(pika.URLParameters(amqp_url)) as conn:
         ch = conn.channel()
@@ -53,15 +53,15 @@ def test_a_pika_consumer_sees_a_delayed_message_no_earlier_than_its_delay(amqp_u
 
 
 def retry_round(bus: courierkit.Bus, queue: str) -> None:
-    bus.declare_queue(queue, retry_delays_ms=[200, 400])
+    bus.declare_queue(queue, retry_delays=[0.2, 0.4])
     receipt = bus.publish("", queue, b"flaky", message_id="order-1")
     with bus.consume(queue) as consumer:
-        d = consumer.next(timeout_ms=5000)
+        d = consumer.next(timeout=5)
         assert d is not None
         for retry, delay in ((1, 0.2), (2, 0.4)):
             nacked = time.monotonic()
             d.nack()
-            d = consumer.next(timeout_ms=5000)
+            d = consumer.next(timeout=5)
             assert d is not None
             assert time.monotonic() - nacked >= delay
             assert d.message_id == "order-1"
@@ -70,7 +70,7 @@ def retry_round(bus: courierkit.Bus, queue: str) -> None:
             assert (d.exchange, d.routing_key) == ("", queue)
         d.nack()
     with bus.consume(f"{queue}.dlq") as dead:
-        parked = dead.next(timeout_ms=5000)
+        parked = dead.next(timeout=5)
         assert parked is not None
         assert parked.message_id == "order-1"
         assert parked.headers["x-courier-retries"] == "2"
@@ -100,13 +100,13 @@ async def test_async_delayed_publish_on_memory():
     async with await courierkit.AsyncBus.connect(memory()) as bus:
         await bus.declare_queue("orders")
         sent = time.monotonic()
-        await bus.publish("", "orders", b"later", delay_ms=300)
+        await bus.publish("", "orders", b"later", delay=0.3)
         await bus.publish("", "orders", b"now")
         async with await bus.consume("orders") as consumer:
-            first = await consumer.next(timeout_ms=5000)
+            first = await consumer.next(timeout=5)
             assert first is not None and first.body == b"now"
             await first.ack_async()
-            later = await consumer.next(timeout_ms=5000)
+            later = await consumer.next(timeout=5)
             assert later is not None and later.body == b"later"
             assert time.monotonic() - sent >= 0.3
             await later.ack_async()
@@ -115,11 +115,12 @@ async def test_async_delayed_publish_on_memory():
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [
-        ({"retry_delays_ms": [1000, 0]}, "retry_delays_ms[1]"),
-        ({"retry_delays_ms": "1000"}, "retry_delays_ms"),
-        ({"retry_delays_ms": [1.5]}, "retry_delays_ms[0]"),
-        ({"retry_delays_ms": [1000], "dead_letter": False}, "retry_delays_ms"),
-        ({"retry_delays_ms": [1] * 17}, "retry_delays_ms"),
+        ({"retry_delays": [1, 0]}, "retry_delays_ms[1]"),
+        ({"retry_delays": "1000"}, "retry_delays_ms"),
+        ({"retry_delays": ["1.5"]}, "retry_delays_ms[0]"),
+        ({"retry_delays": [1, -2]}, "retry_delays_ms[1]"),
+        ({"retry_delays": [1], "dead_letter": False}, "retry_delays_ms"),
+        ({"retry_delays": [1] * 17}, "retry_delays_ms"),
     ],
 )
 def test_invalid_retry_delays_name_the_field(kwargs, field):
@@ -129,11 +130,14 @@ def test_invalid_retry_delays_name_the_field(kwargs, field):
         assert e.value.field == field
 
 
-@pytest.mark.parametrize(("delay", "field"), [(0, "delay_ms"), (-1, "delay_ms"), (2.5, "delay_ms")])
+@pytest.mark.parametrize(
+    ("delay", "field"),
+    [(0, "delay_ms"), (-1, "delay_ms"), (0.0004, "delay_ms"), (float("nan"), "delay_ms"), ("1", "delay_ms")],
+)
 def test_invalid_delays_name_the_field(delay, field):
     with courierkit.Bus.connect(memory()) as bus:
         bus.declare_queue("orders")
         with pytest.raises(courierkit.ConfigError) as e:
-            bus.publish("", "orders", b"x", delay_ms=delay)
+            bus.publish("", "orders", b"x", delay=delay)
         assert e.value.field == field
         assert bus.stats()["published"] == 0

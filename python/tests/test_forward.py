@@ -34,7 +34,7 @@ def test_forward_hands_on_once_under_a_derived_id(transport, amqp_url):
         bus.publish("", first, b"order", message_id="order-1", trace=receipt.trace_context)
         with bus.consume(first, dedup=False) as step1:
             for _ in range(2):
-                d = step1.next(timeout_ms=5000)
+                d = step1.next(timeout=5)
                 assert d is not None
                 sent = d.forward("", last, b"step 2", headers={"x-step": "2"})
                 assert sent.message_id == next_id("order-1", "", last)
@@ -42,7 +42,7 @@ def test_forward_hands_on_once_under_a_derived_id(transport, amqp_url):
                 with pytest.raises(courierkit.ClosedError):
                     d.ack()
         with bus.consume(last) as step2:
-            d = step2.next(timeout_ms=5000)
+            d = step2.next(timeout=5)
             assert d is not None
             assert (d.message_id, d.body, d.headers["x-step"]) == (sent.message_id, b"step 2", "2")
             with pytest.raises(courierkit.ConfigError) as e:
@@ -50,7 +50,7 @@ def test_forward_hands_on_once_under_a_derived_id(transport, amqp_url):
             assert e.value.field == "message_id"
             d.ack()
             with pytest.raises(courierkit.TimeoutError):
-                step2.next(timeout_ms=300)
+                step2.next(timeout=0.3)
         stats = bus.stats()
         assert (stats["acked"], stats["deduplicated"]) == (3, 1), stats
 
@@ -61,11 +61,11 @@ async def test_forward_async_on_memory():
         await bus.declare_queue("invoices")
         await bus.publish("", "orders", b"order", message_id="order-7")
         async with await bus.consume("orders") as orders:
-            d = await orders.next(timeout_ms=5000)
+            d = await orders.next(timeout=5)
             assert d is not None
             sent = await d.forward_async("", "invoices", b"invoice")
             assert sent.message_id == next_id("order-7", "", "invoices")
         async with await bus.consume("invoices") as invoices:
-            invoice = await invoices.next(timeout_ms=5000)
+            invoice = await invoices.next(timeout=5)
             assert invoice is not None and invoice.message_id == sent.message_id
             await invoice.ack_async()

@@ -20,30 +20,30 @@ def test_process_acks_on_success_and_nacks_on_an_exception(transport, amqp_url):
         for i in range(4):
             bus.publish("", q, b"x", message_id=f"p{i}")
         with bus.consume(q, dedup=False) as consumer:
-            d = consumer.next(timeout_ms=5000)
+            d = consumer.next(timeout=5)
             assert d is not None and d.message_id == "p0"
             with d.process():
                 pass
-            d = consumer.next(timeout_ms=5000)
+            d = consumer.next(timeout=5)
             assert d is not None and d.message_id == "p1"
             with pytest.raises(ValueError, match="bad"), d.process(requeue=False):
                 raise ValueError("bad")
-            d = consumer.next(timeout_ms=5000)
+            d = consumer.next(timeout=5)
             assert d is not None and d.message_id == "p2"
             with d.process():
                 d.reject()  # settled inside: the scope leaves it alone
-            d = consumer.next(timeout_ms=5000)
+            d = consumer.next(timeout=5)
             assert d is not None and d.message_id == "p3"
             with pytest.raises(RuntimeError), d.process():
                 raise RuntimeError("try again")
-            again = consumer.next(timeout_ms=5000)
+            again = consumer.next(timeout=5)
             assert again is not None and again.message_id == "p3" and again.redelivered
             with again.process():
                 pass
         stats = bus.stats()
         assert (stats["acked"], stats["nacked"], stats["rejected"]) == (2, 2, 1)
         with bus.consume(f"{q}.dlq") as dead:
-            parked = [dead.next(timeout_ms=5000), dead.next(timeout_ms=5000)]
+            parked = [dead.next(timeout=5), dead.next(timeout=5)]
             assert [p.message_id for p in parked if p is not None] == ["p1", "p2"]
             for p in parked:
                 assert p is not None
@@ -66,7 +66,7 @@ def test_async_process_and_leaving_loops_close_the_consumer(transport, amqp_url)
             # The loop's generator closes the consumer once asyncio finalizes it.
             for _ in range(100):
                 try:
-                    if await consumer.next(timeout_ms=50) is None:
+                    if await consumer.next(timeout=0.05) is None:
                         break
                 except courierkit.TimeoutError:
                     pass
@@ -74,7 +74,7 @@ def test_async_process_and_leaving_loops_close_the_consumer(transport, amqp_url)
             else:
                 pytest.fail("leaving the async for did not close the consumer")
             consumer = await bus.consume(q)
-            failing = await consumer.next(timeout_ms=5000)
+            failing = await consumer.next(timeout=5)
             assert failing is not None
             with pytest.raises(KeyError):
                 async with failing.process(requeue=False):
@@ -94,9 +94,9 @@ def test_leaving_a_for_loop_closes_the_consumer():
         for d in consumer:
             d.ack()
             break
-        assert consumer.next(timeout_ms=1000) is None, "closed when the loop was left"
+        assert consumer.next(timeout=1) is None, "closed when the loop was left"
         # The unsettled second message went back to the queue.
         with bus.consume("orders") as again:
-            d = again.next(timeout_ms=5000)
+            d = again.next(timeout=5)
             assert d is not None and d.body == b"2"
             d.ack()

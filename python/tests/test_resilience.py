@@ -31,7 +31,7 @@ async def test_async_retry_and_timeout_types(testkit):
     assert resp.attempts == 2
     testkit.behave(0, default={"latency_ms": 5000})
     with pytest.raises(courierkit.TimeoutError):
-        await c.get("py-async-retry", deadline_ms=200)
+        await c.get("py-async-retry", deadline=0.2)
 
 
 def test_post_is_resent_only_with_an_idempotency_key(testkit):

@@ -30,7 +30,7 @@ def test_a_signal_interrupts_a_blocking_call(testkit):
         # Without the periodic signal check this would block until the 10 s deadline
         # and raise TimeoutError instead.
         with pytest.raises(Interrupted):
-            client.get("orders", "/slow", deadline_ms=10_000)
+            client.get("orders", "/slow", deadline=10)
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
@@ -43,7 +43,7 @@ def test_a_forked_child_gets_a_working_runtime(testkit):
     pid = os.fork()
     if pid == 0:  # child: the parent's worker threads do not exist here
         try:
-            ok = courierkit.Client(cfg).get("orders", "/child", deadline_ms=5000).status == 200
+            ok = courierkit.Client(cfg).get("orders", "/child", deadline=5).status == 200
             os._exit(0 if ok else 1)
         except BaseException:
             os._exit(2)

@@ -60,7 +60,7 @@ def test_amqps_publish_and_consume_with_a_client_certificate():
         with bus.consume(queue) as consumer:
             # Messages left by an interrupted earlier run are acked away, not asserted on.
             while True:
-                d = consumer.next(timeout_ms=5000)
+                d = consumer.next(timeout=5)
                 assert d is not None
                 if d.message_id == receipt.message_id:
                     break

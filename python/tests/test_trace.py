@@ -108,7 +108,7 @@ def test_publish_and_request_take_a_trace_context_and_deliveries_expose_it():
         assert receipt.trace_context.trace_id == TRACE_ID
         assert receipt.trace == receipt.trace_context.to_carrier()
         with bus.consume("orders") as consumer:
-            d = consumer.next(timeout_ms=5000)
+            d = consumer.next(timeout=5)
             assert d is not None
             assert d.trace_context == receipt.trace_context
             assert d.trace == receipt.trace
@@ -119,7 +119,7 @@ def test_publish_and_request_take_a_trace_context_and_deliveries_expose_it():
         seen = []
 
         def handle():
-            d = server.next(timeout_ms=5000)
+            d = server.next(timeout=5)
             if d is not None:
                 seen.append(d.trace_context)
                 d.reply(b"ok")

@@ -7,7 +7,7 @@ import courierkit
 
 
 def bus_usage(bus: courierkit.Bus) -> None:
-    receipt: courierkit.Receipt = bus.publish("", "orders", b"x", ttl_ms=1000, headers={"a": "b"})
+    receipt: courierkit.Receipt = bus.publish("", "orders", b"x", ttl=1, headers={"a": "b"})
     results: list[courierkit.Receipt | courierkit.CourierError] = bus.publish_many(
         [courierkit.BatchMessage("", "orders", "x", message_id=receipt.message_id)]
     )
@@ -22,10 +22,10 @@ def bus_usage(bus: courierkit.Bus) -> None:
                 d.redelivered,
                 d.delivery_count,
             )
-            left: int | None = d.remaining_ms
+            left: float | None = d.remaining
             with d.process(requeue=False):
                 print(body, headers, ids, where, left, results)
-        batch: courierkit.Batch | None = consumer.next_batch(10, timeout_ms=100)
+        batch: courierkit.Batch | None = consumer.next_batch(10, timeout=0.1)
         if batch is not None:
             first: courierkit.Delivery = batch[0]
             settled: bool = first.is_settled
@@ -33,7 +33,7 @@ def bus_usage(bus: courierkit.Bus) -> None:
             print(settled, len(batch))
     stats: courierkit.BusStats = bus.stats()
     expired: int = stats["expired"]
-    budget: int | None = courierkit.deadline_from_headers({"x-courier-deadline-ms": "5"})
+    budget: float | None = courierkit.deadline_from_headers({"x-courier-deadline-ms": "5"})
     print(expired, budget)
 
 
@@ -52,6 +52,6 @@ async def async_usage(bus: courierkit.AsyncBus) -> None:
         async for d in consumer:
             async with d.process():
                 print(d.body)
-        batch = await consumer.next_batch(5, timeout_ms=0)
+        batch = await consumer.next_batch(5, timeout=0)
         if batch is not None:
             await batch.reject_async()

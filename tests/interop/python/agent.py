@@ -22,9 +22,9 @@ import courierkit
 
 IN_FLIGHT = 16
 PREFETCH = 50
-REQUEST_TIMEOUT_MS = 10_000
+REQUEST_TIMEOUT = 10.0
 # How long one `next()` waits before the loop re-checks whether it may stop and --max-ms.
-POLL_MS = 100
+POLL = 0.1
 # Kept out of --max-ms for closing the bus, so the process as a whole stays within it.
 SHUTDOWN_MARGIN_S = 2.0
 
@@ -116,7 +116,7 @@ async def drain(
         except asyncio.TimeoutError:
             continue
         try:
-            d = await consumer.next(timeout_ms=POLL_MS)
+            d = await consumer.next(timeout=POLL)
         except courierkit.TimeoutError:
             slots.release()
             continue
@@ -138,7 +138,7 @@ async def consume(args: argparse.Namespace, bus: courierkit.AsyncBus, deadline: 
             reply = await bus.request(
                 pricing,
                 json.dumps({"order": order}),
-                timeout_ms=REQUEST_TIMEOUT_MS,
+                timeout=REQUEST_TIMEOUT,
                 trace=d.trace_context,
             )
             price = json.loads(reply.body)["price"]

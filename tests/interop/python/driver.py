@@ -49,6 +49,11 @@ def substitute(value: Any, names: dict[str, str]) -> Any:
     return value
 
 
+def seconds(ms: int | None) -> float | None:
+    """A case's milliseconds (the schema's unit) as the seconds Python takes."""
+    return None if ms is None else ms / 1000
+
+
 def error(e: courierkit.CourierError) -> dict[str, Any]:
     outcome: dict[str, Any] = {"error": e.kind}
     if isinstance(e, courierkit.ConfigError):
@@ -77,7 +82,7 @@ def run_http(case: dict[str, Any], kit: Testkit) -> dict[str, Any]:
                     call.get("path", ""),
                     headers=call.get("headers"),
                     body=call.get("body"),
-                    deadline_ms=call.get("deadline_ms"),
+                    deadline=seconds(call.get("deadline_ms")),
                     idempotency_key=call.get("idempotency_key"),
                     idempotent=call.get("idempotent"),
                     version=call.get("version"),
@@ -109,15 +114,15 @@ def step(bus: courierkit.Bus, kit: Testkit, s: dict[str, Any]) -> dict[str, Any]
         # other than 2xx raises urllib's HTTPError, which ends the case as a driver error.
         kit.send(s["method"], s["path"], s.get("body"))
     elif op == "declare_queue":
-        bus.declare_queue(s["queue"], retry_delays_ms=s.get("retry_delays_ms"))
+        bus.declare_queue(s["queue"], retry_delays=[ms / 1000 for ms in s.get("retry_delays_ms") or []])
     elif op == "publish":
         bus.publish(
             s.get("exchange", ""),
             s["routing_key"],
             s.get("body", ""),
             message_id=s.get("message_id"),
-            delay_ms=s.get("delay_ms"),
-            ttl_ms=s.get("ttl_ms"),
+            delay=seconds(s.get("delay_ms")),
+            ttl=seconds(s.get("ttl_ms")),
             headers=s.get("headers"),
         )
     elif op == "publish_many":
@@ -133,14 +138,17 @@ def step(bus: courierkit.Bus, kit: Testkit, s: dict[str, Any]) -> dict[str, Any]
         }
     elif op == "request":
         bus.request(
-            s["routing_key"], s.get("body", ""), exchange=s.get("exchange", ""), timeout_ms=s["timeout_ms"]
+            s["routing_key"],
+            s.get("body", ""),
+            exchange=s.get("exchange", ""),
+            timeout=s["timeout_ms"] / 1000,
         )
     elif op == "consume":
         ids = []
         with bus.consume(s["queue"], dedup=s["dedup"]) as consumer:
             while True:
                 try:
-                    d = consumer.next(timeout_ms=s["wait_ms"])
+                    d = consumer.next(timeout=s["wait_ms"] / 1000)
                 except courierkit.TimeoutError:
                     break
                 if d is None:
@@ -164,7 +172,7 @@ def step(bus: courierkit.Bus, kit: Testkit, s: dict[str, Any]) -> dict[str, Any]
         ids = []
         with bus.consume(s["queue"], dedup=s["dedup"]) as consumer:
             while True:
-                batch = consumer.next_batch(s["max"], timeout_ms=s["wait_ms"])
+                batch = consumer.next_batch(s["max"], timeout=s["wait_ms"] / 1000)
                 if batch is None:
                     raise RuntimeError("the consumer closed")
                 if len(batch) == 0:
