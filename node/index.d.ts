@@ -1,5 +1,10 @@
 /// <reference types="node" />
 
+import type { BusConfig, ClientConfig } from './config'
+
+// The config types, generated from core's config schema (scripts/config-types.py).
+export * from './config'
+
 /** An error from courier: `code` is stable across versions and languages. */
 export interface CourierError extends Error {
   code:
@@ -42,52 +47,6 @@ export interface CourierError extends Error {
   replyCode?: number
 }
 
-export type Endpoint = string | { url: string; version?: string; weight?: number }
-
-export type RetryOn = 'connect' | 'reset' | 'timeout' | number
-
-export interface ServiceConfig {
-  /** The endpoints; or set `discovery` instead. */
-  endpoints?: Endpoint[]
-  /** Endpoints from DNS: A/AAAA with `port`, SRV without; re-resolved every refresh_ms. */
-  discovery?: { dns: string; port?: number; refresh_ms?: number; resolver?: string; scheme?: 'http' | 'https' }
-  timeout_ms?: number | null
-  deadline_ms?: number
-  headers?: Record<string, string>
-  retry?: { max_attempts?: number; base_delay_ms?: number; max_delay_ms?: number; retry_on?: RetryOn[] }
-  budget?: { ratio?: number; min_per_sec?: number; window_ms?: number }
-  /** null disables the breaker. */
-  breaker?: {
-    window_ms?: number; min_calls?: number; failure_ratio?: number
-    open_ms?: number; max_open_ms?: number; probes?: number
-  } | null
-  max_concurrency?: number
-  /**
-   * A concurrency limit that follows latency, in place of max_concurrency: it falls when latency
-   * rises above its baseline and grows back while it stays flat; past it, COURIER_OVERLOADED.
-   */
-  adaptive_concurrency?: { min_limit?: number; max_limit?: number; initial_limit?: number } | null
-  /**
-   * Hedged requests for requests safe to repeat: after `delay_ms` (or the `percentile` of recent
-   * latencies, never below `delay_ms`) without an answer, the request also goes to another
-   * endpoint; the first answer wins. Each hedge is paid from the retry budget. Default none.
-   */
-  hedge?: { max_hedges?: number; delay_ms?: number; percentile?: number } | null
-  /**
-   * A client-side token bucket: `per_second` calls, `burst` at once (default one second's worth);
-   * a call waits for a token within its deadline unless `wait` is false (then COURIER_RATE_LIMITED at
-   * once). A 429 halves the rate (recovering over 10 s) and a Retry-After pauses it. Default none.
-   */
-  rate_limit?: { per_second: number; burst?: number; wait?: boolean } | null
-  balancer?: 'p2c_ewma' | 'round_robin' | 'least_request' | 'random'
-  /** null disables outlier ejection. */
-  outlier?: {
-    consecutive_failures?: number; base_ejection_ms?: number; max_ejection_ms?: number; max_ejected_ratio?: number
-  } | null
-  /** Routing of requests that name no version. */
-  versions?: { default?: string; split?: Record<string, number> }
-}
-
 export interface EndpointStats {
   url: string
   version: string | null
@@ -123,61 +82,6 @@ export interface ServiceStats {
   breaker_half_opened: number
   breaker_closed: number
   endpoints: EndpointStats[]
-}
-
-/** TLS for HTTPS calls and `amqps://` brokers; PEM text, not paths. Every field is optional. */
-export interface TlsConfig {
-  /** CA certificates; when given, only these roots are trusted, else the platform's trust store. */
-  ca_pem?: string
-  /** The client certificate chain (leaf first), for mutual TLS; needs `client_key_pem`. */
-  client_cert_pem?: string
-  /** The client certificate's private key (PKCS#8, RSA or SEC1); needs `client_cert_pem`. */
-  client_key_pem?: string
-  /** The lowest protocol version offered. Default `'1.2'`. */
-  min_version?: '1.2' | '1.3'
-  /** The name the server's certificate must be valid for, instead of the URL's host. */
-  server_name?: string | null
-}
-
-/** Body sizes a Client sends and reads (docs/limits.md). */
-export interface HttpLimits {
-  /** Default 64 MiB; a longer response fails with COURIER_LIMIT_EXCEEDED once passed. */
-  max_response_body_bytes?: number
-  /** Default 64 MiB; a larger request body is COURIER_CONFIG on `body`. */
-  max_request_body_bytes?: number
-}
-
-/** Message sizes a Bus sends, checked before sending (docs/limits.md). */
-export interface MessageLimits {
-  /** Default 16 MiB. */
-  max_message_bytes?: number
-  /** Default 64 application headers. */
-  max_headers?: number
-  /** Default 64 KiB. */
-  max_header_value_bytes?: number
-}
-
-export interface ClientConfig {
-  services?: Record<string, ServiceConfig>
-  tls?: TlsConfig
-  limits?: HttpLimits
-}
-
-export interface BusConfig {
-  /** `amqp://`/`amqps://` brokers (several = a cluster, rotated on reconnect), or `memory://NAME` (in-process). */
-  urls: string[]
-  prefetch?: number
-  max_unconfirmed?: number
-  reconnect?: { base_delay_ms?: number; max_delay_ms?: number }
-  /** Where consumers remember acked message ids. Default `{ store: 'memory' }`. */
-  dedup?:
-    | { store: 'memory'; capacity?: number; ttl_ms?: number }
-    | { store: 'redis'; url: string; ttl_ms?: number; claim_ttl_ms?: number; prefix?: string }
-  /** How long a publish may wait in all, reconnects included. Default 30000. */
-  publish_deadline_ms?: number
-  /** TLS for `amqps://` URLs (then `amqp://` ones are refused). */
-  tls?: TlsConfig
-  limits?: MessageLimits
 }
 
 /** Counters since the bus connected. */

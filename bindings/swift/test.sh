@@ -45,11 +45,11 @@ done
 grep -q 'module CourierFFI' "$ffi_dir/module.modulemap" || fail "module map does not declare module CourierFFI"
 for decl in 'open class Client' 'open class Bus' 'open class Consumer' 'open class Delivery' \
             'enum CourierError' 'public struct Request' 'public struct Response' \
-            'func call(request: Request) *async throws *-> *Response' 'case BudgetExhausted(' 'func next(timeoutMs' \
+            'func call(request: Request) *async throws *-> *Response' 'case BudgetExhausted(' 'func next(timeout: Millis?' \
             'func stats() -> ClientStats' 'public struct ServiceStats' 'public struct EndpointStats' \
             'public var endpoints: \[EndpointStats\]' 'func stats() -> BusStats' 'public struct BusStats' \
             'public var rpcInFlight: UInt64' 'func request(routingKey' 'func serve(queue' \
-            'func reply(body' 'func replyTo() -> String?' 'dedup: Bool? = nil' 'public var deadlineMs' \
+            'func reply(body' 'func replyTo() -> String?' 'dedup: Bool? = nil' 'public var deadline: Millis?' \
             'open class TraceContext' 'static func parse(traceparent' 'static func newRoot()' \
             'static func fromCarrier(carrier' 'func traceContext() -> TraceContext' \
             'public protocol LogSink' 'func log(record: LogRecord)' 'public struct LogRecord' 'public struct LogField' \
@@ -58,11 +58,12 @@ for decl in 'open class Client' 'open class Bus' 'open class Consumer' 'open cla
             'func configureTelemetry(settings: TelemetrySettings' 'func flushTelemetry() *async throws' \
             'func metricsText() -> String' 'public typealias ConfigJson = String' \
             'public typealias ConfigPath = String' 'CourierLogging.installed(value)' \
+            'public typealias Millis = Duration' 'CourierDurations.milliseconds(value)' 'Duration.milliseconds(builtinValue)' \
             'func publishMany(messages: \[BatchMessage\]) *async throws *-> *\[PublishResult\]' \
             'public enum PublishResult' 'case failed(' '*/error: CourierError' 'open class Batch' \
-            'func nextBatch(max: UInt32, timeoutMs: UInt64) *async throws *-> *Batch?' \
-            'func deliveries() -> \[Delivery\]' 'func remainingMs() -> UInt64?' 'public var ttlMs' \
-            'func deadlineFromHeaders(headers: \[String: String\]) *throws *-> *UInt64?' 'public var expired: UInt64' \
+            'func nextBatch(max: UInt32, timeout: Millis) *async throws *-> *Batch?' \
+            'func deliveries() -> \[Delivery\]' 'func remaining() -> Millis?' 'public var ttl: Millis?' \
+            'func deadlineFromHeaders(headers: \[String: String\]) *throws *-> *Millis?' 'public var expired: UInt64' \
             'func finish(succeeded: Bool, requeue: Bool?) *async throws'; do
   grep -q "$decl" "$gen_dir/CourierKit.swift" || fail "CourierKit.swift lacks '$decl'"
 done
@@ -84,6 +85,18 @@ for call in 'setLogSinkNative(sink: ' 'CourierKit.setLogLevel(level: ' 'CourierK
             'CourierKit.metricsText()' 'static func installed(_ value: String) -> String' \
             'public final class CourierLogger: LogSink' 'public func log(record: LogRecord)'; do
   grep -qF "$call" "$sources/Telemetry.swift" || fail "Telemetry.swift lacks '$call'"
+done
+# Durations.swift converts Swift's Duration for the generated Millis converters, and
+# ConfigJSON.swift gives Client and Bus their typed-config entry points over the
+# generated ones; Config.swift is generated from core's schema (scripts/config-types.py).
+grep -qF 'public static func milliseconds(_ duration: Duration) -> Int64' "$sources/Durations.swift" \
+  || fail "Durations.swift lacks CourierDurations.milliseconds"
+for call in 'convenience init(config: ClientConfig) throws' 'try self.init(configJson: config.json())' \
+            'static func connect(config: BusConfig) async throws -> Bus' 'try await connect(configJson: config.json())'; do
+  grep -qF "$call" "$sources/ConfigJSON.swift" || fail "ConfigJSON.swift lacks '$call'"
+done
+for type in 'public struct ClientConfig' 'public struct ServiceConfig' 'public struct BusConfig' 'public enum DedupConfig'; do
+  grep -qF "$type" "$sources/Config.swift" || fail "Config.swift lacks '$type'"
 done
 stale="$(grep -rlE '\bHttp(Request|Response)\b|RetryBudgetExhausted' "$sources"/*.swift "$here/Tests" "$gen_dir" \
   "$root/tests/interop/swift/courier-interop/Sources" || true)"

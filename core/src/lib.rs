@@ -25,6 +25,8 @@ mod limits;
 mod messaging;
 mod resilience;
 pub mod runtime;
+#[cfg(feature = "schema")]
+mod schema;
 pub mod telemetry;
 mod tls;
 mod trace;
@@ -50,6 +52,8 @@ pub use resilience::{
     AdaptiveConcurrencyConfig, BreakerConfig, BudgetConfig, HedgeConfig, MAX_RETRY_AFTER_MS,
     RateLimitConfig, RetryConfig, RetryOn,
 };
+#[cfg(feature = "schema")]
+pub use schema::config_schema;
 pub use tls::{TlsConfig, TlsVersion};
 #[cfg(feature = "telemetry")]
 pub use trace::OtlpLayer;

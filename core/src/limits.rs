@@ -62,8 +62,12 @@ pub(crate) fn check_duration(
     duration: Duration,
     zero_ok: bool,
 ) -> Result<()> {
-    let ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
-    check_duration_ms(field, ms, zero_ok)
+    check_duration_ms(field, millis(duration), zero_ok)
+}
+
+/// A duration in whole milliseconds, saturating, for range checks and the wire.
+pub(crate) fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The largest config document read (JSON or TOML text, a file, `COURIER_CONFIG`):
@@ -130,6 +134,7 @@ pub const MAX_DELAY_QUEUES: usize = 1024;
 pub(crate) const MAX_SHORT_STRING: usize = 255;
 
 /// HTTP limits of a [`crate::Client`].
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpLimits {
@@ -152,6 +157,7 @@ pub struct HttpLimits {
 }
 
 /// Message limits of a [`crate::Bus`], checked before anything is sent.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MessageLimits {

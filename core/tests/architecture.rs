@@ -53,6 +53,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "urls",
         ],
     ),
+    ("schema", &["http", "messaging"]),
 ];
 
 /// The same inside `messaging`, whose submodules import each other through `super::`

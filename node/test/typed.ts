@@ -2,7 +2,7 @@
 import { Receipt, Trace, TraceContext } from '..'
 import { Batch, Bus, BusStats, Client, CourierError, deadlineFromHeaders, Delivery, Request, Response } from '..'
 import { configureTelemetry, flushTelemetry, LOG_CHANNEL, logLevel, metricsText, setLogger, setLogLevel } from '..'
-import type { LogLevel, LogRecord, TlsConfig } from '..'
+import type { BusConfig, ClientConfig, LogLevel, LogRecord, MemoryDedupConfig, RedisDedupConfig, ServiceConfig, TlsConfig } from '..'
 
 async function usage(): Promise<void> {
   const client = new Client({ services: { orders: { endpoints: ['http://127.0.0.1:8081', { url: 'http://h:1', version: 'v2' }] } } })
@@ -148,3 +148,38 @@ async function scoped(): Promise<void> {
   }
 }
 void scoped
+
+// The generated config types (config.d.ts): every section, and a misspelt key refused.
+function typedConfig(url: string): [ClientConfig, BusConfig] {
+  const client: ClientConfig = {
+    services: {
+      orders: {
+        endpoints: [{ url, version: 'v1', weight: 2 }, url],
+        timeout_ms: 2000, deadline_ms: 5000, headers: { 'x-team': 'payments' },
+        retry: { max_attempts: 2, base_delay_ms: 10, max_delay_ms: 100, retry_on: ['connect', 'timeout', 503] },
+        budget: { ratio: 0.5, min_per_sec: 5, window_ms: 5000 },
+        breaker: { window_ms: 5000, min_calls: 10, failure_ratio: 0.6, open_ms: 1000, max_open_ms: 10000, probes: 2 },
+        hedge: { max_hedges: 1, delay_ms: 100, percentile: 95 },
+        rate_limit: { per_second: 1000, burst: 100, wait: true },
+        max_concurrency: 64, balancer: 'round_robin',
+        outlier: { consecutive_failures: 3, base_ejection_ms: 1000, max_ejection_ms: 10000, max_ejected_ratio: 0.5 },
+        versions: { default: 'v1', split: { v1: 100 } },
+      },
+      adaptive: { endpoints: [url], adaptive_concurrency: { min_limit: 1, max_limit: 50, initial_limit: 10 }, breaker: null, outlier: null },
+      discovered: { discovery: { dns: 'localhost', port: 8080, refresh_ms: 60000, scheme: 'http' } },
+    },
+    tls: { min_version: '1.3' },
+    limits: { max_response_body_bytes: 1_000_000, max_request_body_bytes: 1_000_000, max_response_header_bytes: 32768 },
+  }
+  const dedup: MemoryDedupConfig | RedisDedupConfig = { store: 'memory', capacity: 1000, ttl_ms: 60000 }
+  const bus: BusConfig = {
+    urls: ['memory://typed'], prefetch: 10, max_unconfirmed: 32, publish_deadline_ms: 5000, dedup,
+    reconnect: { base_delay_ms: 50, max_delay_ms: 500 },
+    limits: { max_message_bytes: 1_000_000, max_headers: 16, max_header_value_bytes: 4096 },
+  }
+  // @ts-expect-error a misspelt key is not a ServiceConfig key
+  const typo: ServiceConfig = { endpoints: [url], dedline_ms: 5 }
+  void typo
+  return [client, bus]
+}
+void typedConfig

@@ -52,6 +52,7 @@ from ._telemetry import (
     metrics_text,
     set_log_level,
 )
+from .config import BusConfig, ClientConfig
 
 __all__ = [
     "AsyncBus",
@@ -62,9 +63,11 @@ __all__ = [
     "BrokerError",
     "BudgetExhaustedError",
     "Bus",
+    "BusConfig",
     "BusStats",
     "CircuitOpenError",
     "Client",
+    "ClientConfig",
     "ClientStats",
     "ClosedError",
     "ConfigError",

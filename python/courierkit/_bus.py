@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from typing_extensions import Self, Unpack
 
     from ._courier import _ConsumeOptions, _PublishOptions, _QueueOptions, _RequestOptions
+    from .config import BusConfig
 
 ExchangeKind = Literal["direct", "fanout", "topic", "headers"]
 Body = Union[bytes, bytearray, memoryview, str]
@@ -486,7 +487,7 @@ class Bus(_BusBase):
     """A connection to RabbitMQ (or the in-process ``memory://`` broker), blocking API. Thread-safe."""
 
     @classmethod
-    def connect(cls, config: Mapping[str, Any]) -> Bus:
+    def connect(cls, config: BusConfig | Mapping[str, Any]) -> Bus:
         return cls(_courier.Bus.connect(to_json(config)))
 
     def declare_queue(self, name: str, **options: Unpack[_QueueKwargs]) -> None:
@@ -559,7 +560,7 @@ class AsyncBus(_BusBase):
     """A connection to RabbitMQ (or the in-process ``memory://`` broker) for asyncio."""
 
     @classmethod
-    async def connect(cls, config: Mapping[str, Any]) -> AsyncBus:
+    async def connect(cls, config: BusConfig | Mapping[str, Any]) -> AsyncBus:
         return cls(await _courier.Bus.connect_async(to_json(config)))
 
     async def declare_queue(self, name: str, **options: Unpack[_QueueKwargs]) -> None:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from typing_extensions import Self, Unpack
 
     from ._courier import _Request
+    from .config import ClientConfig
 
 Headers = Union[Mapping[str, str], Iterable["tuple[str, str]"]]
 Query = Union[Mapping[str, Any], Iterable["tuple[str, Any]"]]
@@ -152,7 +153,9 @@ def _request(method: str, target: str, path: str | None, options: _CallKwargs) -
 
 
 class _Base:
-    def __init__(self, config: Mapping[str, Any], *, _native: _courier.Client | None = None) -> None:
+    def __init__(
+        self, config: ClientConfig | Mapping[str, Any], *, _native: _courier.Client | None = None
+    ) -> None:
         self._native = _native if _native is not None else _courier.Client(to_json(config))
 
     @classmethod
@@ -170,7 +173,7 @@ class _Base:
         stats: ClientStats = _json.loads(self._native.stats_json())
         return stats
 
-    def reconfigure(self, config: Mapping[str, Any]) -> None:
+    def reconfigure(self, config: ClientConfig | Mapping[str, Any]) -> None:
         """Replaces the configuration atomically: later calls use ``config``, calls in
         flight finish under the old one, and what did not change (services, endpoints,
         counters) is kept. An invalid ``config`` raises :class:`courierkit.ConfigError`

@@ -55,3 +55,13 @@ async def async_usage(bus: courierkit.AsyncBus) -> None:
         batch = await consumer.next_batch(5, timeout=0)
         if batch is not None:
             await batch.reject_async()
+
+
+def config_usage(url: str) -> courierkit.Client:
+    # An annotated literal is checked key by key (a misspelt key is an error).
+    config: courierkit.ClientConfig = {
+        "services": {
+            "orders": {"endpoints": [url, {"url": url, "weight": 2}], "deadline_ms": 2_000, "breaker": None}
+        }
+    }
+    return courierkit.Client(config)

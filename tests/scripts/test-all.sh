@@ -62,6 +62,9 @@ run_rust() {
   # --workspace unifies features, so the plain build is checked on its own).
   cargo clippy -q -p courierkit --all-targets -- -D warnings
   cargo clippy -q -p courierkit --features telemetry --all-targets -- -D warnings
+  cargo clippy -q -p courierkit --features schema --all-targets -- -D warnings
+  # The config schema and every binding's typed config generated from it are current.
+  python3 scripts/config-types.py --check
   # Exactly one rustls crypto provider: a second one makes rustls refuse to choose at run time.
   if cargo tree -q --workspace --all-features -e normal -i aws-lc-rs >/dev/null 2>&1; then
     echo "aws-lc-rs is in the dependency tree; only ring is allowed (cargo tree -i aws-lc-rs)" >&2
@@ -109,8 +112,8 @@ run_python() {
   step "python: venv, build, lint, tests"
   setup_python
   (cd python && ../.venv/bin/ruff check . && ../.venv/bin/ruff format --check .)
-  .venv/bin/ruff check -q --config python/pyproject.toml examples/python tests/w3c bench/peers
-  .venv/bin/ruff format -q --check --config python/pyproject.toml examples/python tests/w3c bench/peers
+  .venv/bin/ruff check -q --config python/pyproject.toml examples/python tests/w3c bench/peers scripts
+  .venv/bin/ruff format -q --check --config python/pyproject.toml examples/python tests/w3c bench/peers scripts
   (cd python && ../.venv/bin/python -m mypy.stubtest courierkit._courier --allowlist stubtest-allowlist.txt)
   # The public types are precise: the package, a typed usage file and the examples pass --strict.
   (cd python && ../.venv/bin/python -m mypy --strict courierkit tests/typed_usage.py ../examples/python)

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 /// How an endpoint is chosen among the healthy ones. Every balancer honours weights.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Balancer {
@@ -29,6 +30,7 @@ pub enum Balancer {
 /// ejected (at most `max_ejection_ms`). At most `max_ejected_ratio` of the endpoints
 /// (but always at least one) are out at once, so ejection cannot empty a service.
 /// Envoy's outlier detection defaults.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OutlierConfig {
@@ -56,6 +58,7 @@ impl Default for OutlierConfig {
 /// Routing between versions of a service when a request names none: `split` sends a
 /// weighted share to each version (a canary: `{"v1": 90, "v2": 10}`); otherwise
 /// `default` picks one; with neither, every endpoint qualifies.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct VersionConfig {
@@ -80,6 +83,7 @@ pub struct VersionConfig {
 /// let discovery = cfg.services["orders"].discovery.as_ref().unwrap();
 /// assert_eq!((discovery.refresh_ms, discovery.scheme.as_str()), (5_000, "http"));
 /// ```
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DiscoveryConfig {

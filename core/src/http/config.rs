@@ -24,6 +24,7 @@ use crate::urls::parse_http_url;
 /// let cfg = ClientConfig::from_json(r#"{"services": {"orders": {"endpoints": ["http://127.0.0.1:8081"]}}}"#).unwrap();
 /// assert_eq!(cfg.services["orders"].deadline_ms, 10_000);
 /// ```
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientConfig {
@@ -40,6 +41,7 @@ pub struct ClientConfig {
 }
 
 /// How to reach and call one service.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceConfig {
@@ -124,13 +126,34 @@ pub struct EndpointConfig {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(rename = "EndpointObject"))]
 #[serde(deny_unknown_fields)]
 struct EndpointFields {
+    /// Base URL (`http://host:port` with an optional path prefix).
     url: String,
+    /// Service version label used for version routing.
     #[serde(default)]
     version: Option<String>,
+    /// Relative weight, at least 1.
     #[serde(default = "default_weight")]
     weight: u32,
+}
+
+/// The schema of what [`EndpointConfig`] reads: a URL string, or the object form.
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for EndpointConfig {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Endpoint".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let object = generator.subschema_for::<EndpointFields>();
+        schemars::json_schema!({
+            "description": "One endpoint: its base URL, or {\"url\", \"version\", \"weight\"}.",
+            "anyOf": [{"type": "string"}, object]
+        })
+    }
 }
 
 fn default_weight() -> u32 {

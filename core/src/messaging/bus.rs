@@ -17,7 +17,7 @@ use super::delay;
 use super::delivery::Delivery;
 use super::memory::Memory;
 use super::message::Outgoing;
-use super::publish::{self, BatchMessage, PublishOptions, Receipt, millis, producer_span};
+use super::publish::{self, BatchMessage, PublishOptions, Receipt, producer_span};
 use super::queue::{ExchangeKind, QueueOptions, check_name};
 use super::session::{SETUP_DEADLINE, Session, Settings};
 use super::stats::{BusStats, Counters};
@@ -25,7 +25,7 @@ use super::transport::{Declaration, Transport};
 use crate::config::Validate;
 use crate::deadline;
 use crate::error::{Error, Result};
-use crate::limits::check_duration_ms;
+use crate::limits::{check_duration_ms, millis};
 use crate::trace::TraceContext;
 
 /// A connection to a broker. Cheap to clone: clones share the connection.

@@ -17,10 +17,12 @@ use crate::urls::redact_url;
 /// let cfg = BusConfig::from_json(r#"{"urls": ["amqp://guest:guest@127.0.0.1:5672/%2f"]}"#).unwrap();
 /// assert_eq!(cfg.prefetch, 100);
 /// ```
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BusConfig {
     /// Broker URLs (`amqp://` or `amqps://`), tried in order when connecting.
+    #[cfg_attr(feature = "schema", schemars(extend("x-secret" = true)))]
     pub urls: Vec<String>,
     /// Unacknowledged deliveries per consumer. Default 100: enough to hide a round trip
     /// on a LAN without letting one slow consumer hoard a queue.
@@ -53,6 +55,7 @@ pub struct BusConfig {
 
 /// Reconnection backoff: exponential with full jitter from `base_delay_ms`, capped at
 /// `max_delay_ms`, so a fleet of clients does not reconnect in lockstep after an outage.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReconnectConfig {
@@ -88,6 +91,7 @@ fn default_publish_deadline_ms() -> u64 {
 /// The dedup store: `{"store": "memory", "capacity": 100000, "ttl_ms": 86400000}` (per
 /// process) or `{"store": "redis", "url": "redis://127.0.0.1:6379/0"}` (shared by every
 /// consumer process that points at the same Redis).
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "store", rename_all = "snake_case", deny_unknown_fields)]
 pub enum DedupConfig {
@@ -103,6 +107,7 @@ pub enum DedupConfig {
     /// In Redis, shared by processes.
     Redis {
         /// `redis://[user:password@]host:port/db` (or `rediss://`).
+        #[cfg_attr(feature = "schema", schemars(extend("x-secret" = true)))]
         url: String,
         /// How long an id is remembered after its ack. Default 24 h.
         #[serde(default = "default_dedup_ttl_ms")]

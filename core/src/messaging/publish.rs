@@ -14,7 +14,7 @@ use super::queue::check_name;
 use super::session::Session;
 use crate::deadline;
 use crate::error::{Error, Result};
-use crate::limits::{MAX_BATCH, check_duration_ms};
+use crate::limits::{MAX_BATCH, check_duration_ms, millis};
 use crate::trace::TraceContext;
 
 /// Per-publish options.
@@ -249,9 +249,4 @@ pub(crate) fn producer_span(
         span.record("messaging.message.conversation_id", cid);
     }
     span
-}
-
-/// A duration in whole milliseconds, saturating, for range checks.
-pub(crate) fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

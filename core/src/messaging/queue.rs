@@ -3,8 +3,7 @@
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::limits::{MAX_RETRY_DELAYS, check_duration};
-use crate::messaging::publish::millis;
+use crate::limits::{MAX_RETRY_DELAYS, check_duration, millis};
 
 /// Returns of one message to a quorum queue before it is dead-lettered instead
 /// (RabbitMQ's rule: returned more times than the limit), so a poison message costs six

@@ -10,6 +10,7 @@ use crate::limits::check_duration_ms;
 
 /// When and how often to retry. Defaults: 3 attempts in all, full jitter between 0 and
 /// `min(2 s, 50 ms * 2^n)` — the values Envoy, Finagle and the AWS SDKs converge on.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetryConfig {
@@ -63,6 +64,24 @@ pub enum RetryOn {
     Status(u16),
 }
 
+/// The schema of what [`RetryOn`] reads: a failure class name or a status code.
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for RetryOn {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "RetryOn".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A retryable failure: \"connect\", \"reset\", \"timeout\" or an HTTP status code.",
+            "anyOf": [
+                {"type": "string", "enum": ["connect", "reset", "timeout"]},
+                {"type": "integer", "minimum": 100, "maximum": 599}
+            ]
+        })
+    }
+}
+
 impl Serialize for RetryOn {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         match self {
@@ -114,6 +133,7 @@ impl<'de> Deserialize<'de> for RetryOn {
 /// The retry budget: retries may add at most `ratio` of the requests of the last
 /// `window_ms`, plus `min_per_sec` so a quiet service can still retry. Default 20%
 /// over 10 s plus 10/s, Finagle's `RetryBudget` defaults.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BudgetConfig {
@@ -138,6 +158,7 @@ impl Default for BudgetConfig {
 /// The circuit breaker. Default: opens when at least 20 attempts ended in the last 10 s
 /// and half failed; stays open 5 s, doubling per consecutive opening up to 60 s (with
 /// ±20% jitter so clients do not probe in lockstep); 3 probes decide whether to close.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BreakerConfig {
@@ -174,6 +195,7 @@ impl Default for BreakerConfig {
 /// the tail a slow endpoint adds (Dean and Barroso, "The Tail at Scale"; Envoy's and
 /// gRPC's hedging policies). Each hedge is paid for from the retry budget, so hedging
 /// cannot multiply the load on a service that is slow everywhere. Off unless set.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HedgeConfig {
@@ -201,6 +223,7 @@ impl Default for HedgeConfig {
 /// each call takes one before its first attempt (per service, or per `rate_key` a call
 /// names). A 429 from the service slows the bucket (see the `rate` module). Off unless
 /// set.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitConfig {
@@ -250,6 +273,7 @@ impl RateLimitConfig {
 /// An adaptive concurrency limit in place of the fixed `max_concurrency`: the calls let
 /// in flight follow the service's latency (see the `adaptive` module), starting at
 /// `initial_limit` and staying within `min_limit..=max_limit`. Off unless set.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdaptiveConcurrencyConfig {

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 ///
 /// Certificates and keys are PEM text, not paths: every binding can read a file, and a
 /// config that carries its material can come from a secret store as it is.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
@@ -19,6 +20,7 @@ pub struct TlsConfig {
     pub client_cert_pem: Option<String>,
     /// The client certificate's private key (PEM: PKCS#8, RSA or SEC1).
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(extend("x-secret" = true)))]
     pub client_key_pem: Option<String>,
     /// The lowest protocol version offered. Default 1.2.
     #[serde(default)]
@@ -49,6 +51,7 @@ impl std::fmt::Debug for TlsConfig {
 }
 
 /// A TLS protocol version, written `"1.2"` or `"1.3"`.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TlsVersion {
     /// TLS 1.2 (and 1.3).
