@@ -45,10 +45,10 @@ done
 grep -q 'module CourierFFI' "$ffi_dir/module.modulemap" || fail "module map does not declare module CourierFFI"
 for decl in 'open class Client' 'open class Bus' 'open class Consumer' 'open class Delivery' \
             'enum CourierError' 'public struct Request' 'public struct Response' \
-            'func call(request: Request) *async throws *-> *Response' 'case BudgetExhausted(' 'func next(timeout: Millis?' \
+            'func callNative(request: Request, cancel: CancelToken? = nil) *async throws *-> *Response' 'case BudgetExhausted(' 'func nextNative(timeout: Millis? = nil, cancel: CancelToken? = nil)' \
             'func stats() -> ClientStats' 'public struct ServiceStats' 'public struct EndpointStats' \
             'public var endpoints: \[EndpointStats\]' 'func stats() -> BusStats' 'public struct BusStats' \
-            'public var rpcInFlight: UInt64' 'func request(routingKey' 'func serve(queue' \
+            'public var rpcInFlight: UInt64' 'func requestNative(routingKey' 'func publishNative(exchange: String, routingKey: String, body: Data, options: PublishOptions = PublishOptions(), cancel: CancelToken? = nil)' 'open class CancelToken' 'func cancel()' 'func isCancelled() -> Bool' 'func serve(queue' \
             'func reply(body' 'func replyTo() -> String?' 'dedup: Bool? = nil' 'public var deadline: Millis?' \
             'open class TraceContext' 'static func parse(traceparent' 'static func newRoot()' \
             'static func fromCarrier(carrier' 'func traceContext() -> TraceContext' \
@@ -59,9 +59,9 @@ for decl in 'open class Client' 'open class Bus' 'open class Consumer' 'open cla
             'func metricsText() -> String' 'public typealias ConfigJson = String' \
             'public typealias ConfigPath = String' 'CourierLogging.installed(value)' \
             'public typealias Millis = Duration' 'CourierDurations.milliseconds(value)' 'Duration.milliseconds(builtinValue)' \
-            'func publishMany(messages: \[BatchMessage\]) *async throws *-> *\[PublishResult\]' \
+            'func publishManyNative(messages: \[BatchMessage\], cancel: CancelToken? = nil) *async throws *-> *\[PublishResult\]' \
             'public enum PublishResult' 'case failed(' '*/error: CourierError' 'open class Batch' \
-            'func nextBatch(max: UInt32, timeout: Millis) *async throws *-> *Batch?' \
+            'func nextBatchNative(max: UInt32, timeout: Millis, cancel: CancelToken? = nil) *async throws *-> *Batch?' \
             'func deliveries() -> \[Delivery\]' 'func remaining() -> Millis?' 'public var ttl: Millis?' \
             'func deadlineFromHeaders(headers: \[String: String\]) *throws *-> *Millis?' 'public var expired: UInt64' \
             'func finish(succeeded: Bool, requeue: Bool?) *async throws'; do
@@ -97,6 +97,14 @@ for call in 'convenience init(config: ClientConfig) throws' 'try self.init(confi
 done
 for type in 'public struct ClientConfig' 'public struct ServiceConfig' 'public struct BusConfig' 'public enum DedupConfig'; do
   grep -qF "$type" "$sources/Config.swift" || fail "Config.swift lacks '$type'"
+done
+# Cancellation.swift wraps the renamed operations under their own names, cancelling a token
+# from the task's cancellation handler.
+for call in 'withTaskCancellationHandler' 'token.cancel()' 'callNative(request: request, cancel: $0)' \
+            'publishNative(exchange: exchange, routingKey: routingKey, body: body, options: options, cancel: $0)' \
+            'publishManyNative(messages: messages, cancel: $0)' 'requestNative(' \
+            'nextNative(timeout: timeout, cancel: $0)' 'nextBatchNative(max: max, timeout: timeout, cancel: $0)'; do
+  grep -qF "$call" "$sources/Cancellation.swift" || fail "Cancellation.swift lacks '$call'"
 done
 stale="$(grep -rlE '\bHttp(Request|Response)\b|RetryBudgetExhausted' "$sources"/*.swift "$here/Tests" "$gen_dir" \
   "$root/tests/interop/swift/courier-interop/Sources" || true)"

@@ -205,6 +205,49 @@ impl<T> Handoff<T> {
     }
 }
 
+/// A cancellation a host triggers from outside the future it cancels: Node's
+/// `AbortSignal` and Swift's task cancellation reach core through one of these, because
+/// neither drops the foreign future when the caller gives up (a cancelled Kotlin
+/// coroutine or asyncio task does, and needs none). Cheap to clone; clones cancel
+/// together.
+#[derive(Debug, Clone, Default)]
+pub struct CancelToken(tokio_util::sync::CancellationToken);
+
+impl CancelToken {
+    /// A token not cancelled yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Cancels every operation running under this token, now or later.
+    pub fn cancel(&self) {
+        self.0.cancel();
+    }
+
+    /// Whether [`CancelToken::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.is_cancelled()
+    }
+
+    /// `fut`, or [`Error::Closed`] naming `what` as soon as the token is cancelled:
+    /// `fut` is dropped then, which releases what it held (a call's concurrency slot, a
+    /// request's reply correlation, a publish's unconfirmed slot) and leaves a consumer's
+    /// delivery for its next `next`. An already cancelled token never polls `fut`.
+    ///
+    /// # Errors
+    /// `fut`'s error, or [`Error::Closed`] when cancelled.
+    pub async fn run<T>(
+        &self,
+        what: &'static str,
+        fut: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        self.0
+            .run_until_cancelled(fut)
+            .await
+            .unwrap_or(Err(Error::Closed { what }))
+    }
+}
+
 /// A core future that panics, for the bindings' tests: every binding must turn a panic
 /// inside core into its internal error and settle the caller's Promise, coroutine or
 /// suspend call, never strand it or unwind across the FFI boundary. Not part of the API.
@@ -271,5 +314,41 @@ mod tests {
         assert!(handoff.push(3), "after a take, the next item wakes again");
         assert_eq!(handoff.take(), vec![3]);
         assert!(handoff.take().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_cancel_token_drops_the_future_and_says_what_was_cancelled() {
+        let token = CancelToken::new();
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let running = tokio::spawn({
+            let token = token.clone();
+            async move {
+                token
+                    .run("the call", async move {
+                        let _tx = tx; // dropped when the future is dropped
+                        std::future::pending::<Result<()>>().await
+                    })
+                    .await
+            }
+        });
+        tokio::task::yield_now().await;
+        token.cancel();
+        let err = running.await.unwrap().unwrap_err();
+        assert!(matches!(err, Error::Closed { what: "the call" }), "{err:?}");
+        assert!(
+            rx.recv().is_err(),
+            "the future and what it owned were dropped"
+        );
+        let polled = std::sync::atomic::AtomicBool::new(false);
+        let again = token
+            .run("the call", async {
+                polled.store(true, std::sync::atomic::Ordering::SeqCst);
+                Ok(())
+            })
+            .await;
+        assert!(
+            again.is_err() && !polled.into_inner(),
+            "a cancelled token never polls"
+        );
     }
 }

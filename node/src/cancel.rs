@@ -9,13 +9,13 @@
 
 use std::future::Future;
 
+use courierkit::runtime;
 use napi_derive::napi;
-use tokio_util::sync::CancellationToken;
 
 #[napi]
 #[derive(Default)]
 pub struct CancelToken {
-    inner: CancellationToken,
+    inner: runtime::CancelToken,
 }
 
 #[napi]
@@ -47,11 +47,8 @@ where
             None => fut.await,
             Some(token) => {
                 token
-                    .run_until_cancelled(fut)
+                    .run("operation (aborted by its AbortSignal)", fut)
                     .await
-                    .unwrap_or(Err(courierkit::Error::Closed {
-                        what: "operation (aborted by its AbortSignal)",
-                    }))
             }
         }
     }

@@ -11,6 +11,7 @@ use courierkit::{BusConfig, ExchangeKind, Validate};
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::cancel::{CancelToken, cancellable};
 use crate::duration::Millis;
 use crate::error::CourierError;
 use crate::telemetry::ConfigJson;
@@ -312,21 +313,22 @@ impl Bus {
     ///
     /// # Cancel safety
     /// Cancelling after the message was written does not unpublish it; only the confirm
-    /// is lost.
-    #[uniffi::method(default(options))]
+    /// is lost. `cancel` cancels it from outside (the Swift wrapper, with its task).
+    #[uniffi::method(default(cancel = None, options))]
     pub async fn publish(
         &self,
         exchange: String,
         routing_key: String,
         body: Vec<u8>,
         options: PublishOptions,
+        cancel: Option<Arc<CancelToken>>,
     ) -> Result<Receipt, CourierError> {
         let bus = self.inner.clone();
         let options = courierkit::PublishOptions::try_from(options)?;
-        let receipt = crate::run(async move {
+        let receipt = crate::run(cancellable(cancel, async move {
             bus.publish(&exchange, &routing_key, body.into(), options)
                 .await
-        })
+        }))
         .await?;
         Ok(Receipt::from(receipt))
     }
@@ -338,10 +340,13 @@ impl Bus {
     ///
     /// # Errors
     /// `Config` on `messages` for an empty batch or one over 1,000; `Closed` for a
-    /// closed bus. Each message's own failure is its `PublishResult.Failed`.
+    /// closed bus. Each message's own failure is its `PublishResult.Failed`; `Closed`
+    /// when `cancel` was cancelled (as for `publish`).
+    #[uniffi::method(default(cancel = None))]
     pub async fn publish_many(
         &self,
         messages: Vec<BatchMessage>,
+        cancel: Option<Arc<CancelToken>>,
     ) -> Result<Vec<PublishResult>, CourierError> {
         let bus = self.inner.clone();
         // A duration that cannot convert fails the whole call, as a bad option does in
@@ -357,7 +362,10 @@ impl Bus {
                 })
             })
             .collect::<Result<_, CourierError>>()?;
-        let results = crate::run(async move { bus.publish_many(messages).await }).await?;
+        let results = crate::run(cancellable(cancel, async move {
+            bus.publish_many(messages).await
+        }))
+        .await?;
         Ok(results
             .into_iter()
             .map(|result| match result {
@@ -417,7 +425,9 @@ impl Bus {
     /// still be served.
     // `headers` comes last: uniffi 0.32 accepts a bare name (the type's default, here an
     // empty map) only at the end of the list.
-    #[uniffi::method(default(exchange = None, timeout = None, trace = None, headers))]
+    #[uniffi::method(default(exchange = None, timeout = None, trace = None, cancel = None, headers))]
+    // Each argument is a named Kotlin/Swift argument with a default, not a positional one.
+    #[allow(clippy::too_many_arguments)]
     pub async fn request(
         &self,
         routing_key: String,
@@ -426,6 +436,7 @@ impl Bus {
         timeout: Option<Millis>,
         headers: HashMap<String, String>,
         trace: Option<HashMap<String, String>>,
+        cancel: Option<Arc<CancelToken>>,
     ) -> Result<Arc<Delivery>, CourierError> {
         let bus = self.inner.clone();
         let defaults = courierkit::RequestOptions::default();
@@ -435,9 +446,10 @@ impl Bus {
             headers: headers.into_iter().collect(),
             trace: trace.map(|c| courierkit::TraceContext::from_carrier(&c)),
         };
-        let reply =
-            crate::run(async move { bus.request(&routing_key, body.into(), options).await })
-                .await?;
+        let reply = crate::run(cancellable(cancel, async move {
+            bus.request(&routing_key, body.into(), options).await
+        }))
+        .await?;
         Ok(Delivery::wrap(reply))
     }
 
@@ -481,14 +493,19 @@ impl Consumer {
     /// # Cancel safety
     /// Cancel safe: a delivery is taken only when this completes, so cancelling loses
     /// nothing.
-    #[uniffi::method(default(timeout = None))]
+    #[uniffi::method(default(timeout = None, cancel = None))]
     pub async fn next(
         &self,
         timeout: Option<Millis>,
+        cancel: Option<Arc<CancelToken>>,
     ) -> Result<Option<Arc<Delivery>>, CourierError> {
         let consumer = Arc::clone(&self.inner);
         let timeout = Millis::optional(timeout, "timeout_ms")?;
-        let delivery = crate::run(async move { consumer.next(timeout).await }).await?;
+        let delivery = crate::run(cancellable(
+            cancel,
+            async move { consumer.next(timeout).await },
+        ))
+        .await?;
         Ok(delivery.map(Delivery::wrap))
     }
 
@@ -502,15 +519,20 @@ impl Consumer {
     ///
     /// # Cancel safety
     /// Cancel safe: deliveries gathered by a cancelled call are returned by the next.
+    #[uniffi::method(default(cancel = None))]
     pub async fn next_batch(
         &self,
         max: u32,
         timeout: Millis,
+        cancel: Option<Arc<CancelToken>>,
     ) -> Result<Option<Arc<Batch>>, CourierError> {
         let timeout = timeout.to_core("timeout_ms")?;
         let consumer = Arc::clone(&self.inner);
         let max = usize::try_from(max).unwrap_or(usize::MAX);
-        let batch = crate::run(async move { consumer.next_batch(max, timeout).await }).await?;
+        let batch = crate::run(cancellable(cancel, async move {
+            consumer.next_batch(max, timeout).await
+        }))
+        .await?;
         Ok(batch.map(|inner| Arc::new(Batch { inner })))
     }
 

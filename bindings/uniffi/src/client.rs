@@ -1,9 +1,11 @@
 //! `Client`: HTTP calls to named services, as a uniffi object.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use courierkit::{ClientConfig, Validate};
 
+use crate::cancel::{CancelToken, cancellable};
 use crate::duration::Millis;
 use crate::error::CourierError;
 use crate::telemetry::{ConfigJson, ConfigPath};
@@ -311,13 +313,22 @@ impl Client {
     /// after `close()`.
     ///
     /// # Cancel safety
-    /// Cancelling the coroutine or task aborts the request.
-    pub async fn call(&self, request: Request) -> Result<Response, CourierError> {
+    /// Cancelling the coroutine aborts the request, and so does cancelling `cancel` (the
+    /// Swift wrapper cancels it with its task).
+    #[uniffi::method(default(cancel = None))]
+    pub async fn call(
+        &self,
+        request: Request,
+        cancel: Option<Arc<CancelToken>>,
+    ) -> Result<Response, CourierError> {
         let client = self.inner.clone();
         let request = courierkit::Request::try_from(request)?;
-        crate::run(async move { client.call(request).await })
-            .await
-            .map(Response::from)
+        crate::run(cancellable(
+            cancel,
+            async move { client.call(request).await },
+        ))
+        .await
+        .map(Response::from)
     }
 
     /// Replaces the configuration of the live client atomically, from a `ClientConfig`

@@ -11,9 +11,9 @@
 //! to the process-wide runtime with [`courierkit::runtime::spawn`] and awaits the task.
 //! The task is `Send`, as uniffi requires, and dropping it aborts the core future, which
 //! releases what it held. A cancelled Kotlin coroutine drops it. uniffi 0.32's Swift
-//! bindings do not forward `Task` cancellation, so a cancelled Swift task waits for the
-//! call to end (at the latest at its deadline); the Swift `AsyncSequence` over
-//! [`Consumer`] closes the consumer on cancellation instead.
+//! bindings do not forward `Task` cancellation, so the operations a caller may give up on
+//! (`call`, `publish`, `publish_many`, `request`, `next`, `next_batch`) also take a
+//! [`CancelToken`], which the Swift wrappers cancel when their task is cancelled.
 //!
 //! # Names
 //! Types keep core's names: [`Request`] and [`Response`] as in Rust, Python and Node
@@ -47,6 +47,7 @@
 #![warn(missing_docs)]
 
 mod bus;
+mod cancel;
 mod client;
 mod duration;
 mod error;
@@ -57,6 +58,7 @@ pub use bus::{
     Batch, BatchMessage, Bus, BusStats, Consumer, Delivery, PublishOptions, PublishResult,
     QueueOptions, Receipt,
 };
+pub use cancel::CancelToken;
 pub use client::{
     Client, ClientStats, EndpointStats, QueryParam, Request, Response, ServiceStats,
     deadline_from_headers,
