@@ -106,6 +106,7 @@ for call in 'withTaskCancellationHandler' 'token.cancel()' 'callNative(request: 
             'nextNative(timeout: timeout, cancel: $0)' 'nextBatchNative(max: max, timeout: timeout, cancel: $0)'; do
   grep -qF "$call" "$sources/Cancellation.swift" || fail "Cancellation.swift lacks '$call'"
 done
+[ "$(grep -c 'public func use<T>' "$sources/Scopes.swift")" = 3 ] || fail "Scopes.swift lacks use { } for Client, Bus and Consumer"
 stale="$(grep -rlE '\bHttp(Request|Response)\b|RetryBudgetExhausted' "$sources"/*.swift "$here/Tests" "$gen_dir" \
   "$root/tests/interop/swift/courier-interop/Sources" || true)"
 [ -z "$stale" ] || fail "old names (HttpRequest, HttpResponse, RetryBudgetExhausted) in: $stale"
