@@ -122,6 +122,10 @@ for s in $symbols; do
   fi
 done
 
+# The ```swift snippets of the docs, compiled with the tests (generated, gitignored).
+python3 "$root/scripts/docs-snippets.py" swift "$here/Tests/CourierKitTests/Generated"
+grep -q 'func snippet' "$here/Tests/CourierKitTests/Generated/DocSnippets.swift" || fail "no Swift doc snippets were found"
+
 if ! command -v swift >/dev/null 2>&1; then
   # COURIER_REQUIRE_SWIFT=1 (set it on a machine meant to test Swift) turns the skip into
   # a failure, so a lost toolchain cannot pass as green.
