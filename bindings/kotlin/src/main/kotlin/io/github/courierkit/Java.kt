@@ -1,0 +1,193 @@
+/**
+ * courier from Java: `CompletableFuture` forms of the suspending operations, and builders
+ * that take `java.time.Duration`.
+ *
+ * Java cannot call a `suspend fun`, and cannot construct the generated records whose
+ * durations are `kotlin.time.Duration` (a value class: the constructor is hidden from
+ * Java). These static methods of `CourierJava` run the Kotlin API in a coroutine and
+ * return its future: cancelling the future cancels the coroutine, which cancels the
+ * operation in core and releases what it held, as in Kotlin. The typed configuration
+ * (Config.kt) already has builders and `toJson()`. Kotlin code calls the suspending API
+ * directly.
+ *
+ * ```java
+ * Client client = new Client(config.toJson());
+ * Request request = CourierJava.requestBuilder("GET", "orders").path("/v1/items")
+ *     .deadline(Duration.ofSeconds(2)).build();
+ * Response response = CourierJava.call(client, request).get();
+ * ```
+ */
+package io.github.courierkit
+
+import io.github.courierkit.ffi.Bus
+import io.github.courierkit.ffi.Client
+import io.github.courierkit.ffi.Consumer
+import io.github.courierkit.ffi.Delivery
+import io.github.courierkit.ffi.PublishOptions
+import io.github.courierkit.ffi.QueryParam
+import io.github.courierkit.ffi.QueueOptions
+import io.github.courierkit.ffi.Receipt
+import io.github.courierkit.ffi.Request
+import io.github.courierkit.ffi.Response
+import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.SupervisorJob
+import kotlinx.coroutines.future.future
+import java.util.concurrent.CompletableFuture
+import kotlin.time.toKotlinDuration
+import java.time.Duration as JavaDuration
+
+object CourierJava {
+    /** Runs the futures' coroutines; a failed one fails only its own future. */
+    private val futures = CoroutineScope(SupervisorJob() + Dispatchers.Default)
+
+    /** Connects a bus from its config as JSON text (`BusConfig.toJson()`). */
+    @JvmStatic fun connect(configJson: String): CompletableFuture<Bus> = futures.future { Bus.connect(configJson) }
+
+    /** [Client.call], with the current OpenTelemetry span as the parent. */
+    @JvmStatic fun call(client: Client, request: Request): CompletableFuture<Response> = futures.future { client.call(request) }
+
+    /** [Bus.publish]: completes with the receipt once the broker confirmed. */
+    @JvmStatic @JvmOverloads fun publish(
+        bus: Bus,
+        exchange: String,
+        routingKey: String,
+        body: ByteArray,
+        options: PublishOptions = PublishOptions(),
+    ): CompletableFuture<Receipt> = futures.future { bus.publish(exchange, routingKey, body, options) }
+
+    /** [Bus.request]; [timeout] null is core's default (5 s). */
+    @JvmStatic @JvmOverloads fun request(
+        bus: Bus,
+        routingKey: String,
+        body: ByteArray,
+        timeout: JavaDuration? = null,
+        exchange: String? = null,
+    ): CompletableFuture<Delivery> = futures.future {
+        bus.request(routingKey, body, exchange = exchange, timeout = timeout?.toKotlinDuration())
+    }
+
+    /** `Bus.declareQueue`. */
+    @JvmStatic @JvmOverloads fun declareQueue(bus: Bus, name: String, options: QueueOptions = QueueOptions()): CompletableFuture<Unit> =
+        futures.future { bus.declareQueue(name, options) }
+
+    /** `Bus.consume` with the config's prefetch and dedup on. */
+    @JvmStatic fun consume(bus: Bus, queue: String): CompletableFuture<Consumer> = futures.future { bus.consume(queue) }
+
+    /** `Consumer.next`; [timeout] null waits until a delivery comes or the consumer closes. */
+    @JvmStatic @JvmOverloads fun next(consumer: Consumer, timeout: JavaDuration? = null): CompletableFuture<Delivery?> =
+        futures.future { consumer.next(timeout?.toKotlinDuration()) }
+
+    /** `Delivery.ack`. */
+    @JvmStatic fun ack(delivery: Delivery): CompletableFuture<Unit> = futures.future { delivery.ack() }
+
+    /** `Delivery.nack`; [requeue] null is core's default (requeue). */
+    @JvmStatic @JvmOverloads fun nack(delivery: Delivery, requeue: Boolean? = null): CompletableFuture<Unit> =
+        futures.future { delivery.nack(requeue) }
+
+    /** courier's close of a bus (`Bus.shutdown`); the handle is freed by `close()`. */
+    @JvmStatic fun shutdown(bus: Bus): CompletableFuture<Unit> = futures.future { bus.shutdown() }
+
+    /** courier's close of a consumer (`Consumer.shutdown`). */
+    @JvmStatic fun shutdown(consumer: Consumer): CompletableFuture<Unit> = futures.future { consumer.shutdown() }
+
+    /** A [RequestBuilder] for [method] to [target] (a service name or an absolute URL). */
+    @JvmStatic fun requestBuilder(method: String, target: String): RequestBuilder = RequestBuilder(method, target)
+
+    /** A [PublishOptionsBuilder]. */
+    @JvmStatic fun publishOptionsBuilder(): PublishOptionsBuilder = PublishOptionsBuilder()
+
+    /** A [QueueOptionsBuilder]. */
+    @JvmStatic fun queueOptionsBuilder(): QueueOptionsBuilder = QueueOptionsBuilder()
+}
+
+/** Builds a [Request] one field at a time, durations as `java.time.Duration`. */
+class RequestBuilder internal constructor(private val method: String, private val target: String) {
+    private var path = ""
+    private val headers = mutableMapOf<String, String>()
+    private val query = mutableListOf<QueryParam>()
+    private var body: ByteArray? = null
+    private var deadline: JavaDuration? = null
+    private var timeout: JavaDuration? = null
+    private var idempotencyKey: String? = null
+    private var idempotent = false
+    private var version: String? = null
+    private var rateKey: String? = null
+
+    fun path(path: String) = apply { this.path = path }
+    fun header(name: String, value: String) = apply { headers[name] = value }
+    fun query(name: String, value: String) = apply { query += QueryParam(name, value) }
+    fun body(body: ByteArray?) = apply { this.body = body }
+
+    /** The whole call's deadline, every attempt included. */
+    fun deadline(deadline: JavaDuration?) = apply { this.deadline = deadline }
+
+    /** One attempt's timeout. */
+    fun timeout(timeout: JavaDuration?) = apply { this.timeout = timeout }
+    fun idempotencyKey(key: String?) = apply { idempotencyKey = key }
+    fun idempotent(idempotent: Boolean) = apply { this.idempotent = idempotent }
+    fun version(version: String?) = apply { this.version = version }
+    fun rateKey(rateKey: String?) = apply { this.rateKey = rateKey }
+
+    fun build() = Request(
+        method = method, target = target, path = path, headers = headers.toMap(), query = query.toList(),
+        body = body, deadline = deadline?.toKotlinDuration(), timeout = timeout?.toKotlinDuration(),
+        idempotencyKey = idempotencyKey, idempotent = idempotent, version = version, rateKey = rateKey,
+    )
+}
+
+/** Builds [PublishOptions] one field at a time, durations as `java.time.Duration`. */
+class PublishOptionsBuilder internal constructor() {
+    private val headers = mutableMapOf<String, String>()
+    private var messageId: String? = null
+    private var correlationId: String? = null
+    private var persistent = true
+    private var deadline: JavaDuration? = null
+    private var delay: JavaDuration? = null
+    private var ttl: JavaDuration? = null
+
+    fun header(name: String, value: String) = apply { headers[name] = value }
+    fun messageId(id: String?) = apply { messageId = id }
+    fun correlationId(id: String?) = apply { correlationId = id }
+    fun persistent(persistent: Boolean) = apply { this.persistent = persistent }
+
+    /** How long the publish may wait in all, reconnects included. */
+    fun deadline(deadline: JavaDuration?) = apply { this.deadline = deadline }
+
+    /** Deliver no earlier than this from now. */
+    fun delay(delay: JavaDuration?) = apply { this.delay = delay }
+
+    /** How long the message stays worth processing. */
+    fun ttl(ttl: JavaDuration?) = apply { this.ttl = ttl }
+
+    fun build() = PublishOptions(
+        headers = headers.toMap(), messageId = messageId, correlationId = correlationId, persistent = persistent,
+        deadline = deadline?.toKotlinDuration(), delay = delay?.toKotlinDuration(), ttl = ttl?.toKotlinDuration(),
+    )
+}
+
+/** Builds [QueueOptions] one field at a time, durations as `java.time.Duration`. */
+class QueueOptionsBuilder internal constructor() {
+    private var quorum = true
+    private var deliveryLimit: UInt? = null
+    private var deadLetter = true
+    private var ttl: JavaDuration? = null
+    private var retryDelays: List<JavaDuration> = emptyList()
+
+    fun quorum(quorum: Boolean) = apply { this.quorum = quorum }
+
+    /** Deliveries before a message is dead-lettered (quorum queues); null: core's 5. */
+    fun deliveryLimit(limit: Int?) = apply { deliveryLimit = limit?.toUInt() }
+    fun deadLetter(deadLetter: Boolean) = apply { this.deadLetter = deadLetter }
+
+    /** Message time-to-live in the queue. */
+    fun ttl(ttl: JavaDuration?) = apply { this.ttl = ttl }
+
+    /** Delayed redelivery: a requeueing nack comes back after each delay in turn. */
+    fun retryDelays(delays: List<JavaDuration>) = apply { retryDelays = delays.toList() }
+
+    fun build() = QueueOptions(
+        quorum = quorum, deliveryLimit = deliveryLimit, deadLetter = deadLetter, ttl = ttl?.toKotlinDuration(),
+        retryDelays = retryDelays.map { it.toKotlinDuration() },
+    )
+}
