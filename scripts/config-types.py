@@ -270,6 +270,48 @@ def pascal(value: str) -> str:
     return "".join(p[:1].upper() + p[1:] for p in re.split(r"[_.]", value))
 
 
+@dataclass(frozen=True)
+class Spelling:
+    """How a language writes the schema's types: its scalars, a list of and a map of
+    (``{}`` is the element), and whether a reference takes its typed name."""
+
+    scalars: dict[str, str]
+    list_of: str
+    map_of: str
+    typed: bool
+
+
+PYTHON = Spelling(
+    {"int": "int", "float": "float", "bool": "bool", "str": "str"}, "list[{}]", "dict[str, {}]", False
+)
+TYPESCRIPT = Spelling(
+    {"int": "number", "float": "number", "bool": "boolean", "str": "string"},
+    "{}[]",
+    "Record<string, {}>",
+    False,
+)
+KOTLIN = Spelling(
+    {"int": "Long", "float": "Double", "bool": "Boolean", "str": "String"},
+    "List<{}>",
+    "Map<String, {}>",
+    True,
+)
+SWIFT = Spelling(
+    {"int": "Int", "float": "Double", "bool": "Bool", "str": "String"}, "[{}]", "[String: {}]", True
+)
+
+
+def spell(model: Model, t: Type, language: Spelling) -> str:
+    if t.kind in language.scalars:
+        return language.scalars[t.kind]
+    if t.kind in ("list", "map"):
+        assert t.item is not None
+        inner = spell(model, t.item, language)
+        return (language.list_of if t.kind == "list" else language.map_of).format(inner)
+    name = t.ref or ""
+    return typed_name(model, name) if language.typed else name
+
+
 def doc_lines(doc: str) -> list[str]:
     """A Rust doc comment as plain text for another language: up to its first section
     (`# Examples` and the like), with rustdoc links (`[`crate::Bus`]`) as plain code."""
@@ -307,15 +349,6 @@ def python(model: Model) -> str:
         "    from typing_extensions import Required",
     ]
 
-    def ty(t: Type) -> str:
-        if t.kind in ("int", "float", "bool", "str"):
-            return t.kind
-        if t.kind == "list":
-            return f"list[{ty(t.item)}]"
-        if t.kind == "map":
-            return f"dict[str, {ty(t.item)}]"
-        return t.ref or ""
-
     def struct(name: str, s: Struct, extra: list[str] | None = None) -> None:
         out.append("")
         out.append("")
@@ -326,7 +359,7 @@ def python(model: Model) -> str:
         for e in extra or []:
             out.append(e)
         for f in s.fields:
-            t = ty(f.type)
+            t = spell(model, f.type, PYTHON)
             if f.nullable:
                 t = f"{t} | None"
             if f.required:
@@ -393,20 +426,6 @@ def typescript(model: Model) -> str:
         "// otherwise; an absent key is core's default. Durations are whole milliseconds (`*_ms`).",
     ]
 
-    def ty(t: Type) -> str:
-        if t.kind in ("int", "float"):
-            return "number"
-        if t.kind == "bool":
-            return "boolean"
-        if t.kind == "str":
-            return "string"
-        if t.kind == "list":
-            inner = ty(t.item)
-            return f"({inner})[]" if "|" in inner else f"{inner}[]"
-        if t.kind == "map":
-            return f"Record<string, {ty(t.item)}>"
-        return t.ref or ""
-
     def jsdoc(doc: str, indent: str) -> None:
         lines = doc_lines(doc)
         if not lines:
@@ -425,7 +444,7 @@ def typescript(model: Model) -> str:
         out.extend(extra or [])
         for f in s.fields:
             jsdoc(f.doc, "  ")
-            t = ty(f.type) + (" | null" if f.nullable else "")
+            t = spell(model, f.type, TYPESCRIPT) + (" | null" if f.nullable else "")
             out.append(f"  {f.key}{'' if f.required else '?'}: {t}")
         out.append("}")
 
@@ -462,19 +481,7 @@ def typescript(model: Model) -> str:
 
 
 def kotlin_type(model: Model, t: Type) -> str:
-    if t.kind == "int":
-        return "Long"
-    if t.kind == "float":
-        return "Double"
-    if t.kind == "bool":
-        return "Boolean"
-    if t.kind == "str":
-        return "String"
-    if t.kind == "list":
-        return f"List<{kotlin_type(model, t.item)}>"
-    if t.kind == "map":
-        return f"Map<String, {kotlin_type(model, t.item)}>"
-    return typed_name(model, t.ref or "")
+    return spell(model, t, KOTLIN)
 
 
 def kdoc(out: list[str], doc: str, indent: str) -> None:
@@ -642,19 +649,7 @@ def swift_ident(key: str) -> str:
 
 
 def swift_type(model: Model, t: Type) -> str:
-    if t.kind == "int":
-        return "Int"
-    if t.kind == "float":
-        return "Double"
-    if t.kind == "bool":
-        return "Bool"
-    if t.kind == "str":
-        return "String"
-    if t.kind == "list":
-        return f"[{swift_type(model, t.item)}]"
-    if t.kind == "map":
-        return f"[String: {swift_type(model, t.item)}]"
-    return typed_name(model, t.ref or "")
+    return spell(model, t, SWIFT)
 
 
 def swift_doc(out: list[str], doc: str, indent: str) -> None:
