@@ -34,6 +34,7 @@ import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.SupervisorJob
 import kotlinx.coroutines.future.future
 import java.util.concurrent.CompletableFuture
+import kotlin.time.toJavaDuration
 import kotlin.time.toKotlinDuration
 import java.time.Duration as JavaDuration
 
@@ -90,6 +91,26 @@ object CourierJava {
 
     /** courier's close of a consumer (`Consumer.shutdown`). */
     @JvmStatic fun shutdown(consumer: Consumer): CompletableFuture<Unit> = futures.future { consumer.shutdown() }
+
+    /** `Delivery.remaining`: the time left until the message's deadline; null without one. */
+    @JvmStatic fun remaining(delivery: Delivery): JavaDuration? = delivery.remaining()?.toJavaDuration()
+
+    /** [deadlineFromHeaders]: the caller's remaining budget from its headers; null without one. */
+    @JvmStatic fun deadlineFromHeaders(headers: Map<String, String>): JavaDuration? =
+        io.github.courierkit.ffi.deadlineFromHeaders(headers)?.toJavaDuration()
+
+    /** [Courier.configureTelemetry], the export interval as a `java.time.Duration`. */
+    @JvmStatic @JvmOverloads fun configureTelemetry(
+        tracesEndpoint: String? = null,
+        metricsEndpoint: String? = null,
+        serviceName: String? = null,
+        sampler: String? = null,
+        samplerArg: String? = null,
+        metrics: Boolean = true,
+        metricsInterval: JavaDuration? = null,
+    ) = Courier.configureTelemetry(
+        tracesEndpoint, metricsEndpoint, serviceName, sampler, samplerArg, metrics, metricsInterval?.toKotlinDuration(),
+    )
 
     /** A [RequestBuilder] for [method] to [target] (a service name or an absolute URL). */
     @JvmStatic fun requestBuilder(method: String, target: String): RequestBuilder = RequestBuilder(method, target)

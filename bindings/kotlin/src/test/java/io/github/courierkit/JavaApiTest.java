@@ -50,6 +50,13 @@ class JavaApiTest {
     }
 
     @Test
+    void durationsAreJavaDurations() {
+        assertEquals(Duration.ofMillis(1500), CourierJava.deadlineFromHeaders(Collections.singletonMap("x-courier-deadline-ms", "1500")));
+        CourierException.Config bad = assertThrows(CourierException.Config.class, () -> CourierJava.configureTelemetry(null, null, null, null, null, true, Duration.ZERO));
+        assertEquals("metrics_interval_ms", bad.getField());
+    }
+
+    @Test
     void publishConsumeAndACancelledNextLosesNothing() throws Exception {
         BusConfig config = BusConfig.builder(Collections.singletonList("memory://java-" + UUID.randomUUID())).prefetch(10L).build();
         Bus bus = CourierJava.connect(config.toJson()).get(10, TimeUnit.SECONDS);
@@ -68,6 +75,8 @@ class JavaApiTest {
             Delivery delivery = CourierJava.next(consumer, Duration.ofSeconds(5)).get();
             assertEquals("java", new String(delivery.body(), StandardCharsets.UTF_8));
             assertEquals("j-1", delivery.messageId());
+            Duration left = CourierJava.remaining(delivery);
+            assertTrue(left != null && !left.isNegative() && left.compareTo(Duration.ofSeconds(30)) <= 0, String.valueOf(left));
             CourierJava.ack(delivery).get();
             CourierJava.shutdown(consumer).get();
         } finally {
