@@ -71,7 +71,8 @@ class Field:
     nullable: bool
     # Nullable with a non-null default: null means "off", absent means core's default.
     null_turns_off: bool
-    # Holds credentials (`x-secret` in the schema): never in a toString or description.
+    # May hold credentials (`x-secret` in the schema: keys, URLs with a password, header
+    # values such as a token): never in a toString or description.
     secret: bool = False
 
 
@@ -640,7 +641,56 @@ def kotlin(model: Model) -> str:
 # ---- Swift ----------------------------------------------------------------------------
 
 
-SWIFT_KEYWORDS = {"default", "protocol", "static", "internal", "public", "var", "let"}
+# Swift keywords a field name could be; such a name is written in backticks.
+SWIFT_KEYWORDS = {
+    "as",
+    "associatedtype",
+    "break",
+    "case",
+    "catch",
+    "class",
+    "continue",
+    "default",
+    "defer",
+    "do",
+    "else",
+    "enum",
+    "extension",
+    "fallthrough",
+    "false",
+    "for",
+    "func",
+    "guard",
+    "if",
+    "import",
+    "in",
+    "init",
+    "inout",
+    "internal",
+    "is",
+    "let",
+    "nil",
+    "operator",
+    "private",
+    "protocol",
+    "public",
+    "repeat",
+    "return",
+    "self",
+    "static",
+    "struct",
+    "subscript",
+    "super",
+    "switch",
+    "throw",
+    "throws",
+    "true",
+    "try",
+    "typealias",
+    "var",
+    "where",
+    "while",
+}
 
 
 def swift_ident(key: str) -> str:

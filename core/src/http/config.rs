@@ -61,6 +61,7 @@ pub struct ServiceConfig {
     pub deadline_ms: u64,
     /// Headers sent with every request to this service.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(extend("x-secret" = true)))]
     pub headers: BTreeMap<String, String>,
     /// Retries: attempts, backoff, what is retried.
     #[serde(default)]
@@ -131,6 +132,7 @@ pub struct EndpointConfig {
 #[serde(deny_unknown_fields)]
 struct EndpointFields {
     /// Base URL (`http://host:port` with an optional path prefix).
+    #[cfg_attr(feature = "schema", schemars(extend("x-secret" = true)))]
     url: String,
     /// Service version label used for version routing.
     #[serde(default)]

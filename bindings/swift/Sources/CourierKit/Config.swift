@@ -63,7 +63,7 @@ public struct HttpLimits: Encodable, Equatable, Sendable {
 }
 
 /// How to reach and call one service.
-public struct ServiceConfig: Encodable, Equatable, Sendable {
+public struct ServiceConfig: Encodable, Equatable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
     /// A concurrency limit that follows the service's latency, in place of
     /// `max_concurrency` (see `AdaptiveConcurrencyConfig`). Default: none.
     public var adaptiveConcurrency: AdaptiveConcurrencyConfig?
@@ -117,6 +117,10 @@ public struct ServiceConfig: Encodable, Equatable, Sendable {
         self.timeoutMs = timeoutMs
         self.versions = versions
     }
+
+    /// Credentials (URLs, keys) are shown as `***`.
+    public var description: String { "ServiceConfig(adaptiveConcurrency: \(String(describing: adaptiveConcurrency)), balancer: \(String(describing: balancer)), breaker: \(String(describing: breaker)), budget: \(String(describing: budget)), deadlineMs: \(String(describing: deadlineMs)), discovery: \(String(describing: discovery)), endpoints: \(String(describing: endpoints)), headers: \(headers == nil ? "nil" : "***"), hedge: \(String(describing: hedge)), maxConcurrency: \(String(describing: maxConcurrency)), outlier: \(String(describing: outlier)), rateLimit: \(String(describing: rateLimit)), retry: \(String(describing: retry)), timeoutMs: \(String(describing: timeoutMs)), versions: \(String(describing: versions)))" }
+    public var debugDescription: String { description }
 
     public func encode(to encoder: Encoder) throws {
         var container = encoder.container(keyedBy: ConfigKey.self)
@@ -281,7 +285,7 @@ public struct DiscoveryConfig: Encodable, Equatable, Sendable {
     }
 }
 
-public struct Endpoint: Encodable, Equatable, Sendable {
+public struct Endpoint: Encodable, Equatable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
     /// Base URL (`http://host:port` with an optional path prefix).
     public var url: String
     /// Service version label used for version routing.
@@ -294,6 +298,10 @@ public struct Endpoint: Encodable, Equatable, Sendable {
         self.version = version
         self.weight = weight
     }
+
+    /// Credentials (URLs, keys) are shown as `***`.
+    public var description: String { "Endpoint(url: ***, version: \(String(describing: version)), weight: \(String(describing: weight)))" }
+    public var debugDescription: String { description }
 
     public func encode(to encoder: Encoder) throws {
         var container = encoder.container(keyedBy: ConfigKey.self)

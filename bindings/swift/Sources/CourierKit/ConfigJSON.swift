@@ -15,11 +15,19 @@ struct ConfigKey: CodingKey {
     init?(intValue: Int) { nil }
 }
 
-extension Encodable {
-    /// The JSON core reads. Throws `EncodingError` for a value JSON cannot hold (a NaN).
-    func json() throws -> String {
-        String(decoding: try JSONEncoder().encode(self), as: UTF8.self)
-    }
+/// `value` as the JSON core reads. Throws `EncodingError` for a value JSON cannot hold (a NaN).
+func configJSON<T: Encodable>(_ value: T) throws -> String {
+    String(decoding: try JSONEncoder().encode(value), as: UTF8.self)
+}
+
+extension ClientConfig {
+    /// The JSON core reads, the same as a `configJson:` string.
+    public func json() throws -> String { try configJSON(self) }
+}
+
+extension BusConfig {
+    /// The JSON core reads, the same as a `configJson:` string.
+    public func json() throws -> String { try configJSON(self) }
 }
 
 extension Client {

@@ -16,9 +16,9 @@ import Foundation
 ///
 /// Leaving the loop early (`break`, `return`, a thrown error) closes the consumer when the
 /// iterator goes away: unsettled deliveries return to the queue, so settle each inside the
-/// loop. Cancelling the iterating task closes it too: uniffi's Swift bindings do not
-/// forward task cancellation into a pending Rust future, so the cancellation handler
-/// closes the consumer instead, which ends the pending `next()` with nil.
+/// loop. Cancelling the iterating task closes it too: the pending `next()` ends with
+/// `CancellationError` (Cancellation.swift cancels it in core, leaving its delivery in
+/// the queue), and the cancellation handler closes the consumer.
 public struct Deliveries: AsyncSequence, Sendable {
     public typealias Element = Delivery
 

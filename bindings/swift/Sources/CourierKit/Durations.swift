@@ -7,6 +7,9 @@
 public enum CourierDurations {
     /// Whole milliseconds of `duration`, rounded toward zero, saturating at Int64's range.
     public static func milliseconds(_ duration: Duration) -> Int64 {
+        // `components` traps beyond Int64's seconds; anything that long saturates first.
+        if duration >= .seconds(Int64.max) { return .max }
+        if duration <= .seconds(Int64.min) { return .min }
         let (seconds, attoseconds) = duration.components
         let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000)
         if overflow { return seconds < 0 ? .min : .max }

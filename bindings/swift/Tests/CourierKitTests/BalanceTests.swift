@@ -43,7 +43,7 @@ final class BalanceTests: XCTestCase {
         do {
             _ = try await client.call(request: Request(method: "GET", target: service, path: "/v", version: "v3"))
             XCTFail("expected CourierError.NoEndpoint")
-        } catch CourierError.NoEndpoint(let detail) {
+        } catch CourierError.NoEndpoint(let detail, _, _) {
             XCTAssertFalse(detail.isEmpty)
         }
         let after0 = try await kit.requestCount(0)

@@ -37,7 +37,7 @@ final class BatchTests: XCTestCase {
         }
         var seen: [String?] = []
         for _ in 0..<60 where seen.count < 5 {
-            let batch = try XCTUnwrap(try await consumer.nextBatch(max: 5, timeout: .milliseconds(500)))
+            let batch = try unwrapped(try await consumer.nextBatch(max: 5, timeout: .milliseconds(500)))
             let deliveries = batch.deliveries()
             if seen.isEmpty, let first = deliveries.first { try await first.reject() }
             seen += deliveries.map { $0.messageId() }
@@ -71,7 +71,7 @@ final class BatchTests: XCTestCase {
         XCTAssertTrue(left > .zero && left <= .seconds(60))
         try await fresh.ack()
         let dead = try await bus.consume(queue: "work.dlq")
-        let parked = try XCTUnwrap(try await dead.next(timeout: .milliseconds(5_000)))
+        let parked = try unwrapped(try await dead.next(timeout: .milliseconds(5_000)))
         XCTAssertEqual(parked.messageId(), "stale")
         XCTAssertEqual(parked.remaining(), .zero)
         try await parked.ack()

@@ -82,7 +82,7 @@ final class ConfigTests: XCTestCase {
         try await bus.declareQueue(name: "orders")
         _ = try await bus.publish(exchange: "", routingKey: "orders", body: Data("typed".utf8))
         let consumer = try await bus.consume(queue: "orders")
-        let delivery = try XCTUnwrap(try await consumer.next(timeout: .seconds(5)))
+        let delivery = try unwrapped(try await consumer.next(timeout: .seconds(5)))
         XCTAssertEqual(String(decoding: delivery.body(), as: UTF8.self), "typed")
         try await delivery.ack()
         try await bus.close()

@@ -63,7 +63,7 @@ final class ClientTests: XCTestCase {
         do {
             _ = try await client.get("echo", "/slow", deadline: .milliseconds(200))
             XCTFail("expected CourierError.Timeout")
-        } catch CourierError.Timeout(let detail) {
+        } catch CourierError.Timeout(let detail, _, _) {
             XCTAssertTrue(detail.contains("timed out"), detail)
         }
     }
@@ -162,7 +162,7 @@ final class BusTests: XCTestCase {
         do {
             _ = try await bus.publish(exchange: "", routingKey: "courier-test.swift.no-such-queue", body: Data("lost".utf8))
             XCTFail("expected CourierError.Unroutable")
-        } catch CourierError.Unroutable(let detail) {
+        } catch CourierError.Unroutable(let detail, _, _, _, _) {
             XCTAssertTrue(detail.contains("unroutable"), detail)
         }
         try await bus.close()

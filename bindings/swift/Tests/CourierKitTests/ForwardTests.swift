@@ -26,7 +26,7 @@ final class ForwardTests: XCTestCase {
             do {
                 try await delivery.ack()
                 XCTFail("forward acked it already")
-            } catch CourierError.Closed(_) {}
+            } catch CourierError.Closed(_, _) {}
         }
         try await packing.close()
         let shipping = try await bus.consume(queue: "shipping")
@@ -45,7 +45,7 @@ final class ForwardTests: XCTestCase {
         do {
             _ = try await shipping.next(timeout: .milliseconds(300))
             XCTFail("the second copy is skipped")
-        } catch CourierError.Timeout(_) {}
+        } catch CourierError.Timeout(_, _, _) {}
         XCTAssertEqual(bus.stats().deduplicated, 1)
         try await shipping.close()
         try await bus.close()

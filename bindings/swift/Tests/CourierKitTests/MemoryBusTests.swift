@@ -95,7 +95,7 @@ final class MemoryBusTests: XCTestCase {
         do {
             _ = try await consumer.next(timeout: .milliseconds(200))
             XCTFail("expected CourierError.Timeout: the duplicate was consumed by core")
-        } catch CourierError.Timeout(_) {
+        } catch CourierError.Timeout(_, _, _) {
         }
         try await consumer.close()
 
@@ -169,7 +169,7 @@ final class MemoryBusTests: XCTestCase {
         do {
             _ = try await bus.request(routingKey: "silent", body: Data("hello?".utf8), timeout: .milliseconds(300))
             XCTFail("expected CourierError.Timeout")
-        } catch CourierError.Timeout(let detail) {
+        } catch CourierError.Timeout(let detail, _, _) {
             XCTAssertTrue(detail.contains("request"), detail)
         }
         let replyTos = try await serving.value
@@ -183,7 +183,7 @@ final class MemoryBusTests: XCTestCase {
         do {
             _ = try await bus.request(routingKey: "nobody-home", body: Data("hello?".utf8), timeout: .milliseconds(2_000))
             XCTFail("expected CourierError.Unroutable")
-        } catch CourierError.Unroutable(_) {
+        } catch CourierError.Unroutable(_, _, _, _, _) {
         }
         try await bus.close()
     }
@@ -208,7 +208,7 @@ final class MemoryBusTests: XCTestCase {
         do {
             _ = try await bus.publish(exchange: "", routingKey: "orders", body: Data("late".utf8))
             XCTFail("expected CourierError.Closed")
-        } catch CourierError.Closed(_) {
+        } catch CourierError.Closed(_, _) {
         }
     }
 }

@@ -15,15 +15,15 @@ final class ProcessTests: XCTestCase {
             )
         }
         let consumer = try await bus.consume(queue: "work", dedup: false)
-        let first = try XCTUnwrap(try await consumer.next(timeout: .milliseconds(5_000)))
+        let first = try unwrapped(try await consumer.next(timeout: .milliseconds(5_000)))
         let id = try await first.process { $0.messageId() }
         XCTAssertEqual(id, "p0")
-        let second = try XCTUnwrap(try await consumer.next(timeout: .milliseconds(5_000)))
+        let second = try unwrapped(try await consumer.next(timeout: .milliseconds(5_000)))
         do {
             try await second.process(requeue: false) { _ in throw Bad() }
             XCTFail("the error is rethrown")
         } catch is Bad {}
-        let third = try XCTUnwrap(try await consumer.next(timeout: .milliseconds(5_000)))
+        let third = try unwrapped(try await consumer.next(timeout: .milliseconds(5_000)))
         XCTAssertFalse(third.isSettled())
         try await third.process { try await $0.reject() }
         XCTAssertTrue(third.isSettled())
@@ -48,7 +48,7 @@ final class ProcessTests: XCTestCase {
         for _ in 0..<100 where !closed {
             do {
                 closed = try await consumer.next(timeout: .milliseconds(50)) == nil
-            } catch CourierError.Timeout(_) {}
+            } catch CourierError.Timeout(_, _, _) {}
         }
         XCTAssertTrue(closed, "leaving the loop closed the consumer")
         try await bus.close()

@@ -58,7 +58,7 @@ final class ResilienceTests: XCTestCase {
         do {
             _ = try await post(client, service)
             XCTFail("expected CourierError.Connect")
-        } catch CourierError.Connect(let detail) {
+        } catch CourierError.Connect(let detail, _, _, _) {
             XCTAssertFalse(detail.isEmpty)
         }
 
@@ -76,7 +76,7 @@ final class ResilienceTests: XCTestCase {
         do {
             _ = try await post(client, service, idempotencyKey: "k-1")
             XCTFail("expected CourierError.Connect")
-        } catch CourierError.Connect(let detail) {
+        } catch CourierError.Connect(let detail, _, _, _) {
             XCTAssertFalse(detail.isEmpty)
         }
 
@@ -102,7 +102,7 @@ final class ResilienceTests: XCTestCase {
         do {
             _ = try await client.get(service, "/down")
             XCTFail("expected CourierError.CircuitOpen")
-        } catch CourierError.CircuitOpen(let detail, let retryAfterMs) {
+        } catch CourierError.CircuitOpen(let detail, _, let retryAfterMs) {
             XCTAssertFalse(detail.isEmpty)
             XCTAssertGreaterThan(retryAfterMs, 0, "says when the breaker lets a probe through")
         }

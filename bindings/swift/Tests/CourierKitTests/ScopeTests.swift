@@ -18,7 +18,7 @@ final class ScopeTests: XCTestCase {
         let consumer = try await bus.consume(queue: "orders")
         do {
             try await consumer.use { c in
-                _ = try XCTUnwrap(try await c.next(timeout: .seconds(5)))  // taken, never settled
+                _ = try unwrapped(try await c.next(timeout: .seconds(5)))  // taken, never settled
                 throw Boom()
             }
             XCTFail("use must rethrow the block's error")
@@ -43,7 +43,7 @@ final class ScopeTests: XCTestCase {
             XCTFail("a cancelled next must throw")
         } catch is CancellationError {}
         _ = try await bus.publish(exchange: "", routingKey: "orders", body: Data("kept".utf8))
-        let d = try XCTUnwrap(try await consumer.next(timeout: .seconds(5)))
+        let d = try unwrapped(try await consumer.next(timeout: .seconds(5)))
         XCTAssertEqual(String(decoding: d.body(), as: UTF8.self), "kept")
         try await d.ack()
         try await bus.close()

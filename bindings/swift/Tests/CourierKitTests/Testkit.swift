@@ -144,3 +144,11 @@ final class Testkit {
         case badReply(String)
     }
 }
+
+/// `XCTUnwrap` for an awaited value: `try unwrapped(try await consumer.next(...))`.
+/// XCTUnwrap's autoclosure cannot contain `await`.
+func unwrapped<T>(
+    _ value: T?, _ message: @autoclosure () -> String = "", file: StaticString = #filePath, line: UInt = #line
+) throws -> T {
+    try XCTUnwrap(value, message(), file: file, line: line)
+}

@@ -39,7 +39,7 @@ final class TlsTests: XCTestCase {
         do {
             _ = try await client.get("secure", "/")
             XCTFail("expected CourierError.Tls")
-        } catch CourierError.Tls(let detail) {
+        } catch CourierError.Tls(let detail, _) {
             XCTAssertTrue(detail.contains("client certificate"), detail)
             XCTAssertFalse(detail.contains("PRIVATE KEY"), detail)
         }

@@ -269,7 +269,7 @@ func drain(
             let next: Delivery?
             do {
                 next = try await consumer.next(timeout: poll)
-            } catch CourierError.Timeout(_) {
+            } catch CourierError.Timeout(_, _, _) {
                 continue
             }
             guard let delivery = next else {

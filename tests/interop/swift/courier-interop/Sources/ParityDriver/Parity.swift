@@ -270,7 +270,7 @@ func consumeStep(_ bus: Bus, _ s: JSON) async throws -> JSON {
             let next: Delivery?
             do {
                 next = try await consumer.next(timeout: wait)
-            } catch CourierError.Timeout(_) {
+            } catch CourierError.Timeout(_, _, _) {
                 break receiving
             }
             guard let delivery = next else { throw Failure("the consumer closed") }

@@ -155,6 +155,9 @@ data class ServiceConfig(
         out.putIfSet("versions", versions)
     }
 
+    /** Credentials (URLs, keys) are shown as `***`. */
+    override fun toString() = "ServiceConfig(adaptiveConcurrency=$adaptiveConcurrency, balancer=$balancer, breaker=$breaker, budget=$budget, deadlineMs=$deadlineMs, discovery=$discovery, endpoints=$endpoints, headers=${if (headers == null) null else "***"}, hedge=$hedge, maxConcurrency=$maxConcurrency, outlier=$outlier, rateLimit=$rateLimit, retry=$retry, timeoutMs=$timeoutMs, versions=$versions)"
+
     /** Builds a [ServiceConfig] one field at a time, for Java callers. */
     class Builder() {
         private var adaptiveConcurrency: AdaptiveConcurrencyConfig? = null
@@ -413,6 +416,9 @@ data class Endpoint(
         out.putIfSet("version", version)
         out.putIfSet("weight", weight)
     }
+
+    /** Credentials (URLs, keys) are shown as `***`. */
+    override fun toString() = "Endpoint(url=***, version=$version, weight=$weight)"
 
     /** Builds a [Endpoint] one field at a time, for Java callers. */
     class Builder(private var url: String) {

@@ -122,8 +122,12 @@ class ConfigTest : WithTestkit(upstreams = 2) {
             dedup = DedupConfig.Redis(url = "redis://:hunter2@127.0.0.1:6379/0"),
             tls = TlsConfig(clientKeyPem = "-----BEGIN PRIVATE KEY-----\nsecret-key\n"),
         )
-        for (text in listOf(secret.toString(), secret.dedup.toString(), secret.tls.toString())) {
-            assertFalse(listOf("s3cret", "hunter2", "secret-key").any { it in text }, text)
+        val service = ServiceConfig(
+            endpoints = listOf(Endpoint("http://svc:pa55@10.0.0.1:8080")),
+            headers = mapOf("authorization" to "Bearer t0ken"),
+        )
+        for (text in listOf(secret.toString(), secret.dedup.toString(), secret.tls.toString(), service.toString())) {
+            assertFalse(listOf("s3cret", "hunter2", "secret-key", "pa55", "t0ken").any { it in text }, text)
         }
         assertTrue(secret.toJson().contains("\"store\":\"redis\""), secret.toJson())
     }
