@@ -116,7 +116,7 @@ run_python() {
   .venv/bin/ruff format -q --check --config python/pyproject.toml examples/python tests/w3c bench/peers scripts
   (cd python && ../.venv/bin/python -m mypy.stubtest courierkit._courier --allowlist stubtest-allowlist.txt)
   # The public types are precise: the package, a typed usage file and the examples pass --strict.
-  (cd python && ../.venv/bin/python -m mypy --strict courierkit tests/typed_usage.py ../examples/python)
+  (cd python && ../.venv/bin/python -m mypy --strict courierkit tests/typed_usage.py ../examples/python ../scripts/config-types.py ../scripts/docs-snippets.py)
   logged python bash -c "cd python && ../.venv/bin/python -m pytest -q -p no:cacheprovider"
   local n
   n=$(grep -Eo '[0-9]+ passed' "$logs/python.log" | tail -1 | awk '{print $1}')
