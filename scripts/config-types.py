@@ -431,24 +431,13 @@ def typescript(model: Model) -> str:
         "// otherwise; an absent key is core's default. Durations are whole milliseconds (`*_ms`).",
     ]
 
-    def jsdoc(doc: str, indent: str) -> None:
-        lines = doc_lines(doc)
-        if not lines:
-            return
-        if len(lines) == 1:
-            out.append(f"{indent}/** {lines[0]} */")
-            return
-        out.append(f"{indent}/**")
-        out.extend(f"{indent} * {line}".rstrip() for line in lines)
-        out.append(f"{indent} */")
-
     def struct(name: str, s: Struct, extra: list[str] | None = None) -> None:
         out.append("")
-        jsdoc(s.doc, "")
+        block_doc(out, s.doc, "")
         out.append(f"export interface {name} {{")
         out.extend(extra or [])
         for f in s.fields:
-            jsdoc(f.doc, "  ")
+            block_doc(out, f.doc, "  ")
             t = spell(model, f.type, TYPESCRIPT) + (" | null" if f.nullable else "")
             out.append(f"  {f.key}{'' if f.required else '?'}: {t}")
         out.append("}")
@@ -459,15 +448,15 @@ def typescript(model: Model) -> str:
             struct(name, d)
         elif isinstance(d, StrEnum):
             out.append("")
-            jsdoc(d.doc, "")
+            block_doc(out, d.doc, "")
             out.append(f"export type {name} = {' | '.join(json.dumps(v) for v, _ in d.values)}")
         elif isinstance(d, StrOrInt):
             out.append("")
-            jsdoc(d.doc, "")
+            block_doc(out, d.doc, "")
             out.append(f"export type {name} = {' | '.join(json.dumps(v) for v in d.values)} | number")
         elif isinstance(d, UrlOr):
             out.append("")
-            jsdoc(d.doc, "")
+            block_doc(out, d.doc, "")
             out.append(f"export type {name} = string | {d.struct}")
         elif isinstance(d, Tagged):
             names = []
@@ -476,7 +465,7 @@ def typescript(model: Model) -> str:
                 names.append(vname)
                 struct(vname, variant, [f"  {d.tag}: {json.dumps(tag)}"])
             out.append("")
-            jsdoc(d.doc, "")
+            block_doc(out, d.doc, "")
             out.append(f"export type {name} = {' | '.join(names)}")
     out.append("")
     return "\n".join(out)
@@ -489,7 +478,8 @@ def kotlin_type(model: Model, t: Type) -> str:
     return spell(model, t, KOTLIN)
 
 
-def kdoc(out: list[str], doc: str, indent: str) -> None:
+def block_doc(out: list[str], doc: str, indent: str) -> None:
+    """A `/** ... */` comment, for TypeScript (JSDoc) and Kotlin (KDoc)."""
     lines = [line.replace("*/", "*&#47;") for line in doc_lines(doc)]
     if not lines:
         return
@@ -521,10 +511,10 @@ def kotlin_struct(
     parent: str | None,
     tag: tuple[str, str] | None,
 ) -> None:
-    kdoc(out, s.doc, indent)
+    block_doc(out, s.doc, indent)
     out.append(f"{indent}data class {name}(")
     for f in s.fields:
-        kdoc(out, f.doc, indent + "    ")
+        block_doc(out, f.doc, indent + "    ")
         out.append(
             f"{indent}    val {camel(f.key)}: {kotlin_field_type(model, f)}{kotlin_field_default(model, f)},"
         )
@@ -604,10 +594,10 @@ def kotlin(model: Model) -> str:
         if isinstance(d, Struct):
             kotlin_struct(model, out, typed_name(model, name), d, "", None, None)
         elif isinstance(d, StrEnum):
-            kdoc(out, d.doc, "")
+            block_doc(out, d.doc, "")
             out.append(f"enum class {name}(internal val json: String) : ConfigValue {{")
             for value, vdoc in d.values:
-                kdoc(out, vdoc, "    ")
+                block_doc(out, vdoc, "    ")
                 ident = pascal(value) if value[0].isalpha() else "V" + value.replace(".", "_")
                 out.append(f'    {ident}("{value}"),')
             out.append("    ;")
@@ -615,7 +605,7 @@ def kotlin(model: Model) -> str:
             out.append("    override fun jsonValue(): Any = json")
             out.append("}")
         elif isinstance(d, StrOrInt):
-            kdoc(out, d.doc, "")
+            block_doc(out, d.doc, "")
             out.append(f"sealed class {name} : ConfigValue {{")
             for value in d.values:
                 out.append(f'    /** `"{value}"` */')
@@ -630,7 +620,7 @@ def kotlin(model: Model) -> str:
             )
             out.append("}")
         elif isinstance(d, Tagged):
-            kdoc(out, d.doc, "")
+            block_doc(out, d.doc, "")
             out.append(f"sealed class {name} : ConfigObject {{")
             for tag, variant in d.variants:
                 out.append("")
