@@ -239,6 +239,13 @@ pub struct Bus {
     inner: courierkit::Bus,
 }
 
+impl Bus {
+    /// Core's bus, for the JVM fast path (jvm.rs).
+    pub(crate) fn core(&self) -> &courierkit::Bus {
+        &self.inner
+    }
+}
+
 #[uniffi::export]
 impl Bus {
     /// Connects with a `BusConfig` as JSON text.

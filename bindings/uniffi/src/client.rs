@@ -276,6 +276,11 @@ pub struct Client {
 }
 
 impl Client {
+    /// Core's client, for the JVM fast path (jvm.rs).
+    pub(crate) fn core(&self) -> &courierkit::Client {
+        &self.inner
+    }
+
     fn build(config: courierkit::Result<ClientConfig>) -> Result<Self, CourierError> {
         crate::telemetry::install();
         Ok(Client {

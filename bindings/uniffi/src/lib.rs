@@ -51,6 +51,7 @@ mod cancel;
 mod client;
 mod duration;
 mod error;
+mod jvm;
 mod telemetry;
 mod trace;
 

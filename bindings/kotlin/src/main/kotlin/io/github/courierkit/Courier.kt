@@ -12,7 +12,8 @@
  *
  * Tracing: [Client.call], [Bus.publish] and [Bus.request] here take the current
  * OpenTelemetry span as the parent when no `trace` carrier is given (see [HostTrace]);
- * the generated `callNative`, `publishNative` and `requestNative` do not.
+ * the generated `callNative`, `publishNative` and `requestNative` do not. [Client.call] and
+ * [Bus.publish] go through JNI ([JniCalls]) rather than the generated JNA path.
  */
 package io.github.courierkit
 
@@ -176,7 +177,7 @@ private object OpenTelemetryCarrier {
  * ([HostTrace]), else core starts a new trace.
  */
 suspend fun Client.call(request: Request): Response =
-    callNative(if (request.trace != null) request else request.copy(trace = HostTrace.carrier()))
+    JniCalls.call(this, if (request.trace != null) request else request.copy(trace = HostTrace.carrier()))
 
 /**
  * Publishes and returns once the broker confirms; without `options.trace`, the current
@@ -187,7 +188,7 @@ suspend fun Bus.publish(
     routingKey: String,
     body: ByteArray,
     options: PublishOptions = PublishOptions(),
-): Receipt = publishNative(exchange, routingKey, body, options.tracedBy(HostTrace.carrier()))
+): Receipt = JniCalls.publish(this, exchange, routingKey, body, options.tracedBy(HostTrace.carrier()))
 
 /**
  * Publishes every message at once and waits for all their confirms together (up to
