@@ -248,6 +248,23 @@ impl CancelToken {
     }
 }
 
+/// `fut` under `token` when the host gave one ([`CancelToken::run`]), else `fut` as it
+/// is: how a binding applies an optional cancel argument (Node's `signal`, the uniffi
+/// `cancel` parameter).
+///
+/// # Errors
+/// `fut`'s error, or [`Error::Closed`] naming `what` when `token` was cancelled.
+pub async fn cancellable<T>(
+    token: Option<CancelToken>,
+    what: &'static str,
+    fut: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    match token {
+        None => fut.await,
+        Some(token) => token.run(what, fut).await,
+    }
+}
+
 /// A core future that panics, for the bindings' tests: every binding must turn a panic
 /// inside core into its internal error and settle the caller's Promise, coroutine or
 /// suspend call, never strand it or unwind across the FFI boundary. Not part of the API.

@@ -179,14 +179,7 @@ impl NativeBus {
                     .unwrap_or_default()
                     .into_iter()
                     .enumerate()
-                    .map(|(i, ms)| {
-                        numbers::integer(
-                            &format!("retry_delays_ms[{i}]"),
-                            ms,
-                            courierkit::MAX_DURATION_MS,
-                        )
-                        .map(Duration::from_millis)
-                    })
+                    .map(|(i, ms)| numbers::duration(&format!("retry_delays_ms[{i}]"), ms))
                     .collect::<courierkit::Result<_>>()
                     .or_throw(env)?,
             },

@@ -41,15 +41,9 @@ where
     F: Future<Output = courierkit::Result<T>> + Send + 'static,
     T: Send + 'static,
 {
-    let token = token.map(|t| t.inner.clone());
-    async move {
-        match token {
-            None => fut.await,
-            Some(token) => {
-                token
-                    .run("operation (aborted by its AbortSignal)", fut)
-                    .await
-            }
-        }
-    }
+    runtime::cancellable(
+        token.map(|t| t.inner.clone()),
+        "operation (aborted by its AbortSignal)",
+        fut,
+    )
 }

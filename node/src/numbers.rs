@@ -22,7 +22,10 @@ pub(crate) fn integer(field: &str, value: f64, max: u64) -> courierkit::Result<u
 
 /// A duration argument in milliseconds, up to core's [`courierkit::MAX_DURATION_MS`].
 pub(crate) fn millis(field: &str, value: Option<f64>) -> courierkit::Result<Option<Duration>> {
-    value
-        .map(|v| integer(field, v, courierkit::MAX_DURATION_MS).map(Duration::from_millis))
-        .transpose()
+    value.map(|v| duration(field, v)).transpose()
+}
+
+/// A duration given in whole milliseconds, up to core's 30 days.
+pub(crate) fn duration(field: &str, value: f64) -> courierkit::Result<Duration> {
+    integer(field, value, courierkit::MAX_DURATION_MS).map(Duration::from_millis)
 }

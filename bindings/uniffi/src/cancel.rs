@@ -44,13 +44,6 @@ pub(crate) async fn cancellable<T>(
     token: Option<Arc<CancelToken>>,
     fut: impl Future<Output = courierkit::Result<T>>,
 ) -> courierkit::Result<T> {
-    match token {
-        None => fut.await,
-        Some(token) => {
-            token
-                .inner
-                .run("operation (its task was cancelled)", fut)
-                .await
-        }
-    }
+    let token = token.map(|t| t.inner.clone());
+    runtime::cancellable(token, "operation (its task was cancelled)", fut).await
 }

@@ -14,9 +14,10 @@
 //! the transport between the JVM and core differs. JniCalls.kt is the Kotlin half.
 //!
 //! # Contract with JniCalls.kt
-//! - `register` runs once, from the Kotlin object's initializer, before any operation:
-//!   it looks up `JniCalls.settle(Object, boolean, byte[])` on a JVM thread (a core
-//!   worker could not find an application class through JNI's system class loader).
+//! - [`register`] runs once, from the Kotlin object's initializer, before any
+//!   operation: it binds the natives and looks up `JniCalls.settle(Object, boolean,
+//!   byte[])` on a JVM thread (a core worker could not find an application class
+//!   through JNI's system class loader).
 //! - An operation takes an object handle the caller cloned for it (uniffi's handle is
 //!   `Arc::into_raw`), owns it from the first instruction, and returns a cancel token.
 //! - If it throws, no task was started and the caller's `Pending` is never settled;
@@ -35,9 +36,9 @@ use jni::ids::JStaticMethodID;
 use jni::objects::{JByteArray, JClass, JObject};
 use jni::refs::Global;
 use jni::signature::{Primitive, ReturnType};
-use jni::strings::JNIString;
+use jni::strings::{JNIStr, JNIString};
 use jni::sys::{self, jint, jlong, jvalue};
-use jni::{Env, EnvUnowned, JavaVM, jni_sig, jni_str};
+use jni::{Env, EnvUnowned, JavaVM, NativeMethod, jni_sig, jni_str};
 use uniffi::{Lift, Lower};
 
 use crate::UniFfiTag;
@@ -53,13 +54,44 @@ struct Settler {
 
 static SETTLER: OnceLock<Settler> = OnceLock::new();
 
-/// `JniCalls.register()`: finds `JniCalls.settle` on the class it is called from.
-#[unsafe(no_mangle)]
-pub extern "system" fn Java_io_github_courierkit_JniCalls_register<'l>(
-    mut env: EnvUnowned<'l>,
-    class: JClass<'l>,
-) {
-    env.with_env(|env| -> jni::errors::Result<()> {
+/// The address of [`register`], for JniCalls.kt to call through JNA (see the module
+/// docs for why). Not part of the API.
+#[uniffi::export]
+pub fn jvm_registrar() -> u64 {
+    let register: extern "system" fn(EnvUnowned<'static>, JClass<'static>) -> jint = register;
+    register as usize as u64
+}
+
+/// Binds `JniCalls`' native methods to this library's functions and finds
+/// `JniCalls.settle`; returns 1. Called once, through JNA with the caller's `JNIEnv`
+/// (`JNIEnv.CURRENT`) and the class, by JniCalls.kt.
+///
+/// Why not `System.load` and `Java_...` symbol names: JNA loads this library from the
+/// JAR through a temporary file that it deletes once loaded, and loading it again would
+/// load a second copy, with a second runtime that the first copy's clients do not use.
+/// Registering from inside the copy JNA loaded binds the natives to that one.
+extern "system" fn register<'l>(mut env: EnvUnowned<'l>, class: JClass<'l>) -> jint {
+    env.with_env(|env| -> jni::errors::Result<jint> {
+        let methods = [
+            native(
+                jni_str!("call"),
+                jni_str!("(J[BILjava/lang/Object;)J"),
+                call as *mut c_void,
+            ),
+            native(
+                jni_str!("publish"),
+                jni_str!("(J[BILjava/lang/Object;)J"),
+                publish as *mut c_void,
+            ),
+            native(jni_str!("cancel"), jni_str!("(J)V"), cancel as *mut c_void),
+            native(
+                jni_str!("release"),
+                jni_str!("(J)V"),
+                release as *mut c_void,
+            ),
+        ];
+        // SAFETY: each pointer is a static native of the matching signature below.
+        unsafe { env.register_native_methods(&class, &methods) }?;
         if SETTLER.get().is_none() {
             let method = env.get_static_method_id(
                 &class,
@@ -69,14 +101,18 @@ pub extern "system" fn Java_io_github_courierkit_JniCalls_register<'l>(
             let class = env.new_global_ref(&class)?;
             let _ = SETTLER.set(Settler { class, method });
         }
-        Ok(())
+        Ok(1)
     })
     .resolve::<ThrowRuntimeExAndDefault>()
 }
 
+fn native<'a>(name: &'a JNIStr, sig: &'a JNIStr, function: *mut c_void) -> NativeMethod<'a> {
+    // SAFETY: `register` pairs each function with its own signature.
+    unsafe { NativeMethod::from_raw_parts(name, sig, function) }
+}
+
 /// `JniCalls.call(client, request, pending)`: `Client.call` with a serialized `Request`.
-#[unsafe(no_mangle)]
-pub extern "system" fn Java_io_github_courierkit_JniCalls_call<'l>(
+extern "system" fn call<'l>(
     mut env: EnvUnowned<'l>,
     _class: JClass<'l>,
     client: jlong,
@@ -101,8 +137,7 @@ pub extern "system" fn Java_io_github_courierkit_JniCalls_call<'l>(
 
 /// `JniCalls.publish(bus, args, pending)`: `Bus.publish` with the exchange, routing key,
 /// body and `PublishOptions` serialized one after another.
-#[unsafe(no_mangle)]
-pub extern "system" fn Java_io_github_courierkit_JniCalls_publish<'l>(
+extern "system" fn publish<'l>(
     mut env: EnvUnowned<'l>,
     _class: JClass<'l>,
     bus: jlong,
@@ -130,24 +165,14 @@ pub extern "system" fn Java_io_github_courierkit_JniCalls_publish<'l>(
 
 /// `JniCalls.cancel(token)`: ends the operation with `Closed`, dropping its future,
 /// which releases what it held (a call's concurrency slot, a publish's unconfirmed slot).
-#[unsafe(no_mangle)]
-pub extern "system" fn Java_io_github_courierkit_JniCalls_cancel<'l>(
-    _env: EnvUnowned<'l>,
-    _class: JClass<'l>,
-    token: jlong,
-) {
+extern "system" fn cancel<'l>(_env: EnvUnowned<'l>, _class: JClass<'l>, token: jlong) {
     // SAFETY: a token from `start` that the caller has not released yet.
     let token = unsafe { &*(token as usize as *const runtime::CancelToken) };
     token.cancel();
 }
 
 /// `JniCalls.release(token)`: gives back the caller's share of the token.
-#[unsafe(no_mangle)]
-pub extern "system" fn Java_io_github_courierkit_JniCalls_release<'l>(
-    _env: EnvUnowned<'l>,
-    _class: JClass<'l>,
-    token: jlong,
-) {
+extern "system" fn release<'l>(_env: EnvUnowned<'l>, _class: JClass<'l>, token: jlong) {
     // SAFETY: a token from `start`, released once.
     drop(unsafe { Arc::from_raw(token as usize as *const runtime::CancelToken) });
 }

@@ -10,7 +10,10 @@
  */
 package io.github.courierkit
 
-import com.sun.jna.NativeLibrary
+import com.sun.jna.Function
+import com.sun.jna.JNIEnv
+import com.sun.jna.Library
+import com.sun.jna.Pointer
 import io.github.courierkit.ffi.Bus
 import io.github.courierkit.ffi.Client
 import io.github.courierkit.ffi.CourierException
@@ -26,6 +29,7 @@ import io.github.courierkit.ffi.PublishOptions
 import io.github.courierkit.ffi.Receipt
 import io.github.courierkit.ffi.Request
 import io.github.courierkit.ffi.Response
+import io.github.courierkit.ffi.jvmRegistrar
 import kotlinx.coroutines.CancellableContinuation
 import kotlinx.coroutines.suspendCancellableCoroutine
 import java.nio.ByteBuffer
@@ -34,13 +38,15 @@ import kotlin.coroutines.resumeWithException
 
 internal object JniCalls {
     init {
-        // The library JNA loaded for the generated bindings (the same file, so the same
-        // copy of core and its runtime), made visible to JNI as well. The name follows
-        // the generated bindings' rule, including their override property.
-        val name = System.getProperty("uniffi.component.courier_ffi.libraryOverride") ?: "courier_ffi"
-        val file = NativeLibrary.getInstance(name).file
-        if (file != null) System.load(file.absolutePath) else System.loadLibrary(name)
-        register()
+        // Registered from inside the library copy JNA loaded for the generated bindings
+        // (jvm.rs `register` says why not System.load): its address comes from that
+        // copy, and JNA passes this thread's JNIEnv and this class.
+        val register = Function.getFunction(Pointer(jvmRegistrar().toLong()))
+        register.invoke(
+            Int::class.javaPrimitiveType,
+            arrayOf(JNIEnv.CURRENT, JniCalls::class.java),
+            mapOf(Library.OPTION_ALLOW_OBJECTS to true),
+        )
     }
 
     /** `Client.call` through JNI; same outcome as `callNative`. */
@@ -136,9 +142,9 @@ internal object JniCalls {
         (pending as Pending<*>).settle(ok, outcome)
     }
 
-    @JvmStatic private external fun register()
-    @JvmStatic private external fun call(client: Long, args: ByteArray, length: Int, pending: Pending<*>): Long
-    @JvmStatic private external fun publish(bus: Long, args: ByteArray, length: Int, pending: Pending<*>): Long
+    // Bound by jvm.rs `register`; `pending` is a [Pending].
+    @JvmStatic private external fun call(client: Long, args: ByteArray, length: Int, pending: Any): Long
+    @JvmStatic private external fun publish(bus: Long, args: ByteArray, length: Int, pending: Any): Long
     @JvmStatic private external fun cancel(token: Long)
     @JvmStatic private external fun release(token: Long)
 }
