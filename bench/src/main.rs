@@ -28,7 +28,14 @@
 //!
 //! Each figure is the median of [`ROUNDS`] alternating rounds (peer, courier, ...).
 //!
-//! Usage: `courier-bench [http|amqp|rpc|balance|hedge|all] [--json PATH]`.
+//! - http-ops: `http-ops courier|reqwest N` makes N sequential GETs of one client and
+//!   nothing else, for instruction counts under `valgrind --tool=callgrind` (steadier
+//!   than wall time on a noisy machine): the difference between two runs' totals over
+//!   the difference in N is the instructions per call, upstream included, the same for
+//!   both clients (bench/callgrind-http.sh).
+//!
+//! Usage: `courier-bench [http|amqp|rpc|balance|hedge|all] [--json PATH]`, or
+//! `courier-bench http-ops courier|reqwest N`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -72,6 +79,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .iter()
         .position(|a| a == "--json")
         .and_then(|i| args.get(i + 1));
+    if which == "http-ops" {
+        let who = args.get(1).map(String::as_str).unwrap_or("courier");
+        let calls = args.get(2).map_or(Ok(1_000), |n| n.parse())?;
+        return http_ops(who, calls).await;
+    }
     let mut rows = Vec::new();
     if matches!(which, "http" | "all") {
         for concurrency in [1, 64] {
@@ -214,6 +226,32 @@ async fn http(concurrency: usize) -> Result<Row, Box<dyn std::error::Error>> {
         peer_per_sec: peer,
         courier_per_sec: ours,
     })
+}
+
+/// `calls` sequential GETs from courier's `Client` or a bare reqwest client, after the
+/// same warm-up; see `http-ops` in the module docs.
+async fn http_ops(who: &str, calls: usize) -> Result<(), Box<dyn std::error::Error>> {
+    let url = lean_upstream().await?;
+    let target = format!("{url}/bench");
+    match who {
+        "courier" => {
+            let config = ClientConfig::from_value(
+                serde_json::json!({"services": {"svc": {"endpoints": [url]}}}),
+            )?;
+            let client = Client::new(config)?;
+            for _ in 0..calls + 8 {
+                client.call(Request::new("GET", "svc", "/bench")).await?;
+            }
+        }
+        "reqwest" => {
+            let raw = reqwest::Client::builder().build()?;
+            for _ in 0..calls + 8 {
+                raw.get(&target).send().await?.bytes().await?;
+            }
+        }
+        other => return Err(format!("http-ops: courier or reqwest, not {other}").into()),
+    }
+    Ok(())
 }
 
 /// Answers every request on a keep-alive connection with a fixed 200, and returns its

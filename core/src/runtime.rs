@@ -12,7 +12,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -115,18 +116,48 @@ impl<T> Task<T> {
     }
 
     /// Blocks the calling thread until the task finishes or `tick` passes, whichever is
-    /// first; `None` means the tick passed and the task is still running.
+    /// first; `None` means the tick passed and the task is still running. Polls for up
+    /// to [`SPIN`] before it parks ([`spin_until_finished`]).
     ///
     /// Synchronous bindings loop on this so they can check for signals (Ctrl-C) between
     /// ticks instead of blocking uninterruptibly. Must not be called from inside a tokio
     /// runtime.
     pub fn wait_tick(&mut self, tick: Duration) -> Option<Result<T>> {
+        spin_until_finished(&self.handle);
         let handle = match handle() {
             Ok(h) => h,
             Err(e) => return Some(Err(e)),
         };
         handle.block_on(async { tokio::time::timeout(tick, &mut *self).await.ok() })
     }
+}
+
+/// How long a blocking wait ([`Task::wait_tick`]) polls its task before parking.
+///
+/// Why: a loopback call finishes in about 60 µs, and a parked thread is woken through
+/// the scheduler (on a VM, an idle vCPU's wake-up too), which on this 2-core machine cost
+/// as much again: Python's sync GET at c=1 went from 7.5-7.9k/s to 14.9-16.3k/s with a
+/// 60 µs spin (bench/peers python_peers.py sync_get, spin 0 and 60 alternating, three
+/// times); 20-30 µs gained nothing, 120 µs 17.0k/s.
+const SPIN: Duration = Duration::from_micros(100);
+
+/// Blocking waits polling now: at most half the CPUs (one on two) spin at a time, so
+/// many threads blocked at once cannot take the CPU the runtime's workers need.
+static SPINNING: AtomicUsize = AtomicUsize::new(0);
+
+/// Yields the CPU in a loop until `task` finishes or [`SPIN`] passes, unless enough
+/// other threads are spinning already.
+fn spin_until_finished<T>(task: &JoinHandle<T>) {
+    static LIMIT: OnceLock<usize> = OnceLock::new();
+    let limit = *LIMIT
+        .get_or_init(|| std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)));
+    if SPINNING.fetch_add(1, Ordering::Relaxed) < limit {
+        let start = std::time::Instant::now();
+        while !task.is_finished() && start.elapsed() < SPIN {
+            std::thread::yield_now();
+        }
+    }
+    SPINNING.fetch_sub(1, Ordering::Relaxed);
 }
 
 /// `fut` with a panic inside it turned into [`Error::Internal`], for [`spawn_settled`]:
@@ -304,6 +335,39 @@ mod tests {
         };
         let err = out.unwrap_err();
         assert_eq!(err.to_string(), "internal error: task panicked: boom");
+    }
+
+    #[test]
+    fn blocking_waits_from_many_threads_get_their_values_and_leave_no_spinner_behind() {
+        let waiters: Vec<_> = (0..8u64)
+            .map(|i| {
+                std::thread::spawn(move || {
+                    let mut task = spawn(async move {
+                        tokio::time::sleep(Duration::from_millis(i % 3)).await;
+                        Ok::<u64, Error>(i)
+                    })
+                    .unwrap();
+                    loop {
+                        if let Some(done) = task.wait_tick(Duration::from_millis(100)) {
+                            break done.unwrap().unwrap();
+                        }
+                    }
+                })
+            })
+            .collect();
+        let got: Vec<u64> = waiters.into_iter().map(|w| w.join().unwrap()).collect();
+        assert_eq!(got, (0..8).collect::<Vec<_>>());
+        // A count left behind would stop every later wait from spinning. (Other tests
+        // in this binary may be waiting at this moment: their count goes in a moment.)
+        let settled = (0..1_000).any(|_| {
+            std::thread::sleep(Duration::from_millis(1));
+            SPINNING.load(Ordering::Relaxed) == 0
+        });
+        assert!(
+            settled,
+            "spinners left: {}",
+            SPINNING.load(Ordering::Relaxed)
+        );
     }
 
     #[test]
