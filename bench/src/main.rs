@@ -28,14 +28,17 @@
 //!
 //! Each figure is the median of [`ROUNDS`] alternating rounds (peer, courier, ...).
 //!
-//! - http-ops: `http-ops courier|reqwest N` makes N sequential GETs of one client and
-//!   nothing else, for instruction counts under `valgrind --tool=callgrind` (steadier
+//! - http-ops: `http-ops courier|reqwest N [C]` makes N GETs of one client, C at a time
+//!   (default 1), and nothing else, for instruction counts under `valgrind --tool=callgrind` (steadier
 //!   than wall time on a noisy machine): the difference between two runs' totals over
 //!   the difference in N is the instructions per call, upstream included, the same for
-//!   both clients (bench/callgrind-http.sh).
+//!   both clients (bench/callgrind.sh http).
+//!
+//! - amqp-ops: `amqp-ops courier|lapin N`, the same for N confirmed publishes with 256
+//!   in flight, lapin sending what courier sends (bench/callgrind.sh amqp).
 //!
 //! Usage: `courier-bench [http|amqp|rpc|balance|hedge|all] [--json PATH]`, or
-//! `courier-bench http-ops courier|reqwest N`.
+//! `courier-bench http-ops courier|reqwest N [C]`, or `courier-bench amqp-ops courier|lapin N`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -79,10 +82,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .iter()
         .position(|a| a == "--json")
         .and_then(|i| args.get(i + 1));
+    if which == "amqp-ops" {
+        let who = args.get(1).map(String::as_str).unwrap_or("courier");
+        let messages = args.get(2).map_or(Ok(1_000), |n| n.parse())?;
+        return amqp_ops(who, messages).await;
+    }
     if which == "http-ops" {
         let who = args.get(1).map(String::as_str).unwrap_or("courier");
         let calls = args.get(2).map_or(Ok(1_000), |n| n.parse())?;
-        return http_ops(who, calls).await;
+        let concurrency = args.get(3).map_or(Ok(1), |n| n.parse())?;
+        return http_ops(who, calls, concurrency).await;
     }
     let mut rows = Vec::new();
     if matches!(which, "http" | "all") {
@@ -228,9 +237,13 @@ async fn http(concurrency: usize) -> Result<Row, Box<dyn std::error::Error>> {
     })
 }
 
-/// `calls` sequential GETs from courier's `Client` or a bare reqwest client, after the
-/// same warm-up; see `http-ops` in the module docs.
-async fn http_ops(who: &str, calls: usize) -> Result<(), Box<dyn std::error::Error>> {
+/// `calls` GETs from courier's `Client` or a bare reqwest client, `concurrency` at a
+/// time, after the same warm-up; see `http-ops` in the module docs.
+async fn http_ops(
+    who: &str,
+    calls: usize,
+    concurrency: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
     let url = lean_upstream().await?;
     let target = format!("{url}/bench");
     match who {
@@ -239,15 +252,28 @@ async fn http_ops(who: &str, calls: usize) -> Result<(), Box<dyn std::error::Err
                 serde_json::json!({"services": {"svc": {"endpoints": [url]}}}),
             )?;
             let client = Client::new(config)?;
-            for _ in 0..calls + 8 {
-                client.call(Request::new("GET", "svc", "/bench")).await?;
-            }
+            let get = move || {
+                let client = client.clone();
+                async move {
+                    client
+                        .call(Request::new("GET", "svc", "/bench"))
+                        .await
+                        .map(drop)
+                        .map_err(|e| e.to_string())
+                }
+            };
+            rate(calls + 8, concurrency, get).await?;
         }
         "reqwest" => {
             let raw = reqwest::Client::builder().build()?;
-            for _ in 0..calls + 8 {
-                raw.get(&target).send().await?.bytes().await?;
-            }
+            let get = move || {
+                let (raw, target) = (raw.clone(), target.clone());
+                async move {
+                    let resp = raw.get(&target).send().await.map_err(|e| e.to_string())?;
+                    resp.bytes().await.map(drop).map_err(|e| e.to_string())
+                }
+            };
+            rate(calls + 8, concurrency, get).await?;
         }
         other => return Err(format!("http-ops: courier or reqwest, not {other}").into()),
     }
@@ -457,36 +483,8 @@ async fn amqp_publish(same_properties: bool) -> Result<Row, Box<dyn std::error::
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
 
-    let raw_body = body.clone();
-    let peer = move || {
-        let (channel, body) = (channel.clone(), raw_body.clone());
-        async move {
-            let confirm = channel
-                .basic_publish(
-                    "".into(),
-                    queue.into(),
-                    BasicPublishOptions {
-                        mandatory: true,
-                        ..Default::default()
-                    },
-                    &body,
-                    peer_properties(same_properties),
-                )
-                .await
-                .map_err(|e| e.to_string())?;
-            confirm.await.map(drop).map_err(|e| e.to_string())
-        }
-    };
-    let shared = bus.clone();
-    let ours = move || {
-        let (bus, body) = (shared.clone(), body.clone());
-        async move {
-            bus.publish("", queue, body.into(), PublishOptions::default())
-                .await
-                .map(drop)
-                .map_err(|e| e.to_string())
-        }
-    };
+    let peer = lapin_publisher(channel, queue, body.clone(), same_properties);
+    let ours = courier_publisher(bus.clone(), queue, body);
     let (peer, ours) = compare(AMQP_MESSAGES, IN_FLIGHT, peer, ours).await?;
     admin
         .queue_purge(queue.into(), QueuePurgeOptions::default())
@@ -506,6 +504,97 @@ async fn amqp_publish(same_properties: bool) -> Result<Row, Box<dyn std::error::
         peer_per_sec: peer,
         courier_per_sec: ours,
     })
+}
+
+/// One confirmed publish of `body` to `queue` on a lapin confirm channel, with
+/// [`peer_properties`].
+fn lapin_publisher(
+    channel: lapin::Channel,
+    queue: &'static str,
+    body: Vec<u8>,
+    same_properties: bool,
+) -> impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>
++ Clone
++ Send
++ Sync
++ 'static {
+    move || {
+        let (channel, body) = (channel.clone(), body.clone());
+        Box::pin(async move {
+            let confirm = channel
+                .basic_publish(
+                    "".into(),
+                    queue.into(),
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..Default::default()
+                    },
+                    &body,
+                    peer_properties(same_properties),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            confirm.await.map(drop).map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// One confirmed publish of `body` to `queue` through courier's `Bus`.
+fn courier_publisher(
+    bus: Bus,
+    queue: &'static str,
+    body: Vec<u8>,
+) -> impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>
++ Clone
++ Send
++ Sync
++ 'static {
+    move || {
+        let (bus, body) = (bus.clone(), body.clone());
+        Box::pin(async move {
+            bus.publish("", queue, body.into(), PublishOptions::default())
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// `messages` confirmed publishes with [`IN_FLIGHT`] in flight from courier or from
+/// lapin sending what courier sends (id and traceparent), and nothing else, for
+/// instruction counts like `http-ops` (bench/callgrind.sh amqp).
+async fn amqp_ops(who: &str, messages: usize) -> Result<(), Box<dyn std::error::Error>> {
+    let url = amqp_url();
+    let queue = "courier-bench.ops";
+    let body = vec![b'x'; 256];
+    let conn = Connection::connect(&url, ConnectionProperties::default()).await?;
+    let admin = conn.create_channel().await?;
+    admin
+        .queue_declare(queue.into(), QueueDeclareOptions::default(), FieldTable::default())
+        .await?;
+    match who {
+        "courier" => {
+            let bus = Bus::connect(BusConfig::from_value(
+                serde_json::json!({"urls": [url], "max_unconfirmed": IN_FLIGHT}),
+            )?)
+            .await?;
+            rate(messages, IN_FLIGHT, courier_publisher(bus.clone(), queue, body)).await?;
+            bus.close().await?;
+        }
+        "lapin" => {
+            let channel = conn.create_channel().await?;
+            channel
+                .confirm_select(ConfirmSelectOptions::default())
+                .await?;
+            rate(messages, IN_FLIGHT, lapin_publisher(channel, queue, body, true)).await?;
+        }
+        other => return Err(format!("amqp-ops: courier or lapin, not {other}").into()),
+    }
+    admin
+        .queue_delete(queue.into(), QueueDeleteOptions::default())
+        .await?;
+    conn.close(200, "bench done".into()).await?;
+    Ok(())
 }
 
 /// The bare peer's properties, or those plus what courier adds to every message.

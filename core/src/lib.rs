@@ -13,6 +13,8 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "mimalloc")]
+mod allocator;
 mod balance;
 mod config;
 mod deadline;

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 /// Each module and the modules it may import, lowest layer first.
 const LAYERS: &[(&str, &[&str])] = &[
+    ("allocator", &[]),
     ("urls", &[]),
     ("error", &["urls"]),
     ("limits", &["error"]),
