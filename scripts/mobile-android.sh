@@ -136,6 +136,10 @@ cat >"$module/consumer-rules.pro" <<'EOF'
 # The uniffi bindings: Structure subclasses, callback interfaces and the library interface
 # JNA binds by name.
 -keep class io.github.courierkit.ffi.** { *; }
+# The JNI fast path of call and publish (JniCalls.kt): its natives are bound by name, and
+# core's workers call JniCalls.settle, which nothing in Kotlin calls.
+-keep class io.github.courierkit.JniCalls { *; }
+-keep class io.github.courierkit.JniCalls$Pending { *; }
 # opentelemetry-api is optional (Courier.kt checks for it at run time).
 -dontwarn io.opentelemetry.**
 -dontwarn org.slf4j.**
