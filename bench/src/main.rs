@@ -570,7 +570,11 @@ async fn amqp_ops(who: &str, messages: usize) -> Result<(), Box<dyn std::error::
     let conn = Connection::connect(&url, ConnectionProperties::default()).await?;
     let admin = conn.create_channel().await?;
     admin
-        .queue_declare(queue.into(), QueueDeclareOptions::default(), FieldTable::default())
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions::default(),
+            FieldTable::default(),
+        )
         .await?;
     match who {
         "courier" => {
@@ -578,7 +582,12 @@ async fn amqp_ops(who: &str, messages: usize) -> Result<(), Box<dyn std::error::
                 serde_json::json!({"urls": [url], "max_unconfirmed": IN_FLIGHT}),
             )?)
             .await?;
-            rate(messages, IN_FLIGHT, courier_publisher(bus.clone(), queue, body)).await?;
+            rate(
+                messages,
+                IN_FLIGHT,
+                courier_publisher(bus.clone(), queue, body),
+            )
+            .await?;
             bus.close().await?;
         }
         "lapin" => {
@@ -586,7 +595,12 @@ async fn amqp_ops(who: &str, messages: usize) -> Result<(), Box<dyn std::error::
             channel
                 .confirm_select(ConfirmSelectOptions::default())
                 .await?;
-            rate(messages, IN_FLIGHT, lapin_publisher(channel, queue, body, true)).await?;
+            rate(
+                messages,
+                IN_FLIGHT,
+                lapin_publisher(channel, queue, body, true),
+            )
+            .await?;
         }
         other => return Err(format!("amqp-ops: courier or lapin, not {other}").into()),
     }
