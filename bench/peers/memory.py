@@ -25,6 +25,7 @@ import resource
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import aio_pika
 import aiohttp
@@ -74,23 +75,8 @@ async def unconfirmed_aio_pika(amqp: str, queue: str) -> int:
         return peak_kib() - before
 
 
-SLOW_UPSTREAM = """
-import asyncio, sys
-async def answer(reader, writer):
-    try:
-        while (await reader.readline()) not in (b"\\r\\n", b""):
-            pass
-        await asyncio.sleep(float(sys.argv[1]))
-        writer.write(b"HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\nConnection: close\\r\\n\\r\\nok")
-        await writer.drain()
-    finally:
-        writer.close()
-async def main():
-    server = await asyncio.start_server(answer, "127.0.0.1", 0, backlog=16384)
-    print(server.sockets[0].getsockname()[1], flush=True)
-    await server.serve_forever()
-asyncio.run(main())
-"""
+# The slow upstream, also started by the Kotlin memory figures (kotlin/.../Memory.kt).
+SLOW_UPSTREAM = str(Path(__file__).with_name("slow_upstream.py"))
 
 
 async def in_flight_courier(upstream: str) -> int:
@@ -124,7 +110,7 @@ def in_flight(kind: str) -> int:
     # 10,000 sockets each side: raise the soft limit to the hard one for both processes.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    command = [sys.executable, "-c", SLOW_UPSTREAM, str(HOLD_S)]
+    command = [sys.executable, SLOW_UPSTREAM, str(HOLD_S)]
     server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None

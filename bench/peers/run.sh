@@ -9,8 +9,8 @@
 # bench/peers/latest.json. Nothing here runs in `make test`: timings never go into tests.
 #
 # Usage: bench/peers/run.sh [python] [node] [kotlin] [memory]   (default: all four)
-#   memory: Python's and Node's memory figures (memory.py, node/memory.mjs), printed as
-#           JSON lines, not in the table
+#   memory: Python's, Node's and Kotlin's memory figures (memory.py, node/memory.mjs,
+#           kotlin/.../Memory.kt), printed as JSON lines, not in the table
 #   BENCH_ROUNDS=N   rounds per workload, alternating peer and courier (default 3)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -111,6 +111,15 @@ for lang in "${langs[@]}"; do
       bash scripts/dist.sh node
       (cd "$here/node" && npm ci --no-fund --no-audit --loglevel=error)
       node "$here/node/memory.mjs" --amqp "$amqp" | tee -a "$work/memory.jsonl"
+      step "memory (kotlin): unconfirmed publishes against the Java client, GETs in flight against OkHttp"
+      bash scripts/dist.sh kotlin
+      mvn -B -q -ntp -f "$here/kotlin/pom.xml" compile
+      python3 "$here/slow_upstream.py" 2 >"$work/slow.port" &
+      slow_pid=$!
+      for _ in $(seq 50); do [ -s "$work/slow.port" ] && break; sleep 0.1; done
+      java -cp "$here/kotlin/target/classes:$(cat "$here/kotlin/target/classpath.txt")" MemoryKt \
+        --amqp "$amqp" --upstream "http://127.0.0.1:$(head -1 "$work/slow.port")" | tee -a "$work/memory.jsonl"
+      kill "$slow_pid"
       ;;
     kotlin)
       step "kotlin: the release courierkit JAR (dist.sh kotlin) and pinned peers"

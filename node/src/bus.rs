@@ -65,20 +65,36 @@ pub struct NativeRpcRequest {
 
 /// A confirmed publish: its id and the trace context it sent, as a carrier and as a
 /// `TraceContext`.
-#[napi(object, object_from_js = false)]
+///
+/// A class whose fields are read on demand rather than a plain object built on every
+/// confirm: building the id string, the carrier object and a `TraceContext` instance cost
+/// the JavaScript thread that much on each publish, and most callers never look.
+#[napi]
 pub struct NativeReceipt {
-    pub message_id: String,
-    pub trace: HashMap<String, String>,
-    pub trace_context: NativeTraceContext,
+    inner: courierkit::Receipt,
+}
+
+#[napi]
+impl NativeReceipt {
+    #[napi(getter)]
+    pub fn message_id(&self) -> String {
+        self.inner.message_id.clone()
+    }
+
+    #[napi(getter)]
+    pub fn trace(&self) -> HashMap<String, String> {
+        self.inner.trace.to_carrier().into_iter().collect()
+    }
+
+    #[napi(getter)]
+    pub fn trace_context(&self) -> NativeTraceContext {
+        self.inner.trace.clone().into()
+    }
 }
 
 impl From<courierkit::Receipt> for NativeReceipt {
-    fn from(receipt: courierkit::Receipt) -> Self {
-        NativeReceipt {
-            message_id: receipt.message_id,
-            trace: receipt.trace.to_carrier().into_iter().collect(),
-            trace_context: receipt.trace.into(),
-        }
+    fn from(inner: courierkit::Receipt) -> Self {
+        NativeReceipt { inner }
     }
 }
 

@@ -94,6 +94,21 @@ test('memory: publish → consume → ack round trip, with deadlineMs and string
   await bus.close()
 })
 
+test('memory: a receipt reads its fields on demand and serializes them all', async () => {
+  const bus = await Bus.connect({ urls: [`memory://receipt-${process.pid}`] })
+  await bus.declareQueue('orders')
+  const receipt = await bus.publish({ routingKey: 'orders', body: 'a', messageId: 'r-1' })
+  assert.equal(receipt.messageId, 'r-1')
+  assert.equal(receipt.trace, receipt.trace, 'the trace carrier is one object')
+  assert.equal(receipt.traceContext.toCarrier().traceparent, receipt.trace.traceparent)
+  const json = JSON.parse(JSON.stringify(receipt))
+  assert.deepEqual([json.messageId, json.trace], ['r-1', receipt.trace])
+  const [settled] = await bus.publishMany([{ routingKey: 'orders', body: 'b', messageId: 'r-2' }])
+  assert.equal(settled.status, 'fulfilled')
+  assert.equal(settled.value.messageId, 'r-2')
+  await bus.close()
+})
+
 test('memory: a message id already acked is skipped and counted in stats().deduplicated', async () => {
   const bus = await Bus.connect({ urls: [memoryUrl('dedup')] })
   await bus.declareQueue('orders')

@@ -24,6 +24,22 @@ test('GET through a service', async () => {
   client.close()
 })
 
+test('a response reads its fields on demand and serializes them all', async () => {
+  const client = new Client(config())
+  const resp = await client.post('orders', '/v1/orders', { body: 'x', idempotencyKey: 'k-json' })
+  assert.equal(resp.trace, resp.trace, 'the trace carrier is one object')
+  assert.match(resp.trace.traceparent, /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/)
+  assert.deepEqual(JSON.parse(JSON.stringify(resp)), {
+    status: 200,
+    attempts: 1,
+    endpoint: resp.endpoint,
+    idempotencyKey: 'k-json',
+    trace: resp.trace,
+  })
+  assert.equal(resp.endpoint.replace(/\/$/, ''), kit.urls[0])
+  client.close()
+})
+
 test('POST json with an idempotency key, and concurrent calls', async () => {
   const client = new Client(config())
   const resp = await client.post('orders', '/v1/orders', { json: { sku: 'a' }, idempotencyKey: 'k-1' })

@@ -231,8 +231,9 @@ impl Consumer {
         *self.shared.closed.borrow() || self.shared.session.is_closed()
     }
 
-    /// Cancels the subscription and closes its channel. Deliveries not yet acknowledged
-    /// return to the queue; [`Consumer::next`] returns `None` afterwards.
+    /// Cancels the subscription and closes its channel, and returns once the broker has
+    /// (within a bounded wait). Deliveries not yet acknowledged return to the queue;
+    /// [`Consumer::next`] returns `None` afterwards.
     ///
     /// # Errors
     /// None in practice: an already-closed channel counts as closed.
@@ -243,9 +244,14 @@ impl Consumer {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .abort_all();
-        let mut state = self.state.lock().await;
-        state.admitting = None;
-        state.source.cancel();
+        let cancelled = {
+            let mut state = self.state.lock().await;
+            state.admitting = None;
+            state.source.cancel()
+        };
+        // Returns once the broker has dropped the subscription: a message published
+        // after `close` returns is not taken by this consumer's prefetch.
+        cancelled.await;
         Ok(())
     }
 }

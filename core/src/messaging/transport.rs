@@ -62,8 +62,11 @@ pub(crate) trait Subscription: Send {
     /// Cancel safe: a delivery is only taken from the broker when it is returned.
     fn next(&mut self) -> BoxFuture<'_, Result<Option<Incoming>>>;
 
-    /// Stops the deliveries; the unsettled ones return to the queue.
-    fn cancel(&mut self);
+    /// Stops the deliveries; the unsettled ones return to the queue. The returned future
+    /// ends once the broker has dropped the subscription (AMQP: cancel-ok and the
+    /// channel's close-ok, bounded), so that after it no further message reaches this
+    /// subscription; dropping it leaves the cancellation running.
+    fn cancel(&mut self) -> BoxFuture<'static, ()>;
 }
 
 /// Where requests are published so that their replies come back to this connection.

@@ -599,3 +599,53 @@ async fn the_redis_store_going_away_pauses_processing_and_loses_nothing() {
     bus.close().await.unwrap();
     delete_queues(&[&q, &format!("{q}.dlq")]).await;
 }
+
+/// Consumers closed one after another on one connection, each right after it settles,
+/// must never cost the connection: lapin's consumer used to send its own basic.cancel
+/// when dropped, racing the channel's close, and RabbitMQ closes the whole connection
+/// for a frame on a closed channel (seen as parity flakes: a later consume failed with
+/// a broker error, or a connect error during the reconnect).
+#[tokio::test]
+async fn consumers_closed_one_after_another_never_cost_the_connection() {
+    let bus = bus().await;
+    let q = unique("churn");
+    bus.declare_queue(&q, &QueueOptions::default())
+        .await
+        .unwrap();
+    for i in 0..60 {
+        bus.publish(
+            "",
+            &q,
+            format!("m{i}").into_bytes().into(),
+            PublishOptions::default(),
+        )
+        .await
+        .unwrap();
+        let consumer = bus
+            .consume(
+                &q,
+                ConsumeOptions {
+                    prefetch: Some(1),
+                    ..ConsumeOptions::default()
+                },
+            )
+            .await
+            .unwrap();
+        let d = consumer.next(SHORT).await.unwrap().expect("a delivery");
+        d.ack().await.unwrap();
+        // As the parity drivers do: wait a moment for more, then close.
+        let more = consumer.next(Some(Duration::from_millis(5))).await;
+        assert_eq!(more.map(|_| ()).unwrap_err().kind(), ErrorKind::Timeout);
+        if i % 2 == 0 {
+            consumer.close().await.unwrap();
+        } else {
+            drop(consumer);
+        }
+    }
+    assert_eq!(
+        bus.stats().reconnects,
+        0,
+        "the connection was lost and remade"
+    );
+    bus.close().await.unwrap();
+}

@@ -8,7 +8,8 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions,
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+    BasicRejectOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{Acker, Channel};
@@ -44,21 +45,49 @@ struct OnChannel {
     generation: u64,
     channel: Channel,
     stream: Option<lapin::Consumer>,
+    /// [`OnChannel::close`] ran.
+    closed: bool,
+}
+
+impl OnChannel {
+    /// Cancels the subscription and closes the channel, in order, on a task of its own,
+    /// once; `None` when the channel is gone already (closing it returned the unsettled
+    /// deliveries) or the close was started before.
+    ///
+    /// Why one task, in that order, and lapin's consumer dropped last: dropped while
+    /// active, that consumer sends its own basic.cancel from lapin's internal task.
+    /// Racing the close, it could reach the broker after channel.close, and RabbitMQ
+    /// answers a frame on a closed channel by closing the whole connection
+    /// ("basic.cancel caused a connection exception channel_error: expected
+    /// 'channel.open'": every other consumer and publish on it failed, the parity suite
+    /// caught it twice). After cancel-ok the consumer is no longer active and sends
+    /// nothing. Closing the channel returns its unacknowledged deliveries to the queue;
+    /// an abandoned open channel would keep them (and the prefetch window) forever.
+    fn close(&mut self) -> Option<runtime::Task<()>> {
+        let stream = self.stream.take();
+        if self.closed || !self.channel.status().connected() {
+            self.closed = true;
+            return None;
+        }
+        self.closed = true;
+        let channel = self.channel.clone();
+        runtime::spawn(async move {
+            if let Some(consumer) = &stream {
+                let cancel = channel.basic_cancel(consumer.tag(), BasicCancelOptions::default());
+                close_bounded(cancel, "consumer").await;
+            }
+            close_bounded(channel.close(200, "consumer closed".into()), "channel").await;
+            drop(stream);
+        })
+        .ok()
+        // Runs to the end even if nobody waits for it.
+        .map(runtime::Task::detach)
+    }
 }
 
 impl Drop for OnChannel {
     fn drop(&mut self) {
-        // Closing the channel returns its unacknowledged deliveries to the queue; an
-        // abandoned open channel would keep them (and the prefetch window) forever.
-        if self.channel.status().connected() {
-            let channel = self.channel.clone();
-            let closing = runtime::spawn(async move {
-                close_bounded(channel.close(200, "consumer closed".into()), "channel").await;
-            });
-            if let Ok(task) = closing {
-                drop(task.detach());
-            }
-        }
+        drop(self.close());
     }
 }
 
@@ -142,10 +171,14 @@ impl Subscription for Consuming {
         Box::pin(self.next_delivery())
     }
 
-    fn cancel(&mut self) {
-        // Closing the channel (in `OnChannel::drop`) cancels the subscription.
+    fn cancel(&mut self) -> BoxFuture<'static, ()> {
         self.cancelled = true;
-        self.current = None;
+        let closing = self.current.take().and_then(|mut current| current.close());
+        Box::pin(async move {
+            if let Some(closing) = closing {
+                let _ = closing.await;
+            }
+        })
     }
 }
 
@@ -197,6 +230,7 @@ async fn subscribe(
         generation: live.generation,
         channel,
         stream: None,
+        closed: false,
     };
     let target = &live.target;
     let channel = &subscription.channel;

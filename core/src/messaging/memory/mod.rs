@@ -269,8 +269,10 @@ impl transport::Subscription for Subscription {
         Box::pin(async move { Ok(Subscription::next(self).await) })
     }
 
-    fn cancel(&mut self) {
+    fn cancel(&mut self) -> BoxFuture<'static, ()> {
+        // In process: nothing is delivered to it once this returns.
         Subscription::cancel(self);
+        Box::pin(std::future::ready(()))
     }
 }
 
