@@ -211,23 +211,8 @@ async fn http(concurrency: usize) -> Result<Row, Box<dyn std::error::Error>> {
         raw.get(&target).send().await?.bytes().await?;
         client.call(Request::new("GET", "svc", "/bench")).await?;
     }
-    let peer = move || {
-        let (raw, target) = (raw.clone(), target.clone());
-        async move {
-            let resp = raw.get(&target).send().await.map_err(|e| e.to_string())?;
-            resp.bytes().await.map(drop).map_err(|e| e.to_string())
-        }
-    };
-    let ours = move || {
-        let client = client.clone();
-        async move {
-            client
-                .call(Request::new("GET", "svc", "/bench"))
-                .await
-                .map(drop)
-                .map_err(|e| e.to_string())
-        }
-    };
+    let peer = reqwest_getter(raw, target);
+    let ours = courier_getter(client);
     let (peer, ours) = compare(HTTP_CALLS, concurrency, peer, ours).await?;
     Ok(Row {
         scenario: format!("http GET, concurrency {concurrency}"),
@@ -235,6 +220,44 @@ async fn http(concurrency: usize) -> Result<Row, Box<dyn std::error::Error>> {
         peer_per_sec: peer,
         courier_per_sec: ours,
     })
+}
+
+/// One GET of `target` (and its body) with a bare reqwest client.
+fn reqwest_getter(
+    raw: reqwest::Client,
+    target: String,
+) -> impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>
++ Clone
++ Send
++ Sync
++ 'static {
+    move || {
+        let (raw, target) = (raw.clone(), target.clone());
+        Box::pin(async move {
+            let resp = raw.get(&target).send().await.map_err(|e| e.to_string())?;
+            resp.bytes().await.map(drop).map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// One GET of `/bench` from service `svc` through courier's `Client`.
+fn courier_getter(
+    client: Client,
+) -> impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>
++ Clone
++ Send
++ Sync
++ 'static {
+    move || {
+        let client = client.clone();
+        Box::pin(async move {
+            client
+                .call(Request::new("GET", "svc", "/bench"))
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })
+    }
 }
 
 /// `calls` GETs from courier's `Client` or a bare reqwest client, `concurrency` at a
@@ -251,28 +274,11 @@ async fn http_ops(
             let config = ClientConfig::from_value(
                 serde_json::json!({"services": {"svc": {"endpoints": [url]}}}),
             )?;
-            let client = Client::new(config)?;
-            let get = move || {
-                let client = client.clone();
-                async move {
-                    client
-                        .call(Request::new("GET", "svc", "/bench"))
-                        .await
-                        .map(drop)
-                        .map_err(|e| e.to_string())
-                }
-            };
+            let get = courier_getter(Client::new(config)?);
             rate(calls + 8, concurrency, get).await?;
         }
         "reqwest" => {
-            let raw = reqwest::Client::builder().build()?;
-            let get = move || {
-                let (raw, target) = (raw.clone(), target.clone());
-                async move {
-                    let resp = raw.get(&target).send().await.map_err(|e| e.to_string())?;
-                    resp.bytes().await.map(drop).map_err(|e| e.to_string())
-                }
-            };
+            let get = reqwest_getter(reqwest::Client::builder().build()?, target);
             rate(calls + 8, concurrency, get).await?;
         }
         other => return Err(format!("http-ops: courier or reqwest, not {other}").into()),
