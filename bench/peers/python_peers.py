@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
+import threading
 import sys
 import time
 import uuid
@@ -34,17 +36,59 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+TICK_US = 1e6 / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_ticks() -> tuple[int, int, int]:
+    """CPU time so far, in clock ticks, from /proc: the whole machine's busy time, this
+    process's (every thread: courier's workers too) and the calling thread's."""
+
+    def own(path: str) -> int:
+        with open(path) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # utime, stime
+
+    with open("/proc/stat") as f:
+        cpu = [int(v) for v in f.readline().split()[1:]]
+    busy = sum(cpu) - cpu[3] - cpu[4]  # all but idle and iowait
+    return busy, own("/proc/self/stat"), own(f"/proc/self/task/{threading.get_native_id()}/stat")
+
+
+class Measured:
+    """One round's rate and CPU microseconds per operation: `caller` (the thread running
+    the loop), `process` (all of this process's threads) and `rest` (the rest of the
+    machine: the upstream or the broker, and noise)."""
+
+    last: dict[str, float] = {}
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.start = time.perf_counter()
+        self.ticks = cpu_ticks()
+
+    def done(self) -> float:
+        elapsed = time.perf_counter() - self.start
+        machine, process, caller = (b - a for a, b in zip(self.ticks, cpu_ticks(), strict=True))
+        per_op = TICK_US / self.count
+        Measured.last = {
+            "caller": caller * per_op,
+            "process": process * per_op,
+            "rest": (machine - process) * per_op,
+        }
+        return self.count / elapsed
+
+
 def rate(count: int, run: Callable[[], None]) -> float:
-    start = time.perf_counter()
+    measured = Measured(count)
     run()
-    return count / (time.perf_counter() - start)
+    return measured.done()
 
 
 def arate(count: int, run: Callable[[], Awaitable[None]]) -> float:
     async def timed() -> float:
-        start = time.perf_counter()
+        measured = Measured(count)
         await run()
-        return count / (time.perf_counter() - start)
+        return measured.done()
 
     return asyncio.run(timed())
 
@@ -53,12 +97,23 @@ def compare(name: str, rounds: int, contenders: dict[str, Callable[[], float]]) 
     """Runs each contender once per round, in the same order every round, and keeps the
     median; courier is the last key."""
     figures: dict[str, list[float]] = {key: [] for key in contenders}
+    cpu: dict[str, list[dict[str, float]]] = {key: [] for key in contenders}
     for round_no in range(rounds):
         for key, run in contenders.items():
             figures[key].append(run())
+            cpu[key].append(Measured.last)
         log(f"{name} round {round_no + 1}: " + ", ".join(f"{k} {v[-1]:,.0f}/s" for k, v in figures.items()))
     medians = {key: statistics.median(values) for key, values in figures.items()}
-    return {"workload": name, "language": "python", "per_sec": medians, "rounds": figures}
+    cpu_medians = {
+        key: {part: statistics.median(r[part] for r in runs) for part in runs[0]} for key, runs in cpu.items()
+    }
+    return {
+        "workload": name,
+        "language": "python",
+        "per_sec": medians,
+        "rounds": figures,
+        "cpu_us_per_op": cpu_medians,
+    }
 
 
 # HTTP ----------------------------------------------------------------------------------
@@ -210,9 +265,9 @@ def async_publish(amqp: str, rounds: int, messages: int) -> dict[str, Any]:
                 remaining -= 1
                 await publish()
 
-        start = time.perf_counter()
+        measured = Measured(messages)
         await asyncio.gather(*(lane() for _ in range(IN_FLIGHT)))
-        return messages / (time.perf_counter() - start)
+        return measured.done()
 
     def emptied_after(run: Callable[[], Awaitable[float]]) -> float:
         result = asyncio.run(run())

@@ -3,6 +3,13 @@ each workload's median rate per contender, courier's ratio to each peer, and the
 issue 15 set for the ratio to the main peer. Writes the rows, with the goals and the
 ratios, to the JSON path given.
 
+A second table splits each contender's CPU time per operation (from /proc, in
+microseconds): the calling thread (the event loop or the Python thread; not measured on
+the JVM), the whole client process (courier's Rust workers included) and the rest of
+the machine (the upstream or the broker, and noise). On 2 cores, a workload that keeps
+both busy runs at most 2,000,000 / (process + rest) operations per second; the split
+says where courier's time goes and what its ceiling is.
+
 Usage: report.py ROWS.jsonl OUT.json
 """
 
@@ -56,9 +63,23 @@ def main() -> None:
                 f"{row['language']:<8} {row['workload']:<40} {peer:<24} {theirs:>9,.0f} {ours:>10,.0f} "
                 f"{ratio:>5.2f}x  {verdict}"
             )
+    print_cpu(rows)
     with open(out_path, "w") as f:
         json.dump(rows, f, indent=2)
         f.write("\n")
+
+
+def print_cpu(rows: list[dict[str, Any]]) -> None:
+    """The CPU split per operation, for the rows that carry one."""
+    header = f"\n{'language':<8} {'workload':<40} {'contender':<26} {'caller':>7} {'process':>8} {'rest':>7} {'total':>7}"
+    print(header + "\n" + "-" * (len(header) - 1) + "  (CPU microseconds per operation)")
+    for row in rows:
+        for who, cpu in row.get("cpu_us_per_op", {}).items():
+            caller = f"{cpu['caller']:>7.1f}" if "caller" in cpu else f"{'-':>7}"
+            print(
+                f"{row['language']:<8} {row['workload']:<40} {who:<26} {caller} {cpu['process']:>8.1f} "
+                f"{cpu['rest']:>7.1f} {cpu['process'] + cpu['rest']:>7.1f}"
+            )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@
 // COURIER_NODE_PACKAGE names the courierkit package to load (default: the repository's node/).
 
 import { randomUUID } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { parseArgs } from 'node:util'
 import { Client as UndiciClient, Pool } from 'undici'
@@ -32,10 +33,33 @@ const rounds = Number(args.rounds)
 const log = (message) => process.stderr.write(`${message}\n`)
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]
 
+// CPU time so far, in clock ticks (1/100 s on Linux), from /proc: the whole machine's
+// busy time, this process's (every thread: courier's workers too) and the JavaScript
+// thread's (its thread id is the process id).
+function cpuTicks() {
+  const own = (path) => {
+    const fields = readFileSync(path, 'utf8').split(')').at(-1).trim().split(/\s+/)
+    return Number(fields[11]) + Number(fields[12]) // utime, stime
+  }
+  const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0].split(/\s+/).slice(1).map(Number)
+  const busy = cpu.reduce((a, b) => a + b, 0) - cpu[3] - cpu[4] // all but idle and iowait
+  return [busy, own('/proc/self/stat'), own(`/proc/self/task/${process.pid}/stat`)]
+}
+const TICK_US = 10_000
+
+// The last round's CPU microseconds per operation: `caller` (the JavaScript thread),
+// `process` (all threads) and `rest` (the rest of the machine: upstream, broker, noise).
+let lastCpu = {}
+
 async function timed(count, run) {
+  const before = cpuTicks()
   const start = process.hrtime.bigint()
   await run()
-  return count / (Number(process.hrtime.bigint() - start) / 1e9)
+  const elapsed = Number(process.hrtime.bigint() - start) / 1e9
+  const [machine, proc, caller] = cpuTicks().map((v, i) => v - before[i])
+  const perOp = TICK_US / count
+  lastCpu = { caller: caller * perOp, process: proc * perOp, rest: (machine - proc) * perOp }
+  return count / elapsed
 }
 
 // `count` calls of `call`, `lanes` at a time.
@@ -53,12 +77,22 @@ async function lanes(count, width, call) {
 // Each contender once per round in the same order; courier is the last key.
 async function compare(workload, contenders) {
   const figures = Object.fromEntries(Object.keys(contenders).map((k) => [k, []]))
+  const cpu = Object.fromEntries(Object.keys(contenders).map((k) => [k, []]))
   for (let round = 1; round <= rounds; round++) {
-    for (const [key, run] of Object.entries(contenders)) figures[key].push(await run())
+    for (const [key, run] of Object.entries(contenders)) {
+      figures[key].push(await run())
+      cpu[key].push(lastCpu)
+    }
     log(`${workload} round ${round}: ${Object.entries(figures).map(([k, v]) => `${k} ${Math.round(v.at(-1))}/s`).join(', ')}`)
   }
   const perSec = Object.fromEntries(Object.entries(figures).map(([k, v]) => [k, median(v)]))
-  return { workload, language: 'node', per_sec: perSec, rounds: figures }
+  const cpuPerOp = Object.fromEntries(
+    Object.entries(cpu).map(([k, runs]) => [
+      k,
+      Object.fromEntries(Object.keys(runs[0]).map((part) => [part, median(runs.map((r) => r[part]))])),
+    ]),
+  )
+  return { workload, language: 'node', per_sec: perSec, rounds: figures, cpu_us_per_op: cpuPerOp }
 }
 
 const courierConfig = () => ({ services: { svc: { endpoints: [args.upstream] } } })

@@ -142,7 +142,7 @@ impl<'p> Attempts<'p> {
         let policy = &*self.plan.policy;
         Counters::bump(&policy.counters.circuit_rejected);
         let open = Error::CircuitOpen {
-            service: policy.service.clone(),
+            service: policy.service.to_string(),
             retry_after,
         };
         self.last.take().unwrap_or(Err(open))
@@ -250,10 +250,8 @@ impl<'p> Attempts<'p> {
         record(&sent.span, &result);
         metrics::http_attempt(
             &policy.service,
-            plan.method.as_str(),
-            sent.server
-                .as_ref()
-                .map(|(host, port)| (host.as_str(), *port)),
+            &plan.method,
+            sent.server,
             result.as_ref().ok().map(|resp| resp.status),
             result
                 .as_ref()
@@ -363,7 +361,7 @@ impl<'p> Attempts<'p> {
             Counters::bump(&policy.counters.budget_denied);
             metrics::budget_denied(&policy.service);
             return Next::Return(result.map_err(|last| Error::BudgetExhausted {
-                service: policy.service.clone(),
+                service: policy.service.to_string(),
                 attempts: self.count,
                 last: Box::new(last),
             }));

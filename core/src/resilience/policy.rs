@@ -24,7 +24,8 @@ use crate::error::Error;
 /// The resilience state of one service (or one host, for absolute-URL targets).
 #[derive(Debug)]
 pub(crate) struct Policy {
-    pub(crate) service: String,
+    /// Shared, not copied, into every metric recorded for the service.
+    pub(crate) service: Arc<str>,
     pub(crate) retry: RetryConfig,
     pub(crate) backoff: Backoff,
     pub(crate) budget: Arc<RetryBudget>,
@@ -125,7 +126,7 @@ impl Policy {
         concurrency: Concurrency<'_>,
     ) -> Policy {
         Policy {
-            service: service.to_owned(),
+            service: Arc::from(service),
             backoff: Backoff::new(
                 Duration::from_millis(retry.base_delay_ms),
                 Duration::from_millis(retry.max_delay_ms),
@@ -195,7 +196,7 @@ impl Policy {
         admitted.ok_or_else(|| {
             Counters::bump(&self.counters.overloaded);
             Error::Overloaded {
-                service: self.service.clone(),
+                service: self.service.to_string(),
                 limit: u32::try_from(self.concurrency_limit()).unwrap_or(u32::MAX),
             }
         })

@@ -7,7 +7,10 @@
 //! table is in docs/observability.md.
 #![cfg_attr(not(feature = "telemetry"), allow(unused_variables))]
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use reqwest::Method;
 
 #[cfg(feature = "telemetry")]
 use opentelemetry::KeyValue;
@@ -31,22 +34,25 @@ pub(crate) fn active() -> bool {
 }
 
 /// One HTTP attempt ended: its status, or the error kind when no response came.
+/// Runs on every attempt: the service name is shared, not copied, the method is a
+/// static string when it is a standard one, and the server's address moves in.
 pub(crate) fn http_attempt(
-    service: &str,
-    method: &str,
-    server: Option<(&str, u16)>,
+    service: &Arc<str>,
+    method: &Method,
+    server: Option<(String, u16)>,
     status: Option<u16>,
     error: Option<&'static str>,
     elapsed: Duration,
 ) {
     #[cfg(feature = "telemetry")]
     with(|m| {
-        let mut attributes = vec![
-            KeyValue::new("http.request.method", method.to_owned()),
-            KeyValue::new("courier.service", service.to_owned()),
-        ];
+        // Sized for the most an attempt records (method, service, address, port, status,
+        // error type): growing it twice cost more than the histogram's own update.
+        let mut attributes = Vec::with_capacity(6);
+        attributes.push(KeyValue::new("http.request.method", method_name(method)));
+        attributes.push(KeyValue::new("courier.service", Arc::clone(service)));
         if let Some((address, port)) = server {
-            attributes.push(KeyValue::new("server.address", address.to_owned()));
+            attributes.push(KeyValue::new("server.address", address));
             attributes.push(KeyValue::new("server.port", i64::from(port)));
         }
         if let Some(status) = status {
@@ -65,21 +71,44 @@ pub(crate) fn http_attempt(
     });
 }
 
+/// The method as a metric attribute: a static string for the standard methods.
+#[cfg(feature = "telemetry")]
+fn method_name(method: &Method) -> opentelemetry::Value {
+    const STANDARD: [Method; 9] = [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::PATCH,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::TRACE,
+        Method::CONNECT,
+    ];
+    const NAMES: [&str; 9] = [
+        "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE", "CONNECT",
+    ];
+    match STANDARD.iter().position(|m| m == method) {
+        Some(i) => NAMES[i].into(),
+        None => method.as_str().to_owned().into(),
+    }
+}
+
 /// A retry was scheduled.
-pub(crate) fn retry(service: &str) {
+pub(crate) fn retry(service: &Arc<str>) {
     #[cfg(feature = "telemetry")]
     with(|m| {
         m.retries
-            .add(1, &[KeyValue::new("courier.service", service.to_owned())])
+            .add(1, &[KeyValue::new("courier.service", Arc::clone(service))])
     });
 }
 
 /// The retry budget refused a retry.
-pub(crate) fn budget_denied(service: &str) {
+pub(crate) fn budget_denied(service: &Arc<str>) {
     #[cfg(feature = "telemetry")]
     with(|m| {
         m.budget_denied
-            .add(1, &[KeyValue::new("courier.service", service.to_owned())]);
+            .add(1, &[KeyValue::new("courier.service", Arc::clone(service))]);
     });
 }
 

@@ -141,6 +141,11 @@ async fn logs_metrics_and_spans_reach_the_host_and_the_collector() {
     client.call(request).await.unwrap();
     let last = kit.requests(0).requests.last().unwrap().headers["traceparent"].clone();
     assert!(last.ends_with("-00"), "{last}");
+    // A method outside the standard nine is recorded by its own name.
+    client
+        .call(Request::new("PURGE", "traced", "/items"))
+        .await
+        .unwrap();
 
     // Prometheus text, read in-process.
     let text = telemetry::metrics_text();
@@ -159,6 +164,15 @@ async fn logs_metrics_and_spans_reach_the_host_and_the_collector() {
     };
     assert_eq!(count("503").as_deref(), Some("2"), "{text}");
     assert_eq!(count("200").as_deref(), Some("3"), "{text}");
+    let attempts_of = |method: &str| {
+        text.lines().any(|l| {
+            l.starts_with("http_client_request_duration_seconds_count{")
+                && l.contains(&format!("http_request_method=\"{method}\""))
+                && l.contains("courier_service=\"traced\"")
+                && l.contains("server_address=\"127.0.0.1\"")
+        })
+    };
+    assert!(attempts_of("GET") && attempts_of("PURGE"), "{text}");
     assert!(
         text.contains("courier_retry_attempts_total{courier_service=\"traced\"} 2"),
         "{text}"

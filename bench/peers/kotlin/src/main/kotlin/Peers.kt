@@ -20,6 +20,7 @@ import okhttp3.ConnectionPool
 import okhttp3.Dispatcher
 import okhttp3.OkHttpClient
 import okhttp3.Request
+import java.io.File
 import java.util.UUID
 import java.util.concurrent.ConcurrentSkipListSet
 import java.util.concurrent.Semaphore
@@ -33,11 +34,32 @@ private val BODY = ByteArray(256) { 'x'.code.toByte() }
 
 private fun log(message: String) = System.err.println(message)
 
+/**
+ * CPU time so far, in clock ticks (1/100 s on Linux), from /proc: the whole machine's busy
+ * time and this process's (every thread: courier's workers, the JIT and the GC too).
+ */
+private fun cpuTicks(): LongArray {
+    val own = File("/proc/self/stat").readText().substringAfterLast(')').trim().split(Regex("\\s+"))
+    val cpu = File("/proc/stat").useLines { it.first() }.split(Regex("\\s+")).drop(1).map { it.toLong() }
+    return longArrayOf(cpu.sum() - cpu[3] - cpu[4], own[11].toLong() + own[12].toLong())
+}
+
+private const val TICK_US = 10_000.0
+
+/** The last run's CPU microseconds per operation: this process, and the rest of the machine. */
+private var lastCpu = mapOf<String, Double>()
+
 /** `count` operations per second for one run of [block]. */
 private inline fun rate(count: Int, block: () -> Unit): Double {
+    val before = cpuTicks()
     val start = System.nanoTime()
     block()
-    return count / ((System.nanoTime() - start) / 1e9)
+    val elapsed = (System.nanoTime() - start) / 1e9
+    val after = cpuTicks()
+    val machine = after[0] - before[0]
+    val process = after[1] - before[1]
+    lastCpu = mapOf("process" to process * TICK_US / count, "rest" to (machine - process) * TICK_US / count)
+    return count / elapsed
 }
 
 /** `count` calls of [call] spread over [width] coroutines on the default dispatcher. */
@@ -64,14 +86,22 @@ private fun threads(count: Int, width: Int, call: () -> Unit) {
 private fun compare(workload: String, rounds: Int, contenders: Map<String, () -> Double>): String {
     contenders.values.forEach { it() }
     val figures = contenders.keys.associateWith { mutableListOf<Double>() }
+    val cpu = contenders.keys.associateWith { mutableListOf<Map<String, Double>>() }
     repeat(rounds) { round ->
-        contenders.forEach { (name, run) -> figures.getValue(name).add(run()) }
+        contenders.forEach { (name, run) ->
+            figures.getValue(name).add(run())
+            cpu.getValue(name).add(lastCpu)
+        }
         log("$workload round ${round + 1}: " + figures.entries.joinToString { "${it.key} ${"%,.0f".format(it.value.last())}/s" })
     }
     fun json(s: String) = "\"" + s.replace("\\", "\\\\").replace("\"", "\\\"") + "\""
     val medians = figures.entries.joinToString(", ") { (k, v) -> "${json(k)}: ${v.sorted()[v.size / 2]}" }
     val all = figures.entries.joinToString(", ") { (k, v) -> "${json(k)}: ${v.joinToString(", ", "[", "]")}" }
-    return "{\"workload\": ${json(workload)}, \"language\": \"kotlin\", \"per_sec\": {$medians}, \"rounds\": {$all}}"
+    fun median(v: List<Double>) = v.sorted()[v.size / 2]
+    val cpuMedians = cpu.entries.joinToString(", ") { (k, runs) ->
+        "${json(k)}: {" + runs[0].keys.joinToString(", ") { part -> "${json(part)}: ${median(runs.map { it.getValue(part) })}" } + "}"
+    }
+    return "{\"workload\": ${json(workload)}, \"language\": \"kotlin\", \"per_sec\": {$medians}, \"rounds\": {$all}, \"cpu_us_per_op\": {$cpuMedians}}"
 }
 
 private fun get(upstream: String, rounds: Int, concurrency: Int, calls: Int): String {
