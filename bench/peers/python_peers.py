@@ -13,8 +13,8 @@ import asyncio
 import json
 import os
 import statistics
-import threading
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -288,6 +288,27 @@ def async_publish(amqp: str, rounds: int, messages: int) -> dict[str, Any]:
 
             return await windowed(publish)
 
+    async def aio_pika_courier_properties_round() -> float:
+        """aio-pika sending what courier puts on every message besides the body: a
+        message id (courier's is a UUIDv7, as long as this v4) and a W3C traceparent
+        header, made per message."""
+        connection = await aio_pika.connect(amqp)
+        async with connection:
+            channel = await connection.channel(publisher_confirms=True)
+            exchange = channel.default_exchange
+            persistent = aio_pika.DeliveryMode.PERSISTENT
+
+            async def publish() -> None:
+                message = aio_pika.Message(
+                    BODY,
+                    delivery_mode=persistent,
+                    message_id=str(uuid.uuid4()),
+                    headers={"traceparent": f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-01"},
+                )
+                await exchange.publish(message, queue, mandatory=True)
+
+            return await windowed(publish)
+
     async def courier_round() -> float:
         async with await courierkit.AsyncBus.connect({"urls": [amqp]}) as bus:
 
@@ -302,6 +323,7 @@ def async_publish(amqp: str, rounds: int, messages: int) -> dict[str, Any]:
             rounds,
             {
                 "aio-pika": lambda: emptied_after(aio_pika_round),
+                "aio-pika, courier's properties": lambda: emptied_after(aio_pika_courier_properties_round),
                 "courier": lambda: emptied_after(courier_round),
             },
         )
@@ -309,7 +331,48 @@ def async_publish(amqp: str, rounds: int, messages: int) -> dict[str, Any]:
         drop_queue(amqp, queue)
 
 
+def handoff(upstream: str, rounds: int, calls: int) -> dict[str, Any]:
+    """The floor under every courier call from Python: a call core refuses (an unknown
+    service) still goes to a core worker and back, so its rate is the hand-off alone,
+    with no network in it; from a thread (which spins, then parks) and from asyncio
+    (one call_soon_threadsafe per batch of completions). No peer: requests, httpx and
+    aiohttp never leave the calling thread."""
+    config = {"services": {"svc": {"endpoints": [upstream]}}}
+    client = courierkit.Client(config)
+
+    def sync_round() -> float:
+        def run() -> None:
+            for _ in range(calls):
+                try:
+                    client.get("unknown", "/bench")
+                except courierkit.ConfigError:
+                    pass
+
+        return rate(calls, run)
+
+    def async_round() -> float:
+        async def run() -> None:
+            async with courierkit.AsyncClient(config) as aclient:
+                for _ in range(calls):
+                    try:
+                        await aclient.get("unknown", "/bench")
+                    except courierkit.ConfigError:
+                        pass
+
+        return arate(calls, run)
+
+    try:
+        return compare(
+            "hand-off floor (refused in core), c=1",
+            rounds,
+            {"courier (asyncio)": async_round, "courier": sync_round},
+        )
+    finally:
+        client.close()
+
+
 WORKLOADS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
+    "handoff": lambda a: handoff(a.upstream, a.rounds, 10_000),
     "sync_get": lambda a: sync_get(a.upstream, a.rounds, 5_000),
     "async_get": lambda a: async_get(a.upstream, a.rounds, 20_000),
     "sync_publish": lambda a: sync_publish(a.amqp, a.rounds, 2_000),

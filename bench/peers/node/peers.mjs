@@ -6,7 +6,7 @@
 // Usage: node peers.mjs --upstream URL --amqp URL [--rounds N] [--only NAME,...]
 // COURIER_NODE_PACKAGE names the courierkit package to load (default: the repository's node/).
 
-import { randomUUID } from 'node:crypto'
+import { randomBytes, randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { parseArgs } from 'node:util'
@@ -25,7 +25,7 @@ const { values: args } = parseArgs({
     upstream: { type: 'string' },
     amqp: { type: 'string' },
     rounds: { type: 'string', default: '3' },
-    only: { type: 'string', default: 'get_c1,get_c64,publish' },
+    only: { type: 'string', default: 'handoff,get_c1,get_c64,publish' },
   },
 })
 const rounds = Number(args.rounds)
@@ -131,12 +131,21 @@ async function publish(messages) {
   const adminChannel = await admin.createChannel()
   await adminChannel.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': 'classic' } })
 
-  const amqplibRound = async () => {
+  // What courier puts on every message besides the body: a message id (courier's is a
+  // UUIDv7, as long as this v4) and a W3C traceparent header, made per message.
+  const bare = () => ({ persistent: true, mandatory: true })
+  const courierProperties = () => ({
+    persistent: true,
+    mandatory: true,
+    messageId: randomUUID(),
+    headers: { traceparent: `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-01` },
+  })
+  const amqplibRound = async (properties) => {
     const connection = await amqplib.connect(args.amqp)
     const channel = await connection.createConfirmChannel()
     const one = () =>
       new Promise((resolve, reject) => {
-        channel.publish('', queue, BODY, { persistent: true, mandatory: true }, (err) => (err ? reject(err) : resolve()))
+        channel.publish('', queue, BODY, properties(), (err) => (err ? reject(err) : resolve()))
       })
     const rate = await timed(messages, () => lanes(messages, IN_FLIGHT, one))
     await connection.close()
@@ -153,7 +162,8 @@ async function publish(messages) {
   }
   try {
     return await compare(`confirmed publish, ${IN_FLIGHT} in flight`, {
-      'amqplib ConfirmChannel': amqplibRound,
+      'amqplib ConfirmChannel': () => amqplibRound(bare),
+      "amqplib, courier's properties": () => amqplibRound(courierProperties),
       courier: courierRound,
     })
   } finally {
@@ -162,7 +172,31 @@ async function publish(messages) {
   }
 }
 
+// The floor under every courier call from JavaScript: a call that core refuses (an
+// unknown service) still goes to a core worker and back, so its rate is the hand-off
+// alone (two thread wake-ups and one Promise), with no network in it. No peer: undici
+// never leaves the JavaScript thread.
+async function handoff(calls) {
+  const client = new courier.Client(courierConfig())
+  const refused = async () => {
+    try {
+      await client.get('unknown', '/bench')
+    } catch (e) {
+      if (e.kind !== 'config') throw e
+    }
+  }
+  await lanes(1_000, 1, refused)
+  try {
+    return await compare('hand-off floor (refused in core), c=1', {
+      courier: () => timed(calls, () => lanes(calls, 1, refused)),
+    })
+  } finally {
+    client.close()
+  }
+}
+
 const workloads = {
+  handoff: () => handoff(10_000),
   get_c1: () => get(1, 5_000),
   get_c64: () => get(CONCURRENCY, 20_000),
   publish: () => publish(10_000),

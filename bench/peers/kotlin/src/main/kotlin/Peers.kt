@@ -10,6 +10,7 @@ import com.rabbitmq.client.AMQP
 import com.rabbitmq.client.ConnectionFactory
 import io.github.courierkit.ffi.Bus
 import io.github.courierkit.ffi.Client
+import io.github.courierkit.ffi.CourierException
 import io.github.courierkit.get
 import io.github.courierkit.publish
 import kotlinx.coroutines.Dispatchers
@@ -104,6 +105,31 @@ private fun compare(workload: String, rounds: Int, contenders: Map<String, () ->
     return "{\"workload\": ${json(workload)}, \"language\": \"kotlin\", \"per_sec\": {$medians}, \"rounds\": {$all}, \"cpu_us_per_op\": {$cpuMedians}}"
 }
 
+/**
+ * The floor under every courier call from Kotlin: a call that core refuses (an unknown
+ * service) still goes to a core worker and back through JNI, so its rate is the hand-off
+ * alone (two thread wake-ups and one coroutine resumption), with no network in it.
+ */
+private fun handoff(upstream: String, rounds: Int, calls: Int): String {
+    val client = Client("""{"services": {"svc": {"endpoints": ["$upstream"]}}}""")
+    val refused: suspend () -> Unit = {
+        try {
+            client.get("unknown", "/bench")
+        } catch (e: CourierException.Config) {
+            // expected: the service is not configured
+        }
+    }
+    try {
+        return compare(
+            "hand-off floor (refused in core), c=1",
+            rounds,
+            linkedMapOf("courier" to { rate(calls) { coroutines(calls, 1, refused) } }),
+        )
+    } finally {
+        client.close()
+    }
+}
+
 private fun get(upstream: String, rounds: Int, concurrency: Int, calls: Int): String {
     val url = "$upstream/bench"
     val okhttp = OkHttpClient.Builder()
@@ -139,10 +165,21 @@ private fun publish(amqp: String, rounds: Int, messages: Int): String {
     val adminChannel = admin.createChannel()
     adminChannel.queueDeclare(queue, true, false, false, mapOf("x-queue-type" to "classic"))
     val persistent = AMQP.BasicProperties.Builder().deliveryMode(2).build()
+    // What courier puts on every message besides the body: a message id (courier's is a
+    // UUIDv7, as long as this v4) and a W3C traceparent header, made per message.
+    val random = java.security.SecureRandom()
+    fun hex(bytes: Int) = ByteArray(bytes).also(random::nextBytes).joinToString("") { "%02x".format(it) }
+    val courierProperties = {
+        AMQP.BasicProperties.Builder()
+            .deliveryMode(2)
+            .messageId(UUID.randomUUID().toString())
+            .headers(mapOf("traceparent" to "00-${hex(16)}-${hex(8)}-01"))
+            .build()
+    }
 
     // The Java client's asynchronous confirms: a window of IN_FLIGHT unconfirmed
     // publishes, released by the confirm listener (the pattern its documentation gives).
-    val javaRound = {
+    fun javaRound(properties: () -> AMQP.BasicProperties): Double {
         val connection = factory.newConnection()
         val channel = connection.createChannel()
         channel.confirmSelect()
@@ -162,13 +199,13 @@ private fun publish(amqp: String, rounds: Int, messages: Int): String {
             repeat(messages) {
                 window.acquire()
                 outstanding.add(channel.nextPublishSeqNo)
-                channel.basicPublish("", queue, true, persistent, BODY)
+                channel.basicPublish("", queue, true, properties(), BODY)
             }
             window.acquire(IN_FLIGHT)
         }
         connection.close()
         adminChannel.queuePurge(queue)
-        result
+        return result
     }
     val courierRound = {
         val bus = runBlocking { Bus.connect("""{"urls": ["$amqp"]}""") }
@@ -182,7 +219,11 @@ private fun publish(amqp: String, rounds: Int, messages: Int): String {
         return compare(
             "confirmed publish, $IN_FLIGHT in flight",
             rounds,
-            linkedMapOf("Java client ConfirmChannel" to javaRound, "courier" to courierRound),
+            linkedMapOf(
+                "Java client ConfirmChannel" to { javaRound { persistent } },
+                "Java client, courier's properties" to { javaRound(courierProperties) },
+                "courier" to courierRound,
+            ),
         )
     } finally {
         adminChannel.queueDelete(queue)
@@ -195,6 +236,7 @@ fun main(args: Array<String>) {
     val upstream = options.getValue("upstream")
     val amqp = options.getValue("amqp")
     val rounds = options["rounds"]?.toInt() ?: 3
+    println(handoff(upstream, rounds, 10_000))
     println(get(upstream, rounds, 1, 5_000))
     println(get(upstream, rounds, CONCURRENCY, 20_000))
     println(publish(amqp, rounds, 10_000))
