@@ -4,7 +4,7 @@
 // alternate; each figure is the median over the rounds. Prints one JSON row per workload
 // on stdout (bench/peers/run.sh assembles the table); progress goes to stderr.
 //
-// Usage: java -cp ... PeersKt --upstream URL --amqp URL [--rounds N]
+// Usage: java -cp ... PeersKt --upstream URL --amqp URL [--rounds N] [--only NAME,...]
 
 import com.rabbitmq.client.AMQP
 import com.rabbitmq.client.ConnectionFactory
@@ -236,8 +236,12 @@ fun main(args: Array<String>) {
     val upstream = options.getValue("upstream")
     val amqp = options.getValue("amqp")
     val rounds = options["rounds"]?.toInt() ?: 3
-    println(handoff(upstream, rounds, 10_000))
-    println(get(upstream, rounds, 1, 5_000))
-    println(get(upstream, rounds, CONCURRENCY, 20_000))
-    println(publish(amqp, rounds, 10_000))
+    val workloads = linkedMapOf(
+        "handoff" to { handoff(upstream, rounds, 10_000) },
+        "get_c1" to { get(upstream, rounds, 1, 5_000) },
+        "get_c64" to { get(upstream, rounds, CONCURRENCY, 20_000) },
+        "publish" to { publish(amqp, rounds, 10_000) },
+    )
+    val only = options["only"]?.split(",") ?: workloads.keys.toList()
+    for (name in only) println(workloads[name]?.invoke() ?: error("unknown workload $name (${workloads.keys})"))
 }
