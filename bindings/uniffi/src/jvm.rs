@@ -18,8 +18,10 @@
 //!   operation: it binds the natives and looks up `JniCalls.settle(Object, boolean,
 //!   byte[])` on a JVM thread (a core worker could not find an application class
 //!   through JNI's system class loader).
-//! - An operation takes an object handle the caller cloned for it (uniffi's handle is
-//!   `Arc::into_raw`), owns it from the first instruction, and returns a cancel token.
+//! - An operation borrows an object handle (uniffi's handle is `Arc::into_raw`) that
+//!   the caller keeps valid by holding the object's call counter until the native
+//!   returns, as the generated `callWithHandle` does, but without its clone (a JNA call
+//!   per operation); it clones what it keeps and returns a cancel token.
 //! - If it throws, no task was started and the caller's `Pending` is never settled;
 //!   otherwise the task settles it exactly once, whatever happens (a panic in core is an
 //!   `Internal` error; a cancelled token ends it with `Closed`).
@@ -120,9 +122,10 @@ extern "system" fn call<'l>(
     length: jint,
     pending: JObject<'l>,
 ) -> jlong {
-    // SAFETY: the caller passes a handle it cloned for this call (uniffiCloneHandle);
-    // owning it at once releases it on every path.
-    let client = unsafe { Arc::from_raw(client as usize as *const Client) };
+    // SAFETY: the caller holds the object's call counter across this call (JniCalls
+    // `Handles.borrow`), so the handle stays valid until it returns; it is only borrowed,
+    // and what the operation keeps is cloned from it here.
+    let client = unsafe { &*(client as usize as *const Client) };
     env.with_env(|env| -> jni::errors::Result<jlong> {
         let bytes = written(env.convert_byte_array(&request)?, length);
         let pending = env.new_global_ref(&pending)?;
@@ -145,8 +148,8 @@ extern "system" fn publish<'l>(
     length: jint,
     pending: JObject<'l>,
 ) -> jlong {
-    // SAFETY: as in `call`, a handle cloned for this call.
-    let bus = unsafe { Arc::from_raw(bus as usize as *const Bus) };
+    // SAFETY: as in `call`, a handle lent for this call.
+    let bus = unsafe { &*(bus as usize as *const Bus) };
     env.with_env(|env| -> jni::errors::Result<jlong> {
         let bytes = written(env.convert_byte_array(&args)?, length);
         let pending = env.new_global_ref(&pending)?;

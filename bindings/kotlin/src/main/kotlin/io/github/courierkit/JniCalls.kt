@@ -29,10 +29,13 @@ import io.github.courierkit.ffi.PublishOptions
 import io.github.courierkit.ffi.Receipt
 import io.github.courierkit.ffi.Request
 import io.github.courierkit.ffi.Response
+import io.github.courierkit.ffi.UniffiCleaner
 import io.github.courierkit.ffi.jvmRegistrar
 import kotlinx.coroutines.CancellableContinuation
 import kotlinx.coroutines.suspendCancellableCoroutine
+import java.lang.reflect.Field
 import java.nio.ByteBuffer
+import java.util.concurrent.atomic.AtomicLong
 import kotlin.coroutines.resume
 import kotlin.coroutines.resumeWithException
 
@@ -54,7 +57,7 @@ internal object JniCalls {
         val args = Args(FfiConverterTypeRequest.allocationSize(request))
         FfiConverterTypeRequest.write(request, args.buf)
         return operation(FfiConverterTypeResponse) { pending ->
-            client.callWithHandle { handle -> call(handle, args.bytes(), args.length(), pending) }
+            CLIENT.borrow(client) { handle -> call(handle, args.bytes(), args.length(), pending) }
         }
     }
 
@@ -77,7 +80,7 @@ internal object JniCalls {
         FfiConverterByteArray.write(body, args.buf)
         FfiConverterTypePublishOptions.write(options, args.buf)
         return operation(FfiConverterTypeReceipt) { pending ->
-            bus.callWithHandle { handle -> publish(handle, args.bytes(), args.length(), pending) }
+            BUS.borrow(bus) { handle -> publish(handle, args.bytes(), args.length(), pending) }
         }
     }
 
@@ -126,6 +129,46 @@ internal object JniCalls {
                     CourierException.Internal("the result could not be read: $e"),
                 )
             }
+        }
+    }
+
+    private val CLIENT = Handles(Client::class.java)
+    private val BUS = Handles(Bus::class.java)
+
+    /**
+     * A generated object's handle, lent to one synchronous native call. This is the
+     * generated `callWithHandle` without its `uniffiCloneHandle()`: that clone is a JNA
+     * call of its own, with a `RustCallStatus` structure allocated (and later cleaned) on
+     * every operation, which cost more than the JNI call it prepared. The object's call
+     * counter is held across [block] exactly as `callWithHandle` holds it, so a concurrent
+     * `close()` cannot free the handle under the native, which only borrows it and takes
+     * its own reference to what it keeps before returning (jvm.rs `call`, `publish`).
+     * The fields are the generated class's (uniffi is pinned; a renamed field fails here,
+     * at class initialisation, in every test); Android's R8 keeps them
+     * (docs/mobile.md).
+     */
+    private class Handles(type: Class<*>) {
+        private val handle = field(type, "handle")
+        private val callCounter = field(type, "callCounter")
+        private val cleanable = field(type, "cleanable")
+
+        inline fun <R> borrow(obj: Any, block: (handle: Long) -> R): R {
+            val calls = callCounter.get(obj) as AtomicLong
+            do {
+                val c = calls.get()
+                check(c != 0L) { "${obj.javaClass.simpleName} object has already been destroyed" }
+                check(c != Long.MAX_VALUE) { "${obj.javaClass.simpleName} call counter would overflow" }
+            } while (!calls.compareAndSet(c, c + 1L))
+            try {
+                return block(handle.getLong(obj))
+            } finally {
+                if (calls.decrementAndGet() == 0L) (cleanable.get(obj) as UniffiCleaner.Cleanable?)?.clean()
+            }
+        }
+
+        private companion object {
+            fun field(type: Class<*>, name: String): Field =
+                type.getDeclaredField(name).apply { isAccessible = true }
         }
     }
 

@@ -75,6 +75,43 @@ class JniTest : WithTestkit(upstreams = 1) {
     }
 
     @Test
+    fun `a closed object is refused as the generated path refuses it, and close never frees a lent handle`() =
+        runBlocking {
+            // Calls racing close(): each one either runs to its end (its handle was lent
+            // while the call counter was held) or is refused as closed; none crashes.
+            repeat(20) { round ->
+                val racing = Client("""{"services": {"echo": {"endpoints": ["${kit.upstreams[0]}"]}}}""")
+                val outcomes = withContext(Dispatchers.Default) {
+                    val calls = (0 until 50).map {
+                        async { runCatching { racing.get("echo", "/race/$round").status } }
+                    }
+                    racing.close()
+                    calls.awaitAll()
+                }
+                for (outcome in outcomes) {
+                    val e = outcome.exceptionOrNull()
+                    assertTrue(
+                        outcome.getOrNull() == 200.toUShort() || e is IllegalStateException || e is CourierException,
+                        "$outcome",
+                    )
+                }
+            }
+            val closed = Client("""{"services": {"echo": {"endpoints": ["${kit.upstreams[0]}"]}}}""")
+            closed.close()
+            val request = Request(method = "GET", target = "echo")
+            val fast = runCatching { closed.call(request) }.exceptionOrNull()
+            val generated = runCatching { closed.callNative(request) }.exceptionOrNull()
+            assertTrue(fast is IllegalStateException, "$fast")
+            assertEquals(generated?.javaClass, fast?.javaClass)
+            assertEquals(generated?.message, fast?.message)
+
+            val bus = Bus.connect("""{"urls": ["memory://courier-kt-jni-closed-${UUID.randomUUID()}"]}""")
+            bus.close()
+            val refused = runCatching { bus.publish("", "q", ByteArray(1)) }.exceptionOrNull()
+            assertTrue(refused is IllegalStateException && refused.message!!.contains("destroyed"), "$refused")
+        }
+
+    @Test
     fun `every one of many concurrent calls and publishes settles`() = runBlocking {
         // 1,000: within the default max_concurrency (1,024), so every call is sent.
         val calls = withContext(Dispatchers.Default) {
