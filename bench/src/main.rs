@@ -103,7 +103,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         rows.extend(amqp().await?);
     }
     if matches!(which, "rpc" | "all") {
-        rpc().await?;
+        // On a worker, as a service's request (or a binding's) runs: from `block_on` on
+        // the main thread, courier's reply takes one more cross-thread wake-up than
+        // lapin's (its dispatcher task, then the waiting thread), which no caller on the
+        // runtime pays.
+        tokio::spawn(async { rpc().await.map_err(|e| e.to_string()) }).await??;
     }
     if matches!(which, "balance" | "all") {
         balance().await?;
