@@ -637,6 +637,109 @@ fn peer_properties(same_properties: bool) -> BasicProperties {
         .with_headers(headers)
 }
 
+/// Round-trip times (ms) of raw lapin requests over direct reply-to, one at a time.
+/// `like_courier` sends what `Bus::request` sends: on a confirm-mode channel, mandatory,
+/// with UUIDv7 message and correlation ids, `traceparent` and deadline headers and an
+/// expiration, waiting for the confirm and the reply together; so courier's figure against
+/// it is courier's client side alone, and the bare peer's adds what those cost the broker.
+async fn lapin_requests(
+    conn: &Connection,
+    queue: &'static str,
+    body: &[u8],
+    like_courier: bool,
+) -> Result<Vec<f64>, Box<dyn std::error::Error>> {
+    let client = conn.create_channel().await?;
+    if like_courier {
+        client
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+    }
+    let mut replies = client
+        .basic_consume(
+            "amq.rabbitmq.reply-to".into(),
+            "".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    let mut times = Vec::with_capacity(RPC_CALLS);
+    for i in 0..RPC_CALLS + RPC_CALLS / 10 {
+        let start = Instant::now();
+        let cid = if like_courier {
+            uuid::Uuid::now_v7().to_string()
+        } else {
+            format!("c-{i}")
+        };
+        let mut props = BasicProperties::default()
+            .with_reply_to("amq.rabbitmq.reply-to".into())
+            .with_correlation_id(cid.as_str().into());
+        if like_courier {
+            let mut headers = FieldTable::default();
+            headers.insert(
+                "traceparent".into(),
+                lapin::types::AMQPValue::LongString(TraceContext::new_root().traceparent().into()),
+            );
+            let deadline = std::time::SystemTime::now() + std::time::Duration::from_secs(30);
+            let deadline_ms = deadline.duration_since(std::time::UNIX_EPOCH)?.as_millis();
+            headers.insert(
+                "x-courier-deadline".into(),
+                lapin::types::AMQPValue::LongString(deadline_ms.to_string().into()),
+            );
+            props = props
+                .with_message_id(uuid::Uuid::now_v7().to_string().into())
+                .with_headers(headers)
+                .with_expiration("30000".into());
+        }
+        let confirm = client
+            .basic_publish(
+                "".into(),
+                queue.into(),
+                BasicPublishOptions {
+                    mandatory: like_courier,
+                    ..Default::default()
+                },
+                body,
+                props,
+            )
+            .await?;
+        let reply = if like_courier {
+            // As courier waits: for the reply and, at the same time, for the confirm, so
+            // that a request the broker refuses or cannot route fails at once rather than
+            // at its timeout.
+            let mut confirm = std::pin::pin!(confirm);
+            let mut confirmed = false;
+            loop {
+                tokio::select! {
+                    c = &mut confirm, if !confirmed => {
+                        c?;
+                        confirmed = true;
+                    }
+                    r = replies.next() => break r,
+                }
+            }
+        } else {
+            replies.next().await
+        };
+        let reply = reply.ok_or("reply stream ended")??;
+        assert_eq!(
+            reply
+                .properties
+                .correlation_id()
+                .as_ref()
+                .map(|c| c.as_str()),
+            Some(cid.as_str())
+        );
+        if i >= RPC_CALLS / 10 {
+            times.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    client.close(200, "bench done".into()).await?;
+    Ok(times)
+}
+
 /// Round trips per client in [`rpc`], after a warm-up of a tenth as many.
 const RPC_CALLS: usize = 2_000;
 
@@ -696,49 +799,9 @@ async fn rpc() -> Result<(), Box<dyn std::error::Error>> {
         }
     });
 
-    // The peer: direct reply-to on one channel, one request at a time.
-    let client = conn.create_channel().await?;
-    let mut replies = client
-        .basic_consume(
-            "amq.rabbitmq.reply-to".into(),
-            "".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await?;
     let body = vec![b'x'; 256];
-    let mut peer = Vec::with_capacity(RPC_CALLS);
-    for i in 0..RPC_CALLS + RPC_CALLS / 10 {
-        let start = Instant::now();
-        let cid = format!("c-{i}");
-        let props = BasicProperties::default()
-            .with_reply_to("amq.rabbitmq.reply-to".into())
-            .with_correlation_id(cid.as_str().into());
-        client
-            .basic_publish(
-                "".into(),
-                queue.into(),
-                BasicPublishOptions::default(),
-                &body,
-                props,
-            )
-            .await?;
-        let reply = replies.next().await.ok_or("reply stream ended")??;
-        assert_eq!(
-            reply
-                .properties
-                .correlation_id()
-                .as_ref()
-                .map(|c| c.as_str()),
-            Some(cid.as_str())
-        );
-        if i >= RPC_CALLS / 10 {
-            peer.push(start.elapsed().as_secs_f64() * 1e3);
-        }
-    }
+    let peer = lapin_requests(&conn, queue, &body, false).await?;
+    let peer_like_courier = lapin_requests(&conn, queue, &body, true).await?;
 
     let bus = Bus::connect(BusConfig::from_value(serde_json::json!({"urls": [url]}))?).await?;
     let mut ours = Vec::with_capacity(RPC_CALLS);
@@ -763,6 +826,7 @@ async fn rpc() -> Result<(), Box<dyn std::error::Error>> {
     );
     for (name, mut xs) in [
         ("lapin 4.12 direct reply-to", peer),
+        ("lapin, as courier sends a request", peer_like_courier),
         ("courier Bus::request", ours),
     ] {
         xs.sort_by(f64::total_cmp);
