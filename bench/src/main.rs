@@ -800,8 +800,12 @@ async fn rpc() -> Result<(), Box<dyn std::error::Error>> {
     });
 
     let body = vec![b'x'; 256];
-    let peer = lapin_requests(&conn, queue, &body, false).await?;
-    let peer_like_courier = lapin_requests(&conn, queue, &body, true).await?;
+    // The clients connect on their own, as courier's Bus does: a client sharing the
+    // server's connection (and lapin's I/O thread for it) skips a thread hand-off each way.
+    let peer_conn = Connection::connect(&url, ConnectionProperties::default()).await?;
+    let peer = lapin_requests(&peer_conn, queue, &body, false).await?;
+    let peer_like_courier = lapin_requests(&peer_conn, queue, &body, true).await?;
+    peer_conn.close(200, "bench done".into()).await?;
 
     let bus = Bus::connect(BusConfig::from_value(serde_json::json!({"urls": [url]}))?).await?;
     let mut ours = Vec::with_capacity(RPC_CALLS);
