@@ -274,38 +274,29 @@ def async_publish(amqp: str, rounds: int, messages: int) -> dict[str, Any]:
         fresh_queue(amqp, queue)
         return result
 
-    async def aio_pika_round() -> float:
+    persistent = aio_pika.DeliveryMode.PERSISTENT
+
+    def bare() -> aio_pika.Message:
+        return aio_pika.Message(BODY, delivery_mode=persistent)
+
+    def courier_properties() -> aio_pika.Message:
+        """What courier puts on every message besides the body: a message id (courier's
+        is a UUIDv7, as long as this v4) and a W3C traceparent header, made per message."""
+        return aio_pika.Message(
+            BODY,
+            delivery_mode=persistent,
+            message_id=str(uuid.uuid4()),
+            headers={"traceparent": f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-01"},
+        )
+
+    async def aio_pika_round(message: Callable[[], aio_pika.Message]) -> float:
         connection = await aio_pika.connect(amqp)
         async with connection:
             channel = await connection.channel(publisher_confirms=True)
             exchange = channel.default_exchange
-            persistent = aio_pika.DeliveryMode.PERSISTENT
 
             async def publish() -> None:
-                await exchange.publish(
-                    aio_pika.Message(BODY, delivery_mode=persistent), queue, mandatory=True
-                )
-
-            return await windowed(publish)
-
-    async def aio_pika_courier_properties_round() -> float:
-        """aio-pika sending what courier puts on every message besides the body: a
-        message id (courier's is a UUIDv7, as long as this v4) and a W3C traceparent
-        header, made per message."""
-        connection = await aio_pika.connect(amqp)
-        async with connection:
-            channel = await connection.channel(publisher_confirms=True)
-            exchange = channel.default_exchange
-            persistent = aio_pika.DeliveryMode.PERSISTENT
-
-            async def publish() -> None:
-                message = aio_pika.Message(
-                    BODY,
-                    delivery_mode=persistent,
-                    message_id=str(uuid.uuid4()),
-                    headers={"traceparent": f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-01"},
-                )
-                await exchange.publish(message, queue, mandatory=True)
+                await exchange.publish(message(), queue, mandatory=True)
 
             return await windowed(publish)
 
@@ -322,8 +313,10 @@ def async_publish(amqp: str, rounds: int, messages: int) -> dict[str, Any]:
             f"async confirmed publish, {IN_FLIGHT} in flight",
             rounds,
             {
-                "aio-pika": lambda: emptied_after(aio_pika_round),
-                "aio-pika, courier's properties": lambda: emptied_after(aio_pika_courier_properties_round),
+                "aio-pika": lambda: emptied_after(lambda: aio_pika_round(bare)),
+                "aio-pika, courier's properties": lambda: emptied_after(
+                    lambda: aio_pika_round(courier_properties)
+                ),
                 "courier": lambda: emptied_after(courier_round),
             },
         )
