@@ -627,14 +627,39 @@ fn peer_properties(same_properties: bool) -> BasicProperties {
     if !same_properties {
         return properties;
     }
+    properties
+        .with_message_id(uuid::Uuid::now_v7().to_string().into())
+        .with_headers(traceparent_header())
+}
+
+/// A header table with a new root `traceparent`, as courier puts on every message.
+fn traceparent_header() -> FieldTable {
     let mut headers = FieldTable::default();
     headers.insert(
         "traceparent".into(),
         lapin::types::AMQPValue::LongString(TraceContext::new_root().traceparent().into()),
     );
-    properties
-        .with_message_id(uuid::Uuid::now_v7().to_string().into())
-        .with_headers(headers)
+    headers
+}
+
+/// Consumes `queue` without acks (direct reply-to requires it; the echo server needs
+/// none).
+async fn consume_no_ack(
+    channel: &lapin::Channel,
+    queue: &str,
+    tag: &str,
+) -> lapin::Result<lapin::Consumer> {
+    channel
+        .basic_consume(
+            queue.into(),
+            tag.into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
 }
 
 /// Round-trip times (ms) of raw lapin requests over direct reply-to, one at a time.
@@ -654,17 +679,7 @@ async fn lapin_requests(
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
     }
-    let mut replies = client
-        .basic_consume(
-            "amq.rabbitmq.reply-to".into(),
-            "".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await?;
+    let mut replies = consume_no_ack(&client, "amq.rabbitmq.reply-to", "").await?;
     let mut times = Vec::with_capacity(RPC_CALLS);
     for i in 0..RPC_CALLS + RPC_CALLS / 10 {
         let start = Instant::now();
@@ -677,11 +692,7 @@ async fn lapin_requests(
             .with_reply_to("amq.rabbitmq.reply-to".into())
             .with_correlation_id(cid.as_str().into());
         if like_courier {
-            let mut headers = FieldTable::default();
-            headers.insert(
-                "traceparent".into(),
-                lapin::types::AMQPValue::LongString(TraceContext::new_root().traceparent().into()),
-            );
+            let mut headers = traceparent_header();
             let deadline = std::time::SystemTime::now() + std::time::Duration::from_secs(30);
             let deadline_ms = deadline.duration_since(std::time::UNIX_EPOCH)?.as_millis();
             headers.insert(
@@ -763,17 +774,7 @@ async fn rpc() -> Result<(), Box<dyn std::error::Error>> {
             FieldTable::default(),
         )
         .await?;
-    let mut requests = server
-        .basic_consume(
-            queue.into(),
-            "bench-server".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await?;
+    let mut requests = consume_no_ack(&server, queue, "bench-server").await?;
     let replier = server.clone();
     let echo = tokio::spawn(async move {
         while let Some(Ok(d)) = requests.next().await {

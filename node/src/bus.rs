@@ -83,7 +83,7 @@ impl NativeReceipt {
 
     #[napi(getter)]
     pub fn trace(&self) -> HashMap<String, String> {
-        self.inner.trace.to_carrier().into_iter().collect()
+        crate::trace::carrier(&self.inner.trace)
     }
 
     #[napi(getter)]
@@ -550,7 +550,7 @@ impl NativeDelivery {
     /// The trace context the message carried, as a carrier object.
     #[napi(getter)]
     pub fn trace(&self) -> HashMap<String, String> {
-        self.inner.trace.to_carrier().into_iter().collect()
+        crate::trace::carrier(&self.inner.trace)
     }
 
     /// The same context as a `TraceContext`.

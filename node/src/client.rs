@@ -162,7 +162,7 @@ impl NativeResponse {
     /// The trace carrier the answered attempt sent.
     #[napi(getter)]
     pub fn trace(&self) -> HashMap<String, String> {
-        self.inner.trace.to_carrier().into_iter().collect()
+        crate::trace::carrier(&self.inner.trace)
     }
 
     /// The same context as a `TraceContext`.

@@ -16,6 +16,12 @@ pub struct NativeTraceContext {
     inner: courierkit::TraceContext,
 }
 
+/// `trace` as the carrier object JavaScript sees (`traceparent`, `tracestate`,
+/// `baggage`): what every `trace` getter returns.
+pub(crate) fn carrier(trace: &courierkit::TraceContext) -> HashMap<String, String> {
+    trace.to_carrier().into_iter().collect()
+}
+
 impl From<courierkit::TraceContext> for NativeTraceContext {
     fn from(inner: courierkit::TraceContext) -> Self {
         NativeTraceContext { inner }
@@ -84,7 +90,7 @@ impl NativeTraceContext {
     /// `traceparent`, and `tracestate` / `baggage` when non-empty.
     #[napi]
     pub fn to_carrier(&self) -> HashMap<String, String> {
-        self.inner.to_carrier().into_iter().collect()
+        carrier(&self.inner)
     }
 
     /// Whether both are the same context (ids, flags, tracestate and baggage).
