@@ -34,7 +34,9 @@ async function slowShare(balancer) {
 
 test('p2c_ewma avoids a slow endpoint that round robin feeds', async () => {
   const slow = await slowShare('p2c_ewma')
-  assert.ok(slow <= 40, `p2c_ewma sent ${slow} of 400 calls to the +50 ms endpoint`)
+  // Under half of round robin's 25%, as in core's test: P2C weighs in-flight calls, so
+  // the idle slow endpoint still wins a few picks, more on a loaded machine.
+  assert.ok(slow < 50, `p2c_ewma sent ${slow} of 400 calls (>= 12.5%) to the +50 ms endpoint`)
   const control = await slowShare('round_robin')
   assert.ok(control >= 80, `round robin (the control) sent only ${control} of 400`)
 })

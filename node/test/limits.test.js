@@ -56,7 +56,8 @@ test('rate_key errors name the field', async () => {
 })
 
 test('an adaptive limit rejects past its current limit with COURIER_OVERLOADED', async () => {
-  await kit.behave(0, { default: { latency_ms: 300 } })
+  // Long enough that the two calls still hold their slots after a stalled machine.
+  await kit.behave(0, { default: { latency_ms: 1500 } })
   const c = new Client({
     services: { 'node-adaptive': { endpoints: [kit.urls[0]], adaptive_concurrency: { min_limit: 1, max_limit: 50, initial_limit: 2 } } },
   })

@@ -284,6 +284,8 @@ test('worker threads: each loaded copy gets the records; one ending leaves the o
   setLogger((record) => logged.push(record))
   setLogLevel('debug')
   try {
+    // Behaviour set before the worker starts, so its one GET meets the failure.
+    await kit.behave(0, failingOnce)
     const worker = new Worker(`
       const { parentPort, workerData } = require('node:worker_threads')
       const { Client, setLogger } = require(workerData.courier)
@@ -296,7 +298,6 @@ test('worker threads: each loaded copy gets the records; one ending leaves the o
         parentPort.postMessage(seen.filter((r) => r.message.startsWith('retry')).map((r) => r.fields.service))
       })()
     `, { eval: true, workerData: { courier: path.join(__dirname, '..'), url: kit.urls[0] } })
-    await kit.behave(0, failingOnce)
     const fromWorker = await new Promise((resolve, reject) => { worker.once('message', resolve); worker.once('error', reject) })
     assert.deepEqual(fromWorker, ['node-worker'], 'the worker\'s logger got the record')
     await until(logged, isRetry('node-worker'))
@@ -320,7 +321,9 @@ test('metrics: Prometheus text in-process, and OTLP at the collector after flush
     assert.equal(resp.attempts, 2)
     const text = metricsText()
     assert.match(text, /^# TYPE http_client_request_duration_seconds histogram$/m)
+    // The exporter does not order its series: each is found by all its labels.
     const count = (status) => text.split('\n').find((l) => l.startsWith('http_client_request_duration_seconds_count{') &&
+      l.includes('courier_service="node-metrics"') && l.includes('http_request_method="GET"') &&
       l.includes(`http_response_status_code="${status}"`))?.split(' ').pop()
     assert.equal(count(503), '1', text)
     assert.equal(count(200), '1', text)

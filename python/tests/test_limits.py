@@ -58,7 +58,8 @@ def test_rate_key_errors_name_the_field(testkit):
 
 
 async def test_an_adaptive_limit_refuses_past_its_current_limit(testkit):
-    testkit.behave(0, default={"latency_ms": 300})
+    # Long enough that the two calls still hold their slots after a stalled machine.
+    testkit.behave(0, default={"latency_ms": 1500})
     adaptive = {"min_limit": 1, "max_limit": 50, "initial_limit": 2}
     c = courierkit.AsyncClient(
         {"services": {"py-adaptive": {"endpoints": [testkit.urls[0]], "adaptive_concurrency": adaptive}}}

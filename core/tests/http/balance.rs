@@ -138,7 +138,8 @@ async fn an_endpoint_that_hangs_past_the_deadline_is_ejected() {
         serde_json::json!({
             "endpoints": kit.urls(),
             "balancer": "round_robin",
-            "deadline_ms": 200,
+            // Far above a healthy answer on a loaded machine, far below the hang.
+            "deadline_ms": 1000,
             "outlier": { "consecutive_failures": 2, "max_ejected_ratio": 0.5 },
         }),
     );

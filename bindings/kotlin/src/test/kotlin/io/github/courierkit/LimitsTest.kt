@@ -74,7 +74,8 @@ class LimitsTest : WithTestkit(upstreams = 1) {
 
     @Test
     fun `an adaptive limit throws Overloaded past its current limit`() = runBlocking {
-        kit.behave(0, """{"default": {"latency_ms": 300}}""")
+        // Long enough that the two calls still hold their slots after a stalled machine.
+        kit.behave(0, """{"default": {"latency_ms": 1500}}""")
         val adaptive = """{"min_limit": 1, "max_limit": 50, "initial_limit": 2}"""
         Client("""{"services": {"kt-adaptive": {"endpoints": ["${kit.upstreams[0]}"], "adaptive_concurrency": $adaptive}}}""")
             .use { client ->
