@@ -176,8 +176,11 @@ private object OpenTelemetryCarrier {
  * Sends [request]; without `request.trace`, the current OpenTelemetry span is the parent
  * ([HostTrace]), else core starts a new trace.
  */
-suspend fun Client.call(request: Request): Response =
-    JniCalls.call(this, if (request.trace != null) request else request.copy(trace = HostTrace.carrier()))
+suspend fun Client.call(request: Request): Response = JniCalls.call(this, request.tracedBy(HostTrace.carrier()))
+
+/** This request, with [parent] as its trace when it names none. */
+internal fun Request.tracedBy(parent: Map<String, String>?): Request =
+    if (trace != null || parent == null) this else copy(trace = parent)
 
 /**
  * Publishes and returns once the broker confirms; without `options.trace`, the current
@@ -196,16 +199,17 @@ suspend fun Bus.publish(
  * `CourierException` [publish] would throw. Messages without `options.trace` take the
  * current OpenTelemetry span as parent ([HostTrace]).
  */
-suspend fun Bus.publishMany(messages: List<BatchMessage>): List<Result<Receipt>> {
-    val parent = HostTrace.carrier()
-    val traced = messages.map { m -> m.copy(options = m.options.tracedBy(parent)) }
-    return publishManyNative(traced).map { outcome ->
+suspend fun Bus.publishMany(messages: List<BatchMessage>): List<Result<Receipt>> =
+    publishManyNative(messages.tracedBy(HostTrace.carrier())).map { outcome ->
         when (outcome) {
             is PublishResult.Confirmed -> Result.success(outcome.receipt)
             is PublishResult.Failed -> Result.failure(outcome.error)
         }
     }
-}
+
+/** These messages, each with [parent] as its trace when it names none. */
+internal fun List<BatchMessage>.tracedBy(parent: Map<String, String>?): List<BatchMessage> =
+    if (parent == null) this else map { m -> m.copy(options = m.options.tracedBy(parent)) }
 
 /**
  * Hands the message on to the next workflow step under a message id derived from this
@@ -221,7 +225,7 @@ suspend fun Delivery.forward(
 ): Receipt = forwardNative(exchange, routingKey, body, options.tracedBy(HostTrace.carrier()))
 
 /** These options, with [parent] as their trace when they name none. */
-private fun PublishOptions.tracedBy(parent: Map<String, String>?): PublishOptions =
+internal fun PublishOptions.tracedBy(parent: Map<String, String>?): PublishOptions =
     if (trace != null || parent == null) this else copy(trace = parent)
 
 /**
