@@ -162,7 +162,7 @@ class JavaApiTest {
     }
 
     @Test
-    void publishManyNextBatchAndBatchSettlement() throws Exception {
+    void publishManyNextBatchSettlementAndForward() throws Exception {
         Bus bus = memoryBus();
         try {
             CourierJava.declareQueue(bus, "batched", CourierJava.queueOptionsBuilder().quorum(false).build()).get();
@@ -188,15 +188,25 @@ class JavaApiTest {
             assertEquals(2, deliveries.size());
             assertEquals("b-1", deliveries.get(0).messageId());
             assertEquals("b-2", deliveries.get(1).messageId());
+            assertEquals(null, CourierJava.deliveryCount(deliveries.get(1)), "a classic queue counts no deliveries");
             CourierJava.reject(deliveries.get(0)).get();
+            // The next workflow step, under an id derived from this one; this one acked.
+            CourierJava.declareQueue(bus, "next-step", CourierJava.queueOptionsBuilder().quorum(false).build()).get();
+            Receipt forwarded = CourierJava.forward(deliveries.get(1), "", "next-step", utf8("two, done")).get(10, TimeUnit.SECONDS);
             CourierJava.ack(batch).get();
             assertTrue(deliveries.stream().allMatch(Delivery::isSettled));
-            assertEquals(null, CourierJava.deliveryCount(deliveries.get(1)), "a classic queue counts no deliveries");
+            Consumer next = CourierJava.consume(bus, "next-step").get();
+            Delivery step = CourierJava.next(next, Duration.ofSeconds(5)).get(10, TimeUnit.SECONDS);
+            assertEquals("two, done", new String(step.body(), StandardCharsets.UTF_8));
+            assertEquals(forwarded.getMessageId(), step.messageId());
+            assertTrue(!"b-2".equals(step.messageId()), step.messageId());
+            CourierJava.ack(step).get();
+            CourierJava.shutdown(next).get();
 
             Map<String, Object> stats = CourierJava.stats(bus);
-            assertEquals(3L, stats.get("published"), stats.toString());
-            assertEquals(2L, stats.get("delivered"), stats.toString());
-            assertEquals(1L, stats.get("acked"), stats.toString());
+            assertEquals(4L, stats.get("published"), stats.toString());
+            assertEquals(3L, stats.get("delivered"), stats.toString());
+            assertEquals(2L, stats.get("acked"), stats.toString());
             assertEquals(1L, stats.get("rejected"), stats.toString());
             assertEquals(1L, stats.get("returned"), stats.toString());
 
