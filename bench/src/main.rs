@@ -37,8 +37,13 @@
 //! - amqp-ops: `amqp-ops courier|lapin N`, the same for N confirmed publishes with 256
 //!   in flight, lapin sending what courier sends (bench/callgrind.sh amqp).
 //!
+//! - amqp-memory: `amqp-memory [N]`, the peak RSS N confirmed publishes in flight at
+//!   once add (default 10,000), courier against lapin sending what courier sends, each
+//!   side in a child process of its own (`amqp-memory-child courier|lapin N`).
+//!
 //! Usage: `courier-bench [http|amqp|rpc|balance|hedge|all] [--json PATH]`, or
-//! `courier-bench http-ops courier|reqwest N [C]`, or `courier-bench amqp-ops courier|lapin N`.
+//! `courier-bench http-ops courier|reqwest N [C]`, `courier-bench amqp-ops courier|lapin N`,
+//! or `courier-bench amqp-memory [N]`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -85,7 +90,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if which == "amqp-ops" {
         let who = args.get(1).map(String::as_str).unwrap_or("courier");
         let messages = args.get(2).map_or(Ok(1_000), |n| n.parse())?;
-        return amqp_ops(who, messages).await;
+        return amqp_ops(who, messages, IN_FLIGHT).await.map(drop);
+    }
+    if which == "amqp-memory" {
+        let messages = args.get(1).map_or(Ok(AMQP_MESSAGES), |n| n.parse())?;
+        return amqp_memory(messages);
+    }
+    if which == "amqp-memory-child" {
+        let who = args.get(1).map(String::as_str).unwrap_or("courier");
+        let messages = args.get(2).map_or(Ok(AMQP_MESSAGES), |n| n.parse())?;
+        let added = amqp_ops(who, messages, messages).await?;
+        println!("{added}");
+        return Ok(());
     }
     if which == "http-ops" {
         let who = args.get(1).map(String::as_str).unwrap_or("courier");
@@ -573,10 +589,15 @@ fn courier_publisher(
 /// `messages` confirmed publishes with [`IN_FLIGHT`] in flight from courier or from
 /// lapin sending what courier sends (id and traceparent), and nothing else, for
 /// instruction counts like `http-ops` (bench/callgrind.sh amqp).
-async fn amqp_ops(who: &str, messages: usize) -> Result<(), Box<dyn std::error::Error>> {
+async fn amqp_ops(
+    who: &str,
+    messages: usize,
+    in_flight: usize,
+) -> Result<u64, Box<dyn std::error::Error>> {
     let url = amqp_url();
     let queue = "courier-bench.ops";
     let body = vec![b'x'; 256];
+    let before;
     let conn = Connection::connect(&url, ConnectionProperties::default()).await?;
     let admin = conn.create_channel().await?;
     admin
@@ -589,12 +610,13 @@ async fn amqp_ops(who: &str, messages: usize) -> Result<(), Box<dyn std::error::
     match who {
         "courier" => {
             let bus = Bus::connect(BusConfig::from_value(
-                serde_json::json!({"urls": [url], "max_unconfirmed": IN_FLIGHT}),
+                serde_json::json!({"urls": [url], "max_unconfirmed": in_flight}),
             )?)
             .await?;
+            before = rss_kib("VmRSS:")?;
             rate(
                 messages,
-                IN_FLIGHT,
+                in_flight,
                 courier_publisher(bus.clone(), queue, body),
             )
             .await?;
@@ -605,19 +627,72 @@ async fn amqp_ops(who: &str, messages: usize) -> Result<(), Box<dyn std::error::
             channel
                 .confirm_select(ConfirmSelectOptions::default())
                 .await?;
+            before = rss_kib("VmRSS:")?;
             rate(
                 messages,
-                IN_FLIGHT,
+                in_flight,
                 lapin_publisher(channel, queue, body, true),
             )
             .await?;
         }
         other => return Err(format!("amqp-ops: courier or lapin, not {other}").into()),
     }
+    let added = rss_kib("VmHWM:")?.saturating_sub(before);
     admin
         .queue_delete(queue.into(), QueueDeleteOptions::default())
         .await?;
     conn.close(200, "bench done".into()).await?;
+    Ok(added)
+}
+
+/// This process's resident set (`VmRSS:`) or its peak so far (`VmHWM:`), in KiB.
+fn rss_kib(field: &str) -> Result<u64, Box<dyn std::error::Error>> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .ok_or_else(|| format!("no {field} in /proc/self/status"))?;
+    let kib = line
+        .split_whitespace()
+        .nth(1)
+        .ok_or_else(|| format!("no value in {line:?}"))?;
+    Ok(kib.parse()?)
+}
+
+/// The peak RSS that `messages` confirmed publishes, all in flight at once (each its
+/// own task, as a binding's are), add to a process: courier's `Bus` against lapin
+/// sending what courier sends, each in a process of its own (the peak is per process),
+/// alternating, median of [`ROUNDS`].
+fn amqp_memory(messages: usize) -> Result<(), Box<dyn std::error::Error>> {
+    let me = std::env::current_exe()?;
+    let mut added: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    for _ in 0..ROUNDS {
+        for (i, who) in ["lapin", "courier"].into_iter().enumerate() {
+            let out = std::process::Command::new(&me)
+                .args(["amqp-memory-child", who, &messages.to_string()])
+                .stderr(std::process::Stdio::inherit())
+                .output()?;
+            if !out.status.success() {
+                return Err(format!("amqp-memory {who}: {}", out.status).into());
+            }
+            let text = String::from_utf8(out.stdout)?;
+            added[i].push(text.trim().parse::<f64>()?);
+        }
+    }
+    let [lapin, courier] = added.map(median);
+    let per = |kib: f64| kib * 1024.0 / messages as f64;
+    println!(
+        "peak RSS added by {messages} confirmed publishes in flight at once (median of {ROUNDS}):"
+    );
+    println!(
+        "  lapin, courier's properties: {lapin:>8.0} KiB  {:>6.0} B per publish",
+        per(lapin)
+    );
+    println!(
+        "  courier:                     {courier:>8.0} KiB  {:>6.0} B per publish",
+        per(courier)
+    );
+    println!("  courier / lapin: {:.2}", courier / lapin);
     Ok(())
 }
 

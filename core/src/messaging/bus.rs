@@ -216,18 +216,24 @@ impl Bus {
     /// [`Error::PublishRejected`] when the broker nacks, [`Error::Broker`] when the
     /// exchange does not exist, [`Error::Timeout`] when the deadline passes first.
     ///
+    /// The message is checked and built (its id, trace context and span) when this is
+    /// called; the returned future sends it and holds only what waits for the confirm,
+    /// not the arguments: every publish in flight holds it.
+    ///
     /// # Cancel safety
     /// Dropping the future after the message was written does not unpublish it: the
     /// broker may still route it. Only the confirm is lost.
-    pub async fn publish(
+    pub fn publish(
         &self,
         exchange: &str,
         routing_key: &str,
         body: Bytes,
         options: PublishOptions,
-    ) -> Result<Receipt> {
-        self.check_open()?;
-        publish::publish(&self.session, exchange, routing_key, body, options).await
+    ) -> impl Future<Output = Result<Receipt>> + Send + use<'_> {
+        let prepared = self
+            .check_open()
+            .and_then(|()| publish::prepare(&self.session, exchange, routing_key, body, options));
+        publish::send(&self.session, prepared)
     }
 
     /// Publishes up to [`crate::MAX_BATCH`] messages at once and waits for all their

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::future::Either;
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -88,15 +89,43 @@ pub struct Receipt {
     pub trace: TraceContext,
 }
 
-/// Checks, builds and sends one publish on `session` (open: the caller checked) and
-/// waits for the broker's confirm (see `Bus::publish`).
-pub(crate) async fn publish(
+/// Checks, builds and sends one publish on `session` (open: the caller checked); the
+/// future waits for the broker's confirm (see `Bus::publish`).
+///
+/// The checks and the message are built when this is called, not when the future is
+/// first polled, so that the future holds only what waits for the confirm: an async
+/// fn keeps its arguments (`PublishOptions` alone is 208 bytes) beside the message built
+/// from them, in every publish in flight.
+pub(crate) fn publish<'s>(
+    session: &'s Session,
+    exchange: &str,
+    routing_key: &str,
+    body: Bytes,
+    options: PublishOptions,
+) -> impl Future<Output = Result<Receipt>> + Send + use<'s> {
+    send(
+        session,
+        prepare(session, exchange, routing_key, body, options),
+    )
+}
+
+/// A checked publish, ready to send.
+pub(crate) struct Prepared {
+    message: Outgoing,
+    trace: TraceContext,
+    span: tracing::Span,
+    deadline: Instant,
+    delay: Option<Duration>,
+}
+
+/// Checks a publish and builds its message, trace context and PRODUCER span.
+pub(crate) fn prepare(
     session: &Session,
     exchange: &str,
     routing_key: &str,
     body: Bytes,
     options: PublishOptions,
-) -> Result<Receipt> {
+) -> Result<Prepared> {
     check_name("exchange", exchange)?;
     check_name("routing_key", routing_key)?;
     let message_id = match options.message_id {
@@ -145,7 +174,7 @@ pub(crate) async fn publish(
     if let Some(parent) = options.trace.as_ref().filter(|_| !span.is_disabled()) {
         span.record("parent_span_id", parent.span_id());
     }
-    let mut message = Outgoing {
+    let message = Outgoing {
         exchange: exchange.to_owned(),
         routing_key: routing_key.to_owned(),
         body,
@@ -157,26 +186,69 @@ pub(crate) async fn publish(
         persistent: options.persistent,
         mandatory: true,
     };
-    let deadline = Instant::now() + options.deadline.unwrap_or(session.publish_deadline);
-    let outcome = async {
-        match options.delay {
-            Some(delay) => {
-                delay::send(session, &mut message, delay, deadline).await?;
-                session.counters.delayed.inc();
+    Ok(Prepared {
+        message,
+        trace,
+        span,
+        deadline: Instant::now() + options.deadline.unwrap_or(session.publish_deadline),
+        delay: options.delay,
+    })
+}
+
+/// Sends a prepared publish (or fails with why it could not be prepared) and waits for
+/// the broker's confirm.
+pub(crate) fn send(
+    session: &Session,
+    prepared: Result<Prepared>,
+) -> impl Future<Output = Result<Receipt>> + Send + use<'_> {
+    match prepared {
+        Err(e) => Either::Left(std::future::ready(Err(e))),
+        Ok(prepared) => Either::Right(confirmed(session, prepared)),
+    }
+}
+
+/// The send itself. An async block, not an async fn, and `prepared` used in place:
+/// either of the others would hold its fields twice while the confirm is awaited.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn would copy `prepared` into its body and hold it twice"
+)]
+fn confirmed(
+    session: &Session,
+    mut prepared: Prepared,
+) -> impl Future<Output = Result<Receipt>> + Send + use<'_> {
+    async move {
+        let span = prepared.span.clone();
+        let outcome = async {
+            match prepared.delay {
+                // Boxed: the delay queue's path is the rare one, and inline it would
+                // size every publish's future.
+                Some(delay) => {
+                    let deadline = prepared.deadline;
+                    Box::pin(delay::send(session, &mut prepared.message, delay, deadline)).await?;
+                    session.counters.delayed.inc();
+                }
+                None => {
+                    session
+                        .send(&prepared.message, prepared.deadline, None)
+                        .await?;
+                }
             }
-            None => session.send(&message, deadline, None).await?,
+            Ok::<_, Error>(())
         }
-        Ok::<_, Error>(Receipt {
-            message_id: message.message_id.clone(),
-            trace,
-        })
+        .instrument(span)
+        .await;
+        match outcome {
+            Ok(()) => Ok(Receipt {
+                message_id: prepared.message.message_id,
+                trace: prepared.trace,
+            }),
+            Err(e) => {
+                prepared.span.record("error.type", e.kind().code());
+                Err(e)
+            }
+        }
     }
-    .instrument(span.clone())
-    .await;
-    if let Err(e) = &outcome {
-        span.record("error.type", e.kind().code());
-    }
-    outcome
 }
 
 /// Publishes every message at once and waits for all their confirms together: the

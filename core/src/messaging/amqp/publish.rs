@@ -13,19 +13,22 @@ pub(crate) async fn publish_on(
     message: &Outgoing,
     target: &str,
 ) -> Result<Confirm> {
-    let confirm = channel
-        .basic_publish(
-            message.exchange.as_str().into(),
-            message.routing_key.as_str().into(),
-            BasicPublishOptions {
-                mandatory: message.mandatory,
-                ..BasicPublishOptions::default()
-            },
-            &message.body,
-            properties(message),
-        )
-        .await
-        .map_err(|e| convert::error("basic.publish", target, e))?
+    // lapin's write future (1,064 bytes: the properties by value) is boxed, so it is
+    // freed once the message is written: inline, it would size this future, hence every
+    // publish waiting for its confirm, at 1,120 bytes rather than 184.
+    let written = Box::pin(channel.basic_publish(
+        message.exchange.as_str().into(),
+        message.routing_key.as_str().into(),
+        BasicPublishOptions {
+            mandatory: message.mandatory,
+            ..BasicPublishOptions::default()
+        },
+        &message.body,
+        properties(message),
+    ))
+    .await
+    .map_err(|e| convert::error("basic.publish", target, e))?;
+    let confirm = written
         .await
         .map_err(|e| convert::error("basic.publish", target, e))?;
     Ok(match confirm {
