@@ -270,9 +270,11 @@ pub(crate) async fn publish_many(
             ),
         ));
     }
-    let sends = messages.into_iter().map(|m| async move {
-        publish(session, &m.exchange, &m.routing_key, m.body, m.options).await
-    });
+    // Each message is checked and built here, so each send holds only its prepared
+    // message, not the `BatchMessage` it came from.
+    let sends = messages
+        .into_iter()
+        .map(|m| publish(session, &m.exchange, &m.routing_key, m.body, m.options));
     Ok(futures_util::future::join_all(sends).await)
 }
 
